@@ -1,0 +1,600 @@
+"""Typed header field values and their parsers (RFC 3261 section 20 and 25).
+
+Each parser takes one header *field value* (after unfolding) and the header's
+name for error messages, and returns a small immutable value or raises
+:class:`HeaderError`.  :mod:`phonecast.sip.message` calls them lazily, the first
+time a header is read, so a broken header that nobody reads never costs time
+and never stops a message from parsing (RFC 4475 3.1.2: the layer that must
+object is the one that reads the field).
+
+Parameters are kept as ``(name, value)`` pairs in wire form (a quoted value
+keeps its quotes), so serialising a parsed value gives back an equivalent
+header; accessors such as :attr:`NameAddr.tag` return the plain value.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from dataclasses import dataclass, replace
+
+from phonecast.sip import _abnf
+from phonecast.sip.errors import HeaderError, ParseError
+from phonecast.sip.uri import (
+    AbsoluteUri,
+    Params,
+    SipUri,
+    Uri,
+    find_param,
+    format_params,
+    parse_uri,
+)
+
+_WS = " \t"
+_GEN_VALUE_RE = re.compile(rf"{_abnf.token}|{_abnf.host}|{_abnf.quoted_string}")
+_MAX_DELTA = 2**32 - 1
+
+
+def split_commas(value: str) -> list[str]:
+    """Split a list-valued header on the commas that separate its elements,
+    leaving commas inside quoted strings and ``<...>`` alone."""
+    if "," not in value:
+        return [value.strip(_WS)]
+    parts: list[str] = []
+    start = 0
+    in_quote = in_angle = False
+    i = 0
+    n = len(value)
+    while i < n:
+        ch = value[i]
+        if in_quote:
+            if ch == "\\":
+                i += 1
+            elif ch == '"':
+                in_quote = False
+        elif ch == '"':
+            in_quote = True
+        elif ch == "<":
+            in_angle = True
+        elif ch == ">":
+            in_angle = False
+        elif ch == "," and not in_angle:
+            parts.append(value[start:i].strip(_WS))
+            start = i + 1
+        i += 1
+    parts.append(value[start:].strip(_WS))
+    return parts
+
+
+def parse_params(text: str, header: str) -> Params:
+    """Parse ``*( SEMI generic-param )``; ``text`` starts at the first ';'.
+
+    generic-param = token [ EQUAL gen-value ]; gen-value = token / host /
+    quoted-string.  LWS is allowed around ';' and '='.
+    """
+    out: list[tuple[str, str | None]] = []
+    i = 0
+    n = len(text)
+    while i < n:
+        while i < n and text[i] in _WS:
+            i += 1
+        if i == n:
+            break
+        if text[i] != ";":
+            raise HeaderError(header, f"expected ';' before {text[i : i + 20]!r}", value=text)
+        i += 1
+        m = _abnf.TOKEN_AT_RE.match(text, i)
+        if m is None:
+            raise HeaderError(header, "empty or invalid parameter name", value=text)
+        name = m.group(1)
+        i = m.end()
+        while i < n and text[i] in _WS:
+            i += 1
+        if i < n and text[i] == "=":
+            i += 1
+            while i < n and text[i] in _WS:
+                i += 1
+            vm = _GEN_VALUE_RE.match(text, i)
+            if vm is None or vm.end() == i:
+                raise HeaderError(header, f"parameter {name!r} has no valid value", value=text)
+            out.append((name, vm.group(0)))
+            i = vm.end()
+        else:
+            out.append((name, None))
+    return tuple(out)
+
+
+def param_value(params: Params, name: str) -> str | None:
+    """Plain value of a header parameter: quotes removed, flag -> ``""``."""
+    raw = find_param(params, name)
+    if raw is not None and raw.startswith('"'):
+        return _abnf.unquote(raw)
+    return raw
+
+
+def _delta_seconds(text: str, header: str, whole: str) -> int:
+    if not text.isdigit() or not text.isascii():
+        raise HeaderError(header, "expected delta-seconds", value=whole)
+    number = int(text)
+    if number > _MAX_DELTA:
+        raise HeaderError(header, f"value exceeds {_MAX_DELTA}", value=whole)
+    return number
+
+
+# --------------------------------------------------------------------------- Via
+
+
+@dataclass(frozen=True, slots=True)
+class Via:
+    """One Via value: ``SIP/2.0/UDP host[:port];params`` (RFC 3261 20.42)."""
+
+    transport: str
+    host: str
+    port: int | None = None
+    params: Params = ()
+    protocol: str = "SIP/2.0"
+
+    def __str__(self) -> str:
+        port = f":{self.port}" if self.port is not None else ""
+        return f"{self.protocol}/{self.transport} {self.host}{port}{format_params(self.params)}"
+
+    @property
+    def branch(self) -> str | None:
+        """The branch parameter (the transaction id when RFC 3261 compliant)."""
+        return find_param(self.params, "branch") or None
+
+    @property
+    def received(self) -> str | None:
+        """The received parameter (source address seen by the next hop)."""
+        return find_param(self.params, "received") or None
+
+    @property
+    def rport(self) -> int | None:
+        """The rport value filled in by the server (RFC 3581), if any."""
+        value = find_param(self.params, "rport")
+        return int(value) if value else None
+
+    @property
+    def wants_rport(self) -> bool:
+        """True if the sender asked for rport (present, with or without value)."""
+        return find_param(self.params, "rport") is not None
+
+    @property
+    def hostname(self) -> str:
+        """The sent-by host without IPv6 brackets."""
+        return self.host[1:-1] if self.host.startswith("[") else self.host
+
+    def with_params(self, **values: str | None) -> Via:
+        """A copy with parameters set (``None`` means a flag)."""
+        lowered = {k.lower() for k in values}
+        kept = tuple(p for p in self.params if p[0].lower() not in lowered)
+        return replace(self, params=kept + tuple(values.items()))
+
+
+_VIA_RE = re.compile(
+    rf"({_abnf.token})[ \t]*/[ \t]*({_abnf.token})[ \t]*/[ \t]*({_abnf.token})[ \t]+"
+    rf"({_abnf.host})(?:[ \t]*:[ \t]*([0-9]{{1,5}}))?"
+)
+
+
+def parse_via(value: str, header: str = "Via") -> Via:
+    """Parse one via-parm."""
+    m = _VIA_RE.match(value)
+    if m is None:
+        raise HeaderError(header, "expected 'SIP/2.0/TRANSPORT host[:port]'", value=value)
+    name, version, transport, host, port_text = m.groups()
+    port = int(port_text) if port_text else None
+    if port is not None and port > 65535:
+        raise HeaderError(header, "port out of range", value=value)
+    params = parse_params(value[m.end() :], header)
+    for key, val in params:
+        lk = key.lower()
+        if lk in ("received", "maddr") and val is not None:
+            inner = val[1:-1] if val.startswith("[") else val
+            if not (_abnf.HOST_RE.fullmatch(val) or ":" in inner):
+                raise HeaderError(header, f"invalid {lk} address", value=value)
+        elif lk == "rport" and val is not None and not (val.isdigit() and int(val) <= 65535):
+            raise HeaderError(header, "invalid rport", value=value)
+        elif lk == "ttl" and val is not None and not (val.isdigit() and int(val) <= 255):
+            raise HeaderError(header, "invalid ttl", value=value)
+    return Via(transport.upper(), host, port, params, f"{name}/{version}")
+
+
+def parse_via_list(value: str, header: str = "Via") -> tuple[Via, ...]:
+    """Parse a Via header field value (one or more comma-separated via-parms)."""
+    return tuple(parse_via(part, header) for part in split_commas(value))
+
+
+# ------------------------------------------------------------------ name-addr
+
+
+@dataclass(frozen=True, slots=True)
+class NameAddr:
+    """From, To, Contact, Route and Record-Route values (RFC 3261 20.10...).
+
+    ``display_name`` is the plain text (unquoted) or ``None``; ``params`` are
+    the header parameters after the URI (``tag``, ``expires``, ``q``...).
+    """
+
+    uri: Uri
+    display_name: str | None = None
+    params: Params = ()
+
+    def __str__(self) -> str:
+        if self.display_name is None:
+            head = f"<{self.uri}>"
+        elif self.display_name and _is_token_words(self.display_name):
+            head = f"{self.display_name} <{self.uri}>"
+        else:
+            head = f"{_abnf.quote(self.display_name)} <{self.uri}>"
+        return head + format_params(self.params)
+
+    @property
+    def tag(self) -> str | None:
+        """The dialog tag (From/To), if present."""
+        return find_param(self.params, "tag") or None
+
+    def param(self, name: str) -> str | None:
+        """Plain value of a header parameter (quotes removed)."""
+        return param_value(self.params, name)
+
+    def with_tag(self, tag: str) -> NameAddr:
+        """A copy carrying ``tag`` (replacing any existing one)."""
+        kept = tuple(p for p in self.params if p[0].lower() != "tag")
+        return replace(self, params=(*kept, ("tag", tag)))
+
+    @property
+    def expires(self) -> int | None:
+        """Contact ``expires`` parameter in seconds, if any."""
+        raw = find_param(self.params, "expires")
+        return None if raw is None else _delta_seconds(raw, "Contact", raw)
+
+
+def _is_token_words(text: str) -> bool:
+    return all(_abnf.is_token(w) for w in text.split(" "))
+
+
+_DISPLAY_TOKENS_RE = re.compile(rf"{_abnf.token}(?:[ \t]+{_abnf.token})*")
+
+
+def parse_name_addr(value: str, header: str, *, allow_addr_spec: bool = True) -> NameAddr:
+    """Parse ``( name-addr / addr-spec ) *( SEMI param )``.
+
+    name-addr = [ display-name ] LAQUOT addr-spec RAQUOT, with display-name =
+    *(token LWS) / quoted-string.  An addr-spec without angle brackets may not
+    contain ',', '?' or ';' (RFC 3261 20, last paragraph): a ';' there starts
+    the header parameters.
+    """
+    text = value.strip(_WS)
+    display: str | None = None
+    if text.startswith('"'):
+        m = _abnf.QUOTED_STRING_RE.match(text)
+        if m is None:
+            raise HeaderError(header, "unterminated or invalid quoted display name", value=value)
+        display = _abnf.unquote(m.group(0))
+        rest = text[m.end() :].lstrip(_WS)
+        if not rest.startswith("<"):
+            raise HeaderError(header, "expected '<' after display name", value=value)
+    elif "<" in text and not text.startswith("<"):
+        lt = text.index("<")
+        words = text[:lt].strip(_WS)
+        if _DISPLAY_TOKENS_RE.fullmatch(words) is None:
+            raise HeaderError(header, "display name is neither tokens nor quoted", value=value)
+        display = " ".join(words.split())
+        rest = text[lt:]
+    else:
+        rest = text
+    if rest.startswith("<"):
+        gt = rest.find(">")
+        if gt < 0:
+            raise HeaderError(header, "missing '>'", value=value)
+        uri_text = rest[1:gt]
+        if not uri_text or uri_text[0] in _WS or uri_text[-1] in _WS:
+            raise HeaderError(header, "white space inside '<...>'", value=value)
+        param_text = rest[gt + 1 :]
+    else:
+        if not allow_addr_spec:
+            raise HeaderError(header, "URI must be enclosed in '<...>'", value=value)
+        semi = rest.find(";")
+        uri_text, param_text = (rest, "") if semi < 0 else (rest[:semi], rest[semi:])
+        uri_text = uri_text.rstrip(_WS)
+        if any(c in uri_text for c in ",? \t"):
+            raise HeaderError(
+                header, "a URI with ',', '?' or spaces must be enclosed in '<...>'", value=value
+            )
+    try:
+        uri = parse_uri(uri_text)
+    except ParseError as exc:
+        raise HeaderError(header, exc.message, value=value) from None
+    params = parse_params(param_text, header) if param_text.strip(_WS) else ()
+    return NameAddr(uri, display, params)
+
+
+def parse_name_addr_list(
+    value: str, header: str, *, allow_addr_spec: bool = True
+) -> tuple[NameAddr, ...]:
+    """Parse a comma-separated list of name-addr / addr-spec values."""
+    return tuple(
+        parse_name_addr(part, header, allow_addr_spec=allow_addr_spec)
+        for part in split_commas(value)
+    )
+
+
+# --------------------------------------------------------------- scalar fields
+
+
+@dataclass(frozen=True, slots=True)
+class CSeq:
+    """CSeq: sequence number and method (RFC 3261 20.16)."""
+
+    seq: int
+    method: str
+
+    def __str__(self) -> str:
+        return f"{self.seq} {self.method}"
+
+
+_CSEQ_RE = re.compile(rf"([0-9]+)[ \t]+({_abnf.token})")
+
+
+def parse_cseq(value: str, header: str = "CSeq") -> CSeq:
+    """Parse CSeq; the number must be below 2**31 (RFC 3261 8.1.1.5)."""
+    m = _CSEQ_RE.fullmatch(value.strip(_WS))
+    if m is None:
+        raise HeaderError(header, "expected 'number METHOD'", value=value)
+    seq = int(m.group(1))
+    if seq >= 2**31:
+        raise HeaderError(header, "sequence number must be less than 2**31", value=value)
+    return CSeq(seq, m.group(2))
+
+
+def parse_call_id(value: str, header: str = "Call-ID") -> str:
+    """Validate Call-ID (word [ "@" word ])."""
+    text = value.strip(_WS)
+    if _abnf.CALLID_RE.fullmatch(text) is None:
+        raise HeaderError(header, "not a valid Call-ID", value=value)
+    return text
+
+
+def parse_max_forwards(value: str, header: str = "Max-Forwards") -> int:
+    """Max-Forwards: an integer 0-255 (RFC 3261 20.22)."""
+    text = value.strip(_WS)
+    if not text.isdigit() or not text.isascii() or int(text) > 255:
+        raise HeaderError(header, "expected an integer from 0 to 255", value=value)
+    return int(text)
+
+
+def parse_delta_seconds(value: str, header: str) -> int:
+    """Expires, Min-Expires and other delta-seconds fields."""
+    return _delta_seconds(value.strip(_WS), header, value)
+
+
+def parse_content_length(value: str, header: str = "Content-Length") -> int:
+    """Content-Length: 1*DIGIT."""
+    text = value.strip(_WS)
+    if not text.isdigit() or not text.isascii():
+        raise HeaderError(header, "expected a non-negative integer", value=value)
+    return int(text)
+
+
+# ------------------------------------------------------------------ media types
+
+
+@dataclass(frozen=True, slots=True)
+class MediaType:
+    """Content-Type / Accept element: ``type/subtype;params``."""
+
+    type: str
+    subtype: str
+    params: Params = ()
+
+    def __str__(self) -> str:
+        return f"{self.type}/{self.subtype}{format_params(self.params)}"
+
+    @property
+    def mime(self) -> str:
+        """``type/subtype`` in lower case, for comparisons."""
+        return f"{self.type}/{self.subtype}".lower()
+
+    def matches(self, mime: str) -> bool:
+        """True if this (possibly wildcard) media range admits ``mime``."""
+        t, _, s = mime.lower().partition("/")
+        mt, ms = self.type.lower(), self.subtype.lower()
+        return (mt == "*" or mt == t) and (ms == "*" or ms == s)
+
+    @property
+    def charset(self) -> str | None:
+        """The charset parameter, if any."""
+        return param_value(self.params, "charset")
+
+
+_MEDIA_RE = re.compile(rf"({_abnf.token})[ \t]*/[ \t]*({_abnf.token})")
+
+
+def parse_media_type(value: str, header: str = "Content-Type") -> MediaType:
+    """Parse ``m-type SLASH m-subtype *(SEMI m-parameter)``."""
+    text = value.strip(_WS)
+    m = _MEDIA_RE.match(text)
+    if m is None:
+        raise HeaderError(header, "expected 'type/subtype'", value=value)
+    return MediaType(m.group(1), m.group(2), parse_params(text[m.end() :], header))
+
+
+def parse_accept(value: str, header: str = "Accept") -> tuple[MediaType, ...]:
+    """Accept: a possibly empty list of media ranges."""
+    if not value.strip(_WS):
+        return ()
+    return tuple(parse_media_type(part, header) for part in split_commas(value))
+
+
+def parse_token_list(value: str, header: str) -> tuple[str, ...]:
+    """Allow, Supported, Require, Proxy-Require, Unsupported: tokens by commas."""
+    if not value.strip(_WS):
+        return ()
+    items = split_commas(value)
+    for item in items:
+        if not _abnf.is_token(item):
+            raise HeaderError(header, f"{item!r} is not a token", value=value)
+    return tuple(items)
+
+
+# ---------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Event header (RFC 6665): package (compare case-insensitively) and params."""
+
+    package: str
+    params: Params = ()
+
+    def __str__(self) -> str:
+        return f"{self.package}{format_params(self.params)}"
+
+    @property
+    def id(self) -> str | None:
+        """The ``id`` parameter distinguishing subscriptions, if any."""
+        return param_value(self.params, "id")
+
+    def is_(self, package: str) -> bool:
+        """Case-insensitive comparison of the package name (Cisco phones accept
+        ``XML-Service`` in any case)."""
+        return self.package.lower() == package.lower()
+
+
+def parse_event(value: str, header: str = "Event") -> Event:
+    """Parse ``event-type *( SEMI event-param )``."""
+    text = value.strip(_WS)
+    m = _abnf.TOKEN_AT_RE.match(text)
+    if m is None:
+        raise HeaderError(header, "expected an event package token", value=value)
+    return Event(m.group(1), parse_params(text[m.end() :], header))
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionState:
+    """Subscription-State (RFC 6665): active / pending / terminated + params."""
+
+    state: str
+    params: Params = ()
+
+    def __str__(self) -> str:
+        return f"{self.state}{format_params(self.params)}"
+
+    @property
+    def expires(self) -> int | None:
+        """Remaining subscription time, if given."""
+        raw = param_value(self.params, "expires")
+        return None if raw is None else _delta_seconds(raw, "Subscription-State", raw)
+
+    @property
+    def reason(self) -> str | None:
+        """Termination reason, if given."""
+        return param_value(self.params, "reason")
+
+
+def parse_subscription_state(value: str, header: str = "Subscription-State") -> SubscriptionState:
+    """Parse ``substate-value *( SEMI subexp-params )``."""
+    event = parse_event(value, header)
+    return SubscriptionState(event.package.lower(), event.params)
+
+
+# ----------------------------------------------------------------- Retry-After
+
+
+@dataclass(frozen=True, slots=True)
+class RetryAfter:
+    """Retry-After: seconds, optional comment, params (``duration``)."""
+
+    seconds: int
+    comment: str | None = None
+    params: Params = ()
+
+    def __str__(self) -> str:
+        comment = f" ({self.comment})" if self.comment is not None else ""
+        return f"{self.seconds}{comment}{format_params(self.params)}"
+
+
+_RETRY_RE = re.compile(r"([0-9]+)(?:[ \t]*\(([^()]*)\))?")
+
+
+def parse_retry_after(value: str, header: str = "Retry-After") -> RetryAfter:
+    """Parse ``delta-seconds [ comment ] *( SEMI retry-param )``."""
+    text = value.strip(_WS)
+    m = _RETRY_RE.match(text)
+    if m is None:
+        raise HeaderError(header, "expected delta-seconds", value=value)
+    seconds = _delta_seconds(m.group(1), header, value)
+    return RetryAfter(seconds, m.group(2), parse_params(text[m.end() :], header))
+
+
+# ------------------------------------------------------------------------ Date
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_WKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_DATE_RE = re.compile(
+    r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), ([0-9]{2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+    r" ([0-9]{4}) ([0-9]{2}):([0-9]{2}):([0-9]{2}) GMT"
+)
+
+
+def parse_date(value: str, header: str = "Date") -> _dt.datetime:
+    """Date: RFC 1123 form, always GMT (RFC 3261 20.17)."""
+    m = _DATE_RE.fullmatch(value.strip(_WS))
+    if m is None:
+        raise HeaderError(header, "expected 'Wkd, DD Mon YYYY HH:MM:SS GMT'", value=value)
+    _, day, mon, year, hh, mm, ss = m.groups()
+    try:
+        return _dt.datetime(
+            int(year),
+            _MONTHS.index(mon) + 1,
+            int(day),
+            int(hh),
+            int(mm),
+            int(ss),
+            tzinfo=_dt.UTC,
+        )
+    except ValueError as exc:
+        raise HeaderError(header, f"impossible date ({exc})", value=value) from None
+
+
+def format_date(moment: _dt.datetime) -> str:
+    """Format a Date header value (RFC 1123, GMT)."""
+    utc = moment.astimezone(_dt.UTC)
+    return (
+        f"{_WKDAYS[utc.weekday()]}, {utc.day:02d} {_MONTHS[utc.month - 1]} {utc.year:04d} "
+        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d} GMT"
+    )
+
+
+__all__ = [
+    "AbsoluteUri",
+    "CSeq",
+    "Event",
+    "MediaType",
+    "NameAddr",
+    "RetryAfter",
+    "SipUri",
+    "SubscriptionState",
+    "Via",
+    "format_date",
+    "param_value",
+    "parse_accept",
+    "parse_call_id",
+    "parse_content_length",
+    "parse_cseq",
+    "parse_date",
+    "parse_delta_seconds",
+    "parse_event",
+    "parse_max_forwards",
+    "parse_media_type",
+    "parse_name_addr",
+    "parse_name_addr_list",
+    "parse_params",
+    "parse_retry_after",
+    "parse_subscription_state",
+    "parse_token_list",
+    "parse_via",
+    "parse_via_list",
+    "split_commas",
+]

@@ -1,0 +1,165 @@
+"""Validation of parsed messages, kept apart from parsing.
+
+Parsing answers "is this SIP?"; validation answers "may a UA act on it?".
+:func:`validate` checks what RFC 3261 section 8.2 makes every UAS check
+(version, required and single-valued headers, CSeq against the method,
+headers in the Request-URI) and reads the typed value of every header it knows,
+so a malformed known header is refused with 400 before a feature sees it.
+With a :class:`UasPolicy` it also applies the checks that depend on what the
+UA supports (URI schemes 416, extensions 420, body types 415, authorization
+schemes 401, acceptable answer types 406), each error carrying the headers
+the response needs (Unsupported, Accept...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from phonecast.sip import headers as h
+from phonecast.sip.errors import ValidationError
+from phonecast.sip.message import Message, Request, Response, canonical_name
+from phonecast.sip.uri import SipUri
+
+_REQUIRED = ("to", "from", "cseq", "call-id", "via")
+_SINGLE = (
+    "to", "from", "cseq", "call-id", "max-forwards", "content-type", "expires",
+    "min-expires", "event", "subscription-state", "retry-after", "date",
+)  # fmt: skip
+
+#: Parsers for every header validation reads; keyed by canonical name.
+_TYPED: dict[str, object] = {
+    "max-forwards": h.parse_max_forwards,
+    "content-type": h.parse_media_type,
+    "expires": h.parse_delta_seconds,
+    "min-expires": h.parse_delta_seconds,
+    "event": h.parse_event,
+    "subscription-state": h.parse_subscription_state,
+    "retry-after": h.parse_retry_after,
+    "date": h.parse_date,
+    "allow": h.parse_token_list,
+    "supported": h.parse_token_list,
+    "require": h.parse_token_list,
+    "proxy-require": h.parse_token_list,
+    "unsupported": h.parse_token_list,
+    "accept": h.parse_accept,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class UasPolicy:
+    """What a UAS supports, for the application-level checks."""
+
+    schemes: frozenset[str] = frozenset({"sip", "sips"})
+    extensions: frozenset[str] = frozenset()
+    body_types: frozenset[str] = frozenset({"application/sdp", "multipart/mixed"})
+    auth_schemes: frozenset[str] = frozenset({"digest"})
+    answer_types: frozenset[str] = frozenset({"application/sdp"})
+    #: Methods whose answer carries a body the Accept header must admit.
+    answering_methods: frozenset[str] = frozenset({"INVITE", "UPDATE"})
+
+
+def _bad(message: str) -> ValidationError:
+    return ValidationError(message, status_code=400, reason="Bad Request")
+
+
+def validate(message: Message, policy: UasPolicy | None = None) -> None:
+    """Raise :class:`ValidationError` (or :class:`HeaderError`) if ``message``
+    must be refused; return ``None`` if a UA may act on it."""
+    if message.version.upper() != "SIP/2.0":
+        if isinstance(message, Request):
+            raise ValidationError(
+                f"unsupported protocol version {message.version}",
+                status_code=505,
+                reason="Version Not Supported",
+            )
+        raise _bad(f"unsupported protocol version {message.version}")
+    for name in _REQUIRED:
+        if name not in message:
+            raise _bad(f"missing required header {h_name(name)}")
+    counts: dict[str, set[str]] = {}
+    for name, value in message.headers:
+        counts.setdefault(canonical_name(name), set()).add(value.strip())
+    for name in _SINGLE:
+        if message.count(name) > 1:
+            raise _bad(f"header {h_name(name)} appears {message.count(name)} times")
+    if len(counts.get("content-length", ())) > 1:
+        raise _bad("conflicting Content-Length values")
+    # Reading each typed header raises HeaderError (status 400) if malformed.
+    message.via  # noqa: B018
+    message.from_  # noqa: B018
+    message.to  # noqa: B018
+    message.call_id  # noqa: B018
+    cseq = message.cseq
+    message.contact  # noqa: B018
+    message.route  # noqa: B018
+    message.record_route  # noqa: B018
+    message.content_length  # noqa: B018
+    for name, parser in _TYPED.items():
+        raw = message.get(name)
+        if raw is not None:
+            message.typed(name, parser)  # type: ignore[arg-type]
+    if isinstance(message, Response):
+        if not 100 <= message.status_code <= 699:
+            raise _bad(f"status code {message.status_code} out of range")
+        return
+    assert isinstance(message, Request)
+    if cseq.method != message.method:
+        raise _bad(f"CSeq method {cseq.method} does not match request method {message.method}")
+    if isinstance(message.uri, SipUri) and message.uri.headers:
+        raise _bad("a Request-URI must not contain headers (RFC 3261 19.1.5)")
+    if policy is not None:
+        check_policy(message, policy)
+
+
+def h_name(key: str) -> str:
+    """Display form of a canonical header name."""
+    return {"call-id": "Call-ID", "cseq": "CSeq"}.get(key) or "-".join(
+        p.capitalize() for p in key.split("-")
+    )
+
+
+def check_policy(request: Request, policy: UasPolicy) -> None:
+    """The application-level checks of RFC 3261 8.2.2 - 8.2.3 and 21.4."""
+    if request.uri.scheme.lower() not in policy.schemes:
+        raise ValidationError(
+            f"Request-URI scheme {request.uri.scheme!r} is not supported",
+            status_code=416,
+            reason="Unsupported URI Scheme",
+        )
+    if request.method not in ("ACK", "CANCEL"):
+        unknown = [tag for tag in request.require if tag.lower() not in policy.extensions]
+        if unknown:
+            raise ValidationError(
+                f"unsupported extensions required: {', '.join(unknown)}",
+                status_code=420,
+                reason="Bad Extension",
+                headers=(("Unsupported", ", ".join(unknown)),),
+            )
+    ctype = request.content_type
+    if request.body and ctype is not None and ctype.mime not in policy.body_types:
+        raise ValidationError(
+            f"body type {ctype.mime} is not supported",
+            status_code=415,
+            reason="Unsupported Media Type",
+            headers=(("Accept", ", ".join(sorted(policy.body_types))),),
+        )
+    for field in ("authorization", "proxy-authorization"):
+        for value in request.get_all(field):
+            scheme = value.split(None, 1)[0].lower() if value.strip() else ""
+            if scheme not in policy.auth_schemes:
+                raise ValidationError(
+                    f"{h_name(field)} scheme {scheme!r} is not supported",
+                    status_code=401,
+                    reason="Unauthorized",
+                )
+    accept = request.accept
+    acceptable = accept is None or any(
+        rng.matches(t) for rng in accept for t in policy.answer_types
+    )
+    if request.method in policy.answering_methods and accept and not acceptable:
+        raise ValidationError(
+            "no acceptable body type for the answer",
+            status_code=406,
+            reason="Not Acceptable",
+            headers=(("Accept", ", ".join(sorted(policy.answer_types))),),
+        )
