@@ -35,19 +35,26 @@ def _describe(path: str, data: bytes, policy: UasPolicy | None) -> dict[str, Any
     try:
         msg = parse_message(data)
     except ParseError as exc:
-        result.update(stage="parse", kind=exc.kind, line=exc.line, error=exc.message,
-                      status_code=exc.status_code)  # fmt: skip
+        result.update(
+            stage="parse",
+            kind=exc.kind,
+            line=exc.line,
+            error=exc.message,
+            status_code=exc.status_code,
+        )
         return result
     result.update(_summary(msg))
     try:
         validate(msg, policy)
     except HeaderError as exc:
-        result.update(stage="header", header=exc.header, error=exc.message,
-                      status_code=exc.status_code)  # fmt: skip
+        result.update(
+            stage="header", header=exc.header, error=exc.message, status_code=exc.status_code
+        )
         return result
     except ValidationError as exc:
-        result.update(stage="validate", error=exc.message, status_code=exc.status_code,
-                      reason=exc.reason)  # fmt: skip
+        result.update(
+            stage="validate", error=exc.message, status_code=exc.status_code, reason=exc.reason
+        )
         return result
     except SipError as exc:
         result.update(stage="validate", error=exc.message, status_code=exc.status_code)

@@ -31,7 +31,11 @@ from phonecast.sip.uri import (
 )
 
 _WS = " \t"
-_GEN_VALUE_RE = re.compile(rf"{_abnf.token}|{_abnf.host}|{_abnf.quoted_string}")
+# gen-value = token / host / quoted-string; Via's received also admits a bare
+# IPv6address (RFC 3261 via-received, RFC 5118 4.5), tried first.
+_GEN_VALUE_RE = re.compile(
+    rf"[0-9A-Fa-f]*:[0-9A-Fa-f:.]+|{_abnf.token}|{_abnf.host}|{_abnf.quoted_string}"
+)
 _MAX_DELTA = 2**32 - 1
 
 

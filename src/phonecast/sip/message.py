@@ -62,12 +62,28 @@ COMPACT_NAMES = {
 #: Headers whose values are comma-separated lists (RFC 3261 7.3.1).
 LIST_HEADERS = frozenset(
     {
-        "via", "contact", "route", "record-route", "allow", "supported", "require",
-        "proxy-require", "unsupported", "accept", "accept-encoding", "accept-language",
-        "content-encoding", "alert-info", "call-info", "error-info", "in-reply-to",
-        "allow-events", "path", "service-route",
+        "via",
+        "contact",
+        "route",
+        "record-route",
+        "allow",
+        "supported",
+        "require",
+        "proxy-require",
+        "unsupported",
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "content-encoding",
+        "alert-info",
+        "call-info",
+        "error-info",
+        "in-reply-to",
+        "allow-events",
+        "path",
+        "service-route",
     }
-)  # fmt: skip
+)
 
 #: Default upper bound on a message, in octets (UDP datagrams cannot exceed it).
 MAX_MESSAGE_SIZE = 65535
@@ -396,8 +412,9 @@ class Request(Message):
         return f"{self.method} {self.uri} {self.version}"
 
     def _copy(self, headers: Iterable[Header], body: bytes | None = None) -> Request:
-        return Request(self.method, self.uri, headers, self.body if body is None else body,
-                       self.version)  # fmt: skip
+        return Request(
+            self.method, self.uri, headers, self.body if body is None else body, self.version
+        )
 
     def with_uri(self, uri: Uri) -> Request:
         """A copy with another Request-URI."""
@@ -428,8 +445,13 @@ class Response(Message):
         return f"{self.version} {self.status_code} {self.reason}"
 
     def _copy(self, headers: Iterable[Header], body: bytes | None = None) -> Response:
-        return Response(self.status_code, self.reason, headers,
-                        self.body if body is None else body, self.version)  # fmt: skip
+        return Response(
+            self.status_code,
+            self.reason,
+            headers,
+            self.body if body is None else body,
+            self.version,
+        )
 
     @property
     def is_provisional(self) -> bool:
@@ -472,13 +494,15 @@ def parse_head(head: str, eol: str = "\r\n") -> tuple[str, list[Header], list[st
     lengths: list[str] = []
     for lineno, line in enumerate(lines[1:], start=2):
         if not line:
-            raise ParseError("empty line inside the header section", kind="header-line",
-                             line=lineno)  # fmt: skip
+            raise ParseError(
+                "empty line inside the header section", kind="header-line", line=lineno
+            )
         first = line[0]
         if first == " " or first == "\t":
             if not headers:
-                raise ParseError("continuation line before any header", kind="header-line",
-                                 line=lineno)  # fmt: skip
+                raise ParseError(
+                    "continuation line before any header", kind="header-line", line=lineno
+                )
             name, value = headers[-1]
             cont = line.strip(" \t")
             headers[-1] = (name, f"{value} {cont}" if value else cont)
@@ -487,12 +511,16 @@ def parse_head(head: str, eol: str = "\r\n") -> tuple[str, list[Header], list[st
             continue
         colon = line.find(":")
         if colon <= 0:
-            raise ParseError(f"header line without a name and ':': {line[:40]!r}",
-                             kind="header-line", line=lineno)  # fmt: skip
+            raise ParseError(
+                f"header line without a name and ':': {line[:40]!r}",
+                kind="header-line",
+                line=lineno,
+            )
         name = line[:colon].rstrip(" \t")
         if _abnf.TOKEN_RE.fullmatch(name) is None:
-            raise ParseError(f"header name {name[:40]!r} is not a token", kind="header-line",
-                             line=lineno)  # fmt: skip
+            raise ParseError(
+                f"header name {name[:40]!r} is not a token", kind="header-line", line=lineno
+            )
         value = line[colon + 1 :].strip(" \t")
         if (first == "l" or first == "L" or first == "c" or first == "C") and (
             name == "l" or name == "L" or name.lower() == "content-length"
@@ -531,8 +559,7 @@ def _build(start: str, headers: list[Header], body: bytes) -> Request | Response
         if m is None:
             m2 = _abnf.STATUS_LINE_RE.fullmatch(start + " ")
             if m2 is None:
-                raise ParseError(f"invalid status line {start[:60]!r}", kind="start-line",
-                                 line=1)  # fmt: skip
+                raise ParseError(f"invalid status line {start[:60]!r}", kind="start-line", line=1)
             m = m2
         code = int(m.group(2))
         if code < 100:

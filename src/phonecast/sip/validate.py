@@ -22,9 +22,19 @@ from phonecast.sip.uri import SipUri
 
 _REQUIRED = ("to", "from", "cseq", "call-id", "via")
 _SINGLE = (
-    "to", "from", "cseq", "call-id", "max-forwards", "content-type", "expires",
-    "min-expires", "event", "subscription-state", "retry-after", "date",
-)  # fmt: skip
+    "to",
+    "from",
+    "cseq",
+    "call-id",
+    "max-forwards",
+    "content-type",
+    "expires",
+    "min-expires",
+    "event",
+    "subscription-state",
+    "retry-after",
+    "date",
+)
 
 #: Parsers for every header validation reads; keyed by canonical name.
 _TYPED: dict[str, object] = {

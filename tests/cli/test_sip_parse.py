@@ -1,0 +1,66 @@
+"""``phonecast sip parse``: human and JSON output, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from phonecast.cli import cli
+from tests.conftest import CORPUS
+
+R = CORPUS / "rfc4475"
+
+
+def test_valid_file_exits_zero_and_lists_headers() -> None:
+    result = CliRunner().invoke(cli, ["sip", "parse", str(R / "wsinv.dat")])
+    assert result.exit_code == 0, result.output
+    assert "NewFangledHeader" in result.output
+
+
+def test_json_reports_parse_error_with_kind() -> None:
+    result = CliRunner().invoke(
+        cli, ["sip", "parse", "--json", str(R / "ncl.dat"), str(R / "esc01.dat")]
+    )
+    assert result.exit_code == 1
+    doc = json.loads(result.output)
+    assert doc[0]["ok"] is False and doc[0]["stage"] == "parse"
+    assert doc[0]["kind"] == "content-length"
+    assert doc[1]["ok"] is True and doc[1]["method"] == "INVITE"
+
+
+def test_header_error_names_header_and_code() -> None:
+    result = CliRunner().invoke(cli, ["sip", "parse", str(R / "baddate.dat")])
+    assert result.exit_code == 1
+    assert "[Date]" in result.output and "400" in result.output
+
+
+def test_uas_checks_flag_applies_policy() -> None:
+    plain = CliRunner().invoke(cli, ["sip", "parse", str(R / "unkscm.dat")])
+    assert plain.exit_code == 0
+    checked = CliRunner().invoke(
+        cli, ["sip", "parse", "--uas-checks", "--json", str(R / "unkscm.dat")]
+    )
+    assert checked.exit_code == 1 and json.loads(checked.output)[0]["status_code"] == 416
+
+
+def test_unreadable_file_is_exit_two(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["sip", "parse", str(tmp_path / "missing.sip")])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+
+
+def test_authorization_is_redacted(tmp_path: Path) -> None:
+    msg = (
+        (R / "regaut01.dat")
+        .read_bytes()
+        .replace(
+            b"NoOneKnowsThisScheme opaque-data=here", b'Digest username="u", response="deadbeef"'
+        )
+    )
+    path = tmp_path / "auth.sip"
+    path.write_bytes(msg)
+    result = CliRunner().invoke(cli, ["sip", "parse", "--json", str(path)])
+    assert result.exit_code == 0
+    assert "deadbeef" not in result.output

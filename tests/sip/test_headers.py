@@ -1,0 +1,129 @@
+"""Typed header values: parsing, serialising, errors that name the header."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from phonecast.sip import HeaderError, SipUri, parse_uri
+from phonecast.sip import headers as h
+from tests.sip.strategies import sip_uris, tokens
+
+
+def test_via_forms() -> None:
+    via = h.parse_via("SIP / 2.0 / tcp  [2001:db8::1] : 5061 ; branch = z9hG4bK1;rport=5070")
+    assert (via.transport, via.host, via.port) == ("TCP", "[2001:db8::1]", 5061)
+    assert via.branch == "z9hG4bK1" and via.rport == 5070 and via.hostname == "2001:db8::1"
+    listed = h.parse_via_list("SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/TLS b:5061;received=1.2.3.4")
+    assert [v.host for v in listed] == ["a", "b"] and listed[1].received == "1.2.3.4"
+    assert str(via.with_params(received="127.0.0.1")).endswith(";received=127.0.0.1")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "SIP/2.0 host",
+        "SIP/2.0/UDP",
+        "SIP/2.0/UDP host;;",
+        "SIP/2.0/UDP host:70000",
+        "SIP/2.0/UDP host;rport=x",
+        "SIP/2.0/UDP host;ttl=300",
+        "SIP/2.0/UDP host;received=!!",
+    ],
+)
+def test_bad_via(bad: str) -> None:
+    with pytest.raises(HeaderError) as info:
+        h.parse_via(bad)
+    assert info.value.header == "Via"
+
+
+def test_name_addr_forms() -> None:
+    na = h.parse_name_addr('"Alice \\"A\\"" <sip:alice@a.com;transport=tcp>;tag=88;q=0.5', "From")
+    assert na.display_name == 'Alice "A"' and na.tag == "88" and na.param("q") == "0.5"
+    assert isinstance(na.uri, SipUri) and na.uri.transport == "tcp"
+    spec = h.parse_name_addr("sip:bob@b.com;tag=9", "To")
+    assert spec.tag == "9" and spec.uri == parse_uri("sip:bob@b.com")
+    tokens_dn = h.parse_name_addr("Bob  Smith <sip:bob@b.com>", "To")
+    assert tokens_dn.display_name == "Bob Smith"
+    assert str(tokens_dn) == "Bob Smith <sip:bob@b.com>"
+    assert h.parse_name_addr(str(na), "From") == na
+    assert na.with_tag("new").tag == "new"
+
+
+@given(
+    sip_uris,
+    st.one_of(st.none(), st.text(max_size=20).filter(lambda s: s.isprintable())),
+    st.lists(st.tuples(tokens, st.one_of(st.none(), tokens)), max_size=3),
+)
+def test_name_addr_round_trip(
+    uri: SipUri, display: str | None, params: list[tuple[str, str | None]]
+) -> None:
+    value = h.NameAddr(uri, display, tuple(params))
+    assert h.parse_name_addr(str(value), "Contact") == value
+
+
+def test_route_requires_angle_brackets() -> None:
+    with pytest.raises(HeaderError):
+        h.parse_name_addr("sip:proxy.example.com;lr", "Route", allow_addr_spec=False)
+
+
+def test_cseq_and_scalars() -> None:
+    assert h.parse_cseq("0009 \t INVITE") == h.CSeq(9, "INVITE")
+    for bad in ("INVITE", "1", "2147483648 INVITE", "-1 INVITE"):
+        with pytest.raises(HeaderError):
+            h.parse_cseq(bad)
+    assert h.parse_max_forwards("70") == 70
+    with pytest.raises(HeaderError):
+        h.parse_max_forwards("256")
+    assert h.parse_delta_seconds("3600", "Expires") == 3600
+    with pytest.raises(HeaderError):
+        h.parse_delta_seconds(str(2**32), "Expires")
+    with pytest.raises(HeaderError):
+        h.parse_call_id("has space", "Call-ID")
+
+
+def test_media_types_event_and_state() -> None:
+    ct = h.parse_media_type('text/html; charset="ISO-8859-4"')
+    assert ct.mime == "text/html" and ct.charset == "ISO-8859-4"
+    assert h.parse_media_type("*/*").matches("application/sdp")
+    assert not h.parse_media_type("text/*").matches("application/sdp")
+    assert [m.mime for m in h.parse_accept("application/sdp, text/*;q=0.5")] == [
+        "application/sdp",
+        "text/*",
+    ]
+    ev = h.parse_event("XML-Service;id=7")
+    assert ev.is_("xml-service") and ev.id == "7"
+    state = h.parse_subscription_state("Terminated;reason=timeout;expires=0")
+    assert (state.state, state.reason, state.expires) == ("terminated", "timeout", 0)
+
+
+def test_token_lists_retry_after_and_date() -> None:
+    allow = "ACK, BYE, CANCEL, INFO, INVITE, NOTIFY, OPTIONS, REFER, UPDATE"
+    assert h.parse_token_list(allow, "Allow")[-1] == "UPDATE"
+    with pytest.raises(HeaderError):
+        h.parse_token_list("INVITE, <bad>", "Allow")
+    ra = h.parse_retry_after("120 (I'm in a meeting);duration=60")
+    assert (ra.seconds, ra.comment, h.param_value(ra.params, "duration")) == (
+        120,
+        "I'm in a meeting",
+        "60",
+    )
+    assert h.parse_retry_after(str(ra)) == ra
+    when = h.parse_date("Sat, 13 Nov 2010 23:29:00 GMT")
+    assert when == dt.datetime(2010, 11, 13, 23, 29, tzinfo=dt.UTC)
+    assert h.format_date(when) == "Sat, 13 Nov 2010 23:29:00 GMT"
+    with pytest.raises(HeaderError):
+        h.parse_date("Sat, 31 Feb 2010 23:29:00 GMT")
+
+
+def test_split_commas_respects_quotes_and_brackets() -> None:
+    value = '"a, b" <sip:x@y;p=1,2>;q=1, <sip:z@w>'
+    assert h.split_commas(value) == ['"a, b" <sip:x@y;p=1,2>;q=1', "<sip:z@w>"]
+
+
+def test_errors_never_show_authorization_values() -> None:
+    err = HeaderError("Authorization", "broken", value='Digest username="u", response="abc"')
+    assert "abc" not in str(err) and "Digest" in str(err)
