@@ -18,3 +18,21 @@ def corpus() -> Path:
     if not (CORPUS / "rfc4475" / "verdicts.tsv").exists():
         pytest.fail(f"RFC corpus not found at {CORPUS}; set PHONECAST_SHARED")
     return CORPUS
+
+
+def require_binary(name: str) -> str:
+    """Path of a peer binary, or skip the test with a clear reason.
+
+    CI sets ``PHONECAST_REQUIRE_PEERS=1`` after installing the peers, so there
+    a missing binary fails instead of skipping.
+    """
+    import shutil
+
+    for candidate in (name, f"/usr/sbin/{name}", f"/usr/bin/{name}"):
+        found = shutil.which(candidate)
+        if found:
+            return found
+    reason = f"{name} is not installed (apt-get install the peer; .ci/run does)"
+    if os.environ.get("PHONECAST_REQUIRE_PEERS"):
+        pytest.fail(reason)
+    pytest.skip(reason)
