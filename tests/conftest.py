@@ -36,3 +36,11 @@ def require_binary(name: str) -> str:
     if os.environ.get("PHONECAST_REQUIRE_PEERS"):
         pytest.fail(reason)
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """A test CA and a certificate for 127.0.0.1 (see tests/tls.py)."""
+    from tests.tls import make_pki
+
+    return make_pki(tmp_path_factory.mktemp("pki"))

@@ -1,0 +1,137 @@
+"""UDP, TCP and TLS transports on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+
+import pytest
+
+from phonecast.net.transport import Flow, StreamTransport, UdpTransport
+from tests.tls import LoopbackPki
+
+MSG = (
+    b"OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1\r\n"
+    b"Content-Length: 4\r\n\r\nbody"
+)
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.items: asyncio.Queue[tuple[bytes, Flow]] = asyncio.Queue()
+
+    def __call__(self, data: bytes, flow: Flow) -> None:
+        self.items.put_nowait((data, flow))
+
+    async def get(self) -> tuple[bytes, Flow]:
+        return await asyncio.wait_for(self.items.get(), 2)
+
+
+async def test_udp_round_trip_and_drain() -> None:
+    inbox_a, inbox_b = Inbox(), Inbox()
+    a = await UdpTransport.bind("127.0.0.1", 0, inbox_a)
+    b = await UdpTransport.bind("127.0.0.1", 0, inbox_b)
+    try:
+        for i in range(500):
+            a.sendto(MSG + str(i).encode(), b.local)
+        got = [await inbox_b.get() for _ in range(500)]
+        assert got[0][1].remote == a.local and got[0][1].transport == "udp"
+        assert not got[0][1].reliable
+        assert {d for d, _ in got} == {MSG + str(i).encode() for i in range(500)}
+        b.sendto(b"pong", got[0][1].remote)
+        data, flow = await inbox_a.get()
+        assert data == b"pong" and flow.remote == b.local
+    finally:
+        a.close()
+        b.close()
+
+
+async def test_udp_ipv6_loopback() -> None:
+    inbox = Inbox()
+    try:
+        a = await UdpTransport.bind("::1", 0, inbox)
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    b = await UdpTransport.bind("::1", 0, Inbox())
+    try:
+        b.sendto(MSG, a.local)
+        data, flow = await inbox.get()
+        assert data == MSG and flow.remote[0] == "::1"
+    finally:
+        a.close()
+        b.close()
+
+
+async def test_udp_send_to_closed_port_does_not_raise() -> None:
+    a = await UdpTransport.bind("127.0.0.1", 0, Inbox())
+    dead = await UdpTransport.bind("127.0.0.1", 0, Inbox())
+    port = dead.local
+    dead.close()
+    try:
+        for _ in range(5):
+            a.sendto(MSG, port)
+            await asyncio.sleep(0.01)
+    finally:
+        a.close()
+
+
+async def test_tcp_frames_messages_and_answers_on_same_connection() -> None:
+    server_in, client_in = Inbox(), Inbox()
+    server = StreamTransport("tcp", server_in)
+    client = StreamTransport("tcp", client_in)
+    addr = await server.listen("127.0.0.1", 0)
+    try:
+        conn = await client.connect(addr)
+        conn.send(MSG + MSG[:20])
+        conn.send(MSG[20:])
+        (d1, flow), (d2, _) = await server_in.get(), await server_in.get()
+        assert d1 == d2 == MSG and flow.transport == "tcp" and flow.reliable
+        assert flow.connection is not None
+        flow.connection.send(b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n")
+        data, _ = await client_in.get()
+        assert data.startswith(b"SIP/2.0 200")
+        assert await client.connect(addr) is conn  # reused from the pool
+    finally:
+        await client.close()
+        await server.close()
+
+
+async def test_tcp_framing_error_closes_connection() -> None:
+    server = StreamTransport("tcp", Inbox())
+    addr = await server.listen("127.0.0.1", 0)
+    client = StreamTransport("tcp", Inbox())
+    try:
+        conn = await client.connect(addr)
+        conn.send(b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: nope\r\n\r\n")
+        await asyncio.wait_for(conn.closed, 2)
+        assert not conn.is_open
+    finally:
+        await client.close()
+        await server.close()
+
+
+async def test_tls_with_test_ca(pki: LoopbackPki) -> None:
+    server_in, client_in = Inbox(), Inbox()
+    server = StreamTransport("tls", server_in, server_ssl=pki.server_context())
+    client = StreamTransport("tls", client_in, client_ssl=pki.client_context())
+    addr = await server.listen("127.0.0.1", 0)
+    try:
+        conn = await client.connect(addr)
+        conn.send(MSG)
+        data, flow = await server_in.get()
+        assert data == MSG and flow.transport == "tls"
+    finally:
+        await client.close()
+        await server.close()
+
+
+async def test_tls_refuses_untrusted_server(pki: LoopbackPki) -> None:
+    server = StreamTransport("tls", Inbox(), server_ssl=pki.server_context())
+    client = StreamTransport("tls", Inbox(), client_ssl=ssl.create_default_context())
+    addr = await server.listen("127.0.0.1", 0)
+    try:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await client.connect(addr)
+    finally:
+        await client.close()
+        await server.close()
