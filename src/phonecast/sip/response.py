@@ -1,0 +1,128 @@
+"""Building responses to requests (RFC 3261 8.2.6), including to broken ones.
+
+A UAS answers even a request it could not fully parse when it can (RFC 4475
+3.1.2: "respond with 400 Bad Request"): :func:`salvage_error_response` splits
+the header section without framing the body and, if the fields a response
+must echo (Via, From, To, Call-ID, CSeq) are there, builds the error
+response from them.  Otherwise nothing can be sent and the datagram is
+dropped.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+
+from phonecast.sip.errors import SipError
+from phonecast.sip.message import Header, Request, Response, canonical_name, parse_head
+
+#: Reason phrases of the responses phonecast sends (RFC 3261 21 and others).
+REASONS = {
+    100: "Trying",
+    180: "Ringing",
+    183: "Session Progress",
+    200: "OK",
+    202: "Accepted",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    407: "Proxy Authentication Required",
+    408: "Request Timeout",
+    413: "Request Entity Too Large",
+    415: "Unsupported Media Type",
+    416: "Unsupported URI Scheme",
+    420: "Bad Extension",
+    481: "Call/Transaction Does Not Exist",
+    482: "Loop Detected",
+    483: "Too Many Hops",
+    486: "Busy Here",
+    487: "Request Terminated",
+    488: "Not Acceptable Here",
+    489: "Bad Event",
+    491: "Request Pending",
+    500: "Server Internal Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+    505: "Version Not Supported",
+    603: "Decline",
+}
+
+_ECHOED = ("via", "from", "to", "call-id", "cseq")
+
+
+def new_tag() -> str:
+    """A random From/To tag (RFC 3261 19.3: at least 32 bits of randomness)."""
+    return secrets.token_hex(6)
+
+
+def _response_headers(
+    source: Iterable[Header], to_tag: str | None, extra: Iterable[Header]
+) -> list[Header]:
+    out: list[Header] = []
+    for name, value in source:
+        key = canonical_name(name)
+        if key not in _ECHOED:
+            continue
+        if key == "to" and to_tag is not None and ";tag=" not in value.replace(" ", "").lower():
+            value = f"{value};tag={to_tag}"
+        out.append((name, value))
+    out.extend(extra)
+    return out
+
+
+def make_response(
+    request: Request,
+    status_code: int,
+    reason: str | None = None,
+    *,
+    to_tag: str | None = None,
+    headers: Iterable[Header] = (),
+    body: bytes = b"",
+    content_type: str | None = None,
+) -> Response:
+    """A response to ``request`` echoing Via, From, To, Call-ID and CSeq.
+
+    ``to_tag`` is added to To unless it already has one (RFC 3261 8.2.6.2:
+    a UAS adds a tag to every response but 100).
+    """
+    tag = None if status_code == 100 else to_tag
+    resp = Response(
+        status_code,
+        REASONS.get(status_code, "") if reason is None else reason,
+        _response_headers(request.headers, tag, headers),
+    )
+    return resp.with_body(body, content_type)
+
+
+def error_response(request: Request, error: SipError, *, to_tag: str | None = None) -> Response:
+    """The response a UAS sends for a request refused with ``error``."""
+    code = error.status_code or 400
+    extra = getattr(error, "headers", ())
+    reason = getattr(error, "reason", None) if code != 400 else None
+    return make_response(request, code, reason, to_tag=to_tag, headers=extra)
+
+
+def salvage_error_response(data: bytes, status_code: int = 400) -> Response | None:
+    """Best-effort error response for bytes that did not parse as a request.
+
+    Returns ``None`` for responses (never answered) and when a required
+    header to echo is missing or the header section is unusable.
+    """
+    try:
+        end = data.find(b"\r\n\r\n")
+        head = (data if end < 0 else data[:end]).decode("utf-8", "surrogateescape")
+        start, fields, _ = parse_head(head.lstrip("\r\n"))
+    except SipError:
+        return None
+    if start[:4].upper() == "SIP/":
+        return None
+    present = {canonical_name(n) for n, _ in fields}
+    if not all(k in present for k in _ECHOED):
+        return None
+    resp = Response(
+        status_code, REASONS.get(status_code, ""), _response_headers(fields, new_tag(), ())
+    )
+    return resp.with_body(b"")
