@@ -26,7 +26,7 @@ connection must then be closed, as there is no way to resynchronise).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from phonecast.sip import _abnf
 from phonecast.sip import headers as h
@@ -337,23 +337,23 @@ class Message:
         return self._typed_all("accept", _accept_tuple)
 
     # -- copies
-    def _copy(self, headers: Iterable[Header], body: bytes | None = None) -> Any:
+    def _copy(self, headers: Iterable[Header], body: bytes | None = None) -> Self:
         raise NotImplementedError
 
-    def with_header(self, name: str, value: str) -> Any:
+    def with_header(self, name: str, value: str) -> Self:
         """A copy with one more header field at the end."""
         return self._copy((*self.headers, (name, value)))
 
-    def with_header_first(self, name: str, value: str) -> Any:
+    def with_header_first(self, name: str, value: str) -> Self:
         """A copy with a header field before all others (e.g. a new top Via)."""
         return self._copy(((name, value), *self.headers))
 
-    def without_header(self, name: str) -> Any:
+    def without_header(self, name: str) -> Self:
         """A copy without any field of header ``name``."""
         key = canonical_name(name)
         return self._copy(hf for hf in self.headers if canonical_name(hf[0]) != key)
 
-    def with_header_replaced(self, name: str, value: str) -> Any:
+    def with_header_replaced(self, name: str, value: str) -> Self:
         """A copy where header ``name`` has exactly one field, ``value``, at the
         position of the first old one (or at the end)."""
         key = canonical_name(name)
@@ -370,7 +370,7 @@ class Message:
             out.append((name, value))
         return self._copy(out)
 
-    def with_body(self, body: bytes, content_type: str | None = None) -> Any:
+    def with_body(self, body: bytes, content_type: str | None = None) -> Self:
         """A copy with ``body``, Content-Length updated, Content-Type set if given."""
         msg = self._copy(self.headers, body)
         if content_type is not None:
@@ -411,8 +411,8 @@ class Request(Message):
     def start_line(self) -> str:
         return f"{self.method} {self.uri} {self.version}"
 
-    def _copy(self, headers: Iterable[Header], body: bytes | None = None) -> Request:
-        return Request(
+    def _copy(self, headers: Iterable[Header], body: bytes | None = None) -> Self:
+        return type(self)(
             self.method, self.uri, headers, self.body if body is None else body, self.version
         )
 
@@ -444,8 +444,8 @@ class Response(Message):
     def start_line(self) -> str:
         return f"{self.version} {self.status_code} {self.reason}"
 
-    def _copy(self, headers: Iterable[Header], body: bytes | None = None) -> Response:
-        return Response(
+    def _copy(self, headers: Iterable[Header], body: bytes | None = None) -> Self:
+        return type(self)(
             self.status_code,
             self.reason,
             headers,
