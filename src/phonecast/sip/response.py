@@ -51,6 +51,8 @@ REASONS = {
 }
 
 _ECHOED = ("via", "from", "to", "call-id", "cseq")
+#: Also copied into responses that may create a dialog (RFC 3261 12.1.1).
+_DIALOG_ECHOED = (*_ECHOED, "record-route")
 
 
 def new_tag() -> str:
@@ -59,12 +61,15 @@ def new_tag() -> str:
 
 
 def _response_headers(
-    source: Iterable[Header], to_tag: str | None, extra: Iterable[Header]
+    source: Iterable[Header],
+    to_tag: str | None,
+    extra: Iterable[Header],
+    echoed: tuple[str, ...] = _ECHOED,
 ) -> list[Header]:
     out: list[Header] = []
     for name, value in source:
         key = canonical_name(name)
-        if key not in _ECHOED:
+        if key not in echoed:
             continue
         if key == "to" and to_tag is not None and ";tag=" not in value.replace(" ", "").lower():
             value = f"{value};tag={to_tag}"
@@ -83,16 +88,18 @@ def make_response(
     body: bytes = b"",
     content_type: str | None = None,
 ) -> Response:
-    """A response to ``request`` echoing Via, From, To, Call-ID and CSeq.
+    """A response to ``request`` echoing Via, From, To, Call-ID and CSeq
+    (and Record-Route in 101-299 responses, which may create a dialog).
 
     ``to_tag`` is added to To unless it already has one (RFC 3261 8.2.6.2:
     a UAS adds a tag to every response but 100).
     """
     tag = None if status_code == 100 else to_tag
+    echoed = _DIALOG_ECHOED if 100 < status_code < 300 else _ECHOED
     resp = Response(
         status_code,
         REASONS.get(status_code, "") if reason is None else reason,
-        _response_headers(request.headers, tag, headers),
+        _response_headers(request.headers, tag, headers, echoed),
     )
     return resp.with_body(body, content_type)
 
