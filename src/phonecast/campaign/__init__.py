@@ -1,0 +1,1 @@
+"""Campaigns: an inventory of phones, a runner, a crash-safe store, a report."""

@@ -1,0 +1,77 @@
+"""Passwords that do not leak.
+
+A :class:`Secret` holds a SIP password in memory; its ``repr``/``str`` never
+show it, so it cannot end up in a log line, a traceback or an error message
+by accident.  Reading it is explicit: :meth:`Secret.reveal`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from pathlib import Path
+
+
+class SecretError(ValueError):
+    """A password reference (``env:``/``file:``) cannot be resolved."""
+
+
+class Secret:
+    """A password whose printed forms are redacted."""
+
+    __slots__ = ("_source", "_value")
+
+    def __init__(self, value: str, source: str = "literal") -> None:
+        self._value = value
+        self._source = source
+
+    def reveal(self) -> str:
+        """The password itself; call only where it is used."""
+        return self._value
+
+    @property
+    def source(self) -> str:
+        """Where it came from (``literal``, ``env:VAR``, ``file:PATH``): safe to print."""
+        return self._source
+
+    def __repr__(self) -> str:
+        return f"Secret(<redacted>, source={self._source!r})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash(self._source)
+
+
+def resolve_secret(spec: str, *, base: Path | None = None) -> Secret:
+    """Turn ``env:VAR``, ``file:PATH`` or a literal into a :class:`Secret`.
+
+    A file's content is used without its trailing newline.  Relative paths
+    are taken from ``base`` (the inventory's folder).
+    """
+    if spec.startswith("env:"):
+        var = spec[4:]
+        if not var:
+            raise SecretError("env: needs a variable name")
+        value = os.environ.get(var)
+        if value is None:
+            raise SecretError(f"environment variable {var} is not set")
+        return Secret(value, f"env:{var}")
+    if spec.startswith("file:"):
+        raw = spec[5:]
+        path = Path(raw)
+        if base is not None and not path.is_absolute():
+            path = base / path
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SecretError(f"cannot read password file {raw}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise SecretError(f"password file {raw} is not UTF-8 text") from None
+        return Secret(text.rstrip("\r\n"), f"file:{raw}")
+    return Secret(spec)

@@ -1,0 +1,112 @@
+"""Inventory: formats, validation with line numbers, duplicates, selection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from phonecast.campaign.inventory import (
+    InventoryError,
+    load_inventory,
+    select,
+    write_inventory_csv,
+)
+
+GOOD = """name,target,user,password,proxy,transport,vendor,tags
+lobby-1,sip:1001@127.0.0.1:5070,,pw1,,udp,cisco-spa,building=B lobby
+lobby-2,sip:1002@127.0.0.1:5071,auth2,pw2,,,,building=B
+office-1,sips:2001@127.0.0.1:5072,,pw3,,tls,yealink,building=A;floor=2
+"""
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_good_csv(tmp_path: Path) -> None:
+    inv = load_inventory(_write(tmp_path, "phones.csv", GOOD))
+    assert inv.ok and [p.name for p in inv.phones] == ["lobby-1", "lobby-2", "office-1"]
+    first, second, third = inv.phones
+    assert first.user == "1001" and second.user == "auth2"
+    assert first.password.reveal() == "pw1" and "pw1" not in repr(first)
+    assert first.has_tag("lobby") and first.tag_value("building") == "B"
+    assert third.transport == "tls" and third.tag_value("floor") == "2"
+    assert (first.line, second.line, third.line) == (2, 3, 4)
+
+
+def test_bad_rows_are_reported_with_lines_and_columns(tmp_path: Path) -> None:
+    text = (
+        "name,target,user,password,transport,vendor\n"
+        "ok,sip:1@127.0.0.1,,pw,,\n"
+        ",sip:2@127.0.0.1,,pw,,\n"
+        "badtarget,sip:3@exa mple.com,,pw,,\n"
+        "tel,tel:+123,,pw,,\n"
+        "nouser,sip:127.0.0.1,,pw,,\n"
+        "badtransport,sip:4@127.0.0.1,,pw,sctp,\n"
+        "badvendor,sip:5@127.0.0.1,,pw,,nokia\n"
+        "nopw,sip:6@127.0.0.1,,,,\n"
+        "ok,sip:7@127.0.0.1,,pw,,\n"
+        "dup-target,sip:1@127.0.0.1,,pw,,\n"
+        "envpw,sip:8@127.0.0.1,,env:PHONECAST_SURELY_UNSET_VAR,,\n"
+    )
+    inv = load_inventory(_write(tmp_path, "bad.csv", text))
+    assert not inv.ok and [p.name for p in inv.phones] == ["ok"]
+    by_line = {p.line: p for p in inv.problems}
+    assert by_line[3].column == "name"
+    assert by_line[4].column == "target" and "not a SIP URI" in by_line[4].message
+    assert "tel" in by_line[5].message
+    assert by_line[6].column == "user"
+    assert by_line[7].column == "transport"
+    assert by_line[8].column == "vendor" and "nokia" in by_line[8].message
+    assert by_line[9].column == "password"
+    assert "duplicate name" in by_line[10].message and "line 2" in by_line[10].message
+    assert "duplicate target" in by_line[11].message
+    assert "PHONECAST_SURELY_UNSET_VAR" in by_line[12].message
+    assert str(by_line[4]).startswith(f"{tmp_path / 'bad.csv'}:4: [target]")
+
+
+def test_missing_header_column_is_a_file_error(tmp_path: Path) -> None:
+    with pytest.raises(InventoryError, match="password"):
+        load_inventory(_write(tmp_path, "h.csv", "name,target\na,sip:1@h\n"))
+    with pytest.raises(InventoryError, match="cannot read"):
+        load_inventory(tmp_path / "absent.csv")
+
+
+def test_yaml_and_toml(tmp_path: Path) -> None:
+    yaml_text = (
+        "phones:\n"
+        "  - name: a\n    target: sip:1@127.0.0.1:5070\n    password: x\n"
+        "    tags: [lobby, building=B]\n"
+        "  - name: b\n    target: nonsense\n    password: y\n"
+    )
+    inv = load_inventory(_write(tmp_path, "p.yaml", yaml_text))
+    assert [p.name for p in inv.phones] == ["a"] and inv.phones[0].has_tag("lobby")
+    assert inv.problems[0].line == 6  # the "- name: b" line
+    toml_text = (
+        '[[phones]]\nname = "a"\ntarget = "sip:1@127.0.0.1"\npassword = "x"\n\n'
+        '[[phones]]\nname = "b"\ntarget = "sip:2@127.0.0.1"\n'
+    )
+    inv2 = load_inventory(_write(tmp_path, "p.toml", toml_text))
+    assert [p.name for p in inv2.phones] == ["a"]
+    assert inv2.problems[0].line == 6 and inv2.problems[0].column == "password"
+    with pytest.raises(InventoryError, match="invalid YAML"):
+        load_inventory(_write(tmp_path, "broken.yaml", "phones: [\n"))
+
+
+def test_select_and_write_round_trip(tmp_path: Path) -> None:
+    inv = load_inventory(_write(tmp_path, "phones.csv", GOOD))
+    assert [p.name for p in select(inv.phones, where=["building=B"])] == ["lobby-1", "lobby-2"]
+    assert [p.name for p in select(inv.phones, tags=["lobby"])] == ["lobby-1"]
+    assert select(inv.phones, where=["building=B"], tags=["floor"]) == []
+    with pytest.raises(ValueError, match="key=value"):
+        select(inv.phones, where=["building"])
+    out = tmp_path / "out.csv"
+    write_inventory_csv(out, inv.phones)
+    again = load_inventory(out)
+    assert again.ok
+    assert [(p.name, str(p.target), p.user, p.password.reveal(), p.tags) for p in again.phones] == [
+        (p.name, str(p.target), p.user, p.password.reveal(), p.tags) for p in inv.phones
+    ]
