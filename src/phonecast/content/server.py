@@ -1,0 +1,136 @@
+"""An HTTP server that hosts per-phone content under unguessable URLs.
+
+Why per phone: a fetch of ``/c/<token>`` proves that the phone the token was
+minted for (or someone it leaked to) asked for its content — the report's
+"confirmed" column.  A shared URL would only prove that *some* phone fetched.
+Tokens are 128-bit ``secrets.token_urlsafe`` values, compared by dictionary
+lookup of the whole token (no prefix oracle).
+
+The server is aiohttp (a well-kept async HTTP implementation, not
+hand-written HTTP).  Each fetch is reported through ``on_fetch`` with the
+phone, time, source address and status; unknown tokens get 404 and are
+counted but reveal nothing.
+"""
+
+from __future__ import annotations
+
+import secrets
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+XML_TYPE = "text/xml; charset=utf-8"
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """One request for a phone's content."""
+
+    phone: str
+    token: str
+    at: float
+    source: str
+    status: int
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    phone: str
+    body: bytes
+    content_type: str
+
+
+class ContentServer:
+    """Serve published bodies; call ``on_fetch`` for each fetch."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        public_url: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        on_fetch: Callable[[Fetch], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._host = host
+        self._port = port
+        self._public_url = public_url.rstrip("/") if public_url else None
+        self._ssl = ssl_context
+        self._on_fetch = on_fetch
+        self._clock = clock
+        self._items: dict[str, _Item] = {}
+        self._runner: web.AppRunner | None = None
+        self.fetches = 0
+        self.unknown = 0
+        self.base_url = ""
+
+    async def start(self) -> str:
+        """Start listening; returns the base URL phones will be given."""
+        app = web.Application()
+        app.router.add_get("/c/{token}", self._handle)
+        app.router.add_get("/healthz", self._health)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(
+            runner, self._host, self._port, ssl_context=self._ssl, reuse_address=True
+        )
+        await site.start()
+        self._runner = runner
+        host, port = runner.addresses[0][:2]
+        scheme = "https" if self._ssl else "http"
+        shown = f"[{host}]" if ":" in host else host
+        self.base_url = self._public_url or f"{scheme}://{shown}:{port}"
+        return self.base_url
+
+    async def stop(self) -> None:
+        """Stop serving."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def publish(self, phone: str, body: bytes, content_type: str = XML_TYPE) -> str:
+        """Host ``body`` for ``phone``; returns its unguessable URL."""
+        token = secrets.token_urlsafe(16)
+        self._items[token] = _Item(phone, body, content_type)
+        return self.url_for(token)
+
+    def publish_token(
+        self, token: str, phone: str, body: bytes, content_type: str = XML_TYPE
+    ) -> str:
+        """Host ``body`` under a known token (a resumed campaign keeps its URLs)."""
+        self._items[token] = _Item(phone, body, content_type)
+        return self.url_for(token)
+
+    def url_for(self, token: str) -> str:
+        """The URL of a token."""
+        return f"{self.base_url}/c/{token}"
+
+    def withdraw(self, token: str) -> None:
+        """Stop serving a token."""
+        self._items.pop(token, None)
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        token = request.match_info["token"].removesuffix(".xml")
+        item = self._items.get(token)
+        source = request.remote or ""
+        if item is None:
+            self.unknown += 1
+            return web.Response(status=404, text="not found")
+        self.fetches += 1
+        if self._on_fetch is not None:
+            self._on_fetch(
+                Fetch(
+                    item.phone, token, self._clock(), source, 200, request.headers.get("User-Agent")
+                )
+            )
+        return web.Response(
+            body=item.body, headers={"Content-Type": item.content_type, "Cache-Control": "no-store"}
+        )

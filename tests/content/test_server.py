@@ -1,0 +1,43 @@
+"""The content server hosts per-phone URLs and records each fetch."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from phonecast.content import ContentServer, Fetch
+
+
+async def test_publish_fetch_and_record() -> None:
+    fetches: list[Fetch] = []
+    server = ContentServer("127.0.0.1", 0, on_fetch=fetches.append, clock=lambda: 1234.5)
+    base = await server.start()
+    try:
+        url_a = server.publish("phone-a", b"<CiscoIPPhoneText/>")
+        url_b = server.publish("phone-b", b"<b/>")
+        assert url_a.startswith(base + "/c/") and url_a != url_b
+        assert len(url_a.rsplit("/", 1)[1]) >= 22  # 128-bit token
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url_a, headers={"User-Agent": "SPA504G"}) as resp:
+                assert resp.status == 200
+                assert resp.headers["Content-Type"] == "text/xml; charset=utf-8"
+                assert await resp.read() == b"<CiscoIPPhoneText/>"
+            async with http.get(base + "/c/not-a-token") as resp:
+                assert resp.status == 404
+        assert [(f.phone, f.at, f.source, f.status, f.user_agent) for f in fetches] == [
+            ("phone-a", 1234.5, "127.0.0.1", 200, "SPA504G")
+        ]
+        assert (server.fetches, server.unknown) == (1, 1)
+        server.withdraw(url_a.rsplit("/", 1)[1])
+        async with aiohttp.ClientSession() as http, http.get(url_a) as resp:
+            assert resp.status == 404
+    finally:
+        await server.stop()
+
+
+async def test_public_url_overrides_base() -> None:
+    server = ContentServer("127.0.0.1", 0, public_url="http://phones.example.net:8080/")
+    try:
+        assert await server.start() == "http://phones.example.net:8080"
+        assert server.publish("p", b"x").startswith("http://phones.example.net:8080/c/")
+    finally:
+        await server.stop()
