@@ -1,0 +1,80 @@
+"""The campaign store: transitions, grouped commits, what survives a kill."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from phonecast.campaign.store import CampaignStore, Result
+
+
+def _store(tmp_path: Path) -> tuple[CampaignStore, str]:
+    store = CampaignStore(tmp_path / "c.db")
+    cid = store.create(
+        {"text": "Fire drill"}, [(f"p{i}", f"sip:{i}@127.0.0.1", "B") for i in range(5)], now=100.0
+    )
+    return store, cid
+
+
+def test_lifecycle(tmp_path: Path) -> None:
+    store, cid = _store(tmp_path)
+    assert store.counts(cid) == {"queued": 5}
+    assert store.latest_unfinished() is not None
+    store.set_tokens(cid, [("p0", "tok0"), ("p1", "tok1")])
+    store.mark_sending(cid, ["p0", "p1", "p2"], now=101.0)
+    assert [p.name for p in store.in_flight(cid)] == ["p0", "p1", "p2"]
+    store.record(cid, Result("p0", "accepted", code=200, attempts=1, latency_ms=3.5, at=101.1))
+    store.record(cid, Result("p1", "failed", "auth_rejected", 401, "Unauthorized", 1))
+    store.record_fetch(cid, "p0", 101.2, "127.0.0.1")
+    assert store.pending == 3
+    store.flush()
+    assert store.pending == 0
+    rows = {p.name: p for p in store.phones(cid)}
+    assert rows["p0"].state == "confirmed" and rows["p0"].outcome == "confirmed"
+    assert rows["p0"].code == 200 and rows["p0"].confirmed_at == 101.2
+    assert rows["p0"].accepted_at == 101.1 and rows["p0"].token == "tok0"
+    assert rows["p1"].outcome == "auth_rejected" and rows["p1"].code == 401
+    assert rows["p2"].state == "sending" and rows["p2"].sends == 1
+    assert store.fetch_count(cid) == 1 and store.fetch_count(cid, "p0") == 1
+    # A late failure never overrides a confirmation.
+    store.record(cid, Result("p0", "failed", "timeout"))
+    store.flush()
+    assert store.phones(cid, ["confirmed"])[0].name == "p0"
+    store.finish(cid, now=200.0)
+    assert store.latest_unfinished() is None
+    assert store.campaign(cid).status == "finished"  # type: ignore[union-attr]
+    store.close()
+
+
+def test_unflushed_results_are_lost_but_phones_stay_in_flight(tmp_path: Path) -> None:
+    store, cid = _store(tmp_path)
+    store.mark_sending(cid, ["p0", "p1"], now=1.0)
+    store.record(cid, Result("p0", "accepted", code=200))  # buffered, never flushed
+    # Another connection (as after a crash) sees the committed state only.
+    other = CampaignStore(tmp_path / "c.db")
+    assert [p.name for p in other.in_flight(cid)] == ["p0", "p1"]
+    assert other.counts(cid) == {"sending": 2, "queued": 3}
+    other.close()
+
+
+def test_committed_state_survives_sigkill(tmp_path: Path) -> None:
+    db = tmp_path / "k.db"
+    code = f"""
+import os, signal
+from phonecast.campaign.store import CampaignStore, Result
+s = CampaignStore({str(db)!r})
+cid = s.create({{}}, [("a", "sip:a@h", None), ("b", "sip:b@h", None)], now=1.0)
+s.mark_sending(cid, ["a", "b"], now=2.0)
+s.record(cid, Result("a", "accepted", code=200))
+s.flush()
+print(cid, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == -9
+    cid = proc.stdout.strip()
+    store = CampaignStore(db)
+    rows = {p.name: p.state for p in store.phones(cid)}
+    assert rows == {"a": "accepted", "b": "sending"}
+    store.close()
