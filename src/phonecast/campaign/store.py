@@ -266,7 +266,8 @@ class CampaignStore:
             for cid, r in results:
                 self._db.execute(
                     "UPDATE phones SET state=?, outcome=coalesce(?, outcome),"
-                    " code=coalesce(?, code), reason=coalesce(?, reason), attempts=coalesce(?, attempts),"
+                    " code=coalesce(?, code), reason=coalesce(?, reason),"
+                    " attempts=coalesce(?, attempts),"
                     " latency_ms=coalesce(?, latency_ms),"
                     " accepted_at=CASE WHEN ?='accepted' THEN ? ELSE accepted_at END"
                     " WHERE campaign=? AND name=? AND state != 'confirmed'",

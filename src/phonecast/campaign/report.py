@@ -1,0 +1,109 @@
+"""The campaign report: per phone outcome, and a summary by outcome and group.
+
+The report's point is the difference between ``accepted`` (the phone said
+200 to the NOTIFY) and ``confirmed`` (the phone fetched its content from the
+content server): only the second proves the phone acted.  JSON form::
+
+    {"campaign": ID, "summary": {OUTCOME: COUNT, ...},
+     "groups": {GROUP: {OUTCOME: COUNT}},
+     "phones": [{"name", "target", "outcome", "code", "attempts", "latency_ms",
+                 "confirmed_at"}, ...]}
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from phonecast.campaign.store import PhoneRow
+
+#: Report outcomes, best first.
+OUTCOMES = (
+    "confirmed",
+    "accepted",
+    "auth_rejected",
+    "rejected",
+    "timeout",
+    "unreachable",
+    "invalid",
+)
+
+
+def outcome_of(row: PhoneRow) -> str:
+    """The report outcome of a phone row (unfinished phones count as timeout)."""
+    if row.state == "confirmed":
+        return "confirmed"
+    if row.state == "accepted":
+        return "accepted"
+    if row.state == "failed" and row.outcome in OUTCOMES:
+        return row.outcome
+    return "timeout"
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A finished (or interrupted) campaign's outcome."""
+
+    campaign: str
+    phones: tuple[PhoneRow, ...]
+
+    def summary(self) -> dict[str, int]:
+        """Count per outcome, every outcome listed."""
+        counts = Counter(outcome_of(p) for p in self.phones)
+        return {o: counts.get(o, 0) for o in OUTCOMES}
+
+    def groups(self) -> dict[str, dict[str, int]]:
+        """Count per outcome within each group (phones without a group: ``-``)."""
+        out: dict[str, Counter[str]] = {}
+        for p in self.phones:
+            out.setdefault(p.group or "-", Counter())[outcome_of(p)] += 1
+        return {g: dict(sorted(c.items())) for g, c in sorted(out.items())}
+
+    def complete(self, *, confirm: bool = True) -> bool:
+        """True when every phone was confirmed (or accepted, without confirm)."""
+        good = {"confirmed"} if confirm else {"confirmed", "accepted"}
+        return all(outcome_of(p) in good for p in self.phones)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON document."""
+        return {
+            "campaign": self.campaign,
+            "summary": self.summary(),
+            "groups": self.groups(),
+            "phones": [
+                {
+                    "name": p.name,
+                    "target": p.target,
+                    "outcome": outcome_of(p),
+                    "code": p.code,
+                    "attempts": p.attempts,
+                    "latency_ms": None if p.latency_ms is None else round(p.latency_ms, 3),
+                    "confirmed_at": p.confirmed_at,
+                }
+                for p in self.phones
+            ],
+        }
+
+    def write(self, path: str | Path) -> None:
+        """Write JSON (``.json``) or CSV (anything else)."""
+        path = Path(path)
+        doc = self.as_dict()
+        if path.suffix.lower() == ".json":
+            path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+            return
+        fields = ("name", "target", "outcome", "code", "attempts", "latency_ms", "confirmed_at")
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=fields)
+            writer.writeheader()
+            for row in doc["phones"]:
+                writer.writerow({k: "" if row[k] is None else row[k] for k in fields})
+
+
+def make_report(campaign: str, phones: Sequence[PhoneRow]) -> Report:
+    """A report over a campaign's phone rows."""
+    return Report(campaign, tuple(phones))

@@ -1,0 +1,87 @@
+"""Report: outcomes, summary, groups, JSON and CSV files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from phonecast.campaign.report import OUTCOMES, make_report, outcome_of
+from phonecast.campaign.store import PhoneRow
+
+
+def _row(
+    name: str,
+    state: str,
+    outcome: str | None = None,
+    group: str | None = "B",
+    code: int | None = None,
+) -> PhoneRow:
+    return PhoneRow(
+        name,
+        f"sip:{name}@127.0.0.1",
+        group,
+        state,
+        outcome,
+        code,
+        None,
+        1,
+        None,
+        None,
+        None,
+        12.0 if state == "confirmed" else None,
+        1.23456,
+        1,
+    )
+
+
+ROWS = [
+    _row("a", "confirmed", "confirmed", code=200),
+    _row("b", "accepted", code=200),
+    _row("c", "failed", "auth_rejected", code=401),
+    _row("d", "failed", "rejected", "A", code=486),
+    _row("e", "sending"),
+    _row("f", "queued", group=None),
+]
+
+
+def test_outcomes_and_summary() -> None:
+    assert [outcome_of(r) for r in ROWS] == [
+        "confirmed",
+        "accepted",
+        "auth_rejected",
+        "rejected",
+        "timeout",
+        "timeout",
+    ]
+    report = make_report("cid", ROWS)
+    summary = report.summary()
+    assert list(summary) == list(OUTCOMES)
+    assert summary["confirmed"] == 1 and summary["timeout"] == 2 and summary["invalid"] == 0
+    assert report.groups()["A"] == {"rejected": 1}
+    assert report.groups()["-"] == {"timeout": 1}
+    assert not report.complete()
+    assert make_report("x", ROWS[:2]).complete(confirm=False)
+    assert not make_report("x", ROWS[:2]).complete(confirm=True)
+
+
+def test_json_and_csv_files(tmp_path: Path) -> None:
+    report = make_report("cid", ROWS)
+    report.write(tmp_path / "r.json")
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["campaign"] == "cid" and doc["summary"]["accepted"] == 1
+    first = doc["phones"][0]
+    assert set(first) == {
+        "name",
+        "target",
+        "outcome",
+        "code",
+        "attempts",
+        "latency_ms",
+        "confirmed_at",
+    }
+    assert first["latency_ms"] == 1.235 and first["confirmed_at"] == 12.0
+    report.write(tmp_path / "r.csv")
+    rows = list(csv.DictReader((tmp_path / "r.csv").open()))
+    assert [r["outcome"] for r in rows][:3] == ["confirmed", "accepted", "auth_rejected"]
+    assert rows[1]["confirmed_at"] == ""
