@@ -221,3 +221,10 @@ def test_stream_framer_bounds_memory() -> None:
     framer2.feed(NOTIFY.replace(b"Content-Length: 26", b"Content-Length: 5000"))
     with pytest.raises(ParseError):
         list(framer2.messages())
+
+
+def test_first_header_replaced_keeps_other_fields() -> None:
+    msg = parse_message(NOTIFY).with_header("Via", "SIP/2.0/UDP second;branch=z9hG4bK2")
+    stamped = msg.with_first_header_replaced("Via", "SIP/2.0/UDP first;branch=z9hG4bK1")
+    assert [v.host for v in stamped.via] == ["first", "second"]
+    assert stamped.count("Via") == 2

@@ -370,6 +370,16 @@ class Message:
             out.append((name, value))
         return self._copy(out)
 
+    def with_first_header_replaced(self, name: str, value: str) -> Self:
+        """A copy where only the first field of header ``name`` becomes
+        ``value`` (e.g. a stamped top Via), the others kept; appended if absent."""
+        positions = self._positions(name)
+        if not positions:
+            return self.with_header(name, value)
+        out = list(self.headers)
+        out[positions[0]] = (out[positions[0]][0], value)
+        return self._copy(out)
+
     def with_body(self, body: bytes, content_type: str | None = None) -> Self:
         """A copy with ``body``, Content-Length updated, Content-Type set if given."""
         msg = self._copy(self.headers, body)

@@ -1,0 +1,461 @@
+"""The SIP endpoint: transports + transactions + one timer, driving the core.
+
+This is the only place where the sans-IO core meets the network.  For every
+message received it parses, matches a transaction (or makes one), feeds it
+with the loop's ``now``, then *pumps* the transaction: sends what it queued,
+hands its events to the transaction user (TU), and re-arms its deadline on
+the endpoint's single :class:`~phonecast.net.timers.DeadlineHeap`.
+
+Requests that fail parsing get a salvaged 400 when the fields to echo are
+readable (RFC 4475 3.1.2); requests that parse but fail validation are
+answered through their server transaction, so retransmissions of a refused
+request are absorbed like any other.  Malformed responses are dropped.
+
+Responses go back where RFC 3261 18.2.2 and RFC 3581 say: over the same
+connection for streams; for UDP to the source address (the ``received`` we
+record in the top Via) and, when the client asked for ``rport``, to the
+source port, else the Via's port (default 5060).  ``maddr`` is deliberately
+not honoured: answering to an address named in a datagram would make the
+endpoint a reflector.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from phonecast.net.timers import DeadlineHeap, Timer
+from phonecast.net.transport import Address, Flow, StreamTransport, UdpTransport
+from phonecast.sip import (
+    HeaderError,
+    ParseError,
+    Request,
+    Response,
+    SipError,
+    UasPolicy,
+    parse_message,
+    validate,
+)
+from phonecast.sip.headers import split_commas
+from phonecast.sip.response import error_response, new_tag, salvage_error_response
+from phonecast.sip.transaction import (
+    DEFAULT_TIMERS,
+    ClientTransaction,
+    RequestReceived,
+    ResponseReceived,
+    ServerTransaction,
+    Terminated,
+    TimedOut,
+    Timers,
+    TransactionTable,
+    TransportFailed,
+    new_branch,
+    new_client_transaction,
+    new_server_transaction,
+)
+
+Transaction = ClientTransaction | ServerTransaction
+
+#: TU callback for requests: (request, its server transaction or None for an
+#: ACK of a 2xx, the flow it came on).  Answer with :meth:`SipEndpoint.respond`.
+RequestHandler = Callable[[Request, "ServerHandle | None", Flow], None]
+
+#: TU callback of a client transaction: each response passed up, then a final
+#: ``None`` with the reason it ended ("final", "timeout", "transport").
+ResponseCallback = Callable[[Response | None, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Counters an operator (or a benchmark) reads."""
+
+    received: int
+    sent: int
+    parse_errors: int
+    transactions: int
+    timers: int
+
+
+class ServerHandle:
+    """What the TU holds to answer one request."""
+
+    __slots__ = ("_endpoint", "flow", "request", "tx")
+
+    def __init__(
+        self, endpoint: SipEndpoint, tx: ServerTransaction, request: Request, flow: Flow
+    ) -> None:
+        self._endpoint = endpoint
+        self.tx = tx
+        self.request = request
+        self.flow = flow
+
+    def respond(self, response: Response) -> None:
+        """Send ``response`` through the server transaction."""
+        self._endpoint._respond(self, response)
+
+
+class _Entry:
+    """Book-keeping of one live transaction."""
+
+    __slots__ = ("callback", "destination", "flow", "handle", "timer", "tx")
+
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+        self.timer: Timer | None = None
+        self.flow: Flow | None = None
+        self.destination: tuple[str, Address, str | None] | None = None
+        self.callback: ResponseCallback | None = None
+        self.handle: ServerHandle | None = None
+
+
+class SipEndpoint:
+    """One SIP endpoint (a pusher, a phone line, a fleet of them)."""
+
+    def __init__(
+        self,
+        *,
+        handler: RequestHandler | None = None,
+        policy: UasPolicy | None = None,
+        timers: Timers = DEFAULT_TIMERS,
+        client_ssl: ssl.SSLContext | None = None,
+        server_ssl: ssl.SSLContext | None = None,
+        advertised_host: str | None = None,
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._heap = DeadlineHeap(self._loop)
+        self._table = TransactionTable()
+        self._entries: dict[int, _Entry] = {}
+        self._handler = handler
+        self._policy = policy
+        self._timers = timers
+        self._client_ssl = client_ssl
+        self._server_ssl = server_ssl
+        self._advertised = advertised_host
+        self.udp: UdpTransport | None = None
+        self._streams: dict[str, StreamTransport] = {}
+        self._received = 0
+        self._sent = 0
+        self._parse_errors = 0
+        #: Optional hook seeing every message sent or received (for --trace).
+        self.tracer: Callable[[str, bytes, Flow | tuple[str, Address]], None] | None = None
+
+    # ------------------------------------------------------------ lifecycle
+    async def listen_udp(self, host: str, port: int = 0) -> Address:
+        """Bind the UDP transport."""
+        self.udp = await UdpTransport.bind(host, port, self._on_data)
+        return self.udp.local
+
+    async def listen_stream(self, transport: str, host: str, port: int = 0) -> Address:
+        """Accept TCP or TLS connections."""
+        return await self._stream(transport).listen(host, port)
+
+    def _stream(self, name: str) -> StreamTransport:
+        st = self._streams.get(name)
+        if st is None:
+            st = StreamTransport(
+                name, self._on_data, client_ssl=self._client_ssl, server_ssl=self._server_ssl
+            )
+            self._streams[name] = st
+        return st
+
+    async def close(self) -> None:
+        """Stop everything (pending client transactions end with "transport")."""
+        for entry in list(self._entries.values()):
+            if entry.callback is not None:
+                entry.callback(None, "closed")
+        self._entries.clear()
+        self._heap.close()
+        if self.udp is not None:
+            self.udp.close()
+        for st in self._streams.values():
+            await st.close()
+
+    @property
+    def stats(self) -> Stats:
+        """Counters so far."""
+        return Stats(
+            self._received, self._sent, self._parse_errors, len(self._entries), len(self._heap)
+        )
+
+    def now(self) -> float:
+        """The clock every core call receives."""
+        return self._loop.time()
+
+    # ------------------------------------------------------------ addresses
+    def sent_by(self, transport: str) -> str:
+        """``host:port`` for our Via / Contact on ``transport``."""
+        if transport == "udp" and self.udp is not None:
+            host, port = self.udp.local
+        else:
+            st = self._streams.get(transport)
+            if st is not None and st.local is not None:
+                host, port = st.local
+            elif self.udp is not None:
+                host, port = self.udp.local
+            else:
+                host, port = "127.0.0.1", 5060
+        host = self._advertised or host
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+        shown = f"[{host}]" if ":" in host else host
+        return f"{shown}:{port}"
+
+    def via(self, transport: str, branch: str | None = None) -> str:
+        """A top Via value for a new request (with ``rport``, RFC 3581)."""
+        return (
+            f"SIP/2.0/{transport.upper()} {self.sent_by(transport)};"
+            f"branch={branch or new_branch()};rport"
+        )
+
+    # ---------------------------------------------------------------- client
+    async def send_request(
+        self,
+        request: Request,
+        transport: str,
+        remote: Address,
+        callback: ResponseCallback,
+        *,
+        server_hostname: str | None = None,
+    ) -> None:
+        """Start a client transaction; ``callback`` sees its responses.
+
+        Raises ``OSError`` (or ``ssl.SSLError``, ``TimeoutError``) when a
+        stream connection cannot be opened: nothing was sent then.
+        """
+        flow: Flow | None = None
+        if transport != "udp":
+            conn = await self._stream(transport).connect(remote, server_hostname=server_hostname)
+            flow = conn.flow
+        elif self.udp is None:
+            raise OSError("the endpoint has no UDP transport")
+        tx = new_client_transaction(
+            request, self.now(), reliable=transport != "udp", timers=self._timers
+        )
+        entry = _Entry(tx)
+        entry.flow = flow
+        entry.destination = (transport, remote, server_hostname)
+        entry.callback = callback
+        self._table.add(tx)
+        self._entries[id(tx)] = entry
+        self._pump(entry)
+
+    async def request(
+        self,
+        request: Request,
+        transport: str,
+        remote: Address,
+        *,
+        server_hostname: str | None = None,
+    ) -> tuple[Response | None, str]:
+        """Send ``request``; wait for the final response (or why none came)."""
+        done: asyncio.Future[tuple[Response | None, str]] = self._loop.create_future()
+        last: list[Response] = []
+
+        def on_response(response: Response | None, why: str) -> None:
+            if response is not None:
+                if response.status_code >= 200:
+                    last.append(response)
+                    if not done.done():
+                        done.set_result((response, "final"))
+            elif not done.done():
+                done.set_result((last[-1] if last else None, why))
+
+        await self.send_request(
+            request, transport, remote, on_response, server_hostname=server_hostname
+        )
+        return await done
+
+    # ---------------------------------------------------------------- server
+    def _respond(self, handle: ServerHandle, response: Response) -> None:
+        entry = self._entries.get(id(handle.tx))
+        if entry is None:
+            return  # the transaction already ended (e.g. Timer H)
+        handle.tx.send_response(response, self.now())
+        self._pump(entry)
+
+    # --------------------------------------------------------------- receive
+    def _on_data(self, data: bytes, flow: Flow) -> None:
+        self._received += 1
+        if self.tracer is not None:
+            self.tracer("recv", data, flow)
+        try:
+            msg = parse_message(data)
+        except ParseError:
+            self._parse_errors += 1
+            salvaged = salvage_error_response(data)
+            if salvaged is not None:
+                self._send_stateless(salvaged, flow)
+            return
+        now = self.now()
+        if isinstance(msg, Response):
+            tx = self._table.match_response(msg)
+            if tx is None:
+                return  # stray response: drop (RFC 6026)
+            entry = self._entries.get(id(tx))
+            if entry is not None:
+                tx.handle_response(msg, now)
+                self._pump(entry)
+            return
+        self._on_request(msg, flow, now)
+
+    def _on_request(self, request: Request, flow: Flow, now: float) -> None:
+        try:
+            request = _stamp_via(request, flow)
+        except HeaderError:
+            self._parse_errors += 1
+            salvaged = salvage_error_response(bytes(request))
+            if salvaged is not None:
+                self._send_stateless(salvaged, flow)
+            return
+        existing = self._table.match_request(request)
+        if existing is not None:
+            entry = self._entries.get(id(existing))
+            if entry is not None:
+                existing.handle_request(request, now)
+                self._pump(entry)
+            return
+        if request.method == "ACK":
+            if self._handler is not None:
+                self._handler(request, None, flow)
+            return
+        try:
+            validate(request, self._policy)
+        except SipError as exc:
+            # Refused before any transaction exists: a CSeq that contradicts
+            # the method cannot even key one.  Retransmissions are refused again.
+            self._send_stateless(error_response(request, exc, to_tag=new_tag()), flow)
+            return
+        try:
+            tx = new_server_transaction(request, reliable=flow.reliable, timers=self._timers)
+            self._table.add(tx)
+        except SipError:
+            return
+        entry = _Entry(tx)
+        entry.flow = flow
+        entry.handle = ServerHandle(self, tx, request, flow)
+        self._entries[id(tx)] = entry
+        self._pump(entry)
+
+    # ------------------------------------------------------------------ pump
+    def _pump(self, entry: _Entry) -> None:
+        tx = entry.tx
+        for data in tx.datagrams_to_send():
+            self._transmit(entry, data)
+        while (event := tx.next_event()) is not None:
+            if isinstance(event, RequestReceived):
+                if self._handler is None:
+                    continue
+                handle = entry.handle
+                assert handle is not None and entry.flow is not None
+                self._handler(
+                    event.request, handle if event.request.method != "ACK" else None, entry.flow
+                )
+            elif isinstance(event, ResponseReceived):
+                if entry.callback is not None:
+                    entry.callback(event.response, "response")
+            elif isinstance(event, TimedOut | TransportFailed):
+                if entry.callback is not None:
+                    cb, entry.callback = entry.callback, None
+                    cb(None, "timeout" if isinstance(event, TimedOut) else "transport")
+            elif isinstance(event, Terminated):
+                self._forget(entry)
+                return
+        deadline = tx.next_deadline()
+        timer = entry.timer
+        if deadline is None:
+            if timer is not None:
+                timer.cancel()
+                entry.timer = None
+        elif timer is None or timer.cancelled or timer.deadline != deadline:
+            if timer is not None:
+                timer.cancel()
+            entry.timer = self._heap.schedule(deadline, lambda now: self._fire(entry, now))
+
+    def _fire(self, entry: _Entry, now: float) -> None:
+        entry.timer = None
+        entry.tx.handle_timer(now)
+        self._pump(entry)
+
+    def _forget(self, entry: _Entry) -> None:
+        if entry.timer is not None:
+            entry.timer.cancel()
+            entry.timer = None
+        self._table.remove(entry.tx)
+        self._entries.pop(id(entry.tx), None)
+        if entry.callback is not None:
+            cb, entry.callback = entry.callback, None
+            cb(None, "final")
+
+    # ------------------------------------------------------------------ send
+    def _transmit(self, entry: _Entry, data: bytes) -> None:
+        self._sent += 1
+        if isinstance(entry.tx, ServerTransaction):
+            assert entry.flow is not None
+            self._send_on_flow(data, entry.flow)
+            return
+        assert entry.destination is not None
+        transport, remote, _ = entry.destination
+        if self.tracer is not None:
+            self.tracer("send", data, (transport, remote))
+        if transport == "udp":
+            assert self.udp is not None
+            try:
+                self.udp.sendto(data, remote)
+            except OSError:
+                entry.tx.handle_transport_error(self.now())
+        elif entry.flow is not None and entry.flow.connection is not None:
+            conn = entry.flow.connection
+            if conn.is_open:
+                conn.send(data)
+            else:
+                entry.tx.handle_transport_error(self.now())
+
+    def _send_stateless(self, response: Response, flow: Flow) -> None:
+        self._sent += 1
+        self._send_on_flow(bytes(response), flow, response)
+
+    def _send_on_flow(self, data: bytes, flow: Flow, response: Response | None = None) -> None:
+        if flow.connection is not None:
+            if self.tracer is not None:
+                self.tracer("send", data, flow)
+            flow.connection.send(data)
+            return
+        remote = _response_address(data if response is None else response, flow)
+        if self.tracer is not None:
+            self.tracer("send", data, ("udp", remote))
+        if self.udp is not None:
+            with contextlib.suppress(OSError):
+                self.udp.sendto(data, remote)
+
+
+def _stamp_via(request: Request, flow: Flow) -> Request:
+    """RFC 3261 18.2.1 / RFC 3581: record where the request really came from."""
+    via = request.top_via
+    if flow.transport != "udp":
+        return request
+    params: dict[str, str | None] = {}
+    if via.hostname != flow.remote[0]:
+        params["received"] = flow.remote[0]
+    if via.wants_rport:
+        params["rport"] = str(flow.remote[1])
+        params.setdefault("received", flow.remote[0])
+    if not params:
+        return request
+    parts = split_commas(request.get("via") or "")
+    parts[0] = str(via.with_params(**params))
+    return request.with_first_header_replaced("Via", ", ".join(parts))
+
+
+def _response_address(message: bytes | Response, flow: Flow) -> Address:
+    """Where a UDP response goes (RFC 3261 18.2.2 with RFC 3581, no maddr)."""
+    try:
+        msg = message if isinstance(message, Response) else parse_message(message)
+        via = msg.top_via
+    except SipError:
+        return flow.remote
+    if via.rport is not None:
+        return (flow.remote[0], via.rport)
+    return (flow.remote[0], via.port or 5060)

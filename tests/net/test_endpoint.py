@@ -1,0 +1,198 @@
+"""SipEndpoint on loopback: client and server transactions over UDP and TCP."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from phonecast.net.endpoint import ServerHandle, SipEndpoint
+from phonecast.net.transport import Flow
+from phonecast.sip import Request, Response, SipUri, parse_message
+from phonecast.sip.response import make_response
+from phonecast.sip.transaction import Timers
+
+FAST = Timers(t1=0.02, t2=0.08, t4=0.1, d_min=0.0)
+
+
+def _notify(ep: SipEndpoint, port: int, transport: str = "udp") -> Request:
+    return Request(
+        "NOTIFY",
+        SipUri("127.0.0.1", "1001", port=port),
+        [
+            ("Via", ep.via(transport)),
+            ("Max-Forwards", "70"),
+            ("From", "<sip:pc@127.0.0.1>;tag=abc"),
+            ("To", f"<sip:1001@127.0.0.1:{port}>"),
+            ("Call-ID", f"call-{id(ep)}-{port}@127.0.0.1"),
+            ("CSeq", "1 NOTIFY"),
+            ("Event", "XML-Service"),
+        ],
+    ).with_body(b"http://127.0.0.1/x.xml", "text/html")
+
+
+async def _recv(sock: socket.socket) -> Response:
+    data = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(sock, 65535), 2)
+    msg = parse_message(data)
+    assert isinstance(msg, Response)
+    return msg
+
+
+def _raw_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    return sock
+
+
+class Answerer:
+    """A TU answering every request with ``code``."""
+
+    def __init__(self, code: int = 200) -> None:
+        self.code = code
+        self.seen: list[tuple[Request, Flow]] = []
+
+    def __call__(self, request: Request, handle: ServerHandle | None, flow: Flow) -> None:
+        self.seen.append((request, flow))
+        if handle is not None:
+            handle.respond(make_response(request, self.code, to_tag="srv"))
+
+
+async def test_udp_request_response() -> None:
+    tu = Answerer()
+    server = SipEndpoint(handler=tu, timers=FAST)
+    client = SipEndpoint(timers=FAST)
+    _, sport = await server.listen_udp("127.0.0.1")
+    await client.listen_udp("127.0.0.1")
+    try:
+        resp, why = await client.request(_notify(client, sport), "udp", ("127.0.0.1", sport))
+        assert why == "final" and resp is not None and resp.status_code == 200
+        req, flow = tu.seen[0]
+        # RFC 3581: the server recorded where the request came from.
+        assert req.top_via.rport == client.udp.local[1]  # type: ignore[union-attr]
+        assert req.top_via.received == "127.0.0.1"
+        assert flow.transport == "udp"
+        assert server.stats.received == 1 and client.stats.received == 1
+    finally:
+        await client.close()
+        await server.close()
+
+
+async def test_udp_timeout_and_retransmissions_counted() -> None:
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    port = silent.getsockname()[1]
+    client = SipEndpoint(timers=FAST)
+    await client.listen_udp("127.0.0.1")
+    try:
+        resp, why = await asyncio.wait_for(
+            client.request(_notify(client, port), "udp", ("127.0.0.1", port)), 5
+        )
+        assert (resp, why) == (None, "timeout")
+        silent.setblocking(False)
+        copies = 0
+        while True:
+            try:
+                silent.recv(65535)
+            except BlockingIOError:
+                break
+            copies += 1
+        assert copies >= 5  # Timer E retransmitted until Timer F (64*T1)
+        assert client.stats.transactions == 0
+    finally:
+        silent.close()
+        await client.close()
+
+
+async def test_retransmitted_request_is_answered_once_by_tu() -> None:
+    tu = Answerer()
+    server = SipEndpoint(handler=tu, timers=FAST)
+    _, sport = await server.listen_udp("127.0.0.1")
+    raw = _raw_socket()
+    try:
+        req = _notify(server, sport).with_header_replaced(
+            "Via", f"SIP/2.0/UDP 127.0.0.1:{raw.getsockname()[1]};branch=z9hG4bKretx"
+        )
+        for _ in range(3):
+            raw.sendto(bytes(req), ("127.0.0.1", sport))
+            assert (await _recv(raw)).status_code == 200
+        assert len(tu.seen) == 1
+    finally:
+        raw.close()
+        await server.close()
+
+
+async def test_unparseable_request_gets_salvaged_400_and_next_request_works() -> None:
+    tu = Answerer()
+    server = SipEndpoint(handler=tu, timers=FAST)
+    _, sport = await server.listen_udp("127.0.0.1")
+    raw = _raw_socket()
+    rport = raw.getsockname()[1]
+    try:
+        good = _notify(server, sport).with_header_replaced(
+            "Via", f"SIP/2.0/UDP 127.0.0.1:{rport};branch=z9hG4bKbad1"
+        )
+        broken = bytes(good).replace(b"Content-Length: 22", b"Content-Length: -5")
+        raw.sendto(broken, ("127.0.0.1", sport))
+        assert (await _recv(raw)).status_code == 400
+        raw.sendto(b"\x00\xff garbage", ("127.0.0.1", sport))
+        fine = good.with_header_replaced("Via", f"SIP/2.0/UDP 127.0.0.1:{rport};branch=z9hG4bKok")
+        raw.sendto(bytes(fine), ("127.0.0.1", sport))
+        assert (await _recv(raw)).status_code == 200
+        assert server.stats.parse_errors == 2
+    finally:
+        raw.close()
+        await server.close()
+
+
+async def test_invalid_request_refused_with_validation_code() -> None:
+    tu = Answerer()
+    server = SipEndpoint(handler=tu, timers=FAST)
+    client = SipEndpoint(timers=FAST)
+    _, sport = await server.listen_udp("127.0.0.1")
+    await client.listen_udp("127.0.0.1")
+    try:
+        req = _notify(client, sport).with_header("To", "<sip:other@127.0.0.1>")
+        resp, _ = await client.request(req, "udp", ("127.0.0.1", sport))
+        assert resp is not None and resp.status_code == 400
+        assert tu.seen == []
+    finally:
+        await client.close()
+        await server.close()
+
+
+async def test_tcp_request_response() -> None:
+    tu = Answerer(486)
+    server = SipEndpoint(handler=tu, timers=FAST)
+    client = SipEndpoint(timers=FAST)
+    _, sport = await server.listen_stream("tcp", "127.0.0.1")
+    try:
+        resp, why = await client.request(_notify(client, sport, "tcp"), "tcp", ("127.0.0.1", sport))
+        assert resp is not None and resp.status_code == 486 and why == "final"
+        assert tu.seen[0][1].transport == "tcp"
+    finally:
+        await client.close()
+        await server.close()
+
+
+async def test_many_concurrent_transactions_share_one_timer() -> None:
+    tu = Answerer()
+    server = SipEndpoint(handler=tu, timers=FAST)
+    client = SipEndpoint(timers=FAST)
+    _, sport = await server.listen_udp("127.0.0.1")
+    await client.listen_udp("127.0.0.1")
+    try:
+        results = await asyncio.gather(
+            *(
+                client.request(
+                    _notify(client, sport).with_header_replaced("Call-ID", f"c{i}@h"),
+                    "udp",
+                    ("127.0.0.1", sport),
+                )
+                for i in range(300)
+            )
+        )
+        assert all(r is not None and r.status_code == 200 for r, _ in results)
+        assert len(tu.seen) == 300
+    finally:
+        await client.close()
+        await server.close()
