@@ -196,3 +196,26 @@ async def test_many_concurrent_transactions_share_one_timer() -> None:
     finally:
         await client.close()
         await server.close()
+
+
+async def test_each_udp_socket_answers_from_itself() -> None:
+    tu = Answerer()
+    server = SipEndpoint(handler=tu, timers=FAST)
+    first = await server.listen_udp("127.0.0.1")
+    second = await server.listen_udp("127.0.0.1")
+    raw = _raw_socket()
+    try:
+        req = _notify(server, second[1]).with_header_replaced(
+            "Via", f"SIP/2.0/UDP 127.0.0.1:{raw.getsockname()[1]};branch=z9hG4bKtwo"
+        )
+        raw.sendto(bytes(req), second)
+        data, source = await asyncio.wait_for(
+            asyncio.get_running_loop().sock_recvfrom(raw, 65535), 2
+        )
+        assert source == second and source != first
+        assert tu.seen[0][1].local == second
+        server.close_udp(second)
+        assert server.udp is not None and server.udp.local == first
+    finally:
+        raw.close()
+        await server.close()

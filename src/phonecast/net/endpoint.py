@@ -134,7 +134,10 @@ class SipEndpoint:
         self._client_ssl = client_ssl
         self._server_ssl = server_ssl
         self._advertised = advertised_host
+        #: The first UDP socket: client transactions are sent from it.
         self.udp: UdpTransport | None = None
+        #: Every UDP socket by local address (a fleet binds one per phone line).
+        self._udp: dict[Address, UdpTransport] = {}
         self._streams: dict[str, StreamTransport] = {}
         self._received = 0
         self._sent = 0
@@ -144,9 +147,20 @@ class SipEndpoint:
 
     # ------------------------------------------------------------ lifecycle
     async def listen_udp(self, host: str, port: int = 0) -> Address:
-        """Bind the UDP transport."""
-        self.udp = await UdpTransport.bind(host, port, self._on_data)
-        return self.udp.local
+        """Bind a UDP socket (call again for more: each answers on its own)."""
+        sock = await UdpTransport.bind(host, port, self._on_data)
+        self._udp[sock.local] = sock
+        if self.udp is None:
+            self.udp = sock
+        return sock.local
+
+    def close_udp(self, local: Address) -> None:
+        """Close one UDP socket (a phone of a fleet going down)."""
+        sock = self._udp.pop(local, None)
+        if sock is not None:
+            sock.close()
+            if self.udp is sock:
+                self.udp = next(iter(self._udp.values()), None)
 
     async def listen_stream(self, transport: str, host: str, port: int = 0) -> Address:
         """Accept TCP or TLS connections."""
@@ -168,8 +182,10 @@ class SipEndpoint:
                 entry.callback(None, "closed")
         self._entries.clear()
         self._heap.close()
-        if self.udp is not None:
-            self.udp.close()
+        for sock in self._udp.values():
+            sock.close()
+        self._udp.clear()
+        self.udp = None
         for st in self._streams.values():
             await st.close()
 
@@ -426,9 +442,10 @@ class SipEndpoint:
         remote = _response_address(data if response is None else response, flow)
         if self.tracer is not None:
             self.tracer("send", data, ("udp", remote))
-        if self.udp is not None:
+        sock = self._udp.get(flow.local) or self.udp
+        if sock is not None:
             with contextlib.suppress(OSError):
-                self.udp.sendto(data, remote)
+                sock.sendto(data, remote)
 
 
 def _stamp_via(request: Request, flow: Flow) -> Request:
