@@ -212,6 +212,7 @@ async def test_each_udp_socket_answers_from_itself() -> None:
         data, source = await asyncio.wait_for(
             asyncio.get_running_loop().sock_recvfrom(raw, 65535), 2
         )
+        assert data.startswith(b"SIP/2.0 200")
         assert source == second and source != first
         assert tu.seen[0][1].local == second
         server.close_udp(second)
