@@ -26,6 +26,7 @@ remote tag) so a request outside any dialog can be answered 481.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from phonecast.sip.errors import ValidationError
@@ -230,6 +231,9 @@ class DialogTable:
 
     def __len__(self) -> int:
         return len(self._dialogs)
+
+    def __iter__(self) -> Iterator[Dialog]:
+        return iter(list(self._dialogs.values()))
 
     def put(self, dialog: Dialog) -> None:
         """Store (or replace) a dialog; terminated dialogs are dropped."""

@@ -1,0 +1,134 @@
+"""Calls and RFC 3311 UPDATE on an emulated line."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from phonecast.phone.calls import ALLOW, CallAgent, CallSettings
+from phonecast.phone.sdp import SdpError, make_answer, parse_offer
+from phonecast.sip import OfferState, Request, Response, parse_message
+
+OFFER = (
+    b"v=0\r\no=caller 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    b"m=audio 4000 RTP/AVP 0 8\r\nm=video 4002 RTP/AVP 31\r\n"
+)
+
+
+def _req(
+    method: str,
+    seq: int,
+    *,
+    to_tag: str | None = None,
+    body: bytes = b"",
+    call_id: str = "c1@127.0.0.1",
+) -> Request:
+    to = "<sip:1001@127.0.0.1:5070>" + (f";tag={to_tag}" if to_tag else "")
+    req = parse_message(
+        (
+            f"{method} sip:1001@127.0.0.1:5070 SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK{method}{seq}\r\n"
+            f"From: <sip:caller@127.0.0.1>;tag=ctag\r\nTo: {to}\r\nCall-ID: {call_id}\r\n"
+            f"CSeq: {seq} {method}\r\nContact: <sip:caller@127.0.0.1:5999>\r\n"
+            "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        ).encode()
+    )
+    assert isinstance(req, Request)
+    return req.with_body(body, "application/sdp") if body else req
+
+
+def _agent(mode: str = "answer") -> CallAgent:
+    return CallAgent("<sip:1001@127.0.0.1:5070>", CallSettings(mode=mode), random.Random(7))
+
+
+def _call(agent: CallAgent) -> str:
+    ringing, ok = agent.on_invite(_req("INVITE", 1, body=OFFER))
+    assert (ringing.status_code, ok.status_code) == (180, 200)
+    assert ringing.to.tag == ok.to.tag and ok.to.tag
+    return ok.to.tag
+
+
+def test_invite_answered_with_sdp_and_phone_busy() -> None:
+    agent = _agent()
+    ringing, ok = agent.on_invite(_req("INVITE", 1, body=OFFER))
+    assert ringing.status_code == 180
+    assert ok.content_type is not None and ok.content_type.mime == "application/sdp"
+    media = parse_offer(ok.body)
+    assert [(m.kind, m.port == 0, m.formats) for m in media] == [
+        ("audio", False, ("0",)),
+        ("video", True, ("31",)),
+    ]
+    assert ALLOW in (ok.get("Allow") or "") and ok.get("Supported") == "replaces"
+    assert agent.busy and len(agent.dialogs) == 1
+    second = agent.on_invite(_req("INVITE", 1, call_id="c2@127.0.0.1", body=OFFER))
+    assert [r.status_code for r in second] == [486]
+
+
+@pytest.mark.parametrize(("mode", "code"), [("busy", 486), ("decline", 603)])
+def test_modes(mode: str, code: int) -> None:
+    assert [r.status_code for r in _agent(mode).on_invite(_req("INVITE", 1, body=OFFER))] == [code]
+
+
+def test_bad_offer_is_488() -> None:
+    resp = _agent().on_invite(_req("INVITE", 1, body=b"not sdp"))
+    assert [r.status_code for r in resp] == [488]
+
+
+def test_update_in_dialog_outside_and_glare() -> None:
+    agent = _agent()
+    tag = _call(agent)
+    agent.on_ack(_req("ACK", 1, to_tag=tag))
+    ok = agent.on_update(_req("UPDATE", 2, to_tag=tag, body=OFFER))
+    assert ok.status_code == 200 and parse_offer(ok.body)[0].kind == "audio"
+    stale = agent.on_update(_req("UPDATE", 2, to_tag=tag, body=OFFER))
+    assert stale.status_code == 500  # CSeq not above the last
+    outside = agent.on_update(_req("UPDATE", 3, to_tag="nope", body=OFFER))
+    assert outside.status_code == 481
+    dialog = next(iter(agent.dialogs))
+    agent.offer_update(dialog)
+    glare = agent.on_update(_req("UPDATE", 4, to_tag=tag, body=OFFER))
+    assert glare.status_code == 491
+    dialog = next(iter(agent.dialogs))
+    agent.hold_offer(dialog)
+    pending = agent.on_update(_req("UPDATE", 5, to_tag=tag, body=OFFER))
+    assert pending.status_code == 500
+    retry = pending.retry_after
+    assert retry is not None and 0 <= retry.seconds <= 10
+    no_offer = agent.on_update(_req("UPDATE", 6, to_tag=tag))
+    assert no_offer.status_code == 200 and not no_offer.body
+
+
+def test_invite_without_offer_gets_ours_and_ack_settles_it() -> None:
+    agent = _agent()
+    _, ok = agent.on_invite(_req("INVITE", 1))
+    assert ok.status_code == 200 and parse_offer(ok.body)
+    dialog = next(iter(agent.dialogs))
+    assert dialog.offer is OfferState.LOCAL_OFFER
+    answer = make_answer(ok.body, address="127.0.0.1", port=4000, session_id=1)
+    agent.on_ack(_req("ACK", 1, to_tag=ok.to.tag, body=answer))
+    assert next(iter(agent.dialogs)).offer is OfferState.IDLE
+
+
+def test_bye_ends_call_then_481() -> None:
+    agent = _agent()
+    tag = _call(agent)
+    assert agent.on_bye(_req("BYE", 2, to_tag=tag)).status_code == 200
+    assert not agent.busy and len(agent.dialogs) == 0
+    assert agent.on_bye(_req("BYE", 3, to_tag=tag)).status_code == 481
+
+
+def test_options_and_reinvite() -> None:
+    agent = _agent()
+    opts: Response = agent.on_options(_req("OPTIONS", 1))
+    assert opts.status_code == 200 and opts.get("Accept") == "application/sdp"
+    tag = _call(agent)
+    re = agent.on_invite(_req("INVITE", 2, to_tag=tag, body=OFFER))
+    assert [r.status_code for r in re] == [200]
+    assert agent.on_invite(_req("INVITE", 3, to_tag="other", body=OFFER))[0].status_code == 481
+
+
+def test_sdp_errors() -> None:
+    for bad in (b"", b"v=0\r\n", b"v=0\r\nm=audio x RTP/AVP 0\r\n", b"\xff\xfe"):
+        with pytest.raises(SdpError):
+            parse_offer(bad)
