@@ -181,8 +181,31 @@ _VIA_RE = re.compile(
 )
 
 
+#: The usual Via, parsed in one match: SIP/2.0/<transport> host[:port] and
+#: plain ;name[=value] parameters (no quotes, no white space).
+_SIMPLE_VIA_RE = re.compile(
+    rf"SIP/2\.0/([A-Za-z]+) ({_abnf.IPv4address}|{_abnf.hostname}|{_abnf.IPv6reference})"
+    rf"(?::([0-9]{{1,5}}))?((?:;{_abnf.token}(?:=(?:{_abnf.token}|{_abnf.IPv6reference}))?)*)"
+)
+
+
 def parse_via(value: str, header: str = "Via") -> Via:
     """Parse one via-parm."""
+    simple = _SIMPLE_VIA_RE.fullmatch(value)
+    if simple is not None and "received=" not in value and "maddr=" not in value:
+        transport, host, port_text, param_text = simple.groups()
+        port = int(port_text) if port_text else None
+        if (port is None or port <= 65535) and "rport=" not in param_text:
+            params = (
+                tuple(
+                    (k, v if eq else None)
+                    for k, eq, v in (item.partition("=") for item in param_text[1:].split(";"))
+                )
+                if param_text
+                else ()
+            )
+            if "ttl=" not in param_text:
+                return Via(transport.upper(), host, port, params, "SIP/2.0")
     m = _VIA_RE.match(value)
     if m is None:
         raise HeaderError(header, "expected 'SIP/2.0/TRANSPORT host[:port]'", value=value)

@@ -25,6 +25,7 @@ connection must then be closed, as there is no way to resynchronise).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Self, TypeVar
 
@@ -96,6 +97,8 @@ def canonical_name(name: str) -> str:
 
 
 Header = tuple[str, str]
+_NONE: list[int] = []
+_LONG_TO_COMPACT = {long: short for short, long in COMPACT_NAMES.items()}
 
 
 class Message:
@@ -104,20 +107,33 @@ class Message:
     Treat instances as immutable: every ``with_*`` method returns a copy.
     """
 
-    __slots__ = ("_cache", "_index", "body", "headers", "version")
+    __slots__ = ("_cache", "_headers", "_index", "_low", "_raw", "_wire", "body", "version")
 
-    headers: tuple[Header, ...]
     body: bytes
     version: str
 
     def __init__(
         self, headers: Iterable[Header] = (), body: bytes = b"", version: str = "SIP/2.0"
     ) -> None:
-        self.headers = tuple(headers)
+        self._headers: tuple[Header, ...] | None = tuple(headers)
         self.body = body
         self.version = version
         self._index: dict[str, list[int]] | None = None
         self._cache: dict[str, Any] = {}
+        #: Parsed messages: the unfolded header lines (after the start line),
+        #: their lower-cased copy for lookups, and the wire bytes.
+        self._raw: str | None = None
+        self._low: str | None = None
+        self._wire: bytes | None = None
+
+    @property
+    def headers(self) -> tuple[Header, ...]:
+        """Every header field as ``(name as sent, value)``, in order."""
+        headers = self._headers
+        if headers is None:
+            assert self._raw is not None
+            headers = self._headers = tuple(_split_lines(self._raw))
+        return headers
 
     # -- start line and serialisation, provided by subclasses
     def start_line(self) -> str:
@@ -125,6 +141,8 @@ class Message:
         raise NotImplementedError
 
     def __bytes__(self) -> bytes:
+        if self._wire is not None:
+            return self._wire
         parts = [self.start_line(), "\r\n"]
         for name, value in self.headers:
             parts += [name, ": ", value, "\r\n"]
@@ -136,15 +154,57 @@ class Message:
         index = self._index
         if index is None:
             index = {}
+            compact = COMPACT_NAMES
             for pos, (hname, _) in enumerate(self.headers):
-                index.setdefault(canonical_name(hname), []).append(pos)
+                key = hname.lower()
+                if len(key) == 1:
+                    key = compact.get(key, key)
+                found = index.get(key)
+                if found is None:
+                    index[key] = [pos]
+                else:
+                    found.append(pos)
             self._index = index
-        return index.get(canonical_name(name), [])
+        key = name.lower()
+        if len(key) == 1:
+            key = COMPACT_NAMES.get(key, key)
+        return index.get(key, _NONE)
 
     def get(self, name: str) -> str | None:
         """The first field value of header ``name`` (any case, compact form ok)."""
+        if self._index is None and self._raw is not None:
+            return self._find_first(name)
         pos = self._positions(name)
         return self.headers[pos[0]][1] if pos else None
+
+    def _find_first(self, name: str) -> str | None:
+        """``get`` on a parsed message without building the header list: a
+        C-level search of the lower-cased header text for each spelling."""
+        low = self._low
+        if low is None:
+            low = self._low = "\n" + (self._raw or "").lower()
+        key = canonical_name(name)
+        best = -1
+        value: str | None = None
+        for spelling in (key, _LONG_TO_COMPACT.get(key)):
+            if spelling is None:
+                continue
+            needle = "\n" + spelling
+            pos = low.find(needle)
+            while pos >= 0:
+                after = pos + len(needle)
+                ch = low[after : after + 1]
+                if ch == ":" or ch == " " or ch == "\t":
+                    colon = low.find(":", after)
+                    if colon >= 0 and not low[after:colon].strip(" \t"):
+                        if best < 0 or pos < best:
+                            end = low.find("\n", colon)
+                            raw = self._raw or ""
+                            value = raw[colon : (end - 2 if end >= 0 else None)].strip(" \t")
+                            best = pos
+                        break
+                pos = low.find(needle, after)
+        return value
 
     def get_all(self, name: str) -> list[str]:
         """Every field value of header ``name``, in order, as on the wire."""
@@ -495,9 +555,68 @@ def _split_head(data: bytes) -> tuple[bytes, int, str]:
     return data.rstrip(b"\r\n"), len(data), "\r\n"
 
 
+# One header line after unfolding: token, optional white space, ':', value;
+# or (second alternative) any other line, so that findall consumes every line
+# in order and a bad one shows up as an empty name instead of being skipped.
+_TOKEN_CLASS = r"[A-Za-z0-9\-.!%*_+`'~]"
+_LINE_RE = re.compile(rf"({_TOKEN_CLASS}+)[ \t]*:[ \t]*([^\r\n]*)\r\n|[^\r\n]*\r\n")
+_FOLD_RE = re.compile(r"[ \t]*\r\n[ \t]+")
+
+
+def _lengths(rest: str, low: str) -> list[str]:
+    """Values of Content-Length / l fields, found with C-level searches in
+    ``low`` ("\\n" + the lower-cased header text)."""
+    out: list[str] = []
+    for needle in ("\ncontent-length", "\nl"):
+        pos = low.find(needle)
+        while pos >= 0:
+            after = pos + len(needle)
+            line_end = low.find("\r", after)
+            line = rest[after - 1 : line_end - 1 if line_end >= 0 else None]
+            stripped = line.lstrip(" \t")
+            if stripped.startswith(":"):
+                out.append(stripped[1:].strip(" \t"))
+            pos = low.find(needle, after)
+    return out
+
+
+_BLOCK_RE = re.compile(rf"(?:{_TOKEN_CLASS}+[ \t]*:[^\r\n]*(?:\r\n|\Z))*")
+
+
+def _fast_split(head: str) -> tuple[str, str, str, list[str]] | None:
+    """Start line, unfolded header text and Content-Length values, checked in
+    one C-level pass; ``None`` sends the caller to :func:`parse_head`, which
+    finds and names any fault line by line."""
+    start, _, rest = head.partition("\r\n")
+    if not rest:
+        return start, "", "\n", []
+    if "\r\n " in rest or "\r\n\t" in rest:
+        if rest[0] in " \t":
+            return None
+        rest = _FOLD_RE.sub(" ", rest)
+    if _BLOCK_RE.fullmatch(rest) is None:
+        return None
+    low = "\n" + rest.lower()
+    return start, rest, low, _lengths(rest, low)
+
+
+def _split_lines(rest: str) -> list[Header]:
+    """Header fields of checked header text."""
+    if not rest:
+        return []
+    headers: list[Header] = _LINE_RE.findall(rest + "\r\n")
+    if " \r\n" in rest or "\t\r\n" in rest or rest[-1] in " \t":
+        headers = [(n, v.rstrip(" \t")) for n, v in headers]
+    return headers
+
+
 def parse_head(head: str, eol: str = "\r\n") -> tuple[str, list[Header], list[str]]:
     """Split a decoded header section into start line, headers and the raw
     Content-Length values (for framing)."""
+    if eol == "\r\n":
+        fast = _fast_split(head)
+        if fast is not None:
+            return fast[0], _split_lines(fast[1]), fast[3]
     lines = head.split(eol)
     start = lines[0]
     headers: list[Header] = []
@@ -604,11 +723,25 @@ def parse_message(data: bytes, *, max_size: int = MAX_MESSAGE_SIZE) -> Request |
         raise ParseError("empty message", kind="framing")
     head_bytes, body_start, eol = _split_head(data)
     head = head_bytes.decode("utf-8", "surrogateescape")
-    start, headers, lengths = parse_head(head, eol)
+    fast = _fast_split(head) if eol == "\r\n" else None
+    if fast is None:
+        start, headers, lengths = parse_head(head, eol)
+        raw = None
+    else:
+        start, raw, low, lengths = fast
+        headers = []
     available = len(data) - body_start
     length = _frame_length(lengths, available, stream=False)
-    body = data[body_start:] if length is None else data[body_start : body_start + length]
-    return _build(start, headers, body)
+    end = len(data) if length is None else body_start + length
+    body = data[body_start:end]
+    msg = _build(start, headers, body)
+    if raw is not None:
+        msg._headers = None
+        msg._raw = raw
+        msg._low = low
+        if data[body_start - 4 : body_start] == b"\r\n\r\n":
+            msg._wire = data[:end]  # an unmodified parsed message re-sends its own bytes
+    return msg
 
 
 class StreamFramer:

@@ -10,6 +10,7 @@ string equality: ``sip:alice@ATLANTA.com;transport=TCP`` equals
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field, replace
 
 from phonecast.sip import _abnf
@@ -55,7 +56,19 @@ def normalize_host(host: str) -> str:
         return bare.lower().rstrip(".") if bare else bare
 
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4_STRICT_RE = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+#: The common URI shape, parsed in one match: sip:user@host[:port] with a
+#: plain user, an IPv4 address or host name, and no parameters or headers.
+_SIMPLE_SIP_RE = re.compile(
+    rf"(sips?):(?:([A-Za-z0-9\-_.!~*'()&=+$,]+)@)?"
+    rf"({_OCTET}(?:\.{_OCTET}){{3}}|{_abnf.hostname})(?::([0-9]{{1,5}}))?"
+)
+
+
 def _check_host(host: str, uri: str) -> None:
+    if _IPV4_STRICT_RE.fullmatch(host) is not None:
+        return
     if _abnf.HOST_RE.fullmatch(host) is None:
         raise UriError("invalid host", uri=uri)
     if host.startswith("["):
@@ -257,6 +270,12 @@ def parse_uri(text: str) -> Uri:
     scheme, colon, rest = text.partition(":")
     if not colon or _abnf.SCHEME_RE.fullmatch(scheme) is None:
         raise UriError("not a URI (expected scheme ':' ...)", uri=text)
+    simple = _SIMPLE_SIP_RE.fullmatch(text)
+    if simple is not None:
+        scheme, user, host, port_text = simple.groups()
+        port = int(port_text) if port_text else None
+        if port is None or port <= 65535:
+            return SipUri(host, user, None, port, (), (), scheme)
     lscheme = scheme.lower()
     if lscheme in ("sip", "sips"):
         return _parse_sip(lscheme, rest, text)
