@@ -27,12 +27,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from phonecast.sip import _abnf
 from phonecast.sip import headers as h
 from phonecast.sip.errors import HeaderError, ParseError
 from phonecast.sip.uri import Uri, parse_uri
+
+if TYPE_CHECKING:
+    from phonecast.sip.digest import Challenge, Credentials
 
 T = TypeVar("T")
 
@@ -390,6 +393,26 @@ class Message:
         return self._typed_all("unsupported", h.parse_token_list)
 
     @property
+    def www_authenticate(self) -> tuple[Challenge, ...]:
+        """Every challenge of every WWW-Authenticate field, in order."""
+        return self._typed_all("www-authenticate", _challenges)
+
+    @property
+    def proxy_authenticate(self) -> tuple[Challenge, ...]:
+        """Every challenge of every Proxy-Authenticate field, in order."""
+        return self._typed_all("proxy-authenticate", _challenges)
+
+    @property
+    def authorization(self) -> Credentials | None:
+        """The (first) Authorization credentials, if any."""
+        return self.typed("authorization", _credentials)
+
+    @property
+    def proxy_authorization(self) -> Credentials | None:
+        """The (first) Proxy-Authorization credentials, if any."""
+        return self.typed("proxy-authorization", _credentials)
+
+    @property
     def accept(self) -> tuple[h.MediaType, ...] | None:
         """Accept media ranges, ``None`` when the header is absent."""
         if "accept" not in self:
@@ -451,6 +474,18 @@ class Message:
 def _display_name(key: str) -> str:
     special = {"call-id": "Call-ID", "cseq": "CSeq", "www-authenticate": "WWW-Authenticate"}
     return special.get(key) or "-".join(p.capitalize() for p in key.split("-"))
+
+
+def _challenges(value: str, header: str) -> tuple[Challenge, ...]:
+    from phonecast.sip.digest import parse_challenges
+
+    return parse_challenges(value, header)
+
+
+def _credentials(value: str, header: str) -> Credentials:
+    from phonecast.sip.digest import parse_credentials
+
+    return parse_credentials(value, header)
 
 
 def _route_list(value: str, header: str) -> tuple[h.NameAddr, ...]:
