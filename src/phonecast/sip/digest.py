@@ -220,10 +220,30 @@ class Challenge:
         return f"{self.scheme} " + ", ".join(parts)
 
 
+_SIMPLE_PARAMS_RE = re.compile(
+    r'[ \t]*([A-Za-z][A-Za-z0-9-]*)[ \t]*=[ \t]*("[^"\\]*"|[^", \t]+)[ \t]*(?:,|$)'
+)
+
+
+def _simple_params(value: str) -> list[tuple[str, str]] | None:
+    """``Digest p=v, p=v`` with plain quoted strings: one findall."""
+    if value[:7].lower() != "digest " or "\\" in value or value.lower().count("digest") > 1:
+        return None
+    rest = value[7:]
+    found: list[tuple[str, str]] = _SIMPLE_PARAMS_RE.findall(rest)
+    if sum(len(n) + len(v) for n, v in found) + len(found) > len(rest):
+        return None
+    if len(found) != rest.count("=") - sum(v.count("=") for _, v in found):
+        return None
+    return found
+
+
 def parse_challenges(value: str, header: str = "WWW-Authenticate") -> tuple[Challenge, ...]:
     """Every challenge in one header value."""
     out: list[Challenge] = []
-    for scheme, params in _parse_auth(value, header):
+    simple = _simple_params(value)
+    parsed = [("Digest", simple)] if simple is not None else _parse_auth(value, header)
+    for scheme, params in parsed:
         fields: dict[str, str] = {}
         other: list[tuple[str, str]] = []
         for name, raw in params:

@@ -189,6 +189,18 @@ _SIMPLE_VIA_RE = re.compile(
 )
 
 
+def _simple_params_ok(params: Params) -> bool:
+    """The checks the full parser makes on received and rport values."""
+    for key, val in params:
+        if val is None:
+            continue
+        if key == "received" and _abnf.HOST_RE.fullmatch(val) is None:
+            return False
+        if key == "rport" and not (val.isdigit() and int(val) <= 65535):
+            return False
+    return True
+
+
 def parse_via(value: str, header: str = "Via") -> Via:
     """Parse one via-parm."""
     simple = _SIMPLE_VIA_RE.fullmatch(value)

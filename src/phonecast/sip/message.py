@@ -181,14 +181,19 @@ class Message:
         return self.headers[pos[0]][1] if pos else None
 
     def _find_first(self, name: str) -> str | None:
-        """``get`` on a parsed message without building the header list: a
-        C-level search of the lower-cased header text for each spelling."""
+        """``get`` on a parsed message without building the header list."""
+        found = self._find(name, first_only=True)
+        return found[0] if found else None
+
+    def _find(self, name: str, *, first_only: bool = False) -> list[str]:
+        """Field values of ``name`` found by C-level searches of the
+        lower-cased header text for each spelling, in message order."""
         low = self._low
         if low is None:
             low = self._low = "\n" + (self._raw or "").lower()
+        raw = self._raw or ""
         key = canonical_name(name)
-        best = -1
-        value: str | None = None
+        hits: list[tuple[int, str]] = []
         for spelling in (key, _LONG_TO_COMPACT.get(key)):
             if spelling is None:
                 continue
@@ -200,17 +205,21 @@ class Message:
                 if ch == ":" or ch == " " or ch == "\t":
                     colon = low.find(":", after)
                     if colon >= 0 and not low[after:colon].strip(" \t"):
-                        if best < 0 or pos < best:
-                            end = low.find("\n", colon)
-                            raw = self._raw or ""
-                            value = raw[colon : (end - 2 if end >= 0 else None)].strip(" \t")
-                            best = pos
-                        break
+                        end = low.find("\n", colon)
+                        hits.append((pos, raw[colon : (end - 2 if end >= 0 else None)]))
+                        if first_only:
+                            break
                 pos = low.find(needle, after)
-        return value
+        if len(hits) > 1:
+            hits.sort()
+            if first_only:
+                del hits[1:]
+        return [v.strip(" \t") for _, v in hits]
 
     def get_all(self, name: str) -> list[str]:
         """Every field value of header ``name``, in order, as on the wire."""
+        if self._index is None and self._raw is not None:
+            return self._find(name)
         return [self.headers[p][1] for p in self._positions(name)]
 
     def values(self, name: str) -> list[str]:
