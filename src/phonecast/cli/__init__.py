@@ -11,6 +11,8 @@ from __future__ import annotations
 import click
 
 from phonecast import __version__
+from phonecast.cli.phone_cmd import fleet, phone
+from phonecast.cli.push_cmd import push
 from phonecast.cli.sip_cmd import sip
 
 
@@ -31,6 +33,9 @@ def demo() -> None:
 
 
 cli.add_command(sip)
+cli.add_command(push)
+cli.add_command(phone)
+cli.add_command(fleet)
 
 
 def main() -> None:

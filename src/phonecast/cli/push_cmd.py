@@ -1,0 +1,273 @@
+"""``phonecast push``: one NOTIFY to one phone line, with a clear outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import ssl
+import sys
+from typing import Any, NoReturn
+
+import click
+
+from phonecast.credentials import Secret, SecretError, resolve_secret
+from phonecast.net.endpoint import SipEndpoint
+from phonecast.net.localaddr import local_ip_for
+from phonecast.push.payload import (
+    Payload,
+    PayloadError,
+    action_payload,
+    execute_payload,
+    url_payload,
+)
+from phonecast.push.profiles import ACTIONS, UnsupportedAction, get_profile
+from phonecast.push.pusher import Outcome, Pusher, PushOptions
+from phonecast.sip import ParseError, SipUri, parse_uri
+
+#: Exit codes (shared with the other commands).
+EXIT_OK, EXIT_USAGE, EXIT_AUTH, EXIT_REJECTED, EXIT_UNREACHABLE = 0, 2, 3, 4, 5
+_EXIT_FOR = {
+    "delivered": EXIT_OK,
+    "auth_rejected": EXIT_AUTH,
+    "rejected": EXIT_REJECTED,
+    "timeout": EXIT_UNREACHABLE,
+    "unreachable": EXIT_UNREACHABLE,
+}
+
+_RESPONSE_RE = re.compile(r'(response\s*=\s*)"[^"]*"', re.I)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """One clear line on stderr, then exit."""
+    click.echo(f"phonecast: {message}", err=True)
+    sys.exit(code)
+
+
+def redact_trace(data: bytes) -> str:
+    """A SIP message for --trace with digest responses hidden."""
+    text = data.decode("utf-8", "replace")
+    out = []
+    for line in text.split("\r\n"):
+        if line.lower().startswith(("authorization", "proxy-authorization")):
+            line = _RESPONSE_RE.sub(r'\1"<redacted>"', line)
+        out.append(line)
+    return "\n".join(out)
+
+
+def parse_target(text: str) -> SipUri:
+    """The target line's URI, or exit 2 with what is wrong."""
+    try:
+        uri = parse_uri(text)
+    except ParseError as exc:
+        fail(f"bad target {text!r}: {exc.message}")
+    if not isinstance(uri, SipUri):
+        fail(f"bad target {text!r}: push needs a sip: or sips: URI, not {uri.scheme}:")
+    if not uri.user:
+        fail(f"bad target {text!r}: name the line's user, e.g. sip:1001@{uri.host}")
+    return uri
+
+
+def read_password(env: str, file: str | None, literal: str | None) -> Secret:
+    """The line's SIP password from --password-file, --password, $ENV or a prompt."""
+    if file is not None:
+        try:
+            return resolve_secret(f"file:{file}")
+        except SecretError as exc:
+            fail(str(exc))
+    if literal is not None:
+        click.echo(
+            "phonecast: warning: --password is visible in the process list; "
+            "prefer --password-env or --password-file",
+            err=True,
+        )
+        return Secret(literal, "argument")
+    value = os.environ.get(env)
+    if value is not None:
+        return Secret(value, f"env:{env}")
+    if sys.stdin.isatty():
+        return Secret(click.prompt("SIP password", hide_input=True), "prompt")
+    fail(f"no password: set {env}, or use --password-file (or run interactively)")
+
+
+def build_payload(
+    url: str | None,
+    items: tuple[str, ...],
+    event: str | None,
+    body: str | None,
+    content_type: str | None,
+    vendor: str | None,
+) -> Payload:
+    """The payload the options describe, or exit 2."""
+    try:
+        if items:
+            return execute_payload(items, content_type=content_type)
+        if url is not None:
+            if body == "execute":
+                return execute_payload([url], content_type=content_type)
+            return url_payload(
+                url,
+                content_type=content_type,
+                event=event if event and event not in ACTIONS else "XML-Service",
+            )
+        if event is None:
+            fail("nothing to push: give --url, --execute or --event")
+        if event in ACTIONS:
+            return action_payload(event, vendor)
+        return Payload(event)
+    except (PayloadError, UnsupportedAction) as exc:
+        fail(str(exc))
+
+
+def tls_context(insecure: bool, ca_file: str | None) -> ssl.SSLContext:
+    """Client TLS: verify by default; a CA file; or --insecure."""
+    if insecure:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        fail(f"cannot load CA file {ca_file}: {exc}")
+
+
+@click.command("push")
+@click.argument("target")
+@click.option("--url", help="URL the phone fetches (the XML-Service body).")
+@click.option(
+    "--execute",
+    "items",
+    multiple=True,
+    help="CiscoIPPhoneExecute item (URL or internal URI such as Key:Services); "
+    "repeat up to 3 times.",
+)
+@click.option("--event", help="Event, or an action: " + ", ".join(ACTIONS) + ".")
+@click.option("--body", type=click.Choice(["url", "execute"]), help="Body form for --url.")
+@click.option("--content-type", help="Override the body's Content-Type.")
+@click.option("--vendor", help="Vendor profile for --event actions (default cisco-spa).")
+@click.option("--user", help="Digest user (default: the target's user).")
+@click.option(
+    "--password-env",
+    default="PHONECAST_PASSWORD",
+    show_default=True,
+    help="Environment variable holding the password.",
+)
+@click.option("--password-file", type=str, help="File holding the password.")
+@click.option("--password", "password_literal", help="The password (visible to other users!).")
+@click.option("--proxy", help="Outbound proxy host list: host[:port][:p=N][:w=N][:A=ip]|...")
+@click.option("--transport", type=click.Choice(["udp", "tcp", "tls"]))
+@click.option("--nameserver", help="DNS server HOST[:PORT] for SRV/NAPTR lookups.")
+@click.option(
+    "--timeout", type=float, default=8.0, show_default=True, help="Seconds to wait for each target."
+)
+@click.option("--subscription-state", help="Add a Subscription-State header (e.g. active).")
+@click.option("--insecure", is_flag=True, help="TLS: do not verify the phone's certificate.")
+@click.option("--ca-file", type=str, help="TLS: trust this CA file.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--trace", is_flag=True, help="Print every SIP message (digests redacted).")
+def push(
+    target: str,
+    url: str | None,
+    items: tuple[str, ...],
+    event: str | None,
+    body: str | None,
+    content_type: str | None,
+    vendor: str | None,
+    user: str | None,
+    password_env: str,
+    password_file: str | None,
+    password_literal: str | None,
+    proxy: str | None,
+    transport: str | None,
+    nameserver: str | None,
+    timeout: float,
+    subscription_state: str | None,
+    insecure: bool,
+    ca_file: str | None,
+    as_json: bool,
+    trace: bool,
+) -> None:
+    """Push a URL, an Execute object or an event to one phone line (TARGET,
+    e.g. sip:1001@10.0.0.5:5060) and report what the phone answered.
+
+    Exit status: 0 delivered, 2 bad usage or input, 3 authentication
+    rejected, 4 rejected by the phone, 5 timed out or unreachable.
+    """
+    uri = parse_target(target)
+    if len(items) > 3:
+        fail("at most 3 --execute items (CiscoIPPhoneExecute limit)")
+    if vendor is not None:
+        try:
+            get_profile(vendor)
+        except UnsupportedAction as exc:
+            fail(str(exc))
+    payload = build_payload(url, items, event, body, content_type, vendor)
+    secret = read_password(password_env, password_file, password_literal)
+    ssl_ctx = tls_context(insecure, ca_file) if (transport == "tls" or uri.secure) else None
+    opts = PushOptions(
+        proxy=proxy, transport=transport, timeout=timeout, subscription_state=subscription_state
+    )
+    outcome = asyncio.run(_run(uri, secret, payload, user, opts, nameserver, ssl_ctx, trace))
+    if as_json:
+        click.echo(json.dumps(outcome.as_dict()))
+    else:
+        click.echo(_describe(outcome))
+    sys.exit(_EXIT_FOR.get(outcome.status, EXIT_UNREACHABLE))
+
+
+async def _run(
+    uri: SipUri,
+    secret: Secret,
+    payload: Payload,
+    user: str | None,
+    opts: PushOptions,
+    nameserver: str | None,
+    ssl_ctx: ssl.SSLContext | None,
+    trace: bool,
+) -> Outcome:
+    resolver: Any = None
+    if nameserver:
+        from phonecast.net.locate import make_resolver
+
+        try:
+            resolver = make_resolver(nameserver)
+        except ValueError as exc:
+            fail(f"bad --nameserver {nameserver!r}: {exc}")
+    endpoint = SipEndpoint(client_ssl=ssl_ctx)
+    if trace:
+
+        def show(direction: str, data: bytes, where: object) -> None:
+            arrow = ">>" if direction == "send" else "<<"
+            click.echo(f"{arrow} {where}\n{redact_trace(data)}", err=True)
+
+        endpoint.tracer = show
+    pusher = Pusher(endpoint, resolver=resolver)
+    try:
+        try:
+            dests = await pusher.locate(uri, opts)
+        except Exception as exc:
+            return Outcome("unreachable", detail=f"cannot locate {uri.host}: {exc}")
+        if not dests:
+            return Outcome("unreachable", detail=f"no target found for {uri.host}")
+        local = local_ip_for(dests[0].host, dests[0].port)
+        await endpoint.listen_udp(local, 0)
+        return await pusher.push(uri, secret, payload, user=user, options=opts, destinations=dests)
+    finally:
+        await endpoint.close()
+
+
+def _describe(outcome: Outcome) -> str:
+    code = f" {outcome.code} {outcome.reason or ''}".rstrip() if outcome.code else ""
+    where = f" by {outcome.target}" if outcome.target else ""
+    tried = ", ".join(f"{a.target} ({a.code or a.result})" for a in outcome.tried)
+    lines = {
+        "delivered": f"delivered:{code}{where} in {outcome.elapsed_ms:.0f} ms"
+        f"{' (after digest challenge)' if outcome.challenged else ''}",
+        "auth_rejected": f"authentication rejected:{code}{where}: {outcome.detail}",
+        "rejected": f"rejected:{code}{where}",
+        "timeout": f"timed out: no answer from {tried or 'any target'}",
+        "unreachable": f"unreachable: {outcome.detail or tried}",
+    }
+    return lines.get(outcome.status, outcome.status)

@@ -1,0 +1,60 @@
+"""Emulated phone configuration, mirroring the SPA's settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from phonecast.credentials import Secret
+
+#: Events the SPA accepts on NOTIFY (field guide), compared case-insensitively.
+ACCEPTED_EVENTS = frozenset(
+    {"xml-service", "resync", "reboot_now", "restart_now", "report", "check-sync"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LineConfig:
+    """One line (extension): its user, optional auth id, password and port."""
+
+    user: str
+    password: Secret = field(repr=False)
+    port: int
+    auth_id: str | None = None
+
+    @property
+    def digest_user(self) -> str:
+        """The username a digest must carry (auth id if set, else user id)."""
+        return self.auth_id or self.user
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneSettings:
+    """Settings that change how the phone treats a push (SPA names in comments)."""
+
+    #: Auth_Resync-Reboot: challenge XML-Service/resync/reboot/report NOTIFYs.
+    auth_notify: bool = True
+    #: Restrict_Source_IP: drop SIP from anywhere but this proxy address.
+    restrict_source_ip: str | None = None
+    realm: str = "phonecast"
+    algorithm: str = "MD5"
+    nonce_lifetime: float = 300.0
+    #: Check the digest uri against the Request-URI (off: SIPp and registrars differ).
+    strict_uri: bool = False
+    #: Refuse a URL body with trailing CR/LF (SPA500 firmware 7.4.4+ behaviour).
+    strict_url_body: bool = False
+    #: INVITE handling: answer, busy or decline.
+    call_mode: str = "answer"
+    #: How long a Dial: action keeps the phone busy, seconds.
+    dial_seconds: float = 5.0
+    #: Largest NOTIFY body accepted, octets.
+    max_body: int = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneConfig:
+    """One phone: a name, the address its lines listen on, lines, settings."""
+
+    name: str
+    host: str
+    lines: tuple[LineConfig, ...]
+    settings: PhoneSettings = PhoneSettings()

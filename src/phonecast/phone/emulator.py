@@ -1,0 +1,355 @@
+"""The emulated phone: what an SPA does with what the network sends it.
+
+One :class:`PhoneHost` runs any number of phones (a single ``phonecast
+phone`` or a ``phonecast fleet`` of thousands) on ONE
+:class:`~phonecast.net.endpoint.SipEndpoint`: one UDP socket per line, one
+transaction table, one timer heap, one digest authority, one HTTP client.
+Requests are dispatched by the local address they arrived on.
+
+XML-Service NOTIFY, as the seed describes it: without valid credentials the
+phone answers 401 with a fresh ``qop="auth"`` challenge (``stale=true`` when
+only the nonce expired); a response computed for another line, a replayed
+nonce count or a wrong password is refused and the event log says which.
+Accepted, it answers 200 *then* acts: a URL body is fetched and shown; a
+CiscoIPPhoneExecute runs its items by priority (0 now, 1 when idle, 2 only
+if idle); a malformed body is still answered 200 and reported as
+CiscoIPPhoneError 1, as the phone would.  A retransmitted NOTIFY never
+reaches this code (the transaction layer absorbs it), so it never fetches
+twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from phonecast.net.endpoint import ServerHandle, SipEndpoint
+from phonecast.net.transport import Address, Flow
+from phonecast.phone.calls import ALLOW, CallAgent, CallSettings
+from phonecast.phone.config import ACCEPTED_EVENTS, LineConfig, PhoneConfig
+from phonecast.phone.events import EventLog
+from phonecast.phone.fetcher import Fetcher
+from phonecast.phone.screen import Screen, object_to_screen, parse_execute_items, parse_object
+from phonecast.sip import Request, SipError, UasPolicy, make_response
+from phonecast.sip.digest import DigestServer, compute_ha1
+
+#: What the emulated phone accepts in requests (bodies it reads, schemes...).
+PHONE_POLICY = UasPolicy(
+    body_types=frozenset(
+        {
+            "application/sdp",
+            "text/html",
+            "text/plain",
+            "text/xml",
+            "application/xml",
+            "multipart/mixed",
+        }
+    ),
+)
+INTERNAL_SCHEMES = ("key:", "softkey:", "init:", "dial:", "editdial:", "play:")
+
+
+@dataclass
+class LineState:
+    """Runtime state of one line of one phone."""
+
+    phone: PhoneState
+    config: LineConfig
+    ha1: str = field(repr=False)
+    bind: bytes = b""
+
+
+@dataclass
+class PhoneState:
+    """Runtime state of one phone: screen, calls, deferred pushes."""
+
+    config: PhoneConfig
+    calls: CallAgent
+    screen: Screen = field(default_factory=Screen)
+    deferred: list[str] = field(default_factory=list)
+    fetches: int = 0
+    actions: list[str] = field(default_factory=list)
+
+
+class PhoneHost:
+    """Phones on one endpoint (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        events: EventLog | None = None,
+        fetcher: Fetcher | None = None,
+        digest: DigestServer | None = None,
+        rng: random.Random | None = None,
+        on_screen: Callable[[PhoneState], None] | None = None,
+    ) -> None:
+        self.events = events or EventLog()
+        self.fetcher = fetcher or Fetcher()
+        self._digest = digest
+        self.rng = rng or random.Random()
+        self.on_screen = on_screen
+        self.endpoint: SipEndpoint | None = None
+        self.lines: dict[Address, LineState] = {}
+        self.phones: dict[str, PhoneState] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Create the endpoint (call before :meth:`add_phone`)."""
+        self.endpoint = SipEndpoint(handler=self._on_request, policy=PHONE_POLICY)
+
+    def digest_for(self, phone: PhoneConfig) -> DigestServer:
+        """The digest authority (one per host; settings of the first phone)."""
+        if self._digest is None:
+            s = phone.settings
+            self._digest = DigestServer(
+                s.realm, lifetime=s.nonce_lifetime, algorithm=s.algorithm, strict_uri=s.strict_uri
+            )
+        return self._digest
+
+    async def add_phone(self, config: PhoneConfig) -> PhoneState:
+        """Bind every line of ``config`` and start answering."""
+        assert self.endpoint is not None, "call start() first"
+        digest = self.digest_for(config)
+        shown = f"[{config.host}]" if ":" in config.host else config.host
+        first_port = config.lines[0].port
+        calls = CallAgent(
+            f"<sip:{config.lines[0].user}@{shown}:{first_port}>",
+            CallSettings(mode=config.settings.call_mode, media_address=config.host),
+            self.rng,
+        )
+        phone = PhoneState(config, calls)
+        self.phones[config.name] = phone
+        for line in config.lines:
+            local = await self.endpoint.listen_udp(config.host, line.port)
+            ha1 = compute_ha1(
+                digest.algorithm, line.digest_user, digest.realm, line.password.reveal()
+            )
+            self.lines[local] = LineState(phone, line, ha1, f"{config.name}/{line.user}".encode())
+        return phone
+
+    async def close(self) -> None:
+        """Stop everything."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self.endpoint is not None:
+            await self.endpoint.close()
+        await self.fetcher.close()
+        self.events.close()
+
+    # ---------------------------------------------------------------- requests
+    def _on_request(self, request: Request, handle: ServerHandle | None, flow: Flow) -> None:
+        line = self.lines.get(flow.local)
+        if line is None:
+            return
+        phone = line.phone
+        restrict = phone.config.settings.restrict_source_ip
+        if restrict is not None and flow.remote[0] != restrict:
+            self.events.emit(
+                "dropped",
+                phone=phone.config.name,
+                reason="restrict-source-ip",
+                source=flow.remote[0],
+            )
+            return
+        self.events.emit(
+            "request",
+            phone=phone.config.name,
+            line=line.config.user,
+            method=request.method,
+            source=f"{flow.remote[0]}:{flow.remote[1]}",
+        )
+        method = request.method
+        if method == "ACK":
+            phone.calls.on_ack(request)
+            return
+        assert handle is not None
+        if method == "NOTIFY":
+            self._on_notify(line, request, handle)
+            return
+        calls = phone.calls
+        if method == "INVITE":
+            responses = calls.on_invite(request)
+        elif method == "BYE":
+            responses = [calls.on_bye(request)]
+        elif method == "UPDATE":
+            responses = [calls.on_update(request)]
+        elif method == "OPTIONS":
+            responses = [calls.on_options(request)]
+        elif method in ("INFO",):
+            responses = [make_response(request, 200)]
+        elif method == "CANCEL":
+            responses = [make_response(request, 481)]
+        else:
+            responses = [make_response(request, 405, headers=[("Allow", ALLOW)])]
+        for resp in responses:
+            self._respond(line, handle, resp)
+
+    def _respond(self, line: LineState, handle: ServerHandle, response: Any) -> None:
+        handle.respond(response)
+        self.events.emit(
+            "response",
+            phone=line.phone.config.name,
+            line=line.config.user,
+            method=handle.request.method,
+            code=response.status_code,
+        )
+
+    def _on_notify(self, line: LineState, request: Request, handle: ServerHandle) -> None:
+        phone = line.phone
+        name = phone.config.name
+        event = request.event
+        package = event.package.lower() if event is not None else None
+        if package not in ACCEPTED_EVENTS:
+            self._respond(line, handle, make_response(request, 489, to_tag=_tag(self.rng)))
+            return
+        settings = phone.config.settings
+        if len(request.body) > settings.max_body:
+            self._respond(line, handle, make_response(request, 413, to_tag=_tag(self.rng)))
+            return
+        if settings.auth_notify and not self._authenticated(line, request, handle):
+            return
+        self._respond(line, handle, make_response(request, 200, to_tag=_tag(self.rng)))
+        if package == "xml-service":
+            self._spawn(self._xml_service(phone, request.body))
+        else:
+            phone.actions.append(package or "")
+            self.events.emit("action", phone=name, line=line.config.user, action=package)
+
+    def _authenticated(self, line: LineState, request: Request, handle: ServerHandle) -> bool:
+        assert self.endpoint is not None
+        digest = self.digest_for(line.phone.config)
+        now = self.endpoint.now()
+        name = line.phone.config.name
+        try:
+            creds = request.authorization
+        except SipError:
+            creds = None
+        if creds is None:
+            reason, stale = "no-credentials", False
+        else:
+            verdict = digest.verify(
+                creds,
+                method=request.method,
+                now=now,
+                ha1=line.ha1,
+                expected_user=line.config.digest_user,
+                bind=line.bind,
+                body=request.body,
+                request_uri=str(request.uri),
+            )
+            if verdict.ok:
+                self.events.emit("auth", phone=name, line=line.config.user, ok=True, reason="ok")
+                return True
+            reason, stale = verdict.reason, verdict.stale
+        self.events.emit("auth", phone=name, line=line.config.user, ok=False, reason=reason)
+        challenge = digest.challenge(now, bind=line.bind, stale=stale)
+        self._respond(
+            line,
+            handle,
+            make_response(
+                request, 401, to_tag=_tag(self.rng), headers=[("WWW-Authenticate", str(challenge))]
+            ),
+        )
+        return False
+
+    # ------------------------------------------------------------ XML-Service
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        """A phone's background work failing must not go unnoticed, nor stop it."""
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            self.events.emit("internal_error", error=f"{type(exc).__name__}: {exc}"[:300])
+
+    async def _xml_service(self, phone: PhoneState, body: bytes) -> None:
+        name = phone.config.name
+        text = body.decode("utf-8", "replace")
+        if text.lstrip().startswith("<"):
+            try:
+                items = parse_execute_items(body)
+            except ValueError as exc:
+                self.events.emit("xml_error", phone=name, number=1, detail=str(exc)[:200])
+                return
+        else:
+            url = text.strip()
+            if phone.config.settings.strict_url_body and url != text:
+                self.events.emit(
+                    "xml_error",
+                    phone=name,
+                    number=1,
+                    detail="URL body has surrounding white space or CR/LF",
+                )
+                return
+            items = [(url, 0)]
+        for uri, priority in items:
+            await self._execute_item(phone, uri, priority)
+
+    async def _execute_item(self, phone: PhoneState, uri: str, priority: int) -> None:
+        name = phone.config.name
+        lower = uri.lower()
+        if lower.startswith(INTERNAL_SCHEMES):
+            phone.actions.append(uri)
+            self.events.emit("action", phone=name, action=uri)
+            if lower.startswith("dial:"):
+                self._dial(phone)
+            return
+        if priority == 2 and phone.calls.busy:
+            self.events.emit("dropped", phone=name, url=uri, reason="busy (priority 2)")
+            return
+        if priority == 1 and phone.calls.busy:
+            phone.deferred.append(uri)
+            self.events.emit("deferred", phone=name, url=uri)
+            return
+        await self._fetch_and_show(phone, uri)
+
+    def _dial(self, phone: PhoneState) -> None:
+        phone.calls.busy_reasons.add("dial")
+
+        async def hang_up() -> None:
+            await asyncio.sleep(phone.config.settings.dial_seconds)
+            phone.calls.busy_reasons.discard("dial")
+            await self._run_deferred(phone)
+
+        self._spawn(hang_up())
+
+    async def _run_deferred(self, phone: PhoneState) -> None:
+        while phone.deferred and not phone.calls.busy:
+            await self._fetch_and_show(phone, phone.deferred.pop(0))
+
+    async def _fetch_and_show(self, phone: PhoneState, url: str) -> None:
+        name = phone.config.name
+        self.events.emit("fetch_started", phone=name, url=url)
+        result = await self.fetcher.fetch(url)
+        phone.fetches += 1
+        self.events.emit(
+            "fetch_finished",
+            phone=name,
+            url=url,
+            ok=result.ok,
+            status=result.status,
+            error=result.error,
+        )
+        if not result.ok:
+            return
+        try:
+            obj = parse_object(result.body)
+        except ValueError as exc:
+            self.events.emit(
+                "xml_error", phone=name, number=getattr(exc, "number", 1), detail=str(exc)[:200]
+            )
+            return
+        phone.screen = object_to_screen(obj)
+        self.events.emit("screen", phone=name, **phone.screen.summary())
+        if self.on_screen is not None:
+            self.on_screen(phone)
+
+
+def _tag(rng: random.Random) -> str:
+    return f"{rng.getrandbits(48):012x}"

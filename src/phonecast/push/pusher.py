@@ -1,0 +1,387 @@
+"""Push one NOTIFY to one phone line, answer its challenge, report what happened.
+
+Theory of operation
+-------------------
+1. Locate: the target URI (RFC 3263: NAPTR, SRV, A/AAAA; numeric host or
+   explicit port skip SRV) or, with an outbound proxy, the Cisco host list of
+   the proxy, gives an ordered list of transport targets.
+2. For each target in turn: send the NOTIFY (new Call-ID, From tag, CSeq 1).
+   A 401/407 is answered once with digest credentials computed by the core
+   (CSeq 2, same Call-ID and tag, new branch).  A second challenge is
+   answered again only if it says ``stale=true`` (the nonce expired, the
+   password was right) and only once per fresh challenge: no loops.
+3. A timeout, a transport failure or a 503 moves on to the next target
+   (RFC 3263 4.3); any other final response ends the push.
+
+The :class:`Outcome` names one of ``delivered`` (2xx), ``auth_rejected``
+(challenged again without stale, or 403 after credentials), ``rejected``
+(another final response), ``timeout`` (no answer from any target) or
+``unreachable`` (no target could be located or connected), with the code,
+the reason, every target tried and timings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from phonecast.credentials import Secret
+from phonecast.net.endpoint import SipEndpoint
+from phonecast.push.payload import Payload
+from phonecast.sip import Request, Response, SipError, SipUri, new_branch
+
+#: RFC 3261 18.1.1: a UDP request within 200 octets of the path MTU (1500)
+#: must go over a congestion-controlled transport instead.
+UDP_LIMIT = 1300
+
+STATUSES = ("delivered", "auth_rejected", "rejected", "timeout", "unreachable")
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One target tried: where, what came back, how long it took."""
+
+    target: str
+    code: int | None
+    result: str
+    elapsed_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The result of one push."""
+
+    status: str
+    code: int | None = None
+    reason: str | None = None
+    target: str | None = None
+    tried: tuple[Attempt, ...] = ()
+    requests: int = 0
+    challenged: bool = False
+    elapsed_ms: float = 0.0
+    detail: str = ""
+
+    @property
+    def delivered(self) -> bool:
+        """True for a 2xx: the phone accepted the NOTIFY (not yet proof it acted)."""
+        return self.status == "delivered"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``phonecast push --json``)."""
+        return {
+            "outcome": self.status,
+            "code": self.code,
+            "reason": self.reason,
+            "target": self.target,
+            "targets_tried": [
+                {
+                    "target": a.target,
+                    "code": a.code,
+                    "result": a.result,
+                    "elapsed_ms": round(a.elapsed_ms, 3),
+                }
+                for a in self.tried
+            ],
+            "requests": self.requests,
+            "challenged": self.challenged,
+            "elapsed_ms": round(self.elapsed_ms, 3),
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where to send: transport, address, and the name for TLS checks."""
+
+    transport: str
+    host: str
+    port: int
+    server_name: str | None = None
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.transport}:{host}:{self.port}"
+
+
+@dataclass
+class PushOptions:
+    """Everything about a push except the target, credentials and payload."""
+
+    proxy: str | None = None
+    transport: str | None = None
+    timeout: float = 8.0
+    subscription_state: str | None = None
+    from_user: str = "phonecast"
+    user_agent: str = "phonecast/0.1"
+    extra_headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+class Pusher:
+    """Pushes NOTIFYs through one :class:`SipEndpoint`."""
+
+    def __init__(self, endpoint: SipEndpoint, *, resolver: Any = None) -> None:
+        self.endpoint = endpoint
+        self.resolver = resolver
+
+    async def push(
+        self,
+        target: SipUri,
+        password: Secret,
+        payload: Payload,
+        *,
+        user: str | None = None,
+        options: PushOptions | None = None,
+        destinations: list[Destination] | None = None,
+    ) -> Outcome:
+        """Push ``payload`` to the line ``target``; never raises for network
+        trouble (that is an :class:`Outcome`)."""
+        opts = options or PushOptions()
+        start = time.monotonic()
+        auth_user = user or target.user_unescaped or ""
+        try:
+            dests = destinations if destinations is not None else await self.locate(target, opts)
+        except (OSError, SipError, ValueError) as exc:
+            return Outcome(
+                "unreachable", detail=f"cannot locate {target.host}: {exc}", elapsed_ms=_ms(start)
+            )
+        if not dests:
+            return Outcome(
+                "unreachable", detail=f"no target found for {target.host}", elapsed_ms=_ms(start)
+            )
+        tried: list[Attempt] = []
+        requests = 0
+        challenged = False
+        for dest in dests:
+            t0 = time.monotonic()
+            result = await self._exchange(target, dest, auth_user, password, payload, opts)
+            requests += result.requests
+            challenged = challenged or result.challenged
+            tried.append(Attempt(str(dest), result.code, result.kind, _ms(t0)))
+            if result.kind in ("timeout", "transport") or result.code == 503:
+                continue  # RFC 3263 4.3: try the next target
+            return Outcome(
+                result.status,
+                result.code,
+                result.reason,
+                str(dest),
+                tuple(tried),
+                requests,
+                challenged,
+                _ms(start),
+                result.detail,
+            )
+        all_silent = all(a.result == "timeout" for a in tried)
+        last = tried[-1]
+        status = "timeout" if all_silent else ("rejected" if last.code == 503 else "unreachable")
+        return Outcome(
+            status,
+            last.code,
+            None if last.code is None else "Service Unavailable",
+            None,
+            tuple(tried),
+            requests,
+            challenged,
+            _ms(start),
+            "no target answered" if all_silent else "every target failed",
+        )
+
+    async def locate(self, target: SipUri, opts: PushOptions) -> list[Destination]:
+        """Transport targets for ``target`` (or for the outbound proxy)."""
+        from phonecast.net.locate import locate, locate_host_list
+
+        if opts.proxy:
+            found = await locate_host_list(
+                opts.proxy, transport=opts.transport, resolver=self.resolver
+            )
+        else:
+            found = await locate(target, transport=opts.transport, resolver=self.resolver)
+        return [
+            Destination(t.transport, t.host, t.port, getattr(t, "server_name", None)) for t in found
+        ]
+
+    # ------------------------------------------------------------- exchange
+    async def _exchange(
+        self,
+        target: SipUri,
+        dest: Destination,
+        user: str,
+        password: Secret,
+        payload: Payload,
+        opts: PushOptions,
+    ) -> _Result:
+        call_id = f"{secrets.token_hex(10)}@phonecast"
+        from_tag = secrets.token_hex(6)
+        route = _route_for(dest) if opts.proxy else None
+        cseq = 1
+        requests = 0
+        challenged = False
+        authorization: tuple[str, str] | None = None
+        stale_retry_used = False
+        while True:
+            request, transport = self._build(
+                target, dest, payload, opts, call_id, from_tag, cseq, route, authorization
+            )
+            try:
+                response, why = await asyncio.wait_for(
+                    self.endpoint.request(
+                        request,
+                        transport,
+                        (dest.host, dest.port),
+                        server_hostname=dest.server_name or target.hostname,
+                    ),
+                    opts.timeout,
+                )
+            except TimeoutError:
+                return _Result("timeout", requests=requests + 1, challenged=challenged)
+            except OSError as exc:
+                return _Result(
+                    "transport",
+                    requests=requests,
+                    challenged=challenged,
+                    detail=f"{type(exc).__name__}: {exc}",
+                )
+            requests += 1
+            if response is None:
+                return _Result(
+                    "timeout" if why == "timeout" else "transport",
+                    requests=requests,
+                    challenged=challenged,
+                )
+            code = response.status_code
+            if code in (401, 407):
+                stale = _is_stale(response)
+                if authorization is not None and not (stale and not stale_retry_used):
+                    return _Result(
+                        "final",
+                        code,
+                        response.reason,
+                        "auth_rejected",
+                        requests,
+                        True,
+                        "the phone refused the credentials",
+                    )
+                if authorization is not None:
+                    stale_retry_used = True
+                challenged = True
+                try:
+                    authorization = _authorize(response, request, user, password)
+                except SipError as exc:
+                    return _Result(
+                        "final",
+                        code,
+                        response.reason,
+                        "auth_rejected",
+                        requests,
+                        True,
+                        f"cannot answer the challenge: {exc}",
+                    )
+                cseq += 1
+                continue
+            if 200 <= code < 300:
+                return _Result("final", code, response.reason, "delivered", requests, challenged)
+            status = "auth_rejected" if code == 403 and authorization is not None else "rejected"
+            return _Result("final", code, response.reason, status, requests, challenged)
+
+    def _build(
+        self,
+        target: SipUri,
+        dest: Destination,
+        payload: Payload,
+        opts: PushOptions,
+        call_id: str,
+        from_tag: str,
+        cseq: int,
+        route: str | None,
+        authorization: tuple[str, str] | None,
+    ) -> tuple[Request, str]:
+        transport = dest.transport
+        request = self._request(
+            target, transport, payload, opts, call_id, from_tag, cseq, route, authorization
+        )
+        if transport == "udp" and len(bytes(request)) > UDP_LIMIT:
+            transport = "tcp"
+            request = self._request(
+                target, transport, payload, opts, call_id, from_tag, cseq, route, authorization
+            )
+        return request, transport
+
+    def _request(
+        self,
+        target: SipUri,
+        transport: str,
+        payload: Payload,
+        opts: PushOptions,
+        call_id: str,
+        from_tag: str,
+        cseq: int,
+        route: str | None,
+        authorization: tuple[str, str] | None,
+    ) -> Request:
+        ep = self.endpoint
+        headers: list[tuple[str, str]] = [("Via", ep.via(transport, new_branch()))]
+        if route is not None:
+            headers.append(("Route", route))
+        to = target.without_params("transport", "maddr", "lr", "method", "ttl")
+        headers += [
+            ("Max-Forwards", "70"),
+            ("From", f"<sip:{opts.from_user}@{ep.sent_by(transport)}>;tag={from_tag}"),
+            ("To", f"<{to}>"),
+            ("Call-ID", call_id),
+            ("CSeq", f"{cseq} NOTIFY"),
+            ("Contact", f"<sip:{opts.from_user}@{ep.sent_by(transport)};transport={transport}>"),
+            ("Event", payload.event),
+        ]
+        if opts.subscription_state:
+            headers.append(("Subscription-State", opts.subscription_state))
+        headers.append(("User-Agent", opts.user_agent))
+        headers += opts.extra_headers
+        if authorization is not None:
+            headers.append(authorization)
+        request = Request("NOTIFY", target, headers)
+        return request.with_body(payload.body, payload.content_type if payload.body else None)
+
+
+@dataclass(frozen=True, slots=True)
+class _Result:
+    kind: str  # final | timeout | transport
+    code: int | None = None
+    reason: str | None = None
+    status: str = "timeout"
+    requests: int = 0
+    challenged: bool = False
+    detail: str = ""
+
+
+def _ms(start: float) -> float:
+    return (time.monotonic() - start) * 1000.0
+
+
+def _route_for(dest: Destination) -> str:
+    host = f"[{dest.host}]" if ":" in dest.host else dest.host
+    tp = "" if dest.transport == "udp" else f";transport={dest.transport}"
+    return f"<sip:{host}:{dest.port}{tp};lr>"
+
+
+def _is_stale(response: Response) -> bool:
+    from phonecast.sip.digest import parse_challenges
+
+    for name in ("WWW-Authenticate", "Proxy-Authenticate"):
+        for value in response.get_all(name):
+            try:
+                if any(c.stale for c in parse_challenges(value, name)):
+                    return True
+            except SipError:
+                continue
+    return False
+
+
+def _authorize(
+    response: Response, request: Request, user: str, password: Secret
+) -> tuple[str, str]:
+    """The Authorization (or Proxy-Authorization) header answering ``response``."""
+    from phonecast.sip.digest import authorize
+
+    return authorize(response, request, user, password.reveal())
