@@ -11,6 +11,7 @@ from __future__ import annotations
 import click
 
 from phonecast import __version__
+from phonecast.cli.campaign_cmd import alert, campaign
 from phonecast.cli.phone_cmd import fleet, phone
 from phonecast.cli.push_cmd import push
 from phonecast.cli.sip_cmd import sip
@@ -36,6 +37,8 @@ cli.add_command(sip)
 cli.add_command(push)
 cli.add_command(phone)
 cli.add_command(fleet)
+cli.add_command(alert)
+cli.add_command(campaign)
 
 
 def main() -> None:

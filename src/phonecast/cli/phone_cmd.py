@@ -7,8 +7,9 @@ import contextlib
 import resource
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -22,6 +23,8 @@ from phonecast.phone.config import LineConfig, PhoneConfig, PhoneSettings
 from phonecast.phone.emulator import PhoneHost, PhoneState
 from phonecast.phone.events import EventLog
 from phonecast.sip import SipUri
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def parse_line(spec: str) -> LineConfig:
@@ -70,7 +73,7 @@ def _settings(
     )
 
 
-def _common(func):  # type: ignore[no-untyped-def]
+def _common(func: F) -> F:
     options = [
         click.option(
             "--host", default="127.0.0.1", show_default=True, help="Address to listen on."

@@ -1,0 +1,350 @@
+"""The campaign runner: push to every selected phone, prove each one took it.
+
+Theory of operation
+-------------------
+A campaign is a row in the store plus one row per phone.  The runner
+
+1. publishes each phone's content on the embedded content server under an
+   unguessable token (kept in the store, so a resumed campaign serves the
+   same URLs);
+2. dispatches pushes within a concurrency window and a rate limit: a batch
+   of phones is committed ``sending`` *before* their NOTIFYs leave, so a
+   kill at any instant leaves every phone either untouched (``queued``),
+   finished (its result committed) or marked in flight (``sending``);
+3. records each outcome; timeouts, transport failures and 503 are retried
+   with exponential backoff and jitter (never an authentication refusal);
+4. waits for confirmations: a phone is ``confirmed`` when it fetches its URL
+   (the content server commits the fetch); ``accepted`` means only that it
+   said 200 to the NOTIFY.
+
+Resume takes the phones still ``queued`` and those in flight at the kill:
+``sending``, and — when confirmation is on — ``accepted`` without a fetch
+(their delivery was not finished).  Confirmed and failed phones are never
+pushed again, so duplicates are limited to phones in flight at the kill.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from phonecast.campaign.inventory import Phone
+from phonecast.campaign.report import Report, make_report
+from phonecast.campaign.store import CampaignStore, Result
+from phonecast.content import ContentServer, Fetch
+from phonecast.push.payload import Payload
+from phonecast.push.pusher import Destination, Outcome, Pusher, PushOptions
+from phonecast.sip import SipError
+
+#: Outcomes worth another try.
+RETRYABLE = frozenset({"timeout", "unreachable"})
+
+
+@dataclass
+class RunOptions:
+    """How a campaign runs."""
+
+    concurrency: int = 200
+    rate: float = 0.0  # pushes per second; 0 = no limit
+    retries: int = 2
+    backoff: float = 0.5
+    backoff_max: float = 8.0
+    deadline: float | None = None  # seconds for the whole dispatch
+    confirm: bool = True
+    confirm_timeout: float = 15.0
+    push_timeout: float = 8.0
+    transport: str | None = None
+    flush_interval: float = 0.05
+    seed: int | None = None
+
+
+@dataclass
+class Progress:
+    """Live counts for the progress display."""
+
+    total: int
+    counts: dict[str, int] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+    done_pushes: int = 0
+
+    @property
+    def rate(self) -> float:
+        """Pushes finished per second so far."""
+        elapsed = time.monotonic() - self.started
+        return self.done_pushes / elapsed if elapsed > 0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left at the current rate, if known."""
+        left = self.total - self.done_pushes
+        return left / self.rate if self.rate > 0 and left > 0 else (0.0 if left <= 0 else None)
+
+
+class RateLimiter:
+    """Token bucket: at most ``rate`` acquisitions per second (0: unlimited)."""
+
+    def __init__(self, rate: float, burst: int = 1) -> None:
+        self._rate = rate
+        self._tokens = float(burst)
+        self._burst = float(max(burst, 1))
+        self._last = time.monotonic()
+
+    async def acquire(self) -> None:
+        """Wait for a token."""
+        if self._rate <= 0:
+            return
+        while True:
+            now = time.monotonic()
+            self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
+            self._last = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return
+            await asyncio.sleep((1 - self._tokens) / self._rate)
+
+
+class CampaignRunner:
+    """Runs (or resumes) one campaign."""
+
+    def __init__(
+        self,
+        store: CampaignStore,
+        pusher: Pusher,
+        content: ContentServer | None,
+        options: RunOptions,
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.pusher = pusher
+        self.content = content
+        self.options = options
+        self.on_progress = on_progress
+        self._rng = random.Random(options.seed)
+        self._by_token: dict[str, str] = {}
+        self._confirmed: set[str] = set()
+        self._accepted: set[str] = set()
+        self._cid = ""
+        self._progress = Progress(0)
+        self._confirm_event = asyncio.Event()
+
+    # ------------------------------------------------------------- content
+    def record_fetch(self, fetch: Fetch) -> None:
+        """Content-server callback: a phone fetched its content (committed at once)."""
+        name = fetch.phone
+        self.store.record_fetch(self._cid, name, fetch.at, fetch.source)
+        self.store.flush()  # the proof of delivery is committed at once
+        self._confirmed.add(name)
+        self._bump("confirmed")
+        if self._accepted <= self._confirmed:
+            self._confirm_event.set()
+
+    def publish(
+        self,
+        cid: str,
+        phones: Sequence[Phone],
+        body_for: Callable[[Phone], bytes],
+        content_type: str,
+    ) -> dict[str, str]:
+        """Host each phone's content (reusing stored tokens); name -> URL."""
+        assert self.content is not None
+        rows = {r.name: r for r in self.store.phones(cid)}
+        urls: dict[str, str] = {}
+        new_tokens: list[tuple[str, str]] = []
+        for phone in phones:
+            token = rows[phone.name].token if phone.name in rows else None
+            body = body_for(phone)
+            if token:
+                urls[phone.name] = self.content.publish_token(token, phone.name, body, content_type)
+            else:
+                url = self.content.publish(phone.name, body, content_type)
+                token = url.rsplit("/", 1)[1]
+                urls[phone.name] = url
+                new_tokens.append((phone.name, token))
+            self._by_token[token] = phone.name
+        if new_tokens:
+            self.store.set_tokens(cid, new_tokens)
+        return urls
+
+    # ------------------------------------------------------------------ run
+    async def run(
+        self, cid: str, phones: Sequence[Phone], payload_for: Callable[[Phone], Payload]
+    ) -> Report:
+        """Push to every phone of ``cid`` that still needs it, then report."""
+        self._cid = cid
+        opts = self.options
+        rows = {r.name: r for r in self.store.phones(cid)}
+        wanted_states = {"queued", "sending"} | ({"accepted"} if opts.confirm else set())
+        todo = [p for p in phones if p.name in rows and rows[p.name].state in wanted_states]
+        self._confirmed = {n for n, r in rows.items() if r.state == "confirmed"}
+        self._progress = Progress(len(todo))
+        self._progress.counts = self.store.counts(cid)
+        flusher = asyncio.ensure_future(self._flush_loop())
+        try:
+            await self._dispatch(todo, payload_for)
+            if opts.confirm and self.content is not None:
+                await self._await_confirmations()
+        finally:
+            flusher.cancel()
+            self.store.flush()
+        self.store.finish(cid)
+        return make_report(cid, self.store.phones(cid))
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.flush_interval)
+            self.store.flush()
+            if self.on_progress is not None:
+                self._progress.counts = self.store.counts(self._cid)
+                self.on_progress(self._progress)
+
+    async def _dispatch(
+        self, todo: Sequence[Phone], payload_for: Callable[[Phone], Payload]
+    ) -> None:
+        opts = self.options
+        window = asyncio.Semaphore(max(1, opts.concurrency))
+        limiter = RateLimiter(opts.rate, burst=max(1, int(opts.rate // 10) or 1))
+        deadline = None if opts.deadline is None else time.monotonic() + opts.deadline
+        pending: set[asyncio.Task[None]] = set()
+        batch_size = max(1, min(64, opts.concurrency))
+        queue = list(todo)
+        while queue:
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            batch: list[Phone] = []
+            await window.acquire()
+            batch.append(queue.pop(0))
+            while queue and len(batch) < batch_size and not window.locked():
+                await window.acquire()
+                batch.append(queue.pop(0))
+            # Commit "sending" before anything leaves (see the module docstring).
+            self.store.mark_sending(self._cid, [p.name for p in batch], now=time.time())
+            for phone in batch:
+                await limiter.acquire()
+                task = asyncio.ensure_future(
+                    self._push_one(phone, payload_for(phone), window, deadline)
+                )
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _push_one(
+        self, phone: Phone, payload: Payload, window: asyncio.Semaphore, deadline: float | None
+    ) -> None:
+        opts = self.options
+        attempts = 0
+        outcome: Outcome | None = None
+        try:
+            while True:
+                attempts += 1
+                outcome = await self._attempt(phone, payload)
+                retry = outcome.status in RETRYABLE or (
+                    outcome.status == "rejected" and outcome.code == 503
+                )
+                out_of_time = deadline is not None and time.monotonic() >= deadline
+                if not retry or attempts > opts.retries or out_of_time:
+                    break
+                delay = min(opts.backoff_max, opts.backoff * 2 ** (attempts - 1))
+                await asyncio.sleep(delay * (0.5 + self._rng.random()))  # jitter
+        finally:
+            window.release()
+        self._progress.done_pushes += 1
+        self._record(phone, outcome, attempts)
+
+    async def _attempt(self, phone: Phone, payload: Payload) -> Outcome:
+        popts = PushOptions(
+            proxy=phone.proxy,
+            transport=phone.transport or self.options.transport,
+            timeout=self.options.push_timeout,
+        )
+        dests: list[Destination] | None = None
+        target = phone.target
+        if phone.proxy is None and _is_literal(target.hostname) and target.port is not None:
+            dests = [
+                Destination(
+                    popts.transport or ("tls" if target.secure else "udp"),
+                    target.hostname,
+                    target.port,
+                )
+            ]
+        try:
+            return await self.pusher.push(
+                target, phone.password, payload, user=phone.user, options=popts, destinations=dests
+            )
+        except (SipError, OSError, ValueError) as exc:
+            return Outcome("unreachable", detail=str(exc))
+
+    def _record(self, phone: Phone, outcome: Outcome | None, attempts: int) -> None:
+        if outcome is None:
+            return
+        now = time.time()
+        if outcome.delivered:
+            self._accepted.add(phone.name)
+            state = "confirmed" if phone.name in self._confirmed else "accepted"
+            self.store.record(
+                self._cid,
+                Result(
+                    phone.name,
+                    state,
+                    None,
+                    outcome.code,
+                    outcome.reason,
+                    attempts,
+                    outcome.elapsed_ms,
+                    now,
+                ),
+            )
+            if not self.options.confirm:
+                self._bump("accepted")
+        else:
+            self.store.record(
+                self._cid,
+                Result(
+                    phone.name,
+                    "failed",
+                    outcome.status,
+                    outcome.code,
+                    outcome.reason or outcome.detail,
+                    attempts,
+                    outcome.elapsed_ms,
+                    now,
+                ),
+            )
+
+    def _bump(self, _state: str) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self._progress)
+
+    async def _await_confirmations(self) -> None:
+        if self._accepted <= self._confirmed:
+            return
+        self._confirm_event.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._confirm_event.wait(), self.options.confirm_timeout)
+
+
+def _is_literal(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def summary_line(progress: Progress) -> dict[str, Any]:
+    """Counts, rate and ETA as a dict (for --json progress lines)."""
+    return {
+        "counts": progress.counts,
+        "done": progress.done_pushes,
+        "total": progress.total,
+        "rate": round(progress.rate, 1),
+        "eta": progress.eta,
+    }

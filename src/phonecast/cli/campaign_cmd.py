@@ -1,0 +1,431 @@
+"""``phonecast alert`` and ``phonecast campaign ...``: a push to a whole fleet."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from phonecast.campaign.inventory import InventoryError, Phone, load_inventory, select
+from phonecast.campaign.report import OUTCOMES, Report, make_report
+from phonecast.campaign.runner import CampaignRunner, Progress, RunOptions
+from phonecast.campaign.store import CampaignStore
+from phonecast.cli.push_cmd import fail
+from phonecast.content import ContentServer
+from phonecast.net.endpoint import SipEndpoint
+from phonecast.net.localaddr import local_ip_for
+from phonecast.push.payload import Payload, PayloadError, execute_payload, url_payload
+from phonecast.push.pusher import Pusher
+
+EXIT_INCOMPLETE = 6
+DEFAULT_DB = "phonecast.db"
+
+
+def text_object(title: str, text: str) -> bytes:
+    """A CiscoIPPhoneText for ``--title``/``--text``."""
+    from phonecast.ciscoxml import CiscoXmlError, Text, to_xml
+
+    try:
+        body: bytes = to_xml(Text(title=title, text=text))
+        return body
+    except CiscoXmlError as exc:
+        fail(str(exc))
+
+
+def file_object(path: str) -> bytes:
+    """A Cisco XML object from a file, checked with the phone's own parser."""
+    from phonecast.ciscoxml import CiscoXmlError, parse
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror}")
+    try:
+        parse(data)
+    except CiscoXmlError as exc:
+        fail(f"{path}: {exc}")
+    return data
+
+
+def _load(
+    inventory: str, where: Sequence[str], tags: Sequence[str], skip_invalid: bool, quiet: bool
+) -> list[Phone]:
+    try:
+        inv = load_inventory(inventory)
+    except InventoryError as exc:
+        fail(str(exc))
+    for problem in inv.problems:
+        click.echo(f"{problem}", err=True)
+    if inv.problems and not skip_invalid:
+        fail(f"{len(inv.problems)} invalid row(s) in {inventory}; fix them or pass --skip-invalid")
+    try:
+        phones = select(inv.phones, where=where, tags=tags)
+    except ValueError as exc:
+        fail(str(exc))
+    if not phones:
+        fail("no phone matches the selection")
+    return phones
+
+
+@click.command("alert")
+@click.option(
+    "--inventory",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Phones: CSV (or YAML/TOML) with name,target,user,password,...",
+)
+@click.option("--text", help="Message to show (a CiscoIPPhoneText).")
+@click.option("--title", default="Alert", show_default=True, help="Title of the message.")
+@click.option(
+    "--file",
+    "object_file",
+    type=click.Path(dir_okay=False),
+    help="A Cisco IP phone XML object to show instead of --text.",
+)
+@click.option("--url", help="Push this external URL instead (no delivery confirmation).")
+@click.option(
+    "--body",
+    type=click.Choice(["url", "execute"]),
+    default="url",
+    show_default=True,
+    help="NOTIFY body form.",
+)
+@click.option("--where", multiple=True, help="Select phones with tag key=value.")
+@click.option("--tag", "tags", multiple=True, help="Select phones carrying this tag.")
+@click.option(
+    "--group-by", default="building", show_default=True, help="Tag key to group the report by."
+)
+@click.option("--skip-invalid", is_flag=True, help="Send to the valid rows despite bad ones.")
+@click.option("--concurrency", type=click.IntRange(1, 100_000), default=200, show_default=True)
+@click.option("--rate", type=float, default=0.0, show_default=True, help="Pushes/s (0: no limit).")
+@click.option("--retries", type=click.IntRange(0, 20), default=2, show_default=True)
+@click.option("--timeout", type=float, default=8.0, show_default=True, help="Per push.")
+@click.option("--deadline", type=float, help="Stop dispatching after this many seconds.")
+@click.option(
+    "--confirm-timeout",
+    type=float,
+    default=15.0,
+    show_default=True,
+    help="Seconds to wait for phones to fetch their content.",
+)
+@click.option("--no-confirm", is_flag=True, help="Count 200 OK as done (no fetch needed).")
+@click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite campaign store.")
+@click.option(
+    "--serve",
+    help="HOST:PORT for the content server (default: our address toward the phones, any port).",
+)
+@click.option("--public-url", help="Base URL phones use to reach the content server (NAT).")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False),
+    help="Write the report (CSV, or JSON by extension).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON report only.")
+@click.option("--quiet", is_flag=True, help="No live progress.")
+def alert(
+    inventory: str,
+    text: str | None,
+    title: str,
+    object_file: str | None,
+    url: str | None,
+    body: str,
+    where: tuple[str, ...],
+    tags: tuple[str, ...],
+    group_by: str,
+    skip_invalid: bool,
+    concurrency: int,
+    rate: float,
+    retries: int,
+    timeout: float,
+    deadline: float | None,
+    confirm_timeout: float,
+    no_confirm: bool,
+    db: str,
+    serve: str | None,
+    public_url: str | None,
+    report_path: str | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Show a message on every selected phone and report which phones have it.
+
+    Exit status: 0 when every phone confirmed (or accepted, with --no-confirm),
+    2 bad input, 6 incomplete.
+    """
+    if sum(x is not None for x in (text, object_file, url)) != 1:
+        fail("give exactly one of --text, --file or --url")
+    phones = _load(inventory, where, tags, skip_invalid, quiet or as_json)
+    params: dict[str, Any] = {
+        "inventory": str(Path(inventory).resolve()),
+        "text": text,
+        "title": title,
+        "file": str(Path(object_file).resolve()) if object_file else None,
+        "url": url,
+        "body": body,
+        "group_by": group_by,
+        "confirm": not no_confirm and url is None,
+        "serve": serve,
+        "public_url": public_url,
+        "options": {
+            "concurrency": concurrency,
+            "rate": rate,
+            "retries": retries,
+            "timeout": timeout,
+            "deadline": deadline,
+            "confirm_timeout": confirm_timeout,
+        },
+    }
+    content = _content_body(params)
+    store = CampaignStore(db)
+    groups = [(p.name, str(p.target), p.tag_value(group_by)) for p in phones]
+    cid = store.create(params, groups)
+    if not (quiet or as_json):
+        click.echo(f"campaign {cid}: {len(phones)} phone(s)", err=True)
+    report = asyncio.run(_execute(store, cid, phones, params, content, quiet or as_json))
+    _finish(report, params, report_path, as_json)
+
+
+def _content_body(params: dict[str, Any]) -> bytes | None:
+    if params["url"]:
+        return None
+    if params["file"]:
+        return file_object(params["file"])
+    return text_object(params["title"], params["text"])
+
+
+async def _execute(
+    store: CampaignStore,
+    cid: str,
+    phones: Sequence[Phone],
+    params: dict[str, Any],
+    content_body: bytes | None,
+    quiet: bool,
+) -> Report:
+    o = params["options"]
+    options = RunOptions(
+        concurrency=o["concurrency"],
+        rate=o["rate"],
+        retries=o["retries"],
+        push_timeout=o["timeout"],
+        deadline=o["deadline"],
+        confirm=params["confirm"],
+        confirm_timeout=o["confirm_timeout"],
+    )
+    local = local_ip_for(phones[0].target.hostname, phones[0].target.port or 5060)
+    endpoint = SipEndpoint()
+    await endpoint.listen_udp(local, 0)
+    runner = CampaignRunner(store, Pusher(endpoint), None, options)
+    server: ContentServer | None = None
+    if content_body is not None:
+        body: bytes = content_body
+        host, _, port = (params["serve"] or f"{local}:0").rpartition(":")
+        server = ContentServer(
+            host.strip("[]"),
+            int(port or 0),
+            public_url=params["public_url"],
+            on_fetch=runner.record_fetch,
+        )
+        try:
+            await server.start()
+        except (OSError, ValueError) as exc:
+            fail(f"cannot serve content on {params['serve'] or local}: {exc}")
+        runner.content = server
+        urls = runner.publish(cid, phones, lambda p: body, "text/xml; charset=utf-8")
+    else:
+        urls = {p.name: params["url"] for p in phones}
+
+    def payload_for(phone: Phone) -> Payload:
+        try:
+            if params["body"] == "execute":
+                return execute_payload([urls[phone.name]])
+            return url_payload(urls[phone.name])
+        except PayloadError as exc:
+            fail(str(exc))
+
+    try:
+        if quiet:
+            return await runner.run(cid, phones, payload_for)
+        with Live(
+            _progress_table(Progress(len(phones))),
+            console=Console(stderr=True),
+            refresh_per_second=4,
+        ) as live:
+            runner.on_progress = lambda prog: live.update(_progress_table(prog))
+            return await runner.run(cid, phones, payload_for)
+    finally:
+        await endpoint.close()
+        if server is not None:
+            await server.stop()
+
+
+def _progress_table(progress: Progress) -> Table:
+    table = Table(title="campaign progress", show_header=True)
+    for col in ("queued", "sending", "accepted", "confirmed", "failed", "rate/s", "ETA s"):
+        table.add_column(col, justify="right")
+    c = progress.counts
+    eta = "-" if progress.eta is None else f"{progress.eta:.0f}"
+    table.add_row(
+        *(str(c.get(s, 0)) for s in ("queued", "sending", "accepted", "confirmed", "failed")),
+        f"{progress.rate:.0f}",
+        eta,
+    )
+    return table
+
+
+def _finish(report: Report, params: dict[str, Any], report_path: str | None, as_json: bool) -> None:
+    if report_path:
+        report.write(report_path)
+    if as_json:
+        click.echo(json.dumps(report.as_dict()))
+    else:
+        print_report(report)
+    sys.exit(0 if report.complete(confirm=params["confirm"]) else EXIT_INCOMPLETE)
+
+
+def print_report(report: Report, *, limit: int = 50) -> None:
+    """The report as tables: summary, groups, and the phones that need a look."""
+    console = Console()
+    summary = Table(title=f"campaign {report.campaign}")
+    for outcome in OUTCOMES:
+        summary.add_column(outcome, justify="right")
+    summary.add_row(*(str(n) for n in report.summary().values()))
+    console.print(summary)
+    groups = report.groups()
+    if len(groups) > 1:
+        gt = Table(title="by group")
+        gt.add_column("group")
+        gt.add_column("outcomes")
+        for name, counts in groups.items():
+            gt.add_row(name, ", ".join(f"{k} {v}" for k, v in counts.items()))
+        console.print(gt)
+    doc = report.as_dict()
+    problems = [p for p in doc["phones"] if p["outcome"] != "confirmed"]
+    if problems:
+        pt = Table(title=f"phones not confirmed ({len(problems)})")
+        for col in ("name", "target", "outcome", "code", "attempts"):
+            pt.add_column(col)
+        for p in problems[:limit]:
+            pt.add_row(
+                p["name"], p["target"], p["outcome"], str(p["code"] or ""), str(p["attempts"])
+            )
+        console.print(pt)
+        if len(problems) > limit:
+            console.print(f"... and {len(problems) - limit} more (see --report)")
+
+
+# --------------------------------------------------------------- campaign ...
+
+
+@click.group("campaign")
+def campaign() -> None:
+    """List, inspect, report and resume campaigns in the store."""
+
+
+@campaign.command("list")
+@click.option("--db", default=DEFAULT_DB, show_default=True)
+def list_cmd(db: str) -> None:
+    """Campaigns, newest first."""
+    store = _open(db)
+    table = Table()
+    for col in ("id", "status", "phones", "confirmed", "failed"):
+        table.add_column(col)
+    for row in store.campaigns():
+        counts = store.counts(row.id)
+        table.add_row(
+            row.id,
+            row.status,
+            str(sum(counts.values())),
+            str(counts.get("confirmed", 0)),
+            str(counts.get("failed", 0)),
+        )
+    Console().print(table)
+
+
+def _open(db: str) -> CampaignStore:
+    if not Path(db).exists():
+        fail(f"no campaign store at {db}")
+    return CampaignStore(db)
+
+
+@campaign.command("show")
+@click.argument("cid")
+@click.option("--db", default=DEFAULT_DB, show_default=True)
+def show_cmd(cid: str, db: str) -> None:
+    """A campaign's parameters and counts."""
+    store = _open(db)
+    row = store.campaign(cid)
+    if row is None:
+        fail(f"no campaign {cid} in {db}")
+    click.echo(
+        json.dumps(
+            {"id": row.id, "status": row.status, "params": row.params, "counts": store.counts(cid)},
+            indent=2,
+        )
+    )
+
+
+@campaign.command("report")
+@click.argument("cid")
+@click.option("--db", default=DEFAULT_DB, show_default=True)
+@click.option("--report", "report_path", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def report_cmd(cid: str, db: str, report_path: str | None, as_json: bool) -> None:
+    """A campaign's report (table, CSV or JSON)."""
+    store = _open(db)
+    if store.campaign(cid) is None:
+        fail(f"no campaign {cid} in {db}")
+    report = make_report(cid, store.phones(cid))
+    if report_path:
+        report.write(report_path)
+    if as_json:
+        click.echo(json.dumps(report.as_dict()))
+    else:
+        print_report(report)
+
+
+@campaign.command("resume")
+@click.argument("cid", required=False)
+@click.option("--db", default=DEFAULT_DB, show_default=True)
+@click.option("--report", "report_path", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--quiet", is_flag=True)
+def resume_cmd(
+    cid: str | None, db: str, report_path: str | None, as_json: bool, quiet: bool
+) -> None:
+    """Finish a campaign after a crash (default: the latest unfinished one).
+
+    Phones already confirmed or failed are left alone; those queued or in
+    flight at the crash are pushed (again).
+    """
+    store = _open(db)
+    row = store.campaign(cid) if cid else store.latest_unfinished()
+    if row is None:
+        fail(f"no campaign {cid}" if cid else "no unfinished campaign to resume")
+    params = row.params
+    try:
+        inv = load_inventory(params["inventory"])
+    except InventoryError as exc:
+        fail(f"cannot re-read the campaign's inventory: {exc}")
+    names = {r.name for r in store.phones(row.id)}
+    phones = [p for p in inv.phones if p.name in names]
+    missing = names - {p.name for p in phones}
+    if missing:
+        click.echo(
+            f"phonecast: {len(missing)} phone(s) no longer in the inventory are left as they are",
+            err=True,
+        )
+    if not (quiet or as_json):
+        click.echo(f"resuming campaign {row.id}", err=True)
+    report = asyncio.run(
+        _execute(store, row.id, phones, params, _content_body(params), quiet or as_json)
+    )
+    _finish(report, params, report_path, as_json)
