@@ -12,6 +12,7 @@ import click
 
 from phonecast import __version__
 from phonecast.cli.campaign_cmd import alert, campaign
+from phonecast.cli.demo_cmd import demo
 from phonecast.cli.phone_cmd import fleet, phone
 from phonecast.cli.push_cmd import push
 from phonecast.cli.sip_cmd import sip
@@ -24,21 +25,13 @@ def cli() -> None:
     phone got it."""
 
 
-@cli.command()
-def demo() -> None:
-    """Run the main job on embedded defaults (an emulated fleet, an alert, the report)."""
-    click.echo(
-        "phonecast demo: not yet. The campaign runner (issue 5) is not built; "
-        "today phonecast offers `phonecast sip parse` for SIP traces."
-    )
-
-
 cli.add_command(sip)
 cli.add_command(push)
 cli.add_command(phone)
 cli.add_command(fleet)
 cli.add_command(alert)
 cli.add_command(campaign)
+cli.add_command(demo)
 
 
 def main() -> None:
