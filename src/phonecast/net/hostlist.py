@@ -1,0 +1,134 @@
+"""Cisco proxy host lists and RFC 2782 ordering (pure, no I/O).
+
+``host-list = srv *( "|" srv )``, ``srv = hostname [":" port] [":p=" priority]
+[":w=" weight] [":A=" ip *("," ip)]``; the seed's defaults are priority 0,
+weight 1 and port 0, meaning "the transport's default" (5060 for UDP/TCP,
+5061 for TLS).  :func:`order_srv` implements RFC 2782's selection: lower
+priority first; within a priority, weighted random with zero-weight entries
+placed first, running sums and a uniform pick in [0, sum].
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from phonecast.sip.uri import DEFAULT_PORTS
+
+
+class HostListError(ValueError):
+    """A host list entry is malformed (says which entry and why)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HostEntry:
+    """One entry of a Cisco host list."""
+
+    host: str
+    port: int = 0
+    priority: int = 0
+    weight: int = 1
+    addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A place to send a request: host (IP or name), port, transport, how found."""
+
+    host: str
+    port: int
+    transport: str
+    source: str = "literal"
+    server_name: str | None = None
+
+
+class Weighted(Protocol):
+    """Anything with an RFC 2782 priority and weight."""
+
+    @property
+    def priority(self) -> int: ...
+
+    @property
+    def weight(self) -> int: ...
+
+
+W = TypeVar("W", bound=Weighted)
+
+
+def default_port(transport: str) -> int:
+    """The transport's default port (RFC 3261 19.1.2)."""
+    return DEFAULT_PORTS.get(transport.lower(), 5060)
+
+
+def _number(entry: str, index: int, name: str, text: str, limit: int) -> int:
+    if not text.isdigit() or int(text) > limit:
+        raise HostListError(
+            f"host list entry {index} ({entry!r}): {name} {text!r} is not a "
+            f"number from 0 to {limit}"
+        )
+    return int(text)
+
+
+def parse_host_list(text: str) -> tuple[HostEntry, ...]:
+    """Parse a Cisco host list (see the module docstring)."""
+    entries: list[HostEntry] = []
+    for index, raw in enumerate(text.split("|"), 1):
+        entry = raw.strip()
+        if not entry:
+            raise HostListError(f"host list entry {index} is empty")
+        if entry.startswith("["):
+            close = entry.find("]")
+            if close < 0:
+                raise HostListError(f"host list entry {index} ({entry!r}): unterminated '['")
+            host, rest = entry[1:close], entry[close + 1 :]
+        else:
+            host, _, rest = entry.partition(":")
+            rest = ":" + rest if _ else ""
+        if not host:
+            raise HostListError(f"host list entry {index} ({entry!r}): empty host")
+        port, priority, weight = 0, 0, 1
+        addresses: tuple[str, ...] = ()
+        for part in [p for p in rest.split(":")[1:]] if rest else []:
+            key, eq, value = part.partition("=")
+            if not eq:
+                port = _number(entry, index, "port", key, 65535)
+            elif key == "p":
+                priority = _number(entry, index, "priority", value, 65535)
+            elif key == "w":
+                weight = _number(entry, index, "weight", value, 65535)
+            elif key == "A":
+                addresses = tuple(a.strip() for a in value.split(",") if a.strip())
+                for addr in addresses:
+                    try:
+                        ipaddress.ip_address(addr)
+                    except ValueError:
+                        raise HostListError(
+                            f"host list entry {index} ({entry!r}): {addr!r} is not an IP address"
+                        ) from None
+            else:
+                raise HostListError(f"host list entry {index} ({entry!r}): unknown field {part!r}")
+        entries.append(HostEntry(host, port, priority, weight, addresses))
+    return tuple(entries)
+
+
+def order_srv(records: Sequence[W], rng: random.Random) -> list[W]:
+    """RFC 2782 order: by priority, weighted random within each priority."""
+    out: list[W] = []
+    for priority in sorted({r.priority for r in records}):
+        group = [r for r in records if r.priority == priority]
+        group.sort(key=lambda r: r.weight != 0)  # zero weights first
+        while group:
+            total = sum(r.weight for r in group)
+            pick = rng.uniform(0, total) if total else 0.0
+            running = 0
+            for i, r in enumerate(group):
+                running += r.weight
+                if running >= pick:
+                    out.append(group.pop(i))
+                    break
+            else:  # pragma: no cover - float edge: take the last
+                out.append(group.pop())
+    return out

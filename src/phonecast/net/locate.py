@@ -1,0 +1,204 @@
+"""RFC 3263 server location with dnspython's async resolver.
+
+Transport: an explicit ``transport`` parameter wins; ``sips`` means TLS; a
+numeric host or an explicit port means UDP (for ``sip``); otherwise NAPTR
+records (``SIP+D2U``, ``SIP+D2T``, ``SIPS+D2T``) choose, else the SRV records
+that exist (``_sip._udp``, ``_sip._tcp``, ``_sips._tcp``), else UDP.
+Port and address: a numeric host skips DNS; an explicit port skips SRV (A and
+AAAA only); otherwise SRV in RFC 2782 order, each target's addresses in turn,
+and A/AAAA with the default port when there is no SRV.  The list returned
+is the failover order (RFC 3263 4.3): the caller tries the next target on a
+timeout, a transport error or a 503.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from typing import Any
+
+import dns.asyncresolver
+import dns.exception
+import dns.resolver
+
+from phonecast.net.hostlist import (
+    HostEntry,
+    Target,
+    default_port,
+    order_srv,
+    parse_host_list,
+)
+from phonecast.sip.errors import SipError
+from phonecast.sip.uri import SipUri
+
+Resolver = dns.asyncresolver.Resolver
+_NAPTR_SERVICES = {"sip+d2u": "udp", "sip+d2t": "tcp", "sips+d2t": "tls"}
+_SRV_PREFIX = {"udp": "_sip._udp", "tcp": "_sip._tcp", "tls": "_sips._tcp"}
+
+
+class LocateError(SipError):
+    """A name could not be resolved (says which and why)."""
+
+    status_code = None
+
+
+def make_resolver(nameserver: str | None, *, timeout: float = 2.0) -> Resolver:
+    """A resolver asking only ``HOST[:PORT]`` (``[v6]:PORT``), or the system's."""
+    if nameserver is None:
+        return dns.asyncresolver.Resolver()
+    text = nameserver.strip()
+    port = 53
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest.startswith(":"):
+            port = int(rest[1:])
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+        if not port_text.isdigit():
+            raise ValueError(f"bad port in {nameserver!r}")
+        port = int(port_text)
+    else:
+        host = text
+    ipaddress.ip_address(host)  # raises ValueError for a name
+    resolver = dns.asyncresolver.Resolver(configure=False)
+    resolver.nameservers = [host]
+    resolver.port = port
+    resolver.timeout = timeout
+    resolver.lifetime = timeout * 2
+    return resolver
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+async def _query(resolver: Resolver, name: str, rdtype: str) -> list[Any]:
+    try:
+        answer = await resolver.resolve(name, rdtype)
+    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer, dns.resolver.NoNameservers):
+        return []
+    except dns.exception.Timeout:
+        raise LocateError(f"DNS timeout looking up {rdtype} {name}") from None
+    return list(answer)
+
+
+async def resolve_addresses(resolver: Resolver, name: str) -> list[str]:
+    """A and AAAA of ``name`` (IPv4 first)."""
+    if name.lower() in ("localhost", "localhost."):
+        return ["127.0.0.1"]
+    v4 = [r.address for r in await _query(resolver, name, "A")]
+    v6 = [r.address for r in await _query(resolver, name, "AAAA")]
+    return v4 + v6
+
+
+async def _srv_targets(
+    resolver: Resolver,
+    srv_name: str,
+    transport: str,
+    rng: random.Random,
+    server_name: str,
+    source: str = "srv",
+) -> list[Target]:
+    """Addresses of the SRV records of ``srv_name``, in RFC 2782 order."""
+    out: list[Target] = []
+    for rec in order_srv(await _query(resolver, srv_name, "SRV"), rng):
+        target = str(rec.target).rstrip(".")
+        for addr in await resolve_addresses(resolver, target):
+            out.append(Target(addr, int(rec.port), transport, source, server_name))
+    return out
+
+
+async def locate(
+    uri: SipUri,
+    *,
+    transport: str | None = None,
+    resolver: Resolver | None = None,
+    rng: random.Random | None = None,
+) -> list[Target]:
+    """Ordered targets for ``uri`` (RFC 3263 section 4)."""
+    rng = rng or random.Random()
+    host = uri.maddr or uri.hostname
+    chosen: str | None = transport or uri.transport or ("tls" if uri.secure else None)
+    if _is_ip(host):
+        t = chosen or "udp"
+        return [Target(host, uri.port or default_port(t), t, "literal", uri.hostname)]
+    resolver = resolver or dns.asyncresolver.Resolver()
+    if uri.port is not None:
+        t = chosen or "udp"
+        addrs = await resolve_addresses(resolver, host)
+        if not addrs:
+            raise LocateError(f"{host} has no A or AAAA record")
+        return [Target(a, uri.port, t, "a", host) for a in addrs]
+    if chosen is None:
+        for rec in sorted(
+            await _query(resolver, host, "NAPTR"), key=lambda r: (r.order, r.preference)
+        ):
+            service = rec.service.decode().lower() if isinstance(rec.service, bytes) else ""
+            naptr_t = _NAPTR_SERVICES.get(service)
+            if naptr_t is None or (uri.secure and naptr_t != "tls"):
+                continue
+            replacement = str(rec.replacement).rstrip(".")
+            found = await _srv_targets(resolver, replacement, naptr_t, rng, host, "naptr")
+            if found:
+                return found
+        for t in ("tls",) if uri.secure else ("udp", "tcp", "tls"):
+            found = await _srv_targets(resolver, f"{_SRV_PREFIX[t]}.{host}", t, rng, host)
+            if found:
+                return found
+        chosen = "tls" if uri.secure else "udp"
+    else:
+        found = await _srv_targets(resolver, f"{_SRV_PREFIX[chosen]}.{host}", chosen, rng, host)
+        if found:
+            return found
+    addrs = await resolve_addresses(resolver, host)
+    if not addrs:
+        raise LocateError(f"{host} has no NAPTR, SRV, A or AAAA record")
+    final: str = chosen
+    return [Target(a, default_port(final), final, "a", host) for a in addrs]
+
+
+async def locate_host_list(
+    text: str,
+    *,
+    transport: str | None = None,
+    resolver: Resolver | None = None,
+    rng: random.Random | None = None,
+) -> list[Target]:
+    """Ordered targets of a Cisco host list.
+
+    Entries are ordered as RFC 2782 SRV records.  An entry with ``:A=``
+    addresses uses them without DNS; a numeric host is itself; a name with
+    port 0 is first tried as an SRV name (``_sip._udp.<name>``), then A/AAAA.
+    """
+    rng = rng or random.Random()
+    t = transport or "udp"
+    out: list[Target] = []
+    for entry in order_srv(list(parse_host_list(text)), rng):
+        out.extend(await _entry_targets(entry, t, resolver, rng))
+    if not out:
+        raise LocateError(f"no address for any entry of {text!r}")
+    return out
+
+
+async def _entry_targets(
+    entry: HostEntry, transport: str, resolver: Resolver | None, rng: random.Random
+) -> list[Target]:
+    port = entry.port or default_port(transport)
+    if entry.addresses:
+        return [Target(a, port, transport, "host-list", entry.host) for a in entry.addresses]
+    if _is_ip(entry.host):
+        return [Target(entry.host, port, transport, "host-list", entry.host)]
+    resolver = resolver or dns.asyncresolver.Resolver()
+    if entry.port == 0:
+        srv_name = f"{_SRV_PREFIX[transport]}.{entry.host}"
+        found = await _srv_targets(resolver, srv_name, transport, rng, entry.host)
+        if found:
+            return found
+    return [
+        Target(a, port, transport, "a", entry.host)
+        for a in await resolve_addresses(resolver, entry.host)
+    ]

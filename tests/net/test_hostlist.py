@@ -1,0 +1,78 @@
+"""Cisco host lists and RFC 2782 weighted ordering."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from phonecast.net.hostlist import HostEntry, HostListError, order_srv, parse_host_list
+
+
+def test_defaults_and_fields() -> None:
+    entries = parse_host_list(
+        "pbx1.example.com|pbx2.example.com:5070:p=1:w=3|[2001:db8::1]:5061:p=2"
+        "|pbx3:A=127.0.0.2,127.0.0.3"
+    )
+    assert entries == (
+        HostEntry("pbx1.example.com"),
+        HostEntry("pbx2.example.com", 5070, 1, 3),
+        HostEntry("2001:db8::1", 5061, 2),
+        HostEntry("pbx3", 0, 0, 1, ("127.0.0.2", "127.0.0.3")),
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "entry 1 is empty"),
+        ("a||b", "entry 2 is empty"),
+        ("a:99999", "port"),
+        ("a:p=x", "priority"),
+        ("a:w=-1", "weight"),
+        ("a:A=not-an-ip", "not an IP"),
+        ("a:q=1", "unknown field"),
+        ("[::1", "unterminated"),
+    ],
+)
+def test_errors_name_the_entry(text: str, message: str) -> None:
+    with pytest.raises(HostListError, match=message):
+        parse_host_list(text)
+
+
+@dataclass(frozen=True)
+class Rec:
+    name: str
+    priority: int
+    weight: int
+
+
+def test_priority_always_respected_and_zero_weight_first_possible() -> None:
+    recs = [Rec("c", 2, 5), Rec("a", 1, 0), Rec("b", 1, 10)]
+    for seed in range(50):
+        order = order_srv(recs, random.Random(seed))
+        assert [r.priority for r in order] == [1, 1, 2]
+
+
+def test_weighted_choice_statistics() -> None:
+    recs = [Rec("light", 0, 1), Rec("heavy", 0, 3)]
+    rng = random.Random(12345)
+    draws = 20_000
+    heavy_first = sum(order_srv(recs, rng)[0].name == "heavy" for _ in range(draws))
+    expected = draws * 0.75
+    sigma = math.sqrt(draws * 0.75 * 0.25)
+    assert abs(heavy_first - expected) < 5 * sigma
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 10)), max_size=12), st.integers())
+def test_order_is_a_permutation_with_non_decreasing_priority(
+    pairs: list[tuple[int, int]], seed: int
+) -> None:
+    recs = [Rec(str(i), p, w) for i, (p, w) in enumerate(pairs)]
+    order = order_srv(recs, random.Random(seed))
+    assert sorted(r.name for r in order) == sorted(r.name for r in recs)
+    assert [r.priority for r in order] == sorted(r.priority for r in recs)
