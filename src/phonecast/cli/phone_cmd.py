@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import resource
 import signal
 import sys
@@ -188,6 +189,7 @@ def phone(
     help="Write the fleet as a campaign inventory (CSV).",
 )
 @click.option("--quiet", is_flag=True, help="No live summary.")
+@click.option("--tcp", is_flag=True, help="Also listen on TCP (one more socket per phone).")
 @_common
 def fleet(
     count: int,
@@ -196,6 +198,7 @@ def fleet(
     password_pattern: str,
     inventory_out: str | None,
     quiet: bool,
+    tcp: bool,
     host: str,
     events_path: str | None,
     no_auth: bool,
@@ -221,6 +224,7 @@ def fleet(
         call_mode,
         strict_url_body,
     )
+    settings = dataclasses.replace(settings, tcp=tcp)
     configs = []
     for n in range(1, count + 1):
         user = str(first_user + n - 1)
@@ -232,7 +236,7 @@ def fleet(
         configs.append(PhoneConfig(f"phone-{n}", host, (line,), settings))
     if inventory_out:
         write_fleet_inventory(inventory_out, configs)
-    raise_fd_limit(count + 256)
+    raise_fd_limit(count * (2 if tcp else 1) + 256)
     asyncio.run(_serve(configs, events_path, duration, None, None if quiet else count))
 
 

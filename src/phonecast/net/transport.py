@@ -226,7 +226,8 @@ class StreamTransport:
         self._client_ssl = client_ssl
         self._server_ssl = server_ssl
         self._pool: dict[Address, StreamConnection] = {}
-        self._server: asyncio.AbstractServer | None = None
+        self._servers: list[asyncio.AbstractServer] = []
+        #: The first listening address (what a Via names).
         self.local: Address | None = None
 
     def _remember(self, conn: StreamConnection) -> None:
@@ -241,15 +242,17 @@ class StreamTransport:
         return StreamConnection(self.name, self._receiver, self._remember, self._forget)
 
     async def listen(self, host: str, port: int) -> Address:
-        """Accept connections on ``host:port``."""
+        """Accept connections on ``host:port`` (call again for more listeners)."""
         loop = asyncio.get_running_loop()
         ssl_ctx = self._server_ssl if self.name == "tls" else None
         if self.name == "tls" and ssl_ctx is None:
             raise ValueError("a TLS listener needs a server SSL context")
         server = await loop.create_server(self._factory, host, port, ssl=ssl_ctx)
-        self._server = server
-        self.local = _addr(server.sockets[0].getsockname())
-        return self.local
+        self._servers.append(server)
+        local = _addr(server.sockets[0].getsockname())
+        if self.local is None:
+            self.local = local
+        return local
 
     async def connect(
         self, remote: Address, *, server_hostname: str | None = None, timeout: float = 5.0
@@ -277,10 +280,11 @@ class StreamTransport:
 
     async def close(self) -> None:
         """Close the listener and every connection."""
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
         for conn in list(self._pool.values()):
             conn.close()
         self._pool.clear()
-        if self._server is not None:
-            await self._server.wait_closed()
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers.clear()

@@ -48,6 +48,9 @@ class PhoneSettings:
     dial_seconds: float = 5.0
     #: Largest NOTIFY body accepted, octets.
     max_body: int = 16 * 1024
+    #: Also accept SIP over TCP on each line's port (a fleet may turn it off
+    #: to halve its file descriptors).
+    tcp: bool = True
 
 
 @dataclass(frozen=True, slots=True)

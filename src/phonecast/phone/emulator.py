@@ -124,6 +124,8 @@ class PhoneHost:
         self.phones[config.name] = phone
         for line in config.lines:
             local = await self.endpoint.listen_udp(config.host, line.port)
+            if config.settings.tcp:
+                await self.endpoint.listen_stream("tcp", config.host, local[1])
             ha1 = compute_ha1(
                 digest.algorithm, line.digest_user, digest.realm, line.password.reveal()
             )

@@ -24,7 +24,7 @@ class Screen:
     def summary(self) -> dict[str, Any]:
         """Event fields describing the screen."""
         return {
-            "kind": self.kind,
+            "object": self.kind,
             "title": self.title,
             "prompt": self.prompt,
             "text": self.text[:500],

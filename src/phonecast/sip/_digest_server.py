@@ -1,0 +1,407 @@
+"""The UAS side of digest authentication: stateless nonces, bounded replay state.
+
+Re-exported by :mod:`phonecast.sip.digest`; import it from there.
+
+A nonce is ``base64url(issued_ms || salt || MAC)`` with ``MAC = HMAC-SHA256(
+secret, label || issued_ms || salt || realm || bind)`` truncated to 128 bits.
+The server therefore needs no memory to know that a nonce is its own, how old
+it is and what it was issued for (``bind``: the peer's address, a line...).
+Memory is spent only on nonces that have been *used successfully*, to refuse
+a replayed ``nc``; that table is an LRU of fixed size, so a flood of requests
+cannot grow it, and a nonce that falls out of it is stale from then on (see
+:meth:`DigestServer.verify`), so eviction can never re-open a replay.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+import struct
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from phonecast.sip._digest_core import (
+    Challenge,
+    Credentials,
+    algorithm_available,
+    canonical_algorithm,
+    compute_response,
+    compute_userhash,
+    get_algorithm,
+)
+from phonecast.sip.errors import DigestError, SipError
+from phonecast.sip.uri import parse_uri
+
+#: ``(username, realm) -> password`` or None for an unknown user.
+PasswordLookup = Callable[[str, str], str | None]
+#: ``(username, realm, algorithm) -> HA1`` (see :func:`compute_ha1`) or None.
+HA1Lookup = Callable[[str, str, str], str | None]
+
+_LABEL = b"phonecast digest nonce v1\x00"
+_STAMP = struct.Struct(">q")
+_SALT_LEN = 8
+_MAC_LEN = 16
+_NONCE_LEN = _STAMP.size + _SALT_LEN + _MAC_LEN
+
+
+class Reason(StrEnum):
+    """Why :meth:`DigestServer.verify` decided as it did (safe to log)."""
+
+    OK = "ok"
+    NO_CREDENTIALS = "no-credentials"
+    UNKNOWN_SCHEME = "unknown-scheme"
+    MALFORMED = "malformed"
+    WRONG_REALM = "wrong-realm"
+    UNSUPPORTED_ALGORITHM = "unsupported-algorithm"
+    BAD_QOP = "bad-qop"
+    OPAQUE_MISMATCH = "opaque-mismatch"
+    BAD_NONCE = "bad-nonce"
+    URI_MISMATCH = "uri-mismatch"
+    WRONG_USER = "wrong-user"
+    BAD_RESPONSE = "bad-response"
+    STALE_NONCE = "stale-nonce"
+    REPLAY = "replay"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The outcome of one verification.
+
+    ``stale`` tells the UAS to put ``stale=true`` in its new challenge: the
+    digest was right but the nonce can no longer be used, so the client may
+    retry without asking its user again (RFC 7616 3.3).  ``username`` is the
+    resolved user name (the real one, also when a userhash was sent).
+    """
+
+    ok: bool
+    reason: Reason
+    stale: bool = False
+    username: str | None = None
+    nc: int | None = None
+
+
+def _fail(reason: Reason, *, stale: bool = False, username: str | None = None) -> Verdict:
+    return Verdict(False, reason, stale, username)
+
+
+def _same_uri(sent: str, expected: str) -> bool:
+    """RFC 3261 19.1.4 equality when both parse, byte equality otherwise."""
+    if sent == expected:
+        return True
+    try:
+        return parse_uri(sent) == parse_uri(expected)
+    except (SipError, ValueError):
+        return False
+
+
+class DigestServer:
+    """Issue challenges and verify credentials for one realm.
+
+    ``algorithm`` is what :meth:`challenge` offers by default; ``algorithms``
+    (default: just ``algorithm``) is what :meth:`verify` accepts and what
+    :meth:`challenges` offers, in order.  A UAS that stores one HA1 per user
+    can only check one hash family, hence the narrow default.  ``qop`` lists
+    the options offered; ``allow_no_qop`` also accepts RFC 2069 credentials
+    (no qop, hence no nc): each such nonce is then good for one request only,
+    since nothing else would stop a replay.  ``strict_uri`` makes :meth:`verify`
+    insist that the digest-uri equal the ``expected_uri`` it is given; off by
+    default because SIPp and others put ``sip:host:port`` there instead of the
+    Request-URI, and the response covers the uri as sent in either case.
+    """
+
+    __slots__ = (
+        "_evicted_upto",
+        "_secret",
+        "_used",
+        "algorithm",
+        "algorithms",
+        "allow_no_qop",
+        "domain",
+        "lifetime",
+        "max_nonces",
+        "opaque",
+        "qop",
+        "realm",
+        "strict_uri",
+    )
+
+    def __init__(
+        self,
+        realm: str,
+        *,
+        secret: bytes | None = None,
+        lifetime: float = 300.0,
+        max_nonces: int = 4096,
+        qop: Sequence[str] = ("auth",),
+        allow_no_qop: bool = False,
+        algorithm: str = "MD5",
+        algorithms: Sequence[str] | None = None,
+        strict_uri: bool = False,
+        opaque: str | None = None,
+        domain: str | None = None,
+    ) -> None:
+        if lifetime <= 0 or max_nonces < 1:
+            raise ValueError("lifetime must be positive and max_nonces at least 1")
+        if not qop and not allow_no_qop:
+            raise ValueError("offer a qop or allow_no_qop")
+        if any(q.lower() not in ("auth", "auth-int") for q in qop):
+            raise ValueError("qop options are 'auth' and 'auth-int'")
+        if secret is not None and len(secret) < 16:
+            raise ValueError("the nonce secret must be at least 16 bytes")
+        self.realm = realm
+        self._secret = secret if secret is not None else secrets.token_bytes(32)
+        self.lifetime = lifetime
+        self.max_nonces = max_nonces
+        self.qop = tuple(q.lower() for q in qop)
+        self.allow_no_qop = allow_no_qop
+        self.algorithm = get_algorithm(algorithm).name  # must be usable here
+        # The accepted list may name algorithms this platform lacks: they are
+        # simply never offered and never verified.
+        self.algorithms = tuple(canonical_algorithm(a) for a in (algorithms or (algorithm,)))
+        if self.algorithm not in self.algorithms:
+            raise ValueError("the default algorithm must be among the accepted ones")
+        self.strict_uri = strict_uri
+        self.opaque = opaque
+        self.domain = domain
+        #: nonce -> (issued_ms, highest nc), least recently used first.
+        self._used: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        #: Highest issue time of any nonce evicted from ``_used``.
+        self._evicted_upto: int | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"DigestServer(realm={self.realm!r}, lifetime={self.lifetime}, "
+            f"tracked={len(self._used)}/{self.max_nonces})"
+        )
+
+    @property
+    def tracked_nonces(self) -> int:
+        """How many used nonces are remembered (never above ``max_nonces``)."""
+        return len(self._used)
+
+    # ------------------------------------------------------------- nonces
+    def _mac(self, stamp: bytes, salt: bytes, bind: bytes) -> bytes:
+        realm = self.realm.encode("utf-8", "surrogateescape")
+        # Fixed-size fields first and the realm length-prefixed, so that no
+        # two (realm, bind) pairs feed the same bytes to the MAC.
+        data = _LABEL + stamp + salt + struct.pack(">I", len(realm)) + realm + bind
+        return hmac.new(self._secret, data, hashlib.sha256).digest()[:_MAC_LEN]
+
+    def new_nonce(self, now: float, *, bind: bytes = b"") -> str:
+        """A fresh nonce issued at ``now`` for ``bind``."""
+        stamp = _STAMP.pack(int(now * 1000))
+        salt = secrets.token_bytes(_SALT_LEN)
+        raw = stamp + salt + self._mac(stamp, salt, bind)
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+    def _issued_ms(self, nonce: str, bind: bytes) -> int | None:
+        """Issue time of one of our nonces for ``bind``; None if it is not one."""
+        try:
+            raw = base64.urlsafe_b64decode(nonce + "=" * (-len(nonce) % 4))
+        except (binascii.Error, ValueError):
+            return None
+        if len(raw) != _NONCE_LEN:
+            return None
+        stamp, salt, mac = raw[:8], raw[8 : 8 + _SALT_LEN], raw[8 + _SALT_LEN :]
+        if not hmac.compare_digest(mac, self._mac(stamp, salt, bind)):
+            return None
+        issued: int = _STAMP.unpack(stamp)[0]
+        return issued
+
+    # ------------------------------------------------------------- challenges
+    def challenge(
+        self,
+        now: float,
+        *,
+        bind: bytes = b"",
+        stale: bool = False,
+        algorithm: str | None = None,
+    ) -> Challenge:
+        """A challenge for a 401/407, with a nonce issued at ``now`` for ``bind``.
+
+        ``algorithm`` defaults to the server's ``algorithm``; ``stale=True``
+        after a verdict that said so.
+
+        Raises :class:`DigestError` if ``algorithm`` is not accepted by this
+        server or not available on this platform.
+        """
+        name = get_algorithm(algorithm or self.algorithm).name
+        if name not in self.algorithms:
+            raise DigestError(f"{name} is not among this server's algorithms")
+        return Challenge(
+            realm=self.realm,
+            domain=self.domain,
+            nonce=self.new_nonce(now, bind=bind),
+            opaque=self.opaque,
+            stale=stale,
+            algorithm=name,
+            qop=self.qop,
+        )
+
+    def challenges(
+        self,
+        now: float,
+        *,
+        bind: bytes = b"",
+        stale: bool = False,
+        algorithms: Sequence[str] | None = None,
+    ) -> tuple[Challenge, ...]:
+        """One challenge per algorithm (default: all accepted), most preferred
+        first: RFC 8760 2.4 has one WWW-Authenticate field each, in the order
+        the UAS prefers.  Algorithms this platform lacks are left out."""
+        usable = [a for a in (algorithms or self.algorithms) if algorithm_available(a)]
+        if not usable:
+            raise DigestError("none of the requested algorithms is available")
+        return tuple(self.challenge(now, bind=bind, stale=stale, algorithm=a) for a in usable)
+
+    # ------------------------------------------------------------- verification
+    def verify(
+        self,
+        credentials: Credentials | None,
+        *,
+        method: str,
+        now: float,
+        password: str | PasswordLookup | None = None,
+        ha1: str | HA1Lookup | None = None,
+        expected_user: str | None = None,
+        bind: bytes = b"",
+        body: bytes = b"",
+        expected_uri: str | None = None,
+        strict_uri: bool | None = None,
+        request_uri: str | None = None,
+    ) -> Verdict:
+        """Check ``credentials`` for a request with ``method`` and ``body``.
+
+        The secret is the plaintext ``password`` or a precomputed ``ha1``,
+        each either a value (then ``expected_user``, if given, is the only user
+        accepted) or a lookup returning None for an unknown user.  With
+        userhash credentials the real name must be given as ``expected_user``:
+        a hash cannot be looked up.  ``expected_uri`` (``request_uri`` is
+        the same, under the name the emulator uses) is compared with the
+        digest-uri only when ``strict_uri`` (here or on the server) is on.
+
+        Checks run cheapest first.  The digest is checked before the nonce's
+        age, so ``stale`` is only ever set for a client that proved it knows
+        the password (RFC 7616 3.3); an nc is recorded only after the digest
+        matched, so forged requests cannot push a legitimate client's counter.
+        """
+        if (password is None) == (ha1 is None):
+            raise TypeError("verify needs exactly one of password and ha1")
+        if credentials is None:
+            return _fail(Reason.NO_CREDENTIALS)
+        if not credentials.is_digest:
+            return _fail(Reason.UNKNOWN_SCHEME)
+        c = credentials
+        if c.username is None or c.realm is None or c.nonce is None or c.uri is None:
+            return _fail(Reason.MALFORMED)
+        if c.realm != self.realm:
+            return _fail(Reason.WRONG_REALM)
+        if not algorithm_available(c.algorithm):
+            return _fail(Reason.UNSUPPORTED_ALGORITHM)
+        alg = get_algorithm(c.algorithm)
+        if alg.name not in self.algorithms:
+            return _fail(Reason.UNSUPPORTED_ALGORITHM)
+        qop = c.qop.lower() if c.qop is not None else None
+        if (qop is None and not self.allow_no_qop) or (qop is not None and qop not in self.qop):
+            return _fail(Reason.BAD_QOP)
+        if (qop is not None and (c.nc is None or not c.cnonce)) or (alg.session and not c.cnonce):
+            return _fail(Reason.MALFORMED)
+        if self.opaque is not None and c.opaque != self.opaque:
+            return _fail(Reason.OPAQUE_MISMATCH)
+        issued = self._issued_ms(c.nonce, bind)
+        if issued is None:
+            return _fail(Reason.BAD_NONCE)
+        strict = self.strict_uri if strict_uri is None else strict_uri
+        wanted = expected_uri if expected_uri is not None else request_uri
+        if strict and wanted is not None and not _same_uri(c.uri, wanted):
+            return _fail(Reason.URI_MISMATCH)
+
+        user = self._resolve_user(c, alg.name, expected_user)
+        if user is None:
+            return _fail(Reason.WRONG_USER)
+        pw, h1 = self._secret_for(user, alg.name, password, ha1)
+        if pw is None and h1 is None:
+            return _fail(Reason.WRONG_USER, username=user)
+        expected = compute_response(
+            algorithm=alg.name,
+            username=user,
+            realm=self.realm,
+            nonce=c.nonce,
+            method=method,
+            uri=c.uri,
+            qop=c.qop,
+            nc=c.nc,
+            cnonce=c.cnonce,
+            body=body,
+            password=pw,
+            ha1=h1,
+        )
+        sent = (c.response or "").lower().encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(expected.encode("ascii"), sent):
+            return _fail(Reason.BAD_RESPONSE, username=user)
+
+        age_ms = int(now * 1000) - issued
+        if age_ms > self.lifetime * 1000 or age_ms < -1000:
+            # Too old, or issued "in the future" (the caller's clock went
+            # back): the client should simply fetch a new nonce.
+            return _fail(Reason.STALE_NONCE, stale=True, username=user)
+        # Without qop there is no counter: such a nonce is good once.
+        count = int(c.nc, 16) if qop is not None and c.nc is not None else 1
+        return self._record(c.nonce, issued, count, now, user)
+
+    def _resolve_user(self, c: Credentials, algorithm: str, username: str | None) -> str | None:
+        if c.userhash:
+            if username is None:
+                return None
+            digest = compute_userhash(algorithm, username, self.realm)
+            sent = (c.username or "").lower().encode("utf-8", "surrogateescape")
+            return username if hmac.compare_digest(digest.encode("ascii"), sent) else None
+        if username is not None and c.username != username:
+            return None
+        return c.username
+
+    def _secret_for(
+        self,
+        user: str,
+        algorithm: str,
+        password: str | PasswordLookup | None,
+        ha1: str | HA1Lookup | None,
+    ) -> tuple[str | None, str | None]:
+        """``(password, None)`` or ``(None, ha1)`` for ``user``; both None if unknown."""
+        if password is not None:
+            return (password if isinstance(password, str) else password(user, self.realm)), None
+        if ha1 is not None:
+            return None, (ha1 if isinstance(ha1, str) else ha1(user, self.realm, algorithm))
+        return None, None
+
+    def _record(self, nonce: str, issued: int, count: int, now: float, user: str) -> Verdict:
+        entry = self._used.get(nonce)
+        if entry is None:
+            if self._evicted_upto is not None and issued <= self._evicted_upto:
+                # It may have been used and then evicted: its highest nc is
+                # forgotten, so it must not be accepted again.
+                return _fail(Reason.STALE_NONCE, stale=True, username=user)
+            highest = 0
+        else:
+            highest = entry[1]
+        if count <= highest:
+            return _fail(Reason.REPLAY, stale=True, username=user)
+        self._used[nonce] = (issued, count)
+        self._used.move_to_end(nonce)
+        self._evict(now)
+        return Verdict(True, Reason.OK, False, user, count)
+
+    def _evict(self, now: float) -> None:
+        horizon = int(now * 1000) - int(self.lifetime * 1000)
+        while self._used:
+            nonce, (issued, _) = next(iter(self._used.items()))
+            if len(self._used) <= self.max_nonces and issued >= horizon:
+                break
+            del self._used[nonce]
+            if self._evicted_upto is None or issued > self._evicted_upto:
+                self._evicted_upto = issued
