@@ -51,6 +51,8 @@ class PhoneSettings:
     #: Also accept SIP over TCP on each line's port (a fleet may turn it off
     #: to halve its file descriptors).
     tcp: bool = True
+    #: Failure drills: answer every NOTIFY with this code (e.g. 486, 503).
+    notify_reject: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

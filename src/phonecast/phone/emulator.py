@@ -208,6 +208,12 @@ class PhoneHost:
             self._respond(line, handle, make_response(request, 489, to_tag=_tag(self.rng)))
             return
         settings = phone.config.settings
+        if settings.notify_reject is not None:
+            reject = make_response(request, settings.notify_reject, to_tag=_tag(self.rng))
+            if settings.notify_reject == 503:
+                reject = reject.with_header("Retry-After", "1")
+            self._respond(line, handle, reject)
+            return
         if len(request.body) > settings.max_body:
             self._respond(line, handle, make_response(request, 413, to_tag=_tag(self.rng)))
             return

@@ -1,0 +1,147 @@
+"""Campaigns end to end against emulated phones (in process)."""
+
+from __future__ import annotations
+
+import socket
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from phonecast.campaign.inventory import Phone
+from phonecast.campaign.runner import CampaignRunner, RunOptions
+from phonecast.campaign.store import CampaignStore
+from phonecast.ciscoxml import Text, to_xml
+from phonecast.content import ContentServer
+from phonecast.credentials import Secret
+from phonecast.net.endpoint import SipEndpoint
+from phonecast.phone.config import LineConfig, PhoneConfig, PhoneSettings
+from phonecast.phone.emulator import PhoneHost
+from phonecast.phone.events import EventLog
+from phonecast.push.payload import url_payload
+from phonecast.push.pusher import Pusher
+from phonecast.sip import SipUri
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = []
+    for _ in range(n):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    ports = [int(s.getsockname()[1]) for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+async def _campaign(
+    tmp_path: Path,
+    phones: list[Phone],
+    options: RunOptions,
+) -> tuple[CampaignStore, str, Any]:
+    store = CampaignStore(tmp_path / "c.db")
+    cid = store.create(
+        {"test": True}, [(p.name, str(p.target), p.tag_value("group")) for p in phones]
+    )
+    ep = SipEndpoint()
+    await ep.listen_udp("127.0.0.1", 0)
+    runner = CampaignRunner(store, Pusher(ep), None, options)
+    content = ContentServer(on_fetch=runner.record_fetch)
+    await content.start()
+    runner.content = content
+    urls = runner.publish(
+        cid, phones, lambda p: to_xml(Text("Drill", None, (), p.name)), "text/xml"
+    )
+    try:
+        report = await runner.run(cid, phones, lambda p: url_payload(urls[p.name]))
+    finally:
+        await ep.close()
+        await content.stop()
+    return store, cid, report
+
+
+async def test_thousand_phones_all_confirmed_each_fetched_once(tmp_path: Path) -> None:
+    events: list[dict[str, Any]] = []
+    log = EventLog()
+    log.subscribe(lambda e: events.append(e) if e["event"] == "fetch_started" else None)
+    host = PhoneHost(events=log)
+    await host.start()
+    ports = _free_ports(1000)
+    settings = PhoneSettings(tcp=False)
+    phones = []
+    for n, port in enumerate(ports):
+        user = str(2000 + n)
+        await host.add_phone(
+            PhoneConfig(f"p{n}", "127.0.0.1", (LineConfig(user, Secret(f"pw{n}"), port),), settings)
+        )
+        phones.append(
+            Phone(
+                f"p{n}",
+                SipUri("127.0.0.1", user, port=port),
+                user,
+                Secret(f"pw{n}"),
+                tags=frozenset({("group", str(n % 4))}),
+            )
+        )
+    try:
+        store, cid, report = await _campaign(
+            tmp_path, phones, RunOptions(concurrency=300, push_timeout=5, confirm_timeout=20)
+        )
+    finally:
+        await host.close()
+    assert report.summary()["confirmed"] == 1000, report.summary()
+    assert report.complete()
+    per_phone = Counter(e["phone"] for e in events)
+    assert len(per_phone) == 1000 and set(per_phone.values()) == {1}
+    urls = {e["url"] for e in events}
+    assert len(urls) == 1000  # each phone fetched its own URL
+    assert store.fetch_count(cid) == 1000
+    assert set(report.groups()) == {"0", "1", "2", "3"}
+
+
+async def test_failures_are_reported_and_retried_only_where_they_should(tmp_path: Path) -> None:
+    host = PhoneHost()
+    await host.start()
+    ports = _free_ports(50)
+    kinds = ["ok"] * 10 + ["badpw"] * 10 + ["dead"] * 10 + ["busy"] * 10 + ["unavailable"] * 10
+    phones = []
+    for n, (kind, port) in enumerate(zip(kinds, ports, strict=True)):
+        user = str(3000 + n)
+        reject = {"busy": 486, "unavailable": 503}.get(kind)
+        if kind != "dead":
+            await host.add_phone(
+                PhoneConfig(
+                    f"{kind}{n}",
+                    "127.0.0.1",
+                    (LineConfig(user, Secret("right"), port),),
+                    PhoneSettings(tcp=False, notify_reject=reject),
+                )
+            )
+        phones.append(
+            Phone(
+                f"{kind}{n}",
+                SipUri("127.0.0.1", user, port=port),
+                user,
+                Secret("wrong" if kind == "badpw" else "right"),
+            )
+        )
+    options = RunOptions(push_timeout=0.6, retries=2, backoff=0.05, confirm_timeout=3)
+    try:
+        _, _, report = await _campaign(tmp_path, phones, options)
+    finally:
+        await host.close()
+    rows = {p["name"]: p for p in report.as_dict()["phones"]}
+
+    def of(kind: str) -> list[dict[str, Any]]:
+        return [r for name, r in rows.items() if name.startswith(kind)]
+
+    assert {r["outcome"] for r in of("ok")} == {"confirmed"}
+    assert {(r["outcome"], r["code"], r["attempts"]) for r in of("badpw")} == {
+        ("auth_rejected", 401, 1)
+    }
+    assert {(r["outcome"], r["attempts"]) for r in of("dead")} == {("timeout", 3)}
+    assert {(r["outcome"], r["code"], r["attempts"]) for r in of("busy")} == {("rejected", 486, 1)}
+    assert {(r["outcome"], r["code"], r["attempts"]) for r in of("unavailable")} == {
+        ("rejected", 503, 3)
+    }
+    assert not report.complete()
