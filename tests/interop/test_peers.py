@@ -1,0 +1,115 @@
+"""phonecast against real peers on loopback: SIPp as phone and as sender, sipsak."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_binary
+from tests.interop.peers import (
+    emulated_phone,
+    free_udp_port,
+    phonecast,
+    scenario,
+    sipp_uac,
+    sipp_uas,
+)
+
+pytestmark = pytest.mark.interop
+
+
+def test_push_against_sipp_phone(tmp_path: Path) -> None:
+    require_binary("sipp")
+    port = free_udp_port()
+    uas = scenario("uas_notify_auth.xml", tmp_path, user="1001", password="secret")
+    with sipp_uas(uas, port, calls=2, tmp=tmp_path):
+        ok = phonecast(
+            "push",
+            f"sip:1001@127.0.0.1:{port}",
+            "--url",
+            "http://127.0.0.1/a.xml",
+            "--json",
+            env={"PHONECAST_PASSWORD": "secret"},
+        )
+        assert ok.returncode == 0, ok.stderr
+        doc = json.loads(ok.stdout)
+        assert doc["outcome"] == "delivered" and doc["challenged"] and doc["code"] == 200
+        bad = phonecast(
+            "push",
+            f"sip:1001@127.0.0.1:{port}",
+            "--url",
+            "http://127.0.0.1/a.xml",
+            env={"PHONECAST_PASSWORD": "wrong"},
+        )
+        assert bad.returncode == 3, bad.stdout + bad.stderr
+
+
+def test_sipp_sender_against_emulator(tmp_path: Path) -> None:
+    require_binary("sipp")
+    port = free_udp_port()
+    events = tmp_path / "events.jsonl"
+    with emulated_phone(f"1001:secret@{port}", events=events):
+        good = sipp_uac(
+            scenario("uac_notify_auth.xml", tmp_path, user="1001", password="secret"),
+            port,
+            "1001",
+            calls=10,
+            tmp=tmp_path,
+        )
+        assert good.returncode == 0, good.stdout[-2000:]
+        bad_file = tmp_path / "bad"
+        bad_file.mkdir()
+        bad = sipp_uac(
+            scenario("uac_notify_auth.xml", bad_file, user="1001", password="nope"),
+            port,
+            "1001",
+            calls=3,
+            tmp=tmp_path,
+            timeout=8,
+        )
+        assert bad.returncode != 0
+    verdicts = [json.loads(line) for line in events.read_text().splitlines()]
+    oks = [e for e in verdicts if e["event"] == "auth" and e["ok"]]
+    assert len(oks) == 10  # never a 200 for the wrong password
+    codes = [e["code"] for e in verdicts if e["event"] == "response"]
+    assert codes.count(200) == 10
+
+
+def test_sipsak_against_emulator(tmp_path: Path) -> None:
+    require_binary("sipsak")
+    port = free_udp_port()
+    request = tmp_path / "notify.sip"
+    request.write_bytes(
+        (
+            f"NOTIFY sip:1001@127.0.0.1:{port} SIP/2.0\r\nFrom: <sip:sipsak@127.0.0.1>;tag=s1\r\n"
+            f"To: <sip:1001@127.0.0.1:{port}>\r\nCall-ID: sipsak-1@127.0.0.1\r\nCSeq: 1 NOTIFY\r\n"
+            "Max-Forwards: 70\r\nEvent: XML-Service\r\nContent-Type: text/html\r\n"
+            "Content-Length: 28\r\n\r\nhttp://127.0.0.1:9/alert.xml"
+        ).encode()
+    )
+    events = tmp_path / "events.jsonl"
+    with emulated_phone(f"1001:secret@{port}", events=events):
+        run = subprocess.run(
+            [
+                "sipsak",
+                "-f",
+                str(request),
+                "-s",
+                f"sip:1001@127.0.0.1:{port}",
+                "-u",
+                "1001",
+                "-a",
+                "secret",
+                "-vv",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert "SIP/2.0 200 OK" in run.stdout, run.stdout[-1500:]
+    assert any(
+        json.loads(line).get("ok") for line in events.read_text().splitlines() if '"auth"' in line
+    )
