@@ -56,6 +56,19 @@ def fleet(tmp_path: Path) -> tuple[Path, Path]:
     proc.wait(timeout=10)
 
 
+def _wait_for_campaign(db: Path, proc: subprocess.Popen[bytes], limit: float = 60) -> None:
+    """Until the runner has created its campaign (kills before that test nothing)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with sqlite3.connect(db) as conn:
+                if conn.execute("SELECT count(*) FROM phones").fetchone()[0]:
+                    return
+        except sqlite3.Error:
+            pass
+        time.sleep(0.02)
+
+
 def _in_flight(db: Path) -> set[str]:
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT name FROM phones WHERE state IN ('sending', 'accepted')")
@@ -94,7 +107,8 @@ def test_kill_and_resume_loses_nothing(fleet: tuple[Path, Path], tmp_path: Path)
     )
     kills = 0
     for _ in range(3):
-        time.sleep(rng.uniform(0.2, 0.9))
+        _wait_for_campaign(db, proc)
+        time.sleep(rng.uniform(0.05, 0.6))
         if proc.poll() is not None:
             break
         proc.kill()
