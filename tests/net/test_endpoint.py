@@ -220,3 +220,35 @@ async def test_each_udp_socket_answers_from_itself() -> None:
     finally:
         raw.close()
         await server.close()
+
+
+async def test_a_failing_handler_is_answered_500_and_the_endpoint_goes_on() -> None:
+    calls: list[str] = []
+
+    def flaky(request: Request, handle: ServerHandle | None, flow: Flow) -> None:
+        calls.append(request.call_id)
+        if len(calls) == 1:
+            raise RuntimeError("bug in the TU")
+        assert handle is not None
+        handle.respond(make_response(request, 200, to_tag="ok"))
+
+    server = SipEndpoint(handler=flaky, timers=FAST)
+    client = SipEndpoint(timers=FAST)
+    _, sport = await server.listen_udp("127.0.0.1")
+    await client.listen_udp("127.0.0.1")
+    try:
+        first, _ = await client.request(_notify(client, sport), "udp", ("127.0.0.1", sport))
+        assert first is not None and (first.status_code, first.reason) == (
+            500,
+            "Server Internal Error",
+        )
+        second, _ = await client.request(
+            _notify(client, sport).with_header_replaced("Call-ID", "again@h"),
+            "udp",
+            ("127.0.0.1", sport),
+        )
+        assert second is not None and second.status_code == 200
+        assert server.handler_errors == 1 and "bug in the TU" in server.last_handler_error
+    finally:
+        await client.close()
+        await server.close()

@@ -117,9 +117,9 @@ def _dialog_fields(dlg: Dialog) -> dict[str, object]:
     return {name: getattr(dlg, name) for name in dlg.__dataclass_fields__}
 
 
-def test_dialog_needs_tags_and_contact() -> None:
+def test_dialog_needs_tags_and_falls_back_to_from_without_contact() -> None:
     inv = _invite().without_header("Contact")
-    with pytest.raises(ValidationError):
-        Dialog.from_uas(inv, make_response(inv, 200, to_tag="x"))
+    dlg = Dialog.from_uas(inv, make_response(inv, 200, to_tag="x"))
+    assert str(dlg.remote_target) == "sip:caller@127.0.0.1"  # RFC 2543: no Contact
     with pytest.raises(ValidationError):
         Dialog.from_uas(_invite(), make_response(_invite(), 200))

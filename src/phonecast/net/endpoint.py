@@ -36,6 +36,7 @@ from phonecast.sip import (
     Response,
     SipError,
     UasPolicy,
+    ValidationError,
     parse_message,
     validate,
 )
@@ -142,6 +143,9 @@ class SipEndpoint:
         self._received = 0
         self._sent = 0
         self._parse_errors = 0
+        #: TU handler failures (each answered 500), and the last one's text.
+        self.handler_errors = 0
+        self.last_handler_error = ""
         #: Optional hook seeing every message sent or received (for --trace).
         self.tracer: Callable[[str, bytes, Flow | tuple[str, Address]], None] | None = None
 
@@ -335,7 +339,7 @@ class SipEndpoint:
             return
         if request.method == "ACK":
             if self._handler is not None:
-                self._handler(request, None, flow)
+                self._call_handler(request, None, flow)
             return
         try:
             validate(request, self._policy)
@@ -366,9 +370,7 @@ class SipEndpoint:
                     continue
                 handle = entry.handle
                 assert handle is not None and entry.flow is not None
-                self._handler(
-                    event.request, handle if event.request.method != "ACK" else None, entry.flow
-                )
+                self._call_handler(event.request, handle, entry.flow)
             elif isinstance(event, ResponseReceived):
                 if entry.callback is not None:
                     entry.callback(event.response, "response")
@@ -389,6 +391,21 @@ class SipEndpoint:
             if timer is not None:
                 timer.cancel()
             entry.timer = self._heap.schedule(deadline, lambda now: self._fire(entry, now))
+
+    def _call_handler(self, request: Request, handle: ServerHandle | None, flow: Flow) -> None:
+        """Run the TU; if it raises, answer 500 so the peer is not left waiting
+        and the endpoint keeps serving (nothing a peer sends may stop it)."""
+        try:
+            self._handler(request, handle if request.method != "ACK" else None, flow)  # type: ignore[misc]
+        except Exception as exc:
+            self.handler_errors += 1
+            self.last_handler_error = f"{type(exc).__name__}: {exc}"
+            if handle is not None and request.method != "ACK":
+                failure = ValidationError(
+                    "internal error", status_code=500, reason="Server Internal Error"
+                )
+                with contextlib.suppress(SipError):
+                    handle.respond(error_response(request, failure, to_tag=new_tag()))
 
     def _fire(self, entry: _Entry, now: float) -> None:
         entry.timer = None

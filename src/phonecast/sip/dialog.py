@@ -91,10 +91,9 @@ class Dialog:
         if not to_tag or not from_tag:
             raise ValidationError("a dialog needs both tags", status_code=400, reason="Bad Request")
         contact = request.contact
-        if not contact:
-            raise ValidationError(
-                "a dialog-creating request needs a Contact", status_code=400, reason="Bad Request"
-            )
+        # RFC 2543 did not require Contact (RFC 4475 3.4.1 inv2543): the
+        # From URI is then the only target there is.
+        target = contact[0].uri if contact else request.from_.uri
         offer = OfferState.REMOTE_OFFER if request.body else OfferState.IDLE
         return cls(
             call_id=request.call_id,
@@ -102,7 +101,7 @@ class Dialog:
             remote_tag=from_tag,
             local_uri=response.to,
             remote_uri=request.from_,
-            remote_target=contact[0].uri,
+            remote_target=target,
             route_set=request.record_route,
             remote_seq=request.cseq.seq,
             state=DialogState.CONFIRMED if response.is_success else DialogState.EARLY,
