@@ -246,7 +246,7 @@ class PhoneHost:
                 expected_user=line.config.digest_user,
                 bind=line.bind,
                 body=request.body,
-                request_uri=str(request.uri),
+                expected_uri=str(request.uri),
             )
             if verdict.ok:
                 self.events.emit("auth", phone=name, line=line.config.user, ok=True, reason="ok")

@@ -36,8 +36,11 @@ _NEEDS_ESCAPE_RE = re.compile(r'["\\\x00-\x08\x0a-\x1f\x7f]')
 # quoted-string (RFC 3261 25.1) as an "unrolled loop": runs of qdtext with
 # quoted-pairs between them.  Same language as _abnf.quoted_string, but the
 # regex engine consumes each run in one step instead of trying an alternation
-# per character, which makes header parsing several times faster.
-_QDTEXT = r"[\t \x21\x23-\x5b\x5d-\x7e\x80-\U0010ffff]"
+# per character, which makes header parsing several times faster.  qdtext
+# (HTAB / SP / %x21 / %x23-5B / %x5D-7E / non-ASCII) is written as its
+# complement: the same set of code points, but compiled in well under a
+# millisecond instead of ten (every CLI start pays for it).
+_QDTEXT = r'[^\x00-\x08\x0a-\x1f"\\\x7f]'
 _QPAIR = r"\\[\x00-\x09\x0b\x0c\x0e-\x7f]"
 QUOTED_STRING_RE = re.compile(rf'"{_QDTEXT}*(?:{_QPAIR}{_QDTEXT}*)*"')
 _TOKEN_LIST_RE = re.compile(rf"{_abnf.token}(?:,{_abnf.token})*")
