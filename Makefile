@@ -23,6 +23,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/parse.py
+	$(BIN)/python bench/fuzz_parser.py --count 100000
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
