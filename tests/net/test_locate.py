@@ -3,44 +3,19 @@
 from __future__ import annotations
 
 import random
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from phonecast.net.locate import LocateError, locate, locate_host_list, make_resolver
 from phonecast.sip import SipUri, parse_uri
-from tests.conftest import require_binary
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.dnsmasq import dnsmasq
 
 
 @pytest.fixture(scope="module")
 def dns_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """dnsmasq answering only for the test zone, on 127.0.0.1:<free port>."""
-    binary = require_binary("dnsmasq")
-    tmp: Path = tmp_path_factory.mktemp("dnsmasq")
-    port = _free_udp_port()
-    args = [
-        binary,
-        "--no-daemon",
-        "--keep-in-foreground",
-        f"--port={port}",
-        "--listen-address=127.0.0.1",
-        "--bind-interfaces",
-        "--no-resolv",
-        "--no-hosts",
-        "--conf-file=/dev/null",
-        f"--pid-file={tmp / 'pid'}",
-        "--user=root",
-        "--log-facility=-",
+    records = [
         "--host-record=pbx1.phones.test,127.0.0.11",
         "--host-record=pbx2.phones.test,127.0.0.12",
         "--host-record=plain.phones.test,127.0.0.13",
@@ -50,16 +25,8 @@ def dns_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "--naptr-record=naptr.test,10,50,s,SIP+D2T,,_sip._tcp.tcponly.test",
         "--srv-host=_sip._udp.hl.test,pbx1.phones.test,5090,0,1",
     ]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    time.sleep(0.3)
-    if proc.poll() is not None:
-        err = proc.stderr.read().decode() if proc.stderr else ""
-        pytest.fail(f"dnsmasq did not start: {err}")
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=5)
+    with dnsmasq(tmp_path_factory.mktemp("dnsmasq"), records) as server:
+        yield server
 
 
 async def test_srv_in_priority_order(dns_server: str) -> None:

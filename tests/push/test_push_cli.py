@@ -1,0 +1,73 @@
+"""`phonecast push`: bad input gives one clear line and exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from phonecast.cli import cli
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["sip:1001@exa mple.com", "--url", "http://x/a"], "bad target"),
+        (["tel:+12345", "--url", "http://x/a"], "sip: or sips: URI"),
+        (["sip:10.0.0.5", "--url", "http://x/a"], "name the line's user"),
+        (
+            ["sip:1001@127.0.0.1", "--password-file", "/nonexistent/pw", "--url", "http://x/a"],
+            "cannot read password file",
+        ),
+        (
+            [
+                "sip:1001@127.0.0.1",
+                "--execute",
+                "Key:A",
+                "--execute",
+                "Key:B",
+                "--execute",
+                "Key:C",
+                "--execute",
+                "Key:D",
+            ],
+            "at most 3",
+        ),
+        (["sip:1001@127.0.0.1", "--execute", "SoftKey:Exit"], "SoftKey"),
+        (["sip:1001@127.0.0.1", "--url", "ftp://x/a"], "http:// or https://"),
+        (["sip:1001@127.0.0.1"], "nothing to push"),
+        (["sip:1001@127.0.0.1", "--event", "report", "--vendor", "polycom"], "no event"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(cli, ["push", *args], env={"PHONECAST_PASSWORD": "pw"})
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert len([ln for ln in result.output.splitlines() if ln.startswith("phonecast:")]) == 1
+
+
+def test_no_password_without_a_terminal_is_exit_2(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["push", "sip:1001@127.0.0.1", "--url", "http://x/a"], env={"PHONECAST_PASSWORD": None}
+    )  # type: ignore[dict-item]
+    assert result.exit_code == 2 and "no password" in result.output
+
+
+def test_plain_password_warns(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli,
+        [
+            "push",
+            "sip:1001@127.0.0.1:1",
+            "--url",
+            "http://x/a",
+            "--password",
+            "pw",
+            "--timeout",
+            "0.3",
+        ],
+    )
+    assert "visible in the process list" in result.output
+    assert result.exit_code == 5

@@ -1,0 +1,180 @@
+"""The pusher: transports, DNS failover, challenge handling, payloads."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from phonecast.credentials import Secret
+from phonecast.net.endpoint import ServerHandle, SipEndpoint
+from phonecast.net.locate import make_resolver
+from phonecast.net.transport import Flow
+from phonecast.phone.config import LineConfig, PhoneConfig, PhoneSettings
+from phonecast.phone.emulator import PhoneHost
+from phonecast.push.payload import (
+    PayloadError,
+    action_payload,
+    execute_payload,
+    url_payload,
+)
+from phonecast.push.profiles import UnsupportedAction, get_profile
+from phonecast.push.pusher import Destination, Pusher, PushOptions
+from phonecast.sip import Request, SipUri, make_response
+from tests.dnsmasq import dnsmasq, free_udp_port
+from tests.tls import LoopbackPki
+
+
+@pytest.fixture
+async def phone() -> AsyncIterator[int]:
+    host = PhoneHost()
+    await host.start()
+    port = free_udp_port()
+    await host.add_phone(
+        PhoneConfig(
+            "p", "127.0.0.1", (LineConfig("1001", Secret("pw"), port),), PhoneSettings(tcp=True)
+        )
+    )
+    yield port
+    await host.close()
+
+
+async def _pusher(**kw: object) -> Pusher:
+    ep = SipEndpoint(**kw)  # type: ignore[arg-type]
+    await ep.listen_udp("127.0.0.1", 0)
+    return Pusher(ep)
+
+
+async def test_tcp_push_with_challenge(phone: int) -> None:
+    pusher = await _pusher()
+    try:
+        out = await pusher.push(
+            SipUri("127.0.0.1", "1001", port=phone),
+            Secret("pw"),
+            url_payload("http://127.0.0.1:9/a.xml"),
+            options=PushOptions(transport="tcp"),
+        )
+        assert out.delivered and out.challenged and out.target == f"tcp:127.0.0.1:{phone}"
+    finally:
+        await pusher.endpoint.close()
+
+
+async def test_tls_push_verifies_the_server(pki: LoopbackPki) -> None:
+    def answer(request: Request, handle: ServerHandle | None, flow: Flow) -> None:
+        assert handle is not None and flow.transport == "tls"
+        handle.respond(make_response(request, 200, to_tag="tls"))
+
+    server = SipEndpoint(handler=answer, server_ssl=pki.server_context())
+    _, port = await server.listen_stream("tls", "127.0.0.1", 0)
+    good = await _pusher(client_ssl=pki.client_context())
+    untrusted = await _pusher()
+    target = SipUri("127.0.0.1", "1001", port=port, scheme="sips")
+    try:
+        ok = await good.push(target, Secret("pw"), url_payload("http://127.0.0.1/a.xml"))
+        assert ok.delivered and ok.target == f"tls:127.0.0.1:{port}"
+        refused = await untrusted.push(target, Secret("pw"), url_payload("http://x/a.xml"))
+        assert refused.status == "unreachable"
+        assert "CERTIFICATE_VERIFY_FAILED" in refused.tried[0].result or refused.detail
+    finally:
+        for ep in (good.endpoint, untrusted.endpoint, server):
+            await ep.close()
+
+
+async def test_dns_failover_to_the_second_srv_target(phone: int, tmp_path: Path) -> None:
+    dead = free_udp_port()
+    records = [
+        "--host-record=dead.fail.test,127.0.0.1",
+        "--host-record=live.fail.test,127.0.0.1",
+        f"--srv-host=_sip._udp.fail.test,dead.fail.test,{dead},0,1",
+        f"--srv-host=_sip._udp.fail.test,live.fail.test,{phone},1,1",
+    ]
+    with dnsmasq(tmp_path, records) as server:
+        pusher = Pusher((await _pusher()).endpoint, resolver=make_resolver(server))
+        try:
+            out = await pusher.push(
+                parse_target("sip:1001@fail.test"),
+                Secret("pw"),
+                url_payload("http://127.0.0.1:9/a.xml"),
+                options=PushOptions(timeout=1.0),
+            )
+        finally:
+            await pusher.endpoint.close()
+    assert out.delivered
+    assert [a.target for a in out.tried] == [f"udp:127.0.0.1:{dead}", f"udp:127.0.0.1:{phone}"]
+    assert out.tried[0].result == "timeout"
+
+
+def parse_target(text: str) -> SipUri:
+    from phonecast.sip import parse_uri
+
+    uri = parse_uri(text)
+    assert isinstance(uri, SipUri)
+    return uri
+
+
+async def test_503_moves_on_other_codes_stop(phone: int) -> None:
+    def unavailable(request: Request, handle: ServerHandle | None, flow: Flow) -> None:
+        assert handle is not None
+        handle.respond(make_response(request, 503, to_tag="x"))
+
+    busy_ep = SipEndpoint(handler=unavailable)
+    _, busy_port = await busy_ep.listen_udp("127.0.0.1", 0)
+    pusher = await _pusher()
+    dests = [Destination("udp", "127.0.0.1", busy_port), Destination("udp", "127.0.0.1", phone)]
+    try:
+        out = await pusher.push(
+            SipUri("127.0.0.1", "1001", port=phone),
+            Secret("pw"),
+            url_payload("http://127.0.0.1:9/a"),
+            destinations=dests,
+        )
+        assert out.delivered and [a.code for a in out.tried] == [503, 200]
+    finally:
+        await pusher.endpoint.close()
+        await busy_ep.close()
+
+
+async def test_proxy_route_header(phone: int) -> None:
+    seen: list[Request] = []
+
+    def proxy(request: Request, handle: ServerHandle | None, flow: Flow) -> None:
+        seen.append(request)
+        assert handle is not None
+        handle.respond(make_response(request, 200, to_tag="p"))
+
+    proxy_ep = SipEndpoint(handler=proxy)
+    _, pport = await proxy_ep.listen_udp("127.0.0.1", 0)
+    pusher = await _pusher()
+    try:
+        out = await pusher.push(
+            parse_target("sip:1001@pbx.example.com"),
+            Secret("pw"),
+            url_payload("http://x/a"),
+            options=PushOptions(proxy=f"127.0.0.1:{pport}"),
+        )
+        assert out.delivered
+        request = seen[0]
+        assert str(request.uri) == "sip:1001@pbx.example.com"
+        assert str(request.route[0].uri) == f"sip:127.0.0.1:{pport};lr"
+    finally:
+        await pusher.endpoint.close()
+        await proxy_ep.close()
+
+
+def test_payloads_and_profiles() -> None:
+    url = url_payload("http://10.0.0.2/alert.xml")
+    assert url.body == b"http://10.0.0.2/alert.xml" and url.content_type == "text/html"
+    assert not url.body.endswith(b"\r\n")
+    exe = execute_payload(["http://10.0.0.2/a.xml", "Key:Services"], priority=1)
+    assert exe.content_type == "text/xml" and b'Priority="1"' in exe.body
+    with pytest.raises(PayloadError, match=r"4 ExecuteItem"):
+        execute_payload(["Key:A", "Key:B", "Key:C", "Key:D"])
+    with pytest.raises(PayloadError):
+        url_payload("ftp://x/y")
+    assert action_payload("reboot").event == "reboot_now"
+    assert action_payload("reboot", "yealink").event == "check-sync;reboot=true"
+    with pytest.raises(UnsupportedAction, match="report"):
+        action_payload("report", "polycom")
+    with pytest.raises(UnsupportedAction, match="known"):
+        get_profile("nokia")
