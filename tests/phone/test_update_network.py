@@ -1,0 +1,77 @@
+"""RFC 3311 UPDATE against the emulator over UDP, with phonecast's own client."""
+
+from __future__ import annotations
+
+from phonecast.credentials import Secret
+from phonecast.net.endpoint import SipEndpoint
+from phonecast.phone.config import LineConfig, PhoneConfig, PhoneSettings
+from phonecast.phone.emulator import PhoneHost
+from phonecast.phone.sdp import parse_offer
+from phonecast.sip import Request, Response, SipUri, new_branch
+from tests.dnsmasq import free_udp_port
+
+OFFER = (
+    b"v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    b"m=audio 4000 RTP/AVP 0\r\n"
+)
+
+
+def _request(
+    ep: SipEndpoint, method: str, port: int, seq: int, to_tag: str | None = None, body: bytes = b""
+) -> Request:
+    to = f"<sip:1001@127.0.0.1:{port}>" + (f";tag={to_tag}" if to_tag else "")
+    req = Request(
+        method,
+        SipUri("127.0.0.1", "1001", port=port),
+        [
+            ("Via", ep.via("udp", new_branch())),
+            ("Max-Forwards", "70"),
+            ("From", f"<sip:caller@{ep.sent_by('udp')}>;tag=caller"),
+            ("To", to),
+            ("Call-ID", "update-call@127.0.0.1"),
+            ("CSeq", f"{seq} {method}"),
+            ("Contact", f"<sip:caller@{ep.sent_by('udp')}>"),
+        ],
+    )
+    return req.with_body(body, "application/sdp") if body else req
+
+
+async def test_update_offer_glare_and_outside_dialog() -> None:
+    host = PhoneHost()
+    await host.start()
+    port = free_udp_port()
+    await host.add_phone(
+        PhoneConfig(
+            "p", "127.0.0.1", (LineConfig("1001", Secret("pw"), port),), PhoneSettings(tcp=False)
+        )
+    )
+    ep = SipEndpoint()
+    await ep.listen_udp("127.0.0.1", 0)
+    dest = ("127.0.0.1", port)
+    try:
+        ok, _ = await ep.request(_request(ep, "INVITE", port, 1, body=OFFER), "udp", dest)
+        assert isinstance(ok, Response) and ok.status_code == 200
+        tag = ok.to.tag
+        assert tag and parse_offer(ok.body)[0].kind == "audio"
+        assert ep.udp is not None
+        ep.udp.sendto(bytes(_request(ep, "ACK", port, 1, tag)), dest)
+
+        update, _ = await ep.request(_request(ep, "UPDATE", port, 2, tag, OFFER), "udp", dest)
+        assert update is not None and update.status_code == 200
+        assert parse_offer(update.body)[0].port != 0
+
+        phone = host.phones["p"]
+        phone.calls.offer_update(next(iter(phone.calls.dialogs)))  # the phone's own offer
+        glare, _ = await ep.request(_request(ep, "UPDATE", port, 3, tag, OFFER), "udp", dest)
+        assert glare is not None and glare.status_code == 491
+
+        outside, _ = await ep.request(
+            _request(ep, "UPDATE", port, 4, "nosuchtag", OFFER), "udp", dest
+        )
+        assert outside is not None and outside.status_code == 481
+
+        bye, _ = await ep.request(_request(ep, "BYE", port, 5, tag), "udp", dest)
+        assert bye is not None and bye.status_code == 200 and not phone.calls.busy
+    finally:
+        await ep.close()
+        await host.close()
