@@ -44,7 +44,10 @@ class Fetcher:
         user_agent: str = "Cisco/SPA504G-7.6.2 (phonecast emulator)",
         limit: int = 256,
     ) -> None:
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        # Bound the connect and each read, not the wait for a pooled
+        # connection: a fleet of thousands queues fetches behind ``limit``
+        # connections, and a queued fetch has not failed.
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
         self._max_bytes = max_bytes
         self._max_redirects = max_redirects
         self._headers = {"User-Agent": user_agent}

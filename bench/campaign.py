@@ -1,0 +1,113 @@
+"""Campaign benchmark: N emulated phones (own process), one alert, all confirmed?
+
+Starts ``phonecast fleet --count N`` in a separate process, runs the alert
+campaign in this process (embedded content server, SQLite store), and prints
+the time to all confirmed, phones per second, this runner's peak memory and
+the fleet's resident memory per phone.
+Run: ``.venv/bin/python bench/campaign.py --count 10000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from phonecast.campaign.store import CampaignStore
+from phonecast.cli.campaign_cmd import _content_body, _execute, _load
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=1000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        inventory = work / "phones.csv"
+        base = random.randint(20000, 65000 - args.count)
+        t0 = time.monotonic()
+        fleet = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "phonecast",
+                "fleet",
+                "--count",
+                str(args.count),
+                "--base-port",
+                str(base),
+                "--inventory-out",
+                str(inventory),
+                "--quiet",
+                "--duration",
+                "900",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        assert fleet.stderr is not None
+        line = fleet.stderr.readline().decode()
+        if "listening" not in line:
+            raise SystemExit(f"fleet did not start: {line}")
+        started = time.monotonic() - t0
+        fleet_kib = rss_kib(fleet.pid)
+        try:
+            phones = _load(str(inventory), (), (), False, True)
+            params = {
+                "inventory": str(inventory),
+                "text": "Benchmark",
+                "title": "phonecast",
+                "file": None,
+                "url": None,
+                "body": "url",
+                "group_by": "building",
+                "confirm": True,
+                "serve": None,
+                "public_url": None,
+                "options": {
+                    "concurrency": args.concurrency,
+                    "rate": 0.0,
+                    "retries": 2,
+                    "timeout": 8.0,
+                    "deadline": None,
+                    "confirm_timeout": 30.0,
+                },
+            }
+            store = CampaignStore(work / "bench.db")
+            cid = store.create(params, [(p.name, str(p.target), None) for p in phones])
+            t1 = time.monotonic()
+            report = asyncio.run(_execute(store, cid, phones, params, _content_body(params), True))
+            elapsed = time.monotonic() - t1
+        finally:
+            fleet.terminate()
+            fleet.wait(timeout=30)
+    summary = report.summary()
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"phones: {args.count}; fleet started in {started:.1f} s, "
+        f"{fleet_kib / args.count:.1f} KiB resident per phone ({fleet_kib / 1024:.0f} MiB)"
+    )
+    print(
+        f"confirmed {summary['confirmed']} of {args.count} in {elapsed:.1f} s "
+        f"({args.count / elapsed:,.0f} phones/s); other outcomes: "
+        f"{ {k: v for k, v in summary.items() if v and k != 'confirmed'} }"
+    )
+    print(f"runner peak memory: {peak_mib:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
