@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import random
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from phonecast.campaign.store import CampaignStore
-from phonecast.cli.campaign_cmd import _content_body, _execute, _load
+from phonecast.cli.campaign_cmd import _content_body, _execute, _load, text_alert_params
+from phonecast.cli.demo_cmd import start_fleet
 
 
 def rss_kib(pid: int) -> int:
@@ -37,56 +35,20 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        inventory = work / "phones.csv"
-        base = random.randint(20000, 65000 - args.count)
         t0 = time.monotonic()
-        fleet = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "phonecast",
-                "fleet",
-                "--count",
-                str(args.count),
-                "--base-port",
-                str(base),
-                "--inventory-out",
-                str(inventory),
-                "--quiet",
-                "--duration",
-                "900",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        assert fleet.stderr is not None
-        line = fleet.stderr.readline().decode()
-        if "listening" not in line:
-            raise SystemExit(f"fleet did not start: {line}")
+        fleet, inventory = start_fleet(work, args.count, duration=900)
         started = time.monotonic() - t0
         fleet_kib = rss_kib(fleet.pid)
         try:
             phones = _load(str(inventory), (), (), False, True)
-            params = {
-                "inventory": str(inventory),
-                "text": "Benchmark",
-                "title": "phonecast",
-                "file": None,
-                "url": None,
-                "body": "url",
-                "group_by": "building",
-                "confirm": True,
-                "serve": None,
-                "public_url": None,
-                "options": {
-                    "concurrency": args.concurrency,
-                    "rate": 0.0,
-                    "retries": 2,
-                    "timeout": 8.0,
-                    "deadline": None,
-                    "confirm_timeout": 30.0,
-                },
-            }
+            params = text_alert_params(
+                inventory,
+                title="phonecast",
+                text="Benchmark",
+                concurrency=args.concurrency,
+                timeout=8.0,
+                confirm_timeout=30.0,
+            )
             store = CampaignStore(work / "bench.db")
             cid = store.create(params, [(p.name, str(p.target), None) for p in phones])
             t1 = time.monotonic()

@@ -6,8 +6,8 @@ import csv
 import json
 from pathlib import Path
 
-from phonecast.campaign.report import OUTCOMES, make_report, outcome_of
-from phonecast.campaign.store import PhoneRow
+from phonecast.campaign.report import make_report, outcome_of
+from phonecast.campaign.store import OUTCOMES, PhoneRow
 
 
 def _row(

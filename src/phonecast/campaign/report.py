@@ -20,18 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from phonecast.campaign.store import PhoneRow
-
-#: Report outcomes, best first.
-OUTCOMES = (
-    "confirmed",
-    "accepted",
-    "auth_rejected",
-    "rejected",
-    "timeout",
-    "unreachable",
-    "invalid",
-)
+from phonecast.campaign.store import OUTCOMES, PhoneRow
 
 
 def outcome_of(row: PhoneRow) -> str:

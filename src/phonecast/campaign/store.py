@@ -72,6 +72,7 @@ CREATE TABLE IF NOT EXISTS fetches (
 """
 
 STATES = ("queued", "sending", "accepted", "confirmed", "failed")
+#: Report outcomes, best first.
 OUTCOMES = (
     "confirmed",
     "accepted",

@@ -15,9 +15,9 @@ from rich.live import Live
 from rich.table import Table
 
 from phonecast.campaign.inventory import InventoryError, Phone, load_inventory, select
-from phonecast.campaign.report import OUTCOMES, Report, make_report
+from phonecast.campaign.report import Report, make_report
 from phonecast.campaign.runner import CampaignRunner, Progress, RunOptions
-from phonecast.campaign.store import CampaignStore
+from phonecast.campaign.store import OUTCOMES, CampaignStore
 from phonecast.cli.push_cmd import fail
 from phonecast.content import ContentServer
 from phonecast.net.endpoint import SipEndpoint
@@ -192,6 +192,39 @@ def alert(
         click.echo(f"campaign {cid}: {len(phones)} phone(s)", err=True)
     report = asyncio.run(_execute(store, cid, phones, params, content, quiet or as_json))
     _finish(report, params, report_path, as_json)
+
+
+def text_alert_params(
+    inventory: str | Path,
+    *,
+    title: str,
+    text: str,
+    concurrency: int = 200,
+    timeout: float = 5.0,
+    confirm_timeout: float = 15.0,
+) -> dict[str, Any]:
+    """Campaign parameters for a CiscoIPPhoneText alert on embedded defaults
+    (what ``phonecast demo`` and ``bench/campaign.py`` run)."""
+    return {
+        "inventory": str(inventory),
+        "text": text,
+        "title": title,
+        "file": None,
+        "url": None,
+        "body": "url",
+        "group_by": "building",
+        "confirm": True,
+        "serve": None,
+        "public_url": None,
+        "options": {
+            "concurrency": concurrency,
+            "rate": 0.0,
+            "retries": 2,
+            "timeout": timeout,
+            "deadline": None,
+            "confirm_timeout": confirm_timeout,
+        },
+    }
 
 
 def _content_body(params: dict[str, Any]) -> bytes | None:

@@ -19,12 +19,20 @@ from pathlib import Path
 import click
 
 from phonecast.campaign.store import CampaignStore
-from phonecast.cli.campaign_cmd import _content_body, _execute, _load, print_report
+from phonecast.cli.campaign_cmd import (
+    _content_body,
+    _execute,
+    _load,
+    print_report,
+    text_alert_params,
+)
 from phonecast.cli.push_cmd import fail
 
 
-def _start_fleet(workdir: Path, count: int) -> tuple[subprocess.Popen[bytes], Path]:
-    """A fleet process on a free port range, and its inventory file."""
+def start_fleet(
+    workdir: Path, count: int, *, events: Path | None = None, duration: int = 300
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """A ``phonecast fleet`` process on a free port range, and its inventory."""
     inventory = workdir / "phones.csv"
     for _attempt in range(5):
         base = random.randint(30000, 60000 - count)
@@ -73,29 +81,14 @@ def demo(count: int, keep: str | None) -> None:
         workdir = Path(keep) if keep else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         click.echo(f"phonecast demo: starting an emulated fleet of {count} SPA phones ...")
-        proc, inventory = _start_fleet(workdir, count)
+        proc, inventory = start_fleet(workdir, count)
         try:
             phones = _load(str(inventory), (), (), False, True)
-            params = {
-                "inventory": str(inventory),
-                "text": "Fire drill at 10:00. Leave by the nearest exit; do not use the lifts.",
-                "title": "Facilities",
-                "file": None,
-                "url": None,
-                "body": "url",
-                "group_by": "building",
-                "confirm": True,
-                "serve": None,
-                "public_url": None,
-                "options": {
-                    "concurrency": 200,
-                    "rate": 0.0,
-                    "retries": 2,
-                    "timeout": 5.0,
-                    "deadline": None,
-                    "confirm_timeout": 15.0,
-                },
-            }
+            params = text_alert_params(
+                inventory,
+                title="Facilities",
+                text="Fire drill at 10:00. Leave by the nearest exit; do not use the lifts.",
+            )
             store = CampaignStore(workdir / "phonecast-demo.db")
             cid = store.create(params, [(p.name, str(p.target), None) for p in phones])
             click.echo(

@@ -297,15 +297,16 @@ class Pusher:
         route: str | None,
         authorization: tuple[str, str] | None,
     ) -> tuple[Request, str]:
-        transport = dest.transport
-        request = self._request(
-            target, transport, payload, opts, call_id, from_tag, cseq, route, authorization
-        )
-        if transport == "udp" and len(bytes(request)) > UDP_LIMIT:
-            transport = "tcp"
-            request = self._request(
+        def build(transport: str) -> Request:
+            return self._request(
                 target, transport, payload, opts, call_id, from_tag, cseq, route, authorization
             )
+
+        transport = dest.transport
+        request = build(transport)
+        if transport == "udp" and len(bytes(request)) > UDP_LIMIT:
+            transport = "tcp"  # RFC 3261 18.1.1
+            request = build(transport)
         return request, transport
 
     def _request(
