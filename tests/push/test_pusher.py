@@ -178,3 +178,38 @@ def test_payloads_and_profiles() -> None:
         action_payload("report", "polycom")
     with pytest.raises(UnsupportedAction, match="known"):
         get_profile("nokia")
+
+
+async def test_stale_challenge_is_retried_once_and_never_loops() -> None:
+    from phonecast.sip.digest import DigestServer
+
+    digest = DigestServer("phone")
+    stale_answers = {"left": 1}
+
+    def phone(request: Request, handle: ServerHandle | None, flow: Flow) -> None:
+        assert handle is not None
+        creds = request.authorization
+        now = server.now()
+        if creds is not None and digest.verify(creds, method="NOTIFY", now=now, password="pw").ok:
+            if stale_answers["left"] == 0:
+                handle.respond(make_response(request, 200, to_tag="s"))
+                return
+            stale_answers["left"] -= 1
+        challenge = digest.challenge(now, stale=creds is not None)
+        handle.respond(
+            make_response(request, 401, to_tag="s", headers=[("WWW-Authenticate", str(challenge))])
+        )
+
+    server = SipEndpoint(handler=phone)
+    _, port = await server.listen_udp("127.0.0.1", 0)
+    pusher = await _pusher()
+    target = SipUri("127.0.0.1", "1001", port=port)
+    try:
+        once = await pusher.push(target, Secret("pw"), url_payload("http://x/a"))
+        assert once.delivered and once.requests == 3  # plain, stale, fresh
+        stale_answers["left"] = 5  # stale forever: one retry, then give up
+        looping = await pusher.push(target, Secret("pw"), url_payload("http://x/a"))
+        assert looping.status == "auth_rejected" and looping.requests == 3
+    finally:
+        await pusher.endpoint.close()
+        await server.close()

@@ -252,32 +252,19 @@ class Pusher:
                 )
             code = response.status_code
             if code in (401, 407):
-                stale = _is_stale(response)
-                if authorization is not None and not (stale and not stale_retry_used):
-                    return _Result(
-                        "final",
-                        code,
-                        response.reason,
-                        "auth_rejected",
-                        requests,
-                        True,
-                        "the phone refused the credentials",
-                    )
-                if authorization is not None:
-                    stale_retry_used = True
+                # Answer a fresh challenge once; answer again only a stale one
+                # (right password, expired nonce), and only once: no loops.
+                retry_stale = (
+                    authorization is not None and not stale_retry_used and _is_stale(response)
+                )
+                if authorization is not None and not retry_stale:
+                    return _auth_rejected(response, requests, "the phone refused the credentials")
+                stale_retry_used = stale_retry_used or retry_stale
                 challenged = True
                 try:
                     authorization = _authorize(response, request, user, password)
                 except SipError as exc:
-                    return _Result(
-                        "final",
-                        code,
-                        response.reason,
-                        "auth_rejected",
-                        requests,
-                        True,
-                        f"cannot answer the challenge: {exc}",
-                    )
+                    return _auth_rejected(response, requests, f"cannot answer the challenge: {exc}")
                 cseq += 1
                 continue
             if 200 <= code < 300:
@@ -354,6 +341,12 @@ class _Result:
     requests: int = 0
     challenged: bool = False
     detail: str = ""
+
+
+def _auth_rejected(response: Response, requests: int, detail: str) -> _Result:
+    return _Result(
+        "final", response.status_code, response.reason, "auth_rejected", requests, True, detail
+    )
 
 
 def _ms(start: float) -> float:
