@@ -143,3 +143,35 @@ def sipp_uac(
         text=True,
         timeout=timeout + 20,
     )
+
+
+@contextmanager
+def kamailio(template: str, tmp: Path) -> Iterator[int]:
+    """Kamailio in the foreground on 127.0.0.1:<free port> with a config from
+    ``scenarios/`` (``@PORT@`` filled in); yields the port."""
+    import time
+
+    port = free_udp_port()
+    cfg = tmp / template
+    cfg.write_text((SCENARIOS / template).read_text().replace("@PORT@", str(port)))
+    check = subprocess.run(["kamailio", "-c", "-f", str(cfg)], capture_output=True, text=True)
+    if check.returncode != 0:
+        raise RuntimeError(f"kamailio rejected {template}: {check.stderr[-1500:]}")
+    log = (tmp / "kamailio.log").open("w")
+    proc = subprocess.Popen(
+        ["kamailio", "-DD", "-E", "-f", str(cfg), "-P", str(tmp / "k.pid"), "-w", str(tmp)],
+        stdout=log,
+        stderr=log,
+    )
+    time.sleep(0.8)
+    try:
+        if proc.poll() is not None:
+            raise RuntimeError(f"kamailio exited: {(tmp / 'kamailio.log').read_text()[-1500:]}")
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

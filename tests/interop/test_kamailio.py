@@ -1,0 +1,90 @@
+"""phonecast with Kamailio: a strict digest verifier, and a registrar/proxy."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from phonecast.net.endpoint import SipEndpoint
+from phonecast.sip import Request, SipUri
+from tests.conftest import require_binary
+from tests.interop.peers import emulated_phone, free_udp_port, kamailio, phonecast
+
+pytestmark = pytest.mark.interop
+
+
+def test_three_pushes_in_a_row_against_kamailio_auth(tmp_path: Path) -> None:
+    require_binary("kamailio")
+    with kamailio("kamailio_auth.cfg", tmp_path) as port:
+        for _ in range(3):
+            run = phonecast(
+                "push",
+                f"sip:1001@127.0.0.1:{port}",
+                "--url",
+                "http://127.0.0.1:9/a.xml",
+                "--json",
+                env={"PHONECAST_PASSWORD": "secret"},
+            )
+            assert run.returncode == 0, run.stdout + run.stderr
+            assert json.loads(run.stdout)["challenged"] is True
+        bad = phonecast(
+            "push",
+            f"sip:1001@127.0.0.1:{port}",
+            "--url",
+            "http://127.0.0.1:9/a.xml",
+            env={"PHONECAST_PASSWORD": "wrong"},
+        )
+        assert bad.returncode == 3
+
+
+async def _register(registrar: int, contact_port: int) -> int:
+    ep = SipEndpoint()
+    await ep.listen_udp("127.0.0.1", 0)
+    try:
+        req = Request(
+            "REGISTER",
+            SipUri("127.0.0.1", port=registrar),
+            [
+                ("Via", ep.via("udp")),
+                ("Max-Forwards", "70"),
+                ("From", f"<sip:1001@127.0.0.1:{registrar}>;tag=reg"),
+                ("To", f"<sip:1001@127.0.0.1:{registrar}>"),
+                ("Call-ID", "register-1@127.0.0.1"),
+                ("CSeq", "1 REGISTER"),
+                ("Contact", f"<sip:1001@127.0.0.1:{contact_port}>"),
+                ("Expires", "300"),
+            ],
+        ).with_body(b"")
+        resp, _ = await ep.request(req, "udp", ("127.0.0.1", registrar))
+        assert resp is not None
+        return resp.status_code
+    finally:
+        await ep.close()
+
+
+def test_push_to_an_aor_through_kamailio_reaches_the_registered_phone(tmp_path: Path) -> None:
+    require_binary("kamailio")
+    phone_port = free_udp_port()
+    events = tmp_path / "events.jsonl"
+    with (
+        kamailio("kamailio_registrar.cfg", tmp_path) as port,
+        emulated_phone(f"1001:secret@{phone_port}", events=events),
+    ):
+        assert asyncio.run(_register(port, phone_port)) == 200
+        run = phonecast(
+            "push",
+            f"sip:1001@127.0.0.1:{port}",
+            "--proxy",
+            f"127.0.0.1:{port}",
+            "--url",
+            "http://127.0.0.1:9/a.xml",
+            "--json",
+            env={"PHONECAST_PASSWORD": "secret"},
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert json.loads(run.stdout)["challenged"] is True
+    verdicts = [json.loads(line) for line in events.read_text().splitlines()]
+    assert any(e["event"] == "auth" and e["ok"] for e in verdicts)
