@@ -45,7 +45,9 @@ def phonecast(
 
 
 @contextmanager
-def emulated_phone(*lines: str, events: Path, duration: int = 60) -> Iterator[None]:
+def emulated_phone(
+    *lines: str, events: Path, duration: int = 60, extra: list[str] | None = None
+) -> Iterator[None]:
     """``phonecast phone`` in its own process, until the block ends."""
     args = [
         sys.executable,
@@ -62,6 +64,7 @@ def emulated_phone(*lines: str, events: Path, duration: int = 60) -> Iterator[No
     ]
     for line in lines:
         args += ["--line", line]
+    args += extra or []
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         assert proc.stderr is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,30 @@ def test_push_to_an_aor_through_kamailio_reaches_the_registered_phone(tmp_path: 
         assert json.loads(run.stdout)["challenged"] is True
     verdicts = [json.loads(line) for line in events.read_text().splitlines()]
     assert any(e["event"] == "auth" and e["ok"] for e in verdicts)
+
+
+def test_emulator_registers_with_digest_and_is_reached_through_kamailio(tmp_path: Path) -> None:
+    require_binary("kamailio")
+    phone_port = free_udp_port()
+    events = tmp_path / "events.jsonl"
+    with (
+        kamailio("kamailio_registrar_auth.cfg", tmp_path) as port,
+        emulated_phone(
+            f"1001:secret@{phone_port}", events=events, extra=["--register", f"127.0.0.1:{port}"]
+        ),
+    ):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and '"registered"' not in events.read_text():
+            time.sleep(0.1)
+        run = phonecast(
+            "push",
+            f"sip:1001@127.0.0.1:{port}",
+            "--proxy",
+            f"127.0.0.1:{port}",
+            "--url",
+            "http://127.0.0.1:9/a.xml",
+            env={"PHONECAST_PASSWORD": "secret"},
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+    text = events.read_text()
+    assert '"registered"' in text and '"code":200' in text

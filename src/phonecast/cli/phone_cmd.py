@@ -61,8 +61,10 @@ def _settings(
     restrict_source: str | None,
     call_mode: str,
     strict_url_body: bool,
+    registrar: str | None = None,
 ) -> PhoneSettings:
     return PhoneSettings(
+        registrar=registrar,
         auth_notify=not no_auth,
         restrict_source_ip=restrict_source,
         realm=realm,
@@ -112,6 +114,11 @@ def _common(func: F) -> F:
             show_default=True,
         ),
         click.option("--duration", type=float, help="Stop after this many seconds."),
+        click.option(
+            "--register",
+            "registrar",
+            help="REGISTER every line at HOST:PORT (digest with the line's credentials).",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -144,6 +151,7 @@ def phone(
     restrict_source: str | None,
     call_mode: str,
     duration: float | None,
+    registrar: str | None,
 ) -> None:
     """Emulate one SPA phone with one or more lines (one SIP port each)."""
     configs = tuple(parse_line(spec) for spec in lines)
@@ -156,6 +164,7 @@ def phone(
         restrict_source,
         call_mode,
         strict_url_body,
+        registrar,
     )
     config = PhoneConfig(name, host, configs, settings)
     console = Console(stderr=True)
@@ -210,6 +219,7 @@ def fleet(
     restrict_source: str | None,
     call_mode: str,
     duration: float | None,
+    registrar: str | None,
 ) -> None:
     """Emulate COUNT phones in one process (one line each, consecutive ports)."""
     if base_port + count - 1 > 65535:
@@ -223,6 +233,7 @@ def fleet(
         restrict_source,
         call_mode,
         strict_url_body,
+        registrar,
     )
     settings = dataclasses.replace(settings, tcp=tcp)
     configs = []
@@ -284,6 +295,16 @@ async def _serve(
             f"phonecast: {len(configs)} phone(s) listening on {configs[0].host} ports {ports}",
             err=True,
         )
+        if configs[0].settings.registrar:
+            codes = []
+            for state in host.phones.values():
+                codes += await host.register(state)
+            ok = sum(code == 200 for code in codes)
+            click.echo(
+                f"phonecast: {ok} of {len(codes)} line(s) registered at "
+                f"{configs[0].settings.registrar}",
+                err=True,
+            )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -53,6 +53,9 @@ class PhoneSettings:
     tcp: bool = True
     #: Failure drills: answer every NOTIFY with this code (e.g. 486, 503).
     notify_reject: int | None = None
+    #: Register every line at this registrar (``host:port``), as phones do.
+    registrar: str | None = None
+    register_expires: int = 3600
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,8 +33,8 @@ from phonecast.phone.config import ACCEPTED_EVENTS, LineConfig, PhoneConfig
 from phonecast.phone.events import EventLog
 from phonecast.phone.fetcher import Fetcher
 from phonecast.phone.screen import Screen, object_to_screen, parse_execute_items, parse_object
-from phonecast.sip import Request, SipError, UasPolicy, make_response
-from phonecast.sip.digest import DigestServer, compute_ha1
+from phonecast.sip import Request, SipError, SipUri, UasPolicy, make_response
+from phonecast.sip.digest import DigestServer, authorize, compute_ha1
 
 #: What the emulated phone accepts in requests (bodies it reads, schemes...).
 PHONE_POLICY = UasPolicy(
@@ -131,6 +131,61 @@ class PhoneHost:
             )
             self.lines[local] = LineState(phone, line, ha1, f"{config.name}/{line.user}".encode())
         return phone
+
+    async def register(self, phone: PhoneState) -> list[int | None]:
+        """REGISTER each line of ``phone`` at its registrar, answering a digest
+        challenge with the line's credentials; returns the final codes."""
+        assert self.endpoint is not None
+        registrar = phone.config.settings.registrar
+        if registrar is None:
+            return []
+        host, _, port_text = registrar.rpartition(":")
+        remote = (host.strip("[]"), int(port_text or 5060))
+        codes: list[int | None] = []
+        for local, line in self.lines.items():
+            if line.phone is not phone:
+                continue
+            codes.append(await self._register_line(line, local, remote))
+        return codes
+
+    async def _register_line(self, line: LineState, local: Address, remote: Address) -> int | None:
+        assert self.endpoint is not None
+        ep = self.endpoint
+        user = line.config.user
+        shown = f"[{remote[0]}]" if ":" in remote[0] else remote[0]
+        aor = f"sip:{user}@{shown}:{remote[1]}"
+        contact_host = f"[{local[0]}]" if ":" in local[0] else local[0]
+        call_id = f"reg-{user}-{self.rng.getrandbits(48):012x}@{local[0]}"
+        authorization: tuple[str, str] | None = None
+        response = None
+        for cseq in (1, 2):
+            headers = [
+                ("Via", ep.via("udp")),
+                ("Max-Forwards", "70"),
+                ("From", f"<{aor}>;tag={_tag(self.rng)}"),
+                ("To", f"<{aor}>"),
+                ("Call-ID", call_id),
+                ("CSeq", f"{cseq} REGISTER"),
+                ("Contact", f"<sip:{user}@{contact_host}:{local[1]}>"),
+                ("Expires", str(line.phone.config.settings.register_expires)),
+            ]
+            if authorization is not None:
+                headers.append(authorization)
+            request = Request("REGISTER", SipUri(shown, port=remote[1]), headers).with_body(b"")
+            response, _ = await ep.request(request, "udp", remote)
+            if response is None or response.status_code not in (401, 407) or authorization:
+                break
+            authorization = authorize(
+                response, request, line.config.digest_user, line.config.password.reveal()
+            )
+        code = None if response is None else response.status_code
+        self.events.emit(
+            "registered" if code == 200 else "register_failed",
+            phone=line.phone.config.name,
+            line=user,
+            code=code,
+        )
+        return code
 
     async def close(self) -> None:
         """Stop everything."""
