@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from rich.table import Table
 
 from phonecast.campaign.inventory import InventoryError, Phone, load_inventory, select
 from phonecast.campaign.report import Report, make_report
-from phonecast.campaign.runner import CampaignRunner, Progress, RunOptions
+from phonecast.campaign.runner import CampaignRunner, Progress, RunOptions, summary_line
 from phonecast.campaign.store import OUTCOMES, CampaignStore
 from phonecast.cli.push_cmd import fail
 from phonecast.content import ContentServer
@@ -129,7 +130,12 @@ def _load(
     type=click.Path(dir_okay=False),
     help="Write the report (CSV, or JSON by extension).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the JSON report only.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the JSON report; progress as JSON lines on stderr.",
+)
 @click.option("--quiet", is_flag=True, help="No live progress.")
 def alert(
     inventory: str,
@@ -190,7 +196,9 @@ def alert(
     cid = store.create(params, groups)
     if not (quiet or as_json):
         click.echo(f"campaign {cid}: {len(phones)} phone(s)", err=True)
-    report = asyncio.run(_execute(store, cid, phones, params, content, quiet or as_json))
+    report = asyncio.run(
+        _execute(store, cid, phones, params, content, quiet or as_json, as_json and not quiet)
+    )
     _finish(report, params, report_path, as_json)
 
 
@@ -242,7 +250,10 @@ async def _execute(
     params: dict[str, Any],
     content_body: bytes | None,
     quiet: bool,
+    json_progress: bool = False,
 ) -> Report:
+    """Run (or resume) a campaign; progress as a rich table, JSON lines on
+    stderr (``json_progress``, for scripts), or nothing (``quiet``)."""
     o = params["options"]
     options = RunOptions(
         concurrency=o["concurrency"],
@@ -285,6 +296,17 @@ async def _execute(
             fail(str(exc))
 
     try:
+        if json_progress:
+            last = [0.0]
+
+            def emit(prog: Progress) -> None:
+                now = time.monotonic()
+                if now - last[0] >= 1.0:
+                    last[0] = now
+                    click.echo(json.dumps({"progress": summary_line(prog)}), err=True)
+
+            runner.on_progress = emit
+            return await runner.run(cid, phones, payload_for)
         if quiet:
             return await runner.run(cid, phones, payload_for)
         with Live(
@@ -459,6 +481,14 @@ def resume_cmd(
     if not (quiet or as_json):
         click.echo(f"resuming campaign {row.id}", err=True)
     report = asyncio.run(
-        _execute(store, row.id, phones, params, _content_body(params), quiet or as_json)
+        _execute(
+            store,
+            row.id,
+            phones,
+            params,
+            _content_body(params),
+            quiet or as_json,
+            as_json and not quiet,
+        )
     )
     _finish(report, params, report_path, as_json)

@@ -1,0 +1,66 @@
+"""`phonecast alert` end to end through the CLI: JSON report, progress, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.interop.peers import emulated_phone, free_udp_port, phonecast
+
+
+def test_alert_json_report_progress_and_exit_codes(tmp_path: Path) -> None:
+    ports = [free_udp_port(), free_udp_port()]
+    inventory = tmp_path / "phones.csv"
+    inventory.write_text(
+        "name,target,user,password,tags\n"
+        f"a,sip:1001@127.0.0.1:{ports[0]},,secret,building=B\n"
+        f"b,sip:1002@127.0.0.1:{ports[1]},,secret,building=B\n"
+    )
+    with emulated_phone(
+        f"1001:secret@{ports[0]}", f"1002:secret@{ports[1]}", events=tmp_path / "ev.jsonl"
+    ):
+        ok = phonecast(
+            "alert",
+            "--inventory",
+            str(inventory),
+            "--text",
+            "Drill",
+            "--json",
+            "--db",
+            str(tmp_path / "c.db"),
+            "--report",
+            str(tmp_path / "r.csv"),
+        )
+        assert ok.returncode == 0, ok.stderr
+        doc = json.loads(ok.stdout)
+        assert doc["summary"]["confirmed"] == 2
+        assert {p["name"] for p in doc["phones"]} == {"a", "b"}
+        assert (tmp_path / "r.csv").read_text().count(",confirmed,") == 2
+        listed = phonecast("campaign", "list", "--db", str(tmp_path / "c.db"))
+        assert doc["campaign"] in listed.stdout and "finished" in listed.stdout
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name,target,user,password\nx,nonsense,,pw\n")
+    refused = phonecast(
+        "alert", "--inventory", str(bad), "--text", "x", "--db", str(tmp_path / "c2.db")
+    )
+    assert refused.returncode == 2 and f"{bad}:2: [target]" in refused.stderr
+    down = tmp_path / "down.csv"
+    down.write_text(f"name,target,user,password\nz,sip:1@127.0.0.1:{free_udp_port()},,pw\n")
+    incomplete = phonecast(
+        "alert",
+        "--inventory",
+        str(down),
+        "--text",
+        "x",
+        "--json",
+        "--timeout",
+        "0.5",
+        "--retries",
+        "0",
+        "--confirm-timeout",
+        "0.5",
+        "--db",
+        str(tmp_path / "c3.db"),
+    )
+    assert incomplete.returncode == 6
+    assert json.loads(incomplete.stdout)["summary"]["timeout"] == 1
