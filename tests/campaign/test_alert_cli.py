@@ -34,6 +34,8 @@ def test_alert_json_report_progress_and_exit_codes(tmp_path: Path) -> None:
         assert ok.returncode == 0, ok.stderr
         doc = json.loads(ok.stdout)
         assert doc["summary"]["confirmed"] == 2
+        progress = [json.loads(ln) for ln in ok.stderr.splitlines() if ln.startswith("{")]
+        assert progress and {"counts", "rate", "eta"} <= set(progress[0]["progress"])
         assert {p["name"] for p in doc["phones"]} == {"a", "b"}
         assert (tmp_path / "r.csv").read_text().count(",confirmed,") == 2
         listed = phonecast("campaign", "list", "--db", str(tmp_path / "c.db"))

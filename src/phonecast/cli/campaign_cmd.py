@@ -297,7 +297,7 @@ async def _execute(
 
     try:
         if json_progress:
-            last = [0.0]
+            last = [float("-inf")]
 
             def emit(prog: Progress) -> None:
                 now = time.monotonic()
