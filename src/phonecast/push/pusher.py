@@ -328,8 +328,11 @@ class Pusher:
         headers += opts.extra_headers
         if authorization is not None:
             headers.append(authorization)
-        request = Request("NOTIFY", target, headers)
-        return request.with_body(payload.body, payload.content_type if payload.body else None)
+        if payload.body and payload.content_type:
+            headers.append(("Content-Type", payload.content_type))
+        headers.append(("Content-Length", str(len(payload.body))))
+        # Built in one go: with_body() would copy the message once per header.
+        return Request("NOTIFY", target, headers, payload.body)
 
 
 @dataclass(frozen=True, slots=True)
