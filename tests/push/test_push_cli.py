@@ -71,3 +71,24 @@ def test_plain_password_warns(tmp_path: Path) -> None:
     )
     assert "visible in the process list" in result.output
     assert result.exit_code == 5
+
+
+def test_trace_shows_messages_with_digests_redacted(tmp_path: Path) -> None:
+    from tests.interop.peers import emulated_phone, free_udp_port, phonecast
+
+    port = free_udp_port()
+    with emulated_phone(f"1001:s3cr3t-pw@{port}", events=tmp_path / "ev.jsonl"):
+        run = phonecast(
+            "push",
+            f"sip:1001@127.0.0.1:{port}",
+            "--url",
+            "http://127.0.0.1:9/a",
+            "--trace",
+            env={"PHONECAST_PASSWORD": "s3cr3t-pw"},
+        )
+    assert run.returncode == 0, run.stderr
+    trace = run.stderr
+    assert trace.count("NOTIFY sip:1001@") == 2 and "SIP/2.0 401" in trace
+    auth = [ln for ln in trace.splitlines() if ln.startswith("Authorization:")]
+    assert len(auth) == 1 and 'response="<redacted>"' in auth[0]
+    assert "s3cr3t-pw" not in trace + run.stdout

@@ -213,3 +213,30 @@ async def test_stale_challenge_is_retried_once_and_never_loops() -> None:
     finally:
         await pusher.endpoint.close()
         await server.close()
+
+
+async def test_push_over_ipv6_loopback() -> None:
+    host = PhoneHost()
+    await host.start()
+    port = free_udp_port()
+    try:
+        await host.add_phone(
+            PhoneConfig(
+                "v6", "::1", (LineConfig("1001", Secret("pw"), port),), PhoneSettings(tcp=False)
+            )
+        )
+    except OSError:
+        await host.close()
+        pytest.skip("no IPv6 loopback on this machine")
+    ep = SipEndpoint()
+    await ep.listen_udp("::1", 0)
+    try:
+        out = await Pusher(ep).push(
+            parse_target(f"sip:1001@[::1]:{port}"),
+            Secret("pw"),
+            url_payload("http://[::1]:9/a.xml"),
+        )
+        assert out.delivered and out.challenged and out.target == f"udp:[::1]:{port}"
+    finally:
+        await ep.close()
+        await host.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
@@ -23,6 +22,7 @@ from phonecast.cli.push_cmd import fail
 from phonecast.content import ContentServer
 from phonecast.net.endpoint import SipEndpoint
 from phonecast.net.localaddr import local_ip_for
+from phonecast.net.loop import run as run_loop
 from phonecast.push.payload import Payload, PayloadError, execute_payload, url_payload
 from phonecast.push.pusher import Pusher
 
@@ -196,7 +196,7 @@ def alert(
     cid = store.create(params, groups)
     if not (quiet or as_json):
         click.echo(f"campaign {cid}: {len(phones)} phone(s)", err=True)
-    report = asyncio.run(
+    report = run_loop(
         _execute(store, cid, phones, params, content, quiet or as_json, as_json and not quiet)
     )
     _finish(report, params, report_path, as_json)
@@ -480,7 +480,7 @@ def resume_cmd(
         )
     if not (quiet or as_json):
         click.echo(f"resuming campaign {row.id}", err=True)
-    report = asyncio.run(
+    report = run_loop(
         _execute(
             store,
             row.id,

@@ -8,7 +8,6 @@ command at real phones.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from phonecast.cli.campaign_cmd import (
     text_alert_params,
 )
 from phonecast.cli.push_cmd import fail
+from phonecast.net.loop import run as run_loop
 
 
 def start_fleet(
@@ -96,7 +96,7 @@ def demo(count: int, keep: str | None) -> None:
                 "digest challenge, fetch of a per-phone URL) ..."
             )
             start = time.monotonic()
-            report = asyncio.run(
+            report = run_loop(
                 _execute(store, cid, phones, params, _content_body(params), not sys.stderr.isatty())
             )
             elapsed = time.monotonic() - start

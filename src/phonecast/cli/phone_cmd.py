@@ -20,6 +20,7 @@ from rich.table import Table
 from phonecast.campaign.inventory import Phone, write_inventory_csv
 from phonecast.cli.push_cmd import fail
 from phonecast.credentials import Secret, SecretError, resolve_secret
+from phonecast.net.loop import run as run_loop
 from phonecast.phone.config import LineConfig, PhoneConfig, PhoneSettings
 from phonecast.phone.emulator import PhoneHost, PhoneState
 from phonecast.phone.events import EventLog
@@ -173,7 +174,7 @@ def phone(
         if not quiet:
             console.print(f"[bold]{state.config.name}[/] shows:\n{state.screen.render()}")
 
-    asyncio.run(_serve([config], events_path, duration, show, None))
+    run_loop(_serve([config], events_path, duration, show, None))
 
 
 @click.command("fleet")
@@ -248,7 +249,7 @@ def fleet(
     if inventory_out:
         write_fleet_inventory(inventory_out, configs)
     raise_fd_limit(count * (2 if tcp else 1) + 256)
-    asyncio.run(_serve(configs, events_path, duration, None, None if quiet else count))
+    run_loop(_serve(configs, events_path, duration, None, None if quiet else count))
 
 
 def write_fleet_inventory(path: str | Path, configs: Sequence[PhoneConfig]) -> None:

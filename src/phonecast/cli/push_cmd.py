@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -15,6 +14,7 @@ import click
 from phonecast.credentials import Secret, SecretError, resolve_secret
 from phonecast.net.endpoint import SipEndpoint
 from phonecast.net.localaddr import local_ip_for
+from phonecast.net.loop import run as run_loop
 from phonecast.push.payload import (
     Payload,
     PayloadError,
@@ -209,7 +209,7 @@ def push(
     opts = PushOptions(
         proxy=proxy, transport=transport, timeout=timeout, subscription_state=subscription_state
     )
-    outcome = asyncio.run(_run(uri, secret, payload, user, opts, nameserver, ssl_ctx, trace))
+    outcome = run_loop(_run(uri, secret, payload, user, opts, nameserver, ssl_ctx, trace))
     if as_json:
         click.echo(json.dumps(outcome.as_dict()))
     else:
