@@ -75,3 +75,74 @@ async def test_update_offer_glare_and_outside_dialog() -> None:
     finally:
         await ep.close()
         await host.close()
+
+
+async def test_invite_2xx_is_retransmitted_until_ack() -> None:
+    import asyncio
+    import socket
+
+    from phonecast.sip import parse_message
+
+    host = PhoneHost()
+    await host.start()
+    port = free_udp_port()
+    await host.add_phone(
+        PhoneConfig(
+            "p", "127.0.0.1", (LineConfig("1001", Secret("pw"), port),), PhoneSettings(tcp=False)
+        )
+    )
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    me = sock.getsockname()[1]
+    loop = asyncio.get_running_loop()
+
+    async def codes_for(seconds: float) -> list[int]:
+        got: list[int] = []
+        end = loop.time() + seconds
+        while (left := end - loop.time()) > 0:
+            try:
+                data = await asyncio.wait_for(loop.sock_recv(sock, 65535), left)
+            except TimeoutError:
+                break
+            reply = parse_message(data)
+            assert isinstance(reply, Response)
+            got.append(reply.status_code)
+        return got
+
+    invite = Request(
+        "INVITE",
+        SipUri("127.0.0.1", "1001", port=port),
+        [
+            ("Via", f"SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bKinv2xx"),
+            ("Max-Forwards", "70"),
+            ("From", "<sip:caller@127.0.0.1>;tag=c1"),
+            ("To", f"<sip:1001@127.0.0.1:{port}>"),
+            ("Call-ID", "retx-2xx@127.0.0.1"),
+            ("CSeq", "1 INVITE"),
+            ("Contact", f"<sip:caller@127.0.0.1:{me}>"),
+        ],
+    ).with_body(OFFER, "application/sdp")
+    try:
+        sock.sendto(bytes(invite), ("127.0.0.1", port))
+        first = await codes_for(1.8)  # 180, 200, then 200 at T1 and 3*T1
+        assert first[:2] == [180, 200] and first.count(200) >= 3, first
+        tag = next(iter(host.phones["p"].calls.dialogs)).local_tag
+        ack = Request(
+            "ACK",
+            invite.uri,
+            [
+                ("Via", f"SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bKack2xx"),
+                ("Max-Forwards", "70"),
+                ("From", "<sip:caller@127.0.0.1>;tag=c1"),
+                ("To", f"<sip:1001@127.0.0.1:{port}>;tag={tag}"),
+                ("Call-ID", "retx-2xx@127.0.0.1"),
+                ("CSeq", "1 ACK"),
+            ],
+        ).with_body(b"")
+        sock.sendto(bytes(ack), ("127.0.0.1", port))
+        await asyncio.sleep(0.1)
+        assert await codes_for(2.2) == []  # no more 200s once acknowledged
+    finally:
+        sock.close()
+        await host.close()

@@ -33,7 +33,7 @@ from phonecast.phone.config import ACCEPTED_EVENTS, LineConfig, PhoneConfig
 from phonecast.phone.events import EventLog
 from phonecast.phone.fetcher import Fetcher
 from phonecast.phone.screen import Screen, object_to_screen, parse_execute_items, parse_object
-from phonecast.sip import Request, SipError, SipUri, UasPolicy, make_response
+from phonecast.sip import DEFAULT_TIMERS, Request, SipError, SipUri, UasPolicy, make_response
 from phonecast.sip.digest import DigestServer, authorize, compute_ha1
 
 #: What the emulated phone accepts in requests (bodies it reads, schemes...).
@@ -95,6 +95,8 @@ class PhoneHost:
         self.lines: dict[Address, LineState] = {}
         self.phones: dict[str, PhoneState] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: 2xx to INVITEs still being retransmitted, by dialog id, until ACK.
+        self._unacked: dict[tuple[str, str, str], asyncio.Task[None]] = {}
 
     async def start(self) -> None:
         """Create the endpoint (call before :meth:`add_phone`)."""
@@ -221,6 +223,9 @@ class PhoneHost:
         method = request.method
         if method == "ACK":
             phone.calls.on_ack(request)
+            pending = self._unacked.pop(_ack_key(request), None)
+            if pending is not None:
+                pending.cancel()
             return
         assert handle is not None
         if method == "NOTIFY":
@@ -243,6 +248,35 @@ class PhoneHost:
             responses = [make_response(request, 405, headers=[("Allow", ALLOW)])]
         for resp in responses:
             self._respond(line, handle, resp)
+        if method == "INVITE" and responses and responses[-1].is_success:
+            self._retransmit_2xx(line, handle, responses[-1])
+
+    def _retransmit_2xx(self, line: LineState, handle: ServerHandle, ok: Any) -> None:
+        """RFC 3261 13.3.1.4: the UAS core resends its 2xx at T1, doubling to
+        T2, until the ACK arrives or 64*T1 passes (the transaction does not:
+        a 2xx ends it)."""
+        key = (ok.call_id, ok.to.tag or "", ok.from_.tag or "")
+        timers = DEFAULT_TIMERS
+
+        async def resend() -> None:
+            interval, waited = timers.t1, 0.0
+            while waited < timers.timeout:
+                await asyncio.sleep(interval)
+                waited += interval
+                handle.respond(ok)
+                self.events.emit(
+                    "retransmit",
+                    phone=line.phone.config.name,
+                    line=line.config.user,
+                    code=ok.status_code,
+                )
+                interval = min(interval * 2, timers.t2)
+            self._unacked.pop(key, None)
+
+        task: asyncio.Task[None] = asyncio.ensure_future(resend())
+        self._unacked[key] = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _respond(self, line: LineState, handle: ServerHandle, response: Any) -> None:
         handle.respond(response)
@@ -412,6 +446,14 @@ class PhoneHost:
         self.events.emit("screen", phone=name, **phone.screen.summary())
         if self.on_screen is not None:
             self.on_screen(phone)
+
+
+def _ack_key(ack: Request) -> tuple[str, str, str]:
+    """The dialog id an ACK names, as the 2xx it acknowledges carried it."""
+    try:
+        return (ack.call_id, ack.to.tag or "", ack.from_.tag or "")
+    except SipError:
+        return ("", "", "")
 
 
 def _tag(rng: random.Random) -> str:
