@@ -14,41 +14,11 @@ import argparse
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from bench.campaign import rss_kib
-from bench.push_vs_sipp import free_port, scenario, start_uas
+from bench.push_vs_sipp import drive, free_port, start_uas
 from phonecast.cli.demo_cmd import start_fleet
-
-
-def drive(tmp: Path, port: int, count: int, rate: int) -> tuple[bool, float]:
-    t0 = time.monotonic()
-    uac = subprocess.run(
-        [
-            "sipp",
-            f"127.0.0.1:{port}",
-            "-sf",
-            str(scenario("uac_notify_auth.xml", tmp)),
-            "-s",
-            "1001",
-            "-m",
-            str(count),
-            "-r",
-            str(rate),
-            "-i",
-            "127.0.0.1",
-            "-p",
-            str(free_port()),
-            "-nostdin",
-            "-timeout",
-            "120",
-            "-timeout_error",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return uac.returncode == 0, count / (time.monotonic() - t0)
 
 
 def main() -> None:

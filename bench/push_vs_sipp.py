@@ -70,41 +70,29 @@ def child_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def drive(tmp: Path, port: int, count: int, rate: int) -> tuple[bool, float]:
+    """SIPp's UAC sends ``count`` authenticated NOTIFYs at ``rate`` to ``port``:
+    (no call failed, calls per second achieved)."""
+    t0 = time.monotonic()
+    uac = subprocess.run(
+        ["sipp", f"127.0.0.1:{port}", "-sf", str(scenario("uac_notify_auth.xml", tmp)),
+         "-s", "1001", "-m", str(count), "-r", str(rate), "-i", "127.0.0.1",
+         "-p", str(free_port()), "-nostdin", "-timeout", "120", "-timeout_error"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    return uac.returncode == 0, count / (time.monotonic() - t0)
+
+
 def run_sipp(tmp: Path, count: int, rate: int) -> tuple[bool, float, float]:
     """(all succeeded, pushes/s, UAC CPU s per 1000) at ``rate``."""
     port = free_port()
     uas = start_uas(tmp, port, count)
     cpu0 = child_cpu()
-    t0 = time.monotonic()
-    uac = subprocess.run(
-        [
-            "sipp",
-            f"127.0.0.1:{port}",
-            "-sf",
-            str(scenario("uac_notify_auth.xml", tmp)),
-            "-s",
-            "1001",
-            "-m",
-            str(count),
-            "-r",
-            str(rate),
-            "-i",
-            "127.0.0.1",
-            "-p",
-            str(free_port()),
-            "-nostdin",
-            "-timeout",
-            "120",
-            "-timeout_error",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    elapsed = time.monotonic() - t0
+    ok, achieved = drive(tmp, port, count, rate)
     uas.terminate()
     uas.wait()
     cpu = child_cpu() - cpu0  # includes the UAS's share after it exits: see README
-    return uac.returncode == 0, count / elapsed, cpu / count * 1000
+    return ok, achieved, cpu / count * 1000
 
 
 async def run_phonecast(tmp: Path, count: int, window: int) -> tuple[int, float, float]:
