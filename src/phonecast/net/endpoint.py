@@ -40,7 +40,7 @@ from phonecast.sip import (
     parse_message,
     validate,
 )
-from phonecast.sip.headers import split_commas
+from phonecast.sip.headers import Via
 from phonecast.sip.response import error_response, new_tag, salvage_error_response
 from phonecast.sip.transaction import (
     DEFAULT_TIMERS,
@@ -101,12 +101,15 @@ class ServerHandle:
 class _Entry:
     """Book-keeping of one live transaction."""
 
-    __slots__ = ("callback", "destination", "flow", "handle", "timer", "tx")
+    __slots__ = ("callback", "destination", "flow", "handle", "reply_to", "timer", "tx")
 
     def __init__(self, tx: Transaction) -> None:
         self.tx = tx
         self.timer: Timer | None = None
         self.flow: Flow | None = None
+        #: Server transactions over UDP: where every response goes, worked
+        #: out once from the request's top Via (not re-parsed per response).
+        self.reply_to: Address | None = None
         self.destination: tuple[str, Address, str | None] | None = None
         self.callback: ResponseCallback | None = None
         self.handle: ServerHandle | None = None
@@ -239,6 +242,7 @@ class SipEndpoint:
         callback: ResponseCallback,
         *,
         server_hostname: str | None = None,
+        connect_timeout: float = 5.0,
     ) -> None:
         """Start a client transaction; ``callback`` sees its responses.
 
@@ -247,7 +251,9 @@ class SipEndpoint:
         """
         flow: Flow | None = None
         if transport != "udp":
-            conn = await self._stream(transport).connect(remote, server_hostname=server_hostname)
+            conn = await self._stream(transport).connect(
+                remote, server_hostname=server_hostname, timeout=connect_timeout
+            )
             flow = conn.flow
         elif self.udp is None:
             raise OSError("the endpoint has no UDP transport")
@@ -269,8 +275,15 @@ class SipEndpoint:
         remote: Address,
         *,
         server_hostname: str | None = None,
+        timeout: float | None = None,
     ) -> tuple[Response | None, str]:
-        """Send ``request``; wait for the final response (or why none came)."""
+        """Send ``request``; wait for the final response (or why none came).
+
+        ``timeout`` gives up waiting sooner than the transaction's own Timer
+        F/B; the transaction lives on and absorbs a late response.  The
+        deadline goes on the endpoint's heap: no asyncio task or timer
+        handle is made per request (``asyncio.wait_for`` would make both).
+        """
         done: asyncio.Future[tuple[Response | None, str]] = self._loop.create_future()
         last: list[Response] = []
 
@@ -283,10 +296,24 @@ class SipEndpoint:
             elif not done.done():
                 done.set_result((last[-1] if last else None, why))
 
-        await self.send_request(
-            request, transport, remote, on_response, server_hostname=server_hostname
-        )
-        return await done
+        give_up = None
+        if timeout is not None:
+            give_up = self._heap.schedule(
+                self.now() + timeout, lambda _now: on_response(None, "timeout")
+            )
+        try:
+            await self.send_request(
+                request,
+                transport,
+                remote,
+                on_response,
+                server_hostname=server_hostname,
+                connect_timeout=5.0 if timeout is None else timeout,
+            )
+            return await done
+        finally:
+            if give_up is not None:
+                give_up.cancel()
 
     # ---------------------------------------------------------------- server
     def _respond(self, handle: ServerHandle, response: Response) -> None:
@@ -355,6 +382,8 @@ class SipEndpoint:
             return
         entry = _Entry(tx)
         entry.flow = flow
+        if flow.connection is None:
+            entry.reply_to = _reply_address(request.top_via, flow)
         entry.handle = ServerHandle(self, tx, request, flow)
         self._entries[id(tx)] = entry
         self._pump(entry)
@@ -425,9 +454,9 @@ class SipEndpoint:
     # ------------------------------------------------------------------ send
     def _transmit(self, entry: _Entry, data: bytes) -> None:
         self._sent += 1
-        if isinstance(entry.tx, ServerTransaction):
+        if entry.handle is not None:  # a server transaction
             assert entry.flow is not None
-            self._send_on_flow(data, entry.flow)
+            self._send_on_flow(data, entry.flow, entry.reply_to)
             return
         assert entry.destination is not None
         transport, remote, _ = entry.destination
@@ -448,15 +477,22 @@ class SipEndpoint:
 
     def _send_stateless(self, response: Response, flow: Flow) -> None:
         self._sent += 1
-        self._send_on_flow(bytes(response), flow, response)
+        remote = None
+        if flow.connection is None:
+            try:
+                remote = _reply_address(response.top_via, flow)
+            except SipError:
+                remote = flow.remote
+        self._send_on_flow(bytes(response), flow, remote)
 
-    def _send_on_flow(self, data: bytes, flow: Flow, response: Response | None = None) -> None:
+    def _send_on_flow(self, data: bytes, flow: Flow, remote: Address | None) -> None:
         if flow.connection is not None:
             if self.tracer is not None:
                 self.tracer("send", data, flow)
             flow.connection.send(data)
             return
-        remote = _response_address(data if response is None else response, flow)
+        if remote is None:
+            remote = flow.remote
         if self.tracer is not None:
             self.tracer("send", data, ("udp", remote))
         sock = self._udp.get(flow.local) or self.udp
@@ -478,18 +514,11 @@ def _stamp_via(request: Request, flow: Flow) -> Request:
         params.setdefault("received", flow.remote[0])
     if not params:
         return request
-    parts = split_commas(request.get("via") or "")
-    parts[0] = str(via.with_params(**params))
-    return request.with_first_header_replaced("Via", ", ".join(parts))
+    return request.with_top_via(via.with_params(**params))
 
 
-def _response_address(message: bytes | Response, flow: Flow) -> Address:
+def _reply_address(via: Via, flow: Flow) -> Address:
     """Where a UDP response goes (RFC 3261 18.2.2 with RFC 3581, no maddr)."""
-    try:
-        msg = message if isinstance(message, Response) else parse_message(message)
-        via = msg.top_via
-    except SipError:
-        return flow.remote
     if via.rport is not None:
         return (flow.remote[0], via.rport)
     return (flow.remote[0], via.port or 5060)

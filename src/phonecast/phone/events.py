@@ -38,6 +38,8 @@ class EventLog:
     def emit(self, kind: str, **fields: Any) -> None:
         """Record one event."""
         self.counts[kind] += 1
+        if self._fh is None and not self._listeners:
+            return  # counted only: a fleet under load must not pay for a dict
         event = {"t": round(self._clock(), 6), "event": kind, **fields}
         if self._fh is not None:
             self._fh.write(json.dumps(event, separators=(",", ":"), default=str) + "\n")

@@ -124,20 +124,20 @@ def _token68_at(text: str, i: int) -> re.Match[str] | None:
     return t if k == len(text) or text[k] == "," else None
 
 
+_ITEMS_RE = re.compile(f"(?:{_ITEM_RE.pattern})+")
+
+
 def _single(text: str) -> _Raw | None:
-    """``scheme 1*SP auth-param *(, auth-param)`` read fast, or None."""
+    """``scheme 1*SP auth-param *(, auth-param)`` read fast, or None: one
+    C-level match checks the whole list, one ``findall`` splits it."""
     head = _HEAD_RE.match(text)
     if head is None:
         return None
-    params: list[tuple[str, str]] = []
-    pos, n = head.end(), len(text)
-    while pos < n:
-        item = _ITEM_RE.match(text, pos)
-        if item is None:
-            return None
-        params.append((item.group(1), item.group(2)))
-        pos = item.end()
-    return _Raw(head.group(1), None, params) if params else None
+    pos = head.end()
+    if _ITEMS_RE.fullmatch(text, pos) is None:
+        return None
+    params: list[tuple[str, str]] = _ITEM_RE.findall(text, pos)
+    return _Raw(head.group(1), None, params)
 
 
 def _split(reader: _Reader) -> list[_Raw]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import secrets
 import struct
@@ -116,6 +115,7 @@ class DigestServer:
 
     __slots__ = (
         "_evicted_upto",
+        "_realm_field",
         "_secret",
         "_used",
         "algorithm",
@@ -154,6 +154,7 @@ class DigestServer:
         if secret is not None and len(secret) < 16:
             raise ValueError("the nonce secret must be at least 16 bytes")
         self.realm = realm
+        self._realm_field: tuple[str | None, bytes] = (None, b"")
         self._secret = secret if secret is not None else secrets.token_bytes(32)
         self.lifetime = lifetime
         self.max_nonces = max_nonces
@@ -186,11 +187,16 @@ class DigestServer:
 
     # ------------------------------------------------------------- nonces
     def _mac(self, stamp: bytes, salt: bytes, bind: bytes) -> bytes:
-        realm = self.realm.encode("utf-8", "surrogateescape")
+        cached = self._realm_field
+        if cached[0] != self.realm:  # computed once per realm, not per nonce
+            encoded = self.realm.encode("utf-8", "surrogateescape")
+            cached = self._realm_field = (self.realm, struct.pack(">I", len(encoded)) + encoded)
+        realm = cached[1]
         # Fixed-size fields first and the realm length-prefixed, so that no
-        # two (realm, bind) pairs feed the same bytes to the MAC.
-        data = _LABEL + stamp + salt + struct.pack(">I", len(realm)) + realm + bind
-        return hmac.new(self._secret, data, hashlib.sha256).digest()[:_MAC_LEN]
+        # two (realm, bind) pairs feed the same bytes to the MAC.  The
+        # one-shot hmac.digest runs in C (hmac.new builds Python objects).
+        data = _LABEL + stamp + salt + realm + bind
+        return hmac.digest(self._secret, data, "sha256")[:_MAC_LEN]
 
     def new_nonce(self, now: float, *, bind: bytes = b"") -> str:
         """A fresh nonce issued at ``now`` for ``bind``."""

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, replace
 
 from phonecast.sip import _abnf
+from phonecast.sip._memo import memoize
 from phonecast.sip.errors import HeaderError, ParseError
 from phonecast.sip.uri import (
     AbsoluteUri,
@@ -296,6 +297,7 @@ def _is_token_words(text: str) -> bool:
 _DISPLAY_TOKENS_RE = re.compile(rf"{_abnf.token}(?:[ \t]+{_abnf.token})*")
 
 
+@memoize()
 def parse_name_addr(value: str, header: str, *, allow_addr_spec: bool = True) -> NameAddr:
     """Parse ``( name-addr / addr-spec ) *( SEMI param )``.
 
@@ -376,6 +378,7 @@ class CSeq:
 _CSEQ_RE = re.compile(rf"([0-9]+)[ \t]+({_abnf.token})")
 
 
+@memoize()
 def parse_cseq(value: str, header: str = "CSeq") -> CSeq:
     """Parse CSeq; the number must be below 2**31 (RFC 3261 8.1.1.5)."""
     m = _CSEQ_RE.fullmatch(value.strip(_WS))
@@ -450,6 +453,7 @@ class MediaType:
 _MEDIA_RE = re.compile(rf"({_abnf.token})[ \t]*/[ \t]*({_abnf.token})")
 
 
+@memoize()
 def parse_media_type(value: str, header: str = "Content-Type") -> MediaType:
     """Parse ``m-type SLASH m-subtype *(SEMI m-parameter)``."""
     text = value.strip(_WS)
@@ -501,6 +505,7 @@ class Event:
         return self.package.lower() == package.lower()
 
 
+@memoize()
 def parse_event(value: str, header: str = "Event") -> Event:
     """Parse ``event-type *( SEMI event-param )``."""
     text = value.strip(_WS)

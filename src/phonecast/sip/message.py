@@ -26,7 +26,7 @@ connection must then be closed, as there is no way to resynchronise).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from phonecast.sip import _abnf
@@ -93,14 +93,24 @@ LIST_HEADERS = frozenset(
 MAX_MESSAGE_SIZE = 65535
 
 
+#: Header name as spelled -> canonical name.  Peers spell the same few dozen
+#: names the same way every time; bounded because names come off the wire.
+_CANONICAL: dict[str, str] = {}
+
+
 def canonical_name(name: str) -> str:
     """Lower-case long form of a header name, for lookups."""
-    lname = name.lower()
-    return COMPACT_NAMES.get(lname, lname)
+    key = _CANONICAL.get(name)
+    if key is None:
+        lname = name.lower()
+        key = COMPACT_NAMES.get(lname, lname)
+        if len(_CANONICAL) < 4096:
+            _CANONICAL[name] = key
+    return key
 
 
 Header = tuple[str, str]
-_NONE: list[int] = []
+_NONE: list[str] = []
 _LONG_TO_COMPACT = {long: short for short, long in COMPACT_NAMES.items()}
 
 
@@ -110,7 +120,7 @@ class Message:
     Treat instances as immutable: every ``with_*`` method returns a copy.
     """
 
-    __slots__ = ("_cache", "_headers", "_index", "_low", "_raw", "_wire", "body", "version")
+    __slots__ = ("_cache", "_headers", "_index", "_wire", "body", "version")
 
     body: bytes
     version: str
@@ -118,25 +128,18 @@ class Message:
     def __init__(
         self, headers: Iterable[Header] = (), body: bytes = b"", version: str = "SIP/2.0"
     ) -> None:
-        self._headers: tuple[Header, ...] | None = tuple(headers)
+        self._headers: tuple[Header, ...] = tuple(headers)
         self.body = body
         self.version = version
-        self._index: dict[str, list[int]] | None = None
+        self._index: dict[str, list[str]] | None = None
         self._cache: dict[str, Any] = {}
-        #: Parsed messages: the unfolded header lines (after the start line),
-        #: their lower-cased copy for lookups, and the wire bytes.
-        self._raw: str | None = None
-        self._low: str | None = None
+        #: Parsed messages: the wire bytes, re-sent as they are.
         self._wire: bytes | None = None
 
     @property
     def headers(self) -> tuple[Header, ...]:
         """Every header field as ``(name as sent, value)``, in order."""
-        headers = self._headers
-        if headers is None:
-            assert self._raw is not None
-            headers = self._headers = tuple(_split_lines(self._raw))
-        return headers
+        return self._headers
 
     # -- start line and serialisation, provided by subclasses
     def start_line(self) -> str:
@@ -153,74 +156,39 @@ class Message:
         return "".join(parts).encode("utf-8", "surrogateescape") + self.body
 
     # -- raw header access
-    def _positions(self, name: str) -> list[int]:
+    def _values_index(self) -> dict[str, list[str]]:
+        """Canonical name -> field values in order (parsed messages get it
+        from the parser; built ones on first use): every lookup is then one
+        dict probe, which is what a UAS reading a dozen headers needs."""
         index = self._index
         if index is None:
-            index = {}
-            compact = COMPACT_NAMES
-            for pos, (hname, _) in enumerate(self.headers):
-                key = hname.lower()
-                if len(key) == 1:
-                    key = compact.get(key, key)
-                found = index.get(key)
-                if found is None:
-                    index[key] = [pos]
-                else:
-                    found.append(pos)
-            self._index = index
-        key = name.lower()
-        if len(key) == 1:
-            key = COMPACT_NAMES.get(key, key)
-        return index.get(key, _NONE)
+            index = self._index = _index_of(self.headers)
+        return index
+
+    def header_map(self) -> Mapping[str, list[str]]:
+        """Every header as canonical (lower-case, long) name -> field values
+        in order.  Read-only: it is the message's own index."""
+        return self._values_index()
+
+    def _positions(self, name: str) -> list[int]:
+        """Indexes in :attr:`headers` of the fields of ``name`` (copy helpers)."""
+        key = canonical_name(name)
+        return [i for i, (hname, _) in enumerate(self.headers) if canonical_name(hname) == key]
 
     def get(self, name: str) -> str | None:
         """The first field value of header ``name`` (any case, compact form ok)."""
-        if self._index is None and self._raw is not None:
-            return self._find_first(name)
-        pos = self._positions(name)
-        return self.headers[pos[0]][1] if pos else None
-
-    def _find_first(self, name: str) -> str | None:
-        """``get`` on a parsed message without building the header list."""
-        found = self._find(name, first_only=True)
+        index = self._index
+        if index is None:
+            index = self._values_index()
+        found = index.get(_CANONICAL.get(name) or canonical_name(name))
         return found[0] if found else None
-
-    def _find(self, name: str, *, first_only: bool = False) -> list[str]:
-        """Field values of ``name`` found by C-level searches of the
-        lower-cased header text for each spelling, in message order."""
-        low = self._low
-        if low is None:
-            low = self._low = "\n" + (self._raw or "").lower()
-        raw = self._raw or ""
-        key = canonical_name(name)
-        hits: list[tuple[int, str]] = []
-        for spelling in (key, _LONG_TO_COMPACT.get(key)):
-            if spelling is None:
-                continue
-            needle = "\n" + spelling
-            pos = low.find(needle)
-            while pos >= 0:
-                after = pos + len(needle)
-                ch = low[after : after + 1]
-                if ch == ":" or ch == " " or ch == "\t":
-                    colon = low.find(":", after)
-                    if colon >= 0 and not low[after:colon].strip(" \t"):
-                        end = low.find("\n", colon)
-                        hits.append((pos, raw[colon : (end - 2 if end >= 0 else None)]))
-                        if first_only:
-                            break
-                pos = low.find(needle, after)
-        if len(hits) > 1:
-            hits.sort()
-            if first_only:
-                del hits[1:]
-        return [v.strip(" \t") for _, v in hits]
 
     def get_all(self, name: str) -> list[str]:
         """Every field value of header ``name``, in order, as on the wire."""
-        if self._index is None and self._raw is not None:
-            return self._find(name)
-        return [self.headers[p][1] for p in self._positions(name)]
+        index = self._index
+        if index is None:
+            index = self._values_index()
+        return list(index.get(canonical_name(name), _NONE))
 
     def values(self, name: str) -> list[str]:
         """Every element of a header: list headers are split on commas."""
@@ -234,7 +202,7 @@ class Message:
 
     def count(self, name: str) -> int:
         """How many header fields named ``name`` the message has."""
-        return len(self._positions(name))
+        return len(self._values_index().get(canonical_name(name), _NONE))
 
     def __eq__(self, other: object) -> bool:
         """Messages are equal when start line, header fields and body are."""
@@ -250,28 +218,34 @@ class Message:
     __hash__ = None  # type: ignore[assignment]
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and bool(self._positions(name))
+        return isinstance(name, str) and canonical_name(name) in self._values_index()
 
     # -- typed access, parsed once
     def typed(self, name: str, parser: Callable[[str, str], T]) -> T | None:
         """Parse the first value of ``name`` with ``parser`` (cached)."""
-        key = canonical_name(name)
         cache = self._cache
+        if name in cache:  # internal callers pass canonical names: no folding
+            return cache[name]  # type: ignore[no-any-return]
+        key = canonical_name(name)
         if key in cache:
             return cache[key]  # type: ignore[no-any-return]
-        raw = self.get(name)
+        raw = self.get(key)
         result = None if raw is None else parser(raw, _display_name(key))
         cache[key] = result
         return result
 
     def _typed_all(self, name: str, parser: Callable[[str, str], tuple[T, ...]]) -> tuple[T, ...]:
-        key = canonical_name(name) + "*"
         cache = self._cache
+        key = name + "*"
+        if key in cache:  # internal callers pass canonical names
+            return cache[key]  # type: ignore[no-any-return]
+        canonical = canonical_name(name)
+        key = canonical + "*"
         if key in cache:
             return cache[key]  # type: ignore[no-any-return]
-        display = _display_name(canonical_name(name))
+        display = _display_name(canonical)
         result: tuple[T, ...] = ()
-        for raw in self.get_all(name):
+        for raw in self._values_index().get(canonical, _NONE):
             result += parser(raw, display)
         cache[key] = result
         return result
@@ -285,7 +259,15 @@ class Message:
     @property
     def via(self) -> tuple[h.Via, ...]:
         """All Via values, topmost first."""
-        return self._typed_all("via", h.parse_via_list)
+        cache = self._cache
+        found = cache.get("via*")
+        if found is None:
+            fields = self._values_index().get("via", _NONE)
+            if len(fields) == 1 and "," not in fields[0]:
+                found = cache["via*"] = (self.top_via,)  # one value: parse it once
+            else:
+                found = self._typed_all("via", h.parse_via_list)
+        return found
 
     @property
     def top_via(self) -> h.Via:
@@ -462,6 +444,17 @@ class Message:
             out.append((name, value))
         return self._copy(out)
 
+    def with_top_via(self, via: h.Via) -> Self:
+        """A copy whose topmost via-parm is ``via`` (a transport stamping
+        received/rport, RFC 3261 18.2.1): the copy knows its parsed top Via
+        already, so nothing re-parses it."""
+        first = self.get("via") or ""
+        parts = h.split_commas(first) if "," in first else [first]
+        parts[0] = str(via)
+        copy = self.with_first_header_replaced("Via", ", ".join(parts))
+        copy._cache["via^"] = via
+        return copy
+
     def with_first_header_replaced(self, name: str, value: str) -> Self:
         """A copy where only the first field of header ``name`` becomes
         ``value`` (e.g. a stamped top Via), the others kept; appended if absent."""
@@ -480,9 +473,18 @@ class Message:
         return msg.with_header_replaced("Content-Length", str(len(body)))
 
 
+_DISPLAY_NAMES = {"call-id": "Call-ID", "cseq": "CSeq", "www-authenticate": "WWW-Authenticate"}
+
+
 def _display_name(key: str) -> str:
-    special = {"call-id": "Call-ID", "cseq": "CSeq", "www-authenticate": "WWW-Authenticate"}
-    return special.get(key) or "-".join(p.capitalize() for p in key.split("-"))
+    """How a canonical header name is shown in errors (memoised: it is
+    computed for every typed read)."""
+    shown = _DISPLAY_NAMES.get(key)
+    if shown is None:
+        shown = "-".join(p.capitalize() for p in key.split("-"))
+        if len(_DISPLAY_NAMES) < 512:  # names come from the wire: stay bounded
+            _DISPLAY_NAMES[key] = shown
+    return shown
 
 
 def _challenges(value: str, header: str) -> tuple[Challenge, ...]:
@@ -607,51 +609,41 @@ _LINE_RE = re.compile(rf"({_TOKEN_CLASS}+)[ \t]*:[ \t]*([^\r\n]*)\r\n|[^\r\n]*\r
 _FOLD_RE = re.compile(r"[ \t]*\r\n[ \t]+")
 
 
-def _lengths(rest: str, low: str) -> list[str]:
-    """Values of Content-Length / l fields, found with C-level searches in
-    ``low`` ("\\n" + the lower-cased header text)."""
-    out: list[str] = []
-    for needle in ("\ncontent-length", "\nl"):
-        pos = low.find(needle)
-        while pos >= 0:
-            after = pos + len(needle)
-            line_end = low.find("\r", after)
-            line = rest[after - 1 : line_end - 1 if line_end >= 0 else None]
-            stripped = line.lstrip(" \t")
-            if stripped.startswith(":"):
-                out.append(stripped[1:].strip(" \t"))
-            pos = low.find(needle, after)
-    return out
-
-
-_BLOCK_RE = re.compile(rf"(?:{_TOKEN_CLASS}+[ \t]*:[^\r\n]*(?:\r\n|\Z))*")
-
-
-def _fast_split(head: str) -> tuple[str, str, str, list[str]] | None:
-    """Start line, unfolded header text and Content-Length values, checked in
-    one C-level pass; ``None`` sends the caller to :func:`parse_head`, which
-    finds and names any fault line by line."""
+def _fast_split(head: str) -> tuple[str, list[Header]] | None:
+    """Start line and header fields in one C-level pass (``findall`` of
+    :data:`_LINE_RE`, whose second alternative turns any line that is not
+    ``token: value`` into an empty name); ``None`` sends the caller to
+    :func:`parse_head`, which finds and names the fault line by line."""
     start, _, rest = head.partition("\r\n")
     if not rest:
-        return start, "", "\n", []
+        return start, []
     if "\r\n " in rest or "\r\n\t" in rest:
         if rest[0] in " \t":
             return None
         rest = _FOLD_RE.sub(" ", rest)
-    if _BLOCK_RE.fullmatch(rest) is None:
-        return None
-    low = "\n" + rest.lower()
-    return start, rest, low, _lengths(rest, low)
-
-
-def _split_lines(rest: str) -> list[Header]:
-    """Header fields of checked header text."""
-    if not rest:
-        return []
+    crlfs = rest.count("\r\n")
+    if rest.count("\r") != crlfs or rest.count("\n") != crlfs:
+        return None  # a lone CR or LF: findall would skip past it silently
     headers: list[Header] = _LINE_RE.findall(rest + "\r\n")
+    if ("", "") in headers or len(headers) != crlfs + 1:
+        return None
     if " \r\n" in rest or "\t\r\n" in rest or rest[-1] in " \t":
         headers = [(n, v.rstrip(" \t")) for n, v in headers]
-    return headers
+    return start, headers
+
+
+def _index_of(headers: Iterable[Header]) -> dict[str, list[str]]:
+    """Canonical name -> field values, in order."""
+    index: dict[str, list[str]] = {}
+    known = _CANONICAL
+    for hname, value in headers:
+        key = known.get(hname) or canonical_name(hname)
+        found = index.get(key)
+        if found is None:
+            index[key] = [value]
+        else:
+            found.append(value)
+    return index
 
 
 def parse_head(head: str, eol: str = "\r\n") -> tuple[str, list[Header], list[str]]:
@@ -660,7 +652,7 @@ def parse_head(head: str, eol: str = "\r\n") -> tuple[str, list[Header], list[st
     if eol == "\r\n":
         fast = _fast_split(head)
         if fast is not None:
-            return fast[0], _split_lines(fast[1]), fast[3]
+            return fast[0], fast[1], _index_of(fast[1]).get("content-length", [])
     lines = head.split(eol)
     start = lines[0]
     headers: list[Header] = []
@@ -770,19 +762,18 @@ def parse_message(data: bytes, *, max_size: int = MAX_MESSAGE_SIZE) -> Request |
     fast = _fast_split(head) if eol == "\r\n" else None
     if fast is None:
         start, headers, lengths = parse_head(head, eol)
-        raw = None
+        index = None
     else:
-        start, raw, low, lengths = fast
-        headers = []
+        start, headers = fast
+        index = _index_of(headers)
+        lengths = index.get("content-length", [])
     available = len(data) - body_start
     length = _frame_length(lengths, available, stream=False)
     end = len(data) if length is None else body_start + length
     body = data[body_start:end]
     msg = _build(start, headers, body)
-    if raw is not None:
-        msg._headers = None
-        msg._raw = raw
-        msg._low = low
+    if index is not None:
+        msg._index = index
         if data[body_start - 4 : body_start] == b"\r\n\r\n":
             msg._wire = data[:end]  # an unmodified parsed message re-sends its own bytes
     return msg

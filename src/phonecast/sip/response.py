@@ -96,12 +96,17 @@ def make_response(
     """
     tag = None if status_code == 100 else to_tag
     echoed = _DIALOG_ECHOED if 100 < status_code < 300 else _ECHOED
-    resp = Response(
-        status_code,
-        REASONS.get(status_code, "") if reason is None else reason,
-        _response_headers(request.headers, tag, headers, echoed),
+    # Only the caller's extra headers can carry a Content-Type or -Length
+    # (the echoed ones never do); ours replace theirs.
+    replaced = {"content-length"} if content_type is None else {"content-length", "content-type"}
+    extra = [f for f in headers if canonical_name(f[0]) not in replaced]
+    fields = _response_headers(request.headers, tag, extra, echoed)
+    if content_type is not None:
+        fields.append(("Content-Type", content_type))
+    fields.append(("Content-Length", str(len(body))))
+    return Response(
+        status_code, REASONS.get(status_code, "") if reason is None else reason, fields, body
     )
-    return resp.with_body(body, content_type)
 
 
 def error_response(request: Request, error: SipError, *, to_tag: str | None = None) -> Response:

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from phonecast.sip import _abnf
+from phonecast.sip._memo import memoize
 from phonecast.sip.errors import UriError
 
 Params = tuple[tuple[str, str | None], ...]
@@ -262,6 +263,7 @@ class AbsoluteUri:
 Uri = SipUri | TelUri | AbsoluteUri
 
 
+@memoize()
 def parse_uri(text: str) -> Uri:
     """Parse a URI as it appears in a Request-URI or a name-addr.
 

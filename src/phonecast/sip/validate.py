@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from phonecast.sip import headers as h
 from phonecast.sip.errors import ValidationError
-from phonecast.sip.message import Message, Request, Response, canonical_name
+from phonecast.sip.message import Message, Request, Response
 from phonecast.sip.uri import SipUri
 
 _REQUIRED = ("to", "from", "cseq", "call-id", "via")
@@ -83,16 +83,16 @@ def validate(message: Message, policy: UasPolicy | None = None) -> None:
                 reason="Version Not Supported",
             )
         raise _bad(f"unsupported protocol version {message.version}")
+    fields = message.header_map()
     for name in _REQUIRED:
-        if name not in message:
+        if name not in fields:
             raise _bad(f"missing required header {h_name(name)}")
-    counts: dict[str, set[str]] = {}
-    for name, value in message.headers:
-        counts.setdefault(canonical_name(name), set()).add(value.strip())
     for name in _SINGLE:
-        if message.count(name) > 1:
-            raise _bad(f"header {h_name(name)} appears {message.count(name)} times")
-    if len(counts.get("content-length", ())) > 1:
+        values = fields.get(name)
+        if values is not None and len(values) > 1:
+            raise _bad(f"header {h_name(name)} appears {len(values)} times")
+    lengths = fields.get("content-length")
+    if lengths is not None and len(lengths) > 1 and len({v.strip() for v in lengths}) > 1:
         raise _bad("conflicting Content-Length values")
     # Reading each typed header raises HeaderError (status 400) if malformed.
     message.via  # noqa: B018
@@ -105,8 +105,7 @@ def validate(message: Message, policy: UasPolicy | None = None) -> None:
     message.record_route  # noqa: B018
     message.content_length  # noqa: B018
     for name, parser in _TYPED.items():
-        raw = message.get(name)
-        if raw is not None:
+        if name in fields:
             message.typed(name, parser)  # type: ignore[arg-type]
     if isinstance(message, Response):
         if not 100 <= message.status_code <= 699:

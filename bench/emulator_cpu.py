@@ -1,0 +1,124 @@
+"""CPU per authenticated NOTIFY inside the emulator, without sockets.
+
+Feeds datagrams straight into the endpoint of a one-phone ``PhoneHost``
+(NOTIFY, then the retry with credentials computed from the 401) and
+captures what it would send, so the figure is the emulator's own Python
+cost per call: parse, validate, transaction, digest, response, events.
+The fetch a URL body triggers is replaced by a no-op (``--fetch`` keeps it,
+pointed at a closed port).  With ``--profile`` prints a cProfile summary.
+Run: ``.venv/bin/python bench/emulator_cpu.py --calls 5000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import pstats
+import time
+from typing import Any
+
+from phonecast.credentials import Secret
+from phonecast.net.transport import Flow
+from phonecast.phone.config import LineConfig, PhoneConfig
+from phonecast.phone.emulator import PhoneHost
+from phonecast.phone.fetcher import FetchResult
+from phonecast.sip import parse_message
+from phonecast.sip.digest import DigestClient
+
+PORT = 25999
+PEER = ("127.0.0.1", 40000)
+
+
+def notify(n: int, cseq: int, authorization: str | None) -> bytes:
+    auth = f"Authorization: {authorization}\r\n" if authorization else ""
+    body = b"http://127.0.0.1:9/alert.xml"
+    return (
+        f"NOTIFY sip:1001@127.0.0.1:{PORT} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:40000;branch=z9hG4bK-{n}-{cseq}\r\n"
+        f"From: <sip:sipp@127.0.0.1:40000>;tag=1sipp{n}\r\n"
+        f"To: <sip:1001@127.0.0.1:{PORT}>\r\n"
+        f"Call-ID: {n}-42@127.0.0.1\r\n"
+        f"CSeq: {cseq} NOTIFY\r\n"
+        "Max-Forwards: 70\r\n"
+        "Event: XML-Service\r\n"
+        f"{auth}"
+        "Content-Type: text/html\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+class _NoFetch:
+    async def fetch(self, url: str) -> FetchResult:
+        return FetchResult(url, False, error="not fetched (bench)")
+
+    async def close(self) -> None:
+        return None
+
+
+async def run(calls: int, fetch: bool, profile: bool) -> None:
+    host = PhoneHost(fetcher=None if fetch else _NoFetch())  # type: ignore[arg-type]
+    await host.start()
+    await host.add_phone(
+        PhoneConfig("p1", "127.0.0.1", (LineConfig("1001", Secret("secret"), PORT),))
+    )
+    ep = host.endpoint
+    assert ep is not None
+    sent: list[bytes] = []
+    sock: Any = ep._udp[("127.0.0.1", PORT)]
+    sock.sendto = lambda data, remote: sent.append(data)
+    flow = Flow("udp", PEER, ("127.0.0.1", PORT))
+    client = DigestClient("1001", "secret")
+    uri = f"sip:1001@127.0.0.1:{PORT}"
+    # Pre-compute the first requests so that only the emulator is measured;
+    # the retries depend on the challenge and are computed in the loop.
+    firsts = [notify(n, 1, None) for n in range(calls)]
+    prof = cProfile.Profile() if profile else None
+    ok = 0
+    cpu_in_emulator = 0.0
+    for n in range(calls):
+        t0 = time.process_time()
+        if prof:
+            prof.enable()
+        ep._on_data(firsts[n], flow)
+        if prof:
+            prof.disable()
+        cpu_in_emulator += time.process_time() - t0
+        challenge = parse_message(sent.pop()).www_authenticate
+        creds = client.respond(challenge, method="NOTIFY", uri=uri)
+        retry = notify(n, 2, str(creds))
+        t0 = time.process_time()
+        if prof:
+            prof.enable()
+        ep._on_data(retry, flow)
+        if prof:
+            prof.disable()
+        cpu_in_emulator += time.process_time() - t0
+        ok += parse_message(sent.pop()).status_code == 200
+        if n % 256 == 0:
+            await asyncio.sleep(0)  # let the fetch tasks run
+    await asyncio.sleep(0.1)
+    await host.close()
+    per_call = cpu_in_emulator / calls * 1e6
+    print(
+        f"{calls} calls, {ok} answered 200: {per_call:.0f} us CPU per call "
+        f"(two requests) -> ceiling {1e6 / per_call:,.0f} calls/s on one core"
+    )
+    if prof:
+        out = io.StringIO()
+        pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(25)
+        print(out.getvalue())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=5000)
+    parser.add_argument("--fetch", action="store_true")
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    asyncio.run(run(args.calls, args.fetch, args.profile))
+
+
+if __name__ == "__main__":
+    main()
