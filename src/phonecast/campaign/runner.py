@@ -26,6 +26,7 @@ pushed again, so duplicates are limited to phones in flight at the kill.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import random
 import time
@@ -206,54 +207,48 @@ class CampaignRunner:
     async def _dispatch(
         self, todo: Sequence[Phone], payload_for: Callable[[Phone], Payload]
     ) -> None:
+        """``concurrency`` workers take phones until none is left: a fixed
+        pool of tasks, not one task per phone.  Phones are committed
+        ``sending`` in batches before any of them is pushed."""
         opts = self.options
-        window = asyncio.Semaphore(max(1, opts.concurrency))
         limiter = RateLimiter(opts.rate, burst=max(1, int(opts.rate // 10) or 1))
         deadline = None if opts.deadline is None else time.monotonic() + opts.deadline
-        pending: set[asyncio.Task[None]] = set()
+        queue = collections.deque(todo)
+        marked: collections.deque[Phone] = collections.deque()
         batch_size = max(1, min(64, opts.concurrency))
-        queue = list(todo)
-        while queue:
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            batch: list[Phone] = []
-            await window.acquire()
-            batch.append(queue.pop(0))
-            while queue and len(batch) < batch_size and not window.locked():
-                await window.acquire()
-                batch.append(queue.pop(0))
-            # Commit "sending" before anything leaves (see the module docstring).
-            self.store.mark_sending(self._cid, [p.name for p in batch], now=time.time())
-            for phone in batch:
-                await limiter.acquire()
-                task = asyncio.ensure_future(
-                    self._push_one(phone, payload_for(phone), window, deadline)
-                )
-                pending.add(task)
-                task.add_done_callback(pending.discard)
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _push_one(
-        self, phone: Phone, payload: Payload, window: asyncio.Semaphore, deadline: float | None
-    ) -> None:
+        def take() -> Phone | None:
+            if not marked:
+                if not queue or (deadline is not None and time.monotonic() >= deadline):
+                    return None  # past the deadline: the rest stays queued
+                batch = [queue.popleft() for _ in range(min(batch_size, len(queue)))]
+                self.store.mark_sending(self._cid, [p.name for p in batch], now=time.time())
+                marked.extend(batch)
+            return marked.popleft()
+
+        async def worker() -> None:
+            while (phone := take()) is not None:
+                await limiter.acquire()
+                await self._push_one(phone, payload_for(phone), deadline)
+
+        workers = [asyncio.ensure_future(worker()) for _ in range(min(opts.concurrency, len(todo)))]
+        await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _push_one(self, phone: Phone, payload: Payload, deadline: float | None) -> None:
         opts = self.options
         attempts = 0
         outcome: Outcome | None = None
-        try:
-            while True:
-                attempts += 1
-                outcome = await self._attempt(phone, payload)
-                retry = outcome.status in RETRYABLE or (
-                    outcome.status == "rejected" and outcome.code == 503
-                )
-                out_of_time = deadline is not None and time.monotonic() >= deadline
-                if not retry or attempts > opts.retries or out_of_time:
-                    break
-                delay = min(opts.backoff_max, opts.backoff * 2 ** (attempts - 1))
-                await asyncio.sleep(delay * (0.5 + self._rng.random()))  # jitter
-        finally:
-            window.release()
+        while True:
+            attempts += 1
+            outcome = await self._attempt(phone, payload)
+            retry = outcome.status in RETRYABLE or (
+                outcome.status == "rejected" and outcome.code == 503
+            )
+            out_of_time = deadline is not None and time.monotonic() >= deadline
+            if not retry or attempts > opts.retries or out_of_time:
+                break
+            delay = min(opts.backoff_max, opts.backoff * 2 ** (attempts - 1))
+            await asyncio.sleep(delay * (0.5 + self._rng.random()))  # jitter
         self._progress.done_pushes += 1
         self._record(phone, outcome, attempts)
 

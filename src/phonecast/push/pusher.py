@@ -22,7 +22,6 @@ the reason, every target tried and timings.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -225,17 +224,15 @@ class Pusher:
                 target, dest, payload, opts, call_id, from_tag, cseq, route, authorization
             )
             try:
-                response, why = await asyncio.wait_for(
-                    self.endpoint.request(
-                        request,
-                        transport,
-                        (dest.host, dest.port),
-                        server_hostname=dest.server_name or target.hostname,
-                    ),
-                    opts.timeout,
+                response, why = await self.endpoint.request(
+                    request,
+                    transport,
+                    (dest.host, dest.port),
+                    server_hostname=dest.server_name or target.hostname,
+                    timeout=opts.timeout,
                 )
-            except TimeoutError:
-                return _Result("timeout", requests=requests + 1, challenged=challenged)
+            except TimeoutError:  # opening a stream connection timed out
+                return _Result("timeout", requests=requests, challenged=challenged)
             except OSError as exc:
                 return _Result(
                     "transport",
