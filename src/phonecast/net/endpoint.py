@@ -210,6 +210,10 @@ class SipEndpoint:
     # ------------------------------------------------------------ addresses
     def sent_by(self, transport: str) -> str:
         """``host:port`` for our Via / Contact on ``transport``."""
+        host, port = self._sent_by_parts(transport)
+        return f"{host}:{port}"
+
+    def _sent_by_parts(self, transport: str) -> tuple[str, int]:
         if transport == "udp" and self.udp is not None:
             host, port = self.udp.local
         else:
@@ -223,15 +227,18 @@ class SipEndpoint:
         host = self._advertised or host
         if host in ("0.0.0.0", "::"):
             host = "127.0.0.1" if host == "0.0.0.0" else "::1"
-        shown = f"[{host}]" if ":" in host else host
-        return f"{shown}:{port}"
+        return (f"[{host}]" if ":" in host else host), port
+
+    def top_via(self, transport: str, branch: str | None = None) -> Via:
+        """The top Via of a new request (with ``rport``, RFC 3581); give its
+        text to the request and the value to :meth:`Request.prime_top_via`."""
+        host, port = self._sent_by_parts(transport)
+        params = (("branch", branch or new_branch()), ("rport", None))
+        return Via(transport.upper(), host, port, params)
 
     def via(self, transport: str, branch: str | None = None) -> str:
         """A top Via value for a new request (with ``rport``, RFC 3581)."""
-        return (
-            f"SIP/2.0/{transport.upper()} {self.sent_by(transport)};"
-            f"branch={branch or new_branch()};rport"
-        )
+        return str(self.top_via(transport, branch))
 
     # ---------------------------------------------------------------- client
     async def send_request(

@@ -30,7 +30,7 @@ from typing import Any
 from phonecast.credentials import Secret
 from phonecast.net.endpoint import SipEndpoint
 from phonecast.push.payload import Payload
-from phonecast.sip import Request, Response, SipError, SipUri, new_branch
+from phonecast.sip import Request, Response, SipError, SipUri
 
 #: RFC 3261 18.1.1: a UDP request within 200 octets of the path MTU (1500)
 #: must go over a congestion-controlled transport instead.
@@ -306,17 +306,18 @@ class Pusher:
         authorization: tuple[str, str] | None,
     ) -> Request:
         ep = self.endpoint
-        headers: list[tuple[str, str]] = [("Via", ep.via(transport, new_branch()))]
+        via = ep.top_via(transport)
+        sent_by = ep.sent_by(transport)
+        headers: list[tuple[str, str]] = [("Via", str(via))]
         if route is not None:
             headers.append(("Route", route))
-        to = target.without_params("transport", "maddr", "lr", "method", "ttl")
         headers += [
             ("Max-Forwards", "70"),
-            ("From", f"<sip:{opts.from_user}@{ep.sent_by(transport)}>;tag={from_tag}"),
-            ("To", f"<{to}>"),
+            ("From", f"<sip:{opts.from_user}@{sent_by}>;tag={from_tag}"),
+            ("To", _to_value(target)),
             ("Call-ID", call_id),
             ("CSeq", f"{cseq} NOTIFY"),
-            ("Contact", f"<sip:{opts.from_user}@{ep.sent_by(transport)};transport={transport}>"),
+            ("Contact", f"<sip:{opts.from_user}@{sent_by};transport={transport}>"),
             ("Event", payload.event),
         ]
         if opts.subscription_state:
@@ -329,7 +330,27 @@ class Pusher:
             headers.append(("Content-Type", payload.content_type))
         headers.append(("Content-Length", str(len(payload.body))))
         # Built in one go: with_body() would copy the message once per header.
-        return Request("NOTIFY", target, headers, payload.body)
+        # The top Via is known already: matching must not parse it back.
+        return Request("NOTIFY", target, headers, payload.body).prime_top_via(via)
+
+
+_TO_VALUES: dict[tuple[object, ...], str] = {}
+
+
+def _to_value(target: SipUri) -> str:
+    """The To of a push: the target without the parameters that only steer
+    routing (RFC 3261 8.1.1.2 / 19.1.1).  Cached by the URI's exact fields
+    (not by 19.1.4 equality, which would swap in an equivalent spelling): a
+    campaign reuses targets, and each push sends the value twice."""
+    key = (target.scheme, target.user, target.password, target.host, target.port,
+           target.params, target.headers)  # fmt: skip
+    value = _TO_VALUES.get(key)
+    if value is None:
+        value = f"<{target.without_params('transport', 'maddr', 'lr', 'method', 'ttl')}>"
+        if len(_TO_VALUES) >= 4096:
+            _TO_VALUES.clear()
+        _TO_VALUES[key] = value
+    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ import secrets
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from phonecast.sip.errors import TransactionError
 from phonecast.sip.headers import Via
@@ -54,16 +54,17 @@ def is_rfc3261_branch(branch: str | None) -> bool:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class ClientKey:
-    """What a response shares with the request of its client transaction (17.1.3)."""
+class ClientKey(NamedTuple):
+    """What a response shares with the request of its client transaction (17.1.3).
+
+    Tuples, not dataclasses: keys are hashed on every message, and a tuple
+    hashes in C (a frozen dataclass calls generated Python code)."""
 
     branch: str
     method: str
 
 
-@dataclass(frozen=True, slots=True)
-class BranchKey:
+class BranchKey(NamedTuple):
     """RFC 3261 server matching (17.2.3): branch, sent-by and method, with
     ACK counted as INVITE."""
 
@@ -133,7 +134,10 @@ def server_key(request: Request) -> ServerKey:
 
 def cancel_target_key(cancel: Request) -> ServerKey:
     """Key of the INVITE server transaction a CANCEL is for (RFC 3261 9.2)."""
-    return replace(server_key(cancel), method="INVITE")
+    key = server_key(cancel)
+    if isinstance(key, BranchKey):
+        return key._replace(method="INVITE")
+    return replace(key, method="INVITE")
 
 
 # ---------------------------------------------------------------- timer values
@@ -249,6 +253,10 @@ class State(enum.Enum):
     ACCEPTED = "Accepted"
     TERMINATED = "Terminated"
 
+    # Members are singletons: identity hashing is correct, and it runs in C
+    # (Enum's own __hash__ is Python code, paid on every table lookup).
+    __hash__ = object.__hash__
+
 
 class Input(enum.Enum):
     """Everything that can happen to a transaction.
@@ -275,6 +283,8 @@ class Input(enum.Enum):
     TIMER_K = "K"
     TIMER_L = "L"
     TIMER_M = "M"
+
+    __hash__ = object.__hash__  # see State
 
 
 #: Timers that end a transaction with a failure fire before a retransmission

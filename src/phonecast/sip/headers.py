@@ -191,13 +191,19 @@ _SIMPLE_VIA_RE = re.compile(
 
 
 def _simple_params_ok(params: Params) -> bool:
-    """The checks the full parser makes on received and rport values."""
+    """The checks the full parser makes on received, maddr, rport and ttl
+    values (False sends the value to the full parser, which names the fault)."""
     for key, val in params:
         if val is None:
             continue
-        if key == "received" and _abnf.HOST_RE.fullmatch(val) is None:
-            return False
-        if key == "rport" and not (val.isdigit() and int(val) <= 65535):
+        lk = key.lower()
+        if lk == "received" or lk == "maddr":
+            if _abnf.HOST_RE.fullmatch(val) is None:
+                return False
+        elif lk == "rport":
+            if not (val.isdigit() and val.isascii() and int(val) <= 65535):
+                return False
+        elif lk == "ttl" and not (val.isdigit() and val.isascii() and int(val) <= 255):
             return False
     return True
 
@@ -205,10 +211,10 @@ def _simple_params_ok(params: Params) -> bool:
 def parse_via(value: str, header: str = "Via") -> Via:
     """Parse one via-parm."""
     simple = _SIMPLE_VIA_RE.fullmatch(value)
-    if simple is not None and "received=" not in value and "maddr=" not in value:
+    if simple is not None:
         transport, host, port_text, param_text = simple.groups()
         port = int(port_text) if port_text else None
-        if (port is None or port <= 65535) and "rport=" not in param_text:
+        if port is None or port <= 65535:
             params = (
                 tuple(
                     (k, v if eq else None)
@@ -217,7 +223,7 @@ def parse_via(value: str, header: str = "Via") -> Via:
                 if param_text
                 else ()
             )
-            if "ttl=" not in param_text:
+            if "=" not in param_text or _simple_params_ok(params):
                 return Via(transport.upper(), host, port, params, "SIP/2.0")
     m = _VIA_RE.match(value)
     if m is None:

@@ -153,7 +153,10 @@ class Message:
         for name, value in self.headers:
             parts += [name, ": ", value, "\r\n"]
         parts.append("\r\n")
-        return "".join(parts).encode("utf-8", "surrogateescape") + self.body
+        # Kept: a message is immutable, and a sender serialises it more than
+        # once (size check, transmission, retransmissions).
+        wire = self._wire = "".join(parts).encode("utf-8", "surrogateescape") + self.body
+        return wire
 
     # -- raw header access
     def _values_index(self) -> dict[str, list[str]]:
@@ -454,6 +457,17 @@ class Message:
         copy = self.with_first_header_replaced("Via", ", ".join(parts))
         copy._cache["via^"] = via
         return copy
+
+    def prime_top_via(self, via: h.Via) -> Self:
+        """Record ``via`` as the parsed form of this message's top Via, which
+        its builder wrote from that very value, so that transaction matching
+        does not parse our own text back.  Ignored unless the text agrees."""
+        for name, value in self._headers:  # no index: a builder's Via comes first
+            if canonical_name(name) == "via":
+                if value.partition(",")[0] == str(via):
+                    self._cache["via^"] = via
+                break
+        return self
 
     def with_first_header_replaced(self, name: str, value: str) -> Self:
         """A copy where only the first field of header ``name`` becomes
