@@ -10,7 +10,7 @@ Run: ``.venv/bin/python bench/campaign.py --count 10000``.
 from __future__ import annotations
 
 import argparse
-import asyncio
+import os
 import resource
 import tempfile
 import time
@@ -19,6 +19,7 @@ from pathlib import Path
 from phonecast.campaign.store import CampaignStore
 from phonecast.cli.campaign_cmd import _content_body, _execute, _load, text_alert_params
 from phonecast.cli.demo_cmd import start_fleet
+from phonecast.net.loop import run
 
 
 def rss_kib(pid: int) -> int:
@@ -26,6 +27,12 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def cpu_seconds(pid: int | str = "self") -> float:
+    """User + system CPU of a process so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -52,8 +59,11 @@ def main() -> None:
             store = CampaignStore(work / "bench.db")
             cid = store.create(params, [(p.name, str(p.target), None) for p in phones])
             t1 = time.monotonic()
-            report = asyncio.run(_execute(store, cid, phones, params, _content_body(params), True))
+            fleet_cpu0, runner_cpu0 = cpu_seconds(fleet.pid), cpu_seconds()
+            report = run(_execute(store, cid, phones, params, _content_body(params), True))
             elapsed = time.monotonic() - t1
+            fleet_cpu = cpu_seconds(fleet.pid) - fleet_cpu0
+            runner_cpu = cpu_seconds() - runner_cpu0
         finally:
             fleet.terminate()
             fleet.wait(timeout=30)
@@ -67,6 +77,10 @@ def main() -> None:
         f"confirmed {summary['confirmed']} of {args.count} in {elapsed:.1f} s "
         f"({args.count / elapsed:,.0f} phones/s); other outcomes: "
         f"{ {k: v for k, v in summary.items() if v and k != 'confirmed'} }"
+    )
+    print(
+        f"CPU per phone: runner {runner_cpu / args.count * 1e3:.2f} ms, "
+        f"fleet {fleet_cpu / args.count * 1e3:.2f} ms"
     )
     print(f"runner peak memory: {peak_mib:.0f} MiB")
 

@@ -32,8 +32,10 @@ from phonecast.net.loop import run as run_loop
 def start_fleet(
     workdir: Path, count: int, *, events: Path | None = None, duration: int = 300
 ) -> tuple[subprocess.Popen[bytes], Path]:
-    """A ``phonecast fleet`` process on a free port range, and its inventory."""
+    """A ``phonecast fleet`` process on a free port range, and its inventory;
+    its event log goes to ``events`` if given (costs CPU per event)."""
     inventory = workdir / "phones.csv"
+    logging = ["--events", str(events)] if events is not None else []
     for _attempt in range(5):
         base = random.randint(30000, 60000 - count)
         proc = subprocess.Popen(
@@ -49,10 +51,9 @@ def start_fleet(
                 "--inventory-out",
                 str(inventory),
                 "--quiet",
-                "--events",
-                str(workdir / "fleet-events.jsonl"),
+                *logging,
                 "--duration",
-                "300",
+                str(duration),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -81,7 +82,7 @@ def demo(count: int, keep: str | None) -> None:
         workdir = Path(keep) if keep else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         click.echo(f"phonecast demo: starting an emulated fleet of {count} SPA phones ...")
-        proc, inventory = start_fleet(workdir, count)
+        proc, inventory = start_fleet(workdir, count, events=workdir / "fleet-events.jsonl")
         try:
             phones = _load(str(inventory), (), (), False, True)
             params = text_alert_params(
@@ -113,6 +114,11 @@ def demo(count: int, keep: str | None) -> None:
                 '--text "Fire drill at 10:00" --serve <this-host-ip>:8080\n'
                 "The phones must reach <this-host-ip>:8080 to fetch (and so confirm)."
             )
+            if keep:
+                click.echo(
+                    f"\nFiles kept in {workdir}: the store, the inventory and the "
+                    "fleet's event log (fleet-events.jsonl)."
+                )
             code = 0 if report.complete() else 6
         finally:
             proc.terminate()

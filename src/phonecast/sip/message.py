@@ -449,12 +449,29 @@ class Message:
 
     def with_top_via(self, via: h.Via) -> Self:
         """A copy whose topmost via-parm is ``via`` (a transport stamping
-        received/rport, RFC 3261 18.2.1): the copy knows its parsed top Via
-        already, so nothing re-parses it."""
-        first = self.get("via") or ""
-        parts = h.split_commas(first) if "," in first else [first]
-        parts[0] = str(via)
-        copy = self.with_first_header_replaced("Via", ", ".join(parts))
+        received/rport, RFC 3261 18.2.1).  Every request received over UDP
+        goes through here, so the copy inherits what is already known: the
+        header index and the parsed values of every other header."""
+        headers = self._headers
+        pos = next((i for i, hf in enumerate(headers) if canonical_name(hf[0]) == "via"), None)
+        if pos is None:
+            return self.with_header_first("Via", str(via))
+        name, value = headers[pos]
+        text = str(via)
+        if "," in value:
+            parts = h.split_commas(value)
+            parts[0] = text
+            text = ", ".join(parts)
+        fields = list(headers)
+        fields[pos] = (name, text)
+        copy = self._copy(fields)
+        if self._index is not None:
+            index = dict(self._index)
+            vias = list(index["via"])
+            vias[0] = text
+            index["via"] = vias
+            copy._index = index
+        copy._cache = {k: v for k, v in self._cache.items() if not k.startswith("via")}
         copy._cache["via^"] = via
         return copy
 
