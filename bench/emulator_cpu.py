@@ -57,7 +57,11 @@ class _NoFetch:
         return None
 
 
-async def run(calls: int, fetch: bool, profile: bool) -> None:
+async def run(
+    calls: int, fetch: bool, profile: bool, profiler: cProfile.Profile | None = None
+) -> None:
+    """Drive ``calls`` calls; ``profile`` prints a summary, ``profiler``
+    (if given) is enabled around the emulator's share only."""
     host = PhoneHost(fetcher=None if fetch else _NoFetch())  # type: ignore[arg-type]
     await host.start()
     await host.add_phone(
@@ -74,7 +78,7 @@ async def run(calls: int, fetch: bool, profile: bool) -> None:
     # Pre-compute the first requests so that only the emulator is measured;
     # the retries depend on the challenge and are computed in the loop.
     firsts = [notify(n, 1, None) for n in range(calls)]
-    prof = cProfile.Profile() if profile else None
+    prof = profiler or (cProfile.Profile() if profile else None)
     ok = 0
     cpu_in_emulator = 0.0
     for n in range(calls):
@@ -105,7 +109,7 @@ async def run(calls: int, fetch: bool, profile: bool) -> None:
         f"{calls} calls, {ok} answered 200: {per_call:.0f} us CPU per call "
         f"(two requests) -> ceiling {1e6 / per_call:,.0f} calls/s on one core"
     )
-    if prof:
+    if prof and profile:
         out = io.StringIO()
         pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(25)
         print(out.getvalue())

@@ -1,0 +1,106 @@
+"""cProfile summaries of the two hot paths, written next to the figures.
+
+1. The pusher: ``--pushes`` authenticated NOTIFYs to SIPp as a phone (401
+   with qop=auth, then verifyauth), ``--window`` in flight, fixed pool of
+   worker coroutines.
+2. The emulator: ``bench/emulator_cpu.py``'s in-process driver (datagrams fed
+   straight into one phone's endpoint, no sockets, no fetch).
+
+Each profile is printed sorted by own time and by cumulative time and saved
+under ``bench/profiles/``.  cProfile roughly doubles the cost of every Python
+call, so read the shares, not the absolute times.
+Run: ``.venv/bin/python bench/profile_hot_paths.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import pstats
+import tempfile
+import time
+from pathlib import Path
+
+from bench import emulator_cpu
+from bench.push_vs_sipp import free_port, start_uas
+from phonecast.credentials import Secret
+from phonecast.net.endpoint import SipEndpoint
+from phonecast.net.loop import run
+from phonecast.push.payload import url_payload
+from phonecast.push.pusher import Destination, Pusher, PushOptions
+from phonecast.sip import SipUri
+
+OUT = Path(__file__).resolve().parent / "profiles"
+
+
+def summary(profile: cProfile.Profile, title: str, lines: int) -> str:
+    out = io.StringIO()
+    out.write(f"{title}\n{'=' * len(title)}\n\n")
+    stats = pstats.Stats(profile, stream=out)
+    stats.strip_dirs()
+    out.write("-- by own time --\n")
+    stats.sort_stats("tottime").print_stats(lines)
+    out.write("-- by cumulative time --\n")
+    stats.sort_stats("cumulative").print_stats(lines)
+    return out.getvalue()
+
+
+async def profile_pusher(pushes: int, window: int) -> cProfile.Profile:
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        uas = start_uas(Path(tmp), port, pushes)
+        ep = SipEndpoint()
+        await ep.listen_udp("127.0.0.1", 0)
+        pusher = Pusher(ep)
+        target = SipUri("127.0.0.1", "1001", port=port)
+        dest = [Destination("udp", "127.0.0.1", port)]
+        payload = url_payload("http://127.0.0.1:9/alert.xml")
+        opts = PushOptions(timeout=10)
+        left = pushes
+        failed = 0
+
+        async def worker() -> None:
+            nonlocal left, failed
+            while left > 0:
+                left -= 1
+                out = await pusher.push(
+                    target, Secret("secret"), payload, options=opts, destinations=dest
+                )
+                failed += not out.delivered
+
+        profile = cProfile.Profile()
+        t0 = time.monotonic()
+        profile.enable()
+        await asyncio.gather(*(worker() for _ in range(window)))
+        profile.disable()
+        elapsed = time.monotonic() - t0
+        await ep.close()
+        uas.terminate()
+        uas.wait()
+    print(f"pusher: {pushes} pushes, {failed} failed, {pushes / elapsed:,.0f}/s under cProfile")
+    return profile
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pushes", type=int, default=3000)
+    parser.add_argument("--window", type=int, default=200)
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--lines", type=int, default=30)
+    args = parser.parse_args()
+    OUT.mkdir(exist_ok=True)
+    pusher = run(profile_pusher(args.pushes, args.window))
+    text = summary(pusher, f"pusher: {args.pushes} pushes to SIPp UAS", args.lines)
+    (OUT / "pusher.txt").write_text(text)
+    print(text)
+    emulator = cProfile.Profile()
+    run(emulator_cpu.run(args.calls, fetch=False, profile=False, profiler=emulator))
+    text = summary(emulator, f"emulator: {args.calls} authenticated NOTIFY calls", args.lines)
+    (OUT / "emulator.txt").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
