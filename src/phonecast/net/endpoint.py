@@ -207,6 +207,12 @@ class SipEndpoint:
         """The clock every core call receives."""
         return self._loop.time()
 
+    def call_at(self, deadline: float, callback: Callable[[float], None]) -> Timer:
+        """Run ``callback(now)`` at ``deadline`` (see :meth:`now`) on the
+        endpoint's deadline heap: for a TU's own timers (2xx retransmission),
+        which then cost no asyncio timer handle each."""
+        return self._heap.schedule(deadline, callback)
+
     # ------------------------------------------------------------ addresses
     def sent_by(self, transport: str) -> str:
         """``host:port`` for our Via / Contact on ``transport``."""

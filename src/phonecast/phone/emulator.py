@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from phonecast.net.endpoint import ServerHandle, SipEndpoint
+from phonecast.net.timers import Timer
 from phonecast.net.transport import Address, Flow
 from phonecast.phone.calls import ALLOW, CallAgent, CallSettings
 from phonecast.phone.config import ACCEPTED_EVENTS, LineConfig, PhoneConfig
@@ -96,7 +97,13 @@ class PhoneHost:
         self.phones: dict[str, PhoneState] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         #: 2xx to INVITEs still being retransmitted, by dialog id, until ACK.
-        self._unacked: dict[tuple[str, str, str], asyncio.Task[None]] = {}
+        self._unacked: dict[tuple[str, str, str], Timer] = {}
+        #: Accepted XML-Service bodies waiting for a worker.  A pool of
+        #: workers (grown on demand up to ``max_workers``, the fetcher's
+        #: connection limit) runs them: no asyncio task per push.
+        self._jobs: asyncio.Queue[tuple[PhoneState, bytes]] = asyncio.Queue()
+        self._idle_workers = 0
+        self.max_workers = 256
 
     async def start(self) -> None:
         """Create the endpoint (call before :meth:`add_phone`)."""
@@ -191,6 +198,9 @@ class PhoneHost:
 
     async def close(self) -> None:
         """Stop everything."""
+        for timer in self._unacked.values():
+            timer.cancel()
+        self._unacked.clear()
         for task in list(self._tasks):
             task.cancel()
         if self.endpoint is not None:
@@ -223,9 +233,9 @@ class PhoneHost:
         method = request.method
         if method == "ACK":
             phone.calls.on_ack(request)
-            pending = self._unacked.pop(_ack_key(request), None)
-            if pending is not None:
-                pending.cancel()
+            resending = self._unacked.pop(_ack_key(request), None)
+            if resending is not None:
+                resending.cancel()
             return
         assert handle is not None
         if method == "NOTIFY":
@@ -254,29 +264,32 @@ class PhoneHost:
     def _retransmit_2xx(self, line: LineState, handle: ServerHandle, ok: Any) -> None:
         """RFC 3261 13.3.1.4: the UAS core resends its 2xx at T1, doubling to
         T2, until the ACK arrives or 64*T1 passes (the transaction does not:
-        a 2xx ends it)."""
+        a 2xx ends it).  The resends ride on the endpoint's deadline heap."""
+        assert self.endpoint is not None
+        endpoint = self.endpoint
         key = (ok.call_id, ok.to.tag or "", ok.from_.tag or "")
         timers = DEFAULT_TIMERS
+        interval, waited = timers.t1, 0.0
 
-        async def resend() -> None:
-            interval, waited = timers.t1, 0.0
-            while waited < timers.timeout:
-                await asyncio.sleep(interval)
-                waited += interval
-                handle.respond(ok)
-                self.events.emit(
-                    "retransmit",
-                    phone=line.phone.config.name,
-                    line=line.config.user,
-                    code=ok.status_code,
-                )
-                interval = min(interval * 2, timers.t2)
-            self._unacked.pop(key, None)
+        def resend(now: float) -> None:
+            nonlocal interval, waited
+            if key not in self._unacked:
+                return
+            waited += interval
+            handle.respond(ok)
+            self.events.emit(
+                "retransmit",
+                phone=line.phone.config.name,
+                line=line.config.user,
+                code=ok.status_code,
+            )
+            interval = min(interval * 2, timers.t2)
+            if waited >= timers.timeout:
+                self._unacked.pop(key, None)
+            else:
+                self._unacked[key] = endpoint.call_at(now + interval, resend)
 
-        task: asyncio.Task[None] = asyncio.ensure_future(resend())
-        self._unacked[key] = task
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._unacked[key] = endpoint.call_at(endpoint.now() + interval, resend)
 
     def _respond(self, line: LineState, handle: ServerHandle, response: Any) -> None:
         handle.respond(response)
@@ -310,7 +323,7 @@ class PhoneHost:
             return
         self._respond(line, handle, make_response(request, 200, to_tag=_tag(self.rng)))
         if package == "xml-service":
-            self._spawn(self._xml_service(phone, request.body))
+            self._enqueue(phone, request.body)
         else:
             phone.actions.append(package or "")
             self.events.emit("action", phone=name, line=line.config.user, action=package)
@@ -353,6 +366,27 @@ class PhoneHost:
         return False
 
     # ------------------------------------------------------------ XML-Service
+    def _enqueue(self, phone: PhoneState, body: bytes) -> None:
+        self._jobs.put_nowait((phone, body))
+        # Grow while jobs outnumber the idle workers (a burst of pushes
+        # arrives in one receive batch, before any worker wakes up).
+        if self._jobs.qsize() > self._idle_workers and len(self._tasks) < self.max_workers:
+            self._spawn(self._worker())
+
+    async def _worker(self) -> None:
+        """Run accepted XML-Service bodies, one at a time, for ever."""
+        jobs = self._jobs
+        while True:
+            self._idle_workers += 1
+            try:
+                phone, body = await jobs.get()
+            finally:
+                self._idle_workers -= 1
+            try:
+                await self._xml_service(phone, body)
+            except Exception as exc:  # one bad job must not stop the worker
+                self.events.emit("internal_error", error=f"{type(exc).__name__}: {exc}"[:300])
+
     def _spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._tasks.add(task)
