@@ -45,6 +45,7 @@ from phonecast.sip.response import error_response, new_tag, salvage_error_respon
 from phonecast.sip.transaction import (
     DEFAULT_TIMERS,
     ClientTransaction,
+    NonInviteClientTransaction,
     RequestReceived,
     ResponseReceived,
     ServerTransaction,
@@ -65,7 +66,8 @@ Transaction = ClientTransaction | ServerTransaction
 RequestHandler = Callable[[Request, "ServerHandle | None", Flow], None]
 
 #: TU callback of a client transaction: each response passed up, then a final
-#: ``None`` with the reason it ended ("final", "timeout", "transport").
+#: ``None`` with the reason it ended ("final", "timeout", "transport") as soon
+#: as no more responses can come up (a non-INVITE's final response).
 ResponseCallback = Callable[[Response | None, str], None]
 
 
@@ -416,6 +418,14 @@ class SipEndpoint:
             elif isinstance(event, ResponseReceived):
                 if entry.callback is not None:
                     entry.callback(event.response, "response")
+                    if event.response.status_code >= 200 and isinstance(
+                        tx, NonInviteClientTransaction
+                    ):
+                        # Nothing more will come up (Completed absorbs
+                        # retransmissions for Timer K): let the TU go now
+                        # rather than hold its state for those seconds.
+                        cb, entry.callback = entry.callback, None
+                        cb(None, "final")
             elif isinstance(event, TimedOut | TransportFailed):
                 if entry.callback is not None:
                     cb, entry.callback = entry.callback, None

@@ -24,6 +24,10 @@ import itertools
 from collections.abc import Callable
 
 
+def _never(_now: float) -> None:
+    """What a cancelled timer holds instead of its callback."""
+
+
 class Timer:
     """A scheduled callback; :meth:`cancel` before it fires to drop it."""
 
@@ -38,9 +42,12 @@ class Timer:
         self._owner = owner
 
     def cancel(self) -> None:
-        """Drop the callback (it will not be called)."""
+        """Drop the callback (it will not be called).  The reference goes at
+        once: the entry itself waits in the heap until its deadline, and a
+        callback's closure (a future, a response) must not wait with it."""
         if not self.cancelled:
             self.cancelled = True
+            self.callback = _never
             self._owner._note_cancel()
 
 
