@@ -4,7 +4,9 @@ The same responder — SIPp as a phone that challenges with 401 and checks the
 retry with ``verifyauth`` — receives N pushes (NOTIFY, 401, NOTIFY with
 credentials, 200), first from SIPp's UAC at each rate of ``--sipp-rates``
 (the sustained rate is the highest with zero failed calls), then from
-phonecast's pusher with ``--window`` pushes in flight.  Prints completed pushes
+phonecast's pusher with ``--window`` pushes in flight (a fixed pool of
+worker coroutines).  ``--memory-run N`` runs only the pusher, N pushes, and
+samples its resident memory 20 times (flat means no leak per push).  Prints completed pushes
 per second, failures, CPU seconds per 1,000 pushes, and the ratio.
 Run: ``.venv/bin/python bench/push_vs_sipp.py --count 5000``.
 """
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from phonecast.credentials import Secret
 from phonecast.net.endpoint import SipEndpoint
+from phonecast.net.loop import run
 from phonecast.push.payload import url_payload
 from phonecast.push.pusher import Destination, Pusher, PushOptions
 from phonecast.sip import SipUri
@@ -42,7 +45,7 @@ def scenario(name: str, tmp: Path) -> Path:
     return path
 
 
-def start_uas(tmp: Path, port: int, calls: int) -> subprocess.Popen[bytes]:
+def start_uas(tmp: Path, port: int, calls: int, timeout: int = 120) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [
             "sipp",
@@ -56,7 +59,7 @@ def start_uas(tmp: Path, port: int, calls: int) -> subprocess.Popen[bytes]:
             str(calls),
             "-nostdin",
             "-timeout",
-            "120",
+            str(timeout),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -95,9 +98,14 @@ def run_sipp(tmp: Path, count: int, rate: int) -> tuple[bool, float, float]:
     return ok, achieved, cpu / count * 1000
 
 
-async def run_phonecast(tmp: Path, count: int, window: int) -> tuple[int, float, float]:
+async def run_phonecast(
+    tmp: Path, count: int, window: int, *, samples: int = 0
+) -> tuple[int, float, float]:
+    """Push ``count`` times with a fixed pool of ``window`` workers (no task
+    per push): (failures, pushes/s, CPU s per 1,000).  With ``samples``,
+    print this process's resident memory that many times along the way."""
     port = free_port()
-    uas = start_uas(tmp, port, count)
+    uas = start_uas(tmp, port, count, timeout=count // 500 + 120)
     ep = SipEndpoint()
     await ep.listen_udp("127.0.0.1", 0)
     pusher = Pusher(ep)
@@ -106,26 +114,47 @@ async def run_phonecast(tmp: Path, count: int, window: int) -> tuple[int, float,
     payload = url_payload("http://127.0.0.1:9/alert.xml")
     opts = PushOptions(timeout=10)
     failures = 0
-    sem = asyncio.Semaphore(window)
+    left = count
+    done = 0
+    every = count // samples if samples else 0
+    rss: list[float] = []
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.monotonic()
 
-    async def one() -> None:
-        nonlocal failures
-        async with sem:
+    async def worker() -> None:
+        nonlocal failures, left, done
+        while left > 0:
+            left -= 1
             out = await pusher.push(
                 target, Secret("secret"), payload, options=opts, destinations=dest
             )
             failures += not out.delivered
+            done += 1
+            if every and done % every == 0:
+                rss.append(rss_mib())
+                rate = done / (time.monotonic() - t0)
+                print(
+                    f"{done:>9,} pushes  rss {rss[-1]:6.1f} MiB  {rate:7,.0f} pushes/s", flush=True
+                )
 
-    usage0 = resource.getrusage(resource.RUSAGE_SELF)
-    t0 = time.monotonic()
-    await asyncio.gather(*(one() for _ in range(count)))
+    await asyncio.gather(*(worker() for _ in range(window)))
     elapsed = time.monotonic() - t0
     usage1 = resource.getrusage(resource.RUSAGE_SELF)
     await ep.close()
     uas.terminate()
     uas.wait()
+    if rss:
+        print(f"rss first {rss[0]:.1f} MiB, last {rss[-1]:.1f} MiB, max {max(rss):.1f} MiB")
     cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
     return failures, count / elapsed, cpu / count * 1000
+
+
+def rss_mib() -> float:
+    """This process's resident memory."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def main() -> None:
@@ -133,7 +162,23 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=5000)
     parser.add_argument("--sipp-rates", default="500,1000,2000,3000,5000")
     parser.add_argument("--window", type=int, default=200)
+    parser.add_argument(
+        "--memory-run",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only the pusher: N pushes, resident memory sampled 20 times",
+    )
     args = parser.parse_args()
+    if args.memory_run:
+        with tempfile.TemporaryDirectory() as tmp_name:
+            failures, achieved, cpu = run(
+                run_phonecast(Path(tmp_name), args.memory_run, args.window, samples=20)
+            )
+        print(
+            f"{args.memory_run} pushes, {failures} failed, {achieved:,.0f}/s, {cpu:.2f} CPU s/1000"
+        )
+        return
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         best = 0.0
@@ -146,7 +191,7 @@ def main() -> None:
             )
             if ok:
                 best = max(best, achieved)
-        failures, achieved, cpu = asyncio.run(run_phonecast(tmp, args.count, args.window))
+        failures, achieved, cpu = run(run_phonecast(tmp, args.count, args.window))
         print(
             f"phonecast window {args.window}: {failures} failed, {achieved:8,.0f} pushes/s, "
             f"{cpu:.2f} CPU s per 1000 (pusher only)"

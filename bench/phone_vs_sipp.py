@@ -1,0 +1,78 @@
+"""The emulator under SIPp load, side by side with SIPp's own UAS.
+
+SIPp's UAC sends ``--count`` authenticated NOTIFYs (NOTIFY, 401, NOTIFY with
+credentials, 200; the body is a URL on a closed port, so the emulator's
+fetch fails fast) at each rate of ``--rates``, first to SIPp as a phone
+(challenge + ``verifyauth``), then to ``phonecast phone``.  For each run:
+whether SIPp saw a failed call, the achieved call rate, and the responder's
+own CPU seconds per 1,000 calls (from /proc).  A rate is sustained when no
+call failed and the achieved rate is at least 95 % of the rate asked for (an
+overloaded responder makes SIPp fall behind rather than fail).
+Run: ``.venv/bin/python -m bench.phone_vs_sipp --count 5000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.campaign import cpu_seconds
+from bench.push_vs_sipp import drive, free_port, start_uas
+
+
+def start_phone(port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "phonecast", "phone", "--line", f"1001:secret@{port}",
+         "--quiet", "--duration", "600"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    proc.stderr.readline()  # "listening"
+    return proc
+
+
+def measure(tmp: Path, name: str, rate: int, count: int) -> tuple[bool, float, float]:
+    """(no call failed, calls/s achieved, responder CPU s per 1,000 calls)."""
+    port = free_port()
+    responder = start_uas(tmp, port, count) if name == "sipp" else start_phone(port)
+    try:
+        cpu0 = cpu_seconds(responder.pid)
+        ok, achieved = drive(tmp, port, count, rate)
+        cpu = cpu_seconds(responder.pid) - cpu0
+    finally:
+        responder.terminate()
+        responder.wait()
+    return ok, achieved, cpu / count * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=5000)
+    parser.add_argument("--rates", default="500,1000,2000,3000,4000")
+    args = parser.parse_args()
+    rates = [int(r) for r in args.rates.split(",")]
+    sustained = {"sipp": 0.0, "phonecast": 0.0}
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        for name in ("sipp", "phonecast"):
+            for rate in rates:
+                ok, achieved, cpu = measure(tmp, name, rate, args.count)
+                held = ok and achieved >= 0.95 * rate
+                if held:
+                    sustained[name] = max(sustained[name], achieved)
+                print(
+                    f"{name:<9} uas at {rate:>5}/s: {'ok    ' if ok else 'FAILED'} "
+                    f"{achieved:7,.0f} calls/s {'(sustained)' if held else '(fell behind)'}, "
+                    f"{cpu:.2f} CPU s per 1,000 calls (responder only)",
+                    flush=True,
+                )
+    print(f"sustained: sipp {sustained['sipp']:,.0f}/s, phonecast {sustained['phonecast']:,.0f}/s")
+    if sustained["sipp"]:
+        print(f"ratio phonecast / sipp: {sustained['phonecast'] / sustained['sipp']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
