@@ -145,3 +145,42 @@ async def test_failures_are_reported_and_retried_only_where_they_should(tmp_path
         ("rejected", 503, 3)
     }
     assert not report.complete()
+
+
+class _CountingPusher:
+    """Stands in for the pusher: counts pushes in flight and the tasks alive."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.peak = 0
+        self.pushed: list[str] = []
+        self.peak_tasks = 0
+
+    async def push(self, target: SipUri, *args: Any, **kwargs: Any) -> Any:
+        import asyncio
+
+        from phonecast.push.pusher import Outcome
+
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        self.peak_tasks = max(self.peak_tasks, len(asyncio.all_tasks()))
+        await asyncio.sleep(0.001)
+        self.in_flight -= 1
+        self.pushed.append(str(target))
+        return Outcome("delivered", 200, "OK")
+
+
+async def test_dispatch_is_a_fixed_pool_within_the_concurrency_window(tmp_path: Path) -> None:
+    phones = [
+        Phone(f"p{n}", SipUri("127.0.0.1", f"{n}", port=5060), f"{n}", Secret("x"))
+        for n in range(300)
+    ]
+    store = CampaignStore(tmp_path / "c.db")
+    cid = store.create({"test": True}, [(p.name, str(p.target), None) for p in phones])
+    pusher = _CountingPusher()
+    runner = CampaignRunner(store, pusher, None, RunOptions(concurrency=20, confirm=False))  # type: ignore[arg-type]
+    report = await runner.run(cid, phones, lambda p: url_payload("http://127.0.0.1:9/x"))
+    assert sorted(pusher.pushed) == sorted(str(p.target) for p in phones)  # each once
+    assert pusher.peak == 20
+    assert pusher.peak_tasks <= 20 + 3  # the pool, the test, the flusher: not 300
+    assert report.summary()["accepted"] == 300

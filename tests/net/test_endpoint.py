@@ -252,3 +252,51 @@ async def test_a_failing_handler_is_answered_500_and_the_endpoint_goes_on() -> N
     finally:
         await client.close()
         await server.close()
+
+
+async def test_request_timeout_uses_the_heap_not_a_task() -> None:
+    """``request(timeout=)`` gives up after ``timeout`` (sooner than Timer F)
+    with no asyncio task or timer handle of its own: the only loop timer is
+    the endpoint heap's."""
+    silent = _raw_socket()
+    port = silent.getsockname()[1]
+    client = SipEndpoint(timers=Timers(t1=0.5))  # Timer F would be 32 s
+    await client.listen_udp("127.0.0.1")
+    tasks_before = len(asyncio.all_tasks())
+    try:
+        pending = asyncio.ensure_future(
+            client.request(_notify(client, port), "udp", ("127.0.0.1", port), timeout=0.1)
+        )
+        await asyncio.sleep(0.01)
+        assert len(asyncio.all_tasks()) == tasks_before + 1  # only ours
+        assert len(client._heap) >= 2
+        resp, why = await asyncio.wait_for(pending, 2)
+        assert (resp, why) == (None, "timeout")
+    finally:
+        silent.close()
+        await client.close()
+
+
+async def test_client_callback_released_at_the_final_response() -> None:
+    """A non-INVITE client transaction lives on in Completed (Timer K) to
+    absorb retransmissions, but its TU hears "final" at once and is let go."""
+    server = SipEndpoint(handler=Answerer(), timers=Timers(t1=0.5, t4=5.0))
+    client = SipEndpoint(timers=Timers(t1=0.5, t4=5.0))
+    _, sport = await server.listen_udp("127.0.0.1")
+    await client.listen_udp("127.0.0.1")
+    heard: list[tuple[int | None, str]] = []
+    done = asyncio.Event()
+
+    def callback(response: Response | None, why: str) -> None:
+        heard.append((None if response is None else response.status_code, why))
+        if response is None:
+            done.set()
+
+    try:
+        await client.send_request(_notify(client, sport), "udp", ("127.0.0.1", sport), callback)
+        await asyncio.wait_for(done.wait(), 2)
+        assert heard == [(200, "response"), (None, "final")]
+        assert client.stats.transactions == 1  # still absorbing, in Completed
+    finally:
+        await client.close()
+        await server.close()

@@ -61,3 +61,27 @@ async def test_callback_may_schedule_more() -> None:
     heap.schedule(heap.now() + 0.005, again)
     await asyncio.sleep(0.08)
     assert fired == [0, 1, 2]
+
+
+async def test_cancel_releases_the_callback_at_once() -> None:
+    """A cancelled entry waits in the heap until its deadline; what its
+    callback closed over (a future, a response) must not wait with it."""
+    import gc
+    import weakref
+
+    heap = DeadlineHeap()
+
+    class Held:
+        pass
+
+    held = Held()
+    ref = weakref.ref(held)
+    timer = heap.schedule(heap.now() + 60, lambda now, h=held: None)  # type: ignore[misc]
+    del held
+    gc.collect()
+    assert ref() is not None  # the live timer holds it
+    timer.cancel()
+    gc.collect()
+    assert ref() is None
+    assert len(heap) == 1  # the entry itself is still there (lazy cancel)
+    heap.close()

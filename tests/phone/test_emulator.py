@@ -253,3 +253,38 @@ async def test_execute_priorities_and_dial_makes_busy(rig: Rig) -> None:
     phone.calls.busy_reasons.clear()
     await rig.host._run_deferred(phone)  # what hang-up does
     assert len(rig.kinds("fetch_finished")) == 1 and phone.screen.title == "Later"
+
+
+async def test_pushes_run_on_a_bounded_worker_pool_that_survives_a_fault(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Accepted pushes are run by a pool of workers (no task per push); a
+    fault in one becomes an ``internal_error`` event and the pool goes on."""
+    rig.host.max_workers = 2
+    real = rig.host._xml_service
+    calls = 0
+
+    async def flaky(phone: Any, body: bytes) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("boom")
+        await real(phone, body)
+
+    monkeypatch.setattr(rig.host, "_xml_service", flaky)
+    target = SipUri("127.0.0.1", "1001", port=rig.ports[0])
+    outcomes = await asyncio.gather(
+        *(
+            rig.pusher.push(
+                target, Secret("secret"), url_payload("http://127.0.0.1:9/x"),
+                destinations=_dest(rig.ports[0]),
+            )
+            for _ in range(6)
+        )
+    )  # fmt: skip
+    assert all(o.delivered for o in outcomes)
+    await _settle()
+    assert calls == 6
+    assert len(rig.host._tasks) <= 2
+    assert [e["error"] for e in rig.kinds("internal_error")] == ["RuntimeError: boom"]
+    assert len(rig.kinds("fetch_finished")) == 5

@@ -228,3 +228,59 @@ def test_first_header_replaced_keeps_other_fields() -> None:
     stamped = msg.with_first_header_replaced("Via", "SIP/2.0/UDP first;branch=z9hG4bK1")
     assert [v.host for v in stamped.via] == ["first", "second"]
     assert stamped.count("Via") == 2
+
+
+# -- the index and what stamping and building keep
+
+_STAMPABLE = (
+    b"NOTIFY sip:1001@127.0.0.1:5070 SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKone;rport,"
+    b" SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKtwo\r\n"
+    b"Via: SIP/2.0/TCP 10.0.0.8;branch=z9hG4bKthree\r\n"
+    b"f: <sip:pc@10.0.0.2>;tag=a\r\n"
+    b"t: <sip:1001@127.0.0.1:5070>\r\n"
+    b"i: c1@10.0.0.2\r\n"
+    b"CSeq: 1 NOTIFY\r\n"
+    b"l: 0\r\n\r\n"
+)
+
+
+def test_header_map_folds_compact_names_and_keeps_order() -> None:
+    msg = parse_message(_STAMPABLE)
+    fields = msg.header_map()
+    assert fields["from"] == ["<sip:pc@10.0.0.2>;tag=a"]
+    assert len(fields["via"]) == 2 and fields["content-length"] == ["0"]
+    assert msg.get("F") == msg.get("from") and msg.count("v") == 2
+
+
+def test_with_top_via_replaces_only_the_first_value_and_keeps_what_is_known() -> None:
+    msg = parse_message(_STAMPABLE)
+    from_ = msg.from_
+    stamped = msg.with_top_via(msg.top_via.with_params(received="192.0.2.7", rport="5999"))
+    assert stamped.top_via.received == "192.0.2.7" and stamped.top_via.rport == 5999
+    assert [v.branch for v in stamped.via] == ["z9hG4bKone", "z9hG4bKtwo", "z9hG4bKthree"]
+    assert stamped.from_ is from_  # parsed values carried over, not re-parsed
+    assert msg.top_via.received is None  # the original is unchanged
+    reparsed = parse_message(bytes(stamped))
+    assert reparsed.top_via == stamped.top_via and reparsed.get("from") == msg.get("from")
+
+
+def test_prime_top_via_is_ignored_when_the_text_disagrees() -> None:
+    msg = parse_message(_STAMPABLE)
+    built = Request(msg.method, msg.uri, msg.headers, msg.body)
+    other = msg.top_via.with_params(branch="z9hG4bKelse")
+    assert built.prime_top_via(other).top_via.branch == "z9hG4bKone"
+    same = Request(msg.method, msg.uri, msg.headers, msg.body)
+    primed = msg.top_via.with_params()  # equal value, a distinct object
+    assert same.prime_top_via(primed).top_via is primed
+
+
+def test_a_lone_cr_inside_the_header_block_is_not_skipped() -> None:
+    """findall would step over a stray CR and read the rest of the line as a
+    header of its own; the slow path must see the line instead."""
+    data = _STAMPABLE.replace(b"CSeq: 1 NOTIFY\r\n", b"CSeq: 1 NOTIFY\rX-Smuggled: yes\r\n")
+    try:
+        msg = parse_message(data)
+    except ParseError:
+        return
+    assert "x-smuggled" not in msg.header_map()
