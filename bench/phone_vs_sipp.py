@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from bench.campaign import cpu_seconds
-from bench.push_vs_sipp import drive, free_port, start_uas
+from bench.push_vs_sipp import Drive, drive, free_port, start_uas
 
 
 def start_phone(port: int) -> subprocess.Popen[bytes]:
@@ -34,18 +34,18 @@ def start_phone(port: int) -> subprocess.Popen[bytes]:
     return proc
 
 
-def measure(tmp: Path, name: str, rate: int, count: int) -> tuple[bool, float, float]:
-    """(no call failed, calls/s achieved, responder CPU s per 1,000 calls)."""
+def measure(tmp: Path, name: str, rate: int, count: int) -> tuple[Drive, float]:
+    """SIPp UAC's view of the run, and the responder's CPU s per 1,000 calls."""
     port = free_port()
     responder = start_uas(tmp, port, count) if name == "sipp" else start_phone(port)
     try:
         cpu0 = cpu_seconds(responder.pid)
-        ok, achieved = drive(tmp, port, count, rate)
+        result = drive(tmp, port, count, rate)
         cpu = cpu_seconds(responder.pid) - cpu0
     finally:
         responder.terminate()
         responder.wait()
-    return ok, achieved, cpu / count * 1000
+    return result, cpu / count * 1000
 
 
 def main() -> None:
@@ -59,13 +59,14 @@ def main() -> None:
         tmp = Path(tmp_name)
         for name in ("sipp", "phonecast"):
             for rate in rates:
-                ok, achieved, cpu = measure(tmp, name, rate, args.count)
-                held = ok and achieved >= 0.95 * rate
+                sipp, cpu = measure(tmp, name, rate, args.count)
+                held = sipp.ok and sipp.rate >= 0.95 * rate
                 if held:
-                    sustained[name] = max(sustained[name], achieved)
+                    sustained[name] = max(sustained[name], sipp.rate)
                 print(
-                    f"{name:<9} uas at {rate:>5}/s: {'ok    ' if ok else 'FAILED'} "
-                    f"{achieved:7,.0f} calls/s {'(sustained)' if held else '(fell behind)'}, "
+                    f"{name:<9} uas at {rate:>5}/s: {'ok    ' if sipp.ok else 'FAILED'} "
+                    f"{sipp.rate:7,.0f} calls/s {'(sustained)' if held else '(fell behind)'}, "
+                    f"{sipp.retransmissions} retransmissions, "
                     f"{cpu:.2f} CPU s per 1,000 calls (responder only)",
                     flush=True,
                 )

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import resource
 import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from phonecast.credentials import Secret
 from phonecast.net.endpoint import SipEndpoint
@@ -73,36 +75,52 @@ def child_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def drive(tmp: Path, port: int, count: int, rate: int) -> tuple[bool, float]:
-    """SIPp's UAC sends ``count`` authenticated NOTIFYs at ``rate`` to ``port``:
-    (no call failed, calls per second achieved)."""
+class Drive(NamedTuple):
+    """What SIPp's UAC reported for one run."""
+
+    ok: bool  # exit status 0: no call failed
+    rate: float  # calls completed per second (wall clock, SIPp start to exit)
+    failed: int
+    retransmissions: int
+
+
+def drive(tmp: Path, port: int, count: int, rate: int) -> Drive:
+    """SIPp's UAC sends ``count`` authenticated NOTIFYs at ``rate`` to ``port``."""
+    stats = tmp / f"uac-{port}.csv"
     t0 = time.monotonic()
     uac = subprocess.run(
         ["sipp", f"127.0.0.1:{port}", "-sf", str(scenario("uac_notify_auth.xml", tmp)),
          "-s", "1001", "-m", str(count), "-r", str(rate), "-i", "127.0.0.1",
-         "-p", str(free_port()), "-nostdin", "-timeout", "120", "-timeout_error"],
+         "-p", str(free_port()), "-nostdin", "-timeout", "120", "-timeout_error",
+         "-trace_stat", "-stf", str(stats), "-fd", "3600"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    return uac.returncode == 0, count / (time.monotonic() - t0)
+    elapsed = time.monotonic() - t0
+    failed = retrans = -1
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        lines = stats.read_text().splitlines()
+        row = dict(zip(lines[0].split(";"), lines[-1].split(";"), strict=False))
+        failed, retrans = int(row["FailedCall(C)"]), int(row["Retransmissions(C)"])
+    return Drive(uac.returncode == 0, count / elapsed, failed, retrans)
 
 
-def run_sipp(tmp: Path, count: int, rate: int) -> tuple[bool, float, float]:
-    """(all succeeded, pushes/s, UAC CPU s per 1000) at ``rate``."""
+def run_sipp(tmp: Path, count: int, rate: int) -> tuple[Drive, float]:
+    """SIPp UAC against SIPp UAS at ``rate``: the run, UAC CPU s per 1,000."""
     port = free_port()
     uas = start_uas(tmp, port, count)
     cpu0 = child_cpu()
-    ok, achieved = drive(tmp, port, count, rate)
+    result = drive(tmp, port, count, rate)
+    cpu = child_cpu() - cpu0  # the UAC only: it has exited, the UAS has not
     uas.terminate()
     uas.wait()
-    cpu = child_cpu() - cpu0  # includes the UAS's share after it exits: see README
-    return ok, achieved, cpu / count * 1000
+    return result, cpu / count * 1000
 
 
 async def run_phonecast(
     tmp: Path, count: int, window: int, *, samples: int = 0
-) -> tuple[int, float, float]:
+) -> tuple[int, float, float, int]:
     """Push ``count`` times with a fixed pool of ``window`` workers (no task
-    per push): (failures, pushes/s, CPU s per 1,000).  With ``samples``,
+    per push): (failures, pushes/s, CPU s per 1,000, retransmissions).  With ``samples``,
     print this process's resident memory that many times along the way."""
     port = free_port()
     uas = start_uas(tmp, port, count, timeout=count // 500 + 120)
@@ -114,6 +132,7 @@ async def run_phonecast(
     payload = url_payload("http://127.0.0.1:9/alert.xml")
     opts = PushOptions(timeout=10)
     failures = 0
+    requests = 0
     left = count
     done = 0
     every = count // samples if samples else 0
@@ -122,13 +141,14 @@ async def run_phonecast(
     t0 = time.monotonic()
 
     async def worker() -> None:
-        nonlocal failures, left, done
+        nonlocal failures, left, done, requests
         while left > 0:
             left -= 1
             out = await pusher.push(
                 target, Secret("secret"), payload, options=opts, destinations=dest
             )
             failures += not out.delivered
+            requests += out.requests
             done += 1
             if every and done % every == 0:
                 rss.append(rss_mib())
@@ -140,13 +160,14 @@ async def run_phonecast(
     await asyncio.gather(*(worker() for _ in range(window)))
     elapsed = time.monotonic() - t0
     usage1 = resource.getrusage(resource.RUSAGE_SELF)
+    retransmissions = ep.stats.sent - requests
     await ep.close()
     uas.terminate()
     uas.wait()
     if rss:
         print(f"rss first {rss[0]:.1f} MiB, last {rss[-1]:.1f} MiB, max {max(rss):.1f} MiB")
     cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
-    return failures, count / elapsed, cpu / count * 1000
+    return failures, count / elapsed, cpu / count * 1000, retransmissions
 
 
 def rss_mib() -> float:
@@ -172,7 +193,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.memory_run:
         with tempfile.TemporaryDirectory() as tmp_name:
-            failures, achieved, cpu = run(
+            failures, achieved, cpu, _ = run(
                 run_phonecast(Path(tmp_name), args.memory_run, args.window, samples=20)
             )
         print(
@@ -183,18 +204,19 @@ def main() -> None:
         tmp = Path(tmp_name)
         best = 0.0
         for rate in (int(r) for r in args.sipp_rates.split(",")):
-            ok, achieved, cpu = run_sipp(tmp, args.count, rate)
+            sipp, cpu = run_sipp(tmp, args.count, rate)
             print(
-                f"sipp uac  rate {rate:>6}/s: {'ok    ' if ok else 'FAILED'} "
-                f"{achieved:8,.0f} pushes/s, {cpu:.2f} CPU s per 1000 (uac+uas)",
+                f"sipp uac  rate {rate:>6}/s: {'ok    ' if sipp.ok else 'FAILED'} "
+                f"{sipp.rate:8,.0f} pushes/s, {sipp.failed} failed, "
+                f"{sipp.retransmissions} retransmissions, {cpu:.2f} CPU s per 1000 (uac)",
                 flush=True,
             )
-            if ok:
-                best = max(best, achieved)
-        failures, achieved, cpu = run(run_phonecast(tmp, args.count, args.window))
+            if sipp.ok:
+                best = max(best, sipp.rate)
+        failures, achieved, cpu, retrans = run(run_phonecast(tmp, args.count, args.window))
         print(
-            f"phonecast window {args.window}: {failures} failed, {achieved:8,.0f} pushes/s, "
-            f"{cpu:.2f} CPU s per 1000 (pusher only)"
+            f"phonecast window {args.window}: {achieved:8,.0f} pushes/s, {failures} failed, "
+            f"{retrans} retransmissions, {cpu:.2f} CPU s per 1000 (pusher)"
         )
         if best:
             print(f"ratio phonecast / sipp sustained: {achieved / best:.2f}")
