@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench lint fuzz clean
+.PHONY: test demo bench bench-peers lint fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,21 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/phonecast demo
 
+# In-process figures (a minute); bench-peers runs the side-by-side ones
+# against SIPp (needs sip-tester) and the large fleet (tens of minutes).
 bench: $(STAMP)
 	$(BIN)/python bench/parse.py
+	$(BIN)/python bench/emulator_cpu.py --calls 5000
 	$(BIN)/python bench/fuzz_parser.py --count 100000
+
+bench-peers: $(STAMP)
+	$(BIN)/python -m bench.push_vs_sipp --count 5000 --sipp-rates 1000,2000,4000,6000,8000
+	$(BIN)/python -m bench.phone_vs_sipp --count 5000 --rates 500,1000,2000,4000,6000
+	$(BIN)/python -m bench.push_vs_fleet --count 2000 --passes 3
+	$(BIN)/python bench/campaign.py --count 10000
+	$(BIN)/python -m bench.fleet --fleet 10000
+	$(BIN)/python -m bench.push_vs_sipp --memory-run 200000
+	$(BIN)/python -m bench.profile_hot_paths --pushes 5000 --calls 3000
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
