@@ -288,3 +288,30 @@ async def test_pushes_run_on_a_bounded_worker_pool_that_survives_a_fault(
     assert len(rig.host._tasks) <= 2
     assert [e["error"] for e in rig.kinds("internal_error")] == ["RuntimeError: boom"]
     assert len(rig.kinds("fetch_finished")) == 5
+
+
+async def test_pending_pushes_are_bounded(rig: Rig) -> None:
+    """Accepted pushes waiting for a worker are bounded; the excess is
+    dropped with an event, never queued without limit."""
+    rig.host.max_workers = 1
+    rig.host.max_pending = 2
+    gate = asyncio.Event()
+    real = rig.host._xml_service
+
+    async def slow(phone: Any, body: bytes) -> None:
+        await gate.wait()
+        await real(phone, body)
+
+    rig.host._xml_service = slow  # type: ignore[method-assign]
+    target = SipUri("127.0.0.1", "1001", port=rig.ports[0])
+    for _ in range(5):
+        out = await rig.pusher.push(
+            target, Secret("secret"), url_payload("http://127.0.0.1:9/x"),
+            destinations=_dest(rig.ports[0]),
+        )  # fmt: skip
+        assert out.delivered  # answered 200 either way, as the phone would
+    dropped = [e for e in rig.kinds("dropped") if e["reason"] == "too many pending pushes"]
+    assert len(dropped) == 2  # one running, two waiting, two dropped
+    gate.set()
+    await _settle()
+    assert len(rig.kinds("fetch_finished")) == 3

@@ -104,6 +104,7 @@ class PhoneHost:
         self._jobs: asyncio.Queue[tuple[PhoneState, bytes]] = asyncio.Queue()
         self._idle_workers = 0
         self.max_workers = 256
+        self.max_pending = 10_000
 
     async def start(self) -> None:
         """Create the endpoint (call before :meth:`add_phone`)."""
@@ -367,6 +368,12 @@ class PhoneHost:
 
     # ------------------------------------------------------------ XML-Service
     def _enqueue(self, phone: PhoneState, body: bytes) -> None:
+        if self._jobs.qsize() >= self.max_pending:
+            # Bounded like everything a peer can make us hold: a flood of
+            # (authenticated) pushes is answered 200 and dropped, as a
+            # phone whose browser is saturated would.
+            self.events.emit("dropped", phone=phone.config.name, reason="too many pending pushes")
+            return
         self._jobs.put_nowait((phone, body))
         # Grow while jobs outnumber the idle workers (a burst of pushes
         # arrives in one receive batch, before any worker wakes up).
