@@ -4,10 +4,12 @@ Theory of operation
 -------------------
 ``parse_message`` does the least work that lets a message be framed and
 trusted: it splits the start line, unfolds header lines, checks each header
-name is a token and frames the body by Content-Length.  It does not parse
-header *values*; typed accessors (``msg.via``, ``msg.cseq``...) parse on first
-use and cache the result.  A 200 OK that a client only matches by branch and
-CSeq therefore never builds From/To/Contact objects.
+name is a token (all in one C-level ``findall``; any doubt sends the message
+to the line-by-line parser, which names the faulty line), indexes the
+fields by canonical name and frames the body by Content-Length.  It does not
+parse header *values*; typed accessors (``msg.via``, ``msg.cseq``...) parse on
+first use and cache the result.  A 200 OK that a client only matches by
+branch and CSeq therefore never builds From/To/Contact objects.
 
 A message is a value: its header list is a tuple of ``(wire name, value)``
 pairs in received order (names kept as sent, so re-serialising is faithful),
@@ -111,7 +113,6 @@ def canonical_name(name: str) -> str:
 
 Header = tuple[str, str]
 _NONE: list[str] = []
-_LONG_TO_COMPACT = {long: short for short, long in COMPACT_NAMES.items()}
 
 
 class Message:
