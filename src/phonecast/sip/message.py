@@ -1,4 +1,4 @@
-"""SIP messages: parsing from bytes, serialising to bytes, lazy typed access.
+"""SIP messages as values: header index, serialising to bytes, lazy typed access.
 
 Theory of operation
 -------------------
@@ -17,24 +17,18 @@ its body is bytes.  The ``with_*`` methods return new messages.  Header names
 are matched case-insensitively and compact forms (RFC 3261 7.3.3) are
 expanded for lookup.
 
-Datagram vs stream framing (RFC 3261 18.3): a datagram's body is
-Content-Length octets, the rest of the datagram is ignored (RFC 4475 3.1.1.8);
-without Content-Length the body runs to the end of the datagram.  On a stream
-Content-Length is mandatory; :class:`StreamFramer` cuts whole messages out of
-the byte stream and raises :class:`ParseError` when framing is impossible (the
-connection must then be closed, as there is no way to resynchronise).
+Parsing and framing live in :mod:`phonecast.sip.wire`; ``parse_message``,
+``parse_head`` and :class:`StreamFramer` are re-exported here.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from phonecast.sip import _abnf
 from phonecast.sip import headers as h
-from phonecast.sip.errors import HeaderError, ParseError
-from phonecast.sip.uri import Uri, parse_uri
+from phonecast.sip.errors import HeaderError
+from phonecast.sip.uri import Uri
 
 if TYPE_CHECKING:
     from phonecast.sip.digest import Challenge, Credentials
@@ -90,10 +84,6 @@ LIST_HEADERS = frozenset(
         "service-route",
     }
 )
-
-#: Default upper bound on a message, in octets (UDP datagrams cannot exceed it).
-MAX_MESSAGE_SIZE = 65535
-
 
 #: Header name as spelled -> canonical name.  Peers spell the same few dozen
 #: names the same way every time; bounded because names come off the wire.
@@ -166,7 +156,7 @@ class Message:
         dict probe, which is what a UAS reading a dozen headers needs."""
         index = self._index
         if index is None:
-            index = self._index = _index_of(self.headers)
+            index = self._index = index_fields(self.headers)
         return index
 
     def header_map(self) -> Mapping[str, list[str]]:
@@ -615,56 +605,7 @@ class Response(Message):
         return f"<Response {self.status_code} {self.reason}>"
 
 
-# ------------------------------------------------------------------- parsing
-
-
-def _split_head(data: bytes) -> tuple[bytes, int, str]:
-    """Locate the end of the header section: (head bytes, body start, EOL)."""
-    end = data.find(b"\r\n\r\n")
-    if end >= 0:
-        return data[:end], end + 4, "\r\n"
-    if b"\r" not in data:
-        # Bare-LF messages are not RFC 3261 but are seen in the wild.
-        end = data.find(b"\n\n")
-        if end >= 0:
-            return data[:end], end + 2, "\n"
-        return data.rstrip(b"\n"), len(data), "\n"
-    # No blank line: a datagram whose header section runs to its end.
-    return data.rstrip(b"\r\n"), len(data), "\r\n"
-
-
-# One header line after unfolding: token, optional white space, ':', value;
-# or (second alternative) any other line, so that findall consumes every line
-# in order and a bad one shows up as an empty name instead of being skipped.
-_TOKEN_CLASS = r"[A-Za-z0-9\-.!%*_+`'~]"
-_LINE_RE = re.compile(rf"({_TOKEN_CLASS}+)[ \t]*:[ \t]*([^\r\n]*)\r\n|[^\r\n]*\r\n")
-_FOLD_RE = re.compile(r"[ \t]*\r\n[ \t]+")
-
-
-def _fast_split(head: str) -> tuple[str, list[Header]] | None:
-    """Start line and header fields in one C-level pass (``findall`` of
-    :data:`_LINE_RE`, whose second alternative turns any line that is not
-    ``token: value`` into an empty name); ``None`` sends the caller to
-    :func:`parse_head`, which finds and names the fault line by line."""
-    start, _, rest = head.partition("\r\n")
-    if not rest:
-        return start, []
-    if "\r\n " in rest or "\r\n\t" in rest:
-        if rest[0] in " \t":
-            return None
-        rest = _FOLD_RE.sub(" ", rest)
-    crlfs = rest.count("\r\n")
-    if rest.count("\r") != crlfs or rest.count("\n") != crlfs:
-        return None  # a lone CR or LF: findall would skip past it silently
-    headers: list[Header] = _LINE_RE.findall(rest + "\r\n")
-    if ("", "") in headers or len(headers) != crlfs + 1:
-        return None
-    if " \r\n" in rest or "\t\r\n" in rest or rest[-1] in " \t":
-        headers = [(n, v.rstrip(" \t")) for n, v in headers]
-    return start, headers
-
-
-def _index_of(headers: Iterable[Header]) -> dict[str, list[str]]:
+def index_fields(headers: Iterable[Header]) -> dict[str, list[str]]:
     """Canonical name -> field values, in order."""
     index: dict[str, list[str]] = {}
     known = _CANONICAL
@@ -678,188 +619,24 @@ def _index_of(headers: Iterable[Header]) -> dict[str, list[str]]:
     return index
 
 
-def parse_head(head: str, eol: str = "\r\n") -> tuple[str, list[Header], list[str]]:
-    """Split a decoded header section into start line, headers and the raw
-    Content-Length values (for framing)."""
-    if eol == "\r\n":
-        fast = _fast_split(head)
-        if fast is not None:
-            return fast[0], fast[1], _index_of(fast[1]).get("content-length", [])
-    lines = head.split(eol)
-    start = lines[0]
-    headers: list[Header] = []
-    lengths: list[str] = []
-    for lineno, line in enumerate(lines[1:], start=2):
-        if not line:
-            raise ParseError(
-                "empty line inside the header section", kind="header-line", line=lineno
-            )
-        first = line[0]
-        if first == " " or first == "\t":
-            if not headers:
-                raise ParseError(
-                    "continuation line before any header", kind="header-line", line=lineno
-                )
-            name, value = headers[-1]
-            cont = line.strip(" \t")
-            headers[-1] = (name, f"{value} {cont}" if value else cont)
-            if lengths and (name == "l" or name.lower() == "content-length"):
-                lengths[-1] = headers[-1][1]
-            continue
-        colon = line.find(":")
-        if colon <= 0:
-            raise ParseError(
-                f"header line without a name and ':': {line[:40]!r}",
-                kind="header-line",
-                line=lineno,
-            )
-        name = line[:colon].rstrip(" \t")
-        if _abnf.TOKEN_RE.fullmatch(name) is None:
-            raise ParseError(
-                f"header name {name[:40]!r} is not a token", kind="header-line", line=lineno
-            )
-        value = line[colon + 1 :].strip(" \t")
-        if (first == "l" or first == "L" or first == "c" or first == "C") and (
-            name == "l" or name == "L" or name.lower() == "content-length"
-        ):
-            lengths.append(value)
-        headers.append((name, value))
-    return start, headers, lengths
+# Re-exported at the end: wire.py builds Request/Response, defined above.
+from phonecast.sip.wire import (  # noqa: E402
+    MAX_MESSAGE_SIZE,
+    StreamFramer,
+    parse_head,
+    parse_message,
+)
 
-
-def _frame_length(lengths: list[str], available: int, *, stream: bool) -> int | None:
-    """Body length from the Content-Length values; None = to end of datagram."""
-    if not lengths:
-        if stream:
-            raise ParseError("a message on a stream needs Content-Length", kind="content-length")
-        return None
-    distinct = {v.strip() for v in lengths}
-    if len(distinct) > 1:
-        if stream:
-            raise ParseError("conflicting Content-Length values", kind="content-length")
-        return None  # validation answers 400; the datagram still parses
-    text = lengths[0].strip()
-    if not text.isdigit() or not text.isascii():
-        raise ParseError(f"invalid Content-Length {text[:20]!r}", kind="content-length")
-    length = int(text)
-    if length > available:
-        raise ParseError(
-            f"Content-Length {length} exceeds the {available} octets that follow",
-            kind="content-length",
-        )
-    return length
-
-
-def _build(start: str, headers: list[Header], body: bytes) -> Request | Response:
-    if start[:4].upper() == "SIP/":
-        m = _abnf.STATUS_LINE_RE.fullmatch(start)
-        if m is None:
-            m2 = _abnf.STATUS_LINE_RE.fullmatch(start + " ")
-            if m2 is None:
-                raise ParseError(f"invalid status line {start[:60]!r}", kind="start-line", line=1)
-            m = m2
-        code = int(m.group(2))
-        if code < 100:
-            raise ParseError(f"status code {code} out of range", kind="start-line", line=1)
-        return Response(code, m.group(3), headers, body, m.group(1))
-    m = _abnf.REQUEST_LINE_RE.fullmatch(start)
-    if m is None:
-        raise ParseError(f"invalid request line {start[:60]!r}", kind="start-line", line=1)
-    method, uri_text, version = m.groups()
-    try:
-        uri = parse_uri(uri_text)
-    except ParseError as exc:
-        raise ParseError(f"invalid Request-URI: {exc.message}", kind="uri", line=1) from None
-    return Request(method, uri, headers, body, version)
-
-
-def parse_message(data: bytes, *, max_size: int = MAX_MESSAGE_SIZE) -> Request | Response:
-    """Parse one message from a datagram (or from bytes framed elsewhere).
-
-    Octets after the body declared by Content-Length are ignored.  Raises
-    :class:`ParseError` (with ``kind`` and ``line``) for anything that is not a
-    SIP message; never any other exception.
-    """
-    if len(data) > max_size:
-        raise ParseError(f"message of {len(data)} octets exceeds {max_size}", kind="framing")
-    start_at = 0
-    while data.startswith(b"\r\n", start_at):
-        start_at += 2
-    if start_at:
-        data = data[start_at:]
-    if not data:
-        raise ParseError("empty message", kind="framing")
-    head_bytes, body_start, eol = _split_head(data)
-    head = head_bytes.decode("utf-8", "surrogateescape")
-    fast = _fast_split(head) if eol == "\r\n" else None
-    if fast is None:
-        start, headers, lengths = parse_head(head, eol)
-        index = None
-    else:
-        start, headers = fast
-        index = _index_of(headers)
-        lengths = index.get("content-length", [])
-    available = len(data) - body_start
-    length = _frame_length(lengths, available, stream=False)
-    end = len(data) if length is None else body_start + length
-    body = data[body_start:end]
-    msg = _build(start, headers, body)
-    if index is not None:
-        msg._index = index
-        if data[body_start - 4 : body_start] == b"\r\n\r\n":
-            msg._wire = data[:end]  # an unmodified parsed message re-sends its own bytes
-    return msg
-
-
-class StreamFramer:
-    """Cuts whole SIP messages out of a TCP/TLS byte stream.
-
-    ``feed()`` bytes as they arrive; iterate ``messages()`` to take every
-    complete message.  CRLF keep-alives between messages (RFC 5626 3.5.1) are
-    skipped.  A framing fault raises :class:`ParseError`; the caller must then
-    close the connection.
-    """
-
-    def __init__(self, *, max_size: int = MAX_MESSAGE_SIZE) -> None:
-        self._buf = bytearray()
-        self._max = max_size
-
-    def feed(self, data: bytes) -> None:
-        """Append received bytes."""
-        self._buf += data
-
-    @property
-    def buffered(self) -> int:
-        """Octets received but not yet returned as a message."""
-        return len(self._buf)
-
-    def next_raw(self) -> bytes | None:
-        """The next complete message as bytes, or ``None`` if incomplete."""
-        buf = self._buf
-        skip = 0
-        while buf.startswith(b"\r\n", skip):
-            skip += 2
-        if skip:
-            del buf[:skip]
-        end = buf.find(b"\r\n\r\n")
-        if end < 0:
-            if len(buf) > self._max:
-                raise ParseError("header section too long", kind="framing")
-            return None
-        head = bytes(buf[:end]).decode("utf-8", "surrogateescape")
-        _, _, lengths = parse_head(head)
-        length = _frame_length(lengths, self._max, stream=True)
-        assert length is not None
-        total = end + 4 + length
-        if total > self._max:
-            raise ParseError(f"message of {total} octets exceeds {self._max}", kind="framing")
-        if len(buf) < total:
-            return None
-        raw = bytes(buf[:total])
-        del buf[:total]
-        return raw
-
-    def messages(self) -> Iterator[Request | Response]:
-        """Parse and yield every complete buffered message."""
-        while (raw := self.next_raw()) is not None:
-            yield parse_message(raw, max_size=self._max)
+__all__ = [
+    "COMPACT_NAMES",
+    "LIST_HEADERS",
+    "MAX_MESSAGE_SIZE",
+    "Header",
+    "Message",
+    "Request",
+    "Response",
+    "StreamFramer",
+    "canonical_name",
+    "parse_head",
+    "parse_message",
+]

@@ -14,7 +14,8 @@ import secrets
 from collections.abc import Iterable
 
 from phonecast.sip.errors import SipError
-from phonecast.sip.message import Header, Request, Response, canonical_name, parse_head
+from phonecast.sip.message import Header, Request, Response, canonical_name
+from phonecast.sip.wire import parse_head
 
 #: Reason phrases of the responses phonecast sends (RFC 3261 21 and others).
 REASONS = {
