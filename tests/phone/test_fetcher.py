@@ -1,18 +1,19 @@
-"""The phone's HTTP fetch is bounded: size, redirects, time, schemes."""
+"""The phone's HTTP fetch is bounded: size, redirects, time, schemes; TLS verified."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 
 from phonecast.phone.fetcher import Fetcher
+from tests.tls import make_pki
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[str]:
+def _app() -> web.Application:
     async def ok(request: web.Request) -> web.Response:
         return web.Response(body=b"<CiscoIPPhoneText/>", content_type="text/xml")
 
@@ -23,28 +24,53 @@ async def server() -> AsyncIterator[str]:
             await resp.write(b"x" * 8192)
         return resp
 
+    async def declared(request: web.Request) -> web.Response:
+        return web.Response(body=b"y" * 200_000, content_type="text/xml")
+
     async def loop(request: web.Request) -> web.Response:
         raise web.HTTPFound("/loop")
+
+    async def hop(request: web.Request) -> web.Response:
+        raise web.HTTPFound("ok")  # relative: resolved against this URL
 
     async def slow(request: web.Request) -> web.Response:
         await asyncio.sleep(1.5)
         return web.Response(text="late")
 
+    async def drip(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        resp.content_type = "text/xml"
+        await resp.prepare(request)
+        for _ in range(6):  # each read within the timeout, the whole well over it
+            await resp.write(b"<!-- -->")
+            await asyncio.sleep(0.2)
+        return resp
+
     async def missing(request: web.Request) -> web.Response:
         return web.Response(status=404)
 
     app = web.Application()
-    app.router.add_get("/ok", ok)
-    app.router.add_get("/big", big)
-    app.router.add_get("/loop", loop)
-    app.router.add_get("/slow", slow)
-    app.router.add_get("/missing", missing)
-    runner = web.AppRunner(app)
+    for path, handler in {
+        "/ok": ok, "/big": big, "/declared": declared, "/loop": loop, "/hop": hop,
+        "/slow": slow, "/drip": drip, "/missing": missing,
+    }.items():  # fmt: skip
+        app.router.add_get(path, handler)
+    return app
+
+
+async def _serve(ssl_context: object = None) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(_app())
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)  # type: ignore[arg-type]
     await site.start()
     host, port = runner.addresses[0][:2]
-    yield f"http://{host}:{port}"
+    return runner, f"{'https' if ssl_context else 'http'}://{host}:{port}"
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[str]:
+    runner, url = await _serve()
+    yield url
     await runner.cleanup()
 
 
@@ -56,14 +82,81 @@ async def test_fetch_ok_and_failures(server: str) -> None:
         assert ok.content_type is not None and ok.content_type.startswith("text/xml")
         big = await fetcher.fetch(server + "/big")
         assert not big.ok and "exceeds" in (big.error or "")
+        declared = await fetcher.fetch(server + "/declared")
+        assert not declared.ok and declared.error == "body of 200000 bytes exceeds 65536"
         loop = await fetcher.fetch(server + "/loop")
-        assert not loop.ok and "redirects" in (loop.error or "")
+        assert not loop.ok and loop.error == "more than 2 redirects"
+        hop = await fetcher.fetch(server + "/hop")
+        assert hop.ok and hop.url == server + "/ok"
         slow = await fetcher.fetch(server + "/slow")
         assert not slow.ok and slow.error == "timed out"
+        drip = await fetcher.fetch(server + "/drip")
+        assert drip.ok and drip.body == b"<!-- -->" * 6  # the timeout bounds each read
         missing = await fetcher.fetch(server + "/missing")
-        assert not missing.ok and missing.status == 404
+        assert not missing.ok and missing.status == 404 and missing.error == "HTTP 404"
         assert (await fetcher.fetch("file:///etc/passwd")).error == "unsupported URL scheme 'file'"
         refused = await fetcher.fetch("http://127.0.0.1:1/x")
-        assert not refused.ok and refused.error
+        assert not refused.ok and (refused.error or "").startswith("ConnectionRefusedError")
     finally:
         await fetcher.close()
+
+
+async def test_a_server_that_hangs_up_without_answering() -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        result = await Fetcher(timeout=1).fetch(f"http://127.0.0.1:{port}/x")
+        assert not result.ok and result.error and result.status is None
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_https_is_verified(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path)
+    runner, url = await _serve(pki.server_context())
+    try:
+        untrusted = await Fetcher(timeout=2).fetch(url + "/ok")
+        assert not untrusted.ok and "SSLCertVerificationError" in (untrusted.error or "")
+        trusted = await Fetcher(timeout=2, tls=pki.client_context()).fetch(url + "/ok")
+        assert trusted.ok and trusted.body == b"<CiscoIPPhoneText/>"
+    finally:
+        await runner.cleanup()
+
+
+async def test_connections_are_limited_and_queueing_is_not_a_timeout(server: str) -> None:
+    """One connection at a time: the fetches queued behind a server that
+    stalls for the whole timeout still succeed (they waited longer than the
+    timeout, but waiting for a connection is not a failed fetch)."""
+    fetcher = Fetcher(timeout=0.6, limit=1)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    results = await asyncio.gather(
+        fetcher.fetch(server + "/slow"), *(fetcher.fetch(server + "/ok") for _ in range(5))
+    )
+    assert not results[0].ok and results[0].error == "timed out"
+    assert all(r.ok for r in results[1:])
+    assert loop.time() - start >= 0.6
+
+
+def test_fetch_on_uvloop() -> None:
+    """The commands run on uvloop, whose transports are not asyncio's
+    classes: a fetch must work there too."""
+    uvloop = pytest.importorskip("uvloop", reason="uvloop is not installed")
+
+    async def scenario() -> tuple[bool, bytes, str | None]:
+        runner, url = await _serve()
+        try:
+            ok = await Fetcher(timeout=2).fetch(url + "/ok")
+            refused = await Fetcher(timeout=2).fetch("http://127.0.0.1:1/x")
+        finally:
+            await runner.cleanup()
+        return ok.ok, ok.body, refused.error
+
+    ok, body, refused = uvloop.run(scenario())
+    assert ok and body == b"<CiscoIPPhoneText/>"
+    assert refused is not None and refused.startswith("ConnectionRefusedError")
