@@ -103,7 +103,7 @@ class ServerHandle:
 class _Entry:
     """Book-keeping of one live transaction."""
 
-    __slots__ = ("callback", "destination", "flow", "handle", "reply_to", "timer", "tx")
+    __slots__ = ("callback", "destination", "flow", "handle", "reply_to", "timer", "tx", "wire")
 
     def __init__(self, tx: Transaction) -> None:
         self.tx = tx
@@ -112,6 +112,9 @@ class _Entry:
         #: Server transactions over UDP: where every response goes, worked
         #: out once from the request's top Via (not re-parsed per response).
         self.reply_to: Address | None = None
+        #: Server transactions over UDP: the request datagram as received,
+        #: the key under which a byte-identical retransmission is recognised.
+        self.wire: bytes | None = None
         self.destination: tuple[str, Address, str | None] | None = None
         self.callback: ResponseCallback | None = None
         self.handle: ServerHandle | None = None
@@ -134,6 +137,11 @@ class SipEndpoint:
         self._heap = DeadlineHeap(self._loop)
         self._table = TransactionTable()
         self._entries: dict[int, _Entry] = {}
+        #: Live UDP server transactions by their request datagram: a peer's
+        #: retransmission is byte-identical, so it is matched with one dict
+        #: probe instead of a parse (what keeps an overloaded phone from
+        #: spending its CPU re-parsing the copies its slowness provoked).
+        self._by_wire: dict[bytes, _Entry] = {}
         self._handler = handler
         self._policy = policy
         self._timers = timers
@@ -190,6 +198,7 @@ class SipEndpoint:
             if entry.callback is not None:
                 entry.callback(None, "closed")
         self._entries.clear()
+        self._by_wire.clear()
         self._heap.close()
         for sock in self._udp.values():
             sock.close()
@@ -343,6 +352,17 @@ class SipEndpoint:
         self._received += 1
         if self.tracer is not None:
             self.tracer("recv", data, flow)
+        known = self._by_wire.get(data)
+        if (
+            known is not None
+            and known.flow is not None
+            and known.flow.remote == flow.remote
+            and known.flow.local == flow.local
+        ):
+            assert known.handle is not None
+            known.tx.handle_request(known.handle.request, self.now())  # type: ignore[union-attr]
+            self._pump(known)
+            return
         try:
             msg = parse_message(data)
         except ParseError:
@@ -361,9 +381,9 @@ class SipEndpoint:
                 tx.handle_response(msg, now)
                 self._pump(entry)
             return
-        self._on_request(msg, flow, now)
+        self._on_request(msg, flow, now, data)
 
-    def _on_request(self, request: Request, flow: Flow, now: float) -> None:
+    def _on_request(self, request: Request, flow: Flow, now: float, data: bytes = b"") -> None:
         try:
             request = _stamp_via(request, flow)
         except HeaderError:
@@ -399,6 +419,9 @@ class SipEndpoint:
         entry.flow = flow
         if flow.connection is None:
             entry.reply_to = _reply_address(request.top_via, flow)
+            if data:
+                entry.wire = data
+                self._by_wire[data] = entry
         entry.handle = ServerHandle(self, tx, request, flow)
         self._entries[id(tx)] = entry
         self._pump(entry)
@@ -470,6 +493,8 @@ class SipEndpoint:
             entry.timer = None
         self._table.remove(entry.tx)
         self._entries.pop(id(entry.tx), None)
+        if entry.wire is not None and self._by_wire.get(entry.wire) is entry:
+            del self._by_wire[entry.wire]
         if entry.callback is not None:
             cb, entry.callback = entry.callback, None
             cb(None, "final")
