@@ -22,7 +22,8 @@ from phonecast.cli.demo_cmd import start_fleet
 from phonecast.net.loop import run
 
 
-def rss_kib(pid: int) -> int:
+def rss_kib(pid: int | str = "self") -> int:
+    """Resident memory of a process (from /proc), KiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])

@@ -15,22 +15,15 @@ Run: ``.venv/bin/python bench/profile_hot_paths.py``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import cProfile
 import io
 import pstats
 import tempfile
-import time
 from pathlib import Path
 
 from bench import emulator_cpu
-from bench.push_vs_sipp import free_port, start_uas
-from phonecast.credentials import Secret
-from phonecast.net.endpoint import SipEndpoint
+from bench.push_vs_sipp import run_phonecast
 from phonecast.net.loop import run
-from phonecast.push.payload import url_payload
-from phonecast.push.pusher import Destination, Pusher, PushOptions
-from phonecast.sip import SipUri
 
 OUT = Path(__file__).resolve().parent / "profiles"
 
@@ -48,38 +41,10 @@ def summary(profile: cProfile.Profile, title: str, lines: int) -> str:
 
 
 async def profile_pusher(pushes: int, window: int) -> cProfile.Profile:
+    profile = cProfile.Profile()
     with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        uas = start_uas(Path(tmp), port, pushes)
-        ep = SipEndpoint()
-        await ep.listen_udp("127.0.0.1", 0)
-        pusher = Pusher(ep)
-        target = SipUri("127.0.0.1", "1001", port=port)
-        dest = [Destination("udp", "127.0.0.1", port)]
-        payload = url_payload("http://127.0.0.1:9/alert.xml")
-        opts = PushOptions(timeout=10)
-        left = pushes
-        failed = 0
-
-        async def worker() -> None:
-            nonlocal left, failed
-            while left > 0:
-                left -= 1
-                out = await pusher.push(
-                    target, Secret("secret"), payload, options=opts, destinations=dest
-                )
-                failed += not out.delivered
-
-        profile = cProfile.Profile()
-        t0 = time.monotonic()
-        profile.enable()
-        await asyncio.gather(*(worker() for _ in range(window)))
-        profile.disable()
-        elapsed = time.monotonic() - t0
-        await ep.close()
-        uas.terminate()
-        uas.wait()
-    print(f"pusher: {pushes} pushes, {failed} failed, {pushes / elapsed:,.0f}/s under cProfile")
+        failed, rate, _, _ = await run_phonecast(Path(tmp), pushes, window, profiler=profile)
+    print(f"pusher: {pushes} pushes, {failed} failed, {rate:,.0f}/s under cProfile")
     return profile
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import resource
 import socket
 import subprocess
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+from bench.campaign import rss_kib
 from phonecast.credentials import Secret
 from phonecast.net.endpoint import SipEndpoint
 from phonecast.net.loop import run
@@ -117,11 +119,17 @@ def run_sipp(tmp: Path, count: int, rate: int) -> tuple[Drive, float]:
 
 
 async def run_phonecast(
-    tmp: Path, count: int, window: int, *, samples: int = 0
+    tmp: Path,
+    count: int,
+    window: int,
+    *,
+    samples: int = 0,
+    profiler: cProfile.Profile | None = None,
 ) -> tuple[int, float, float, int]:
     """Push ``count`` times with a fixed pool of ``window`` workers (no task
     per push): (failures, pushes/s, CPU s per 1,000, retransmissions).  With ``samples``,
-    print this process's resident memory that many times along the way."""
+    print this process's resident memory that many times along the way;
+    ``profiler`` is enabled around the pushes only."""
     port = free_port()
     uas = start_uas(tmp, port, count, timeout=count // 500 + 120)
     ep = SipEndpoint()
@@ -151,13 +159,17 @@ async def run_phonecast(
             requests += out.requests
             done += 1
             if every and done % every == 0:
-                rss.append(rss_mib())
+                rss.append(rss_kib() / 1024)
                 rate = done / (time.monotonic() - t0)
                 print(
                     f"{done:>9,} pushes  rss {rss[-1]:6.1f} MiB  {rate:7,.0f} pushes/s", flush=True
                 )
 
+    if profiler is not None:
+        profiler.enable()
     await asyncio.gather(*(worker() for _ in range(window)))
+    if profiler is not None:
+        profiler.disable()
     elapsed = time.monotonic() - t0
     usage1 = resource.getrusage(resource.RUSAGE_SELF)
     retransmissions = ep.stats.sent - requests
@@ -168,14 +180,6 @@ async def run_phonecast(
         print(f"rss first {rss[0]:.1f} MiB, last {rss[-1]:.1f} MiB, max {max(rss):.1f} MiB")
     cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
     return failures, count / elapsed, cpu / count * 1000, retransmissions
-
-
-def rss_mib() -> float:
-    """This process's resident memory."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def main() -> None:
