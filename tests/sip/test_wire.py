@@ -107,3 +107,46 @@ def test_a_lone_cr_inside_the_header_block_is_not_skipped() -> None:
     except ParseError:
         return
     assert "x-smuggled" not in msg.header_map()
+
+
+_NAMES = st.sampled_from(
+    ["Via", "v", "From", "f", "To", "Call-ID", "CSeq", "Content-Length", "l", "X-A.b_c~1", "e"]
+)
+_VALUE = st.text(alphabet=st.sampled_from([*"abcXYZ019;=:,<>@\"' \t", "\u00e9"]), max_size=30)
+
+
+@st.composite
+def _header_blocks(draw: st.DrawFn) -> str:
+    """Header sections as peers write them, with the odd fault: folded
+    lines, trailing white space, a line without a name, a stray CR or LF."""
+    lines = ["NOTIFY sip:a@b SIP/2.0"]
+    for _ in range(draw(st.integers(0, 8))):
+        kind = draw(st.sampled_from(["field", "field", "field", "fold", "junk", "cr", "lf"]))
+        if kind == "field" or not lines[1:]:
+            sep = draw(st.sampled_from([":", ": ", " : ", "\t:"]))
+            lines.append(f"{draw(_NAMES)}{sep}{draw(_VALUE)}")
+        elif kind == "fold":
+            lines.append(draw(st.sampled_from([" ", "\t", "  "])) + draw(_VALUE))
+        elif kind == "junk":
+            lines.append(draw(st.sampled_from(["no colon here", ": no name", "Bad Name: x", ""])))
+        else:
+            lines[-1] += ("\r" if kind == "cr" else "\n") + draw(_VALUE)
+    return "\r\n".join(lines)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(_header_blocks())
+def test_fast_split_agrees_with_the_line_by_line_reading(head: str) -> None:
+    """Whenever the one-pass split takes a header section, it reads exactly
+    what the line-by-line parser reads; anything else it leaves to that
+    parser (which then parses it or names the faulty line)."""
+    from phonecast.sip.wire import _fast_split, _parse_lines
+
+    fast = _fast_split(head)
+    try:
+        slow = _parse_lines(head, "\r\n")
+    except ParseError:
+        assert fast is None  # never accepts what the careful reading refuses
+        return
+    if fast is not None:
+        assert (fast[0], fast[1]) == (slow[0], slow[1])

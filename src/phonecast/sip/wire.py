@@ -46,7 +46,7 @@ def _split_head(data: bytes) -> tuple[bytes, int, str]:
 # in order and a bad one shows up as an empty name instead of being skipped.
 _TOKEN_CLASS = r"[A-Za-z0-9\-.!%*_+`'~]"
 _LINE_RE = re.compile(rf"({_TOKEN_CLASS}+)[ \t]*:[ \t]*([^\r\n]*)\r\n|[^\r\n]*\r\n")
-_FOLD_RE = re.compile(r"[ \t]*\r\n[ \t]+")
+_FOLD_RE = re.compile(r"(?:[ \t]*\r\n[ \t]+)+")  # a run of folds is one SP
 
 
 def _fast_split(head: str) -> tuple[str, list[Header]] | None:
@@ -79,6 +79,12 @@ def parse_head(head: str, eol: str = "\r\n") -> tuple[str, list[Header], list[st
         fast = _fast_split(head)
         if fast is not None:
             return fast[0], fast[1], index_fields(fast[1]).get("content-length", [])
+    return _parse_lines(head, eol)
+
+
+def _parse_lines(head: str, eol: str) -> tuple[str, list[Header], list[str]]:
+    """The line-by-line reading of :func:`parse_head`: slower, and the one
+    that names the faulty line; the fast split must agree with it."""
     lines = head.split(eol)
     start = lines[0]
     headers: list[Header] = []
@@ -96,7 +102,8 @@ def parse_head(head: str, eol: str = "\r\n") -> tuple[str, list[Header], list[st
                 )
             name, value = headers[-1]
             cont = line.strip(" \t")
-            headers[-1] = (name, f"{value} {cont}" if value else cont)
+            # A blank continuation adds nothing (no trailing space).
+            headers[-1] = (name, f"{value} {cont}" if value and cont else value or cont)
             if lengths and (name == "l" or name.lower() == "content-length"):
                 lengths[-1] = headers[-1][1]
             continue
