@@ -392,7 +392,7 @@ class PhoneHost:
             try:
                 await self._xml_service(phone, body)
             except Exception as exc:  # one bad job must not stop the worker
-                self.events.emit("internal_error", error=f"{type(exc).__name__}: {exc}"[:300])
+                self._report_fault(exc)
 
     def _spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
@@ -402,9 +402,14 @@ class PhoneHost:
     def _task_done(self, task: asyncio.Task[None]) -> None:
         """A phone's background work failing must not go unnoticed, nor stop it."""
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
+        if not task.cancelled():
             exc = task.exception()
-            self.events.emit("internal_error", error=f"{type(exc).__name__}: {exc}"[:300])
+            if exc is not None:
+                self._report_fault(exc)
+
+    def _report_fault(self, exc: BaseException) -> None:
+        """A phone's background work failing must not go unnoticed."""
+        self.events.emit("internal_error", error=f"{type(exc).__name__}: {exc}"[:300])
 
     async def _xml_service(self, phone: PhoneState, body: bytes) -> None:
         name = phone.config.name
