@@ -130,6 +130,9 @@ class CampaignRunner:
         self._by_token: dict[str, str] = {}
         self._confirmed: set[str] = set()
         self._accepted: set[str] = set()
+        #: Accepted phones not confirmed yet, kept as a count: comparing the
+        #: two sets on every fetch made a large campaign quadratic.
+        self._unconfirmed = 0
         self._cid = ""
         self._progress = Progress(0)
         self._confirm_event = asyncio.Event()
@@ -140,9 +143,12 @@ class CampaignRunner:
         name = fetch.phone
         self.store.record_fetch(self._cid, name, fetch.at, fetch.source)
         self.store.flush()  # the proof of delivery is committed at once
-        self._confirmed.add(name)
+        if name not in self._confirmed:
+            self._confirmed.add(name)
+            if name in self._accepted:
+                self._unconfirmed -= 1
         self._bump("confirmed")
-        if self._accepted <= self._confirmed:
+        if self._unconfirmed == 0:
             self._confirm_event.set()
 
     def publish(
@@ -183,6 +189,7 @@ class CampaignRunner:
         wanted_states = {"queued", "sending"} | ({"accepted"} if opts.confirm else set())
         todo = [p for p in phones if p.name in rows and rows[p.name].state in wanted_states]
         self._confirmed = {n for n, r in rows.items() if r.state == "confirmed"}
+        self._accepted, self._unconfirmed = set(), 0
         self._progress = Progress(len(todo))
         self._progress.counts = self.store.counts(cid)
         flusher = asyncio.ensure_future(self._flush_loop())
@@ -280,7 +287,9 @@ class CampaignRunner:
             return
         now = time.time()
         if outcome.delivered:
-            self._accepted.add(phone.name)
+            if phone.name not in self._accepted:
+                self._accepted.add(phone.name)
+                self._unconfirmed += phone.name not in self._confirmed
             state = "confirmed" if phone.name in self._confirmed else "accepted"
             self.store.record(
                 self._cid,
@@ -317,7 +326,7 @@ class CampaignRunner:
             self.on_progress(self._progress)
 
     async def _await_confirmations(self) -> None:
-        if self._accepted <= self._confirmed:
+        if self._unconfirmed == 0:
             return
         self._confirm_event.clear()
         with contextlib.suppress(TimeoutError):

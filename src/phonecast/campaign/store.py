@@ -263,15 +263,15 @@ class CampaignStore:
             return
         results, self._results = self._results, []
         fetches, self._fetches = self._fetches, []
-        with self._tx():
-            for cid, r in results:
-                self._db.execute(
-                    "UPDATE phones SET state=?, outcome=coalesce(?, outcome),"
-                    " code=coalesce(?, code), reason=coalesce(?, reason),"
-                    " attempts=coalesce(?, attempts),"
-                    " latency_ms=coalesce(?, latency_ms),"
-                    " accepted_at=CASE WHEN ?='accepted' THEN ? ELSE accepted_at END"
-                    " WHERE campaign=? AND name=? AND state != 'confirmed'",
+        with self._tx():  # one statement per kind of write, not per row
+            self._db.executemany(
+                "UPDATE phones SET state=?, outcome=coalesce(?, outcome),"
+                " code=coalesce(?, code), reason=coalesce(?, reason),"
+                " attempts=coalesce(?, attempts),"
+                " latency_ms=coalesce(?, latency_ms),"
+                " accepted_at=CASE WHEN ?='accepted' THEN ? ELSE accepted_at END"
+                " WHERE campaign=? AND name=? AND state != 'confirmed'",
+                [
                     (
                         r.state,
                         r.outcome,
@@ -283,18 +283,18 @@ class CampaignStore:
                         r.at,
                         cid,
                         r.name,
-                    ),
-                )
-            for cid, name, at, source in fetches:
-                self._db.execute(
-                    "INSERT INTO fetches(campaign, name, at, source) VALUES (?,?,?,?)",
-                    (cid, name, at, source),
-                )
-                self._db.execute(
-                    "UPDATE phones SET state='confirmed', outcome='confirmed',"
-                    " confirmed_at=coalesce(confirmed_at, ?) WHERE campaign=? AND name=?",
-                    (at, cid, name),
-                )
+                    )
+                    for cid, r in results
+                ],
+            )
+            self._db.executemany(
+                "INSERT INTO fetches(campaign, name, at, source) VALUES (?,?,?,?)", fetches
+            )
+            self._db.executemany(
+                "UPDATE phones SET state='confirmed', outcome='confirmed',"
+                " confirmed_at=coalesce(confirmed_at, ?) WHERE campaign=? AND name=?",
+                [(at, cid, name) for cid, name, at, _ in fetches],
+            )
 
     def fetch_count(self, cid: str, name: str | None = None) -> int:
         """Fetches recorded for a campaign (or one phone of it)."""
