@@ -33,7 +33,7 @@ from phonecast.phone.calls import ALLOW, CallAgent, CallSettings
 from phonecast.phone.config import ACCEPTED_EVENTS, LineConfig, PhoneConfig
 from phonecast.phone.events import EventLog
 from phonecast.phone.fetcher import Fetcher
-from phonecast.phone.screen import Screen, object_to_screen, parse_execute_items, parse_object
+from phonecast.phone.screen import Screen, parse_execute_items, screen_for
 from phonecast.sip import DEFAULT_TIMERS, Request, SipError, SipUri, UasPolicy, make_response
 from phonecast.sip.digest import DigestServer, authorize, compute_ha1
 
@@ -482,13 +482,12 @@ class PhoneHost:
         if not result.ok:
             return
         try:
-            obj = parse_object(result.body)
+            phone.screen = screen_for(result.body)
         except ValueError as exc:
             self.events.emit(
                 "xml_error", phone=name, number=getattr(exc, "number", 1), detail=str(exc)[:200]
             )
             return
-        phone.screen = object_to_screen(obj)
         self.events.emit("screen", phone=name, **phone.screen.summary())
         if self.on_screen is not None:
             self.on_screen(phone)

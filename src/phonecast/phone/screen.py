@@ -7,6 +7,7 @@ directory entries, soft keys).  :func:`render` draws it for a terminal.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +62,23 @@ def parse_object(body: bytes) -> Any:
     from phonecast.ciscoxml import parse
 
     return parse(body)
+
+
+def screen_for(body: bytes) -> Screen:
+    """The screen ``body`` produces (raises like :func:`parse_object`).
+
+    Memoised per body (up to 8 KiB, 256 bodies): a campaign sends every
+    phone of a fleet the same object, and both the parse result and the
+    screen are immutable, so phones showing the same bytes share one.
+    Errors are never cached."""
+    if len(body) > 8192:
+        return object_to_screen(parse_object(body))
+    return _screen_of_small(body)
+
+
+@functools.lru_cache(maxsize=256)
+def _screen_of_small(body: bytes) -> Screen:
+    return object_to_screen(parse_object(body))
 
 
 def parse_execute_items(body: bytes) -> list[tuple[str, int]]:

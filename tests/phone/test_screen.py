@@ -1,0 +1,27 @@
+"""What a phone shows for an object, and the per-body memo behind it."""
+
+from __future__ import annotations
+
+import pytest
+
+from phonecast.ciscoxml import Text, to_xml
+from phonecast.phone.screen import screen_for
+
+
+def test_same_body_same_screen_object() -> None:
+    body = to_xml(Text("Facilities", None, (), "Fire drill at 10:00"))
+    first = screen_for(body)
+    assert first.title == "Facilities" and "Fire drill" in first.render()
+    assert screen_for(bytes(body)) is first  # equal bytes: shared, immutable
+
+
+def test_refused_bodies_raise_every_time() -> None:
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            screen_for(b"<CiscoIPPhoneText><Title>unterminated")
+
+
+def test_large_bodies_are_not_kept() -> None:
+    body = to_xml(Text("T", None, (), "x" * 3000)) + b" " * 6000  # over 8 KiB
+    assert len(body) > 8192
+    assert screen_for(body) is not screen_for(body)
