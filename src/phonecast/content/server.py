@@ -76,8 +76,16 @@ class ContentServer:
         app.router.add_get("/healthz", self._health)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
+        # A fleet fetches in bursts (hundreds of phones at once after a
+        # wave of pushes); the default backlog of 128 drops SYNs then, and a
+        # phone whose connect is retried past its timeout never confirms.
         site = web.TCPSite(
-            runner, self._host, self._port, ssl_context=self._ssl, reuse_address=True
+            runner,
+            self._host,
+            self._port,
+            ssl_context=self._ssl,
+            reuse_address=True,
+            backlog=4096,
         )
         await site.start()
         self._runner = runner
