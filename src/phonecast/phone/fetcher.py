@@ -21,7 +21,7 @@ import asyncio
 import ssl
 from dataclasses import dataclass
 from typing import cast
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 import h11
 
@@ -164,15 +164,15 @@ class Fetcher:
             if scheme not in ("http", "https"):
                 return FetchResult(url, False, error=f"unsupported URL scheme {scheme!r}")
             async with self._slots:
-                result = await self._get(url, scheme)
+                result = await self._get(url, parts, scheme)
             if isinstance(result, FetchResult):
                 return result
             url = result  # a redirect
         return FetchResult(url, False, error=f"more than {self._max_redirects} redirects")
 
-    async def _get(self, url: str, scheme: str) -> FetchResult | str:
-        """One GET: the result, or the URL a redirect points to."""
-        parts = urlsplit(url)
+    async def _get(self, url: str, parts: SplitResult, scheme: str) -> FetchResult | str:
+        """One GET of ``url`` (split into ``parts``): the result, or the URL a
+        redirect points to."""
         host = parts.hostname
         try:
             port = parts.port or (443 if scheme == "https" else 80)

@@ -443,25 +443,18 @@ class Message:
         received/rport, RFC 3261 18.2.1).  Every request received over UDP
         goes through here, so the copy inherits what is already known: the
         header index and the parsed values of every other header."""
-        headers = self._headers
-        pos = next((i for i, hf in enumerate(headers) if canonical_name(hf[0]) == "via"), None)
-        if pos is None:
-            return self.with_header_first("Via", str(via))
-        name, value = headers[pos]
+        first = self.get("via")
         text = str(via)
-        if "," in value:
-            parts = h.split_commas(value)
+        if first is None:
+            return self.with_header_first("Via", text)
+        if "," in first:
+            parts = h.split_commas(first)
             parts[0] = text
             text = ", ".join(parts)
-        fields = list(headers)
-        fields[pos] = (name, text)
-        copy = self._copy(fields)
-        if self._index is not None:
-            index = dict(self._index)
-            vias = list(index["via"])
-            vias[0] = text
-            index["via"] = vias
-            copy._index = index
+        copy = self.with_first_header_replaced("Via", text)
+        index = dict(self._values_index())  # built by the get() above
+        index["via"] = [text, *index["via"][1:]]
+        copy._index = index
         copy._cache = {k: v for k, v in self._cache.items() if not k.startswith("via")}
         copy._cache["via^"] = via
         return copy
