@@ -464,6 +464,54 @@ def test_credentials_round_trip(
         params=params,
     )
     assert parse_credentials(str(c)) == c
+    # The one-step path for the usual value writes what the general one does.
+    assert c._plain_str() in (None, c._generic_str())
+    plain = Credentials(
+        username=username,
+        realm=realm,
+        nonce=nonce,
+        uri=uri,
+        response=response,
+        algorithm=algorithm or "MD5",
+        cnonce=cnonce or "c",
+        opaque=opaque,
+        qop=qop or "auth",
+        nc=nc or "00000001",
+    )
+    assert plain._plain_str() in (None, plain._generic_str())
+    assert parse_credentials(str(plain)) == plain
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["username", "realm", "nonce", "uri", "response", "algorithm", "cnonce", "opaque", "qop"],
+)
+@pytest.mark.parametrize("bad", ["a\rb", "a\nb"])
+def test_credentials_refuse_cr_lf_in_every_field(field: str, bad: str) -> None:
+    values = dict(
+        username="u",
+        realm="r",
+        nonce="n",
+        uri="sip:a",
+        response="0" * 32,
+        algorithm="MD5",
+        cnonce="c",
+        opaque="o",
+        qop="auth",
+        nc="00000001",
+    )
+    Credentials(**values)  # type: ignore[arg-type]
+    values[field] = bad
+    with pytest.raises(DigestError, match="CR or LF"):
+        Credentials(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("nc", ["1", "0000000g", "000000001", ""])
+def test_credentials_refuse_a_malformed_nc(nc: str) -> None:
+    with pytest.raises(DigestError, match="nc"):
+        Credentials(
+            username="u", realm="r", nonce="n", uri="sip:a", response="0", qop="auth", nc=nc
+        )
 
 
 # ------------------------------------------------------------- client

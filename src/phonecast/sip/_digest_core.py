@@ -19,7 +19,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from phonecast.sip import _abnf
 from phonecast.sip.errors import DigestError
@@ -121,11 +123,24 @@ def get_algorithm(name: str | None) -> Algorithm:
     return alg
 
 
+def _constructor(hash_name: str) -> Callable[[bytes], Any]:
+    # hashlib.md5 and friends skip hashlib.new's name lookup, which costs
+    # more than hashing a SIP-sized string; sha512_256 has no such attribute.
+    direct = getattr(hashlib, hash_name, None)
+    return direct if callable(direct) else functools.partial(hashlib.new, hash_name)
+
+
+_CONSTRUCTORS: dict[str, Callable[[bytes], Any]] = {}
+
+
 def _h(alg: Algorithm, data: str | bytes) -> str:
     # Strings that came off the wire were decoded with surrogateescape; encoding
     # the same way hashes exactly the bytes the peer sent.
     raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogateescape")
-    return hashlib.new(alg.hash_name, raw).hexdigest()
+    new = _CONSTRUCTORS.get(alg.hash_name)
+    if new is None:
+        new = _CONSTRUCTORS[alg.hash_name] = _constructor(alg.hash_name)
+    return str(new(raw).hexdigest())
 
 
 def compute_ha1(algorithm: str | None, username: str, realm: str, password: str) -> str:
@@ -205,6 +220,12 @@ def _quote(text: str) -> str:
 
 def _token_or_quoted(text: str) -> str:
     return text if _abnf.is_token(text) else _quote(text)
+
+
+def _has_crlf(texts: tuple[str | None, ...]) -> bool:
+    """Whether any of ``texts`` holds a CR or LF (None is skipped)."""
+    joined = "".join(filter(None, texts))
+    return "\r" in joined or "\n" in joined
 
 
 def _check_text(what: str, text: str | None) -> None:
@@ -359,6 +380,16 @@ class Credentials:
     token68: str | None = None
 
     def __post_init__(self) -> None:
+        if (
+            self.scheme == "Digest"
+            and not self.params
+            and self.token68 is None
+            and None
+            not in (fields := (self.username, self.realm, self.nonce, self.uri, self.response))
+            and not _has_crlf((*fields, self.algorithm, self.cnonce, self.opaque, self.qop))
+            and (self.nc is None or _NC_RE.fullmatch(self.nc))
+        ):
+            return  # the common case, checked in a few C-level steps
         _check_common(self.scheme, self.params, self.token68, CREDENTIAL_FIELDS)
         required = (self.username, self.realm, self.nonce, self.uri, self.response)
         optional = (self.algorithm, self.cnonce, self.opaque, self.qop)
@@ -384,6 +415,40 @@ class Credentials:
         return _extension(self.params, name)
 
     def __str__(self) -> str:
+        plain = self._plain_str()
+        return plain if plain is not None else self._generic_str()
+
+    def _plain_str(self) -> str | None:
+        """The usual Digest value (algorithm, qop, nc and cnonce, no
+        extension parameters, nothing to escape) in one format step, or None.
+
+        Same text as :meth:`_generic_str`, which handles everything else;
+        a client writes one of these per challenge, so it is worth a path.
+        """
+        alg, qop, cnonce, opaque = self.algorithm, self.qop, self.cnonce, self.opaque
+        if (
+            self.scheme != "Digest"
+            or self.params
+            or self.userhash
+            or not alg
+            or not qop
+            or self.nc is None
+            or cnonce is None
+        ):
+            return None
+        quoted = (self.username, self.realm, self.nonce, self.uri, self.response, cnonce, opaque)
+        if None in quoted[:5] or _NEEDS_ESCAPE_RE.search("".join(filter(None, quoted))):
+            return None
+        if not _abnf.is_token(alg + qop):  # both are tokens iff their concatenation is
+            return None
+        tail = "" if opaque is None else f', opaque="{opaque}"'
+        return (
+            f'Digest username="{self.username}", realm="{self.realm}", '
+            f'nonce="{self.nonce}", uri="{self.uri}", response="{self.response}", '
+            f'algorithm={alg}, cnonce="{cnonce}"{tail}, qop={qop}, nc={self.nc}'
+        )
+
+    def _generic_str(self) -> str:
         parts: list[str] = []
         quoted = (
             ("username", self.username),

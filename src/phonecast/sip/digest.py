@@ -27,6 +27,7 @@ credentials never quote the header value.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections import OrderedDict
 from collections.abc import Collection, Iterable
@@ -85,11 +86,16 @@ def _usable(challenge: Challenge, allowed: frozenset[str]) -> bool:
     """Whether a client can answer ``challenge`` at all."""
     if not challenge.is_digest or challenge.realm is None or challenge.nonce is None:
         return False
-    if not algorithm_available(challenge.algorithm):
-        return False
-    if canonical_algorithm(challenge.algorithm) not in allowed:
+    alg = ALGORITHMS.get((challenge.algorithm or "MD5").lower())
+    if alg is None or alg.name not in allowed or not algorithm_available(alg.name):
         return False
     return not challenge.qop or any(q.lower() in _QOPS for q in challenge.qop)
+
+
+@functools.lru_cache(maxsize=32)
+def _allowed(algorithms: tuple[str, ...]) -> frozenset[str]:
+    """Registered spellings of the implemented names among ``algorithms``."""
+    return frozenset(canonical_algorithm(a) for a in algorithms if a.lower() in ALGORITHMS)
 
 
 def select_challenge(
@@ -107,7 +113,7 @@ def select_challenge(
     and present on this platform, and (if qop is offered) auth or auth-int.
     Raises :class:`DigestError` if none is usable.
     """
-    allowed = frozenset(canonical_algorithm(a) for a in algorithms if a.lower() in ALGORITHMS)
+    allowed = _allowed(tuple(algorithms))
     offered = list(challenges)
     usable = [c for c in offered if _usable(c, allowed)]
     if not usable:
