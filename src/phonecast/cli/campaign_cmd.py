@@ -23,6 +23,7 @@ from phonecast.content import ContentServer
 from phonecast.net.endpoint import SipEndpoint
 from phonecast.net.localaddr import local_ip_for
 from phonecast.net.loop import run as run_loop
+from phonecast.net.loop import settle
 from phonecast.push.payload import Payload, PayloadError, execute_payload, url_payload
 from phonecast.push.pusher import Pusher
 
@@ -286,6 +287,8 @@ async def _execute(
         urls = runner.publish(cid, phones, lambda p: body, "text/xml; charset=utf-8")
     else:
         urls = {p.name: params["url"] for p in phones}
+
+    settle()  # inventory loaded, content published: keep the collector off them
 
     def payload_for(phone: Phone) -> Payload:
         try:

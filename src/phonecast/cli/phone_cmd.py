@@ -21,6 +21,7 @@ from phonecast.campaign.inventory import Phone, write_inventory_csv
 from phonecast.cli.push_cmd import fail
 from phonecast.credentials import Secret, SecretError, resolve_secret
 from phonecast.net.loop import run as run_loop
+from phonecast.net.loop import settle
 from phonecast.phone.config import LineConfig, PhoneConfig, PhoneSettings
 from phonecast.phone.emulator import PhoneHost, PhoneState
 from phonecast.phone.events import EventLog
@@ -306,6 +307,7 @@ async def _serve(
                 f"{configs[0].settings.registrar}",
                 err=True,
             )
+        settle()  # the phones are up: keep the collector off them
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
