@@ -160,3 +160,97 @@ def test_fetch_on_uvloop() -> None:
     ok, body, refused = uvloop.run(scenario())
     assert ok and body == b"<CiscoIPPhoneText/>"
     assert refused is not None and refused.startswith("ConnectionRefusedError")
+
+
+async def _canned(reply: bytes, seen: list[bytes] | None = None) -> tuple[asyncio.Server, str]:
+    """A server that reads the request head, writes ``reply`` and closes."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        if seen is not None:
+            seen.append(head)
+        writer.write(reply)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+@pytest.mark.parametrize(
+    ("reply", "ok", "body", "error"),
+    [
+        # no Content-Length, no chunking: the body runs to the close (RFC 9112 6.3)
+        (b"HTTP/1.0 200 OK\r\nContent-Type: text/xml\r\n\r\n<a/>", True, b"<a/>", None),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n<a\r\n2\r\n/>\r\n0\r\n\r\n",
+         True, b"<a/>", None),
+        (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n<a/>",
+         True, b"<a/>", None),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n<a/>", False, b"<a/>",
+         "the server closed the connection before the response ended"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n<a\r\n", False, b"<a",
+         "the server closed the connection before the response ended"),
+        (b"HTTP/1.1 2x0 OK\r\n\r\n", False, b"", "malformed response"),
+        (b"HTTP/1.1 200 OK\r\nBad Header: x\r\nContent-Length: 0\r\n\r\n", False, b"",
+         "malformed response"),
+        (b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"p" * 20_000 + b"\r\n\r\n", False, b"",
+         "response header block exceeds 16384 bytes"),
+        (b"HTTP/1.1 200 OK\r\n" + b"X-Pad: pppppppp\r\n" * 1500 + b"\r\n", False, b"",
+         "response header block exceeds 16384 bytes"),
+    ],
+)  # fmt: skip
+async def test_response_framing_and_faults(
+    reply: bytes, ok: bool, body: bytes, error: str | None
+) -> None:
+    server, url = await _canned(reply)
+    try:
+        result = await Fetcher(timeout=2).fetch(url + "/x")
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert result.ok is ok
+    if ok:
+        assert result.body == body and result.status == 200
+    else:
+        assert result.error is not None and result.error.startswith(error or "")
+
+
+async def test_a_hostile_url_cannot_add_lines_to_the_request() -> None:
+    seen: list[bytes] = []
+    server, url = await _canned(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", seen)
+    try:
+        result = await Fetcher(timeout=2).fetch(url + "/a b\u00e9/c?q=1 2&x=%0D%0AEvil: 1")
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert result.ok
+    lines = seen[0].split(b"\r\n")
+    assert lines[0] == b"GET /a%20b%C3%A9/c?q=1%202&x=%0D%0AEvil:%201 HTTP/1.1"
+    names = [line.split(b":")[0] for line in lines[1:] if line]
+    assert names == [b"Host", b"User-Agent", b"Accept", b"Connection"]
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://example.test/", b"GET / HTTP/1.1\r\nHost: example.test\r\n"),
+        ("http://example.test", b"GET / HTTP/1.1\r\nHost: example.test\r\n"),
+        ("http://user:pw@[::1]:8080/p?q", b"GET /p?q HTTP/1.1\r\nHost: [::1]:8080\r\n"),
+        ("http://b\u00fccher.test/", b"GET / HTTP/1.1\r\nHost: xn--bcher-kva.test\r\n"),
+    ],
+)
+def test_request_bytes(url: str, expected: bytes) -> None:
+    from urllib.parse import urlsplit
+
+    from phonecast.phone.fetcher import request_bytes
+
+    data = request_bytes(urlsplit(url), b"UA")
+    assert data.startswith(expected)
+    assert data.endswith(b"\r\nConnection: close\r\n\r\n")
+
+
+@pytest.mark.parametrize("url", ["http://exa mple.test/", 'http://a"b/', "http:///nohost"])
+async def test_a_url_without_a_valid_host_is_refused_before_connecting(url: str) -> None:
+    result = await Fetcher(timeout=1).fetch(url)
+    assert not result.ok
+    assert result.error in ("URL has no valid host", "URL has no host")
