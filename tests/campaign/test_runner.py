@@ -184,3 +184,33 @@ async def test_dispatch_is_a_fixed_pool_within_the_concurrency_window(tmp_path: 
     assert pusher.peak == 20
     assert pusher.peak_tasks <= 20 + 3  # the pool, the test, the flusher: not 300
     assert report.summary()["accepted"] == 300
+
+
+async def test_fetches_share_a_commit_and_each_returns_once_committed(tmp_path: Path) -> None:
+    import asyncio
+
+    from phonecast.content import Fetch
+
+    store = CampaignStore(tmp_path / "g.db")
+    cid = store.create({}, [(f"p{i}", f"sip:{i}@127.0.0.1", None) for i in range(4)])
+    runner = CampaignRunner(store, None, None, RunOptions(commit_window=0.05))  # type: ignore[arg-type]
+    runner._cid = cid
+    commits: list[int] = []
+    flush = store.flush
+
+    def counting_flush() -> None:
+        commits.append(store.pending)
+        flush()
+
+    store.flush = counting_flush  # type: ignore[method-assign]
+    first = [
+        asyncio.ensure_future(runner.record_fetch(Fetch(f"p{i}", "t", 1.0, "127.0.0.1", 200)))
+        for i in range(3)
+    ]
+    await asyncio.sleep(0.01)
+    assert not any(f.done() for f in first)  # nothing answered before the commit
+    assert store.fetch_count(cid) == 0
+    await asyncio.gather(*first)
+    assert commits == [3] and store.fetch_count(cid) == 3  # one commit for all three
+    await runner.record_fetch(Fetch("p3", "t", 2.0, "127.0.0.1", 200))  # a later one: its own
+    assert commits == [3, 1] and store.fetch_count(cid, "p3") == 1

@@ -78,3 +78,25 @@ os.kill(os.getpid(), signal.SIGKILL)
     rows = {p.name: p.state for p in store.phones(cid)}
     assert rows == {"a": "accepted", "b": "sending"}
     store.close()
+
+
+def test_a_failed_commit_keeps_the_buffered_writes(tmp_path: Path) -> None:
+    import sqlite3
+
+    import pytest
+
+    store, cid = _store(tmp_path)
+    store.record(cid, Result("p0", "accepted", code=200, attempts=1, at=101.0))
+    store.record_fetch(cid, "p1", 101.5, "127.0.0.1")
+    blocker = sqlite3.connect(tmp_path / "c.db", timeout=0)
+    blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    store._db.execute("PRAGMA busy_timeout=0")
+    with pytest.raises(sqlite3.OperationalError):
+        store.flush()
+    assert store.pending == 2  # nothing dropped
+    blocker.rollback()
+    blocker.close()
+    store.flush()
+    rows = {p.name: p for p in store.phones(cid)}
+    assert rows["p0"].state == "accepted" and rows["p1"].state == "confirmed"
+    assert store.fetch_count(cid, "p1") == 1

@@ -41,3 +41,30 @@ async def test_public_url_overrides_base() -> None:
         assert server.publish("p", b"x").startswith("http://phones.example.net:8080/c/")
     finally:
         await server.stop()
+
+
+async def test_an_awaitable_on_fetch_holds_the_answer_until_it_is_done() -> None:
+    import asyncio
+
+    released = asyncio.Event()
+    seen: list[str] = []
+
+    async def record(fetch: Fetch) -> None:
+        seen.append(fetch.phone)
+        await released.wait()  # e.g. the store committing the fetch
+
+    server = ContentServer("127.0.0.1", 0, on_fetch=record)
+    await server.start()
+    try:
+        url = server.publish("phone-a", b"<a/>")
+        async with aiohttp.ClientSession() as http:
+            get = asyncio.ensure_future(http.get(url))
+            while not seen:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.1)
+            assert not get.done()  # recorded, not yet answered
+            released.set()
+            async with await get as resp:
+                assert resp.status == 200 and await resp.read() == b"<a/>"
+    finally:
+        await server.stop()

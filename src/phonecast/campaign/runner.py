@@ -61,6 +61,9 @@ class RunOptions:
     push_timeout: float = 8.0
     transport: str | None = None
     flush_interval: float = 0.05
+    #: Fetches arriving within this many seconds share one commit (each is
+    #: answered only once it is committed); 0 commits each on its own.
+    commit_window: float = 0.005
     seed: int | None = None
 
 
@@ -136,13 +139,21 @@ class CampaignRunner:
         self._cid = ""
         self._progress = Progress(0)
         self._confirm_event = asyncio.Event()
+        self._commit: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------- content
-    def record_fetch(self, fetch: Fetch) -> None:
-        """Content-server callback: a phone fetched its content (committed at once)."""
+    async def record_fetch(self, fetch: Fetch) -> None:
+        """Content-server callback: a phone fetched its content.
+
+        Returns once the fetch is committed, and the server answers the phone
+        only then: after a crash the store never lacks a fetch that a phone
+        was served.  Fetches arriving within ``commit_window`` share one
+        commit (group commit): a commit per fetch was a tenth of the runner's
+        CPU in a 10,000-phone campaign.
+        """
         name = fetch.phone
         self.store.record_fetch(self._cid, name, fetch.at, fetch.source)
-        self.store.flush()  # the proof of delivery is committed at once
+        await self._committed()
         if name not in self._confirmed:
             self._confirmed.add(name)
             if name in self._accepted:
@@ -150,6 +161,28 @@ class CampaignRunner:
         self._bump("confirmed")
         if self._unconfirmed == 0:
             self._confirm_event.set()
+
+    def _committed(self) -> asyncio.Future[None]:
+        """A future resolved when what is buffered now has been committed."""
+        pending = self._commit
+        if pending is None or pending.done():
+            loop = asyncio.get_running_loop()
+            pending = self._commit = loop.create_future()
+            if self.options.commit_window > 0:
+                loop.call_later(self.options.commit_window, self._commit_now, pending)
+            else:
+                self._commit_now(pending)
+        return pending
+
+    def _commit_now(self, pending: asyncio.Future[None]) -> None:
+        try:
+            self.store.flush()
+        except Exception as exc:  # the waiting fetches are answered 500
+            if not pending.done():
+                pending.set_exception(exc)
+            return
+        if not pending.done():
+            pending.set_result(None)
 
     def publish(
         self,

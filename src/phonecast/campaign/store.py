@@ -258,11 +258,25 @@ class CampaignStore:
         return len(self._results) + len(self._fetches)
 
     def flush(self) -> None:
-        """Commit every buffered result and fetch in one transaction."""
+        """Commit every buffered result and fetch in one transaction.
+
+        If the commit fails (disk full, database locked) the writes stay
+        buffered for the next flush and the error propagates: nothing is lost.
+        """
         if not self._results and not self._fetches:
             return
         results, self._results = self._results, []
         fetches, self._fetches = self._fetches, []
+        try:
+            self._write(results, fetches)
+        except BaseException:
+            self._results[:0] = results
+            self._fetches[:0] = fetches
+            raise
+
+    def _write(
+        self, results: list[tuple[str, Result]], fetches: list[tuple[str, str, float, str]]
+    ) -> None:
         with self._tx():  # one statement per kind of write, not per row
             self._db.executemany(
                 "UPDATE phones SET state=?, outcome=coalesce(?, outcome),"

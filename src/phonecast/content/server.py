@@ -8,8 +8,10 @@ lookup of the whole token (no prefix oracle).
 
 The server is aiohttp (a well-kept async HTTP implementation, not
 hand-written HTTP).  Each fetch is reported through ``on_fetch`` with the
-phone, time, source address and status; unknown tokens get 404 and are
-counted but reveal nothing.
+phone, time, source address and status, before the content is sent; if
+``on_fetch`` returns an awaitable, the response waits for it (the campaign
+runner commits the fetch first).  Unknown tokens get 404 and are counted but
+reveal nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import secrets
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -54,7 +56,7 @@ class ContentServer:
         *,
         public_url: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
-        on_fetch: Callable[[Fetch], None] | None = None,
+        on_fetch: Callable[[Fetch], Awaitable[None] | None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._host = host
@@ -134,11 +136,13 @@ class ContentServer:
             return web.Response(status=404, text="not found")
         self.fetches += 1
         if self._on_fetch is not None:
-            self._on_fetch(
+            recorded = self._on_fetch(
                 Fetch(
                     item.phone, token, self._clock(), source, 200, request.headers.get("User-Agent")
                 )
             )
+            if recorded is not None:
+                await recorded  # e.g. until the fetch is committed: answer only then
         return web.Response(
             body=item.body, headers={"Content-Type": item.content_type, "Cache-Control": "no-store"}
         )
