@@ -24,6 +24,23 @@ def test_make_response_echoes_and_tags() -> None:
     assert trying.to.tag is None  # no tag on 100 Trying
 
 
+@pytest.mark.parametrize("read_first", [True, False])
+def test_a_response_adopts_the_parsed_headers_it_echoes(read_first: bool) -> None:
+    req = parse_message((R / "esc01.dat").read_bytes())
+    assert isinstance(req, Request)
+    if read_first:  # the request's parsed values are handed over, not parsed again
+        parsed = (req.cseq, req.call_id, req.from_, req.via, req.top_via)
+    resp = make_response(req, 401, to_tag="t")
+    if read_first:
+        assert (resp.cseq, resp.call_id, resp.from_, resp.via, resp.top_via) == parsed
+        assert resp.cseq is parsed[0] and resp.via is parsed[3]
+    # Either way they are what the response's own text says.
+    again = parse_message(bytes(resp))
+    assert (again.cseq, again.call_id, again.from_) == (resp.cseq, resp.call_id, resp.from_)
+    assert [str(v) for v in again.via] == [str(v) for v in resp.via]
+    assert resp.to.tag == "t" and again.to == resp.to  # To is not adopted: it gained a tag
+
+
 def test_existing_to_tag_is_kept() -> None:
     req = parse_message((R / "badbranch.dat").read_bytes())
     assert isinstance(req, Request)

@@ -470,6 +470,17 @@ class Message:
                 break
         return self
 
+    def adopt_parsed(self, source: Message, keys: Iterable[str]) -> Self:
+        """Take ``source``'s parsed forms of the headers ``keys`` (cache keys:
+        canonical names, ``via*`` for all Via values, ``via^`` for the top
+        one), for a message built by copying those fields' text verbatim
+        (a response echoing its request).  Returns ``self``."""
+        cache, theirs = self._cache, source._cache
+        for key in keys:
+            if key in theirs and key not in cache:
+                cache[key] = theirs[key]
+        return self
+
     def with_first_header_replaced(self, name: str, value: str) -> Self:
         """A copy where only the first field of header ``name`` becomes
         ``value`` (e.g. a stamped top Via), the others kept; appended if absent."""

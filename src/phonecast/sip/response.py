@@ -105,9 +105,16 @@ def make_response(
     if content_type is not None:
         fields.append(("Content-Type", content_type))
     fields.append(("Content-Length", str(len(body))))
-    return Response(
+    response = Response(
         status_code, REASONS.get(status_code, "") if reason is None else reason, fields, body
     )
+    # The echoed CSeq, Call-ID, From and Via are the request's very text:
+    # their parsed forms carry over instead of being parsed again (the
+    # transaction reads the CSeq of every response it sends).
+    return response.adopt_parsed(request, _ADOPTED)
+
+
+_ADOPTED = ("cseq", "call-id", "from", "via*", "via^")
 
 
 def error_response(request: Request, error: SipError, *, to_tag: str | None = None) -> Response:
