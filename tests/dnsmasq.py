@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -12,13 +11,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_binary
+from tests.ports import free_ports
 
 
 def free_udp_port() -> int:
-    """A UDP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free for UDP and TCP on 127.0.0.1, outside the ephemeral range."""
+    return free_ports(1)[0]
 
 
 @contextmanager

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -20,18 +19,11 @@ from phonecast.phone.events import EventLog
 from phonecast.push.payload import url_payload
 from phonecast.push.pusher import Pusher
 from phonecast.sip import SipUri
+from tests.ports import free_ports
 
 
 def _free_ports(n: int) -> list[int]:
-    socks = []
-    for _ in range(n):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-    ports = [int(s.getsockname()[1]) for s in socks]
-    for s in socks:
-        s.close()
-    return ports
+    return free_ports(n)
 
 
 async def _campaign(

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.ports import free_ports
+
 SCENARIOS = Path(__file__).parent / "scenarios"
 
 
 def free_udp_port() -> int:
-    """A UDP (and, almost always, TCP) port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free for UDP and TCP on 127.0.0.1, outside the ephemeral range."""
+    return free_ports(1)[0]
 
 
 def scenario(name: str, tmp: Path, **values: str) -> Path:

@@ -21,6 +21,7 @@ from phonecast.push.payload import execute_payload, url_payload
 from phonecast.push.pusher import Destination, Pusher
 from phonecast.sip import Request, Response, SipUri, parse_message
 from phonecast.sip.digest import authorize
+from tests.ports import free_ports
 
 
 @dataclass
@@ -36,15 +37,7 @@ class Rig:
 
 
 def _free_ports(n: int) -> list[int]:
-    socks = []
-    for _ in range(n):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
+    return free_ports(n)
 
 
 @pytest.fixture
