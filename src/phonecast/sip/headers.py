@@ -173,7 +173,9 @@ class Via:
         """A copy with parameters set (``None`` means a flag)."""
         lowered = {k.lower() for k in values}
         kept = tuple(p for p in self.params if p[0].lower() not in lowered)
-        return replace(self, params=kept + tuple(values.items()))
+        # The constructor, not dataclasses.replace: every request received
+        # over UDP is stamped through here, and replace() costs several times more.
+        return Via(self.transport, self.host, self.port, (*kept, *values.items()), self.protocol)
 
 
 _VIA_RE = re.compile(

@@ -443,20 +443,28 @@ class Message:
         received/rport, RFC 3261 18.2.1).  Every request received over UDP
         goes through here, so the copy inherits what is already known: the
         header index and the parsed values of every other header."""
-        first = self.get("via")
+        index = self._values_index()
+        fields = index.get("via")
         text = str(via)
-        if first is None:
+        if not fields:
             return self.with_header_first("Via", text)
+        first = fields[0]
         if "," in first:
             parts = h.split_commas(first)
             parts[0] = text
             text = ", ".join(parts)
-        copy = self.with_first_header_replaced("Via", text)
-        index = dict(self._values_index())  # built by the get() above
-        index["via"] = [text, *index["via"][1:]]
+        headers = list(self._headers)
+        for i, (name, _) in enumerate(headers):
+            if canonical_name(name) == "via":  # the first Via field
+                headers[i] = (name, text)
+                break
+        copy = self._copy(headers)
+        index = dict(index)
+        index["via"] = [text, *fields[1:]]
         copy._index = index
-        copy._cache = {k: v for k, v in self._cache.items() if not k.startswith("via")}
-        copy._cache["via^"] = via
+        cache = {k: v for k, v in self._cache.items() if not k.startswith("via")}
+        cache["via^"] = via
+        copy._cache = cache
         return copy
 
     def prime_top_via(self, via: h.Via) -> Self:
