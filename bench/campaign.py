@@ -59,12 +59,15 @@ def main() -> None:
             )
             store = CampaignStore(work / "bench.db")
             cid = store.create(params, [(p.name, str(p.target), None) for p in phones])
-            t1 = time.monotonic()
+            t1, wall1 = time.monotonic(), time.time()
             fleet_cpu0, runner_cpu0 = cpu_seconds(fleet.pid), cpu_seconds()
             report = run(_execute(store, cid, phones, params, _content_body(params), True))
             elapsed = time.monotonic() - t1
             fleet_cpu = cpu_seconds(fleet.pid) - fleet_cpu0
             runner_cpu = cpu_seconds() - runner_cpu0
+            rows = store.phones(cid)
+            first_sent = min((r.sent_at for r in rows if r.sent_at), default=wall1)
+            last_confirmed = max((r.confirmed_at for r in rows if r.confirmed_at), default=wall1)
         finally:
             fleet.terminate()
             fleet.wait(timeout=30)
@@ -82,6 +85,10 @@ def main() -> None:
     print(
         f"CPU per phone: runner {runner_cpu / args.count * 1e3:.2f} ms, "
         f"fleet {fleet_cpu / args.count * 1e3:.2f} ms"
+    )
+    print(
+        f"phases: set-up {first_sent - wall1:.1f} s, first push to last confirmation "
+        f"{last_confirmed - first_sent:.1f} s, wrap-up {elapsed - (last_confirmed - wall1):.1f} s"
     )
     print(f"runner peak memory: {peak_mib:.0f} MiB")
 
