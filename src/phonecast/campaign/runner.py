@@ -28,6 +28,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
+import ipaddress
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -366,9 +368,10 @@ class CampaignRunner:
             await asyncio.wait_for(self._confirm_event.wait(), self.options.confirm_timeout)
 
 
+@functools.lru_cache(maxsize=1024)
 def _is_literal(host: str) -> bool:
-    import ipaddress
-
+    """Whether ``host`` is an IP address (cached: a campaign asks once per
+    attempt, about the same few hosts)."""
     try:
         ipaddress.ip_address(host)
     except ValueError:

@@ -211,8 +211,9 @@ class Pusher:
         payload: Payload,
         opts: PushOptions,
     ) -> _Result:
-        call_id = f"{secrets.token_hex(10)}@phonecast"
-        from_tag = secrets.token_hex(6)
+        random_hex = secrets.token_hex(16)  # one draw for both: 80 + 48 bits
+        call_id = f"{random_hex[:20]}@phonecast"
+        from_tag = random_hex[20:]
         route = _route_for(dest) if opts.proxy else None
         cseq = 1
         requests = 0
