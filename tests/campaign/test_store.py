@@ -100,3 +100,18 @@ def test_a_failed_commit_keeps_the_buffered_writes(tmp_path: Path) -> None:
     rows = {p.name: p for p in store.phones(cid)}
     assert rows["p0"].state == "accepted" and rows["p1"].state == "confirmed"
     assert store.fetch_count(cid, "p1") == 1
+
+
+def test_states_give_each_phones_state_and_token(tmp_path: Path) -> None:
+    store, cid = _store(tmp_path)
+    store.set_tokens(cid, [("p0", "tok0")])
+    store.mark_sending(cid, ["p1"], now=101.0)
+    states = store.states(cid)
+    assert states == {
+        "p0": ("queued", "tok0"),
+        "p1": ("sending", None),
+        "p2": ("queued", None),
+        "p3": ("queued", None),
+        "p4": ("queued", None),
+    }
+    assert states == {r.name: (r.state, r.token) for r in store.phones(cid)}

@@ -195,11 +195,11 @@ class CampaignRunner:
     ) -> dict[str, str]:
         """Host each phone's content (reusing stored tokens); name -> URL."""
         assert self.content is not None
-        rows = {r.name: r for r in self.store.phones(cid)}
+        rows = self.store.states(cid)
         urls: dict[str, str] = {}
         new_tokens: list[tuple[str, str]] = []
         for phone in phones:
-            token = rows[phone.name].token if phone.name in rows else None
+            token = rows[phone.name][1] if phone.name in rows else None
             body = body_for(phone)
             if token:
                 urls[phone.name] = self.content.publish_token(token, phone.name, body, content_type)
@@ -220,10 +220,10 @@ class CampaignRunner:
         """Push to every phone of ``cid`` that still needs it, then report."""
         self._cid = cid
         opts = self.options
-        rows = {r.name: r for r in self.store.phones(cid)}
+        rows = self.store.states(cid)
         wanted_states = {"queued", "sending"} | ({"accepted"} if opts.confirm else set())
-        todo = [p for p in phones if p.name in rows and rows[p.name].state in wanted_states]
-        self._confirmed = {n for n, r in rows.items() if r.state == "confirmed"}
+        todo = [p for p in phones if p.name in rows and rows[p.name][0] in wanted_states]
+        self._confirmed = {n for n, (state, _) in rows.items() if state == "confirmed"}
         self._accepted, self._unconfirmed = set(), 0
         self._progress = Progress(len(todo))
         self._progress.counts = self.store.counts(cid)
