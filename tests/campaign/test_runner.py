@@ -206,3 +206,20 @@ async def test_fetches_share_a_commit_and_each_returns_once_committed(tmp_path: 
     assert commits == [3] and store.fetch_count(cid) == 3  # one commit for all three
     await runner.record_fetch(Fetch("p3", "t", 2.0, "127.0.0.1", 200))  # a later one: its own
     assert commits == [3, 1] and store.fetch_count(cid, "p3") == 1
+
+
+async def test_progress_is_redrawn_a_few_times_a_second_not_per_event(tmp_path: Path) -> None:
+    import asyncio
+
+    store = CampaignStore(tmp_path / "p.db")
+    cid = store.create({}, [("p0", "sip:0@127.0.0.1", None)])
+    seen: list[dict[str, int]] = []
+    options = RunOptions(flush_interval=0.01, progress_interval=0.2)
+    runner = CampaignRunner(store, None, None, options)  # type: ignore[arg-type]
+    runner.on_progress = lambda prog: seen.append(dict(prog.counts))
+    runner._cid = cid
+    loop_task = asyncio.ensure_future(runner._flush_loop())
+    await asyncio.sleep(0.5)  # 50 flushes
+    loop_task.cancel()
+    assert 2 <= len(seen) <= 4  # at 0.01 s, then every 0.2 s
+    assert seen[-1] == {"queued": 1}

@@ -63,6 +63,7 @@ class RunOptions:
     push_timeout: float = 8.0
     transport: str | None = None
     flush_interval: float = 0.05
+    progress_interval: float = 0.25
     #: Fetches arriving within this many seconds share one commit (each is
     #: answered only once it is committed); 0 commits each on its own.
     commit_window: float = 0.005
@@ -160,7 +161,6 @@ class CampaignRunner:
             self._confirmed.add(name)
             if name in self._accepted:
                 self._unconfirmed -= 1
-        self._bump("confirmed")
         if self._unconfirmed == 0:
             self._confirm_event.set()
 
@@ -235,16 +235,31 @@ class CampaignRunner:
         finally:
             flusher.cancel()
             self.store.flush()
+            self._show_progress()  # the final counts, however short the run
         self.store.finish(cid)
         return make_report(cid, self.store.phones(cid))
 
     async def _flush_loop(self) -> None:
+        """Commit buffered results every ``flush_interval``; refresh the
+        progress (a count query and a redraw) every ``progress_interval``:
+        a display refreshes a few times a second, and redrawing per fetch
+        cost more than serving it."""
+        last_progress = float("-inf")
         while True:
             await asyncio.sleep(self.options.flush_interval)
             self.store.flush()
-            if self.on_progress is not None:
-                self._progress.counts = self.store.counts(self._cid)
-                self.on_progress(self._progress)
+            now = time.monotonic()
+            if (
+                self.on_progress is not None
+                and now - last_progress >= self.options.progress_interval
+            ):
+                last_progress = now
+                self._show_progress()
+
+    def _show_progress(self) -> None:
+        if self.on_progress is not None:
+            self._progress.counts = self.store.counts(self._cid)
+            self.on_progress(self._progress)
 
     async def _dispatch(
         self, todo: Sequence[Phone], payload_for: Callable[[Phone], Payload]
@@ -339,8 +354,6 @@ class CampaignRunner:
                     now,
                 ),
             )
-            if not self.options.confirm:
-                self._bump("accepted")
         else:
             self.store.record(
                 self._cid,
@@ -355,10 +368,6 @@ class CampaignRunner:
                     now,
                 ),
             )
-
-    def _bump(self, _state: str) -> None:
-        if self.on_progress is not None:
-            self.on_progress(self._progress)
 
     async def _await_confirmations(self) -> None:
         if self._unconfirmed == 0:
