@@ -103,6 +103,7 @@ def canonical_name(name: str) -> str:
 
 Header = tuple[str, str]
 _NONE: list[str] = []
+_MISS: Any = object()  # "not cached yet" (None is a cached answer: header absent)
 
 
 class Message:
@@ -218,13 +219,19 @@ class Message:
     def typed(self, name: str, parser: Callable[[str, str], T]) -> T | None:
         """Parse the first value of ``name`` with ``parser`` (cached)."""
         cache = self._cache
-        if name in cache:  # internal callers pass canonical names: no folding
-            return cache[name]  # type: ignore[no-any-return]
-        key = canonical_name(name)
-        if key in cache:
-            return cache[key]  # type: ignore[no-any-return]
-        raw = self.get(key)
-        result = None if raw is None else parser(raw, _display_name(key))
+        found = cache.get(name, _MISS)  # internal callers pass canonical names
+        if found is not _MISS:
+            return found  # type: ignore[no-any-return]
+        key = _CANONICAL.get(name) or canonical_name(name)
+        if key is not name:
+            found = cache.get(key, _MISS)
+            if found is not _MISS:
+                return found  # type: ignore[no-any-return]
+        index = self._index
+        if index is None:
+            index = self._values_index()
+        fields = index.get(key)
+        result = parser(fields[0], _display_name(key)) if fields else None
         cache[key] = result
         return result
 
