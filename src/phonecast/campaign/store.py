@@ -32,7 +32,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS campaigns (
@@ -84,9 +84,9 @@ OUTCOMES = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class PhoneRow:
-    """A phone's record in a campaign."""
+class PhoneRow(NamedTuple):
+    """A phone's record in a campaign (a named tuple: a report reads 10,000
+    of them at once, and a frozen dataclass cost five times as much to build)."""
 
     name: str
     target: str
@@ -213,7 +213,7 @@ class CampaignStore:
             sql += f" AND state IN ({','.join('?' * len(wanted))})"
             args += wanted
         rows = self._db.execute(sql + " ORDER BY seq", args).fetchall()
-        return [PhoneRow(*r) for r in rows]
+        return list(map(PhoneRow._make, rows))
 
     def states(self, cid: str) -> dict[str, tuple[str, str | None]]:
         """Each phone's ``(state, token)`` by name: what starting a run needs,
