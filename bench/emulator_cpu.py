@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 from phonecast.credentials import Secret
+from phonecast.net.loop import run as loop_run
 from phonecast.net.transport import Flow
 from phonecast.phone.config import LineConfig, PhoneConfig
 from phonecast.phone.emulator import PhoneHost
@@ -121,7 +122,7 @@ def main() -> None:
     parser.add_argument("--fetch", action="store_true")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
-    asyncio.run(run(args.calls, args.fetch, args.profile))
+    loop_run(run(args.calls, args.fetch, args.profile))  # the product's loop and GC settings
 
 
 if __name__ == "__main__":
