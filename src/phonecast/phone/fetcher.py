@@ -108,6 +108,7 @@ class _Exchange(asyncio.Protocol):
         self._head_done = False
         self._transport: asyncio.WriteTransport | None = None
         self._idle: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
         self._arm()  # nothing may leave the exchange waiting for ever
 
     # -- asyncio.Protocol
@@ -182,9 +183,19 @@ class _Exchange(asyncio.Protocol):
 
     def _arm(self) -> None:
         """Each read has ``timeout`` seconds (a slow-drip server cannot hold
-        the phone for longer than the cap allows)."""
-        self._disarm()
-        self._idle = self._loop.call_later(self._timeout, self.finish, TimeoutError())
+        the phone for longer than the cap allows).  Activity only moves the
+        deadline; the one timer, when it fires early, re-arms for the rest
+        (cancelling and re-creating a timer per read cost more)."""
+        self._deadline = self._loop.time() + self._timeout
+        if self._idle is None and not self.done.done():
+            self._idle = self._loop.call_at(self._deadline, self._on_idle)
+
+    def _on_idle(self) -> None:
+        self._idle = None
+        if self._loop.time() >= self._deadline:
+            self.finish(TimeoutError())
+        elif not self.done.done():
+            self._idle = self._loop.call_at(self._deadline, self._on_idle)
 
     def _disarm(self) -> None:
         if self._idle is not None:
