@@ -39,7 +39,7 @@ def cpu_seconds(pid: int | str = "self") -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=10_000)
-    parser.add_argument("--concurrency", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=200)  # `phonecast alert`'s default
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
