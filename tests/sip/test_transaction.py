@@ -703,6 +703,17 @@ def test_table_matches_responses_by_branch_and_cseq_method() -> None:
     assert table.match_response(no_via) is None
 
 
+def test_the_server_key_is_computed_once_and_not_kept_across_a_new_top_via() -> None:
+    from phonecast.sip.headers import Via
+
+    notify = _req(NOTIFY)
+    assert server_key(notify) is server_key(notify)  # cached with the message
+    moved = notify.with_top_via(Via("UDP", "192.0.2.7", 5070, (("branch", "z9hG4bKother"),)))
+    assert server_key(moved) == BranchKey("z9hG4bKother", "192.0.2.7", 5070, "NOTIFY")
+    stamped = notify.with_top_via(notify.top_via.with_params(received="198.51.100.1"))
+    assert server_key(stamped) == server_key(notify)  # received is not part of it
+
+
 def test_server_matching_by_branch_sent_by_and_method() -> None:
     notify = _req(NOTIFY)
     key = server_key(notify)

@@ -113,7 +113,18 @@ def server_key(request: Request) -> ServerKey:
     """Key of a request received, shared by its retransmissions and, for an
     INVITE, by the ACK of a failure response (but never by a CANCEL, which is
     a transaction of its own).  Raises :class:`HeaderError` on a broken Via,
-    and for RFC 2543 requests on broken From/To/Call-ID/CSeq."""
+    and for RFC 2543 requests on broken From/To/Call-ID/CSeq.
+
+    Computed once per message (matching and the new transaction both ask)."""
+    return request.derived(_SERVER_KEY, _server_key)
+
+
+#: Cache name of the key: it starts with "via" because the key depends on the
+#: top Via, and a copy with another top Via drops "via..." entries.
+_SERVER_KEY = "via:server-key"
+
+
+def _server_key(request: Request) -> ServerKey:
     via = request.top_via
     method = "INVITE" if request.method == "ACK" else request.method
     if via.branch is not None and is_rfc3261_branch(via.branch):

@@ -235,6 +235,17 @@ class Message:
         cache[key] = result
         return result
 
+    def derived(self, name: str, compute: Callable[[Self], T]) -> T:
+        """``compute(self)``, cached with the message under ``name`` (a value
+        other layers derive from it, e.g. a transaction key).  ``name`` must
+        not be a header name; start it with "via" if it depends on the top
+        Via, which :meth:`with_top_via` replaces."""
+        cache = self._cache
+        found = cache.get(name, _MISS)
+        if found is _MISS:
+            found = cache[name] = compute(self)
+        return found  # type: ignore[no-any-return]
+
     def _typed_all(self, name: str, parser: Callable[[str, str], tuple[T, ...]]) -> tuple[T, ...]:
         cache = self._cache
         key = name + "*"
