@@ -506,6 +506,21 @@ def test_credentials_refuse_cr_lf_in_every_field(field: str, bad: str) -> None:
         Credentials(**values)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("field", ["realm", "nonce", "opaque", "algorithm", "domain"])
+def test_challenges_refuse_cr_lf_in_every_field(field: str) -> None:
+    values = dict(realm="r", nonce="n", opaque="o", algorithm="MD5", domain="sip:a", qop=("auth",))
+    Challenge(**values)  # type: ignore[arg-type]
+    values[field] = "a\r\nb"
+    with pytest.raises(DigestError, match="CR or LF"):
+        Challenge(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("qop", [("a b",), ("auth", ""), ('"auth"',)])
+def test_challenges_refuse_qop_options_that_are_not_tokens(qop: tuple[str, ...]) -> None:
+    with pytest.raises(DigestError, match="qop"):
+        Challenge(realm="r", nonce="n", qop=qop)
+
+
 @pytest.mark.parametrize("nc", ["1", "0000000g", "000000001", ""])
 def test_credentials_refuse_a_malformed_nc(nc: str) -> None:
     with pytest.raises(DigestError, match="nc"):

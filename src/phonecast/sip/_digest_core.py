@@ -283,6 +283,8 @@ CREDENTIAL_FIELDS = frozenset(
         "userhash",
     }
 )
+#: qop offers that need no token check.
+_PLAIN_QOPS = frozenset({(), ("auth",), ("auth-int",), ("auth", "auth-int")})
 _CREDENTIAL_REQUIRED = ("username", "realm", "nonce", "uri", "response")
 _CREDENTIAL_TEXTS = (*_CREDENTIAL_REQUIRED, "algorithm", "cnonce", "opaque", "qop")
 
@@ -310,8 +312,16 @@ class Challenge:
     token68: str | None = None
 
     def __post_init__(self) -> None:
-        _check_common(self.scheme, self.params, self.token68, CHALLENGE_FIELDS)
         typed = (self.realm, self.nonce, self.opaque, self.algorithm, self.domain)
+        if (
+            self.scheme == "Digest"
+            and not self.params
+            and self.token68 is None
+            and not _has_crlf(typed)
+            and self.qop in _PLAIN_QOPS
+        ):
+            return  # what a server issues: checked in a few C-level steps
+        _check_common(self.scheme, self.params, self.token68, CHALLENGE_FIELDS)
         if not self.is_digest:
             if typed != (None,) * 5 or self.qop or self.stale or self.userhash:
                 raise DigestError(f"a {self.scheme} challenge keeps its parameters in params")
