@@ -867,3 +867,32 @@ def test_no_secret_in_any_printed_form() -> None:
     for text in printed:
         assert PASSWORD not in text and ha1 not in text
         assert creds.response not in text and "SSSS" not in text
+
+
+@given(
+    tokens,
+    st.lists(
+        st.tuples(tokens, st.one_of(tokens, quoted_text.map(core._quote))), min_size=1, max_size=5
+    ),
+    st.sampled_from([", ", ",", " ,  ", ",\t"]),
+    st.sampled_from(["", " ", ",", ", ,", " x", '"']),
+)
+def test_the_one_scan_split_agrees_with_the_general_reader(
+    scheme: str, params: list[tuple[str, str]], comma: str, tail: str
+) -> None:
+    from phonecast.sip import _digest_parse as dp
+
+    text = f"{scheme} " + comma.join(f"{k}={v}" for k, v in params) + tail
+    reader = dp._Reader(text, "WWW-Authenticate", secret=False)
+    fast = dp._single(text)
+    if not tail:
+        assert fast is not None  # the usual value takes the one-scan path
+    try:
+        general = dp._split_general(reader)
+    except HeaderError:
+        assert fast is None  # what the general reader refuses never takes the fast path
+        return
+    if fast is not None:
+        assert [(fast.scheme, fast.token68, fast.params)] == [
+            (g.scheme, g.token68, g.params) for g in general
+        ]

@@ -124,19 +124,23 @@ def _token68_at(text: str, i: int) -> re.Match[str] | None:
     return t if k == len(text) or text[k] == "," else None
 
 
-_ITEMS_RE = re.compile(f"(?:{_ITEM_RE.pattern})+")
-
-
 def _single(text: str) -> _Raw | None:
     """``scheme 1*SP auth-param *(, auth-param)`` read fast, or None: one
-    C-level match checks the whole list, one ``findall`` splits it."""
+    scan splits the list, and the parameters must follow each other without
+    a gap up to the end (else the general reader decides, and names the
+    fault)."""
     head = _HEAD_RE.match(text)
     if head is None:
         return None
-    pos = head.end()
-    if _ITEMS_RE.fullmatch(text, pos) is None:
+    end = head.end()
+    params: list[tuple[str, str]] = []
+    for m in _ITEM_RE.finditer(text, end):
+        if m.start() != end:
+            return None
+        params.append((m[1], m[2]))
+        end = m.end()
+    if end != len(text) or not params:
         return None
-    params: list[tuple[str, str]] = _ITEM_RE.findall(text, pos)
     return _Raw(head.group(1), None, params)
 
 
@@ -148,10 +152,13 @@ def _split(reader: _Reader) -> list[_Raw]:
     white space and either a parameter or a token68.  Empty list elements
     (``a, , b``) are skipped, as RFC 7230 section 7 asks of list parsers.
     """
+    fast = _single(reader.text)
+    return [fast] if fast is not None else _split_general(reader)
+
+
+def _split_general(reader: _Reader) -> list[_Raw]:
+    """:func:`_split` for any value: element by element, naming the fault."""
     text = reader.text
-    fast = _single(text)
-    if fast is not None:
-        return [fast]
     items: list[_Raw] = []
     n = len(text)
     i = _skip_ws(text, 0)
