@@ -68,3 +68,27 @@ async def test_an_awaitable_on_fetch_holds_the_answer_until_it_is_done() -> None
                 assert resp.status == 200 and await resp.read() == b"<a/>"
     finally:
         await server.stop()
+
+
+async def test_only_content_and_health_are_served() -> None:
+    fetches: list[Fetch] = []
+    server = ContentServer("127.0.0.1", 0, on_fetch=fetches.append)
+    base = await server.start()
+    try:
+        url = server.publish("phone-a", b"<a/>")
+        async with aiohttp.ClientSession() as http:
+            async with http.get(base + "/healthz") as resp:
+                assert resp.status == 200 and await resp.text() == "ok"
+            async with http.head(url) as resp:
+                assert resp.status == 200
+            async with http.post(url) as resp:
+                assert resp.status == 405 and resp.headers["Allow"] == "GET, HEAD"
+            for path in ("/", "/c/", "/c/a/b", "/other"):
+                async with http.get(base + path) as resp:
+                    assert resp.status == 404, path
+            async with http.get(url + ".xml") as resp:  # the suffix phones may add
+                assert resp.status == 200 and await resp.read() == b"<a/>"
+        assert [f.phone for f in fetches] == ["phone-a", "phone-a"]  # HEAD and GET
+        assert server.unknown == 0  # paths that are not /c/<token> are not guesses
+    finally:
+        await server.stop()
