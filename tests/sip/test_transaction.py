@@ -712,6 +712,8 @@ def test_the_server_key_is_computed_once_and_not_kept_across_a_new_top_via() -> 
     assert server_key(moved) == BranchKey("z9hG4bKother", "192.0.2.7", 5070, "NOTIFY")
     stamped = notify.with_top_via(notify.top_via.with_params(received="198.51.100.1"))
     assert server_key(stamped) == server_key(notify)  # received is not part of it
+    assert client_key(notify) is client_key(notify)
+    assert client_key(moved) == ClientKey("z9hG4bKother", "NOTIFY")
 
 
 def test_server_matching_by_branch_sent_by_and_method() -> None:

@@ -100,8 +100,16 @@ def client_key(message: Message) -> ClientKey | None:
 
     ``None`` when the top Via has no branch (no client transaction of ours
     sends such a request).  Raises :class:`HeaderError` when Via or CSeq is
-    missing or broken.
+    missing or broken.  Computed once per message (a response is keyed to be
+    matched, then checked by the transaction it matched).
     """
+    return message.derived(_CLIENT_KEY, _client_key)
+
+
+_CLIENT_KEY = "via:client-key"  # "via...": it depends on the top Via
+
+
+def _client_key(message: Message) -> ClientKey | None:
     branch = message.top_via.branch
     if branch is None:
         return None
