@@ -165,11 +165,6 @@ class Message:
         in order.  Read-only: it is the message's own index."""
         return self._values_index()
 
-    def _positions(self, name: str) -> list[int]:
-        """Indexes in :attr:`headers` of the fields of ``name`` (copy helpers)."""
-        key = canonical_name(name)
-        return [i for i, (hname, _) in enumerate(self.headers) if canonical_name(hname) == key]
-
     def get(self, name: str) -> str | None:
         """The first field value of header ``name`` (any case, compact form ok)."""
         index = self._index
@@ -471,12 +466,7 @@ class Message:
             parts = h.split_commas(first)
             parts[0] = text
             text = ", ".join(parts)
-        headers = list(self._headers)
-        for i, (name, _) in enumerate(headers):
-            if canonical_name(name) == "via":  # the first Via field
-                headers[i] = (name, text)
-                break
-        copy = self._copy(headers)
+        copy = self.with_first_header_replaced("Via", text)
         index = dict(index)
         index["via"] = [text, *fields[1:]]
         copy._index = index
@@ -510,12 +500,13 @@ class Message:
     def with_first_header_replaced(self, name: str, value: str) -> Self:
         """A copy where only the first field of header ``name`` becomes
         ``value`` (e.g. a stamped top Via), the others kept; appended if absent."""
-        positions = self._positions(name)
-        if not positions:
-            return self.with_header(name, value)
-        out = list(self.headers)
-        out[positions[0]] = (out[positions[0]][0], value)
-        return self._copy(out)
+        key = canonical_name(name)
+        out = list(self._headers)
+        for i, (field_name, _) in enumerate(out):
+            if canonical_name(field_name) == key:
+                out[i] = (field_name, value)
+                return self._copy(out)
+        return self.with_header(name, value)
 
     def with_body(self, body: bytes, content_type: str | None = None) -> Self:
         """A copy with ``body``, Content-Length updated, Content-Type set if given."""
