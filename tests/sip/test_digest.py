@@ -466,17 +466,14 @@ def test_credentials_round_trip(
     assert parse_credentials(str(c)) == c
     # The one-step path for the usual value writes what the general one does.
     assert c._plain_str() in (None, c._generic_str())
-    plain = Credentials(
-        username=username,
-        realm=realm,
-        nonce=nonce,
-        uri=uri,
-        response=response,
+    plain = dataclasses.replace(
+        c,
         algorithm=algorithm or "MD5",
         cnonce=cnonce or "c",
-        opaque=opaque,
         qop=qop or "auth",
         nc=nc or "00000001",
+        userhash=False,
+        params=(),
     )
     assert plain._plain_str() in (None, plain._generic_str())
     assert parse_credentials(str(plain)) == plain
