@@ -123,6 +123,7 @@ def get_algorithm(name: str | None) -> Algorithm:
     return alg
 
 
+@functools.cache
 def _constructor(hash_name: str) -> Callable[[bytes], Any]:
     # hashlib.md5 and friends skip hashlib.new's name lookup, which costs
     # more than hashing a SIP-sized string; sha512_256 has no such attribute.
@@ -130,17 +131,11 @@ def _constructor(hash_name: str) -> Callable[[bytes], Any]:
     return direct if callable(direct) else functools.partial(hashlib.new, hash_name)
 
 
-_CONSTRUCTORS: dict[str, Callable[[bytes], Any]] = {}
-
-
 def _h(alg: Algorithm, data: str | bytes) -> str:
     # Strings that came off the wire were decoded with surrogateescape; encoding
     # the same way hashes exactly the bytes the peer sent.
     raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogateescape")
-    new = _CONSTRUCTORS.get(alg.hash_name)
-    if new is None:
-        new = _CONSTRUCTORS[alg.hash_name] = _constructor(alg.hash_name)
-    return str(new(raw).hexdigest())
+    return str(_constructor(alg.hash_name)(raw).hexdigest())
 
 
 def compute_ha1(algorithm: str | None, username: str, realm: str, password: str) -> str:
