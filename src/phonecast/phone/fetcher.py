@@ -147,7 +147,6 @@ class _Exchange(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
         self.finish(exc or ConnectionResetError("the server closed the connection early"))
 
     # -- llhttp callbacks
