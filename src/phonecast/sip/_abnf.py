@@ -11,6 +11,7 @@ byte sequence round-trippable).
 from __future__ import annotations
 
 import re
+from typing import Final
 
 # alphanum / mark / unreserved / escaped  (RFC 3261 25.1)
 alphanum = r"A-Za-z0-9"
@@ -21,7 +22,9 @@ reserved = ";/?:@&=+$,"
 
 # token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
 token_chars = r"A-Za-z0-9\-.!%*_+`'~"
-token = rf"[{token_chars}]+"
+# Final (typed): other modules read it inside an import cycle, where
+# mypy and mypyc would otherwise meet it before inferring its type.
+token: Final[str] = rf"[{token_chars}]+"
 
 # word = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~" /
 #        "(" / ")" / "<" / ">" / ":" / "\" / DQUOTE / "/" / "[" / "]" / "?" / "{" / "}")

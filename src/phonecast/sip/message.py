@@ -271,7 +271,11 @@ class Message:
         if found is None:
             fields = self._values_index().get("via", _NONE)
             if len(fields) == 1 and "," not in fields[0]:
-                found = cache["via*"] = (self.top_via,)  # one value: parse it once
+                # One value: parse it once.  (Declared variable-length: a
+                # compiled fixed-length tuple is unboxed, and would be boxed
+                # anew for the cache and for the caller.)
+                one: tuple[h.Via, ...] = (self.top_via,)
+                found = cache["via*"] = one
             else:
                 found = self._typed_all("via", h.parse_via_list)
         return found
