@@ -16,7 +16,6 @@ parameters, a malformed ``nc``, text after a value).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 from phonecast.sip import _abnf
 from phonecast.sip._digest_core import (
@@ -40,13 +39,17 @@ _ITEM_RE = re.compile(
 )
 
 
-@dataclass(slots=True)
 class _Raw:
     """One challenge or credentials as read, before its fields are typed."""
 
-    scheme: str
-    token68: str | None = None
-    params: list[tuple[str, str]] = field(default_factory=list)
+    __slots__ = ("params", "scheme", "token68")
+
+    def __init__(
+        self, scheme: str, token68: str | None = None, params: list[tuple[str, str]] | None = None
+    ) -> None:
+        self.scheme = scheme
+        self.token68 = token68
+        self.params: list[tuple[str, str]] = [] if params is None else params
 
 
 def _skip_ws(text: str, i: int) -> int:

@@ -71,7 +71,7 @@ class Reason(StrEnum):
     REPLAY = "replay"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Verdict:
     """The outcome of one verification.
 
@@ -86,6 +86,20 @@ class Verdict:
     stale: bool = False
     username: str | None = None
     nc: int | None = None
+
+    def __init__(  # written out: see headers.Via.__init__
+        self,
+        ok: bool,
+        reason: Reason,
+        stale: bool = False,
+        username: str | None = None,
+        nc: int | None = None,
+    ) -> None:
+        object.__setattr__(self, "ok", ok)
+        object.__setattr__(self, "reason", reason)
+        object.__setattr__(self, "stale", stale)
+        object.__setattr__(self, "username", username)
+        object.__setattr__(self, "nc", nc)
 
 
 def _fail(reason: Reason, *, stale: bool = False, username: str | None = None) -> Verdict:

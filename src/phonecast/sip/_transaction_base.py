@@ -220,7 +220,7 @@ DEFAULT_TIMERS = Timers()
 # ------------------------------------------------------------- events to the TU
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class RequestReceived:
     """A request the TU must handle: the one that created a server transaction,
     or an ACK that RFC 6026 says reaches the TU (Accepted state)."""
@@ -228,13 +228,19 @@ class RequestReceived:
     #: The request as received.
     request: Request
 
+    def __init__(self, request: Request) -> None:
+        object.__setattr__(self, "request", request)  # see headers.Via.__init__
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class ResponseReceived:
     """A response the TU must see (retransmissions are absorbed before this)."""
 
     #: The response as received.
     response: Response
+
+    def __init__(self, response: Response) -> None:
+        object.__setattr__(self, "response", response)  # see headers.Via.__init__
 
 
 @dataclass(frozen=True, slots=True)
