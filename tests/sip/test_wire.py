@@ -150,3 +150,30 @@ def test_fast_split_agrees_with_the_line_by_line_reading(head: str) -> None:
         return
     if fast is not None:
         assert (fast[0], fast[1]) == (slow[0], slow[1])
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        "NOTIFY sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nv:x\r\nX-A.b_c~1:\t y ",
+        "SIP/2.0 200 OK\r\nCall-ID: a@b\r\nSubject:\r\ni: c",
+        "NOTIFY sip:a@b SIP/2.0\r\nSubject: one\r\n  two\r\nCSeq: 1 NOTIFY",
+    ],
+)
+def test_fast_split_takes_the_usual_header_sections(head: str) -> None:
+    """The fast path must not quietly hand everything to the slow one."""
+    from phonecast.sip.wire import _fast_split, _parse_lines
+
+    fast = _fast_split(head)
+    assert fast is not None
+    assert (fast[0], fast[1]) == _parse_lines(head, "\r\n")[:2]
+
+
+@pytest.mark.parametrize(
+    "head",
+    ["A sip:a@b SIP/2.0\r\nVia : x", "A sip:a@b SIP/2.0\r\nBad Name: x", "A s SIP/2.0\r\n: x"],
+)
+def test_fast_split_leaves_the_unusual_to_the_careful_reader(head: str) -> None:
+    from phonecast.sip.wire import _fast_split
+
+    assert _fast_split(head) is None
