@@ -4,9 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The SIP core is compiled with mypyc by the install (setup.py): a change to
-# any of its sources installs (and so compiles) again.
-CORE := $(wildcard src/phonecast/sip/*.py)
+# The SIP core (and the endpoint's glue) is compiled with mypyc by the
+# install (setup.py): a change to any of those sources installs again.
+CORE := $(wildcard src/phonecast/sip/*.py) src/phonecast/net/endpoint.py src/phonecast/net/timers.py
 
 .PHONY: test demo bench bench-peers lint fuzz clean
 
@@ -22,7 +22,7 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests bench setup.py
 	$(BIN)/mypy
 	PHONECAST_REQUIRE_COMPILED=1 $(BIN)/pytest
-	PHONECAST_PURE=1 $(BIN)/pytest -q tests/sip tests/test_pure.py
+	PHONECAST_PURE=1 $(BIN)/pytest -q tests/sip tests/net tests/test_pure.py
 
 demo: $(STAMP)
 	$(BIN)/phonecast demo

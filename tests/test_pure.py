@@ -29,13 +29,14 @@ def _compiled_sources() -> list[Path]:
 
 
 def _module(path: Path) -> str:
-    name = "phonecast.sip" if path.name == "__init__.py" else f"phonecast.sip.{path.stem}"
-    return name
+    package = ".".join(path.relative_to(ROOT / "src").parent.parts)
+    return package if path.name == "__init__.py" else f"{package}.{path.stem}"
 
 
 def test_errors_stay_interpreted_and_the_rest_is_listed() -> None:
     sources = _compiled_sources()
     assert CORE / "message.py" in sources and CORE / "wire.py" in sources
+    assert ROOT / "src/phonecast/net/endpoint.py" in sources
     assert CORE / "errors.py" not in sources
     assert not is_compiled(importlib.import_module("phonecast.sip.errors"))
 

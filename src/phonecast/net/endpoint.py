@@ -80,6 +80,9 @@ class Stats:
     parse_errors: int
     transactions: int
     timers: int
+    #: Retransmitted datagrams answered by their transaction, matched by
+    #: their bytes without being parsed again.
+    absorbed: int = 0
 
 
 class ServerHandle:
@@ -156,6 +159,7 @@ class SipEndpoint:
         self._received = 0
         self._sent = 0
         self._parse_errors = 0
+        self._absorbed = 0
         #: TU handler failures (each answered 500), and the last one's text.
         self.handler_errors = 0
         self.last_handler_error = ""
@@ -211,7 +215,12 @@ class SipEndpoint:
     def stats(self) -> Stats:
         """Counters so far."""
         return Stats(
-            self._received, self._sent, self._parse_errors, len(self._entries), len(self._heap)
+            self._received,
+            self._sent,
+            self._parse_errors,
+            len(self._entries),
+            len(self._heap),
+            self._absorbed,
         )
 
     def now(self) -> float:
@@ -360,6 +369,7 @@ class SipEndpoint:
             and known.flow.local == flow.local
         ):
             assert known.handle is not None
+            self._absorbed += 1
             known.tx.handle_request(known.handle.request, self.now())  # type: ignore[union-attr]
             self._pump(known)
             return
