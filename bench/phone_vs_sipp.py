@@ -30,7 +30,10 @@ def start_phone(port: int) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     assert proc.stderr is not None
-    proc.stderr.readline()  # "listening"
+    line = proc.stderr.readline().decode(errors="replace")
+    if "listening" not in line:  # e.g. the port was taken: say so, do not measure a dead phone
+        proc.kill()
+        raise SystemExit(f"phonecast phone did not start on port {port}: {line.strip()}")
     return proc
 
 

@@ -8,8 +8,11 @@
 
 Each profile is printed sorted by own time and by cumulative time and saved
 under ``bench/profiles/``.  cProfile roughly doubles the cost of every Python
-call, so read the shares, not the absolute times.
-Run: ``.venv/bin/python bench/profile_hot_paths.py``.
+call, so read the shares, not the absolute times.  On the compiled build
+(the default) the compiled modules' functions show only where interpreted
+code calls them, as built-in calls; with ``PHONECAST_PURE=1`` every function
+shows, and the files are named ``*-pure.txt``.
+Run: ``.venv/bin/python -m bench.profile_hot_paths``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import os
 import pstats
 import tempfile
 from pathlib import Path
@@ -26,6 +30,9 @@ from bench.push_vs_sipp import run_phonecast
 from phonecast.net.loop import run
 
 OUT = Path(__file__).resolve().parent / "profiles"
+PURE = os.environ.get("PHONECAST_PURE") == "1"
+BUILD = "interpreted sources (PHONECAST_PURE=1)" if PURE else "compiled core"
+SUFFIX = "-pure" if PURE else ""
 
 
 def summary(profile: cProfile.Profile, title: str, lines: int) -> str:
@@ -57,13 +64,15 @@ def main() -> None:
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     pusher = run(profile_pusher(args.pushes, args.window))
-    text = summary(pusher, f"pusher: {args.pushes} pushes to SIPp UAS", args.lines)
-    (OUT / "pusher.txt").write_text(text)
+    title = f"pusher: {args.pushes} pushes to SIPp UAS, {BUILD}"
+    text = summary(pusher, title, args.lines)
+    (OUT / f"pusher{SUFFIX}.txt").write_text(text)
     print(text)
     emulator = cProfile.Profile()
     run(emulator_cpu.run(args.calls, fetch=False, profile=False, profiler=emulator))
-    text = summary(emulator, f"emulator: {args.calls} authenticated NOTIFY calls", args.lines)
-    (OUT / "emulator.txt").write_text(text)
+    title = f"emulator: {args.calls} authenticated NOTIFY calls, {BUILD}"
+    text = summary(emulator, title, args.lines)
+    (OUT / f"emulator{SUFFIX}.txt").write_text(text)
     print(text)
 
 

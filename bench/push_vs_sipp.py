@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import cProfile
 import resource
-import socket
 import subprocess
 import tempfile
 import time
@@ -32,14 +31,16 @@ from phonecast.net.loop import run
 from phonecast.push.payload import url_payload
 from phonecast.push.pusher import Destination, Pusher, PushOptions
 from phonecast.sip import SipUri
+from tests.ports import free_ports
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "tests" / "interop" / "scenarios"
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port free for UDP and TCP, below the ephemeral range (a
+    port from bind(0) can be taken by an outgoing connection before the
+    responder binds it; once, a phone failed to start that way)."""
+    return free_ports(1)[0]
 
 
 def scenario(name: str, tmp: Path) -> Path:
