@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 
 from phonecast.net.endpoint import ServerHandle, SipEndpoint
@@ -275,6 +276,37 @@ async def test_request_timeout_uses_the_heap_not_a_task() -> None:
     finally:
         silent.close()
         await client.close()
+
+
+async def test_finished_requests_leave_no_reference_cycles() -> None:
+    """Requests and their transactions are freed by reference counts once
+    done, not left in cycles for the collector (compiled, a closure shares
+    an environment with its parent: the first measurement found ~27 objects
+    per transaction waiting for the cyclic collector)."""
+    tu = Answerer()
+    server = SipEndpoint(handler=tu, timers=FAST)
+    client = SipEndpoint(timers=FAST)
+    _, sport = await server.listen_udp("127.0.0.1")
+    await client.listen_udp("127.0.0.1")
+    try:
+        await client.request(_notify(client, sport), "udp", ("127.0.0.1", sport))  # warm up
+        await asyncio.sleep(1.5)
+        gc.collect()
+        gc.disable()
+        try:
+            for timeout in (None, 5.0) * 10:
+                resp, why = await client.request(
+                    _notify(client, sport), "udp", ("127.0.0.1", sport), timeout=timeout
+                )
+                assert why == "final" and resp is not None
+            await asyncio.sleep(1.5)  # Timer K (T4) and Timer J (64*T1 = 1.28 s) pass
+            assert client.stats.transactions == server.stats.transactions == 0
+            assert gc.collect() == 0
+        finally:
+            gc.enable()
+    finally:
+        await client.close()
+        await server.close()
 
 
 async def test_client_callback_released_at_the_final_response() -> None:

@@ -123,6 +123,37 @@ class _Entry:
         self.handle: ServerHandle | None = None
 
 
+class _FinalResponse:
+    """The callback of :meth:`SipEndpoint.request`: the transaction's final
+    response (or why none came) becomes the result of one future.
+
+    A class, not a closure: compiled, a nested function and the environment
+    it shares with its parent reference each other, and that cycle (with the
+    request, the response and the future in it) would wait for the cyclic
+    collector after every request; this object is freed by reference counts.
+    """
+
+    __slots__ = ("done", "last")
+
+    def __init__(self, done: asyncio.Future[tuple[Response | None, str]]) -> None:
+        self.done = done
+        self.last: Response | None = None
+
+    def __call__(self, response: Response | None, why: str) -> None:
+        done = self.done
+        if response is not None:
+            if response.status_code >= 200:
+                self.last = response
+                if not done.done():
+                    done.set_result((response, "final"))
+        elif not done.done():
+            done.set_result((self.last, why))
+
+    def timed_out(self, now: float) -> None:
+        """The caller's own timeout (see :meth:`SipEndpoint.request`)."""
+        self(None, "timeout")
+
+
 class SipEndpoint:
     """One SIP endpoint (a pusher, a phone line, a fleet of them)."""
 
@@ -318,28 +349,16 @@ class SipEndpoint:
         handle is made per request (``asyncio.wait_for`` would make both).
         """
         done: asyncio.Future[tuple[Response | None, str]] = self._loop.create_future()
-        last: list[Response] = []
-
-        def on_response(response: Response | None, why: str) -> None:
-            if response is not None:
-                if response.status_code >= 200:
-                    last.append(response)
-                    if not done.done():
-                        done.set_result((response, "final"))
-            elif not done.done():
-                done.set_result((last[-1] if last else None, why))
-
+        waiter = _FinalResponse(done)
         give_up = None
         if timeout is not None:
-            give_up = self._heap.schedule(
-                self.now() + timeout, lambda _now: on_response(None, "timeout")
-            )
+            give_up = self._heap.schedule(self.now() + timeout, waiter.timed_out)
         try:
             await self.send_request(
                 request,
                 transport,
                 remote,
-                on_response,
+                waiter,
                 server_hostname=server_hostname,
                 connect_timeout=5.0 if timeout is None else timeout,
             )
