@@ -302,6 +302,12 @@ async def test_finished_requests_leave_no_reference_cycles() -> None:
             await asyncio.sleep(1.5)  # Timer K (T4) and Timer J (64*T1 = 1.28 s) pass
             assert client.stats.transactions == server.stats.transactions == 0
             assert gc.collect() == 0
+            # Closing with transactions still alive leaves none behind either.
+            for _ in range(5):
+                await client.request(_notify(client, sport), "udp", ("127.0.0.1", sport))
+            assert server.stats.transactions == 5
+            await server.close()
+            assert gc.collect() == 0
         finally:
             gc.enable()
     finally:

@@ -230,6 +230,9 @@ class SipEndpoint:
     async def close(self) -> None:
         """Stop everything (pending client transactions end with "transport")."""
         for entry in list(self._entries.values()):
+            if entry.timer is not None:  # its callback refers back to the entry
+                entry.timer.cancel()
+                entry.timer = None
             if entry.callback is not None:
                 entry.callback(None, "closed")
         self._entries.clear()
