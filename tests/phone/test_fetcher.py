@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -254,3 +255,26 @@ async def test_a_url_without_a_valid_host_is_refused_before_connecting(url: str)
     result = await Fetcher(timeout=1).fetch(url)
     assert not result.ok
     assert result.error in ("URL has no valid host", "URL has no host")
+
+
+async def test_a_finished_fetch_is_freed_without_the_cyclic_collector() -> None:
+    """The exchange drops its parser (which holds it for callbacks) and its
+    transport when it ends, so a fleet's thousands of fetches are freed by
+    reference counts instead of waiting in cycles for the collector."""
+    from phonecast.phone.fetcher import _Exchange
+
+    server, url = await _canned(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n<a/>")
+    fetcher = Fetcher(timeout=2)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(5):
+            assert (await fetcher.fetch(url + "/x")).ok
+        await asyncio.sleep(0.05)  # the transports report connection_lost
+        alive = [o for o in gc.get_objects() if isinstance(o, _Exchange)]
+        assert alive == []
+    finally:
+        gc.enable()
+        await fetcher.close()
+        server.close()
+        await server.wait_closed()

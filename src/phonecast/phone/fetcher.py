@@ -94,7 +94,9 @@ class _Exchange(asyncio.Protocol):
     """One GET on one connection: llhttp parses the response as it arrives."""
 
     def __init__(self, request: bytes, max_bytes: int, timeout: float) -> None:
-        self._parser = httptools.HttpResponseParser(self)
+        # Dropped by finish(): the parser holds this protocol for its
+        # callbacks, a cycle that would otherwise outlive every fetch.
+        self._parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
         self._request = request
         self._max = max_bytes
         self._timeout = timeout
@@ -119,13 +121,14 @@ class _Exchange(asyncio.Protocol):
         self._arm()
 
     def data_received(self, data: bytes) -> None:
-        if self.done.done():
+        parser = self._parser
+        if parser is None or self.done.done():
             return
         self._arm()
         if not self._head_done:
             self._head_bytes += len(data)
         try:
-            self._parser.feed_data(data)
+            parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
             # A callback below raised (a cap was passed): that is the reason.
             cause = exc.__context__
@@ -148,6 +151,7 @@ class _Exchange(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.finish(exc or ConnectionResetError("the server closed the connection early"))
+        self._transport = None
 
     # -- llhttp callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -157,6 +161,7 @@ class _Exchange(asyncio.Protocol):
         self.headers[name.lower()] = value
 
     def on_headers_complete(self) -> None:
+        assert self._parser is not None  # called from within feed_data
         status = self._parser.get_status_code()
         if 100 <= status < 200:  # interim (100 Continue...): the final one follows
             self.headers = {}
@@ -209,6 +214,7 @@ class _Exchange(asyncio.Protocol):
             else:
                 self.done.set_exception(exc)
         self._disarm()
+        self._parser = None  # nothing is parsed once the exchange is over
         if self._transport is not None:
             self._transport.close()
 
