@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import socket
+from collections.abc import AsyncIterator
+from typing import NamedTuple
+
+import pytest
 
 from phonecast.net.endpoint import ServerHandle, SipEndpoint
 from phonecast.net.transport import Flow
@@ -58,24 +62,39 @@ class Answerer:
             handle.respond(make_response(request, self.code, to_tag="srv"))
 
 
-async def test_udp_request_response() -> None:
+class UdpPair(NamedTuple):
+    """A client endpoint and a server endpoint whose TU answers 200, on UDP."""
+
+    tu: Answerer
+    server: SipEndpoint
+    client: SipEndpoint
+    port: int  # the server's
+
+
+@pytest.fixture
+async def udp_pair() -> AsyncIterator[UdpPair]:
     tu = Answerer()
     server = SipEndpoint(handler=tu, timers=FAST)
     client = SipEndpoint(timers=FAST)
     _, sport = await server.listen_udp("127.0.0.1")
     await client.listen_udp("127.0.0.1")
     try:
-        resp, why = await client.request(_notify(client, sport), "udp", ("127.0.0.1", sport))
-        assert why == "final" and resp is not None and resp.status_code == 200
-        req, flow = tu.seen[0]
-        # RFC 3581: the server recorded where the request came from.
-        assert req.top_via.rport == client.udp.local[1]  # type: ignore[union-attr]
-        assert req.top_via.received == "127.0.0.1"
-        assert flow.transport == "udp"
-        assert server.stats.received == 1 and client.stats.received == 1
+        yield UdpPair(tu, server, client, sport)
     finally:
         await client.close()
         await server.close()
+
+
+async def test_udp_request_response(udp_pair: UdpPair) -> None:
+    tu, server, client, sport = udp_pair
+    resp, why = await client.request(_notify(client, sport), "udp", ("127.0.0.1", sport))
+    assert why == "final" and resp is not None and resp.status_code == 200
+    req, flow = tu.seen[0]
+    # RFC 3581: the server recorded where the request came from.
+    assert req.top_via.rport == client.udp.local[1]  # type: ignore[union-attr]
+    assert req.top_via.received == "127.0.0.1"
+    assert flow.transport == "udp"
+    assert server.stats.received == 1 and client.stats.received == 1
 
 
 async def test_udp_timeout_and_retransmissions_counted() -> None:
@@ -145,20 +164,12 @@ async def test_unparseable_request_gets_salvaged_400_and_next_request_works() ->
         await server.close()
 
 
-async def test_invalid_request_refused_with_validation_code() -> None:
-    tu = Answerer()
-    server = SipEndpoint(handler=tu, timers=FAST)
-    client = SipEndpoint(timers=FAST)
-    _, sport = await server.listen_udp("127.0.0.1")
-    await client.listen_udp("127.0.0.1")
-    try:
-        req = _notify(client, sport).with_header("To", "<sip:other@127.0.0.1>")
-        resp, _ = await client.request(req, "udp", ("127.0.0.1", sport))
-        assert resp is not None and resp.status_code == 400
-        assert tu.seen == []
-    finally:
-        await client.close()
-        await server.close()
+async def test_invalid_request_refused_with_validation_code(udp_pair: UdpPair) -> None:
+    tu, _server, client, sport = udp_pair
+    req = _notify(client, sport).with_header("To", "<sip:other@127.0.0.1>")
+    resp, _ = await client.request(req, "udp", ("127.0.0.1", sport))
+    assert resp is not None and resp.status_code == 400
+    assert tu.seen == []
 
 
 async def test_tcp_request_response() -> None:
@@ -175,28 +186,20 @@ async def test_tcp_request_response() -> None:
         await server.close()
 
 
-async def test_many_concurrent_transactions_share_one_timer() -> None:
-    tu = Answerer()
-    server = SipEndpoint(handler=tu, timers=FAST)
-    client = SipEndpoint(timers=FAST)
-    _, sport = await server.listen_udp("127.0.0.1")
-    await client.listen_udp("127.0.0.1")
-    try:
-        results = await asyncio.gather(
-            *(
-                client.request(
-                    _notify(client, sport).with_header_replaced("Call-ID", f"c{i}@h"),
-                    "udp",
-                    ("127.0.0.1", sport),
-                )
-                for i in range(300)
+async def test_many_concurrent_transactions_share_one_timer(udp_pair: UdpPair) -> None:
+    tu, _server, client, sport = udp_pair
+    results = await asyncio.gather(
+        *(
+            client.request(
+                _notify(client, sport).with_header_replaced("Call-ID", f"c{i}@h"),
+                "udp",
+                ("127.0.0.1", sport),
             )
+            for i in range(300)
         )
-        assert all(r is not None and r.status_code == 200 for r, _ in results)
-        assert len(tu.seen) == 300
-    finally:
-        await client.close()
-        await server.close()
+    )
+    assert all(r is not None and r.status_code == 200 for r, _ in results)
+    assert len(tu.seen) == 300
 
 
 async def test_each_udp_socket_answers_from_itself() -> None:
@@ -278,41 +281,33 @@ async def test_request_timeout_uses_the_heap_not_a_task() -> None:
         await client.close()
 
 
-async def test_finished_requests_leave_no_reference_cycles() -> None:
+async def test_finished_requests_leave_no_reference_cycles(udp_pair: UdpPair) -> None:
     """Requests and their transactions are freed by reference counts once
     done, not left in cycles for the collector (compiled, a closure shares
     an environment with its parent: the first measurement found ~27 objects
     per transaction waiting for the cyclic collector)."""
-    tu = Answerer()
-    server = SipEndpoint(handler=tu, timers=FAST)
-    client = SipEndpoint(timers=FAST)
-    _, sport = await server.listen_udp("127.0.0.1")
-    await client.listen_udp("127.0.0.1")
+    _tu, server, client, sport = udp_pair
+    await client.request(_notify(client, sport), "udp", ("127.0.0.1", sport))  # warm up
+    await asyncio.sleep(1.5)
+    gc.collect()
+    gc.disable()
     try:
-        await client.request(_notify(client, sport), "udp", ("127.0.0.1", sport))  # warm up
-        await asyncio.sleep(1.5)
-        gc.collect()
-        gc.disable()
-        try:
-            for timeout in (None, 5.0) * 10:
-                resp, why = await client.request(
-                    _notify(client, sport), "udp", ("127.0.0.1", sport), timeout=timeout
-                )
-                assert why == "final" and resp is not None
-            await asyncio.sleep(1.5)  # Timer K (T4) and Timer J (64*T1 = 1.28 s) pass
-            assert client.stats.transactions == server.stats.transactions == 0
-            assert gc.collect() == 0
-            # Closing with transactions still alive leaves none behind either.
-            for _ in range(5):
-                await client.request(_notify(client, sport), "udp", ("127.0.0.1", sport))
-            assert server.stats.transactions == 5
-            await server.close()
-            assert gc.collect() == 0
-        finally:
-            gc.enable()
-    finally:
-        await client.close()
+        for timeout in (None, 5.0) * 10:
+            resp, why = await client.request(
+                _notify(client, sport), "udp", ("127.0.0.1", sport), timeout=timeout
+            )
+            assert why == "final" and resp is not None
+        await asyncio.sleep(1.5)  # Timer K (T4) and Timer J (64*T1 = 1.28 s) pass
+        assert client.stats.transactions == server.stats.transactions == 0
+        assert gc.collect() == 0
+        # Closing with transactions still alive leaves none behind either.
+        for _ in range(5):
+            await client.request(_notify(client, sport), "udp", ("127.0.0.1", sport))
+        assert server.stats.transactions == 5
         await server.close()
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
 
 
 async def test_client_callback_released_at_the_final_response() -> None:
