@@ -3,7 +3,7 @@
 Everything else about the package is declared in pyproject.toml.  The core
 (``phonecast.sip``) is plain, fully typed Python; mypyc turns each of its
 modules into a C extension that CPython loads in place of the source, which
-runs the same code two to three times faster (bench/README.md).  The
+runs the same code with 20-40 % less CPU per message (bench/README.md).  The
 sources stay the reference: ``PHONECAST_PURE=1`` at build time skips the
 compilation, and at run time makes the interpreter ignore compiled modules
 (see ``phonecast/__init__.py``).

@@ -3,6 +3,7 @@ switch back to the interpreted sources (``phonecast._pure``)."""
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 import importlib.util
 import os
@@ -58,6 +59,18 @@ def test_core_modules_come_from_the_build_the_run_asked_for() -> None:
         if built.stat().st_mtime < source.stat().st_mtime:
             stale.append(f"{built.name} is older than {source.name}")
     assert not stale, "stale compiled modules, rebuild with make test: " + "; ".join(stale)
+
+
+def test_make_reinstalls_when_any_compiled_source_changes() -> None:
+    """The Makefile's CORE (what makes `make test` build again) covers every
+    module setup.py compiles, so no edit can leave a stale extension."""
+    line = next(
+        ln for ln in (ROOT / "Makefile").read_text().splitlines() if ln.startswith("CORE :=")
+    )
+    listed = line.split(":=", 1)[1].replace("$(wildcard ", "").replace(")", "").split()
+    for source in _compiled_sources():
+        relative = str(source.relative_to(ROOT))
+        assert any(fnmatch.fnmatch(relative, pattern) for pattern in listed), relative
 
 
 def test_pure_switch_loads_sources_in_a_fresh_process() -> None:
