@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from phonecast.sip import Message, ParseError, SipError, StreamFramer, parse_message, validate
+from phonecast.sip.message import index_fields
 from tests.conftest import CORPUS
 from tests.sip.samples import NOTIFY
 
@@ -150,6 +151,7 @@ def test_fast_split_agrees_with_the_line_by_line_reading(head: str) -> None:
         return
     if fast is not None:
         assert (fast[0], fast[1]) == (slow[0], slow[1])
+        assert fast[2] == index_fields(fast[1])
 
 
 @pytest.mark.parametrize(
@@ -177,3 +179,25 @@ def test_fast_split_leaves_the_unusual_to_the_careful_reader(head: str) -> None:
     from phonecast.sip.wire import _fast_split
 
     assert _fast_split(head) is None
+
+
+def test_recurring_lines_are_read_once_and_the_tables_stay_bounded() -> None:
+    from phonecast.sip import wire
+    from phonecast.sip._memo import TABLE_SIZE
+
+    def notify(n: int, agent: str) -> bytes:
+        return (
+            f"NOTIFY sip:{n}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK{n}\r\n"
+            f"To: <sip:{n}@127.0.0.1>\r\nTo: <sip:x@y>;tag={n}\r\n"
+            f"User-Agent: {agent}\r\nContent-Length: 0\r\n\r\n"
+        ).encode()
+
+    first, second = parse_message(notify(1, "ua")), parse_message(notify(2, "ua"))
+    assert first.headers[4] is second.headers[4]  # the same User-Agent line
+    assert "To: <sip:x@y>;tag=2" not in wire._LINES  # a dialog's tag does not recur
+    for n in range(wire._TABLE_SIZE + 10):
+        parse_message(notify(n, f"ua{n}"))
+    assert 0 < len(wire._LINES) <= wire._TABLE_SIZE
+    assert 0 < len(wire._REQUEST_LINES) <= TABLE_SIZE
+    parse_message(notify(1, "u" * 200))
+    assert all(len(line) <= wire._MAX_LINE for line in wire._LINES)

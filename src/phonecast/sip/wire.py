@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 from phonecast.sip import _abnf
+from phonecast.sip._memo import remember
 from phonecast.sip.errors import ParseError
-from phonecast.sip.message import Header, Request, Response, index_fields
-from phonecast.sip.uri import parse_uri
+from phonecast.sip.message import Header, Request, Response, canonical_name
+from phonecast.sip.uri import Uri, parse_uri
 
 #: Default upper bound on a message, in octets (UDP datagrams cannot exceed it).
 MAX_MESSAGE_SIZE = 65535
@@ -41,46 +43,115 @@ def _split_head(data: bytes) -> tuple[bytes, int, str]:
     return data.rstrip(b"\r\n"), len(data), "\r\n"
 
 
+_NO_LENGTHS: list[str] = []
 _FOLD_RE = re.compile(r"(?:[ \t]*\r\n[ \t]+)+")  # a run of folds is one SP
 
 
-def _fast_split(head: str) -> tuple[str, list[Header]] | None:
-    """Start line and header fields of the usual header section, in one
-    pass of string operations (compiled, about 40 % cheaper than a regex
-    ``findall``); ``None`` sends the caller to :func:`parse_head`, which finds
-    and names the fault line by line.  Taken only when every line is
-    ``token ":" value`` with the name right before the colon; anything else
-    (a stray CR or LF, white space before the colon, a name that is not a
-    token) is left to the careful reader.
+#: Header names as spelled, already checked to be tokens -> canonical name.
+#: Peers spell the same few dozen names every time; bounded (names come off
+#: the wire) by starting afresh when full.
+_TOKEN_NAMES: dict[str, str] = {}
+
+#: Whole header lines that recur between two peers (every NOTIFY a pusher
+#: sends one phone has the same To, Contact, Event, Content-Type...) ->
+#: (canonical name, field): one dict probe instead of splitting and checking
+#: the line again.  Only the headers in :data:`_RECURRING` are kept, and only
+#: short lines; bounded by starting afresh when full, so unique values cost
+#: at most the bound, never unbounded memory.
+_LINES: dict[str, tuple[str, Any, str]] = {}  # (key, field, value), see below
+_RECURRING = frozenset(
+    {
+        "max-forwards",
+        "to",
+        "contact",
+        "event",
+        "user-agent",
+        "server",
+        "content-type",
+        "content-length",
+        "cseq",
+        "allow",
+        "allow-events",
+        "supported",
+        "accept",
+        "expires",
+        "subscription-state",
+    }
+)
+_TABLE_SIZE = 4096
+_MAX_NAME = 64
+_MAX_LINE = 128
+
+
+def _fast_split(head: str) -> tuple[str, list[Header], dict[str, list[str]]] | None:
+    """Start line, header fields and their index (canonical name -> values)
+    of the usual header section, in one pass of string operations; ``None``
+    sends the caller to :func:`parse_head`, which finds and names the fault
+    line by line.  Taken only when every line is ``token ":" value`` with the
+    name right before the colon; anything else (an empty line, white space
+    before the colon, a name that is not a token) is left to the careful
+    reader.  Folded lines are unfolded first; a lone CR or LF stays inside
+    its value, as the line-by-line reader leaves it.
     """
     start, _, rest = head.partition("\r\n")
     if not rest:
-        return start, []
-    if "\r\n " in rest or "\r\n\t" in rest:
-        if rest[0] in " \t":
-            return None
-        rest = _FOLD_RE.sub(" ", rest)
-    crlfs = rest.count("\r\n")
-    if rest.count("\r") != crlfs or rest.count("\n") != crlfs:
-        return None  # a lone CR or LF
+        return start, [], {}
     headers: list[Header] = []
+    index: dict[str, list[str]] = {}
+    lines = _LINES
+    names = _TOKEN_NAMES
     for line in rest.split("\r\n"):
-        colon = line.find(":")
-        if colon <= 0:
-            return None
-        name = line[:colon]
-        # Most names are letters, digits and '-': two C-level checks.
-        if not (name.isascii() and name.replace("-", "").isalnum()) and (
-            _abnf.TOKEN_RE.fullmatch(name) is None
-        ):
-            return None
-        value = line[colon + 1 :]
-        if value and (value[0] == " " or value[0] == "\t"):
-            value = value.lstrip(" \t")
-        headers.append((name, value))
-    if " \r\n" in rest or "\t\r\n" in rest or rest[-1] in " \t":
-        headers = [(n, v.rstrip(" \t")) for n, v in headers]
-    return start, headers
+        # ``field`` is typed Any so that compiled code keeps the tuple as the
+        # one object it is (a typed 2-tuple would be unboxed and rebuilt).
+        field: Any
+        hit = lines.get(line) if len(line) <= _MAX_LINE else None
+        if hit is not None:
+            key, field, value = hit
+        else:
+            if not line:
+                return None
+            first = line[0]
+            if first == " " or first == "\t":
+                # A folded line: unfold the section and start again (rare).
+                if rest[0] == " " or rest[0] == "\t":
+                    return None
+                return _fast_split(f"{start}\r\n{_FOLD_RE.sub(' ', rest)}")
+            colon = line.find(":")
+            if colon <= 0:
+                return None
+            name = line[:colon]
+            known = names.get(name)
+            if known is None:
+                # Most names are letters, digits and '-': two C-level checks.
+                if not (name.isascii() and name.replace("-", "").isalnum()) and (
+                    _abnf.TOKEN_RE.fullmatch(name) is None
+                ):
+                    return None
+                known = canonical_name(name)
+                if len(name) <= _MAX_NAME:
+                    remember(names, name, known, _TABLE_SIZE)
+            key = known
+            # "Name: value": skip the one space without copying the value twice.
+            value = line[colon + 2 :] if line[colon + 1 : colon + 2] == " " else line[colon + 1 :]
+            if value:
+                if value[0] == " " or value[0] == "\t":
+                    value = value.lstrip(" \t")
+                if value and (value[-1] == " " or value[-1] == "\t"):
+                    value = value.rstrip(" \t")
+            field = (name, value)
+            if (
+                key in _RECURRING
+                and len(line) <= _MAX_LINE
+                and (key != "to" or ";tag=" not in value)  # a dialog's own
+            ):
+                remember(lines, line, (key, field, value), _TABLE_SIZE)
+        headers.append(field)
+        values = index.get(key)
+        if values is None:
+            index[key] = [value]
+        else:
+            values.append(value)
+    return start, headers, index
 
 
 def parse_head(head: str, eol: str = "\r\n") -> tuple[str, list[Header], list[str]]:
@@ -89,7 +160,7 @@ def parse_head(head: str, eol: str = "\r\n") -> tuple[str, list[Header], list[st
     if eol == "\r\n":
         fast = _fast_split(head)
         if fast is not None:
-            return fast[0], fast[1], index_fields(fast[1]).get("content-length", [])
+            return fast[0], fast[1], fast[2].get("content-length", [])
     return _parse_lines(head, eol)
 
 
@@ -145,8 +216,7 @@ def _frame_length(lengths: list[str], available: int, *, stream: bool) -> int | 
         if stream:
             raise ParseError("a message on a stream needs Content-Length", kind="content-length")
         return None
-    distinct = {v.strip() for v in lengths}
-    if len(distinct) > 1:
+    if len(lengths) > 1 and len({v.strip() for v in lengths}) > 1:
         if stream:
             raise ParseError("conflicting Content-Length values", kind="content-length")
         return None  # validation answers 400; the datagram still parses
@@ -162,8 +232,33 @@ def _frame_length(lengths: list[str], available: int, *, stream: bool) -> int | 
     return length
 
 
-def _build(start: str, headers: list[Header], body: bytes) -> Request | Response:
-    if start[:4].upper() == "SIP/":
+#: Start lines as received -> what they say.  A peer sends one phone the
+#: same request line every time (and a phone answers with the same few
+#: status lines), so each is matched once; bounded by starting afresh.
+_REQUEST_LINES: dict[str, tuple[str, Uri, str]] = {}
+_STATUS_LINES: dict[str, tuple[int, str, str]] = {}
+
+
+def _request_line(start: str) -> tuple[str, Uri, str]:
+    found = _REQUEST_LINES.get(start)
+    if found is None:
+        m = _abnf.REQUEST_LINE_RE.fullmatch(start)
+        if m is None:
+            raise ParseError(f"invalid request line {start[:60]!r}", kind="start-line", line=1)
+        method, uri_text, version = m.groups()
+        try:
+            uri = parse_uri(uri_text)
+        except ParseError as exc:
+            raise ParseError(f"invalid Request-URI: {exc.message}", kind="uri", line=1) from None
+        found = (method, uri, version)
+        if len(start) <= _MAX_LINE:
+            remember(_REQUEST_LINES, start, found)
+    return found
+
+
+def _status_line(start: str) -> tuple[int, str, str]:
+    found = _STATUS_LINES.get(start)
+    if found is None:
         m = _abnf.STATUS_LINE_RE.fullmatch(start)
         if m is None:
             m2 = _abnf.STATUS_LINE_RE.fullmatch(start + " ")
@@ -173,15 +268,17 @@ def _build(start: str, headers: list[Header], body: bytes) -> Request | Response
         code = int(m.group(2))
         if code < 100:
             raise ParseError(f"status code {code} out of range", kind="start-line", line=1)
-        return Response(code, m.group(3), headers, body, m.group(1))
-    m = _abnf.REQUEST_LINE_RE.fullmatch(start)
-    if m is None:
-        raise ParseError(f"invalid request line {start[:60]!r}", kind="start-line", line=1)
-    method, uri_text, version = m.groups()
-    try:
-        uri = parse_uri(uri_text)
-    except ParseError as exc:
-        raise ParseError(f"invalid Request-URI: {exc.message}", kind="uri", line=1) from None
+        found = (code, m.group(3), m.group(1))
+        if len(start) <= _MAX_LINE:
+            remember(_STATUS_LINES, start, found)
+    return found
+
+
+def _build(start: str, headers: list[Header], body: bytes) -> Request | Response:
+    if start[:4].upper() == "SIP/":
+        code, reason, version = _status_line(start)
+        return Response(code, reason, headers, body, version)
+    method, uri, version = _request_line(start)
     return Request(method, uri, headers, body, version)
 
 
@@ -208,9 +305,8 @@ def parse_message(data: bytes, *, max_size: int = MAX_MESSAGE_SIZE) -> Request |
         start, headers, lengths = parse_head(head, eol)
         index = None
     else:
-        start, headers = fast
-        index = index_fields(headers)
-        lengths = index.get("content-length", [])
+        start, headers, index = fast
+        lengths = index.get("content-length", _NO_LENGTHS)
     available = len(data) - body_start
     length = _frame_length(lengths, available, stream=False)
     end = len(data) if length is None else body_start + length
