@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from phonecast.sip import HeaderError, SipUri, parse_uri
 from phonecast.sip import headers as h
+from phonecast.sip._memo import TABLE_SIZE
 from tests.sip.strategies import sip_uris, tokens
 
 
@@ -38,6 +39,90 @@ def test_bad_via(bad: str) -> None:
     with pytest.raises(HeaderError) as info:
         h.parse_via(bad)
     assert info.value.header == "Via"
+
+
+_VIA_PARAMS = st.one_of(
+    st.sampled_from(
+        [
+            ";rport",
+            ";rport=5060",
+            ";rport=99999",
+            ";received=10.0.0.2",
+            ";received=[2001:db8::1]",
+            ";received=host.example",
+            ";received=!!",
+            ";maddr=224.2.0.1",
+            ";ttl=16",
+            ";ttl=300",
+            ";lr",
+            ";branch=",
+            ";Branch=z9hG4bKx",
+            ';x="q"',
+            " ;sp=1",
+        ]
+    ),
+    st.builds(
+        ";branch={}".format, st.sampled_from(["z9hG4bK1", "z9.hG-4_b!K~2", "a", "b:c", "x y"])
+    ),
+    st.builds(";{}={}".format, tokens, tokens),
+)
+
+
+@settings(max_examples=400)
+@given(
+    st.sampled_from(
+        [
+            "SIP/2.0/UDP 10.0.0.2:5060",
+            "SIP/2.0/tcp host.example",
+            "SIP/2.0/TLS [2001:db8::1]:5061",
+            "SIP/2.0/UDP 10.0.0.2:70000",
+            "SIP / 2.0 / UDP h",
+            "SIP/2.0/UDP 1.2.3.4.5",
+        ]
+    ),
+    st.lists(_VIA_PARAMS, max_size=4),
+)
+def test_usual_vias_read_as_the_full_grammar_reads_them(sent_by: str, params: list[str]) -> None:
+    """The string-operation reading (and its per-peer memory, exercised by
+    reading each value twice) agrees with the full grammar, and declines
+    whatever the grammar refuses."""
+    value = sent_by + "".join(params)
+    first, again = h._simple_via(value), h._simple_via(value)
+    assert first == again
+    try:
+        full = h._full_via(value, "Via")
+    except HeaderError:
+        assert first is None
+        return
+    if first is not None:
+        assert first == full
+
+
+def test_usual_vias_are_read_without_the_full_grammar() -> None:
+    for value in (
+        "SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK776;rport",
+        "SIP/2.0/UDP 10.0.0.2:5060;rport;branch=z9hG4bK776",
+        "SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK777;rport=5060;received=10.0.0.2",
+        "SIP/2.0/TCP host.example;branch=z9hG4bK.1",
+    ):
+        assert h._simple_via(value) == h._full_via(value, "Via")
+    # Once the rest of a peer's Via is known, only the branch is read, and
+    # an empty or malformed one still goes to the full grammar.
+    for branch in ("", "x y"):
+        assert h._simple_via(f"SIP/2.0/UDP 10.0.0.2:5060;branch={branch};rport") is None
+        with pytest.raises(HeaderError):
+            h.parse_via(f"SIP/2.0/UDP 10.0.0.2:5060;branch={branch};rport")
+
+
+def test_the_via_memories_are_bounded() -> None:
+    for n in range(TABLE_SIZE + 10):
+        h.parse_via(f"SIP/2.0/UDP 10.{n // 256}.{n % 256}.1:5060;branch=z9hG4bK{n};received=h{n}")
+        h.parse_cseq(f"{n} NOTIFY")
+    for table in (h._SENT_BY, h._VIA_SHAPES, h._HOSTS, h._CSEQS):
+        assert 0 < len(table) <= TABLE_SIZE
+    long_host = "h" * 200
+    h.parse_via(f"SIP/2.0/UDP {long_host};branch=z9hG4bK1;received={long_host}")
+    assert long_host not in h._HOSTS and all(long_host not in key for key in h._SENT_BY)
 
 
 def test_name_addr_forms() -> None:

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, replace
 
 from phonecast.sip import _abnf
-from phonecast.sip._memo import memoize
+from phonecast.sip._memo import memoize, remember
 from phonecast.sip.errors import HeaderError, ParseError
 from phonecast.sip.uri import (
     AbsoluteUri,
@@ -201,23 +201,61 @@ _VIA_RE = re.compile(
 )
 
 
-#: The usual Via, parsed in one match: SIP/2.0/<transport> host[:port] and
-#: plain ;name[=value] parameters (no quotes, no white space).
-_SIMPLE_VIA_RE = re.compile(
+#: The usual Via's first part, ``SIP/2.0/<transport> host[:port]``.
+_SENT_BY_RE = re.compile(
     rf"SIP/2\.0/([A-Za-z]+) ({_abnf.IPv4address}|{_abnf.hostname}|{_abnf.IPv6reference})"
-    rf"(?::([0-9]{{1,5}}))?((?:;{_abnf.token}(?:=(?:{_abnf.token}|{_abnf.IPv6reference}))?)*)"
+    rf"(?::([0-9]{{1,5}}))?"
 )
+#: ... and its plain ;name[=value] parameters (no quotes, no white space).
+_PLAIN_PARAMS_RE = re.compile(rf"(?:;{_abnf.token}(?:=(?:{_abnf.token}|{_abnf.IPv6reference}))?)*")
+
+#: The first part of the usual Via as sent -> (transport, host, port).  Every
+#: message from one peer repeats it (only the parameters change), so it is
+#: matched once per peer; bounded by starting afresh when full.
+_SENT_BY: dict[str, tuple[str, str, int | None]] = {}
+#: received / maddr values already checked to be hosts (they repeat as well).
+_HOSTS: dict[str, bool] = {}
+#: Longest text these tables keep (a longer one is read every time).
+_MAX_KEY = 160
+
+
+def _sent_by(text: str) -> tuple[str, str, int | None] | None:
+    """``SIP/2.0/<transport> host[:port]`` of the usual Via, or None."""
+    found = _SENT_BY.get(text)
+    if found is None:
+        m = _SENT_BY_RE.fullmatch(text)
+        if m is None:
+            return None
+        transport, host, port_text = m.groups()
+        port = int(port_text) if port_text else None
+        if port is not None and port > 65535:
+            return None
+        found = (transport.upper(), host, port)
+        if len(text) <= _MAX_KEY:
+            remember(_SENT_BY, text, found)
+    return found
+
+
+def _is_host(text: str) -> bool:
+    known = _HOSTS.get(text)
+    if known is None:
+        known = _abnf.IPV4_RE.fullmatch(text) is not None or (
+            _abnf.HOST_RE.fullmatch(text) is not None
+        )
+        if len(text) <= _MAX_KEY:
+            remember(_HOSTS, text, known)
+    return known
 
 
 def _simple_params_ok(params: Params) -> bool:
     """The checks the full parser makes on received, maddr, rport and ttl
     values (False sends the value to the full parser, which names the fault)."""
     for key, val in params:
-        if val is None:
+        if val is None or key == "branch":
             continue
         lk = key.lower()
         if lk == "received" or lk == "maddr":
-            if _abnf.HOST_RE.fullmatch(val) is None:
+            if not _is_host(val):
                 return False
         elif lk == "rport":
             if not (val.isdigit() and val.isascii() and int(val) <= 65535):
@@ -227,23 +265,63 @@ def _simple_params_ok(params: Params) -> bool:
     return True
 
 
+#: The usual Via with its branch value cut out (``;branch=`` left in) -> (transport, host, port,
+#: parameters before the branch, parameters after it).  A peer's Vias differ
+#: only in the branch, so the rest is read once per peer; bounded.
+_VIA_SHAPES: dict[str, tuple[str, str, int | None, Params, Params]] = {}
+
+
+def _simple_via(value: str) -> Via | None:
+    """The usual via-parm read with string operations (what does not change
+    between one peer's messages remembered), or None for the full parser."""
+    # ";branch=" always starts a parameter: host and values hold no ';'.
+    at = value.find(";branch=")
+    shape_key = ""
+    branch = ""
+    if at > 0:
+        end = value.find(";", at + 8)
+        if end < 0:
+            end = len(value)
+        branch = value[at + 8 : end]
+        shape_key = value[: at + 8] + value[end:]  # keeps where the branch was
+        shape = _VIA_SHAPES.get(shape_key)
+        if shape is not None and (branch.isalnum() or _abnf.TOKEN_RE.fullmatch(branch) is not None):
+            transport, host, port, before, after = shape
+            return Via(transport, host, port, (*before, ("branch", branch), *after), "SIP/2.0")
+    semi = value.find(";")
+    sent_by = _sent_by(value if semi < 0 else value[:semi])
+    if sent_by is None:
+        return None
+    transport, host, port = sent_by
+    if semi < 0:
+        return Via(transport, host, port, (), "SIP/2.0")
+    param_text = value[semi:]
+    if _PLAIN_PARAMS_RE.fullmatch(param_text) is None:
+        return None
+    items: list[tuple[str, str | None]] = []
+    for item in param_text[1:].split(";"):
+        name, eq, val = item.partition("=")
+        items.append((name, val) if eq else (name, None))
+    params = tuple(items)
+    if not _simple_params_ok(params):
+        return None
+    if shape_key and len(shape_key) <= _MAX_KEY:
+        first = items.index(("branch", branch))  # the first branch parameter
+        remember(
+            _VIA_SHAPES, shape_key, (transport, host, port, params[:first], params[first + 1 :])
+        )
+    return Via(transport, host, port, params, "SIP/2.0")
+
+
 def parse_via(value: str, header: str = "Via") -> Via:
     """Parse one via-parm."""
-    simple = _SIMPLE_VIA_RE.fullmatch(value)
-    if simple is not None:
-        transport, host, port_text, param_text = simple.groups()
-        port = int(port_text) if port_text else None
-        if port is None or port <= 65535:
-            params = (
-                tuple(
-                    (k, v if eq else None)
-                    for k, eq, v in (item.partition("=") for item in param_text[1:].split(";"))
-                )
-                if param_text
-                else ()
-            )
-            if "=" not in param_text or _simple_params_ok(params):
-                return Via(transport.upper(), host, port, params, "SIP/2.0")
+    simple = _simple_via(value)
+    return simple if simple is not None else _full_via(value, header)
+
+
+def _full_via(value: str, header: str) -> Via:
+    """:func:`parse_via` for any via-parm: the grammar in full, naming the
+    fault (the simple reading must agree with it)."""
     m = _VIA_RE.match(value)
     if m is None:
         raise HeaderError(header, "expected 'SIP/2.0/TRANSPORT host[:port]'", value=value)
@@ -412,9 +490,21 @@ class CSeq:
 _CSEQ_RE = re.compile(rf"([0-9]+)[ \t]+({_abnf.token})")
 
 
-@memoize()
+#: CSeq values as received -> parsed (each recurs once per call or dialog).
+_CSEQS: dict[str, CSeq] = {}
+
+
 def parse_cseq(value: str, header: str = "CSeq") -> CSeq:
     """Parse CSeq; the number must be below 2**31 (RFC 3261 8.1.1.5)."""
+    found = _CSEQS.get(value)
+    if found is None:
+        found = _parse_cseq(value, header)
+        if len(value) <= _MAX_KEY:
+            remember(_CSEQS, value, found)
+    return found
+
+
+def _parse_cseq(value: str, header: str) -> CSeq:
     m = _CSEQ_RE.fullmatch(value.strip(_WS))
     if m is None:
         raise HeaderError(header, "expected 'number METHOD'", value=value)
