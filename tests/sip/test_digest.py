@@ -8,7 +8,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from phonecast.sip import DigestError, HeaderError, Request, Response, _abnf, parse_message
@@ -338,6 +338,99 @@ def test_challenge_round_trip(
     )
     assert parse_challenges(str(c)) == (c,)
     assert parse_challenges(f"{c}, {c}") == (c, c)
+
+
+_PLAIN_NAMES = st.sampled_from(
+    ["realm", "nonce", "opaque", "algorithm", "qop", "domain", "stale", "Realm", "x-y", ""]
+)
+_PLAIN_SAMPLES = st.sampled_from(
+    [
+        '"phone"',
+        "MD5",
+        '"auth"',
+        "auth",
+        '"auth,auth-int"',
+        '""',
+        '"',
+        "a b",
+        '"a"b"',
+        '"ab',
+        '"a\\\\b"',
+    ]
+)
+# Mostly values from the list (so that whole challenges often read), some noise.
+_PLAIN_VALUES = st.one_of(
+    _PLAIN_SAMPLES,
+    _PLAIN_SAMPLES,
+    _PLAIN_SAMPLES,
+    st.text(alphabet=st.sampled_from([*'ab1-",\\ \r\n=']), max_size=8),
+)
+
+
+@st.composite
+def _plain_challenges(draw: st.DrawFn) -> str:
+    """Challenge values near the plain shape servers send, with the odd
+    deviation: quoted commas, escapes, repeated or unknown names, stray
+    spaces and separators."""
+    scheme = draw(st.sampled_from(["Digest ", "Digest  ", "digest ", "Basic ", "Digest"]))
+    items = [f"{draw(_PLAIN_NAMES)}={draw(_PLAIN_VALUES)}" for _ in range(draw(st.integers(0, 5)))]
+    return scheme + draw(st.sampled_from([", ", ",", " ,"])).join(items)
+
+
+@settings(max_examples=500)
+@given(_plain_challenges())
+def test_plain_challenges_read_as_the_general_reader_reads_them(text: str) -> None:
+    """The string-operation reading of the usual challenge returns exactly
+    what the general reader returns, and leaves everything else to it."""
+    from phonecast.sip import _digest_parse as dp
+
+    fast = dp._plain_digest_challenge(text)
+    reader = dp._Reader(text, "WWW-Authenticate", secret=False)
+    try:
+        general = tuple(dp._challenge(raw, reader) for raw in dp._split(reader))
+    except (HeaderError, DigestError):
+        assert fast is None
+        return
+    if fast is not None:
+        assert (fast,) == general
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'Digest realm="a"b"',
+        'Digest realm="ab',
+        'Digest realm="',
+        "Digest realm=",
+        'Digest realm="r", nonce=',
+        'Digest realm="a\\\\b"',
+        'Digest realm="a, b"',
+        'Digest realm="r",nonce="n"',
+        'Digest realm="r", realm="r"',
+        'Digest realm="r", qop="auth,auth-int"',
+        'Digest realm="r", stale=true',
+        'Digest Realm="r"',
+        'Digest realm="r" , nonce="n"',
+        "Digest realm=r b",
+    ],
+)
+def test_plain_challenges_leave_the_rest_to_the_general_reader(text: str) -> None:
+    from phonecast.sip._digest_parse import _plain_digest_challenge
+
+    assert _plain_digest_challenge(text) is None
+
+
+def test_plain_challenges_take_what_servers_send() -> None:
+    from phonecast.sip._digest_parse import _plain_digest_challenge
+
+    for text in (
+        'Digest realm="phone", nonce="ZGVhZGJl", qop="auth", algorithm=MD5',
+        'Digest algorithm=MD5, realm="asterisk", nonce="1a2b3c4d"',
+        'Digest realm="a,b", nonce="n"',
+        'Digest realm="", nonce="n", opaque="", algorithm=MD5, qop=auth',
+    ):
+        assert _plain_digest_challenge(text) is not None
+        assert parse_challenges(text) == (_plain_digest_challenge(text),)
 
 
 @given(st.text(st.characters(max_codepoint=0x7F), max_size=30))

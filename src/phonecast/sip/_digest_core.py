@@ -219,8 +219,8 @@ def _token_or_quoted(text: str) -> str:
 
 def _has_crlf(texts: tuple[str | None, ...]) -> bool:
     """Whether any of ``texts`` holds a CR or LF (None is skipped)."""
-    joined = "".join(filter(None, texts))
-    return "\r" in joined or "\n" in joined
+    # any() over a generator compiles to a plain loop.
+    return any(text is not None and ("\r" in text or "\n" in text) for text in texts)
 
 
 def _check_text(what: str, text: str | None) -> None:

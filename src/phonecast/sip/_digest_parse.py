@@ -37,6 +37,13 @@ _HEAD_RE = re.compile(rf"{_BWS}({_abnf.token})[ \t\r\n]+")
 _ITEM_RE = re.compile(
     rf"({_abnf.token}){_BWS}={_BWS}({QUOTED_STRING_RE.pattern}|{_abnf.token}){_BWS}(?:,{_BWS}|\Z)"
 )
+# What servers and clients actually write: ``name=value`` joined by "," or
+# ", ", quoted values without escapes.  One C-level match checks the whole
+# list, one ``findall`` takes its items (the same ones, as tokens stop at
+# "=", "," and quotes); anything else goes through _ITEM_RE.
+_PLAIN_ITEM = rf'{_abnf.token}=(?:"[^"\\\r\n]*"|{_abnf.token})'
+_PLAIN_LIST_RE = re.compile(rf"{_PLAIN_ITEM}(?:, ?{_PLAIN_ITEM})*")
+_PLAIN_ITEM_RE = re.compile(rf'({_abnf.token})=("[^"\\\r\n]*"|{_abnf.token})')
 
 
 class _Raw:
@@ -136,6 +143,8 @@ def _single(text: str) -> _Raw | None:
     if head is None:
         return None
     end = head.end()
+    if _PLAIN_LIST_RE.fullmatch(text, end) is not None:
+        return _Raw(head.group(1), None, _PLAIN_ITEM_RE.findall(text, end))
     params: list[tuple[str, str]] = []
     for m in _ITEM_RE.finditer(text, end):
         if m.start() != end:
@@ -228,24 +237,79 @@ def _flag(value: str | None) -> bool:
     return value is not None and value.lower() == "true"
 
 
+_AUTH_ONLY = ("auth",)
+
+
 def _challenge(raw: _Raw, reader: _Reader) -> Challenge:
     if raw.scheme.lower() != "digest":
         return Challenge(scheme=raw.scheme, params=tuple(raw.params), token68=raw.token68)
     if raw.token68 is not None:
         raise reader.fail("the Digest scheme takes parameters, not a token68")
     f, rest = _typed(raw, CHALLENGE_FIELDS, reader)
-    qop = tuple(q.strip(_WS) for q in f["qop"].split(",")) if "qop" in f else ()
+    offered = f.get("qop")
+    if offered is None:
+        qop: tuple[str, ...] = ()
+    elif offered == "auth":
+        qop = _AUTH_ONLY  # what nearly every server offers
+    else:
+        qop = tuple([q for q in [q.strip(_WS) for q in offered.split(",")] if q])
     return Challenge(
         scheme=raw.scheme,
         realm=f.get("realm"),
         nonce=f.get("nonce"),
         opaque=f.get("opaque"),
         algorithm=f.get("algorithm"),
-        qop=tuple(q for q in qop if q),
+        qop=qop,
         stale=_flag(f.get("stale")),
         domain=f.get("domain"),
         userhash=_flag(f.get("userhash")),
         params=rest,
+    )
+
+
+#: The fields of the plain challenge, each with its place in the reading.
+_PLAIN_FIELDS = {"realm": 0, "nonce": 1, "opaque": 2, "algorithm": 3, "qop": 4, "domain": 5}
+
+
+def _plain_digest_challenge(text: str) -> Challenge | None:
+    """The challenge servers actually send, read with string operations:
+    ``Digest name=value, name=value...`` with the usual fields (lower case),
+    each once, values tokens or quoted strings without escapes.  None sends
+    the value to the general reader, which reads it the same way or names
+    the fault (a test holds the two to agreement)."""
+    if not text.startswith("Digest ") or "\\" in text or "\r" in text or "\n" in text:
+        return None
+    read: list[str | None] = [None, None, None, None, None, None]
+    # A quoted comma followed by a space splits a value in two; the halves
+    # then fail the quote checks below and the general reader takes over.
+    for piece in text[7:].split(", "):
+        name, _, wire = piece.partition("=")
+        place = _PLAIN_FIELDS.get(name)
+        if place is None or not wire or read[place] is not None:
+            return None
+        if wire[0] == '"':
+            if wire[-1] != '"' or wire.count('"') != 2:
+                return None
+            read[place] = wire[1:-1]
+        elif wire.isalnum() or _abnf.TOKEN_RE.fullmatch(wire) is not None:
+            read[place] = wire
+        else:
+            return None
+    realm, nonce, opaque, algorithm, offered, domain = read
+    if offered is None:
+        qop: tuple[str, ...] = ()
+    elif offered == "auth":
+        qop = _AUTH_ONLY
+    else:
+        return None
+    return Challenge(
+        scheme="Digest",
+        realm=realm,
+        nonce=nonce,
+        opaque=opaque,
+        algorithm=algorithm,
+        qop=qop,
+        domain=domain,
     )
 
 
@@ -257,9 +321,12 @@ def parse_challenges(value: str, header: str = "WWW-Authenticate") -> tuple[Chal
     whether a challenge can be answered is the client's question.  Raises
     :class:`HeaderError`.
     """
+    plain = _plain_digest_challenge(value)
+    if plain is not None:
+        return (plain,)
     reader = _Reader(value, header, secret=False)
     try:
-        return tuple(_challenge(raw, reader) for raw in _split(reader))
+        return tuple([_challenge(raw, reader) for raw in _split(reader)])
     except DigestError as exc:
         raise reader.fail(exc.message) from None
 

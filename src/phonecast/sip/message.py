@@ -24,14 +24,13 @@ Parsing and framing live in :mod:`phonecast.sip.wire`; ``parse_message``,
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import Any, Self, TypeVar
 
 from phonecast.sip import headers as h
+from phonecast.sip._digest_core import Challenge, Credentials
+from phonecast.sip._digest_parse import parse_challenges, parse_credentials
 from phonecast.sip.errors import HeaderError
 from phonecast.sip.uri import Uri
-
-if TYPE_CHECKING:
-    from phonecast.sip.digest import Challenge, Credentials
 
 T = TypeVar("T")
 
@@ -242,18 +241,21 @@ class Message:
         return found  # type: ignore[no-any-return]
 
     def _typed_all(self, name: str, parser: Callable[[str, str], tuple[T, ...]]) -> tuple[T, ...]:
+        """Every value of header ``name`` (canonical: internal callers only)
+        parsed with ``parser``, cached under ``name*``."""
         cache = self._cache
         key = name + "*"
-        if key in cache:  # internal callers pass canonical names
-            return cache[key]  # type: ignore[no-any-return]
-        canonical = canonical_name(name)
-        key = canonical + "*"
-        if key in cache:
-            return cache[key]  # type: ignore[no-any-return]
-        display = _display_name(canonical)
-        result: tuple[T, ...] = ()
-        for raw in self._values_index().get(canonical, _NONE):
-            result += parser(raw, display)
+        found = cache.get(key, _MISS)
+        if found is not _MISS:
+            return found  # type: ignore[no-any-return]
+        display = _display_name(name)
+        fields = self._values_index().get(name, _NONE)
+        if len(fields) == 1:
+            result = parser(fields[0], display)
+        else:
+            result = ()
+            for raw in fields:
+                result += parser(raw, display)
         cache[key] = result
         return result
 
@@ -305,12 +307,14 @@ class Message:
     @property
     def call_id(self) -> str:
         """The Call-ID."""
-        return self._required("call-id", h.parse_call_id)
+        found: str | None = self._cache.get("call-id")  # read by every layer
+        return found if found is not None else self._required("call-id", h.parse_call_id)
 
     @property
     def cseq(self) -> h.CSeq:
         """The CSeq."""
-        return self._required("cseq", h.parse_cseq)
+        found: h.CSeq | None = self._cache.get("cseq")
+        return found if found is not None else self._required("cseq", h.parse_cseq)
 
     @property
     def max_forwards(self) -> int | None:
@@ -397,22 +401,22 @@ class Message:
     @property
     def www_authenticate(self) -> tuple[Challenge, ...]:
         """Every challenge of every WWW-Authenticate field, in order."""
-        return self._typed_all("www-authenticate", _challenges)
+        return self._typed_all("www-authenticate", parse_challenges)
 
     @property
     def proxy_authenticate(self) -> tuple[Challenge, ...]:
         """Every challenge of every Proxy-Authenticate field, in order."""
-        return self._typed_all("proxy-authenticate", _challenges)
+        return self._typed_all("proxy-authenticate", parse_challenges)
 
     @property
     def authorization(self) -> Credentials | None:
         """The (first) Authorization credentials, if any."""
-        return self.typed("authorization", _credentials)
+        return self.typed("authorization", parse_credentials)
 
     @property
     def proxy_authorization(self) -> Credentials | None:
         """The (first) Proxy-Authorization credentials, if any."""
-        return self.typed("proxy-authorization", _credentials)
+        return self.typed("proxy-authorization", parse_credentials)
 
     @property
     def accept(self) -> tuple[h.MediaType, ...] | None:
@@ -532,18 +536,6 @@ def _display_name(key: str) -> str:
         if len(_DISPLAY_NAMES) < 512:  # names come from the wire: stay bounded
             _DISPLAY_NAMES[key] = shown
     return shown
-
-
-def _challenges(value: str, header: str) -> tuple[Challenge, ...]:
-    from phonecast.sip.digest import parse_challenges
-
-    return parse_challenges(value, header)
-
-
-def _credentials(value: str, header: str) -> Credentials:
-    from phonecast.sip.digest import parse_credentials
-
-    return parse_credentials(value, header)
 
 
 def _route_list(value: str, header: str) -> tuple[h.NameAddr, ...]:
