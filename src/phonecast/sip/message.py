@@ -4,9 +4,9 @@ Theory of operation
 -------------------
 ``parse_message`` does the least work that lets a message be framed and
 trusted: it splits the start line, unfolds header lines, checks each header
-name is a token (all in one C-level ``findall``; any doubt sends the message
-to the line-by-line parser, which names the faulty line), indexes the
-fields by canonical name and frames the body by Content-Length.  It does not
+name is a token (in one pass of string operations; any doubt sends the
+message to the line-by-line parser, which names the faulty line), indexes
+the fields by canonical name and frames the body by Content-Length.  It does not
 parse header *values*; typed accessors (``msg.via``, ``msg.cseq``...) parse on
 first use and cache the result.  A 200 OK that a client only matches by
 branch and CSeq therefore never builds From/To/Contact objects.

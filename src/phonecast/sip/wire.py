@@ -7,9 +7,11 @@ Content-Length is mandatory; :class:`StreamFramer` cuts whole messages out of
 the byte stream and raises :class:`ParseError` when framing is impossible (the
 connection must then be closed, as there is no way to resynchronise).
 
-The usual header block is checked and split in one pass of string
+The usual header block is checked, split and indexed in one pass of string
 operations (:func:`_fast_split`); anything it is not sure of goes to
 :func:`parse_head`, which reads line by line and names the faulty line.
+Header lines, names and start lines that recur between two peers are read
+once and remembered in bounded tables (see :mod:`phonecast.sip._memo`).
 """
 
 from __future__ import annotations
