@@ -267,24 +267,38 @@ def _challenge(raw: _Raw, reader: _Reader) -> Challenge:
     )
 
 
-#: The fields of the plain challenge, each with its place in the reading.
-_PLAIN_FIELDS = {"realm": 0, "nonce": 1, "opaque": 2, "algorithm": 3, "qop": 4, "domain": 5}
+#: The fields of the plain challenge and credentials, each with its place
+#: in the reading.
+_PLAIN_CHALLENGE = {"realm": 0, "nonce": 1, "opaque": 2, "algorithm": 3, "qop": 4, "domain": 5}
+_PLAIN_CREDENTIALS = {
+    "username": 0,
+    "realm": 1,
+    "nonce": 2,
+    "uri": 3,
+    "response": 4,
+    "algorithm": 5,
+    "cnonce": 6,
+    "opaque": 7,
+    "qop": 8,
+    "nc": 9,
+}
 
 
-def _plain_digest_challenge(text: str) -> Challenge | None:
-    """The challenge servers actually send, read with string operations:
-    ``Digest name=value, name=value...`` with the usual fields (lower case),
-    each once, values tokens or quoted strings without escapes.  None sends
-    the value to the general reader, which reads it the same way or names
-    the fault (a test holds the two to agreement)."""
+def _plain_digest(text: str, places: dict[str, int]) -> list[str | None] | None:
+    """What servers and clients actually write, read with string operations:
+    ``Digest name=value, name=value...`` with known fields (lower case), each
+    once, values tokens or quoted strings without escapes; the values in
+    the order of ``places``.  None sends the text to the general reader,
+    which reads it the same way or names the fault (tests hold the two to
+    agreement)."""
     if not text.startswith("Digest ") or "\\" in text or "\r" in text or "\n" in text:
         return None
-    read: list[str | None] = [None, None, None, None, None, None]
+    read: list[str | None] = [None] * len(places)
     # A quoted comma followed by a space splits a value in two; the halves
     # then fail the quote checks below and the general reader takes over.
     for piece in text[7:].split(", "):
         name, _, wire = piece.partition("=")
-        place = _PLAIN_FIELDS.get(name)
+        place = places.get(name)
         if place is None or not wire or read[place] is not None:
             return None
         if wire[0] == '"':
@@ -295,6 +309,15 @@ def _plain_digest_challenge(text: str) -> Challenge | None:
             read[place] = wire
         else:
             return None
+    return read
+
+
+def _plain_digest_challenge(text: str) -> Challenge | None:
+    """The usual challenge (see :func:`_plain_digest`), offering qop=auth or
+    no qop, or None."""
+    read = _plain_digest(text, _PLAIN_CHALLENGE)
+    if read is None:
+        return None
     realm, nonce, opaque, algorithm, offered, domain = read
     if offered is None:
         qop: tuple[str, ...] = ()
@@ -313,6 +336,28 @@ def _plain_digest_challenge(text: str) -> Challenge | None:
     )
 
 
+def _plain_digest_credentials(text: str) -> Credentials | None:
+    """The usual credentials (see :func:`_plain_digest`), or None.  Raises
+    DigestError as the constructor does (a missing field, a bad nc)."""
+    read = _plain_digest(text, _PLAIN_CREDENTIALS)
+    if read is None:
+        return None
+    username, realm, nonce, uri, response, algorithm, cnonce, opaque, qop, nc = read
+    return Credentials(
+        scheme="Digest",
+        username=username,
+        realm=realm,
+        nonce=nonce,
+        uri=uri,
+        response=response,
+        algorithm=algorithm,
+        cnonce=cnonce,
+        opaque=opaque,
+        qop=qop,
+        nc=nc,
+    )
+
+
 def parse_challenges(value: str, header: str = "WWW-Authenticate") -> tuple[Challenge, ...]:
     """Every challenge in one WWW-Authenticate / Proxy-Authenticate value.
 
@@ -321,11 +366,11 @@ def parse_challenges(value: str, header: str = "WWW-Authenticate") -> tuple[Chal
     whether a challenge can be answered is the client's question.  Raises
     :class:`HeaderError`.
     """
-    plain = _plain_digest_challenge(value)
-    if plain is not None:
-        return (plain,)
     reader = _Reader(value, header, secret=False)
     try:
+        plain = _plain_digest_challenge(value)
+        if plain is not None:
+            return (plain,)
         return tuple([_challenge(raw, reader) for raw in _split(reader)])
     except DigestError as exc:
         raise reader.fail(exc.message) from None
@@ -363,10 +408,13 @@ def parse_credentials(value: str, header: str = "Authorization") -> Credentials:
     quotes any part of the value.
     """
     reader = _Reader(value, header, secret=True)
-    items = _split(reader)
-    if len(items) != 1:
-        raise reader.fail("expected exactly one set of credentials")
     try:
+        plain = _plain_digest_credentials(value)
+        if plain is not None:
+            return plain
+        items = _split(reader)
+        if len(items) != 1:
+            raise reader.fail("expected exactly one set of credentials")
         return _credentials(items[0], reader)
     except DigestError as exc:
         raise reader.fail(exc.message) from None
