@@ -37,13 +37,6 @@ _HEAD_RE = re.compile(rf"{_BWS}({_abnf.token})[ \t\r\n]+")
 _ITEM_RE = re.compile(
     rf"({_abnf.token}){_BWS}={_BWS}({QUOTED_STRING_RE.pattern}|{_abnf.token}){_BWS}(?:,{_BWS}|\Z)"
 )
-# What servers and clients actually write: ``name=value`` joined by "," or
-# ", ", quoted values without escapes.  One C-level match checks the whole
-# list, one ``findall`` takes its items (the same ones, as tokens stop at
-# "=", "," and quotes); anything else goes through _ITEM_RE.
-_PLAIN_ITEM = rf'{_abnf.token}=(?:"[^"\\\r\n]*"|{_abnf.token})'
-_PLAIN_LIST_RE = re.compile(rf"{_PLAIN_ITEM}(?:, ?{_PLAIN_ITEM})*")
-_PLAIN_ITEM_RE = re.compile(rf'({_abnf.token})=("[^"\\\r\n]*"|{_abnf.token})')
 
 
 class _Raw:
@@ -143,8 +136,6 @@ def _single(text: str) -> _Raw | None:
     if head is None:
         return None
     end = head.end()
-    if _PLAIN_LIST_RE.fullmatch(text, end) is not None:
-        return _Raw(head.group(1), None, _PLAIN_ITEM_RE.findall(text, end))
     params: list[tuple[str, str]] = []
     for m in _ITEM_RE.finditer(text, end):
         if m.start() != end:

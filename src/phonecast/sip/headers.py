@@ -265,9 +265,10 @@ def _simple_params_ok(params: Params) -> bool:
     return True
 
 
-#: The usual Via with its branch value cut out (``;branch=`` left in) -> (transport, host, port,
-#: parameters before the branch, parameters after it).  A peer's Vias differ
-#: only in the branch, so the rest is read once per peer; bounded.
+#: The usual Via with its branch value cut out (``;branch=`` left in, so the
+#: key keeps where it stood) -> (transport, host, port, parameters before
+#: the branch, parameters after it).  A peer's Vias differ only in the
+#: branch, so the rest is read once per peer; bounded.
 _VIA_SHAPES: dict[str, tuple[str, str, int | None, Params, Params]] = {}
 
 
@@ -283,7 +284,7 @@ def _simple_via(value: str) -> Via | None:
         if end < 0:
             end = len(value)
         branch = value[at + 8 : end]
-        shape_key = value[: at + 8] + value[end:]  # keeps where the branch was
+        shape_key = value[: at + 8] + value[end:]
         shape = _VIA_SHAPES.get(shape_key)
         if shape is not None and (branch.isalnum() or _abnf.TOKEN_RE.fullmatch(branch) is not None):
             transport, host, port, before, after = shape

@@ -56,11 +56,11 @@ _TOKEN_NAMES: dict[str, str] = {}
 
 #: Whole header lines that recur between two peers (every NOTIFY a pusher
 #: sends one phone has the same To, Contact, Event, Content-Type...) ->
-#: (canonical name, field): one dict probe instead of splitting and checking
-#: the line again.  Only the headers in :data:`_RECURRING` are kept, and only
+#: (canonical name, field, value): one dict probe instead of splitting and
+#: checking the line again.  Only the headers in :data:`_RECURRING` are kept, and only
 #: short lines; bounded by starting afresh when full, so unique values cost
 #: at most the bound, never unbounded memory.
-_LINES: dict[str, tuple[str, Any, str]] = {}  # (key, field, value), see below
+_LINES: dict[str, tuple[str, Any, str]] = {}  # field: Any, see _fast_split
 _RECURRING = frozenset(
     {
         "max-forwards",
