@@ -79,6 +79,20 @@ def test_lazy_headers_do_not_parse_until_read() -> None:
     assert info.value.header == "Max-Forwards"
 
 
+def test_call_id_and_cseq_are_read_once_and_named_when_missing_or_bad() -> None:
+    msg = parse_message(NOTIFY)
+    assert msg.call_id is msg.call_id and msg.cseq is msg.cseq
+    for header, raw in (("Call-ID", b"Call-ID"), ("CSeq", b"CSeq")):
+        missing = parse_message(NOTIFY.replace(raw + b":", b"X-Gone:"))
+        with pytest.raises(HeaderError, match="missing") as info:
+            _ = missing.call_id if header == "Call-ID" else missing.cseq
+        assert info.value.header == header
+    bad = parse_message(NOTIFY.replace(b"CSeq: 314159", b"CSeq: many"))
+    with pytest.raises(HeaderError) as info:
+        _ = bad.cseq
+    assert info.value.header == "CSeq"
+
+
 def test_oversized_message_refused() -> None:
     with pytest.raises(ParseError):
         parse_message(NOTIFY + b"x" * 70000)

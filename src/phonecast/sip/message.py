@@ -304,17 +304,29 @@ class Message:
         """The To header."""
         return self._required("to", h.parse_name_addr)
 
+    # Call-ID and CSeq are read by every layer for every message: straight
+    # to the index and the cache, without typed()'s name handling.
     @property
     def call_id(self) -> str:
         """The Call-ID."""
-        found: str | None = self._cache.get("call-id")  # read by every layer
-        return found if found is not None else self._required("call-id", h.parse_call_id)
+        found: str | None = self._cache.get("call-id")
+        if found is None:
+            fields = self._values_index().get("call-id")
+            if not fields:
+                raise HeaderError("Call-ID", "header is missing")
+            found = self._cache["call-id"] = h.parse_call_id(fields[0], "Call-ID")
+        return found
 
     @property
     def cseq(self) -> h.CSeq:
         """The CSeq."""
         found: h.CSeq | None = self._cache.get("cseq")
-        return found if found is not None else self._required("cseq", h.parse_cseq)
+        if found is None:
+            fields = self._values_index().get("cseq")
+            if not fields:
+                raise HeaderError("CSeq", "header is missing")
+            found = self._cache["cseq"] = h.parse_cseq(fields[0], "CSeq")
+        return found
 
     @property
     def max_forwards(self) -> int | None:
