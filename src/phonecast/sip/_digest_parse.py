@@ -228,9 +228,6 @@ def _flag(value: str | None) -> bool:
     return value is not None and value.lower() == "true"
 
 
-_AUTH_ONLY = ("auth",)
-
-
 def _challenge(raw: _Raw, reader: _Reader) -> Challenge:
     if raw.scheme.lower() != "digest":
         return Challenge(scheme=raw.scheme, params=tuple(raw.params), token68=raw.token68)
@@ -238,12 +235,8 @@ def _challenge(raw: _Raw, reader: _Reader) -> Challenge:
         raise reader.fail("the Digest scheme takes parameters, not a token68")
     f, rest = _typed(raw, CHALLENGE_FIELDS, reader)
     offered = f.get("qop")
-    if offered is None:
-        qop: tuple[str, ...] = ()
-    elif offered == "auth":
-        qop = _AUTH_ONLY  # what nearly every server offers
-    else:
-        qop = tuple([q for q in [q.strip(_WS) for q in offered.split(",")] if q])
+    options = [] if offered is None else [q.strip(_WS) for q in offered.split(",")]
+    qop = tuple(q for q in options if q)
     return Challenge(
         scheme=raw.scheme,
         realm=f.get("realm"),
@@ -257,6 +250,8 @@ def _challenge(raw: _Raw, reader: _Reader) -> Challenge:
         params=rest,
     )
 
+
+_AUTH_ONLY = ("auth",)
 
 #: The fields of the plain challenge and credentials, each with its place
 #: in the reading.

@@ -260,10 +260,18 @@ class Message:
         return result
 
     def _required(self, name: str, parser: Callable[[str, str], T]) -> T:
-        value = self.typed(name, parser)
-        if value is None:
-            raise HeaderError(_display_name(canonical_name(name)), "header is missing")
-        return value
+        """Header ``name`` (canonical: internal callers only) parsed with
+        ``parser`` and cached; HeaderError if it is missing.  From, To,
+        Call-ID and CSeq are read by every layer for every message: straight
+        to the cache and the index, without :meth:`typed`'s name handling."""
+        cache = self._cache
+        found = cache.get(name)
+        if found is None:
+            fields = self._values_index().get(name)
+            if not fields:
+                raise HeaderError(_display_name(name), "header is missing")
+            found = cache[name] = parser(fields[0], _display_name(name))
+        return found
 
     @property
     def via(self) -> tuple[h.Via, ...]:
@@ -304,29 +312,15 @@ class Message:
         """The To header."""
         return self._required("to", h.parse_name_addr)
 
-    # Call-ID and CSeq are read by every layer for every message: straight
-    # to the index and the cache, without typed()'s name handling.
     @property
     def call_id(self) -> str:
         """The Call-ID."""
-        found: str | None = self._cache.get("call-id")
-        if found is None:
-            fields = self._values_index().get("call-id")
-            if not fields:
-                raise HeaderError("Call-ID", "header is missing")
-            found = self._cache["call-id"] = h.parse_call_id(fields[0], "Call-ID")
-        return found
+        return self._required("call-id", h.parse_call_id)
 
     @property
     def cseq(self) -> h.CSeq:
         """The CSeq."""
-        found: h.CSeq | None = self._cache.get("cseq")
-        if found is None:
-            fields = self._values_index().get("cseq")
-            if not fields:
-                raise HeaderError("CSeq", "header is missing")
-            found = self._cache["cseq"] = h.parse_cseq(fields[0], "CSeq")
-        return found
+        return self._required("cseq", h.parse_cseq)
 
     @property
     def max_forwards(self) -> int | None:
