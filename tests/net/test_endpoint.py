@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import socket
+import tracemalloc
 from collections.abc import AsyncIterator
 from typing import NamedTuple
 
@@ -360,5 +361,44 @@ async def test_byte_identical_retransmission_skips_the_parser() -> None:
         stats = server.stats
         assert (stats.received, stats.absorbed) == (4, 2) and len(tu.seen) == 1  # parsed, matched
     finally:
+        raw.close()
+        await server.close()
+
+
+async def test_a_completed_transaction_keeps_only_what_absorbing_needs() -> None:
+    """A UDP server transaction waits out Timer J (32 s) after answering: a
+    peer sending unique requests must not make the endpoint hold every
+    parsed request, response and handle that long.  What a completed one
+    keeps is bounded per transaction (it held ~6 KB per NOTIFY before the
+    request was let go)."""
+
+    def answer(request: Request, handle: ServerHandle | None, flow: Flow) -> None:
+        if handle is not None:  # keeps nothing: what remains is the endpoint's
+            handle.respond(make_response(request, 200, to_tag="srv"))
+
+    server = SipEndpoint(handler=answer)  # default timers: Timer J is 32 s
+    _, sport = await server.listen_udp("127.0.0.1")
+    raw = _raw_socket()
+    via = f"SIP/2.0/UDP 127.0.0.1:{raw.getsockname()[1]}"
+    template = bytes(_notify(server, sport))
+    count = 300
+    try:
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.take_snapshot()
+        for n in range(count):
+            request = parse_message(template.replace(b"call-", f"c{n}-".encode()))
+            unique = request.with_header_replaced("Via", f"{via};branch=z9hG4bK{n}")
+            raw.sendto(bytes(unique), ("127.0.0.1", sport))
+            assert (await _recv(raw)).status_code == 200
+        assert server.stats.transactions == count  # all still absorbing
+        gc.collect()
+        after = tracemalloc.take_snapshot()
+        tracemalloc.stop()
+        held = sum(d.size_diff for d in after.compare_to(before, "filename")) / count
+        assert held < 3000, f"{held:.0f} bytes held per completed transaction"
+        assert all(e.handle is None for e in server._entries.values())
+    finally:
+        tracemalloc.stop()
         raw.close()
         await server.close()

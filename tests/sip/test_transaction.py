@@ -278,6 +278,30 @@ def test_non_invite_server_absorbs_and_answers_retransmissions() -> None:
     assert tx.datagrams_to_send() == []
 
 
+def test_server_lets_go_of_its_request_once_the_final_response_is_out() -> None:
+    """Timer J keeps a UDP server transaction 32 s after its work: only the
+    key and the last response's bytes are needed for that, not the request."""
+    notify = _req(NOTIFY)
+    tx = NonInviteServerTransaction(notify, reliable=False)
+    _events(tx)
+    tx.send_response(_resp(notify, 100, None), 0.1)
+    assert tx.request is notify  # provisional: the TU still works on it
+    ok = _resp(notify, 200)
+    tx.send_response(ok, 0.2)
+    assert tx.request is None and tx.method == "NOTIFY"
+    tx.datagrams_to_send()
+    tx.handle_retransmission(1.0)  # a copy recognised by its bytes
+    tx.handle_request(notify, 2.0)  # a copy parsed and matched by key
+    assert tx.datagrams_to_send() == [bytes(ok), bytes(ok)]
+    with pytest.raises(TransactionError):  # still checked against the method
+        tx.handle_request(_req(NOTIFY.replace(b"NOTIFY", b"OPTIONS")), 3.0)
+    invite = _req(INVITE)
+    itx = InviteServerTransaction(invite, reliable=False)
+    _events(itx)
+    itx.send_response(_resp(invite, 486), 0.1)
+    assert itx.request is None and itx.state is State.COMPLETED
+
+
 def test_non_invite_server_on_tcp_terminates_with_the_final_response() -> None:
     notify = _req(NOTIFY)
     tx = NonInviteServerTransaction(notify, reliable=True)

@@ -104,11 +104,27 @@ class ServerHandle:
 
 
 class _Entry:
-    """Book-keeping of one live transaction."""
+    """Book-keeping of one live transaction.
 
-    __slots__ = ("callback", "destination", "flow", "handle", "reply_to", "timer", "tx", "wire")
+    Called with ``now``, it is the callback of its own deadline on the heap
+    (one object fewer per scheduled deadline than a closure, and a UDP
+    server transaction waits out Timer J's 32 s with one scheduled).
+    """
 
-    def __init__(self, tx: Transaction) -> None:
+    __slots__ = (
+        "callback",
+        "destination",
+        "endpoint",
+        "flow",
+        "handle",
+        "reply_to",
+        "timer",
+        "tx",
+        "wire",
+    )
+
+    def __init__(self, endpoint: SipEndpoint, tx: Transaction) -> None:
+        self.endpoint = endpoint
         self.tx = tx
         self.timer: Timer | None = None
         self.flow: Flow | None = None
@@ -118,9 +134,13 @@ class _Entry:
         #: Server transactions over UDP: the request datagram as received,
         #: the key under which a byte-identical retransmission is recognised.
         self.wire: bytes | None = None
+        #: Client transactions: (transport, remote, TLS name); None for servers.
         self.destination: tuple[str, Address, str | None] | None = None
         self.callback: ResponseCallback | None = None
         self.handle: ServerHandle | None = None
+
+    def __call__(self, now: float) -> None:
+        self.endpoint._fire(self, now)
 
 
 class _FinalResponse:
@@ -327,7 +347,7 @@ class SipEndpoint:
         tx = new_client_transaction(
             request, self.now(), reliable=transport != "udp", timers=self._timers
         )
-        entry = _Entry(tx)
+        entry = _Entry(self, tx)
         entry.flow = flow
         entry.destination = (transport, remote, server_hostname)
         entry.callback = callback
@@ -390,9 +410,10 @@ class SipEndpoint:
             and known.flow.remote == flow.remote
             and known.flow.local == flow.local
         ):
-            assert known.handle is not None
             self._absorbed += 1
-            known.tx.handle_request(known.handle.request, self.now())  # type: ignore[union-attr]
+            copied = known.tx
+            assert isinstance(copied, ServerTransaction)  # only they are known by bytes
+            copied.handle_retransmission(self.now())
             self._pump(known)
             return
         try:
@@ -447,7 +468,7 @@ class SipEndpoint:
             self._table.add(tx)
         except SipError:
             return
-        entry = _Entry(tx)
+        entry = _Entry(self, tx)
         entry.flow = flow
         if flow.connection is None:
             entry.reply_to = _reply_address(request.top_via, flow)
@@ -467,9 +488,8 @@ class SipEndpoint:
             if isinstance(event, RequestReceived):
                 if self._handler is None:
                     continue
-                handle = entry.handle
-                assert handle is not None and entry.flow is not None
-                self._call_handler(event.request, handle, entry.flow)
+                assert entry.flow is not None
+                self._call_handler(event.request, entry.handle, entry.flow)
             elif isinstance(event, ResponseReceived):
                 if entry.callback is not None:
                     entry.callback(event.response, "response")
@@ -488,6 +508,11 @@ class SipEndpoint:
             elif isinstance(event, Terminated):
                 self._forget(entry)
                 return
+        if entry.handle is not None and entry.handle.tx.request is None:
+            # The final response is out and the core let go of the request:
+            # so does the entry, for the rest of Timer J/H/L (the TU may
+            # keep its handle, e.g. to resend a 2xx, and it still works).
+            entry.handle = None
         deadline = tx.next_deadline()
         timer = entry.timer
         if deadline is None:
@@ -497,7 +522,7 @@ class SipEndpoint:
         elif timer is None or timer.cancelled or timer.deadline != deadline:
             if timer is not None:
                 timer.cancel()
-            entry.timer = self._heap.schedule(deadline, lambda now: self._fire(entry, now))
+            entry.timer = self._heap.schedule(deadline, entry)
 
     def _call_handler(self, request: Request, handle: ServerHandle | None, flow: Flow) -> None:
         """Run the TU; if it raises, answer 500 so the peer is not left waiting
@@ -534,7 +559,7 @@ class SipEndpoint:
     # ------------------------------------------------------------------ send
     def _transmit(self, entry: _Entry, data: bytes) -> None:
         self._sent += 1
-        if entry.handle is not None:  # a server transaction
+        if entry.destination is None:  # a server transaction
             assert entry.flow is not None
             self._send_on_flow(data, entry.flow, entry.reply_to)
             return

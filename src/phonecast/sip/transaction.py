@@ -250,18 +250,29 @@ class ServerTransaction(Machine):
     """Common part of the server machines: created by receiving the request.
 
     The creating request is the first event: :class:`RequestReceived`.
+
+    Once the TU has sent a final response the transaction lets go of its
+    request (``request`` becomes ``None``; ``method`` stays): from then on it
+    only absorbs retransmissions and repeats its last response, which needs
+    the key and that response's bytes.  Over UDP it lives on for Timer J
+    (32 s) or H/I/L, and a parsed request with everything read from it is
+    most of what it would otherwise hold that long, for every request a peer
+    sends.
     """
 
     _INITIAL: ClassVar[State]
 
-    __slots__ = ("key", "request")
+    __slots__ = ("key", "method", "request")
 
     def __init__(
         self, request: Request, *, reliable: bool, timers: Timers = DEFAULT_TIMERS
     ) -> None:
         super().__init__(self._INITIAL, reliable=reliable, timers=timers)
-        #: The request that created this transaction.
-        self.request = request
+        #: The request that created this transaction, until a final
+        #: response is sent (then ``None``, see the class docstring).
+        self.request: Request | None = request
+        #: Its method: what responses and retransmissions are checked against.
+        self.method = request.method
         #: What its retransmissions match on.
         self.key = server_key(request)
         self._events.append(RequestReceived(request))
@@ -270,6 +281,11 @@ class ServerTransaction(Machine):
         """A request matched to this transaction (a retransmission, or an ACK)."""
         self._input(self._request_input(request), now, request)
 
+    def handle_retransmission(self, now: float) -> None:
+        """A byte-for-byte copy of the creating request arrived at ``now``
+        (a driver that recognises copies by their bytes need not parse them)."""
+        self._input(In.REQUEST, now)
+
     def send_response(self, response: Response, now: float) -> None:
         """Send the TU's response at ``now``.
 
@@ -277,14 +293,16 @@ class ServerTransaction(Machine):
         allow (a second final response, a provisional after a final...) or
         one for another request.
         """
-        if response.cseq.method != self.request.method:
+        if response.cseq.method != self.method:
             raise TransactionError(
-                f"a response to {response.cseq.method} sent on a {self.request.method} transaction"
+                f"a response to {response.cseq.method} sent on a {self.method} transaction"
             )
         self._input(response_input(response.status_code), now, response, tu=True)
+        if response.status_code >= 200:
+            self.request = None
 
     def _request_input(self, request: Request) -> Input:
-        if request.method != self.request.method:
+        if request.method != self.method:
             raise TransactionError(f"{request.method} does not belong to this transaction")
         return In.REQUEST
 
