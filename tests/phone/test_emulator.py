@@ -14,13 +14,15 @@ from phonecast.ciscoxml import Text, to_xml
 from phonecast.content import ContentServer
 from phonecast.credentials import Secret
 from phonecast.net.endpoint import SipEndpoint
+from phonecast.net.transport import Flow
 from phonecast.phone.config import LineConfig, PhoneConfig
 from phonecast.phone.emulator import PhoneHost
 from phonecast.phone.events import EventLog
+from phonecast.phone.fetcher import Fetcher
 from phonecast.push.payload import execute_payload, url_payload
 from phonecast.push.pusher import Destination, Pusher
 from phonecast.sip import Request, Response, SipUri, parse_message
-from phonecast.sip.digest import authorize
+from phonecast.sip.digest import DigestClient, authorize
 from tests.ports import free_ports
 
 
@@ -244,25 +246,26 @@ async def test_execute_priorities_and_dial_makes_busy(rig: Rig) -> None:
         assert rig.kinds(expected), expected
     assert rig.kinds("fetch_started") == []
     phone.calls.busy_reasons.clear()
-    await rig.host._run_deferred(phone)  # what hang-up does
+    rig.host._run_deferred(phone)  # what hang-up does
+    await _settle()
     assert len(rig.kinds("fetch_finished")) == 1 and phone.screen.title == "Later"
 
 
-async def test_pushes_run_on_a_bounded_worker_pool_that_survives_a_fault(
+async def test_pushes_are_acted_on_without_a_task_and_a_fault_does_not_stop_the_phone(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Accepted pushes are run by a pool of workers (no task per push); a
-    fault in one becomes an ``internal_error`` event and the pool goes on."""
-    rig.host.max_workers = 2
+    """An accepted push starts its fetch from the SIP handler itself (no
+    task or queue per push); a fault while acting on one becomes an
+    ``internal_error`` event and the phone goes on with the rest."""
     real = rig.host._xml_service
     calls = 0
 
-    async def flaky(phone: Any, body: bytes) -> None:
+    def flaky(phone: Any, body: bytes) -> None:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise RuntimeError("boom")
-        await real(phone, body)
+        real(phone, body)
 
     monkeypatch.setattr(rig.host, "_xml_service", flaky)
     target = SipUri("127.0.0.1", "1001", port=rig.ports[0])
@@ -276,35 +279,102 @@ async def test_pushes_run_on_a_bounded_worker_pool_that_survives_a_fault(
         )
     )  # fmt: skip
     assert all(o.delivered for o in outcomes)
+    assert not rig.host._tasks and not rig.host.fetcher._tasks
     await _settle()
     assert calls == 6
-    assert len(rig.host._tasks) <= 2
     assert [e["error"] for e in rig.kinds("internal_error")] == ["RuntimeError: boom"]
     assert len(rig.kinds("fetch_finished")) == 5
 
 
-async def test_pending_pushes_are_bounded(rig: Rig) -> None:
-    """Accepted pushes waiting for a worker are bounded; the excess is
-    dropped with an event, never queued without limit."""
-    rig.host.max_workers = 1
-    rig.host.max_pending = 2
+async def test_fetches_waiting_for_a_turn_are_bounded(rig: Rig) -> None:
+    """The fetcher runs a bounded number of fetches at once; the pushes
+    waiting for a turn are bounded too, and the excess is dropped with an
+    event (answered 200 all the same, as the phone would), never queued
+    without limit."""
     gate = asyncio.Event()
-    real = rig.host._xml_service
 
-    async def slow(phone: Any, body: bytes) -> None:
+    async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
         await gate.wait()
-        await real(phone, body)
+        writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
 
-    rig.host._xml_service = slow  # type: ignore[method-assign]
+    server = await asyncio.start_server(stall, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/x"
+    await rig.host.fetcher.close()
+    rig.host.fetcher = Fetcher(limit=1, timeout=5)
+    rig.host.max_pending = 2
     target = SipUri("127.0.0.1", "1001", port=rig.ports[0])
-    for _ in range(5):
-        out = await rig.pusher.push(
-            target, Secret("secret"), url_payload("http://127.0.0.1:9/x"),
-            destinations=_dest(rig.ports[0]),
-        )  # fmt: skip
-        assert out.delivered  # answered 200 either way, as the phone would
-    dropped = [e for e in rig.kinds("dropped") if e["reason"] == "too many pending pushes"]
-    assert len(dropped) == 2  # one running, two waiting, two dropped
-    gate.set()
+    try:
+        for _ in range(5):
+            out = await rig.pusher.push(
+                target, Secret("secret"), url_payload(url), destinations=_dest(rig.ports[0])
+            )
+            assert out.delivered
+        dropped = [e for e in rig.kinds("dropped") if e["reason"] == "too many pending fetches"]
+        assert len(dropped) == 2  # one running, two waiting, two dropped
+        gate.set()
+        await _settle()
+        assert [e["status"] for e in rig.kinds("fetch_finished")] == [404, 404, 404]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_what_a_phone_keeps_of_its_pushes_is_bounded(rig: Rig) -> None:
+    """A phone pushed to for days keeps its latest actions only, and a busy
+    phone defers a bounded number of priority-1 pushes (the rest dropped,
+    with an event)."""
+    from phonecast.phone.emulator import ACTIONS_KEPT, MAX_DEFERRED
+
+    phone = rig.host.phones["desk"]
+    for n in range(ACTIONS_KEPT + 10):
+        rig.host._execute_item(phone, f"Key:Line{n}", 0)
+    assert len(phone.actions) == ACTIONS_KEPT and phone.actions[-1] == f"Key:Line{ACTIONS_KEPT + 9}"
+    phone.calls.busy_reasons.add("dial")
+    for n in range(MAX_DEFERRED + 3):
+        rig.host._execute_item(phone, f"http://127.0.0.1:9/{n}.xml", 1)
+    assert len(phone.deferred) == MAX_DEFERRED
+    too_many = [e for e in rig.kinds("dropped") if e["reason"] == "too many deferred pushes"]
+    assert len(too_many) == 3
+
+
+async def test_fetches_start_together_once_the_burst_of_pushes_is_answered(rig: Rig) -> None:
+    """A TCP connect between two SIP messages costs more than the same
+    connects in a row: the fetches that a burst of datagrams accepts start
+    after the burst is answered, all together."""
+    ep = rig.host.endpoint
+    assert ep is not None
+    port = rig.ports[0]
+    flow = Flow("udp", ("127.0.0.1", 40000), ("127.0.0.1", port))
+    sent: list[bytes] = []
+    ep._udp[("127.0.0.1", port)].sendto = lambda data, remote: sent.append(data)  # type: ignore[method-assign]
+    client = DigestClient("1001", "secret")
+
+    def notify(n: int, cseq: int, authorization: str = "") -> bytes:
+        auth = f"Authorization: {authorization}\r\n" if authorization else ""
+        body = b"http://127.0.0.1:9/x.xml"
+        return (
+            f"NOTIFY sip:1001@127.0.0.1:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:40000;branch=z9hG4bKburst{n}-{cseq}\r\n"
+            f"From: <sip:pc@127.0.0.1>;tag=b{n}\r\nTo: <sip:1001@127.0.0.1:{port}>\r\n"
+            f"Call-ID: burst-{n}\r\nCSeq: {cseq} NOTIFY\r\nEvent: XML-Service\r\n{auth}"
+            f"Content-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+
+    retries = []
+    for n in range(3):
+        ep._on_data(notify(n, 1), flow)
+        challenge = parse_message(sent.pop()).www_authenticate
+        creds = client.respond(challenge, method="NOTIFY", uri=f"sip:1001@127.0.0.1:{port}")
+        retries.append(notify(n, 2, str(creds)))
+    for retry in retries:  # one burst: no loop turn in between
+        ep._on_data(retry, flow)
+    assert [parse_message(d).status_code for d in sent] == [200, 200, 200]  # type: ignore[union-attr]
+    assert rig.kinds("fetch_started") and not rig.kinds("fetch_finished")
+    assert len(rig.host._to_fetch) == 3 and rig.host.fetcher._active == 0
+    await asyncio.sleep(0)  # the burst is over
+    assert rig.host._to_fetch == []
     await _settle()
     assert len(rig.kinds("fetch_finished")) == 3

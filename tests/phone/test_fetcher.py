@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 
-from phonecast.phone.fetcher import Fetcher
+from phonecast.phone.fetcher import Fetcher, FetchResult
 from tests.tls import make_pki
 
 
@@ -68,9 +69,13 @@ async def _serve(ssl_context: object = None) -> tuple[web.AppRunner, str]:
     return runner, f"{'https' if ssl_context else 'http'}://{host}:{port}"
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[str]:
+@pytest.fixture(params=["address", "name"])
+async def server(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """The test server, named by its address (the socket carrier) or by the
+    name ``localhost`` (resolved: the asyncio transport carrier)."""
     runner, url = await _serve()
+    if request.param == "name":
+        url = url.replace("127.0.0.1", "localhost")
     yield url
     await runner.cleanup()
 
@@ -231,25 +236,6 @@ async def test_a_hostile_url_cannot_add_lines_to_the_request() -> None:
     assert names == [b"Host", b"User-Agent", b"Accept", b"Connection"]
 
 
-@pytest.mark.parametrize(
-    ("url", "expected"),
-    [
-        ("http://example.test/", b"GET / HTTP/1.1\r\nHost: example.test\r\n"),
-        ("http://example.test", b"GET / HTTP/1.1\r\nHost: example.test\r\n"),
-        ("http://user:pw@[::1]:8080/p?q", b"GET /p?q HTTP/1.1\r\nHost: [::1]:8080\r\n"),
-        ("http://b\u00fccher.test/", b"GET / HTTP/1.1\r\nHost: xn--bcher-kva.test\r\n"),
-    ],
-)
-def test_request_bytes(url: str, expected: bytes) -> None:
-    from urllib.parse import urlsplit
-
-    from phonecast.phone.fetcher import request_bytes
-
-    data = request_bytes(urlsplit(url), b"UA")
-    assert data.startswith(expected)
-    assert data.endswith(b"\r\nConnection: close\r\n\r\n")
-
-
 @pytest.mark.parametrize("url", ["http://exa mple.test/", 'http://a"b/', "http:///nohost"])
 async def test_a_url_without_a_valid_host_is_refused_before_connecting(url: str) -> None:
     result = await Fetcher(timeout=1).fetch(url)
@@ -261,7 +247,7 @@ async def test_a_finished_fetch_is_freed_without_the_cyclic_collector() -> None:
     """The exchange drops its parser (which holds it for callbacks) and its
     transport when it ends, so a fleet's thousands of fetches are freed by
     reference counts instead of waiting in cycles for the collector."""
-    from phonecast.phone.fetcher import _Exchange
+    from phonecast.phone.httpget import Exchange
 
     server, url = await _canned(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n<a/>")
     fetcher = Fetcher(timeout=2)
@@ -271,10 +257,68 @@ async def test_a_finished_fetch_is_freed_without_the_cyclic_collector() -> None:
         for _ in range(5):
             assert (await fetcher.fetch(url + "/x")).ok
         await asyncio.sleep(0.05)  # the transports report connection_lost
-        alive = [o for o in gc.get_objects() if isinstance(o, _Exchange)]
+        alive = [o for o in gc.get_objects() if isinstance(o, Exchange)]
         assert alive == []
     finally:
         gc.enable()
         await fetcher.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_start_calls_back_once_without_a_task() -> None:
+    """The emulator starts fetches from its SIP handler: a plain http fetch
+    of an address needs no task, and each start gets exactly one result."""
+    runner, server = await _serve()
+    fetcher = Fetcher(timeout=2)
+    results: list[FetchResult] = []
+    finished = asyncio.Event()
+
+    def done(result: FetchResult) -> None:
+        results.append(result)
+        if len(results) == 3:
+            finished.set()
+
+    try:
+        for path in ("/ok", "/missing", "/hop"):
+            fetcher.start(server + path, done)
+        assert not fetcher._tasks
+        await asyncio.wait_for(finished.wait(), 2)
+        await asyncio.sleep(0.05)  # nothing more arrives
+        assert sorted((r.url.rsplit("/", 1)[1], r.status) for r in results) == [
+            ("missing", 404), ("ok", 200), ("ok", 200),
+        ]  # fmt: skip
+        assert not fetcher._sockets
+    finally:
+        await fetcher.close()
+        await runner.cleanup()
+
+
+async def test_an_ipv6_address_is_fetched_over_the_socket_carrier() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this host")
+    runner = web.AppRunner(_app())
+    await runner.setup()
+    site = web.TCPSite(runner, "::1", 0)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        pytest.skip(f"no IPv6 loopback on this machine ({exc})")
+    port = runner.addresses[0][1]
+    try:
+        result = await Fetcher(timeout=2).fetch(f"http://[::1]:{port}/ok")
+        assert result.ok and result.body == b"<CiscoIPPhoneText/>"
+    finally:
+        await runner.cleanup()
+
+
+async def test_close_ends_fetches_under_way_as_failures(server: str) -> None:
+    fetcher = Fetcher(timeout=5, limit=1)
+    results: list[FetchResult] = []
+    fetcher.start(server + "/slow", results.append)
+    fetcher.start(server + "/ok", results.append)  # waiting for its turn: dropped
+    await asyncio.sleep(0.2)
+    await fetcher.close()
+    assert len(results) == 1 and not results[0].ok
+    assert "the fetcher was closed" in (results[0].error or "")

@@ -4,116 +4,209 @@ A hostile or broken server must not hang or bloat the emulator: the connect
 and every read have a timeout, the body a size cap (the connection is
 dropped past the cap, without reading the rest), redirects a cap, and only
 http and https URLs are fetched.  The result says exactly what happened, so
-the event log can tell "fetched" from "tried".
+the event log can tell "fetched" from "tried".  The GET itself (the request
+written, the response read by llhttp) is :mod:`phonecast.phone.httpget`.
 
-Why llhttp (through httptools) and not an HTTP client framework: a phone
-makes one GET per push on a fresh connection and closes it, and a fleet makes
-thousands of them.  The response, the part a hostile server controls, is
-parsed by llhttp, Node.js's HTTP parser in C; the request is one fixed GET
-written here from parts that are checked first.  Measured on the project's
-machine, an exchange costs about 180 us of CPU through h11's pure-Python state
-machine (which this module used before) and about a third of that through
-aiohttp's client; the emulator spends much of its time on exactly this
-(``bench/README.md``).
+Why two carriers: the usual fetch is plain http to an address (the
+campaign's content server, a URL the pusher wrote), and for that a
+non-blocking socket driven by the loop's reader and writer callbacks is all
+it takes, with its deadline on the fetcher's one
+:class:`~phonecast.net.timers.DeadlineHeap`: no task, no future and no timer
+handle per fetch, and on loopback not even a loop registration when the port
+is closed (the refusal is known at the first send).  TLS, and names that need
+resolving, go through an asyncio transport instead, a task each.  Both feed
+the same :class:`~phonecast.phone.httpget.Exchange`, so caps, framing rules
+and results are one piece of code.
+
+:meth:`Fetcher.start` takes a callback, which is how the emulator uses it
+(straight from the SIP handler that accepted the push); :meth:`Fetcher.fetch`
+is the same as a coroutine.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
+import collections
+import errno
+import os
+import socket
 import ssl
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import cast
-from urllib.parse import SplitResult, quote, urljoin, urlsplit
+from urllib.parse import urlsplit
 
-import httptools
+from phonecast.net.timers import DeadlineHeap, Timer
+from phonecast.phone.httpget import Exchange, FetchResult, outcome, request_bytes
+
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_TIMEOUT", "Done", "FetchResult", "Fetcher"]
 
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_MAX_BYTES = 64 * 1024
 DEFAULT_MAX_REDIRECTS = 3
-#: Status line and header fields together (h11's default limit, and more
-#: than any content server sends).
-MAX_HEADER_BYTES = 16 * 1024
-XML_TYPES = ("text/xml", "application/xml")
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
-#: What a Host field may hold once the name is IDNA-encoded: a name, an IPv4
-#: address or an IPv6 reference, and a port.
-_HOST_RE = re.compile(rb"[A-Za-z0-9._\-]+(?::[0-9]*)?|\[[0-9A-Fa-f:.]+\](?::[0-9]*)?")
-#: Characters kept as they are in a request-target (RFC 3986 pchar, "/", "?"
-#: and existing %-escapes); anything else (space, controls, non-ASCII) is
-#: %-encoded, so no URL can add a line to the request.
-_PATH_SAFE = "/!$&'()*+,;=:@%~-._"
-_QUERY_SAFE = _PATH_SAFE + "?"
+#: Reads per readable event before the loop gets its turn back.
+_READS_PER_EVENT = 16
+
+#: Called once with the result of :meth:`Fetcher.start`.
+Done = Callable[[FetchResult], None]
 
 
-@dataclass(frozen=True, slots=True)
-class FetchResult:
-    """What a fetch produced."""
+class _Fetch:
+    """One fetch from start to result: the URL it is at, redirects left."""
 
-    url: str
-    ok: bool
-    status: int | None = None
-    content_type: str | None = None
-    body: bytes = b""
-    error: str | None = None
+    __slots__ = ("done", "redirects_left", "url")
 
-
-class _TooBig(Exception):
-    """The body (declared or received) or the header block passed its cap."""
+    def __init__(self, url: str, redirects: int, done: Done) -> None:
+        self.url = url
+        self.redirects_left = redirects
+        self.done = done
 
 
-class _BadResponse(Exception):
-    """The response broke HTTP/1.1 or ended early."""
+class _SocketGet:
+    """One GET over a non-blocking socket, driven by the loop's reader and
+    writer callbacks.  Its deadline (connect, then each read) sits on the
+    fetcher's heap and is only moved by activity."""
 
-
-def request_bytes(parts: SplitResult, user_agent: bytes) -> bytes:
-    """The GET a phone sends for ``parts`` (a split http/https URL).
-
-    Raises ValueError if the URL has no usable host.
-    """
-    host = parts.netloc.rpartition("@")[2].encode("idna")
-    if not _HOST_RE.fullmatch(host):
-        raise ValueError("URL has no valid host")
-    target = quote(parts.path or "/", safe=_PATH_SAFE)
-    if parts.query:
-        target += "?" + quote(parts.query, safe=_QUERY_SAFE)
-    return b"".join(
-        (
-            b"GET ",
-            target.encode("ascii"),
-            b" HTTP/1.1\r\nHost: ",
-            host,
-            b"\r\nUser-Agent: ",
-            user_agent,
-            b"\r\nAccept: text/xml, application/xml, */*\r\nConnection: close\r\n\r\n",
-        )
+    __slots__ = (
+        "_deadline",
+        "_fetcher",
+        "_pending",
+        "_reading",
+        "_sock",
+        "_timer",
+        "_writing",
+        "exchange",
+        "fetch",
     )
 
+    def __init__(self, fetcher: Fetcher, fetch: _Fetch, sock: socket.socket, request: bytes):
+        self._fetcher = fetcher
+        self.fetch = fetch
+        self._sock = sock
+        self._pending = request
+        self.exchange = Exchange(fetcher.max_bytes)
+        self._reading = False
+        self._writing = False
+        self._timer: Timer | None = None
+        self._deadline = 0.0
 
-class _Exchange(asyncio.Protocol):
-    """One GET on one connection: llhttp parses the response as it arrives."""
+    def open(self, address: tuple[str, int]) -> None:
+        """Connect and send the request (or wait until it can be sent)."""
+        err = self._sock.connect_ex(address)
+        if err not in (0, errno.EINPROGRESS):
+            self._fail(OSError(err, os.strerror(err)))
+            return
+        # On loopback the handshake (or the refusal) is over by now; elsewhere
+        # the first send says EAGAIN, and writability then means "connected".
+        self._send()
 
-    def __init__(self, request: bytes, max_bytes: int, timeout: float) -> None:
-        # Dropped by finish(): the parser holds this protocol for its
-        # callbacks, a cycle that would otherwise outlive every fetch.
-        self._parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
+    def _send(self) -> None:
+        try:
+            sent = self._sock.send(self._pending)
+        except (BlockingIOError, InterruptedError):
+            self._wait(write=True)
+            return
+        except OSError as exc:
+            if exc.errno == errno.ENOTCONN:  # still connecting, on some stacks
+                self._wait(write=True)
+                return
+            self._fail(exc)  # a refused or failed connection shows here
+            return
+        self._pending = self._pending[sent:]
+        self._wait(write=bool(self._pending))
+
+    def _wait(self, *, write: bool) -> None:
+        """Wait to write (connecting, or a full buffer) or else to read."""
+        self._touch()
+        loop, fd = self._fetcher.loop, self._sock.fileno()
+        if write:
+            if not self._writing:
+                loop.add_writer(fd, self._send)
+                self._writing = True
+            return
+        if self._writing:
+            loop.remove_writer(fd)
+            self._writing = False
+        if not self._reading:
+            loop.add_reader(fd, self._on_readable)
+            self._reading = True
+
+    def _on_readable(self) -> None:
+        exchange = self.exchange
+        recv = self._sock.recv
+        for _ in range(_READS_PER_EVENT):
+            try:
+                data = recv(65536)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                exchange.finish(exc)
+                break
+            if not data:
+                exchange.end_of_stream()
+                break
+            exchange.feed(data)
+            if exchange.done:
+                break
+        if exchange.done:
+            self._end()
+        else:
+            self._touch()  # a read: the next one has a whole timeout
+
+    def _touch(self) -> None:
+        """Activity: the deadline is a whole timeout away.  The one timer, if
+        it fires early, re-arms for the rest (cheaper than cancelling and
+        scheduling again on every read)."""
+        self._deadline = self._fetcher.loop.time() + self._fetcher.timeout
+        if self._timer is None:
+            self._timer = self._fetcher.heap.schedule(self._deadline, self._on_timer)
+
+    def _on_timer(self, now: float) -> None:
+        self._timer = None
+        if now >= self._deadline:
+            self._fail(TimeoutError())
+        else:
+            self._timer = self._fetcher.heap.schedule(self._deadline, self._on_timer)
+
+    def _fail(self, exc: BaseException) -> None:
+        self.exchange.finish(exc)
+        self._end()
+
+    def _end(self) -> None:
+        """Release the callbacks, the socket and the timer; report."""
+        loop, fd = self._fetcher.loop, self._sock.fileno()
+        if self._reading:
+            loop.remove_reader(fd)
+            self._reading = False
+        if self._writing:
+            loop.remove_writer(fd)
+            self._writing = False
+        self._sock.close()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._fetcher._sockets.discard(self)
+        self._fetcher._ended(self.fetch, outcome(self.fetch.url, self.exchange))
+
+    def abort(self) -> None:
+        """The fetcher is closing: end now, as a failed fetch."""
+        if not self.exchange.done:
+            self._fail(ConnectionAbortedError("the fetcher was closed"))
+
+
+class _Carrier(asyncio.Protocol):
+    """An asyncio transport's side of an :class:`Exchange` (TLS, names)."""
+
+    def __init__(self, exchange: Exchange, request: bytes, timeout: float) -> None:
+        self.exchange = exchange
         self._request = request
-        self._max = max_bytes
         self._timeout = timeout
         self._loop = asyncio.get_running_loop()
-        self.done: asyncio.Future[None] = self._loop.create_future()
-        self.status: int | None = None
-        self.headers: dict[bytes, bytes] = {}
-        self.body = bytearray()
-        self._head_bytes = 0  # received while the header block was incomplete
-        self._field_bytes = 0  # header fields parsed so far
-        self._head_done = False
+        self.ended: asyncio.Future[None] = self._loop.create_future()
         self._transport: asyncio.WriteTransport | None = None
         self._idle: asyncio.TimerHandle | None = None
         self._deadline = 0.0
         self._arm()  # nothing may leave the exchange waiting for ever
 
-    # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses: no isinstance.
         self._transport = cast(asyncio.WriteTransport, transport)
@@ -121,102 +214,45 @@ class _Exchange(asyncio.Protocol):
         self._arm()
 
     def data_received(self, data: bytes) -> None:
-        parser = self._parser
-        if parser is None or self.done.done():
-            return
         self._arm()
-        if not self._head_done:
-            self._head_bytes += len(data)
-        try:
-            parser.feed_data(data)
-        except httptools.HttpParserCallbackError as exc:
-            # A callback below raised (a cap was passed): that is the reason.
-            cause = exc.__context__
-            self.finish(cause if isinstance(cause, Exception) else exc)
-            return
-        except httptools.HttpParserError as exc:
-            self.finish(_BadResponse(f"malformed response: {exc}"))
-            return
-        if not self._head_done and self._head_bytes > MAX_HEADER_BYTES:
-            self.finish(_TooBig(f"response header block exceeds {MAX_HEADER_BYTES} bytes"))
+        self.exchange.feed(data)
+        if self.exchange.done:
+            self.close()
 
     def eof_received(self) -> bool:
-        # The body of a response that has neither Content-Length nor chunked
-        # framing runs to the end of the connection (RFC 9112 6.3 item 8).
-        if self._head_done and not self._framed():
-            self.finish()
-        else:
-            self.finish(_BadResponse("the server closed the connection before the response ended"))
+        self.exchange.end_of_stream()
+        self.close()
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.finish(exc or ConnectionResetError("the server closed the connection early"))
         self._transport = None
-
-    # -- llhttp callbacks
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._field_bytes += len(name) + len(value) + 4
-        if self._field_bytes > MAX_HEADER_BYTES:
-            raise _TooBig(f"response header block exceeds {MAX_HEADER_BYTES} bytes")
-        self.headers[name.lower()] = value
-
-    def on_headers_complete(self) -> None:
-        assert self._parser is not None  # called from within feed_data
-        status = self._parser.get_status_code()
-        if 100 <= status < 200:  # interim (100 Continue...): the final one follows
-            self.headers = {}
-            return
-        self.status = status
-        self._head_done = True
-        declared = self.headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self._max:
-            raise _TooBig(f"body of {int(declared)} bytes exceeds {self._max}")
-
-    def on_body(self, body: bytes) -> None:
-        self.body += body
-        if len(self.body) > self._max:
-            raise _TooBig(f"body exceeds {self._max} bytes")
-
-    def on_message_complete(self) -> None:
-        if self._head_done:
-            self.finish()
-
-    # -- internals
-    def _framed(self) -> bool:
-        return b"content-length" in self.headers or b"transfer-encoding" in self.headers
+        self.exchange.finish(exc or ConnectionResetError("the server closed the connection early"))
+        self.close()
 
     def _arm(self) -> None:
-        """Each read has ``timeout`` seconds (a slow-drip server cannot hold
-        the phone for longer than the cap allows).  Activity only moves the
-        deadline; the one timer, when it fires early, re-arms for the rest
-        (cancelling and re-creating a timer per read cost more)."""
+        """Each read has a whole timeout; the one timer moves lazily."""
         self._deadline = self._loop.time() + self._timeout
-        if self._idle is None and not self.done.done():
+        if self._idle is None and not self.exchange.done:
             self._idle = self._loop.call_at(self._deadline, self._on_idle)
 
     def _on_idle(self) -> None:
         self._idle = None
         if self._loop.time() >= self._deadline:
-            self.finish(TimeoutError())
-        elif not self.done.done():
+            self.exchange.finish(TimeoutError())
+            self.close()
+        elif not self.exchange.done:
             self._idle = self._loop.call_at(self._deadline, self._on_idle)
 
-    def _disarm(self) -> None:
+    def close(self) -> None:
+        """End the exchange if it is still going, and close the connection."""
+        self.exchange.finish(ConnectionAbortedError("closed before the response"))
         if self._idle is not None:
             self._idle.cancel()
             self._idle = None
-
-    def finish(self, exc: BaseException | None = None) -> None:
-        """End the exchange (with ``exc`` if it failed) and close the connection."""
-        if not self.done.done():
-            if exc is None:
-                self.done.set_result(None)
-            else:
-                self.done.set_exception(exc)
-        self._disarm()
-        self._parser = None  # nothing is parsed once the exchange is over
         if self._transport is not None:
             self._transport.close()
+        if not self.ended.done():
+            self.ended.set_result(None)
 
 
 class Fetcher:
@@ -233,90 +269,177 @@ class Fetcher:
         tls: ssl.SSLContext | None = None,
     ) -> None:
         """``tls`` verifies https servers (default: the system's trust store)."""
-        self._timeout = timeout
-        self._max_bytes = max_bytes
+        #: Connect, and each read, have this long.
+        self.timeout = timeout
+        #: Largest body accepted.
+        self.max_bytes = max_bytes
         self._max_redirects = max_redirects
         self._user_agent = user_agent.encode("ascii", "replace")
-        # At most ``limit`` connections at once.  The wait for one is not
+        # At most ``limit`` fetches at once.  The wait for a turn is not
         # counted against the timeout: a fleet of thousands queues its
         # fetches here, and a queued fetch has not failed.
-        self._slots = asyncio.Semaphore(limit)
+        self._limit = limit
+        self._active = 0
+        self._waiting: collections.deque[_Fetch] = collections.deque()
+        self._sockets: set[_SocketGet] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._tls = tls
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._heap: DeadlineHeap | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The loop the fetcher runs on (the one running at first use)."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    @property
+    def heap(self) -> DeadlineHeap:
+        """One deadline heap for every socket fetch: one loop timer in all."""
+        if self._heap is None:
+            self._heap = DeadlineHeap(self.loop)
+        return self._heap
+
+    @property
+    def waiting(self) -> int:
+        """Fetches waiting for a turn (the emulator bounds how many)."""
+        return len(self._waiting)
 
     async def fetch(self, url: str) -> FetchResult:
         """GET ``url``, following redirects up to the cap; never raises."""
-        for _ in range(self._max_redirects + 1):
-            parts = urlsplit(url)
-            scheme = parts.scheme.lower()
-            if scheme not in ("http", "https"):
-                return FetchResult(url, False, error=f"unsupported URL scheme {scheme!r}")
-            async with self._slots:
-                result = await self._get(url, parts, scheme)
-            if isinstance(result, FetchResult):
-                return result
-            url = result  # a redirect
-        return FetchResult(url, False, error=f"more than {self._max_redirects} redirects")
+        result: asyncio.Future[FetchResult] = self.loop.create_future()
+        self.start(url, result.set_result)
+        return await result
 
-    async def _get(self, url: str, parts: SplitResult, scheme: str) -> FetchResult | str:
-        """One GET of ``url`` (split into ``parts``): the result, or the URL a
-        redirect points to."""
+    def start(self, url: str, done: Done) -> None:
+        """Begin fetching ``url`` (redirects followed up to the cap) and call
+        ``done`` with the result, once: later, or before returning when the
+        URL is refused or the connection fails at once."""
+        fetch = _Fetch(url, self._max_redirects, done)
+        if self._active < self._limit:
+            self._active += 1
+            self._attempt(fetch)
+        else:
+            self._waiting.append(fetch)
+
+    def _attempt(self, fetch: _Fetch) -> None:
+        """One GET of ``fetch.url`` (the fetch holds a turn)."""
+        url = fetch.url
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https"):
+            self._ended(fetch, FetchResult(url, False, error=f"unsupported URL scheme {scheme!r}"))
+            return
         host = parts.hostname
         try:
             port = parts.port or (443 if scheme == "https" else 80)
         except ValueError:
-            return FetchResult(url, False, error="invalid port in URL")
+            self._ended(fetch, FetchResult(url, False, error="invalid port in URL"))
+            return
         if not host:
-            return FetchResult(url, False, error="URL has no host")
+            self._ended(fetch, FetchResult(url, False, error="URL has no host"))
+            return
         try:
             request = request_bytes(parts, self._user_agent)
         except (ValueError, UnicodeError):
-            return FetchResult(url, False, error="URL has no valid host")
-        loop = asyncio.get_running_loop()
-        exchange = _Exchange(request, self._max_bytes, self._timeout)
+            self._ended(fetch, FetchResult(url, False, error="URL has no valid host"))
+            return
+        family = _literal_family(host) if scheme == "http" else None
+        if family is None:
+            task = self.loop.create_task(self._carried(fetch, host, port, scheme, request))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
         try:
-            async with asyncio.timeout(self._timeout):
-                await loop.create_connection(
-                    lambda: exchange,
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError as exc:
+            self._ended(fetch, FetchResult(url, False, error=f"{type(exc).__name__}: {exc}"))
+            return
+        sock.setblocking(False)
+        get = _SocketGet(self, fetch, sock, request)
+        self._sockets.add(get)
+        get.open((host, port))
+
+    async def _carried(
+        self, fetch: _Fetch, host: str, port: int, scheme: str, request: bytes
+    ) -> None:
+        """One GET through an asyncio transport (https, or a host name)."""
+        exchange = Exchange(self.max_bytes)
+        carrier = _Carrier(exchange, request, self.timeout)
+        https = scheme == "https"
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self.loop.create_connection(
+                    lambda: carrier,
                     host,
                     port,
-                    ssl=self._tls_context() if scheme == "https" else None,
-                    server_hostname=host if scheme == "https" else None,
+                    ssl=self._tls_context() if https else None,
+                    server_hostname=host if https else None,
                 )
-            await exchange.done
-        except TimeoutError:
-            return FetchResult(url, False, exchange.status, error="timed out")
-        except _TooBig as exc:
-            return FetchResult(url, False, exchange.status, self._ctype(exchange), error=str(exc))
-        except _BadResponse as exc:
-            return FetchResult(url, False, exchange.status, error=str(exc))
-        except (OSError, ssl.SSLError, UnicodeError) as exc:
-            return FetchResult(url, False, exchange.status, error=f"{type(exc).__name__}: {exc}")
+            await carrier.ended
+        except (TimeoutError, OSError, ssl.SSLError, UnicodeError) as exc:
+            exchange.finish(exc)
+        except asyncio.CancelledError:
+            exchange.finish(ConnectionAbortedError("the fetcher was closed"))
         finally:
-            exchange.finish()  # closes the transport in every case
-        status = exchange.status
-        if status is None:
-            return FetchResult(url, False, error="the server sent no response")
-        location = exchange.headers.get(b"location")
-        if status in _REDIRECTS and location:
-            return urljoin(url, location.decode("latin-1"))
-        ok = 200 <= status < 300
-        return FetchResult(
-            url,
-            ok,
-            status,
-            self._ctype(exchange),
-            bytes(exchange.body),
-            None if ok else f"HTTP {status}",
-        )
+            carrier.close()
+        self._ended(fetch, outcome(fetch.url, exchange))
+
+    def _ended(self, fetch: _Fetch, result: FetchResult | str) -> None:
+        """One GET of ``fetch`` is over: follow a redirect, or finish."""
+        if isinstance(result, str):
+            if fetch.redirects_left > 0:
+                fetch.redirects_left -= 1
+                fetch.url = result
+                self._attempt(fetch)
+                return
+            result = FetchResult(result, False, error=f"more than {self._max_redirects} redirects")
+        # The turn passes on before the caller hears: a callback that fails
+        # must not leave the next fetch waiting.
+        if self._waiting:
+            self._attempt(self._waiting.popleft())
+        else:
+            self._active -= 1
+        fetch.done(result)
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._tls is None:
             self._tls = ssl.create_default_context()
         return self._tls
 
-    @staticmethod
-    def _ctype(exchange: _Exchange) -> str:
-        return exchange.headers.get(b"content-type", b"").decode("latin-1")
-
     async def close(self) -> None:
-        """Nothing to release: each fetch closes its own connection."""
+        """Abandon what is under way: each fetch ends as a failed one, and
+        the fetches still waiting for a turn are dropped unheard."""
+        self._waiting.clear()
+        for get in list(self._sockets):
+            get.abort()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._heap is not None:
+            self._heap.close()
+
+
+#: Host text -> address family of the literal (None: a name).  Bounded:
+#: URLs come from the network.
+_FAMILIES: dict[str, socket.AddressFamily | None] = {}
+
+
+def _literal_family(host: str) -> socket.AddressFamily | None:
+    """AF_INET or AF_INET6 when ``host`` is an address literal, else None."""
+    if host in _FAMILIES:
+        return _FAMILIES[host]
+    family: socket.AddressFamily | None = None
+    for candidate in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(candidate, host)
+        except OSError:
+            continue
+        family = candidate
+        break
+    if len(_FAMILIES) >= 4096:
+        _FAMILIES.clear()
+    _FAMILIES[host] = family
+    return family

@@ -1,0 +1,199 @@
+"""One HTTP/1.1 GET as a phone makes it: the request written, the response read.
+
+Why llhttp (through httptools) and not an HTTP client framework: a phone
+makes one GET per push on a fresh connection and closes it, and a fleet makes
+thousands of them.  The response, the part a hostile server controls, is
+parsed by llhttp, Node.js's HTTP parser in C, with a cap on the header block
+and on the body; the request is one fixed GET written here from parts that
+are checked first, so no URL can add a line to it.
+
+Nothing here does I/O: :class:`Exchange` is fed the bytes of the response
+by whatever carries them (:mod:`phonecast.phone.fetcher` has two carriers)
+and :func:`outcome` says what an ended exchange amounts to.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import SplitResult, quote, urljoin
+
+import httptools
+
+#: Status line and header fields together (h11's default limit, and more
+#: than any content server sends).
+MAX_HEADER_BYTES = 16 * 1024
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+#: What a Host field may hold once the name is IDNA-encoded: a name, an IPv4
+#: address or an IPv6 reference, and a port.
+_HOST_RE = re.compile(rb"[A-Za-z0-9._\-]+(?::[0-9]*)?|\[[0-9A-Fa-f:.]+\](?::[0-9]*)?")
+#: Characters kept as they are in a request-target (RFC 3986 pchar, "/", "?"
+#: and existing %-escapes); anything else (space, controls, non-ASCII) is
+#: %-encoded, so no URL can add a line to the request.
+_PATH_SAFE = "/!$&'()*+,;=:@%~-._"
+_QUERY_SAFE = _PATH_SAFE + "?"
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """What a fetch produced."""
+
+    url: str
+    ok: bool
+    status: int | None = None
+    content_type: str | None = None
+    body: bytes = b""
+    error: str | None = None
+
+
+class TooBig(Exception):
+    """The body (declared or received) or the header block passed its cap."""
+
+
+class BadResponse(Exception):
+    """The response broke HTTP/1.1 or ended early."""
+
+
+def request_bytes(parts: SplitResult, user_agent: bytes) -> bytes:
+    """The GET a phone sends for ``parts`` (a split http/https URL).
+
+    Raises ValueError if the URL has no usable host.
+    """
+    host = parts.netloc.rpartition("@")[2].encode("idna")
+    if not _HOST_RE.fullmatch(host):
+        raise ValueError("URL has no valid host")
+    target = quote(parts.path or "/", safe=_PATH_SAFE)
+    if parts.query:
+        target += "?" + quote(parts.query, safe=_QUERY_SAFE)
+    return b"".join(
+        (
+            b"GET ",
+            target.encode("ascii"),
+            b" HTTP/1.1\r\nHost: ",
+            host,
+            b"\r\nUser-Agent: ",
+            user_agent,
+            b"\r\nAccept: text/xml, application/xml, */*\r\nConnection: close\r\n\r\n",
+        )
+    )
+
+
+class Exchange:
+    """One GET's response, read by llhttp as it arrives, whatever carries it.
+
+    The carrier feeds it bytes (:meth:`feed`) and the end of the stream
+    (:meth:`end_of_stream`), and looks at :attr:`done` after each: the
+    exchange never calls out, so no carrier code runs inside llhttp's
+    callbacks.  :attr:`error` says why it failed, if it did.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        # Dropped by finish(): the parser holds this object for its
+        # callbacks, a cycle that would otherwise outlive every fetch.
+        self._parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
+        self._max = max_bytes
+        #: True once the response is complete or the exchange failed.
+        self.done = False
+        #: Why it failed (a timeout, a cap, a malformed response, a socket error).
+        self.error: BaseException | None = None
+        self.status: int | None = None
+        self.headers: dict[bytes, bytes] = {}
+        self.body = bytearray()
+        self._head_bytes = 0  # received while the header block was incomplete
+        self._field_bytes = 0  # header fields parsed so far
+        self._head_done = False
+
+    def feed(self, data: bytes) -> None:
+        """Bytes of the response, as received."""
+        parser = self._parser
+        if parser is None:
+            return
+        if not self._head_done:
+            self._head_bytes += len(data)
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            # A callback below raised (a cap was passed): that is the reason.
+            cause = exc.__context__
+            self.finish(cause if isinstance(cause, Exception) else exc)
+            return
+        except httptools.HttpParserError as exc:
+            self.finish(BadResponse(f"malformed response: {exc}"))
+            return
+        if not self._head_done and self._head_bytes > MAX_HEADER_BYTES:
+            self.finish(TooBig(f"response header block exceeds {MAX_HEADER_BYTES} bytes"))
+
+    def end_of_stream(self) -> None:
+        """The server closed its side."""
+        # The body of a response that has neither Content-Length nor chunked
+        # framing runs to the end of the connection (RFC 9112 6.3 item 8).
+        if self._head_done and not self._framed():
+            self.finish()
+        else:
+            self.finish(BadResponse("the server closed the connection before the response ended"))
+
+    def finish(self, exc: BaseException | None = None) -> None:
+        """End the exchange (failed with ``exc`` if given); later calls do nothing."""
+        if not self.done:
+            self.done = True
+            self.error = exc
+        self._parser = None  # nothing is parsed once the exchange is over
+
+    @property
+    def content_type(self) -> str:
+        """The Content-Type received, or ''."""
+        return self.headers.get(b"content-type", b"").decode("latin-1")
+
+    # -- llhttp callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._field_bytes += len(name) + len(value) + 4
+        if self._field_bytes > MAX_HEADER_BYTES:
+            raise TooBig(f"response header block exceeds {MAX_HEADER_BYTES} bytes")
+        self.headers[name.lower()] = value
+
+    def on_headers_complete(self) -> None:
+        assert self._parser is not None  # called from within feed_data
+        status = self._parser.get_status_code()
+        if 100 <= status < 200:  # interim (100 Continue...): the final one follows
+            self.headers = {}
+            return
+        self.status = status
+        self._head_done = True
+        declared = self.headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self._max:
+            raise TooBig(f"body of {int(declared)} bytes exceeds {self._max}")
+
+    def on_body(self, body: bytes) -> None:
+        self.body += body
+        if len(self.body) > self._max:
+            raise TooBig(f"body exceeds {self._max} bytes")
+
+    def on_message_complete(self) -> None:
+        if self._head_done:
+            self.finish()
+
+    def _framed(self) -> bool:
+        return b"content-length" in self.headers or b"transfer-encoding" in self.headers
+
+
+def outcome(url: str, exchange: Exchange) -> FetchResult | str:
+    """What the ended ``exchange`` for ``url`` amounts to: a result, or the
+    URL a redirect points to."""
+    exc = exchange.error
+    if isinstance(exc, TimeoutError):
+        return FetchResult(url, False, exchange.status, error="timed out")
+    if isinstance(exc, TooBig):
+        return FetchResult(url, False, exchange.status, exchange.content_type, error=str(exc))
+    if isinstance(exc, BadResponse):
+        return FetchResult(url, False, exchange.status, error=str(exc))
+    if exc is not None:
+        return FetchResult(url, False, exchange.status, error=f"{type(exc).__name__}: {exc}")
+    status = exchange.status
+    if status is None:
+        return FetchResult(url, False, error="the server sent no response")
+    location = exchange.headers.get(b"location")
+    if status in _REDIRECTS and location:
+        return urljoin(url, location.decode("latin-1"))
+    ok = 200 <= status < 300
+    error = None if ok else f"HTTP {status}"
+    return FetchResult(url, ok, status, exchange.content_type, bytes(exchange.body), error)
