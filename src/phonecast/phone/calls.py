@@ -10,7 +10,8 @@ dialogs and decides what the phone says.
 
 It is sans-IO like the core: every method takes the request and returns the
 responses to send (the caller sends them through the server transaction).
-Randomness (tags, Retry-After) comes from an injected ``random.Random``.
+Tags are cryptographically random (RFC 3261 19.3); other randomness (SDP
+session ids, Retry-After) comes from an injected ``random.Random``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from phonecast.sip import (
     ValidationError,
     error_response,
     make_response,
+    new_tag,
 )
 
 #: What SPA303/SPA525G firmware 7.4/7.6 advertise (field guide).
@@ -65,7 +67,7 @@ class CallAgent:
         return bool(self.busy_reasons)
 
     def _tag(self) -> str:
-        return f"{self.rng.getrandbits(48):012x}"
+        return new_tag()  # cryptographically random (RFC 3261 19.3), not from rng
 
     def _headers(self) -> list[tuple[str, str]]:
         return [("Contact", self.contact), ("Allow", ALLOW), ("Supported", SUPPORTED)]

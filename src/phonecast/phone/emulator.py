@@ -35,7 +35,15 @@ from phonecast.phone.config import ACCEPTED_EVENTS, LineConfig, PhoneConfig
 from phonecast.phone.events import EventLog
 from phonecast.phone.fetcher import Done, Fetcher, FetchResult
 from phonecast.phone.screen import Screen, parse_execute_items, screen_for
-from phonecast.sip import DEFAULT_TIMERS, Request, SipError, SipUri, UasPolicy, make_response
+from phonecast.sip import (
+    DEFAULT_TIMERS,
+    Request,
+    SipError,
+    SipUri,
+    UasPolicy,
+    make_response,
+    new_tag,
+)
 from phonecast.sip.digest import DigestServer, authorize, compute_ha1
 
 #: What the emulated phone accepts in requests (bodies it reads, schemes...).
@@ -538,4 +546,6 @@ def _ack_key(ack: Request) -> tuple[str, str, str]:
 
 
 def _tag(rng: random.Random) -> str:
-    return f"{rng.getrandbits(48):012x}"
+    """A To tag: cryptographically random (RFC 3261 19.3), whatever ``rng``
+    is (it is seeded in tests, and a tag must not be guessable)."""
+    return new_tag()

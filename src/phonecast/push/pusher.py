@@ -22,7 +22,6 @@ the reason, every target tried and timings.
 
 from __future__ import annotations
 
-import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +29,7 @@ from typing import Any
 from phonecast.credentials import Secret
 from phonecast.net.endpoint import SipEndpoint
 from phonecast.push.payload import Payload
-from phonecast.sip import Request, Response, SipError, SipUri
+from phonecast.sip import Request, Response, SipError, SipUri, token_hex
 
 #: RFC 3261 18.1.1: a UDP request within 200 octets of the path MTU (1500)
 #: must go over a congestion-controlled transport instead.
@@ -211,7 +210,7 @@ class Pusher:
         payload: Payload,
         opts: PushOptions,
     ) -> _Result:
-        random_hex = secrets.token_hex(16)  # one draw for both: 80 + 48 bits
+        random_hex = token_hex(16)  # one draw for both: 80 + 48 bits
         call_id = f"{random_hex[:20]}@phonecast"
         from_tag = random_hex[20:]
         route = _route_for(dest) if opts.proxy else None

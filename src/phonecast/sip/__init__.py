@@ -4,6 +4,7 @@ No sockets, no asyncio, no clock: time comes in as ``now`` arguments and
 timers go out as deadlines.  This module only re-exports the public names.
 """
 
+from phonecast.sip._random import token_bytes, token_hex
 from phonecast.sip.dialog import Dialog, DialogState, DialogTable, OfferState
 from phonecast.sip.errors import (
     DigestError,
@@ -81,5 +82,7 @@ __all__ = [
     "new_tag",
     "parse_message",
     "parse_uri",
+    "token_bytes",
+    "token_hex",
     "validate",
 ]

@@ -37,6 +37,7 @@ from phonecast.sip._digest_core import (
     compute_userhash,
     get_algorithm,
 )
+from phonecast.sip._random import token_bytes
 from phonecast.sip.errors import DigestError, SipError
 from phonecast.sip.uri import parse_uri
 
@@ -224,7 +225,7 @@ class DigestServer:
     def new_nonce(self, now: float, *, bind: bytes = b"") -> str:
         """A fresh nonce issued at ``now`` for ``bind``."""
         stamp = _STAMP.pack(int(now * 1000))
-        salt = secrets.token_bytes(_SALT_LEN)
+        salt = token_bytes(_SALT_LEN)
         raw = stamp + salt + self._mac(stamp, salt, bind)
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 

@@ -17,11 +17,11 @@ one).
 from __future__ import annotations
 
 import enum
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import ClassVar, NamedTuple
 
+from phonecast.sip._random import token_hex
 from phonecast.sip.errors import TransactionError
 from phonecast.sip.headers import Via
 from phonecast.sip.message import Message, Request, Response
@@ -36,10 +36,11 @@ MAGIC_COOKIE = "z9hG4bK"
 def new_branch() -> str:
     """A fresh Via branch: the magic cookie and 96 random bits.
 
-    ``secrets`` rather than ``random``: a guessable branch lets an off-path
-    attacker forge responses that match our transactions.
+    From the OS CSPRNG (:mod:`phonecast.sip._random`), never ``random``: a
+    guessable branch lets an off-path attacker forge responses that match
+    our transactions.
     """
-    return MAGIC_COOKIE + secrets.token_hex(12)
+    return MAGIC_COOKIE + token_hex(12)
 
 
 def is_rfc3261_branch(branch: str | None) -> bool:

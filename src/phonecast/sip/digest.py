@@ -28,7 +28,6 @@ credentials never quote the header value.
 from __future__ import annotations
 
 import functools
-import secrets
 from collections import OrderedDict
 from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING
@@ -49,6 +48,7 @@ from phonecast.sip._digest_core import (
 )
 from phonecast.sip._digest_parse import parse_challenges, parse_credentials
 from phonecast.sip._digest_server import DigestServer, HA1Lookup, PasswordLookup, Reason, Verdict
+from phonecast.sip._random import token_hex
 from phonecast.sip.errors import DigestError, HeaderError
 
 if TYPE_CHECKING:
@@ -230,7 +230,7 @@ class DigestClient:
         # RFC 2617 forbids a cnonce without qop, but -sess cannot be computed
         # without one; sending it is the only way to answer such a challenge.
         needs_cnonce = qop is not None or alg.session
-        cn = (cnonce or secrets.token_hex(8)) if needs_cnonce else None
+        cn = (cnonce or token_hex(8)) if needs_cnonce else None
         nc = self.next_nc(nonce) if qop is not None else None
         response = compute_response(
             algorithm=alg.name,

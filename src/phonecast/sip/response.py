@@ -10,9 +10,9 @@ dropped.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable
 
+from phonecast.sip._random import token_hex
 from phonecast.sip.errors import SipError
 from phonecast.sip.message import Header, Request, Response, canonical_name
 from phonecast.sip.wire import parse_head
@@ -57,8 +57,9 @@ _DIALOG_ECHOED = (*_ECHOED, "record-route")
 
 
 def new_tag() -> str:
-    """A random From/To tag (RFC 3261 19.3: at least 32 bits of randomness)."""
-    return secrets.token_hex(6)
+    """A From/To tag: 48 bits from the OS CSPRNG (RFC 3261 19.3: "globally
+    unique and cryptographically random with at least 32 bits of randomness")."""
+    return token_hex(6)
 
 
 def _response_headers(
