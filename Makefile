@@ -4,9 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The SIP core (and the endpoint's glue) is compiled with mypyc by the
-# install (setup.py): a change to any of those sources installs again.
-CORE := $(wildcard src/phonecast/sip/*.py) src/phonecast/net/endpoint.py src/phonecast/net/timers.py
+# The SIP core and the per-message paths of the asyncio layers are compiled
+# with mypyc by the install (setup.py): a change to any of them installs again.
+CORE := $(wildcard src/phonecast/sip/*.py) src/phonecast/net/endpoint.py src/phonecast/net/timers.py \
+	src/phonecast/net/transport.py src/phonecast/push/pusher.py \
+	src/phonecast/phone/emulator.py src/phonecast/phone/fetcher.py src/phonecast/phone/httpget.py
 
 .PHONY: test demo bench bench-peers lint fuzz clean
 
@@ -16,13 +18,13 @@ $(STAMP): pyproject.toml setup.py $(CORE)
 	$(BIN)/pip install --quiet -e '.[test,lint,bench]'
 	touch $(STAMP)
 
-# The whole suite on the compiled core, then the core's own tests again on
-# its interpreted sources (PHONECAST_PURE=1), which stay the reference.
+# The whole suite on the compiled build, then the tests of every compiled
+# package again on the interpreted sources (PHONECAST_PURE=1), the reference.
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench setup.py
 	$(BIN)/mypy
 	PHONECAST_REQUIRE_COMPILED=1 $(BIN)/pytest
-	PHONECAST_PURE=1 $(BIN)/pytest -q tests/sip tests/net tests/test_pure.py
+	PHONECAST_PURE=1 $(BIN)/pytest -q tests/sip tests/net tests/phone tests/push tests/test_pure.py
 
 demo: $(STAMP)
 	$(BIN)/phonecast demo

@@ -252,22 +252,21 @@ async def test_execute_priorities_and_dial_makes_busy(rig: Rig) -> None:
 
 
 async def test_pushes_are_acted_on_without_a_task_and_a_fault_does_not_stop_the_phone(
-    rig: Rig, monkeypatch: pytest.MonkeyPatch
+    rig: Rig,
 ) -> None:
     """An accepted push starts its fetch from the SIP handler itself (no
-    task or queue per push); a fault while acting on one becomes an
-    ``internal_error`` event and the phone goes on with the rest."""
-    real = rig.host._xml_service
-    calls = 0
+    task or queue per push); a fault while acting on one (here an event
+    listener that fails once) becomes an ``internal_error`` event and the
+    phone goes on with the rest."""
+    failed = False
 
-    def flaky(phone: Any, body: bytes) -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
+    def fail_once(event: dict[str, Any]) -> None:
+        nonlocal failed
+        if event["event"] == "fetch_started" and not failed:
+            failed = True
             raise RuntimeError("boom")
-        real(phone, body)
 
-    monkeypatch.setattr(rig.host, "_xml_service", flaky)
+    rig.host.events.subscribe(fail_once)
     target = SipUri("127.0.0.1", "1001", port=rig.ports[0])
     outcomes = await asyncio.gather(
         *(
@@ -279,9 +278,8 @@ async def test_pushes_are_acted_on_without_a_task_and_a_fault_does_not_stop_the_
         )
     )  # fmt: skip
     assert all(o.delivered for o in outcomes)
-    assert not rig.host._tasks and not rig.host.fetcher._tasks
+    assert not rig.host._tasks and not rig.host.fetcher._tasks  # type: ignore[attr-defined]
     await _settle()
-    assert calls == 6
     assert [e["error"] for e in rig.kinds("internal_error")] == ["RuntimeError: boom"]
     assert len(rig.kinds("fetch_finished")) == 5
 
@@ -347,9 +345,11 @@ async def test_fetches_start_together_once_the_burst_of_pushes_is_answered(rig: 
     ep = rig.host.endpoint
     assert ep is not None
     port = rig.ports[0]
-    flow = Flow("udp", ("127.0.0.1", 40000), ("127.0.0.1", port))
-    sent: list[bytes] = []
-    ep._udp[("127.0.0.1", port)].sendto = lambda data, remote: sent.append(data)  # type: ignore[method-assign]
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # where the answers go
+    peer.bind(("127.0.0.1", 0))
+    peer.settimeout(2)
+    peer_port = peer.getsockname()[1]
+    flow = Flow("udp", ("127.0.0.1", peer_port), ("127.0.0.1", port))
     client = DigestClient("1001", "secret")
 
     def notify(n: int, cseq: int, authorization: str = "") -> bytes:
@@ -357,21 +357,25 @@ async def test_fetches_start_together_once_the_burst_of_pushes_is_answered(rig: 
         body = b"http://127.0.0.1:9/x.xml"
         return (
             f"NOTIFY sip:1001@127.0.0.1:{port} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP 127.0.0.1:40000;branch=z9hG4bKburst{n}-{cseq}\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{peer_port};branch=z9hG4bKburst{n}-{cseq}\r\n"
             f"From: <sip:pc@127.0.0.1>;tag=b{n}\r\nTo: <sip:1001@127.0.0.1:{port}>\r\n"
             f"Call-ID: burst-{n}\r\nCSeq: {cseq} NOTIFY\r\nEvent: XML-Service\r\n{auth}"
             f"Content-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode() + body
 
     retries = []
-    for n in range(3):
-        ep._on_data(notify(n, 1), flow)
-        challenge = parse_message(sent.pop()).www_authenticate
-        creds = client.respond(challenge, method="NOTIFY", uri=f"sip:1001@127.0.0.1:{port}")
-        retries.append(notify(n, 2, str(creds)))
-    for retry in retries:  # one burst: no loop turn in between
-        ep._on_data(retry, flow)
-    assert [parse_message(d).status_code for d in sent] == [200, 200, 200]  # type: ignore[union-attr]
+    try:
+        for n in range(3):
+            ep._on_data(notify(n, 1), flow)
+            challenge = parse_message(peer.recv(65535)).www_authenticate
+            creds = client.respond(challenge, method="NOTIFY", uri=f"sip:1001@127.0.0.1:{port}")
+            retries.append(notify(n, 2, str(creds)))
+        for retry in retries:  # one burst: no loop turn in between
+            ep._on_data(retry, flow)
+        codes = [parse_message(peer.recv(65535)).status_code for _ in retries]  # type: ignore[union-attr]
+    finally:
+        peer.close()
+    assert codes == [200, 200, 200]
     assert rig.kinds("fetch_started") and not rig.kinds("fetch_finished")
     assert len(rig.host._to_fetch) == 3 and rig.host.fetcher._active == 0
     await asyncio.sleep(0)  # the burst is over

@@ -26,6 +26,7 @@ import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from phonecast.sip import ParseError, StreamFramer
 
@@ -249,7 +250,10 @@ class StreamTransport:
             raise ValueError("a TLS listener needs a server SSL context")
         server = await loop.create_server(self._factory, host, port, ssl=ssl_ctx)
         self._servers.append(server)
-        local = _addr(server.sockets[0].getsockname())
+        # Read as Any: uvloop's Server.sockets is a list where typeshed says
+        # tuple, and compiled code checks the declared type.
+        listening: Any = cast(Any, server).sockets
+        local = _addr(listening[0].getsockname())
         if self.local is None:
             self.local = local
         return local

@@ -33,7 +33,7 @@ from phonecast.net.transport import Address, Flow
 from phonecast.phone.calls import ALLOW, CallAgent, CallSettings
 from phonecast.phone.config import ACCEPTED_EVENTS, LineConfig, PhoneConfig
 from phonecast.phone.events import EventLog
-from phonecast.phone.fetcher import Done, Fetcher, FetchResult
+from phonecast.phone.fetcher import Done, Fetcher, FetchResult, PageFetcher
 from phonecast.phone.screen import Screen, parse_execute_items, screen_for
 from phonecast.sip import (
     DEFAULT_TIMERS,
@@ -101,13 +101,13 @@ class PhoneHost:
         self,
         *,
         events: EventLog | None = None,
-        fetcher: Fetcher | None = None,
+        fetcher: PageFetcher | None = None,
         digest: DigestServer | None = None,
         rng: random.Random | None = None,
         on_screen: Callable[[PhoneState], None] | None = None,
     ) -> None:
         self.events = events or EventLog()
-        self.fetcher = fetcher or Fetcher()
+        self.fetcher: PageFetcher = fetcher or Fetcher()
         self._digest = digest
         self.rng = rng or random.Random()
         self.on_screen = on_screen
@@ -510,7 +510,10 @@ class PhoneHost:
         batch, self._to_fetch = self._to_fetch, []
         start = self.fetcher.start
         for url, done in batch:
-            start(url, done)
+            try:
+                start(url, done)
+            except Exception as exc:  # one fault must not lose the others
+                self._report_fault(exc)
 
     def _show(self, phone: PhoneState, url: str, result: FetchResult) -> None:
         name = phone.config.name

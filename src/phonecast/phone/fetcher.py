@@ -32,13 +32,13 @@ import os
 import socket
 import ssl
 from collections.abc import Callable
-from typing import cast
+from typing import Protocol, cast
 from urllib.parse import urlsplit
 
 from phonecast.net.timers import DeadlineHeap, Timer
 from phonecast.phone.httpget import Exchange, FetchResult, outcome, request_bytes
 
-__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_TIMEOUT", "Done", "FetchResult", "Fetcher"]
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_TIMEOUT", "Done", "FetchResult", "Fetcher", "PageFetcher"]
 
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_MAX_BYTES = 64 * 1024
@@ -48,6 +48,18 @@ _READS_PER_EVENT = 16
 
 #: Called once with the result of :meth:`Fetcher.start`.
 Done = Callable[[FetchResult], None]
+
+
+class PageFetcher(Protocol):
+    """What the emulator needs of a fetcher (:class:`Fetcher`, or a stand-in
+    in benchmarks that measure the phone without its fetches)."""
+
+    @property
+    def waiting(self) -> int: ...
+
+    def start(self, url: str, done: Done) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class _Fetch:
