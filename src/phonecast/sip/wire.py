@@ -115,9 +115,14 @@ def _fast_split(head: str) -> tuple[str, list[Header], dict[str, list[str]]] | N
             first = line[0]
             if first == " " or first == "\t":
                 # A folded line: unfold the section and start again (rare).
-                if rest[0] == " " or rest[0] == "\t":
+                # Not across an empty line: white space after one does not
+                # continue it, and the careful reader refuses that line.
+                if rest[0] == " " or rest[0] == "\t" or "\r\n\r\n" in rest:
                     return None
-                return _fast_split(f"{start}\r\n{_FOLD_RE.sub(' ', rest)}")
+                unfolded = _FOLD_RE.sub(" ", rest)
+                if unfolded == rest:
+                    return None
+                return _fast_split(f"{start}\r\n{unfolded}")
             colon = line.find(":")
             if colon <= 0:
                 return None
