@@ -4,7 +4,7 @@ This is the only place where the sans-IO core meets the network.  For every
 message received it parses, matches a transaction (or makes one), feeds it
 with the loop's ``now``, then *pumps* the transaction: sends what it queued,
 hands its events to the transaction user (TU), and re-arms its deadline on
-the endpoint's single :class:`~phonecast.net.timers.DeadlineHeap`.
+the endpoint's single :class:`~phonecast.net.timers.TimerWheel`.
 
 Requests that fail parsing get a salvaged 400 when the fields to echo are
 readable (RFC 4475 3.1.2); requests that parse but fail validation are
@@ -27,7 +27,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from phonecast.net.timers import DeadlineHeap, Timer
+from phonecast.net.timers import Timer, TimerWheel
 from phonecast.net.transport import Address, Flow, StreamTransport, UdpTransport
 from phonecast.sip import (
     HeaderError,
@@ -106,7 +106,7 @@ class ServerHandle:
 class _Entry:
     """Book-keeping of one live transaction.
 
-    Called with ``now``, it is the callback of its own deadline on the heap
+    Called with ``now``, it is the callback of its own deadline on the timer wheel
     (one object fewer per scheduled deadline than a closure, and a UDP
     server transaction waits out Timer J's 32 s with one scheduled).
     """
@@ -188,7 +188,7 @@ class SipEndpoint:
         advertised_host: str | None = None,
     ) -> None:
         self._loop = asyncio.get_running_loop()
-        self._heap = DeadlineHeap(self._loop)
+        self._wheel = TimerWheel(self._loop)
         self._table = TransactionTable()
         self._entries: dict[int, _Entry] = {}
         #: Live UDP server transactions by their request datagram: a peer's
@@ -257,7 +257,7 @@ class SipEndpoint:
                 entry.callback(None, "closed")
         self._entries.clear()
         self._by_wire.clear()
-        self._heap.close()
+        self._wheel.close()
         for sock in self._udp.values():
             sock.close()
         self._udp.clear()
@@ -273,7 +273,7 @@ class SipEndpoint:
             self._sent,
             self._parse_errors,
             len(self._entries),
-            len(self._heap),
+            len(self._wheel),
             self._absorbed,
         )
 
@@ -283,9 +283,9 @@ class SipEndpoint:
 
     def call_at(self, deadline: float, callback: Callable[[float], None]) -> Timer:
         """Run ``callback(now)`` at ``deadline`` (see :meth:`now`) on the
-        endpoint's deadline heap: for a TU's own timers (2xx retransmission),
+        endpoint's timer wheel: for a TU's own timers (2xx retransmission),
         which then cost no asyncio timer handle each."""
-        return self._heap.schedule(deadline, callback)
+        return self._wheel.schedule(deadline, callback)
 
     # ------------------------------------------------------------ addresses
     def sent_by(self, transport: str) -> str:
@@ -368,14 +368,14 @@ class SipEndpoint:
 
         ``timeout`` gives up waiting sooner than the transaction's own Timer
         F/B; the transaction lives on and absorbs a late response.  The
-        deadline goes on the endpoint's heap: no asyncio task or timer
+        deadline goes on the endpoint's timer wheel: no asyncio task or timer
         handle is made per request (``asyncio.wait_for`` would make both).
         """
         done: asyncio.Future[tuple[Response | None, str]] = self._loop.create_future()
         waiter = _FinalResponse(done)
         give_up = None
         if timeout is not None:
-            give_up = self._heap.schedule(self.now() + timeout, waiter.timed_out)
+            give_up = self._wheel.schedule(self.now() + timeout, waiter.timed_out)
         try:
             await self.send_request(
                 request,
@@ -522,7 +522,7 @@ class SipEndpoint:
         elif timer is None or timer.cancelled or timer.deadline != deadline:
             if timer is not None:
                 timer.cancel()
-            entry.timer = self._heap.schedule(deadline, entry)
+            entry.timer = self._wheel.schedule(deadline, entry)
 
     def _call_handler(self, request: Request, handle: ServerHandle | None, flow: Flow) -> None:
         """Run the TU; if it raises, answer 500 so the peer is not left waiting

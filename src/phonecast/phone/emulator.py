@@ -286,7 +286,7 @@ class PhoneHost:
     def _retransmit_2xx(self, line: LineState, handle: ServerHandle, ok: Any) -> None:
         """RFC 3261 13.3.1.4: the UAS core resends its 2xx at T1, doubling to
         T2, until the ACK arrives or 64*T1 passes (the transaction does not:
-        a 2xx ends it).  The resends ride on the endpoint's deadline heap."""
+        a 2xx ends it).  The resends ride on the endpoint's timer wheel."""
         assert self.endpoint is not None
         endpoint = self.endpoint
         key = (ok.call_id, ok.to.tag or "", ok.from_.tag or "")

@@ -11,7 +11,7 @@ Why two carriers: the usual fetch is plain http to an address (the
 campaign's content server, a URL the pusher wrote), and for that a
 non-blocking socket driven by the loop's reader and writer callbacks is all
 it takes, with its deadline on the fetcher's one
-:class:`~phonecast.net.timers.DeadlineHeap`: no task, no future and no timer
+:class:`~phonecast.net.timers.TimerWheel`: no task, no future and no timer
 handle per fetch, and on loopback not even a loop registration when the port
 is closed (the refusal is known at the first send).  TLS, and names that need
 resolving, go through an asyncio transport instead, a task each.  Both feed
@@ -35,7 +35,7 @@ from collections.abc import Callable
 from typing import Protocol, cast
 from urllib.parse import urlsplit
 
-from phonecast.net.timers import DeadlineHeap, Timer
+from phonecast.net.timers import Timer, TimerWheel
 from phonecast.phone.httpget import Exchange, FetchResult, outcome, request_bytes
 
 __all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_TIMEOUT", "Done", "FetchResult", "Fetcher", "PageFetcher"]
@@ -76,7 +76,7 @@ class _Fetch:
 class _SocketGet:
     """One GET over a non-blocking socket, driven by the loop's reader and
     writer callbacks.  Its deadline (connect, then each read) sits on the
-    fetcher's heap and is only moved by activity."""
+    fetcher's timer wheel and is only moved by activity."""
 
     __slots__ = (
         "_deadline",
@@ -170,14 +170,14 @@ class _SocketGet:
         scheduling again on every read)."""
         self._deadline = self._fetcher.loop.time() + self._fetcher.timeout
         if self._timer is None:
-            self._timer = self._fetcher.heap.schedule(self._deadline, self._on_timer)
+            self._timer = self._fetcher.wheel.schedule(self._deadline, self._on_timer)
 
     def _on_timer(self, now: float) -> None:
         self._timer = None
         if now >= self._deadline:
             self._fail(TimeoutError())
         else:
-            self._timer = self._fetcher.heap.schedule(self._deadline, self._on_timer)
+            self._timer = self._fetcher.wheel.schedule(self._deadline, self._on_timer)
 
     def _fail(self, exc: BaseException) -> None:
         self.exchange.finish(exc)
@@ -297,7 +297,7 @@ class Fetcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._tls = tls
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._heap: DeadlineHeap | None = None
+        self._wheel: TimerWheel | None = None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -307,11 +307,11 @@ class Fetcher:
         return self._loop
 
     @property
-    def heap(self) -> DeadlineHeap:
-        """One deadline heap for every socket fetch: one loop timer in all."""
-        if self._heap is None:
-            self._heap = DeadlineHeap(self.loop)
-        return self._heap
+    def wheel(self) -> TimerWheel:
+        """One timer wheel for every socket fetch: one loop timer in all."""
+        if self._wheel is None:
+            self._wheel = TimerWheel(self.loop)
+        return self._wheel
 
     @property
     def waiting(self) -> int:
@@ -430,8 +430,8 @@ class Fetcher:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._heap is not None:
-            self._heap.close()
+        if self._wheel is not None:
+            self._wheel.close()
 
 
 #: Host text -> address family of the literal (None: a name).  Bounded:

@@ -68,7 +68,7 @@ A sketch of a driver::
         table.add(tx)                       # first event: RequestReceived
     pump(tx)
 
-    # the heap's timer fired for tx
+    # the driver's timer fired for tx
     tx.handle_timer(now); pump(tx)
 
     # pump() saw Terminated
