@@ -259,10 +259,10 @@ async def test_a_failing_handler_is_answered_500_and_the_endpoint_goes_on() -> N
         await server.close()
 
 
-async def test_request_timeout_uses_the_heap_not_a_task() -> None:
+async def test_request_timeout_uses_the_wheel_not_a_task() -> None:
     """``request(timeout=)`` gives up after ``timeout`` (sooner than Timer F)
     with no asyncio task or timer handle of its own: the only loop timer is
-    the endpoint heap's."""
+    the endpoint's timer wheel's."""
     silent = _raw_socket()
     port = silent.getsockname()[1]
     client = SipEndpoint(timers=Timers(t1=0.5))  # Timer F would be 32 s
@@ -274,7 +274,7 @@ async def test_request_timeout_uses_the_heap_not_a_task() -> None:
         )
         await asyncio.sleep(0.01)
         assert len(asyncio.all_tasks()) == tasks_before + 1  # only ours
-        assert len(client._heap) >= 2
+        assert len(client._wheel) >= 2
         resp, why = await asyncio.wait_for(pending, 2)
         assert (resp, why) == (None, "timeout")
     finally:
