@@ -118,11 +118,63 @@ def test_the_via_memories_are_bounded() -> None:
     for n in range(TABLE_SIZE + 10):
         h.parse_via(f"SIP/2.0/UDP 10.{n // 256}.{n % 256}.1:5060;branch=z9hG4bK{n};received=h{n}")
         h.parse_cseq(f"{n} NOTIFY")
-    for table in (h._SENT_BY, h._VIA_SHAPES, h._HOSTS, h._CSEQS):
+        h.parse_name_addr(f"<sip:u{n}@10.0.0.1>;tag=t{n}", "From")
+    for table in (h._SENT_BY, h._VIA_SHAPES, h._HOSTS, h._CSEQS, h._TAGGED_SHAPES):
         assert 0 < len(table) <= TABLE_SIZE
     long_host = "h" * 200
     h.parse_via(f"SIP/2.0/UDP {long_host};branch=z9hG4bK1;received={long_host}")
     assert long_host not in h._HOSTS and all(long_host not in key for key in h._SENT_BY)
+
+
+_NAME_ADDR_HEADS = st.sampled_from(
+    [
+        "<sip:sipp@127.0.0.1:5061>",
+        '"Alice" <sip:alice@a.com;transport=tcp>',
+        "Bob Smith <sip:bob@b.com;tag=inner>",  # a URI parameter named tag
+        "sip:carol@c.com",
+        "<sips:[2001:db8::1]:5061>",
+        "<sip:a@b",
+        "<tel:+15551234>",
+    ]
+)
+_NAME_ADDR_PARAMS = st.sampled_from(
+    [";q=0.5", ";expires=60", ";x", ';x="a;tag=b"', ";TAG=upper", " ;sp=1", ";tag=dup", ";a=>"]
+)
+_TAGS = st.sampled_from(["1sipp0", "a.b-c_d!e~f%g*h+i`j'k", "", "x y", 'q"', "7"])
+
+
+@settings(max_examples=400)
+@given(
+    _NAME_ADDR_HEADS,
+    st.lists(_NAME_ADDR_PARAMS, max_size=2),
+    _TAGS,
+    st.lists(_NAME_ADDR_PARAMS, max_size=2),
+    _TAGS,
+)
+def test_tagged_name_addrs_read_as_the_full_grammar_reads_them(
+    head: str, before: list[str], tag: str, after: list[str], other_tag: str
+) -> None:
+    """The tagged-shape reading agrees with the full grammar, the first time
+    (when it learns the shape) and for the same shape with another tag (when
+    it reads only the tag), and declines whatever the grammar refuses."""
+    for this_tag in (tag, other_tag, tag):
+        value = f"{head}{''.join(before)};tag={this_tag}{''.join(after)}"
+        try:
+            full = h._parse_name_addr(value, "From")
+        except HeaderError:
+            with pytest.raises(HeaderError):
+                h.parse_name_addr(value, "From")
+            continue
+        assert h.parse_name_addr(value, "From") == full
+
+
+def test_a_from_is_read_once_per_shape_then_only_its_tag() -> None:
+    first = h.parse_name_addr("<sip:sipp@127.0.0.1:5061>;tag=1sipp1", "From")
+    assert "<sip:sipp@127.0.0.1:5061>;tag=" in h._TAGGED_SHAPES
+    second = h.parse_name_addr("<sip:sipp@127.0.0.1:5061>;tag=2sipp2", "From")
+    assert second.tag == "2sipp2" and second.uri is first.uri  # the URI was not parsed again
+    with pytest.raises(HeaderError):  # a bad tag still meets the grammar
+        h.parse_name_addr("<sip:sipp@127.0.0.1:5061>;tag=a b", "From")
 
 
 def test_name_addr_forms() -> None:

@@ -406,9 +406,61 @@ def _is_token_words(text: str) -> bool:
 _DISPLAY_TOKENS_RE = re.compile(rf"{_abnf.token}(?:[ \t]+{_abnf.token})*")
 
 
-@memoize()
+#: A From/To with its tag value cut out (";tag=" left in, so the key keeps
+#: where it stood) -> (that value parsed without the tag, the tag's place
+#: among its parameters).  One peer's From values differ only in the tag
+#: (a fresh one per call), which defeats a cache of whole values: the rest
+#: is read once per peer, as for the Via's branch; bounded.
+_TAGGED_SHAPES: dict[str, tuple[NameAddr, int]] = {}
+
+
 def parse_name_addr(value: str, header: str, *, allow_addr_spec: bool = True) -> NameAddr:
-    """Parse ``( name-addr / addr-spec ) *( SEMI param )``.
+    """Parse ``( name-addr / addr-spec ) *( SEMI param )`` (see
+    :func:`_parse_name_addr`); a value with a plain ``;tag=`` parameter is
+    read once per shape, and then only its tag."""
+    if allow_addr_spec:
+        after_uri = value.rfind(">") + 1
+        at = value.find(";tag=", after_uri)
+        # Quotes after the URI could hide ";tag=" inside a value: such
+        # values (rare) always take the full grammar.
+        if at > 0 and '"' not in value[after_uri:]:
+            end = value.find(";", at + 5)
+            if end < 0:
+                end = len(value)
+            tag = value[at + 5 : end]
+            if tag and (tag.isalnum() or _abnf.TOKEN_RE.fullmatch(tag) is not None):
+                key = value[: at + 5] + value[end:]
+                shape = _TAGGED_SHAPES.get(key)
+                if shape is not None:
+                    base, place = shape
+                    params = base.params
+                    return NameAddr(
+                        base.uri,
+                        base.display_name,
+                        (*params[:place], ("tag", tag), *params[place:]),
+                    )
+                parsed = _parse_name_addr(value, header)
+                tags = [i for i, (name, _) in enumerate(parsed.params) if name.lower() == "tag"]
+                if (
+                    len(key) <= _MAX_KEY
+                    and len(tags) == 1
+                    and parsed.params[tags[0]] == ("tag", tag)
+                ):
+                    place = tags[0]
+                    rest = (*parsed.params[:place], *parsed.params[place + 1 :])
+                    remember(
+                        _TAGGED_SHAPES,
+                        key,
+                        (NameAddr(parsed.uri, parsed.display_name, rest), place),
+                    )
+                return parsed
+    return _parse_name_addr(value, header, allow_addr_spec=allow_addr_spec)
+
+
+@memoize()
+def _parse_name_addr(value: str, header: str, *, allow_addr_spec: bool = True) -> NameAddr:
+    """Parse ``( name-addr / addr-spec ) *( SEMI param )``: the grammar in
+    full, naming the fault (what the tagged-shape reading must agree with).
 
     name-addr = [ display-name ] LAQUOT addr-spec RAQUOT, with display-name =
     *(token LWS) / quoted-string.  An addr-spec without angle brackets may not
