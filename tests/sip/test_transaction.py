@@ -302,6 +302,25 @@ def test_server_lets_go_of_its_request_once_the_final_response_is_out() -> None:
     assert itx.request is None and itx.state is State.COMPLETED
 
 
+def test_client_lets_go_of_its_request_once_a_final_response_arrives() -> None:
+    notify = _req(NOTIFY)
+    tx = NonInviteClientTransaction(notify, 0.0, reliable=False)
+    tx.handle_response(_resp(notify, 100, None), 0.1)
+    assert tx.request is notify  # still retransmitted while Proceeding
+    tx.handle_response(_resp(notify, 200), 0.2)
+    assert tx.request is None and tx.state is State.COMPLETED
+    tx.handle_response(_resp(notify, 200), 0.3)  # a retransmission: absorbed
+    assert tx.datagrams_to_send() == [bytes(notify)] and tx.next_deadline() == 5.2  # K
+    invite = _req(INVITE)
+    itx = InviteClientTransaction(invite, 0.0, reliable=False)
+    busy = _resp(invite, 486)
+    itx.handle_response(busy, 0.1)
+    assert itx.request is None and itx.state is State.COMPLETED
+    first_ack = itx.datagrams_to_send()[-1]
+    itx.handle_response(busy, 0.5)  # the ACK was lost: the same ACK again
+    assert itx.datagrams_to_send() == [first_ack] and first_ack.startswith(b"ACK ")
+
+
 def test_non_invite_server_on_tcp_terminates_with_the_final_response() -> None:
     notify = _req(NOTIFY)
     tx = NonInviteServerTransaction(notify, reliable=True)

@@ -160,6 +160,8 @@ __all__ = [
 
 St, In, Do = State, Input, Action
 _FINAL = (In.SUCCESS, In.FAILURE)
+#: Client states in which the request may still be (re)transmitted.
+_SENDING = frozenset({St.CALLING, St.TRYING, St.PROCEEDING})
 
 # --------------------------------------------------- messages the layer builds
 
@@ -216,7 +218,15 @@ def make_trying(request: Request) -> Response:
 
 
 class ClientTransaction(Machine):
-    """Common part of the client machines: created by sending the request."""
+    """Common part of the client machines: created by sending the request.
+
+    Once a final response has arrived the transaction sends nothing of its
+    own again (an INVITE's ACK for a failure is built once, as bytes, at the
+    first failure), so it lets go of its request and of the request's bytes
+    kept for retransmission (``request`` becomes ``None``): it waits out
+    Timer K (5 s) or D/M only to absorb response retransmissions, and a
+    sender at 9,000 pushes a second keeps ~90,000 such transactions.
+    """
 
     _INITIAL: ClassVar[State]
     _START: ClassVar[tuple[Input, ...]]
@@ -231,8 +241,9 @@ class ClientTransaction(Machine):
         if key is None or not is_rfc3261_branch(key.branch):
             raise TransactionError("a client transaction needs a branch from new_branch()")
         super().__init__(self._INITIAL, reliable=reliable, timers=timers)
-        #: The request this transaction sends.
-        self.request = request
+        #: The request this transaction sends, until a final response
+        #: arrives (then ``None``, see the class docstring).
+        self.request: Request | None = request
         #: What its responses match on.
         self.key = key
         self._send(bytes(request))
@@ -244,6 +255,9 @@ class ClientTransaction(Machine):
         if client_key(response) != self.key:
             raise TransactionError("the response does not belong to this transaction")
         self._input(response_input(response.status_code), now, response)
+        if self.state not in _SENDING:
+            self.request = None
+            self._last = None
 
 
 class ServerTransaction(Machine):
@@ -450,7 +464,9 @@ class InviteClientTransaction(ClientTransaction):
             return
         assert isinstance(msg, Response)
         if self._ack is None:
-            # Built once: every retransmission of the failure gets the same ACK.
+            # Built once: every retransmission of the failure gets the same
+            # ACK (and the request is let go right after this first one).
+            assert self.request is not None
             self._ack = bytes(make_ack(self.request, msg))
         self._outbox.append(self._ack)
 
