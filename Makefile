@@ -44,6 +44,9 @@ bench-peers: $(STAMP)
 	$(BIN)/python -m bench.fleet --fleet 10000
 	$(BIN)/python -m bench.push_vs_sipp --memory-run 200000
 	$(BIN)/python -m bench.profile_hot_paths --pushes 5000 --calls 3000
+	PHONECAST_PURE=1 $(BIN)/python -m bench.profile_hot_paths --pushes 5000 --calls 3000
+	$(BIN)/python -m bench.native_profile --target phone --rate 4000
+	$(BIN)/python -m bench.native_profile --target pusher
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench setup.py

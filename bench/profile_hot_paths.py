@@ -10,8 +10,11 @@ Each profile is printed sorted by own time and by cumulative time and saved
 under ``bench/profiles/``.  cProfile roughly doubles the cost of every Python
 call, so read the shares, not the absolute times.  On the compiled build
 (the default) the compiled modules' functions show only where interpreted
-code calls them, as built-in calls; with ``PHONECAST_PURE=1`` every function
-shows, and the files are named ``*-pure.txt``.
+code calls them, as built-in calls (with the pusher and the emulator's
+handler compiled too, that is nearly nothing now: ``bench/native_profile.py``
+samples the compiled build with its C functions named); with
+``PHONECAST_PURE=1`` every function shows, and the files are named
+``*-pure.txt``.
 Run: ``.venv/bin/python -m bench.profile_hot_paths``.
 """
 
