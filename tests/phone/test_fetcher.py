@@ -243,13 +243,17 @@ async def test_a_url_without_a_valid_host_is_refused_before_connecting(url: str)
     assert result.error in ("URL has no valid host", "URL has no host")
 
 
-async def test_a_finished_fetch_is_freed_without_the_cyclic_collector() -> None:
-    """The exchange drops its parser (which holds it for callbacks) and its
-    transport when it ends, so a fleet's thousands of fetches are freed by
-    reference counts instead of waiting in cycles for the collector."""
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])  # the two carriers
+async def test_a_finished_fetch_is_freed_without_the_cyclic_collector(host: str) -> None:
+    """The exchange drops its parser (which holds it for callbacks), the
+    carrier its transport and its deadline (which holds the carrier) when a
+    fetch ends, so a fleet's thousands of fetches are freed by reference
+    counts instead of waiting in cycles for the collector."""
+    from phonecast.phone.fetcher import _Carrier, _Idle, _SocketGet
     from phonecast.phone.httpget import Exchange
 
     server, url = await _canned(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n<a/>")
+    url = url.replace("127.0.0.1", host)
     fetcher = Fetcher(timeout=2)
     gc.collect()
     gc.disable()
@@ -257,7 +261,8 @@ async def test_a_finished_fetch_is_freed_without_the_cyclic_collector() -> None:
         for _ in range(5):
             assert (await fetcher.fetch(url + "/x")).ok
         await asyncio.sleep(0.05)  # the transports report connection_lost
-        alive = [o for o in gc.get_objects() if isinstance(o, Exchange)]
+        kinds = (Exchange, _Idle, _SocketGet, _Carrier)
+        alive = [o for o in gc.get_objects() if isinstance(o, kinds)]
         assert alive == []
     finally:
         gc.enable()

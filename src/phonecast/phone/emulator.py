@@ -192,7 +192,7 @@ class PhoneHost:
             headers = [
                 ("Via", ep.via("udp")),
                 ("Max-Forwards", "70"),
-                ("From", f"<{aor}>;tag={_tag(self.rng)}"),
+                ("From", f"<{aor}>;tag={new_tag()}"),
                 ("To", f"<{aor}>"),
                 ("Call-ID", call_id),
                 ("CSeq", f"{cseq} REGISTER"),
@@ -329,21 +329,21 @@ class PhoneHost:
         event = request.event
         package = event.package.lower() if event is not None else None
         if package not in ACCEPTED_EVENTS:
-            self._respond(line, handle, make_response(request, 489, to_tag=_tag(self.rng)))
+            self._respond(line, handle, make_response(request, 489, to_tag=new_tag()))
             return
         settings = phone.config.settings
         if settings.notify_reject is not None:
-            reject = make_response(request, settings.notify_reject, to_tag=_tag(self.rng))
+            reject = make_response(request, settings.notify_reject, to_tag=new_tag())
             if settings.notify_reject == 503:
                 reject = reject.with_header("Retry-After", "1")
             self._respond(line, handle, reject)
             return
         if len(request.body) > settings.max_body:
-            self._respond(line, handle, make_response(request, 413, to_tag=_tag(self.rng)))
+            self._respond(line, handle, make_response(request, 413, to_tag=new_tag()))
             return
         if settings.auth_notify and not self._authenticated(line, request, handle):
             return
-        self._respond(line, handle, make_response(request, 200, to_tag=_tag(self.rng)))
+        self._respond(line, handle, make_response(request, 200, to_tag=new_tag()))
         if package == "xml-service":
             # Answered first, acted on now: a fetch is started, not awaited,
             # so no task or queue stands between the push and the phone.
@@ -388,7 +388,7 @@ class PhoneHost:
             line,
             handle,
             make_response(
-                request, 401, to_tag=_tag(self.rng), headers=[("WWW-Authenticate", str(challenge))]
+                request, 401, to_tag=new_tag(), headers=[("WWW-Authenticate", str(challenge))]
             ),
         )
         return False
@@ -546,9 +546,3 @@ def _ack_key(ack: Request) -> tuple[str, str, str]:
         return (ack.call_id, ack.to.tag or "", ack.from_.tag or "")
     except SipError:
         return ("", "", "")
-
-
-def _tag(rng: random.Random) -> str:
-    """A To tag: cryptographically random (RFC 3261 19.3), whatever ``rng``
-    is (it is seeded in tests, and a tag must not be guessable)."""
-    return new_tag()

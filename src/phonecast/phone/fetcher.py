@@ -73,18 +73,60 @@ class _Fetch:
         self.done = done
 
 
+class _Idle:
+    """How long a GET may go without progress: connect, then each read,
+    has a whole timeout.  Activity only moves the deadline; the one timer on
+    the fetcher's wheel, when it fires early, re-arms for the rest (cheaper
+    than cancelling and scheduling again on every read).  ``expire`` is
+    called once if the deadline passes; :meth:`stop` drops it (and with it
+    the reference back to the carrier)."""
+
+    __slots__ = ("_deadline", "_expire", "_fetcher", "_timer")
+
+    def __init__(self, fetcher: Fetcher, expire: Callable[[], None]) -> None:
+        self._fetcher = fetcher
+        self._expire: Callable[[], None] | None = expire
+        self._timer: Timer | None = None
+        self._deadline = 0.0
+        self.touch()
+
+    def touch(self) -> None:
+        """Progress: the deadline is a whole timeout away."""
+        if self._expire is None:
+            return
+        self._deadline = self._fetcher.loop.time() + self._fetcher.timeout
+        if self._timer is None:
+            self._timer = self._fetcher.wheel.schedule(self._deadline, self._fire)
+
+    def _fire(self, now: float) -> None:
+        self._timer = None
+        expire = self._expire
+        if expire is None:
+            return
+        if now >= self._deadline:
+            self._expire = None
+            expire()
+        else:
+            self._timer = self._fetcher.wheel.schedule(self._deadline, self._fire)
+
+    def stop(self) -> None:
+        """The GET is over: no expiry, no timer."""
+        self._expire = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
 class _SocketGet:
     """One GET over a non-blocking socket, driven by the loop's reader and
-    writer callbacks.  Its deadline (connect, then each read) sits on the
-    fetcher's timer wheel and is only moved by activity."""
+    writer callbacks, its progress watched by an :class:`_Idle`."""
 
     __slots__ = (
-        "_deadline",
         "_fetcher",
+        "_idle",
         "_pending",
         "_reading",
         "_sock",
-        "_timer",
         "_writing",
         "exchange",
         "fetch",
@@ -98,8 +140,7 @@ class _SocketGet:
         self.exchange = Exchange(fetcher.max_bytes)
         self._reading = False
         self._writing = False
-        self._timer: Timer | None = None
-        self._deadline = 0.0
+        self._idle = _Idle(fetcher, self._timed_out)
 
     def open(self, address: tuple[str, int]) -> None:
         """Connect and send the request (or wait until it can be sent)."""
@@ -128,7 +169,7 @@ class _SocketGet:
 
     def _wait(self, *, write: bool) -> None:
         """Wait to write (connecting, or a full buffer) or else to read."""
-        self._touch()
+        self._idle.touch()
         loop, fd = self._fetcher.loop, self._sock.fileno()
         if write:
             if not self._writing:
@@ -162,22 +203,10 @@ class _SocketGet:
         if exchange.done:
             self._end()
         else:
-            self._touch()  # a read: the next one has a whole timeout
+            self._idle.touch()  # a read: the next one has a whole timeout
 
-    def _touch(self) -> None:
-        """Activity: the deadline is a whole timeout away.  The one timer, if
-        it fires early, re-arms for the rest (cheaper than cancelling and
-        scheduling again on every read)."""
-        self._deadline = self._fetcher.loop.time() + self._fetcher.timeout
-        if self._timer is None:
-            self._timer = self._fetcher.wheel.schedule(self._deadline, self._on_timer)
-
-    def _on_timer(self, now: float) -> None:
-        self._timer = None
-        if now >= self._deadline:
-            self._fail(TimeoutError())
-        else:
-            self._timer = self._fetcher.wheel.schedule(self._deadline, self._on_timer)
+    def _timed_out(self) -> None:
+        self._fail(TimeoutError())
 
     def _fail(self, exc: BaseException) -> None:
         self.exchange.finish(exc)
@@ -193,9 +222,7 @@ class _SocketGet:
             loop.remove_writer(fd)
             self._writing = False
         self._sock.close()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._idle.stop()
         self._fetcher._sockets.discard(self)
         self._fetcher._ended(self.fetch, outcome(self.fetch.url, self.exchange))
 
@@ -208,25 +235,22 @@ class _SocketGet:
 class _Carrier(asyncio.Protocol):
     """An asyncio transport's side of an :class:`Exchange` (TLS, names)."""
 
-    def __init__(self, exchange: Exchange, request: bytes, timeout: float) -> None:
+    def __init__(self, fetcher: Fetcher, exchange: Exchange, request: bytes) -> None:
         self.exchange = exchange
         self._request = request
-        self._timeout = timeout
-        self._loop = asyncio.get_running_loop()
-        self.ended: asyncio.Future[None] = self._loop.create_future()
+        self.ended: asyncio.Future[None] = fetcher.loop.create_future()
         self._transport: asyncio.WriteTransport | None = None
-        self._idle: asyncio.TimerHandle | None = None
-        self._deadline = 0.0
-        self._arm()  # nothing may leave the exchange waiting for ever
+        # Nothing may leave the exchange waiting for ever.
+        self._idle = _Idle(fetcher, self._timed_out)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses: no isinstance.
         self._transport = cast(asyncio.WriteTransport, transport)
         self._transport.write(self._request)
-        self._arm()
+        self._idle.touch()
 
     def data_received(self, data: bytes) -> None:
-        self._arm()
+        self._idle.touch()
         self.exchange.feed(data)
         if self.exchange.done:
             self.close()
@@ -241,26 +265,14 @@ class _Carrier(asyncio.Protocol):
         self.exchange.finish(exc or ConnectionResetError("the server closed the connection early"))
         self.close()
 
-    def _arm(self) -> None:
-        """Each read has a whole timeout; the one timer moves lazily."""
-        self._deadline = self._loop.time() + self._timeout
-        if self._idle is None and not self.exchange.done:
-            self._idle = self._loop.call_at(self._deadline, self._on_idle)
-
-    def _on_idle(self) -> None:
-        self._idle = None
-        if self._loop.time() >= self._deadline:
-            self.exchange.finish(TimeoutError())
-            self.close()
-        elif not self.exchange.done:
-            self._idle = self._loop.call_at(self._deadline, self._on_idle)
+    def _timed_out(self) -> None:
+        self.exchange.finish(TimeoutError())
+        self.close()
 
     def close(self) -> None:
         """End the exchange if it is still going, and close the connection."""
         self.exchange.finish(ConnectionAbortedError("closed before the response"))
-        if self._idle is not None:
-            self._idle.cancel()
-            self._idle = None
+        self._idle.stop()
         if self._transport is not None:
             self._transport.close()
         if not self.ended.done():
@@ -378,7 +390,7 @@ class Fetcher:
     ) -> None:
         """One GET through an asyncio transport (https, or a host name)."""
         exchange = Exchange(self.max_bytes)
-        carrier = _Carrier(exchange, request, self.timeout)
+        carrier = _Carrier(self, exchange, request)
         https = scheme == "https"
         try:
             async with asyncio.timeout(self.timeout):
