@@ -327,3 +327,20 @@ async def test_close_ends_fetches_under_way_as_failures(server: str) -> None:
     await fetcher.close()
     assert len(results) == 1 and not results[0].ok
     assert "the fetcher was closed" in (results[0].error or "")
+
+
+async def test_a_fetch_refused_at_once_schedules_no_timer() -> None:
+    """On loopback a closed port is known at the first send: such a fetch
+    ends before start() returns and needs neither a loop registration nor a
+    deadline on the wheel."""
+    fetcher = Fetcher(timeout=2)
+    results: list[FetchResult] = []
+    fetcher.start("http://127.0.0.1:1/x", results.append)
+    try:
+        if results:  # refused at once (this kernel does so on loopback)
+            assert len(fetcher.wheel) == 0
+        else:  # refused later: the deadline waits with the socket
+            await asyncio.sleep(0.1)
+        assert len(results) == 1 and (results[0].error or "").startswith("ConnectionRefused")
+    finally:
+        await fetcher.close()

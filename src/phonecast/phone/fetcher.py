@@ -79,7 +79,8 @@ class _Idle:
     the fetcher's wheel, when it fires early, re-arms for the rest (cheaper
     than cancelling and scheduling again on every read).  ``expire`` is
     called once if the deadline passes; :meth:`stop` drops it (and with it
-    the reference back to the carrier)."""
+    the reference back to the carrier).  Nothing is scheduled before the
+    first :meth:`touch`: a fetch refused at its first send needs no timer."""
 
     __slots__ = ("_deadline", "_expire", "_fetcher", "_timer")
 
@@ -88,7 +89,6 @@ class _Idle:
         self._expire: Callable[[], None] | None = expire
         self._timer: Timer | None = None
         self._deadline = 0.0
-        self.touch()
 
     def touch(self) -> None:
         """Progress: the deadline is a whole timeout away."""
@@ -240,8 +240,8 @@ class _Carrier(asyncio.Protocol):
         self._request = request
         self.ended: asyncio.Future[None] = fetcher.loop.create_future()
         self._transport: asyncio.WriteTransport | None = None
-        # Nothing may leave the exchange waiting for ever.
         self._idle = _Idle(fetcher, self._timed_out)
+        self._idle.touch()  # from now: nothing may leave the exchange waiting for ever
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses: no isinstance.

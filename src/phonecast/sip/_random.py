@@ -4,9 +4,9 @@ RFC 3261 wants tags "cryptographically random" (19.3) and branches unique
 (8.1.1.7), and a guessable nonce, cnonce or branch lets an off-path attacker
 forge messages: every token here comes from the operating system's CSPRNG,
 exactly as :mod:`secrets` draws it.  The difference is how: ``secrets`` makes
-one ``getrandom`` system call per token, which was a tenth of the pusher's
-CPU (four tokens per push); here the bytes are read 4 KiB at a time and
-handed out in slices, each byte once.  A forked child starts with an empty
+one ``getrandom`` system call per token (four per push, two per emulated
+call; measured ~2 % of the pusher's CPU); here the bytes are read 4 KiB at a
+time and handed out in slices, each byte once.  A forked child starts with an empty
 block (it must never hand out what its parent does), and a lock keeps two
 threads from taking the same slice.
 """
