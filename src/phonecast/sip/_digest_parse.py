@@ -272,17 +272,21 @@ _PLAIN_CREDENTIALS = {
 
 def _plain_digest(text: str, places: dict[str, int]) -> list[str | None] | None:
     """What servers and clients actually write, read with string operations:
-    ``Digest name=value, name=value...`` with known fields (lower case), each
-    once, values tokens or quoted strings without escapes; the values in
-    the order of ``places``.  None sends the text to the general reader,
-    which reads it the same way or names the fault (tests hold the two to
-    agreement)."""
+    ``Digest name=value, name=value...`` (or ``,`` alone between items)
+    with known fields (lower case), each once, values tokens or quoted
+    strings without escapes; the values in the order of ``places``.  None
+    sends the text to the general reader, which reads it the same way or
+    names the fault (tests hold the two to agreement)."""
     if not text.startswith("Digest ") or "\\" in text or "\r" in text or "\n" in text:
         return None
     read: list[str | None] = [None] * len(places)
-    # A quoted comma followed by a space splits a value in two; the halves
-    # then fail the quote checks below and the general reader takes over.
-    for piece in text[7:].split(", "):
+    # Items are split at every comma, with one space after it or none (SIPp
+    # writes ",", most others ", ").  A quoted comma splits a value in two;
+    # the halves then fail the quote checks below and the general reader
+    # takes over.
+    for piece in text[7:].split(","):
+        if piece[:1] == " ":
+            piece = piece[1:]
         name, _, wire = piece.partition("=")
         place = places.get(name)
         if place is None or not wire or read[place] is not None:
