@@ -344,3 +344,42 @@ async def test_a_fetch_refused_at_once_schedules_no_timer() -> None:
         assert len(results) == 1 and (results[0].error or "").startswith("ConnectionRefused")
     finally:
         await fetcher.close()
+
+
+async def test_urls_are_prepared_once_and_the_table_is_bounded(server: str) -> None:
+    """A URL pushed again reuses its prepared request (and a refused one its
+    reason); the table of them stays bounded whatever URLs arrive."""
+    from phonecast.phone import fetcher as module
+
+    fetcher = Fetcher(timeout=1)
+    try:
+        for _ in range(2):  # the second time from the table: same outcome
+            assert (await fetcher.fetch(server + "/ok")).ok
+            assert (await fetcher.fetch("gopher://x/")).error == "unsupported URL scheme 'gopher'"
+            assert (await fetcher.fetch("http://:80/")).error == "URL has no host"
+        assert len(fetcher._targets) == 3
+        for n in range(module._TARGETS_KEPT + 10):
+            await fetcher.fetch(f"ftp://host/{n}")
+        assert len(fetcher._targets) <= module._TARGETS_KEPT
+    finally:
+        await fetcher.close()
+
+
+async def test_a_fetch_socket_is_non_blocking_and_not_inherited() -> None:
+    """The fetch socket is the C one, made non-blocking and close-on-exec as
+    it is created: a blocking one would stall the whole fleet, an inherited
+    one would leak into child processes."""
+    import os
+
+    listener = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
+    fetcher = Fetcher(timeout=1)
+    results: list[FetchResult] = []
+    try:
+        fetcher.start(f"http://127.0.0.1:{listener.getsockname()[1]}/x", results.append)
+        (get,) = fetcher._sockets
+        assert get._sock.getblocking() is False
+        assert os.get_inheritable(get._sock.fileno()) is False
+    finally:
+        await fetcher.close()
+        listener.close()
+    assert len(results) == 1 and not results[0].ok

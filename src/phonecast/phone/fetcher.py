@@ -31,12 +31,14 @@ import errno
 import os
 import socket
 import ssl
+from _socket import socket as _raw_socket
 from collections.abc import Callable
 from typing import Protocol, cast
 from urllib.parse import urlsplit
 
 from phonecast.net.timers import Timer, TimerWheel
 from phonecast.phone.httpget import Exchange, FetchResult, outcome, request_bytes
+from phonecast.sip._memo import remember
 
 __all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_TIMEOUT", "Done", "FetchResult", "Fetcher", "PageFetcher"]
 
@@ -48,6 +50,13 @@ _READS_PER_EVENT = 16
 
 #: Called once with the result of :meth:`Fetcher.start`.
 Done = Callable[[FetchResult], None]
+#: A URL made ready to fetch: scheme, host, port and the request bytes.
+_Target = tuple[str, str, int, bytes]
+#: Socket type flags that make a socket non-blocking as it is created (Linux;
+#: elsewhere 0, and the socket is made non-blocking after).
+_NONBLOCK_FLAGS: int = getattr(socket, "SOCK_NONBLOCK", 0) | getattr(socket, "SOCK_CLOEXEC", 0)
+#: Bound of the per-URL table of targets (URLs come from the network).
+_TARGETS_KEPT = 1024
 
 
 class PageFetcher(Protocol):
@@ -132,7 +141,7 @@ class _SocketGet:
         "fetch",
     )
 
-    def __init__(self, fetcher: Fetcher, fetch: _Fetch, sock: socket.socket, request: bytes):
+    def __init__(self, fetcher: Fetcher, fetch: _Fetch, sock: _raw_socket, request: bytes):
         self._fetcher = fetcher
         self.fetch = fetch
         self._sock = sock
@@ -299,6 +308,8 @@ class Fetcher:
         self.max_bytes = max_bytes
         self._max_redirects = max_redirects
         self._user_agent = user_agent.encode("ascii", "replace")
+        #: URL -> its target, or why it cannot be fetched (see _target).
+        self._targets: dict[str, _Target | str] = {}
         # At most ``limit`` fetches at once.  The wait for a turn is not
         # counted against the timeout: a fleet of thousands queues its
         # fetches here, and a queued fetch has not failed.
@@ -350,25 +361,13 @@ class Fetcher:
     def _attempt(self, fetch: _Fetch) -> None:
         """One GET of ``fetch.url`` (the fetch holds a turn)."""
         url = fetch.url
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        if scheme not in ("http", "https"):
-            self._ended(fetch, FetchResult(url, False, error=f"unsupported URL scheme {scheme!r}"))
+        target = self._targets.get(url)
+        if target is None:
+            target = remember(self._targets, url, self._target(url), _TARGETS_KEPT)
+        if isinstance(target, str):
+            self._ended(fetch, FetchResult(url, False, error=target))
             return
-        host = parts.hostname
-        try:
-            port = parts.port or (443 if scheme == "https" else 80)
-        except ValueError:
-            self._ended(fetch, FetchResult(url, False, error="invalid port in URL"))
-            return
-        if not host:
-            self._ended(fetch, FetchResult(url, False, error="URL has no host"))
-            return
-        try:
-            request = request_bytes(parts, self._user_agent)
-        except (ValueError, UnicodeError):
-            self._ended(fetch, FetchResult(url, False, error="URL has no valid host"))
-            return
+        scheme, host, port, request = target
         family = _literal_family(host) if scheme == "http" else None
         if family is None:
             task = self.loop.create_task(self._carried(fetch, host, port, scheme, request))
@@ -376,14 +375,39 @@ class Fetcher:
             task.add_done_callback(self._tasks.discard)
             return
         try:
-            sock = socket.socket(family, socket.SOCK_STREAM)
+            # The C socket, made non-blocking as it is created: socket.socket's
+            # Python layer and a separate fcntl cost more than the refusal.
+            sock = _raw_socket(family, socket.SOCK_STREAM | _NONBLOCK_FLAGS)
         except OSError as exc:
             self._ended(fetch, FetchResult(url, False, error=f"{type(exc).__name__}: {exc}"))
             return
-        sock.setblocking(False)
+        if not _NONBLOCK_FLAGS:
+            sock.setblocking(False)
         get = _SocketGet(self, fetch, sock, request)
         self._sockets.add(get)
         get.open((host, port))
+
+    def _target(self, url: str) -> _Target | str:
+        """Where a GET of ``url`` goes and the bytes it sends, or why it
+        cannot be fetched.  Kept per URL (phones are pushed the same URL
+        again and again): splitting and writing it is a fifth of a fetch
+        refused on loopback."""
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https"):
+            return f"unsupported URL scheme {scheme!r}"
+        host = parts.hostname
+        try:
+            port = parts.port or (443 if scheme == "https" else 80)
+        except ValueError:
+            return "invalid port in URL"
+        if not host:
+            return "URL has no host"
+        try:
+            request = request_bytes(parts, self._user_agent)
+        except (ValueError, UnicodeError):
+            return "URL has no valid host"
+        return (scheme, host, port, request)
 
     async def _carried(
         self, fetch: _Fetch, host: str, port: int, scheme: str, request: bytes
