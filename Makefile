@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # with mypyc by the install (setup.py): a change to any of them installs again.
 CORE := $(wildcard src/phonecast/sip/*.py) src/phonecast/net/endpoint.py src/phonecast/net/timers.py \
 	src/phonecast/net/transport.py src/phonecast/push/pusher.py \
-	src/phonecast/phone/emulator.py src/phonecast/phone/fetcher.py src/phonecast/phone/httpget.py
+	src/phonecast/phone/emulator.py src/phonecast/phone/events.py src/phonecast/phone/fetcher.py src/phonecast/phone/httpget.py
 
 .PHONY: test demo bench bench-peers lint fuzz clean
 
