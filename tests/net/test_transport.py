@@ -46,6 +46,34 @@ async def test_udp_round_trip_and_drain() -> None:
         b.close()
 
 
+async def test_udp_flows_are_one_per_peer_and_bounded() -> None:
+    """Datagrams from one source share one Flow; each source has its own,
+    and the table of them never outgrows its bound."""
+    from phonecast.net import transport as module
+
+    inbox = Inbox()
+    b = await UdpTransport.bind("127.0.0.1", 0, inbox)
+    a = await UdpTransport.bind("127.0.0.1", 0, Inbox())
+    c = await UdpTransport.bind("127.0.0.1", 0, Inbox())
+    try:
+        for sender in (a, a, c):
+            sender.sendto(MSG, b.local)
+        flows = [(await inbox.get())[1] for _ in range(3)]
+        assert flows[0] is flows[1] and flows[0].remote == a.local
+        assert flows[2] is not flows[0] and flows[2].remote == c.local
+        while len(b._flows) < module._FLOWS_KEPT:  # as if a flood of sources came
+            b._flows[("192.0.2.1", len(b._flows))] = flows[0]
+        d = await UdpTransport.bind("127.0.0.1", 0, Inbox())  # a source not seen yet
+        d.sendto(MSG, b.local)  # the full table starts afresh
+        assert (await inbox.get())[1].remote == d.local
+        assert len(b._flows) == 1
+        d.close()
+    finally:
+        a.close()
+        b.close()
+        c.close()
+
+
 async def test_udp_ipv6_loopback() -> None:
     inbox = Inbox()
     try:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from phonecast.sip import ParseError, StreamFramer
+from phonecast.sip._memo import remember
 
 Address = tuple[str, int]
 
@@ -36,6 +37,8 @@ Address = tuple[str, int]
 Receiver = Callable[[bytes, "Flow"], None]
 
 _DRAIN_BATCH = 256
+#: Bound of a UDP transport's table of peers' flows.
+_FLOWS_KEPT = 4096
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -76,6 +79,9 @@ class UdpTransport:
         self._pending: collections.deque[tuple[bytes, Address]] = collections.deque()
         self._closed = False
         self.local: Address = _addr(sock.getsockname())
+        #: Source address -> its Flow (immutable, so one per peer serves every
+        #: datagram from it); bounded, since sources come from the network.
+        self._flows: dict[object, Flow] = {}
         self._loop.add_reader(sock.fileno(), self._on_readable)
 
     @classmethod
@@ -98,7 +104,7 @@ class UdpTransport:
     def _on_readable(self) -> None:
         recv = self._sock.recvfrom
         receiver = self._receiver
-        local = self.local
+        flows = self._flows
         for _ in range(_DRAIN_BATCH):
             try:
                 data, sockaddr = recv(65535)
@@ -108,7 +114,11 @@ class UdpTransport:
                 # ICMP errors surface here on some kernels; they concern an
                 # earlier send, not this read.  Keep draining.
                 continue
-            receiver(data, Flow("udp", (sockaddr[0], sockaddr[1]), local))
+            flow = flows.get(sockaddr)
+            if flow is None:
+                flow = Flow("udp", (sockaddr[0], sockaddr[1]), self.local)
+                remember(flows, sockaddr, flow, _FLOWS_KEPT)
+            receiver(data, flow)
 
     def sendto(self, data: bytes, remote: Address) -> None:
         """Send a datagram now, or queue it if the socket buffer is full."""
