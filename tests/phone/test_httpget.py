@@ -87,3 +87,20 @@ def test_outcomes_redirect_status_timeout_and_silence() -> None:
     assert outcome(URL, silent).error == (  # type: ignore[union-attr]
         "the server closed the connection before the response ended"
     )
+
+
+def test_the_parser_is_made_at_the_first_bytes_and_gone_after_the_end() -> None:
+    """A connection refused before any byte never makes a parser; bytes fed
+    after the end change nothing."""
+    refused = Exchange(1024)
+    assert refused._parser is None
+    refused.finish(ConnectionRefusedError(111, "Connection refused"))
+    refused.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    assert refused._parser is None and refused.status is None
+    assert isinstance(refused.error, ConnectionRefusedError)
+    answered = Exchange(1024)
+    answered.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    assert answered.done and answered.error is None and bytes(answered.body) == b"ok"
+    assert answered._parser is None
+    answered.feed(b"HTTP/1.1 500 Oops\r\n\r\n")
+    assert answered.status == 200

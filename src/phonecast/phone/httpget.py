@@ -88,9 +88,10 @@ class Exchange:
     """
 
     def __init__(self, max_bytes: int) -> None:
-        # Dropped by finish(): the parser holds this object for its
+        # Made at the first bytes (a refused connection never needs one) and
+        # dropped by finish(): the parser holds this object for its
         # callbacks, a cycle that would otherwise outlive every fetch.
-        self._parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
+        self._parser: httptools.HttpResponseParser | None = None
         self._max = max_bytes
         #: True once the response is complete or the exchange failed.
         self.done = False
@@ -105,9 +106,11 @@ class Exchange:
 
     def feed(self, data: bytes) -> None:
         """Bytes of the response, as received."""
+        if self.done:
+            return
         parser = self._parser
         if parser is None:
-            return
+            parser = self._parser = httptools.HttpResponseParser(self)
         if not self._head_done:
             self._head_bytes += len(data)
         try:
