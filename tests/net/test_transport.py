@@ -74,6 +74,54 @@ async def test_udp_flows_are_one_per_peer_and_bounded() -> None:
         c.close()
 
 
+async def test_answers_of_a_drain_leave_together_when_it_ends() -> None:
+    """send_soon inside a drain holds the answer: the peer has none of a
+    burst's answers while the burst is read, all of them after it, at most
+    _HELD_MAX late; outside a drain the answer leaves at once."""
+    import socket
+
+    from phonecast.net import transport as module
+
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    peer.setblocking(False)
+
+    def answered() -> int:
+        count = 0
+        while True:
+            try:
+                peer.recv(2048)
+            except BlockingIOError:
+                return count
+            count += 1
+
+    seen: list[int] = []  # answers the peer held when each request was read
+    done = asyncio.Event()
+    burst = module._HELD_MAX + 8
+    total = 0
+
+    def answer(data: bytes, flow: Flow) -> None:
+        nonlocal total
+        seen.append(total := total + answered())
+        b.send_soon(b"answer", flow.remote)
+        if len(seen) == burst:
+            done.set()
+
+    b = await UdpTransport.bind("127.0.0.1", 0, answer)
+    try:
+        for _ in range(burst):  # all queued before the loop reads any
+            peer.sendto(MSG, b.local)
+        await asyncio.wait_for(done.wait(), 2)
+        assert seen[: module._HELD_MAX] == [0] * module._HELD_MAX
+        assert seen[module._HELD_MAX :] == [module._HELD_MAX] * 8  # the first batch, when full
+        assert total + answered() == burst  # the rest when the drain ended
+        b.send_soon(b"now", peer.getsockname())  # outside a drain: at once
+        assert peer.recv(2048) == b"now"
+    finally:
+        b.close()
+        peer.close()
+
+
 async def test_udp_ipv6_loopback() -> None:
     inbox = Inbox()
     try:

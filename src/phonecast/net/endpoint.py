@@ -602,8 +602,7 @@ class SipEndpoint:
             self.tracer("send", data, ("udp", remote))
         sock = self._udp.get(flow.local) or self.udp
         if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.sendto(data, remote)
+            sock.send_soon(data, remote)
 
 
 def _stamp_via(request: Request, flow: Flow) -> Request:
