@@ -124,6 +124,39 @@ async def test_udp_timeout_and_retransmissions_counted() -> None:
         await client.close()
 
 
+async def test_a_request_that_cannot_be_sent_ends_as_a_transport_failure(
+    udp_pair: UdpPair,
+) -> None:
+    """Port 0 makes the kernel refuse the datagram (EINVAL): the transaction
+    ends with "transport" at once, not after Timer F (the datagram is held
+    to the end of the loop's turn, and the failure reported from there).
+    Also for a request made by a response callback."""
+    _, _, client, sport = udp_pair
+    resp, why = await asyncio.wait_for(
+        client.request(_notify(client, 0), "udp", ("127.0.0.1", 0)), 1
+    )
+    assert (resp, why) == (None, "transport")
+    outcomes: list[str] = []
+    finished = asyncio.Event()
+
+    tasks: list[asyncio.Task[None]] = []
+
+    def then(response: Response | None, why: str) -> None:
+        if response is not None and response.status_code == 200:
+            # Made from inside the client's drain: a second request, to nowhere.
+            request = client.send_request(_notify(client, 0), "udp", ("127.0.0.1", 0), failed)
+            tasks.append(asyncio.ensure_future(request))
+
+    def failed(response: Response | None, why: str) -> None:
+        outcomes.append(why)
+        finished.set()
+
+    await client.send_request(_notify(client, sport), "udp", ("127.0.0.1", sport), then)
+    await asyncio.wait_for(finished.wait(), 1)
+    assert outcomes == ["transport"]
+    assert client.stats.transactions <= 1  # the first one may still absorb (Timer K)
+
+
 async def test_retransmitted_request_is_answered_once_by_tu() -> None:
     tu = Answerer()
     server = SipEndpoint(handler=tu, timers=FAST)

@@ -367,11 +367,13 @@ async def test_fetches_start_together_once_the_burst_of_pushes_is_answered(rig: 
     try:
         for n in range(3):
             ep._on_data(notify(n, 1), flow)
+            ep.flush()  # fed by hand: no loop turn ends to send the answer
             challenge = parse_message(peer.recv(65535)).www_authenticate
             creds = client.respond(challenge, method="NOTIFY", uri=f"sip:1001@127.0.0.1:{port}")
             retries.append(notify(n, 2, str(creds)))
         for retry in retries:  # one burst: no loop turn in between
             ep._on_data(retry, flow)
+        ep.flush()
         codes = [parse_message(peer.recv(65535)).status_code for _ in retries]  # type: ignore[union-attr]
     finally:
         peer.close()

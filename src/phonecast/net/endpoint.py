@@ -142,6 +142,13 @@ class _Entry:
     def __call__(self, now: float) -> None:
         self.endpoint._fire(self, now)
 
+    def transport_failed(self) -> None:
+        """A datagram of this (client) transaction could not be sent."""
+        endpoint = self.endpoint
+        if endpoint._entries.get(id(self.tx)) is self:  # still live
+            self.tx.handle_transport_error(endpoint.now())
+            endpoint._pump(self)
+
 
 class _FinalResponse:
     """The callback of :meth:`SipEndpoint.request`: the transaction's final
@@ -233,6 +240,13 @@ class SipEndpoint:
             sock.close()
             if self.udp is sock:
                 self.udp = next(iter(self._udp.values()), None)
+
+    def flush(self) -> None:
+        """Send now every datagram held for the end of the loop's turn (see
+        :meth:`UdpTransport.send_soon`): for callers that feed the endpoint
+        by hand, as tests and benchmarks do, and wait for the answers."""
+        for sock in self._udp.values():
+            sock.flush()
 
     async def listen_stream(self, transport: str, host: str, port: int = 0) -> Address:
         """Accept TCP or TLS connections."""
@@ -569,10 +583,7 @@ class SipEndpoint:
             self.tracer("send", data, (transport, remote))
         if transport == "udp":
             assert self.udp is not None
-            try:
-                self.udp.sendto(data, remote)
-            except OSError:
-                entry.tx.handle_transport_error(self.now())
+            self.udp.send_soon(data, remote, entry.transport_failed)
         elif entry.flow is not None and entry.flow.connection is not None:
             conn = entry.flow.connection
             if conn.is_open:

@@ -37,7 +37,9 @@ Address = tuple[str, int]
 Receiver = Callable[[bytes, "Flow"], None]
 
 _DRAIN_BATCH = 256
-#: Most answers a drain holds before sending them (see send_soon).
+#: A datagram held by a drain: bytes, destination, what to call if it fails.
+_Held = tuple[bytes, Address, Callable[[], None] | None]
+#: Most datagrams a drain holds before sending them (see send_soon).
 _HELD_MAX = 32
 #: Bound of a UDP transport's table of peers' flows.
 _FLOWS_KEPT = 4096
@@ -86,7 +88,7 @@ class UdpTransport:
         self._flows: dict[object, Flow] = {}
         #: Answers held until the drain that caused them ends (see send_soon);
         #: None outside a drain.
-        self._held: list[tuple[bytes, Address]] | None = None
+        self._held: list[_Held] | None = None
         self._loop.add_reader(sock.fileno(), self._on_readable)
 
     @classmethod
@@ -107,12 +109,12 @@ class UdpTransport:
         return cls(sock, receiver)
 
     def _on_readable(self) -> None:
-        self._held = []
+        if self._held is None:
+            self._held = []
         try:
             self._drain()
         finally:
-            held, self._held = self._held, None
-            self._send_held(held)
+            self._send_held()
 
     def _drain(self) -> None:
         recv = self._sock.recvfrom
@@ -133,30 +135,43 @@ class UdpTransport:
                 remember(flows, sockaddr, flow, _FLOWS_KEPT)
             receiver(data, flow)
 
-    def send_soon(self, data: bytes, remote: Address) -> None:
-        """Send an answer to what is being received: inside a drain it is
-        held, and the drain's answers leave together when it ends (at most
-        ``_HELD_MAX`` wait); outside one it leaves now.  Send errors are
-        dropped, as for any datagram whose loss retransmission covers.
+    def send_soon(
+        self, data: bytes, remote: Address, failed: Callable[[], None] | None = None
+    ) -> None:
+        """Send a datagram at the end of this turn of the loop: datagrams made
+        while a drain runs leave together when it ends, others when the loop
+        next runs its callbacks, and at most ``_HELD_MAX`` wait.  If the send
+        fails, ``failed`` (if given) is called soon after, from the loop, so
+        that no caller is re-entered in the middle of its work.
 
         Why: on loopback each datagram that finds its receiver asleep pays
-        for waking it, and a peer that handles one answer faster than we
-        make the next is asleep for every one.  Sent in a row, the answers
+        for waking it, and a peer that handles one datagram faster than we
+        make the next is asleep for every one.  Sent in a row, the datagrams
         of a burst mostly find it awake (measured: bench/README.md)."""
+        if self._closed:
+            return
         held = self._held
         if held is None:
-            with contextlib.suppress(OSError):
-                self.sendto(data, remote)
-            return
-        held.append((data, remote))
+            held = self._held = []
+            self._loop.call_soon(self._send_held)
+        held.append((data, remote, failed))
         if len(held) >= _HELD_MAX:
-            self._held = []
-            self._send_held(held)
+            self._send_held()
 
-    def _send_held(self, held: list[tuple[bytes, Address]]) -> None:
-        for data, remote in held:
-            with contextlib.suppress(OSError):
+    def flush(self) -> None:
+        """Send what :meth:`send_soon` holds, now."""
+        self._send_held()
+
+    def _send_held(self) -> None:
+        held, self._held = self._held, None
+        if not held:
+            return
+        for data, remote, failed in held:
+            try:
                 self.sendto(data, remote)
+            except OSError:
+                if failed is not None:
+                    self._loop.call_soon(failed)
 
     def sendto(self, data: bytes, remote: Address) -> None:
         """Send a datagram now, or queue it if the socket buffer is full."""
@@ -190,6 +205,7 @@ class UdpTransport:
         """Stop receiving and close the socket."""
         if self._closed:
             return
+        self._send_held()  # what was sent before close() leaves
         self._closed = True
         self._loop.remove_reader(self._sock.fileno())
         if self._pending:
