@@ -17,6 +17,9 @@ are mypyc's, made readable (``CPyDef_wire___parse_message`` ->
 caller, and py-spy sometimes names it after a neighbouring symbol
 (``Py_DECREF`` stands for much of it).  The summary is also written to
 ``bench/profiles/<target>-native.txt``.
+With ``--sampler perf`` (root and linux-perf needed) the kernel's frames
+are sampled too, and written to ``<target>-perf.txt``: what the system calls
+cost, e.g. waking the peer that a datagram is sent to.
 Run: ``.venv/bin/python -m bench.native_profile --target phone``.
 """
 
@@ -36,11 +39,15 @@ from bench.phone_vs_sipp import start_phone
 from bench.push_vs_sipp import free_port, scenario
 
 OUT = Path(__file__).resolve().parent / "profiles"
+#: "py-spy" or "perf" (set by --sampler).
+SAMPLER = "py-spy"
 
 #: Phase name -> frames (readable names) whose samples count for it.
 PHASES = {
     "receive: recvfrom": ("sock_recvfrom",),
     "send: sendto": ("sock_sendto",),
+    "kernel: waking the receiver of a datagram": ("sock_def_readable",),
+    "kernel: TCP connect (the fetch)": ("__x64_sys_connect",),
     "parse a message": ("wire.parse_message",),
     "validate a request": ("validate.validate",),
     "stamp the Via": ("endpoint._stamp_via",),
@@ -62,7 +69,7 @@ PHASES = {
     "timer wheel": ("timers.TimerWheel._fire", "timers.TimerWheel.schedule"),
     "the phone's handler (all of it)": ("emulator.PhoneHost._on_request",),
     "the push coroutine (all of it)": ("pusher.push_Pusher_gen.__mypyc_generator_helper__",),
-    "event log": ("EventLog.emit",),
+    "event log": ("EventLog.emit", "events.EventLog.emit"),
 }
 
 
@@ -110,13 +117,45 @@ def summarise(raw: Path, title: str, top: int = 40) -> str:
     return "\n".join(out) + "\n"
 
 
+def _sampler() -> str:
+    return "py-spy --native" if SAMPLER == "py-spy" else "perf, DWARF call graphs"
+
+
 def record(pid: int, seconds: float, raw: Path) -> None:
+    """Sample ``pid`` into ``raw`` (folded stacks) with the chosen sampler."""
+    if SAMPLER == "perf":
+        record_perf(pid, seconds, raw)
+        return
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     subprocess.run(
         [spy, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "500", "--native",
          "-f", "raw", "-o", str(raw)],
         check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+
+
+def record_perf(pid: int, seconds: float, raw: Path) -> None:
+    """``perf record`` with DWARF call graphs, folded as py-spy folds: the
+    kernel's frames show (what a system call costs, e.g. waking the peer),
+    and the C compiler's inlining is unwound rather than guessed."""
+    data = raw.with_suffix(".perf")
+    subprocess.run(
+        ["perf", "record", "-F", "499", "--call-graph", "dwarf,16384", "-p", str(pid),
+         "-o", str(data), "--", "sleep", str(seconds)],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    script = subprocess.run(
+        ["perf", "script", "-i", str(data), "-F", "ip,sym"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    stacks: collections.Counter[str] = collections.Counter()
+    for block in script.split("\n\n"):
+        frames = [line.split(None, 1)[1] for line in block.splitlines() if " " in line.strip()]
+        if frames:  # perf lists the leaf first; folded stacks start at the root
+            stacks[";".join(reversed([f.removesuffix(" (inlined)") for f in frames]))] += 1
+    raw.write_text("".join(f"{stack} {n}\n" for stack, n in stacks.items()))
 
 
 def profile_phone(tmp: Path, rate: int, seconds: float) -> str:
@@ -137,7 +176,7 @@ def profile_phone(tmp: Path, rate: int, seconds: float) -> str:
     finally:
         phone.terminate()
         phone.wait()
-    return summarise(raw, f"phone under SIPp's UAC at {rate}/s, compiled build (py-spy --native)")
+    return summarise(raw, f"phone under SIPp's UAC at {rate}/s, compiled build ({_sampler()})")
 
 
 def profile_pusher(tmp: Path, seconds: float) -> str:
@@ -159,7 +198,7 @@ def profile_pusher(tmp: Path, seconds: float) -> str:
     finally:
         pusher.kill()
         pusher.wait()
-    return summarise(raw, "pusher against SIPp's UAS, window 200, compiled build (py-spy --native)")
+    return summarise(raw, f"pusher against SIPp's UAS, window 200, compiled build ({_sampler()})")
 
 
 def main() -> None:
@@ -167,7 +206,13 @@ def main() -> None:
     parser.add_argument("--target", choices=("phone", "pusher"), default="phone")
     parser.add_argument("--rate", type=int, default=4000, help="SIPp's calls/s (phone)")
     parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument(
+        "--sampler", choices=("py-spy", "perf"), default="py-spy",
+        help="perf (root, linux-perf) also samples the kernel: <target>-perf.txt",
+    )  # fmt: skip
     args = parser.parse_args()
+    global SAMPLER
+    SAMPLER = args.sampler
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         if args.target == "phone":
@@ -176,7 +221,8 @@ def main() -> None:
             text = profile_pusher(tmp, args.seconds)
     print(text)
     OUT.mkdir(exist_ok=True)
-    (OUT / f"{args.target}-native.txt").write_text(text)
+    suffix = "native" if args.sampler == "py-spy" else "perf"
+    (OUT / f"{args.target}-{suffix}.txt").write_text(text)
 
 
 if __name__ == "__main__":
