@@ -134,14 +134,19 @@ def h_name(key: str) -> str:
 
 
 def check_policy(request: Request, policy: UasPolicy) -> None:
-    """The application-level checks of RFC 3261 8.2.2 - 8.2.3 and 21.4."""
-    if request.uri.scheme.lower() not in policy.schemes:
+    """The application-level checks of RFC 3261 8.2.2 - 8.2.3 and 21.4.
+
+    Headers the request lacks are not read at all: each check looks in the
+    message's header map first (a UAS runs this on every request)."""
+    scheme = request.uri.scheme
+    if scheme not in policy.schemes and scheme.lower() not in policy.schemes:
         raise ValidationError(
             f"Request-URI scheme {request.uri.scheme!r} is not supported",
             status_code=416,
             reason="Unsupported URI Scheme",
         )
-    if request.method not in ("ACK", "CANCEL"):
+    fields = request.header_map()
+    if "require" in fields and request.method not in ("ACK", "CANCEL"):
         unknown = [tag for tag in request.require if tag.lower() not in policy.extensions]
         if unknown:
             raise ValidationError(
@@ -150,8 +155,8 @@ def check_policy(request: Request, policy: UasPolicy) -> None:
                 reason="Bad Extension",
                 headers=(("Unsupported", ", ".join(unknown)),),
             )
-    ctype = request.content_type
-    if request.body and ctype is not None and ctype.mime not in policy.body_types:
+    ctype = request.content_type if request.body and "content-type" in fields else None
+    if ctype is not None and ctype.mime not in policy.body_types:
         raise ValidationError(
             f"body type {ctype.mime} is not supported",
             status_code=415,
@@ -159,7 +164,7 @@ def check_policy(request: Request, policy: UasPolicy) -> None:
             headers=(("Accept", ", ".join(sorted(policy.body_types))),),
         )
     for field in ("authorization", "proxy-authorization"):
-        for value in request.get_all(field):
+        for value in fields.get(field, ()):
             scheme = value.split(None, 1)[0].lower() if value.strip() else ""
             if scheme not in policy.auth_schemes:
                 raise ValidationError(
@@ -167,11 +172,13 @@ def check_policy(request: Request, policy: UasPolicy) -> None:
                     status_code=401,
                     reason="Unauthorized",
                 )
+    if request.method not in policy.answering_methods or "accept" not in fields:
+        return
     accept = request.accept
     acceptable = accept is None or any(
         rng.matches(t) for rng in accept for t in policy.answer_types
     )
-    if request.method in policy.answering_methods and accept and not acceptable:
+    if accept and not acceptable:
         raise ValidationError(
             "no acceptable body type for the answer",
             status_code=406,
