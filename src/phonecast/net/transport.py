@@ -37,9 +37,9 @@ Address = tuple[str, int]
 Receiver = Callable[[bytes, "Flow"], None]
 
 _DRAIN_BATCH = 256
-#: A datagram held by a drain: bytes, destination, what to call if it fails.
+#: A datagram held by send_soon: bytes, destination, what to call if it fails.
 _Held = tuple[bytes, Address, Callable[[], None] | None]
-#: Most datagrams a drain holds before sending them (see send_soon).
+#: Most datagrams send_soon holds before sending them.
 _HELD_MAX = 32
 #: Bound of a UDP transport's table of peers' flows.
 _FLOWS_KEPT = 4096
@@ -86,8 +86,8 @@ class UdpTransport:
         #: Source address -> its Flow (immutable, so one per peer serves every
         #: datagram from it); bounded, since sources come from the network.
         self._flows: dict[object, Flow] = {}
-        #: Answers held until the drain that caused them ends (see send_soon);
-        #: None outside a drain.
+        #: Datagrams held for the end of the drain or of the loop's turn (see
+        #: send_soon); None when nothing is held.
         self._held: list[_Held] | None = None
         self._loop.add_reader(sock.fileno(), self._on_readable)
 

@@ -141,7 +141,7 @@ def check_policy(request: Request, policy: UasPolicy) -> None:
     scheme = request.uri.scheme
     if scheme not in policy.schemes and scheme.lower() not in policy.schemes:
         raise ValidationError(
-            f"Request-URI scheme {request.uri.scheme!r} is not supported",
+            f"Request-URI scheme {scheme!r} is not supported",
             status_code=416,
             reason="Unsupported URI Scheme",
         )
