@@ -157,6 +157,37 @@ async def test_a_request_that_cannot_be_sent_ends_as_a_transport_failure(
     assert client.stats.transactions <= 1  # the first one may still absorb (Timer K)
 
 
+async def test_past_its_transaction_bound_an_endpoint_answers_503_statelessly() -> None:
+    """A flood of new requests cannot make the endpoint hold more than
+    max_server_transactions: past it each is answered 503 with Retry-After
+    (RFC 3261 21.5.4), the TU never sees it and nothing is kept; once
+    transactions end (Timer J), requests are served again."""
+    tu = Answerer()
+    server = SipEndpoint(handler=tu, timers=FAST, max_server_transactions=3)
+    client = SipEndpoint(timers=FAST)
+    _, sport = await server.listen_udp("127.0.0.1")
+    await client.listen_udp("127.0.0.1")
+    try:
+        codes = []
+        for n in range(5):
+            request = _notify(client, sport).with_header_replaced("Call-ID", f"bound-{n}@h")
+            resp, why = await client.request(request, "udp", ("127.0.0.1", sport))
+            assert resp is not None, why
+            codes.append(resp.status_code)
+            if resp.status_code == 503:
+                assert resp.get("Retry-After") == "5"
+        assert codes == [200, 200, 200, 503, 503]
+        assert len(tu.seen) == 3 and server.stats.overloaded == 2
+        assert server.stats.transactions == 3  # the refused left nothing behind
+        await asyncio.sleep(64 * FAST.t1 + 0.2)  # Timer J ends the three
+        assert server.stats.transactions == 0
+        resp, _ = await client.request(_notify(client, sport), "udp", ("127.0.0.1", sport))
+        assert resp is not None and resp.status_code == 200
+    finally:
+        await client.close()
+        await server.close()
+
+
 async def test_retransmitted_request_is_answered_once_by_tu() -> None:
     tu = Answerer()
     server = SipEndpoint(handler=tu, timers=FAST)

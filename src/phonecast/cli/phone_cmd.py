@@ -20,6 +20,7 @@ from rich.table import Table
 from phonecast.campaign.inventory import Phone, write_inventory_csv
 from phonecast.cli.push_cmd import fail
 from phonecast.credentials import Secret, SecretError, resolve_secret
+from phonecast.net.endpoint import DEFAULT_MAX_SERVER_TRANSACTIONS
 from phonecast.net.loop import run as run_loop
 from phonecast.net.loop import settle
 from phonecast.phone.config import LineConfig, PhoneConfig, PhoneSettings
@@ -121,6 +122,13 @@ def _common(func: F) -> F:
             "registrar",
             help="REGISTER every line at HOST:PORT (digest with the line's credentials).",
         ),
+        click.option(
+            "--max-transactions",
+            type=click.IntRange(1),
+            default=DEFAULT_MAX_SERVER_TRANSACTIONS,
+            show_default=True,
+            help="Live SIP transactions (~2.2 KB each) before new requests are answered 503.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -154,6 +162,7 @@ def phone(
     call_mode: str,
     duration: float | None,
     registrar: str | None,
+    max_transactions: int,
 ) -> None:
     """Emulate one SPA phone with one or more lines (one SIP port each)."""
     configs = tuple(parse_line(spec) for spec in lines)
@@ -175,7 +184,7 @@ def phone(
         if not quiet:
             console.print(f"[bold]{state.config.name}[/] shows:\n{state.screen.render()}")
 
-    run_loop(_serve([config], events_path, duration, show, None))
+    run_loop(_serve([config], events_path, duration, show, None, max_transactions))
 
 
 @click.command("fleet")
@@ -222,6 +231,7 @@ def fleet(
     call_mode: str,
     duration: float | None,
     registrar: str | None,
+    max_transactions: int,
 ) -> None:
     """Emulate COUNT phones in one process (one line each, consecutive ports)."""
     if base_port + count - 1 > 65535:
@@ -250,7 +260,9 @@ def fleet(
     if inventory_out:
         write_fleet_inventory(inventory_out, configs)
     raise_fd_limit(count * (2 if tcp else 1) + 256)
-    run_loop(_serve(configs, events_path, duration, None, None if quiet else count))
+    run_loop(
+        _serve(configs, events_path, duration, None, None if quiet else count, max_transactions)
+    )
 
 
 def write_fleet_inventory(path: str | Path, configs: Sequence[PhoneConfig]) -> None:
@@ -279,9 +291,14 @@ async def _serve(
     duration: float | None,
     on_screen: object,
     summary_of: int | None,
+    max_transactions: int = DEFAULT_MAX_SERVER_TRANSACTIONS,
 ) -> None:
     events = EventLog(events_path)
-    host = PhoneHost(events=events, on_screen=on_screen)  # type: ignore[arg-type]
+    host = PhoneHost(
+        events=events,
+        on_screen=on_screen,  # type: ignore[arg-type]
+        max_server_transactions=max_transactions,
+    )
     await host.start()
     try:
         for cfg in configs:

@@ -70,6 +70,21 @@ RequestHandler = Callable[[Request, "ServerHandle | None", Flow], None]
 #: as no more responses can come up (a non-INVITE's final response).
 ResponseCallback = Callable[[Response | None, str], None]
 
+#: Live server transactions an endpoint keeps before it answers new requests
+#: 503.  A UDP server transaction lives 32 s after answering (Timer J, RFC
+#: 3261 17.2.2) in ~2.2 KB, so a peer firing new requests at 10,000/s would
+#: otherwise hold ~700 MB, and a flood from forged sources grows without end.
+#: 250,000 is ~550 MB, and carries ~3,900 authenticated NOTIFYs/s (two
+#: transactions each) indefinitely, more in bursts.
+DEFAULT_MAX_SERVER_TRANSACTIONS = 250_000
+#: What a request past that bound is answered (RFC 3261 21.5.4).
+_OVERLOADED = ValidationError(
+    "too many transactions under way",
+    status_code=503,
+    reason="Service Unavailable",
+    headers=(("Retry-After", "5"),),
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Stats:
@@ -83,6 +98,8 @@ class Stats:
     #: Retransmitted datagrams answered by their transaction, matched by
     #: their bytes without being parsed again.
     absorbed: int = 0
+    #: Requests answered 503 because ``max_server_transactions`` were live.
+    overloaded: int = 0
 
 
 class ServerHandle:
@@ -193,7 +210,11 @@ class SipEndpoint:
         client_ssl: ssl.SSLContext | None = None,
         server_ssl: ssl.SSLContext | None = None,
         advertised_host: str | None = None,
+        max_server_transactions: int = DEFAULT_MAX_SERVER_TRANSACTIONS,
     ) -> None:
+        """``max_server_transactions`` bounds the memory a peer can make the
+        endpoint hold: past it, a new request is answered 503 with
+        Retry-After, statelessly (see DEFAULT_MAX_SERVER_TRANSACTIONS)."""
         self._loop = asyncio.get_running_loop()
         self._wheel = TimerWheel(self._loop)
         self._table = TransactionTable()
@@ -218,6 +239,9 @@ class SipEndpoint:
         self._sent = 0
         self._parse_errors = 0
         self._absorbed = 0
+        self._max_server = max_server_transactions
+        self._server_live = 0
+        self._overloaded = 0
         #: TU handler failures (each answered 500), and the last one's text.
         self.handler_errors = 0
         self.last_handler_error = ""
@@ -270,6 +294,7 @@ class SipEndpoint:
             if entry.callback is not None:
                 entry.callback(None, "closed")
         self._entries.clear()
+        self._server_live = 0
         self._by_wire.clear()
         self._wheel.close()
         for sock in self._udp.values():
@@ -289,6 +314,7 @@ class SipEndpoint:
             len(self._entries),
             len(self._wheel),
             self._absorbed,
+            self._overloaded,
         )
 
     def now(self) -> float:
@@ -477,11 +503,18 @@ class SipEndpoint:
             # the method cannot even key one.  Retransmissions are refused again.
             self._send_stateless(error_response(request, exc, to_tag=new_tag()), flow)
             return
+        if self._server_live >= self._max_server:
+            # RFC 3261 21.5.4: overloaded.  Stateless, so that a flood of
+            # new requests costs no memory; a retransmission is refused again.
+            self._overloaded += 1
+            self._send_stateless(error_response(request, _OVERLOADED, to_tag=new_tag()), flow)
+            return
         try:
             tx = new_server_transaction(request, reliable=flow.reliable, timers=self._timers)
             self._table.add(tx)
         except SipError:
             return
+        self._server_live += 1
         entry = _Entry(self, tx)
         entry.flow = flow
         if flow.connection is None:
@@ -563,7 +596,8 @@ class SipEndpoint:
             entry.timer.cancel()
             entry.timer = None
         self._table.remove(entry.tx)
-        self._entries.pop(id(entry.tx), None)
+        if self._entries.pop(id(entry.tx), None) is not None and entry.destination is None:
+            self._server_live -= 1
         if entry.wire is not None and self._by_wire.get(entry.wire) is entry:
             del self._by_wire[entry.wire]
         if entry.callback is not None:

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from phonecast.net.endpoint import ServerHandle, SipEndpoint
+from phonecast.net.endpoint import DEFAULT_MAX_SERVER_TRANSACTIONS, ServerHandle, SipEndpoint
 from phonecast.net.timers import Timer
 from phonecast.net.transport import Address, Flow
 from phonecast.phone.calls import ALLOW, CallAgent, CallSettings
@@ -105,8 +105,11 @@ class PhoneHost:
         digest: DigestServer | None = None,
         rng: random.Random | None = None,
         on_screen: Callable[[PhoneState], None] | None = None,
+        max_server_transactions: int = DEFAULT_MAX_SERVER_TRANSACTIONS,
     ) -> None:
         self.events = events or EventLog()
+        #: Passed to the endpoint: its bound on live transactions (503 past it).
+        self.max_server_transactions = max_server_transactions
         self.fetcher: PageFetcher = fetcher or Fetcher()
         self._digest = digest
         self.rng = rng or random.Random()
@@ -127,7 +130,11 @@ class PhoneHost:
 
     async def start(self) -> None:
         """Create the endpoint (call before :meth:`add_phone`)."""
-        self.endpoint = SipEndpoint(handler=self._on_request, policy=PHONE_POLICY)
+        self.endpoint = SipEndpoint(
+            handler=self._on_request,
+            policy=PHONE_POLICY,
+            max_server_transactions=self.max_server_transactions,
+        )
         self._loop = asyncio.get_running_loop()
 
     def digest_for(self, phone: PhoneConfig) -> DigestServer:
