@@ -291,7 +291,7 @@ async def _serve(
     duration: float | None,
     on_screen: object,
     summary_of: int | None,
-    max_transactions: int = DEFAULT_MAX_SERVER_TRANSACTIONS,
+    max_transactions: int,
 ) -> None:
     events = EventLog(events_path)
     host = PhoneHost(
