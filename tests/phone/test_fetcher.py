@@ -168,8 +168,11 @@ def test_fetch_on_uvloop() -> None:
     assert refused is not None and refused.startswith("ConnectionRefusedError")
 
 
-async def _canned(reply: bytes, seen: list[bytes] | None = None) -> tuple[asyncio.Server, str]:
-    """A server that reads the request head, writes ``reply`` and closes."""
+async def _canned(
+    reply: bytes, seen: list[bytes] | None = None, sock: socket.socket | None = None
+) -> tuple[asyncio.Server, str]:
+    """A server that reads the request head, writes ``reply`` and closes
+    (on ``sock`` if given, else on a port of its own)."""
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
@@ -179,7 +182,10 @@ async def _canned(reply: bytes, seen: list[bytes] | None = None) -> tuple[asynci
         await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    if sock is not None:
+        server = await asyncio.start_server(answer, sock=sock)
+    else:
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
     return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
 
 
@@ -383,3 +389,73 @@ async def test_a_fetch_socket_is_non_blocking_and_not_inherited() -> None:
         await fetcher.close()
         listener.close()
     assert len(results) == 1 and not results[0].ok
+
+
+async def _refused_then_served() -> tuple[list[str | None], int, bool, bytes, int]:
+    """Two GETs to a bound port that does not listen yet, then one once it does."""
+    from phonecast.phone import fetcher as module
+
+    bound = socket.socket()
+    bound.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{bound.getsockname()[1]}/x"
+    fetcher = Fetcher(timeout=2)
+    errors: list[str | None] = []
+    try:
+        first = await fetcher.fetch(url)
+        (spare,) = fetcher._spares[socket.AF_INET]
+        second = await fetcher.fetch(url)
+        errors = [first.error, second.error]
+        reused = fetcher._spares[socket.AF_INET] == [spare]  # the same socket, kept again
+        server, _ = await _canned(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n<a/>", sock=bound)
+        try:
+            served = await fetcher.fetch(url)  # through the kept socket
+        finally:
+            server.close()
+            await server.wait_closed()
+        left = len(fetcher._spares[socket.AF_INET])
+        assert module._SPARES_KEPT >= 1
+    finally:
+        await fetcher.close()
+        bound.close()
+    return errors, left, reused and served.ok, served.body, len(fetcher._spares)
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_refused_socket_serves_the_next_get(loop: str) -> None:
+    """A socket whose connect was refused is kept and connects again (Linux
+    allows it): the next GET, refused or answered, reports exactly what it
+    would on a new socket, and close() lets go of what is kept."""
+    if loop == "uvloop":
+        run = pytest.importorskip("uvloop", reason="uvloop is not installed").run
+    else:
+        run = asyncio.run
+    errors, left, reused, body, after_close = run(_refused_then_served())
+    assert all((e or "").startswith("ConnectionRefusedError") for e in errors), errors
+    assert reused and body == b"<a/>"
+    assert left == 0  # answered: the socket was closed after, not kept
+    assert after_close == 0
+
+
+async def test_refused_sockets_kept_are_bounded() -> None:
+    """However many GETs are refused at once, only a few sockets are kept."""
+    from phonecast.phone import fetcher as module
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))  # bound, not listening: refuses
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/x"
+    fetcher = Fetcher(timeout=2)
+    results: list[FetchResult] = []
+    try:
+        gets = [module._SocketGet(fetcher, module._Fetch(url, 0, results.append),
+                                  socket.socket(), b"GET / HTTP/1.0\r\n\r\n")
+                for _ in range(module._SPARES_KEPT + 5)]  # fmt: skip
+        for get in gets:
+            get._sock.setblocking(False)
+            fetcher._active += 1
+            get.open(("127.0.0.1", listener.getsockname()[1]))
+        await asyncio.sleep(0.1)
+        assert len(results) == len(gets)
+        assert len(fetcher._spares[socket.AF_INET]) == module._SPARES_KEPT
+    finally:
+        await fetcher.close()
+        listener.close()

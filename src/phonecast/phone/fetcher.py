@@ -57,6 +57,8 @@ _Target = tuple[str, str, int, bytes]
 _NONBLOCK_FLAGS: int = getattr(socket, "SOCK_NONBLOCK", 0) | getattr(socket, "SOCK_CLOEXEC", 0)
 #: Bound of the per-URL table of targets (URLs come from the network).
 _TARGETS_KEPT = 1024
+#: Refused sockets kept for the next GET, per address family.
+_SPARES_KEPT = 8
 
 
 class PageFetcher(Protocol):
@@ -131,10 +133,12 @@ class _SocketGet:
     writer callbacks, its progress watched by an :class:`_Idle`."""
 
     __slots__ = (
+        "_address",
         "_fetcher",
         "_idle",
         "_pending",
         "_reading",
+        "_refused",
         "_sock",
         "_writing",
         "exchange",
@@ -149,10 +153,13 @@ class _SocketGet:
         self.exchange = Exchange(fetcher.max_bytes)
         self._reading = False
         self._writing = False
+        self._refused = False
+        self._address: tuple[str, int] | None = None
         self._idle = _Idle(fetcher, self._timed_out)
 
     def open(self, address: tuple[str, int]) -> None:
         """Connect and send the request (or wait until it can be sent)."""
+        self._address = address
         err = self._sock.connect_ex(address)
         if err not in (0, errno.EINPROGRESS):
             self._fail(OSError(err, os.strerror(err)))
@@ -171,7 +178,10 @@ class _SocketGet:
             if exc.errno == errno.ENOTCONN:  # still connecting, on some stacks
                 self._wait(write=True)
                 return
-            self._fail(exc)  # a refused or failed connection shows here
+            # A refused or failed connection shows here.  Refused before a
+            # byte went out, the socket can serve the next GET.
+            self._refused = exc.errno == errno.ECONNREFUSED
+            self._fail(exc)
             return
         self._pending = self._pending[sent:]
         self._wait(write=bool(self._pending))
@@ -230,7 +240,10 @@ class _SocketGet:
         if self._writing:
             loop.remove_writer(fd)
             self._writing = False
-        self._sock.close()
+        if self._refused and self._address is not None:
+            self._fetcher._recycle(self._sock, self._address)
+        else:
+            self._sock.close()
         self._idle.stop()
         self._fetcher._sockets.discard(self)
         self._fetcher._ended(self.fetch, outcome(self.fetch.url, self.exchange))
@@ -317,6 +330,8 @@ class Fetcher:
         self._active = 0
         self._waiting: collections.deque[_Fetch] = collections.deque()
         self._sockets: set[_SocketGet] = set()
+        #: Address family -> sockets whose connect was refused, ready again.
+        self._spares: dict[int, list[_raw_socket]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._tls = tls
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -374,18 +389,38 @@ class Fetcher:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             return
-        try:
-            # The C socket, made non-blocking as it is created: socket.socket's
-            # Python layer and a separate fcntl cost more than the refusal.
-            sock = _raw_socket(family, socket.SOCK_STREAM | _NONBLOCK_FLAGS)
-        except OSError as exc:
-            self._ended(fetch, FetchResult(url, False, error=f"{type(exc).__name__}: {exc}"))
-            return
-        if not _NONBLOCK_FLAGS:
-            sock.setblocking(False)
+        spares = self._spares.get(family)
+        if spares:
+            sock = spares.pop()
+        else:
+            try:
+                # The C socket, made non-blocking as it is created: socket.socket's
+                # Python layer and a separate fcntl cost more than the refusal.
+                sock = _raw_socket(family, socket.SOCK_STREAM | _NONBLOCK_FLAGS)
+            except OSError as exc:
+                self._ended(fetch, FetchResult(url, False, error=f"{type(exc).__name__}: {exc}"))
+                return
+            if not _NONBLOCK_FLAGS:
+                sock.setblocking(False)
         get = _SocketGet(self, fetch, sock, request)
         self._sockets.add(get)
         get.open((host, port))
+
+    def _recycle(self, sock: _raw_socket, address: tuple[str, int]) -> None:
+        """Keep a socket whose connect was refused for the next GET, or close it.
+
+        Making and closing a socket is two thirds of a GET refused on
+        loopback (a fleet pushed while its content server is down does
+        little else).  Linux lets a TCP socket whose connect failed connect
+        again, once one more ``connect`` has answered ECONNABORTED, saying
+        the failed attempt is cleared.  Any other answer (another kernel, or
+        an attempt under way after all) and the socket is closed, as
+        without this."""
+        spares = self._spares.setdefault(sock.family, [])
+        if len(spares) < _SPARES_KEPT and sock.connect_ex(address) == errno.ECONNABORTED:
+            spares.append(sock)
+        else:
+            sock.close()
 
     def _target(self, url: str) -> _Target | str:
         """Where a GET of ``url`` goes and the bytes it sends, or why it
@@ -468,6 +503,10 @@ class Fetcher:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._wheel is not None:
             self._wheel.close()
+        for spares in self._spares.values():
+            for sock in spares:
+                sock.close()
+        self._spares.clear()
 
 
 #: Host text -> address family of the literal (None: a name).  Bounded:
