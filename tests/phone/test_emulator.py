@@ -384,3 +384,39 @@ async def test_fetches_start_together_once_the_burst_of_pushes_is_answered(rig: 
     assert rig.host._to_fetch == []
     await _settle()
     assert len(rig.kinds("fetch_finished")) == 3
+
+
+@pytest.mark.parametrize("listening", [True, False])
+async def test_events_are_counted_whether_or_not_anyone_listens(listening: bool) -> None:
+    """With no file and no listener the hot path only counts events (their
+    fields are never made), and the counts are the same as when every field
+    goes to a listener: the fleet's live summary reads them."""
+    seen: list[dict[str, Any]] = []
+    log = EventLog()
+    if listening:
+        log.subscribe(seen.append)
+    assert log.detailed is listening
+    host = PhoneHost(events=log)
+    await host.start()
+    (port,) = _free_ports(1)
+    await host.add_phone(PhoneConfig("desk", "127.0.0.1", (LineConfig("1001", Secret("s"), port),)))
+    ep = SipEndpoint()
+    await ep.listen_udp("127.0.0.1", 0)
+    try:
+        outcome = await Pusher(ep).push(
+            SipUri("127.0.0.1", "1001", port=port),
+            Secret("s"),
+            url_payload("http://127.0.0.1:9/x"),  # refused: fetched, not shown
+            destinations=_dest(port),
+        )
+        assert outcome.delivered
+        await _settle()
+    finally:
+        await ep.close()
+        await host.close()
+    expected = {"request": 2, "auth": 2, "response": 2, "fetch_started": 1, "fetch_finished": 1}
+    assert {k: log.counts[k] for k in expected} == expected
+    if listening:
+        assert sorted(e["event"] for e in seen) == sorted(
+            k for k, n in expected.items() for _ in range(n)
+        )

@@ -252,13 +252,17 @@ class PhoneHost:
                 source=flow.remote[0],
             )
             return
-        self.events.emit(
-            "request",
-            phone=phone.config.name,
-            line=line.config.user,
-            method=request.method,
-            source=f"{flow.remote[0]}:{flow.remote[1]}",
-        )
+        events = self.events
+        if events.detailed:
+            events.emit(
+                "request",
+                phone=phone.config.name,
+                line=line.config.user,
+                method=request.method,
+                source=f"{flow.remote[0]}:{flow.remote[1]}",
+            )
+        else:
+            events.count("request")
         method = request.method
         if method == "ACK":
             phone.calls.on_ack(request)
@@ -322,7 +326,11 @@ class PhoneHost:
 
     def _respond(self, line: LineState, handle: ServerHandle, response: Any) -> None:
         handle.respond(response)
-        self.events.emit(
+        events = self.events
+        if not events.detailed:
+            events.count("response")
+            return
+        events.emit(
             "response",
             phone=line.phone.config.name,
             line=line.config.user,
@@ -386,10 +394,10 @@ class PhoneHost:
                 expected_uri=str(request.uri) if digest.strict_uri else None,
             )
             if verdict.ok:
-                self.events.emit("auth", phone=name, line=line.config.user, ok=True, reason="ok")
+                self._auth_event(name, line, True, "ok")
                 return True
             reason, stale = verdict.reason, verdict.stale
-        self.events.emit("auth", phone=name, line=line.config.user, ok=False, reason=reason)
+        self._auth_event(name, line, False, reason)
         challenge = digest.challenge(now, bind=line.bind, stale=stale)
         self._respond(
             line,
@@ -399,6 +407,13 @@ class PhoneHost:
             ),
         )
         return False
+
+    def _auth_event(self, phone: str, line: LineState, ok: bool, reason: str) -> None:
+        events = self.events
+        if events.detailed:
+            events.emit("auth", phone=phone, line=line.config.user, ok=ok, reason=reason)
+        else:
+            events.count("auth")
 
     # ------------------------------------------------------------ XML-Service
     def _spawn(self, coro: Any) -> None:
@@ -494,7 +509,10 @@ class PhoneHost:
         if self.fetcher.waiting + len(self._to_fetch) >= self.max_pending:
             self.events.emit("dropped", phone=name, url=url, reason="too many pending fetches")
             return
-        self.events.emit("fetch_started", phone=name, url=url)
+        if self.events.detailed:
+            self.events.emit("fetch_started", phone=name, url=url)
+        else:
+            self.events.count("fetch_started")
 
         def fetched(result: FetchResult) -> None:
             try:
@@ -525,14 +543,18 @@ class PhoneHost:
     def _show(self, phone: PhoneState, url: str, result: FetchResult) -> None:
         name = phone.config.name
         phone.fetches += 1
-        self.events.emit(
-            "fetch_finished",
-            phone=name,
-            url=url,
-            ok=result.ok,
-            status=result.status,
-            error=result.error,
-        )
+        events = self.events
+        if events.detailed:
+            events.emit(
+                "fetch_finished",
+                phone=name,
+                url=url,
+                ok=result.ok,
+                status=result.status,
+                error=result.error,
+            )
+        else:
+            events.count("fetch_finished")
         if not result.ok:
             return
         try:
