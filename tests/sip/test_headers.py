@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -119,7 +120,11 @@ def test_the_via_memories_are_bounded() -> None:
         h.parse_via(f"SIP/2.0/UDP 10.{n // 256}.{n % 256}.1:5060;branch=z9hG4bK{n};received=h{n}")
         h.parse_cseq(f"{n} NOTIFY")
         h.parse_name_addr(f"<sip:u{n}@10.0.0.1>;tag=t{n}", "From")
-    for table in (h._SENT_BY, h._VIA_SHAPES, h._HOSTS, h._CSEQS, h._TAGGED_SHAPES):
+        h.parse_name_addr(f"<sip:u{n}@10.0.0.1>", "To")
+        h.parse_event(f"package{n};id={n}")
+        h.parse_media_type(f"text/x-{n}")
+    tables = (h._SENT_BY, h._VIA_SHAPES, h._HOSTS, h._CSEQS, h._TAGGED_SHAPES)
+    for table in (*tables, h._UNTAGGED, h._EVENTS, h._MEDIA_TYPES):
         assert 0 < len(table) <= TABLE_SIZE
     long_host = "h" * 200
     h.parse_via(f"SIP/2.0/UDP {long_host};branch=z9hG4bK1;received={long_host}")
@@ -175,6 +180,26 @@ def test_a_from_is_read_once_per_shape_then_only_its_tag() -> None:
     assert second.tag == "2sipp2" and second.uri is first.uri  # the URI was not parsed again
     with pytest.raises(HeaderError):  # a bad tag still meets the grammar
         h.parse_name_addr("<sip:sipp@127.0.0.1:5061>;tag=a b", "From")
+
+
+@pytest.mark.parametrize(
+    ("parse", "good", "bad"),
+    [
+        (lambda v: h.parse_name_addr(v, "To"), "<sip:1001@127.0.0.1:5070>", "<sip:1001@127.0.0.1"),
+        (h.parse_event, "XML-Service;id=1", ";id=1"),
+        (h.parse_media_type, "text/xml;charset=utf-8", "text"),
+    ],
+)  # fmt: skip
+def test_repeated_values_are_read_once_and_faults_every_time(
+    parse: Callable[[str], object], good: str, bad: str
+) -> None:
+    """The values a peer repeats in every request (a To, the Event, the
+    Content-Type) come from a table the second time, the same object; a
+    malformed one is refused each time it comes, never remembered."""
+    assert parse(good) is parse(good)
+    for _ in range(2):
+        with pytest.raises(HeaderError):
+            parse(bad)
 
 
 def test_name_addr_forms() -> None:

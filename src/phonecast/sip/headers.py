@@ -412,6 +412,10 @@ _DISPLAY_TOKENS_RE = re.compile(rf"{_abnf.token}(?:[ \t]+{_abnf.token})*")
 #: (a fresh one per call), which defeats a cache of whole values: the rest
 #: is read once per peer, as for the Via's branch; bounded.
 _TAGGED_SHAPES: dict[str, tuple[NameAddr, int]] = {}
+#: Values without a tag (a To outside a dialog: the same in every request
+#: a peer sends) -> parsed.  A dict probe, where the memoised grammar is a
+#: Python-level call with its arguments packed; bounded.
+_UNTAGGED: dict[str, NameAddr] = {}
 
 
 def parse_name_addr(value: str, header: str, *, allow_addr_spec: bool = True) -> NameAddr:
@@ -419,6 +423,9 @@ def parse_name_addr(value: str, header: str, *, allow_addr_spec: bool = True) ->
     :func:`_parse_name_addr`); a value with a plain ``;tag=`` parameter is
     read once per shape, and then only its tag."""
     if allow_addr_spec:
+        found = _UNTAGGED.get(value)
+        if found is not None:
+            return found
         after_uri = value.rfind(">") + 1
         at = value.find(";tag=", after_uri)
         # Quotes after the URI could hide ";tag=" inside a value: such
@@ -454,7 +461,11 @@ def parse_name_addr(value: str, header: str, *, allow_addr_spec: bool = True) ->
                         (NameAddr(parsed.uri, parsed.display_name, rest), place),
                     )
                 return parsed
-    return _parse_name_addr(value, header, allow_addr_spec=allow_addr_spec)
+        parsed = _parse_name_addr(value, header)
+        if len(value) <= _MAX_KEY:
+            remember(_UNTAGGED, value, parsed)
+        return parsed
+    return _parse_name_addr(value, header, allow_addr_spec=False)
 
 
 @memoize()
@@ -630,14 +641,24 @@ class MediaType:
 _MEDIA_RE = re.compile(rf"({_abnf.token})[ \t]*/[ \t]*({_abnf.token})")
 
 
-@memoize()
+#: Content-Type / Accept values -> parsed (``header`` only names faults,
+#: and faults are not kept); bounded.
+_MEDIA_TYPES: dict[str, MediaType] = {}
+
+
 def parse_media_type(value: str, header: str = "Content-Type") -> MediaType:
     """Parse ``m-type SLASH m-subtype *(SEMI m-parameter)``."""
+    found = _MEDIA_TYPES.get(value)
+    if found is not None:
+        return found
     text = value.strip(_WS)
     m = _MEDIA_RE.match(text)
     if m is None:
         raise HeaderError(header, "expected 'type/subtype'", value=value)
-    return MediaType(m.group(1), m.group(2), parse_params(text[m.end() :], header))
+    parsed = MediaType(m.group(1), m.group(2), parse_params(text[m.end() :], header))
+    if len(value) <= _MAX_KEY:
+        remember(_MEDIA_TYPES, value, parsed)
+    return parsed
 
 
 def parse_accept(value: str, header: str = "Accept") -> tuple[MediaType, ...]:
@@ -682,14 +703,23 @@ class Event:
         return self.package.lower() == package.lower()
 
 
-@memoize()
+#: Event / Subscription-State values -> parsed; bounded, as _MEDIA_TYPES.
+_EVENTS: dict[str, Event] = {}
+
+
 def parse_event(value: str, header: str = "Event") -> Event:
     """Parse ``event-type *( SEMI event-param )``."""
+    found = _EVENTS.get(value)
+    if found is not None:
+        return found
     text = value.strip(_WS)
     m = _abnf.TOKEN_AT_RE.match(text)
     if m is None:
         raise HeaderError(header, "expected an event package token", value=value)
-    return Event(m.group(1), parse_params(text[m.end() :], header))
+    parsed = Event(m.group(1), parse_params(text[m.end() :], header))
+    if len(value) <= _MAX_KEY:
+        remember(_EVENTS, value, parsed)
+    return parsed
 
 
 @dataclass(frozen=True, slots=True)
