@@ -915,6 +915,23 @@ def test_lru_is_bounded_and_eviction_never_reopens_a_replay() -> None:
     assert _verify(server, _creds(server, now=NOW + 61), now=NOW + 61) == Reason.OK
 
 
+def test_used_nonces_are_forgotten_once_their_lifetime_is_over() -> None:
+    """Time alone empties the table of used nonces (not only its size
+    bound), however verifies fall between; a forgotten nonce stays refused."""
+    server = DigestServer("phone", lifetime=30, max_nonces=100)
+    early = _creds(server)
+    assert _verify(server, early, now=NOW + 1) == Reason.OK
+    for i in range(2, 20):  # all within the first nonce's lifetime: all kept
+        assert _verify(server, _creds(server, now=NOW + i), now=NOW + i) == Reason.OK
+    assert server.tracked_nonces == 19
+    # Past the first nonces' lifetime: they go as the next verify comes.
+    assert _verify(server, _creds(server, now=NOW + 40), now=NOW + 40) == Reason.OK
+    assert server.tracked_nonces == 11  # issued at NOW + 10 .. NOW + 19, and the new one
+    assert _verify(server, _creds(server, now=NOW + 100), now=NOW + 100) == Reason.OK
+    assert server.tracked_nonces == 1
+    assert _verify(server, early, now=NOW + 101) == Reason.STALE_NONCE
+
+
 def test_ha1_and_lookups(server: DigestServer) -> None:
     creds = _creds(server)
     seen: list[tuple[str, str, str]] = []

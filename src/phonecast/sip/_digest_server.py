@@ -133,6 +133,7 @@ class DigestServer:
     """
 
     __slots__ = (
+        "_check_after_ms",
         "_evicted_upto",
         "_keyed",
         "_realm_field",
@@ -196,6 +197,9 @@ class DigestServer:
         self._used: OrderedDict[str, tuple[int, int]] = OrderedDict()
         #: Highest issue time of any nonce evicted from ``_used``.
         self._evicted_upto: int | None = None
+        #: Until this time (ms) the least recently used entry is known to be
+        #: within its lifetime: eviction need not look (see _evict).
+        self._check_after_ms = -1
 
     def __repr__(self) -> str:
         return (
@@ -427,11 +431,25 @@ class DigestServer:
         return Verdict(True, Reason.OK, False, user, count)
 
     def _evict(self, now: float) -> None:
-        horizon = int(now * 1000) - int(self.lifetime * 1000)
-        while self._used:
-            nonce, (issued, _) = next(iter(self._used.items()))
-            if len(self._used) <= self.max_nonces and issued >= horizon:
+        """Forget nonces past their lifetime, and any beyond ``max_nonces``,
+        least recently used first.
+
+        Every verified push calls this, and nearly always nothing is due: the
+        front entry's expiry is kept, and the table is looked at only past
+        it.  Should the front change meanwhile (a nonce used again moves to
+        the back), an older entry may stay a little longer, which is safe:
+        verify() refuses an expired nonce before it gets here."""
+        used = self._used
+        now_ms = int(now * 1000)
+        if now_ms <= self._check_after_ms and len(used) <= self.max_nonces:
+            return
+        lifetime_ms = int(self.lifetime * 1000)
+        horizon = now_ms - lifetime_ms
+        while used:
+            nonce, (issued, _) = next(iter(used.items()))
+            if len(used) <= self.max_nonces and issued >= horizon:
+                self._check_after_ms = issued + lifetime_ms
                 break
-            del self._used[nonce]
+            del used[nonce]
             if self._evicted_upto is None or issued > self._evicted_upto:
                 self._evicted_upto = issued
