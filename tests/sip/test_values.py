@@ -1,4 +1,5 @@
-"""Value types whose ``__init__`` is written out instead of generated.
+"""Value types whose ``__init__`` is written out instead of generated: the
+core's, and the few the pusher and the emulator make once per push.
 
 They are frozen dataclasses with ``init=False`` and a hand-written
 ``__init__`` (which mypyc compiles; the generated one stays interpreted and
@@ -18,6 +19,8 @@ from typing import Any
 import pytest
 
 from phonecast._pure import is_compiled
+from phonecast.phone.httpget import FetchResult
+from phonecast.push.pusher import Attempt, Outcome, _Result
 from phonecast.sip.digest import Challenge, Credentials, Reason, Verdict
 from phonecast.sip.errors import SipError
 from phonecast.sip.headers import CSeq, NameAddr, Via
@@ -49,6 +52,11 @@ SAMPLES: list[Any] = [
     ),
     Verdict(True, Reason.OK, False, "u", 1),
     RequestReceived(_REQUEST),  # type: ignore[arg-type]
+    # The features' values made once per push, written out the same way.
+    Attempt("udp:127.0.0.1:5060", 200, "final", 1.5),
+    Outcome("delivered", 200, "OK", "udp:h:5060", (), 2, True, 3.0, "d"),
+    _Result("final", 200, "OK", "delivered", 2, True, "d"),
+    FetchResult("http://h/x", True, 200, "text/xml", b"<a/>", None),
 ]
 
 

@@ -34,7 +34,7 @@ _PATH_SAFE = "/!$&'()*+,;=:@%~-._"
 _QUERY_SAFE = _PATH_SAFE + "?"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class FetchResult:
     """What a fetch produced."""
 
@@ -44,6 +44,25 @@ class FetchResult:
     content_type: str | None = None
     body: bytes = b""
     error: str | None = None
+
+    # Written out, as the core's values are: the generated __init__ stays
+    # interpreted in the compiled build (one result per push; see
+    # tests/sip/test_values.py, which keeps it in step with the fields).
+    def __init__(
+        self,
+        url: str,
+        ok: bool,
+        status: int | None = None,
+        content_type: str | None = None,
+        body: bytes = b"",
+        error: str | None = None,
+    ) -> None:
+        object.__setattr__(self, "url", url)
+        object.__setattr__(self, "ok", ok)
+        object.__setattr__(self, "status", status)
+        object.__setattr__(self, "content_type", content_type)
+        object.__setattr__(self, "body", body)
+        object.__setattr__(self, "error", error)
 
 
 class TooBig(Exception):

@@ -38,7 +38,7 @@ UDP_LIMIT = 1300
 STATUSES = ("delivered", "auth_rejected", "rejected", "timeout", "unreachable")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Attempt:
     """One target tried: where, what came back, how long it took."""
 
@@ -47,8 +47,17 @@ class Attempt:
     result: str
     elapsed_ms: float
 
+    # Written out, as the core's values are: the generated __init__ stays
+    # interpreted in the compiled build (tests/sip/test_values.py keeps the
+    # parameters in step with the fields).
+    def __init__(self, target: str, code: int | None, result: str, elapsed_ms: float) -> None:
+        object.__setattr__(self, "target", target)
+        object.__setattr__(self, "code", code)
+        object.__setattr__(self, "result", result)
+        object.__setattr__(self, "elapsed_ms", elapsed_ms)
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class Outcome:
     """The result of one push."""
 
@@ -61,6 +70,28 @@ class Outcome:
     challenged: bool = False
     elapsed_ms: float = 0.0
     detail: str = ""
+
+    def __init__(
+        self,
+        status: str,
+        code: int | None = None,
+        reason: str | None = None,
+        target: str | None = None,
+        tried: tuple[Attempt, ...] = (),
+        requests: int = 0,
+        challenged: bool = False,
+        elapsed_ms: float = 0.0,
+        detail: str = "",
+    ) -> None:
+        object.__setattr__(self, "status", status)
+        object.__setattr__(self, "code", code)
+        object.__setattr__(self, "reason", reason)
+        object.__setattr__(self, "target", target)
+        object.__setattr__(self, "tried", tried)
+        object.__setattr__(self, "requests", requests)
+        object.__setattr__(self, "challenged", challenged)
+        object.__setattr__(self, "elapsed_ms", elapsed_ms)
+        object.__setattr__(self, "detail", detail)
 
     @property
     def delivered(self) -> bool:
@@ -353,7 +384,7 @@ def _to_value(target: SipUri) -> str:
     return value
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class _Result:
     kind: str  # final | timeout | transport
     code: int | None = None
@@ -362,6 +393,24 @@ class _Result:
     requests: int = 0
     challenged: bool = False
     detail: str = ""
+
+    def __init__(
+        self,
+        kind: str,
+        code: int | None = None,
+        reason: str | None = None,
+        status: str = "timeout",
+        requests: int = 0,
+        challenged: bool = False,
+        detail: str = "",
+    ) -> None:
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "code", code)
+        object.__setattr__(self, "reason", reason)
+        object.__setattr__(self, "status", status)
+        object.__setattr__(self, "requests", requests)
+        object.__setattr__(self, "challenged", challenged)
+        object.__setattr__(self, "detail", detail)
 
 
 def _auth_rejected(response: Response, requests: int, detail: str) -> _Result:
