@@ -264,6 +264,11 @@ class Terminated:
 
 TransactionEvent = RequestReceived | ResponseReceived | TimedOut | TransportFailed | Terminated
 
+# Events without fields are all equal: one of each serves every transaction
+# (their generated __init__ stays interpreted in the compiled build).
+_TERMINATED = Terminated()
+_TRANSPORT_FAILED = TransportFailed()
+
 # ----------------------------------------------------- what the tables talk about
 
 
@@ -501,7 +506,7 @@ class Machine:
             self._arm(timer, at, now)
         if new is State.TERMINATED and old is not State.TERMINATED:
             self._deadlines.clear()
-            self._events.append(Terminated())
+            self._events.append(_TERMINATED)
 
     def _arm(self, timer: Input, at: float, now: float) -> None:
         duration = self._duration(timer)
@@ -549,6 +554,6 @@ class Machine:
         elif action is Action.TIME_OUT:
             self._events.append(TimedOut(inp.value))
         elif action is Action.FAIL_TRANSPORT:
-            self._events.append(TransportFailed())
+            self._events.append(_TRANSPORT_FAILED)
         else:
             raise AssertionError(f"{type(self).__name__} has no {action}")
