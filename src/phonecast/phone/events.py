@@ -29,7 +29,13 @@ class EventLog:
             self._fh = Path(path).open("a", encoding="utf-8", buffering=1)  # noqa: SIM115
         self._clock = clock
         self._listeners: list[Listener] = []
-        self.counts: Counter[str] = Counter()
+        # A plain dict: counting into a Counter costs 2.5x as much per event.
+        self._counts: dict[str, int] = {}
+
+    @property
+    def counts(self) -> Counter[str]:
+        """Events so far, by kind (a copy; a kind never seen reads 0)."""
+        return Counter(self._counts)
 
     @property
     def detailed(self) -> bool:
@@ -47,11 +53,13 @@ class EventLog:
 
     def count(self, kind: str) -> None:
         """Count one event of ``kind`` whose fields would go nowhere."""
-        self.counts[kind] += 1
+        counts = self._counts
+        counts[kind] = counts.get(kind, 0) + 1
 
     def emit(self, kind: str, **fields: Any) -> None:
         """Record one event."""
-        self.counts[kind] += 1
+        counts = self._counts
+        counts[kind] = counts.get(kind, 0) + 1
         if self._fh is None and not self._listeners:
             return  # counted only: a fleet under load must not pay for a dict
         event = {"t": round(self._clock(), 6), "event": kind, **fields}
