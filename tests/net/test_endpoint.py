@@ -157,6 +157,22 @@ async def test_a_request_that_cannot_be_sent_ends_as_a_transport_failure(
     assert client.stats.transactions <= 1  # the first one may still absorb (Timer K)
 
 
+async def test_a_udp_request_without_a_udp_transport_is_refused_before_anything_starts() -> None:
+    """Both ways in (awaiting the final response, or a callback) refuse at
+    once, and no transaction is left behind."""
+    ep = SipEndpoint()
+    await ep.listen_stream("tcp", "127.0.0.1", 0)
+    request = _notify(ep, 5060, "tcp")
+    try:
+        with pytest.raises(OSError, match="no UDP transport"):
+            await ep.request(request, "udp", ("127.0.0.1", 5060), timeout=1)
+        with pytest.raises(OSError, match="no UDP transport"):
+            await ep.send_request(request, "udp", ("127.0.0.1", 5060), lambda _r: None)
+        assert ep.stats.transactions == 0
+    finally:
+        await ep.close()
+
+
 async def test_past_its_transaction_bound_an_endpoint_answers_503_statelessly() -> None:
     """A flood of new requests cannot make the endpoint hold more than
     max_server_transactions: past it each is answered 503 with Retry-After

@@ -382,7 +382,21 @@ class SipEndpoint:
                 remote, server_hostname=server_hostname, timeout=connect_timeout
             )
             flow = conn.flow
-        elif self.udp is None:
+        self._start_client(request, transport, remote, callback, flow, server_hostname)
+
+    def _start_client(
+        self,
+        request: Request,
+        transport: str,
+        remote: Address,
+        callback: ResponseCallback,
+        flow: Flow | None,
+        server_hostname: str | None,
+    ) -> None:
+        """The client transaction itself, once a stream (if any) is open:
+        over UDP nothing waits, so :meth:`request` calls this directly
+        rather than through the coroutine (one fewer per request)."""
+        if transport == "udp" and self.udp is None:
             raise OSError("the endpoint has no UDP transport")
         tx = new_client_transaction(
             request, self.now(), reliable=transport != "udp", timers=self._timers
@@ -417,14 +431,17 @@ class SipEndpoint:
         if timeout is not None:
             give_up = self._wheel.schedule(self.now() + timeout, waiter.timed_out)
         try:
-            await self.send_request(
-                request,
-                transport,
-                remote,
-                waiter,
-                server_hostname=server_hostname,
-                connect_timeout=5.0 if timeout is None else timeout,
-            )
+            if transport == "udp":
+                self._start_client(request, transport, remote, waiter, None, server_hostname)
+            else:
+                await self.send_request(
+                    request,
+                    transport,
+                    remote,
+                    waiter,
+                    server_hostname=server_hostname,
+                    connect_timeout=5.0 if timeout is None else timeout,
+                )
             return await done
         finally:
             if give_up is not None:
