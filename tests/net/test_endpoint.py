@@ -445,6 +445,78 @@ async def test_byte_identical_retransmission_skips_the_parser() -> None:
         await server.close()
 
 
+async def test_a_stateless_answer_keeps_no_transaction_and_a_copy_gets_the_same_bytes() -> None:
+    """RFC 3261 8.2.7: a TU may answer without a server transaction (the
+    phone's challenges).  Nothing is kept but the answer's bytes: the same
+    datagram again gets them again without reaching the TU; another request
+    is the TU's again, with a To tag of its own; a later respond() on the
+    handle is ignored."""
+    seen: list[ServerHandle] = []
+
+    def challenge(request: Request, handle: ServerHandle | None, flow: Flow) -> None:
+        assert handle is not None
+        seen.append(handle)
+        handle.respond_statelessly(
+            make_response(
+                request, 401, to_tag=handle.stateless_tag, headers=[("X-Seq", str(len(seen)))]
+            )
+        )
+        handle.respond(make_response(request, 200, to_tag="late"))  # answered already
+
+    server = SipEndpoint(handler=challenge)
+    _, sport = await server.listen_udp("127.0.0.1")
+    raw = _raw_socket()
+    via = f"SIP/2.0/UDP 127.0.0.1:{raw.getsockname()[1]}"
+    try:
+        first = bytes(_notify(server, sport).with_header_replaced("Via", f"{via};branch=z9hG4bKs1"))
+        raw.sendto(first, ("127.0.0.1", sport))
+        answer = await _recv(raw)
+        assert answer.status_code == 401 and answer.get("X-Seq") == "1"
+        assert server.stats.transactions == 0 and seen[0].tx is None and seen[0].stateless
+        raw.sendto(first, ("127.0.0.1", sport))  # a retransmission
+        again = await _recv(raw)
+        assert bytes(again) == bytes(answer) and len(seen) == 1
+        assert server.stats.absorbed == 1
+        other = first.replace(b"z9hG4bKs1", b"z9hG4bKs2")  # a new request
+        raw.sendto(other, ("127.0.0.1", sport))
+        fresh = await _recv(raw)
+        assert fresh.get("X-Seq") == "2" and fresh.to.tag != answer.to.tag
+        assert server.stats.transactions == 0
+    finally:
+        raw.close()
+        await server.close()
+
+
+async def test_a_request_is_given_a_transaction_when_the_tu_answers_later() -> None:
+    """A TU that returns without answering gets the transaction made for it
+    then: a retransmission meanwhile is absorbed, not handed up again, and
+    the answer given later goes out through it."""
+    handles: list[ServerHandle] = []
+
+    def later(request: Request, handle: ServerHandle | None, flow: Flow) -> None:
+        assert handle is not None
+        handles.append(handle)
+
+    server = SipEndpoint(handler=later)
+    _, sport = await server.listen_udp("127.0.0.1")
+    raw = _raw_socket()
+    via = f"SIP/2.0/UDP 127.0.0.1:{raw.getsockname()[1]};branch=z9hG4bKlate"
+    try:
+        request = bytes(_notify(server, sport).with_header_replaced("Via", via))
+        raw.sendto(request, ("127.0.0.1", sport))
+        await asyncio.sleep(0.1)
+        assert len(handles) == 1 and handles[0].tx is not None
+        assert server.stats.transactions == 1
+        raw.sendto(request, ("127.0.0.1", sport))
+        await asyncio.sleep(0.1)
+        assert len(handles) == 1  # absorbed by the transaction
+        handles[0].respond(make_response(handles[0].request, 200, to_tag="t"))
+        assert (await _recv(raw)).status_code == 200
+    finally:
+        raw.close()
+        await server.close()
+
+
 async def test_a_completed_transaction_keeps_only_what_absorbing_needs() -> None:
     """A UDP server transaction waits out Timer J (32 s) after answering: a
     peer sending unique requests must not make the endpoint hold every

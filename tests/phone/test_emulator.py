@@ -420,3 +420,28 @@ async def test_events_are_counted_whether_or_not_anyone_listens(listening: bool)
         assert sorted(e["event"] for e in seen) == sorted(
             k for k, n in expected.items() for _ in range(n)
         )
+
+
+async def test_challenges_cost_the_phone_no_transaction(rig: Rig) -> None:
+    """RFC 3261 8.2.7 / 26.1.5: every 401 is sent without a server
+    transaction, so pushes without valid credentials leave the phone holding
+    nothing; only the accepted NOTIFY has one (its copies must not fetch twice)."""
+    endpoint = rig.host.endpoint
+    assert endpoint is not None
+    for _ in range(5):
+        bad = await rig.pusher.push(
+            SipUri("127.0.0.1", "1001", port=rig.ports[0]),
+            Secret("wrong"),
+            url_payload("http://127.0.0.1:9/x"),
+            destinations=_dest(rig.ports[0]),
+        )
+        assert bad.status == "auth_rejected" and bad.requests == 2
+    assert endpoint.stats.transactions == 0
+    good = await rig.pusher.push(
+        SipUri("127.0.0.1", "1001", port=rig.ports[0]),
+        Secret("secret"),
+        url_payload("http://127.0.0.1:9/x"),
+        destinations=_dest(rig.ports[0]),
+    )
+    assert good.delivered and endpoint.stats.transactions == 1
+    assert len(rig.kinds("auth")) == 12  # every request was still checked and logged

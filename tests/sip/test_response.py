@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from phonecast.sip import ParseError, Request, UasPolicy, ValidationError, parse_message, validate
-from phonecast.sip.response import error_response, make_response, salvage_error_response
+from phonecast.sip.response import (
+    error_response,
+    make_response,
+    salvage_error_response,
+    stateless_tag,
+)
 from tests.conftest import CORPUS
 
 R = CORPUS / "rfc4475"
@@ -22,6 +27,29 @@ def test_make_response_echoes_and_tags() -> None:
     assert resp.get("Content-Length") == "0"
     trying = make_response(req, 100, to_tag="abc")
     assert trying.to.tag is None  # no tag on 100 Trying
+
+
+def test_a_stateless_tag_is_the_same_for_every_copy_of_a_request() -> None:
+    """RFC 3261 8.2.7: the To tag of a stateless answer is the same for the
+    same request, differs when anything that tells requests apart differs
+    (branch, From tag, Call-ID, CSeq), and depends on the UAS's key."""
+    req = parse_message((R / "esc01.dat").read_bytes())
+    assert isinstance(req, Request)
+    key = b"k" * 16
+    tag = stateless_tag(req, key)
+    assert len(tag) == 12 and int(tag, 16) >= 0
+    copy = parse_message(bytes(req))
+    assert isinstance(copy, Request) and stateless_tag(copy, key) == tag
+    assert stateless_tag(req, b"j" * 16) != tag
+    top = req.get("Via") or ""
+    for name, value in [
+        ("Via", top.replace("branch=", "branch=x")),
+        ("From", (req.get("From") or "") + "x"),
+        ("Call-ID", "other"),
+        ("CSeq", "99 OPTIONS"),
+    ]:
+        changed = req.with_header_replaced(name, value)
+        assert stateless_tag(changed, key) != tag, name
 
 
 @pytest.mark.parametrize("read_first", [True, False])

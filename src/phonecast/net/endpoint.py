@@ -7,9 +7,15 @@ hands its events to the transaction user (TU), and re-arms its deadline on
 the endpoint's single :class:`~phonecast.net.timers.TimerWheel`.
 
 Requests that fail parsing get a salvaged 400 when the fields to echo are
-readable (RFC 4475 3.1.2); requests that parse but fail validation are
-answered through their server transaction, so retransmissions of a refused
-request are absorbed like any other.  Malformed responses are dropped.
+readable (RFC 4475 3.1.2); requests that fail validation are answered 400
+statelessly.  Malformed responses are dropped.
+
+A server transaction is opened when the TU first answers a request (or
+when it returns without answering, to answer later).  The TU may instead
+answer without one, :meth:`ServerHandle.respond_statelessly`, as RFC 3261
+8.2.7 wants for challenges: a flood of unauthenticated requests then costs
+no transaction state.  A retransmission of a request answered so gets the
+same bytes again from a bounded table of recent stateless answers.
 
 Responses go back where RFC 3261 18.2.2 and RFC 3581 say: over the same
 connection for streams; for UDP to the source address (the ``received`` we
@@ -40,8 +46,10 @@ from phonecast.sip import (
     parse_message,
     validate,
 )
+from phonecast.sip._memo import remember
+from phonecast.sip._random import token_bytes
 from phonecast.sip.headers import Via
-from phonecast.sip.response import error_response, new_tag, salvage_error_response
+from phonecast.sip.response import error_response, new_tag, salvage_error_response, stateless_tag
 from phonecast.sip.transaction import (
     DEFAULT_TIMERS,
     ClientTransaction,
@@ -77,6 +85,10 @@ ResponseCallback = Callable[[Response | None, str], None]
 #: 250,000 is ~550 MB, and carries ~3,900 authenticated NOTIFYs/s (two
 #: transactions each) indefinitely, more in bursts.
 DEFAULT_MAX_SERVER_TRANSACTIONS = 250_000
+#: Stateless answers kept for the retransmissions of their requests (a UDP
+#: client retransmits at 0.5, 1.5, 3.5 s...): at 9,000 challenges a second
+#: about the first 1.8 s, in ~1 KB each; bounded by starting afresh when full.
+_ANSWERS_KEPT = 16_384
 #: What a request past that bound is answered (RFC 3261 21.5.4).
 _OVERLOADED = ValidationError(
     "too many transactions under way",
@@ -105,19 +117,42 @@ class Stats:
 class ServerHandle:
     """What the TU holds to answer one request."""
 
-    __slots__ = ("_endpoint", "flow", "request", "tx")
+    __slots__ = ("_endpoint", "_wire", "flow", "request", "stateless", "tx")
 
     def __init__(
-        self, endpoint: SipEndpoint, tx: ServerTransaction, request: Request, flow: Flow
+        self,
+        endpoint: SipEndpoint,
+        tx: ServerTransaction | None,
+        request: Request,
+        flow: Flow,
+        wire: bytes = b"",
     ) -> None:
         self._endpoint = endpoint
+        #: The server transaction, once the request has one (see respond()).
         self.tx = tx
         self.request = request
         self.flow = flow
+        #: True once answered by :meth:`respond_statelessly`.
+        self.stateless = False
+        self._wire = wire  # the datagram, for the stateless answers' table
 
     def respond(self, response: Response) -> None:
-        """Send ``response`` through the server transaction."""
+        """Send ``response`` through the server transaction (opened now if
+        the request has none yet)."""
         self._endpoint._respond(self, response)
+
+    def respond_statelessly(self, response: Response) -> None:
+        """Send ``response`` without a transaction (RFC 3261 8.2.7), for a
+        final answer that acts on nothing, such as a challenge: nothing is
+        kept but the bytes, in a bounded table, for the request's
+        retransmissions.  Give it a To tag from :attr:`stateless_tag`.
+        Later answers to this request are ignored."""
+        self._endpoint._respond_statelessly(self, response)
+
+    @property
+    def stateless_tag(self) -> str:
+        """The To tag for a stateless answer: the same for every copy."""
+        return stateless_tag(self.request, self._endpoint._tag_key)
 
 
 class _Entry:
@@ -224,6 +259,11 @@ class SipEndpoint:
         #: probe instead of a parse (what keeps an overloaded phone from
         #: spending its CPU re-parsing the copies its slowness provoked).
         self._by_wire: dict[bytes, _Entry] = {}
+        #: Stateless answers to UDP requests by request datagram: (the flow's
+        #: remote and local address, where it went, its bytes).
+        self._answers: dict[bytes, tuple[Address, Address, Address | None, bytes]] = {}
+        #: Keys the To tags of stateless answers (see stateless_tag).
+        self._tag_key = token_bytes(16)
         self._handler = handler
         self._policy = policy
         self._timers = timers
@@ -296,6 +336,7 @@ class SipEndpoint:
         self._entries.clear()
         self._server_live = 0
         self._by_wire.clear()
+        self._answers.clear()
         self._wheel.close()
         for sock in self._udp.values():
             sock.close()
@@ -449,11 +490,59 @@ class SipEndpoint:
 
     # ---------------------------------------------------------------- server
     def _respond(self, handle: ServerHandle, response: Response) -> None:
-        entry = self._entries.get(id(handle.tx))
-        if entry is None:
-            return  # the transaction already ended (e.g. Timer H)
-        handle.tx.send_response(response, self.now())
+        if handle.tx is None:
+            if handle.stateless:
+                return  # already answered, statelessly
+            opened = self._open(handle)
+            if opened is None:
+                self._respond_statelessly(handle, response)
+                return
+            entry = opened
+        else:
+            found = self._entries.get(id(handle.tx))
+            if found is None:
+                return  # the transaction already ended (e.g. Timer H)
+            entry = found
+        tx = handle.tx
+        assert tx is not None
+        tx.send_response(response, self.now())
         self._pump(entry)
+
+    def _respond_statelessly(self, handle: ServerHandle, response: Response) -> None:
+        if handle.tx is not None or handle.stateless:
+            return  # answered already
+        handle.stateless = True
+        flow = handle.flow
+        data = bytes(response)
+        remote = self._send_stateless_bytes(data, response, flow)
+        if flow.connection is None and handle._wire:
+            answer = (flow.remote, flow.local, remote, data)
+            remember(self._answers, handle._wire, answer, _ANSWERS_KEPT)
+
+    def _open(self, handle: ServerHandle) -> _Entry | None:
+        """The server transaction of a request the TU answers (or will):
+        kept for the retransmissions (and, for INVITE, the ACK).  None if
+        the core refuses to make one (a duplicate key)."""
+        request, flow = handle.request, handle.flow
+        try:
+            tx = new_server_transaction(request, reliable=flow.reliable, timers=self._timers)
+            self._table.add(tx)
+        except SipError:
+            return None
+        tx.next_event()  # the request passed up: the TU has it already
+        self._server_live += 1
+        entry = _Entry(self, tx)
+        entry.flow = flow
+        if flow.connection is None:
+            entry.reply_to = _reply_address(request.top_via, flow)
+            data = handle._wire
+            if data:
+                entry.wire = data
+                self._by_wire[data] = entry
+        entry.handle = handle
+        handle.tx = tx
+        self._entries[id(tx)] = entry
+        return entry
 
     # --------------------------------------------------------------- receive
     def _on_data(self, data: bytes, flow: Flow) -> None:
@@ -473,6 +562,14 @@ class SipEndpoint:
             copied.handle_retransmission(self.now())
             self._pump(known)
             return
+        if known is None and self._answers:
+            answered = self._answers.get(data)
+            if answered is not None and answered[0] == flow.remote and answered[1] == flow.local:
+                # A copy of a request answered statelessly: the same answer.
+                self._absorbed += 1
+                self._sent += 1
+                self._send_on_flow(answered[3], flow, answered[2])
+                return
         try:
             msg = parse_message(data)
         except ParseError:
@@ -518,30 +615,25 @@ class SipEndpoint:
         except SipError as exc:
             # Refused before any transaction exists: a CSeq that contradicts
             # the method cannot even key one.  Retransmissions are refused again.
-            self._send_stateless(error_response(request, exc, to_tag=new_tag()), flow)
+            tag = stateless_tag(request, self._tag_key)
+            self._send_stateless(error_response(request, exc, to_tag=tag), flow)
             return
         if self._server_live >= self._max_server:
             # RFC 3261 21.5.4: overloaded.  Stateless, so that a flood of
             # new requests costs no memory; a retransmission is refused again.
             self._overloaded += 1
-            self._send_stateless(error_response(request, _OVERLOADED, to_tag=new_tag()), flow)
+            tag = stateless_tag(request, self._tag_key)
+            self._send_stateless(error_response(request, _OVERLOADED, to_tag=tag), flow)
             return
-        try:
-            tx = new_server_transaction(request, reliable=flow.reliable, timers=self._timers)
-            self._table.add(tx)
-        except SipError:
-            return
-        self._server_live += 1
-        entry = _Entry(self, tx)
-        entry.flow = flow
-        if flow.connection is None:
-            entry.reply_to = _reply_address(request.top_via, flow)
-            if data:
-                entry.wire = data
-                self._by_wire[data] = entry
-        entry.handle = ServerHandle(self, tx, request, flow)
-        self._entries[id(tx)] = entry
-        self._pump(entry)
+        handle = ServerHandle(self, None, request, flow, data)
+        if self._handler is not None:
+            self._call_handler(request, handle, flow)
+        if handle.tx is None and not handle.stateless:
+            # Not answered yet: the transaction holds the request meanwhile
+            # (and absorbs its retransmissions).
+            entry = self._open(handle)
+            if entry is not None:
+                self._pump(entry)
 
     # ------------------------------------------------------------------ pump
     def _pump(self, entry: _Entry) -> None:
@@ -572,7 +664,7 @@ class SipEndpoint:
             elif isinstance(event, Terminated):
                 self._forget(entry)
                 return
-        if entry.handle is not None and entry.handle.tx.request is None:
+        if entry.handle is not None and tx.request is None:
             # The final response is out and the core let go of the request:
             # so does the entry, for the rest of Timer J/H/L (the TU may
             # keep its handle, e.g. to resend a 2xx, and it still works).
@@ -643,6 +735,11 @@ class SipEndpoint:
                 entry.tx.handle_transport_error(self.now())
 
     def _send_stateless(self, response: Response, flow: Flow) -> None:
+        self._send_stateless_bytes(bytes(response), response, flow)
+
+    def _send_stateless_bytes(self, data: bytes, response: Response, flow: Flow) -> Address | None:
+        """Send ``data`` (``response`` serialised) without a transaction;
+        returns the UDP address it went to (None on a connection)."""
         self._sent += 1
         remote = None
         if flow.connection is None:
@@ -650,7 +747,8 @@ class SipEndpoint:
                 remote = _reply_address(response.top_via, flow)
             except SipError:
                 remote = flow.remote
-        self._send_on_flow(bytes(response), flow, remote)
+        self._send_on_flow(data, flow, remote)
+        return remote
 
     def _send_on_flow(self, data: bytes, flow: Flow, remote: Address | None) -> None:
         if flow.connection is not None:

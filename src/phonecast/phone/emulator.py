@@ -324,8 +324,13 @@ class PhoneHost:
 
         self._unacked[key] = endpoint.call_at(endpoint.now() + interval, resend)
 
-    def _respond(self, line: LineState, handle: ServerHandle, response: Any) -> None:
-        handle.respond(response)
+    def _respond(
+        self, line: LineState, handle: ServerHandle, response: Any, *, stateless: bool = False
+    ) -> None:
+        if stateless:
+            handle.respond_statelessly(response)
+        else:
+            handle.respond(response)
         events = self.events
         if not events.detailed:
             events.count("response")
@@ -399,13 +404,16 @@ class PhoneHost:
             reason, stale = verdict.reason, verdict.stale
         self._auth_event(name, line, False, reason)
         challenge = digest.challenge(now, bind=line.bind, stale=stale)
-        self._respond(
-            line,
-            handle,
-            make_response(
-                request, 401, to_tag=new_tag(), headers=[("WWW-Authenticate", str(challenge))]
-            ),
+        # Without a transaction (RFC 3261 8.2.7, 26.1.5): a flood of pushes
+        # without valid credentials must cost the phone no state; a copy of
+        # the request gets the same 401 from the endpoint's bounded table.
+        unauthorized = make_response(
+            request,
+            401,
+            to_tag=handle.stateless_tag,
+            headers=[("WWW-Authenticate", str(challenge))],
         )
+        self._respond(line, handle, unauthorized, stateless=True)
         return False
 
     def _auth_event(self, phone: str, line: LineState, ok: bool, reason: str) -> None:

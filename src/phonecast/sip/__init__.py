@@ -25,7 +25,7 @@ from phonecast.sip.headers import (
     Via,
 )
 from phonecast.sip.message import Message, Request, Response, StreamFramer, parse_message
-from phonecast.sip.response import error_response, make_response, new_tag
+from phonecast.sip.response import error_response, make_response, new_tag, stateless_tag
 from phonecast.sip.transaction import (
     DEFAULT_TIMERS,
     ClientTransaction,
@@ -82,6 +82,7 @@ __all__ = [
     "new_tag",
     "parse_message",
     "parse_uri",
+    "stateless_tag",
     "token_bytes",
     "token_hex",
     "validate",

@@ -10,6 +10,7 @@ dropped.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 
 from phonecast.sip._random import token_hex
@@ -60,6 +61,22 @@ def new_tag() -> str:
     """A From/To tag: 48 bits from the OS CSPRNG (RFC 3261 19.3: "globally
     unique and cryptographically random with at least 32 bits of randomness")."""
     return token_hex(6)
+
+
+def stateless_tag(request: Request, key: bytes) -> str:
+    """The To tag of a response sent without a transaction: the same for
+    every copy of ``request`` (RFC 3261 8.2.7: a stateless UAS "MUST"
+    generate tags "in a manner that will generate the same tag for the same
+    request consistently"), and as unguessable as :func:`new_tag` to whoever
+    lacks ``key`` (a secret of the UAS, at least 16 bytes).
+
+    Made from the fields that identify a request and its copies: the top
+    Via (its branch), From (its tag), Call-ID and CSeq, as received."""
+    mac = hashlib.blake2b(key=key, digest_size=6)
+    for name in ("via", "from", "call-id", "cseq"):
+        mac.update((request.get(name) or "").encode("utf-8", "surrogateescape"))
+        mac.update(b"\0")
+    return mac.hexdigest()
 
 
 def _response_headers(
