@@ -30,6 +30,7 @@ INTERPRETED = {"errors.py"}
 #: inventory) or is bound by something else (the content server is aiohttp's).
 GLUE = (
     "src/phonecast/net/endpoint.py",
+    "src/phonecast/net/replies.py",
     "src/phonecast/net/timers.py",
     "src/phonecast/net/transport.py",
     "src/phonecast/push/pusher.py",

@@ -50,7 +50,7 @@ PHASES = {
     "kernel: TCP connect (the fetch)": ("__x64_sys_connect",),
     "parse a message": ("wire.parse_message",),
     "validate a request": ("validate.validate",),
-    "stamp the Via": ("endpoint._stamp_via",),
+    "stamp the Via": ("replies.stamp_via",),
     "transactions (new, match, step)": (
         "transaction.new_server_transaction",
         "transaction.new_client_transaction",

@@ -18,11 +18,12 @@ no transaction state.  A retransmission of a request answered so gets the
 same bytes again from a bounded table of recent stateless answers.
 
 Responses go back where RFC 3261 18.2.2 and RFC 3581 say: over the same
-connection for streams; for UDP to the source address (the ``received`` we
-record in the top Via) and, when the client asked for ``rport``, to the
-source port, else the Via's port (default 5060).  ``maddr`` is deliberately
-not honoured: answering to an address named in a datagram would make the
-endpoint a reflector.
+connection for streams; for UDP as :mod:`phonecast.net.replies` works out
+(which also keeps the recent stateless answers).
+
+Why one module of this size: the receive path, the transactions and the
+send path are one class sharing its tables, and compiled, calls within it
+are native.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from phonecast.net.replies import StatelessAnswers, reply_address, stamp_via
 from phonecast.net.timers import Timer, TimerWheel
 from phonecast.net.transport import Address, Flow, StreamTransport, UdpTransport
 from phonecast.sip import (
@@ -46,10 +48,8 @@ from phonecast.sip import (
     parse_message,
     validate,
 )
-from phonecast.sip._memo import remember
-from phonecast.sip._random import token_bytes
 from phonecast.sip.headers import Via
-from phonecast.sip.response import error_response, new_tag, salvage_error_response, stateless_tag
+from phonecast.sip.response import error_response, new_tag, salvage_error_response
 from phonecast.sip.transaction import (
     DEFAULT_TIMERS,
     ClientTransaction,
@@ -82,13 +82,10 @@ ResponseCallback = Callable[[Response | None, str], None]
 #: 503.  A UDP server transaction lives 32 s after answering (Timer J, RFC
 #: 3261 17.2.2) in ~2.2 KB, so a peer firing new requests at 10,000/s would
 #: otherwise hold ~700 MB, and a flood from forged sources grows without end.
-#: 250,000 is ~550 MB, and carries ~3,900 authenticated NOTIFYs/s (two
-#: transactions each) indefinitely, more in bursts.
+#: 250,000 is ~550 MB, and carries ~7,800 authenticated NOTIFYs/s
+#: indefinitely, more in bursts (a push has one transaction: its 401 is
+#: stateless).
 DEFAULT_MAX_SERVER_TRANSACTIONS = 250_000
-#: Stateless answers kept for the retransmissions of their requests (a UDP
-#: client retransmits at 0.5, 1.5, 3.5 s...): at 9,000 challenges a second
-#: about the first 1.8 s, in ~1 KB each; bounded by starting afresh when full.
-_ANSWERS_KEPT = 16_384
 #: What a request past that bound is answered (RFC 3261 21.5.4).
 _OVERLOADED = ValidationError(
     "too many transactions under way",
@@ -152,7 +149,7 @@ class ServerHandle:
     @property
     def stateless_tag(self) -> str:
         """The To tag for a stateless answer: the same for every copy."""
-        return stateless_tag(self.request, self._endpoint._tag_key)
+        return self._endpoint._answers.tag(self.request)
 
 
 class _Entry:
@@ -259,11 +256,8 @@ class SipEndpoint:
         #: probe instead of a parse (what keeps an overloaded phone from
         #: spending its CPU re-parsing the copies its slowness provoked).
         self._by_wire: dict[bytes, _Entry] = {}
-        #: Stateless answers to UDP requests by request datagram: (the flow's
-        #: remote and local address, where it went, its bytes).
-        self._answers: dict[bytes, tuple[Address, Address, Address | None, bytes]] = {}
-        #: Keys the To tags of stateless answers (see stateless_tag).
-        self._tag_key = token_bytes(16)
+        #: Recent stateless answers, for their requests' retransmissions.
+        self._answers = StatelessAnswers()
         self._handler = handler
         self._policy = policy
         self._timers = timers
@@ -516,8 +510,7 @@ class SipEndpoint:
         data = bytes(response)
         remote = self._send_stateless_bytes(data, response, flow)
         if flow.connection is None and handle._wire:
-            answer = (flow.remote, flow.local, remote, data)
-            remember(self._answers, handle._wire, answer, _ANSWERS_KEPT)
+            self._answers.keep(handle._wire, flow, remote, data)
 
     def _open(self, handle: ServerHandle) -> _Entry | None:
         """The server transaction of a request the TU answers (or will):
@@ -534,7 +527,7 @@ class SipEndpoint:
         entry = _Entry(self, tx)
         entry.flow = flow
         if flow.connection is None:
-            entry.reply_to = _reply_address(request.top_via, flow)
+            entry.reply_to = reply_address(request.top_via, flow)
             data = handle._wire
             if data:
                 entry.wire = data
@@ -563,12 +556,12 @@ class SipEndpoint:
             self._pump(known)
             return
         if known is None and self._answers:
-            answered = self._answers.get(data)
-            if answered is not None and answered[0] == flow.remote and answered[1] == flow.local:
+            answered = self._answers.find(data, flow)
+            if answered is not None:
                 # A copy of a request answered statelessly: the same answer.
                 self._absorbed += 1
                 self._sent += 1
-                self._send_on_flow(answered[3], flow, answered[2])
+                self._send_on_flow(answered[1], flow, answered[0])
                 return
         try:
             msg = parse_message(data)
@@ -592,7 +585,7 @@ class SipEndpoint:
 
     def _on_request(self, request: Request, flow: Flow, now: float, data: bytes = b"") -> None:
         try:
-            request = _stamp_via(request, flow)
+            request = stamp_via(request, flow)
         except HeaderError:
             self._parse_errors += 1
             salvaged = salvage_error_response(bytes(request))
@@ -615,14 +608,14 @@ class SipEndpoint:
         except SipError as exc:
             # Refused before any transaction exists: a CSeq that contradicts
             # the method cannot even key one.  Retransmissions are refused again.
-            tag = stateless_tag(request, self._tag_key)
+            tag = self._answers.tag(request)
             self._send_stateless(error_response(request, exc, to_tag=tag), flow)
             return
         if self._server_live >= self._max_server:
             # RFC 3261 21.5.4: overloaded.  Stateless, so that a flood of
             # new requests costs no memory; a retransmission is refused again.
             self._overloaded += 1
-            tag = stateless_tag(request, self._tag_key)
+            tag = self._answers.tag(request)
             self._send_stateless(error_response(request, _OVERLOADED, to_tag=tag), flow)
             return
         handle = ServerHandle(self, None, request, flow, data)
@@ -744,7 +737,7 @@ class SipEndpoint:
         remote = None
         if flow.connection is None:
             try:
-                remote = _reply_address(response.top_via, flow)
+                remote = reply_address(response.top_via, flow)
             except SipError:
                 remote = flow.remote
         self._send_on_flow(data, flow, remote)
@@ -763,26 +756,3 @@ class SipEndpoint:
         sock = self._udp.get(flow.local) or self.udp
         if sock is not None:
             sock.send_soon(data, remote)
-
-
-def _stamp_via(request: Request, flow: Flow) -> Request:
-    """RFC 3261 18.2.1 / RFC 3581: record where the request really came from."""
-    via = request.top_via
-    if flow.transport != "udp":
-        return request
-    params: dict[str, str | None] = {}
-    if via.hostname != flow.remote[0]:
-        params["received"] = flow.remote[0]
-    if via.wants_rport:
-        params["rport"] = str(flow.remote[1])
-        params.setdefault("received", flow.remote[0])
-    if not params:
-        return request
-    return request.with_top_via(via.with_params(**params))
-
-
-def _reply_address(via: Via, flow: Flow) -> Address:
-    """Where a UDP response goes (RFC 3261 18.2.2 with RFC 3581, no maddr)."""
-    if via.rport is not None:
-        return (flow.remote[0], via.rport)
-    return (flow.remote[0], via.port or 5060)

@@ -8,13 +8,15 @@ Requests are dispatched by the local address they arrived on.
 
 XML-Service NOTIFY, as the seed describes it: without valid credentials the
 phone answers 401 with a fresh ``qop="auth"`` challenge (``stale=true`` when
-only the nonce expired); a response computed for another line, a replayed
-nonce count or a wrong password is refused and the event log says which.
+only the nonce expired), without a server transaction (RFC 3261 8.2.7: a
+flood of unauthenticated pushes costs no state); a response computed for
+another line, a replayed nonce count or a wrong password is refused and the
+event log says which.
 Accepted, it answers 200 *then* acts: a URL body is fetched and shown; a
 CiscoIPPhoneExecute runs its items by priority (0 now, 1 when idle, 2 only
 if idle); a malformed body is still answered 200 and reported as
-CiscoIPPhoneError 1, as the phone would.  A retransmitted NOTIFY never
-reaches this code (the transaction layer absorbs it), so it never fetches
+CiscoIPPhoneError 1, as the phone would.  A retransmitted accepted NOTIFY
+never reaches this code (its transaction absorbs it), so it never fetches
 twice.
 """
 
