@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from typing import Any
 
+from phonecast.sip._memo import remember
 from phonecast.sip._random import token_hex
 from phonecast.sip.errors import SipError
 from phonecast.sip.message import Header, Request, Response, canonical_name
@@ -63,6 +65,11 @@ def new_tag() -> str:
     return token_hex(6)
 
 
+#: Keyed hash states by key (a UAS has one key): copying one is cheaper
+#: than keying a new hash per answer.  Bounded.
+_TAG_MACS: dict[bytes, Any] = {}
+
+
 def stateless_tag(request: Request, key: bytes) -> str:
     """The To tag of a response sent without a transaction: the same for
     every copy of ``request`` (RFC 3261 8.2.7: a stateless UAS "MUST"
@@ -72,11 +79,17 @@ def stateless_tag(request: Request, key: bytes) -> str:
 
     Made from the fields that identify a request and its copies: the top
     Via (its branch), From (its tag), Call-ID and CSeq, as received."""
-    mac = hashlib.blake2b(key=key, digest_size=6)
-    for name in ("via", "from", "call-id", "cseq"):
-        mac.update((request.get(name) or "").encode("utf-8", "surrogateescape"))
-        mac.update(b"\0")
-    return mac.hexdigest()
+    keyed = _TAG_MACS.get(key)
+    if keyed is None:
+        keyed = remember(_TAG_MACS, key, hashlib.blake2b(key=key, digest_size=6), 16)
+    mac = keyed.copy()
+    index = request.header_map()
+    fields = [values[0] if (values := index.get(name)) else "" for name in _TAGGED_BY]
+    mac.update("\0".join(fields).encode("utf-8", "surrogateescape"))  # one call: each costs
+    return str(mac.hexdigest())
+
+
+_TAGGED_BY = ("via", "from", "call-id", "cseq")
 
 
 def _response_headers(
