@@ -522,7 +522,6 @@ class SipEndpoint:
             self._table.add(tx)
         except SipError:
             return None
-        tx.next_event()  # the request passed up: the TU has it already
         self._server_live += 1
         entry = _Entry(self, tx)
         entry.flow = flow
@@ -635,11 +634,8 @@ class SipEndpoint:
             self._transmit(entry, data)
         while (event := tx.next_event()) is not None:
             if isinstance(event, RequestReceived):
-                if self._handler is None:
-                    continue
-                assert entry.flow is not None
-                self._call_handler(event.request, entry.handle, entry.flow)
-            elif isinstance(event, ResponseReceived):
+                continue  # the request: the TU had it before its transaction opened
+            if isinstance(event, ResponseReceived):
                 if entry.callback is not None:
                     entry.callback(event.response, "response")
                     if event.response.status_code >= 200 and isinstance(
