@@ -69,7 +69,7 @@ PHASES = {
     "timer wheel": ("timers.TimerWheel._fire", "timers.TimerWheel.schedule"),
     "the phone's handler (all of it)": ("emulator.PhoneHost._on_request",),
     "the push coroutine (all of it)": ("pusher.push_Pusher_gen.__mypyc_generator_helper__",),
-    "event log": ("EventLog.emit", "events.EventLog.emit"),
+    "event log": ("EventLog.emit", "events.EventLog.emit", "events.EventLog.count"),
 }
 
 
