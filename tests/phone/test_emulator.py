@@ -19,8 +19,8 @@ from phonecast.phone.config import LineConfig, PhoneConfig
 from phonecast.phone.emulator import PhoneHost
 from phonecast.phone.events import EventLog
 from phonecast.phone.fetcher import Fetcher
-from phonecast.push.payload import execute_payload, url_payload
-from phonecast.push.pusher import Destination, Pusher
+from phonecast.push.payload import Payload, execute_payload, url_payload
+from phonecast.push.pusher import Destination, Outcome, Pusher
 from phonecast.sip import Request, Response, SipUri, parse_message
 from phonecast.sip.digest import DigestClient, authorize
 from tests.ports import free_ports
@@ -36,6 +36,16 @@ class Rig:
 
     def kinds(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["event"] == kind]
+
+    async def push(self, line: int, password: str, payload: Payload) -> Outcome:
+        """Push ``payload`` over UDP to line ``line`` (0: 1001, 1: 1002)."""
+        port = self.ports[line]
+        return await self.pusher.push(
+            SipUri("127.0.0.1", f"100{line + 1}", port=port),
+            Secret(password),
+            payload,
+            destinations=_dest(port),
+        )
 
 
 def _free_ports(n: int) -> list[int]:
@@ -77,12 +87,7 @@ async def _settle() -> None:
 
 async def test_push_is_challenged_verified_fetched_and_shown(rig: Rig) -> None:
     url = rig.content.publish("desk", to_xml(Text("Facilities", None, (), "Fire drill")))
-    outcome = await rig.pusher.push(
-        SipUri("127.0.0.1", "1001", port=rig.ports[0]),
-        Secret("secret"),
-        url_payload(url),
-        destinations=_dest(rig.ports[0]),
-    )
+    outcome = await rig.push(0, "secret", url_payload(url))
     assert outcome.delivered and outcome.challenged and outcome.requests == 2
     await _settle()
     assert [e["reason"] for e in rig.kinds("auth")] == ["no-credentials", "ok"]
@@ -94,19 +99,9 @@ async def test_push_is_challenged_verified_fetched_and_shown(rig: Rig) -> None:
 
 
 async def test_wrong_password_and_other_line(rig: Rig) -> None:
-    bad = await rig.pusher.push(
-        SipUri("127.0.0.1", "1001", port=rig.ports[0]),
-        Secret("nope"),
-        url_payload("http://127.0.0.1:9/x"),
-        destinations=_dest(rig.ports[0]),
-    )
+    bad = await rig.push(0, "nope", url_payload("http://127.0.0.1:9/x"))
     assert bad.status == "auth_rejected" and bad.code == 401
-    other = await rig.pusher.push(
-        SipUri("127.0.0.1", "1002", port=rig.ports[1]),
-        Secret("secret"),
-        url_payload("http://127.0.0.1:9/x"),
-        destinations=_dest(rig.ports[1]),
-    )
+    other = await rig.push(1, "secret", url_payload("http://127.0.0.1:9/x"))
     assert other.status == "auth_rejected"
     assert {e["reason"] for e in rig.kinds("auth") if not e["ok"]} >= {"bad-response"}
 
@@ -183,24 +178,12 @@ async def test_replay_retransmission_and_cross_line(rig: Rig) -> None:
     ],
 )
 async def test_hostile_execute_bodies_are_answered_then_reported(rig: Rig, body: bytes) -> None:
-    from phonecast.push.payload import Payload
-
-    outcome = await rig.pusher.push(
-        SipUri("127.0.0.1", "1001", port=rig.ports[0]),
-        Secret("secret"),
-        Payload("XML-Service", body, "text/xml", "execute"),
-        destinations=_dest(rig.ports[0]),
-    )
+    outcome = await rig.push(0, "secret", Payload("XML-Service", body, "text/xml", "execute"))
     assert outcome.delivered  # the phone says 200, then reports CiscoIPPhoneError 1
     await _settle()
     assert rig.kinds("xml_error") and rig.kinds("xml_error")[0]["number"] == 1
     assert rig.kinds("fetch_started") == []
-    again = await rig.pusher.push(
-        SipUri("127.0.0.1", "1001", port=rig.ports[0]),
-        Secret("secret"),
-        execute_payload(["Key:Services"]),
-        destinations=_dest(rig.ports[0]),
-    )
+    again = await rig.push(0, "secret", execute_payload(["Key:Services"]))
     assert again.delivered
 
 
@@ -214,34 +197,19 @@ async def test_big_body_refused_and_unknown_event(rig: Rig) -> None:
         destinations=[Destination("tcp", "127.0.0.1", rig.ports[0])],
     )
     assert big.status in ("rejected", "unreachable", "timeout")
-    odd = await rig.pusher.push(
-        SipUri("127.0.0.1", "1001", port=rig.ports[0]),
-        Secret("secret"),
-        Payload("presence"),
-        destinations=_dest(rig.ports[0]),
-    )
+    odd = await rig.push(0, "secret", Payload("presence"))
     assert odd.status == "rejected" and odd.code == 489
 
 
 async def test_execute_priorities_and_dial_makes_busy(rig: Rig) -> None:
     url = rig.content.publish("desk", to_xml(Text("Later", None, (), "deferred")))
     phone = rig.host.phones["desk"]
-    outcome = await rig.pusher.push(
-        SipUri("127.0.0.1", "1001", port=rig.ports[0]),
-        Secret("secret"),
-        execute_payload(["Dial:1234"]),
-        destinations=_dest(rig.ports[0]),
-    )
+    outcome = await rig.push(0, "secret", execute_payload(["Dial:1234"]))
     assert outcome.delivered
     await _settle()
     assert phone.calls.busy and "Dial:1234" in phone.actions
     for priority, expected in ((2, "dropped"), (1, "deferred")):
-        await rig.pusher.push(
-            SipUri("127.0.0.1", "1001", port=rig.ports[0]),
-            Secret("secret"),
-            execute_payload([url], priority=priority),
-            destinations=_dest(rig.ports[0]),
-        )
+        await rig.push(0, "secret", execute_payload([url], priority=priority))
         await _settle()
         assert rig.kinds(expected), expected
     assert rig.kinds("fetch_started") == []
@@ -429,19 +397,9 @@ async def test_challenges_cost_the_phone_no_transaction(rig: Rig) -> None:
     endpoint = rig.host.endpoint
     assert endpoint is not None
     for _ in range(5):
-        bad = await rig.pusher.push(
-            SipUri("127.0.0.1", "1001", port=rig.ports[0]),
-            Secret("wrong"),
-            url_payload("http://127.0.0.1:9/x"),
-            destinations=_dest(rig.ports[0]),
-        )
+        bad = await rig.push(0, "wrong", url_payload("http://127.0.0.1:9/x"))
         assert bad.status == "auth_rejected" and bad.requests == 2
     assert endpoint.stats.transactions == 0
-    good = await rig.pusher.push(
-        SipUri("127.0.0.1", "1001", port=rig.ports[0]),
-        Secret("secret"),
-        url_payload("http://127.0.0.1:9/x"),
-        destinations=_dest(rig.ports[0]),
-    )
+    good = await rig.push(0, "secret", url_payload("http://127.0.0.1:9/x"))
     assert good.delivered and endpoint.stats.transactions == 1
     assert len(rig.kinds("auth")) == 12  # every request was still checked and logged
