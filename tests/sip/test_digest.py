@@ -11,7 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from phonecast.sip import DigestError, HeaderError, Request, Response, _abnf, parse_message
+from phonecast.sip import (
+    DigestError,
+    HeaderError,
+    Request,
+    Response,
+    SipError,
+    _abnf,
+    parse_message,
+)
 from phonecast.sip import _digest_core as core
 from phonecast.sip.digest import (
     Challenge,
@@ -420,6 +428,18 @@ def test_plain_challenges_leave_the_rest_to_the_general_reader(text: str) -> Non
     from phonecast.sip._digest_parse import _plain_digest_challenge
 
     assert _plain_digest_challenge(text) is None
+
+
+def test_plain_credentials_refuse_a_non_ascii_token_as_the_general_reader_does() -> None:
+    from phonecast.sip._digest_parse import _plain_digest_credentials
+
+    text = (
+        'Digest username="u",realm="r",nonce="n",uri="sip:x",response="0123",'
+        'algorithm=MD5\u00e9,qop=auth,nc=00000001,cnonce="c"'
+    )
+    assert _plain_digest_credentials(text) is None
+    with pytest.raises(SipError):
+        parse_credentials(text)
 
 
 def test_plain_challenges_take_what_servers_send() -> None:

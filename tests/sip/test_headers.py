@@ -182,6 +182,29 @@ def test_a_from_is_read_once_per_shape_then_only_its_tag() -> None:
         h.parse_name_addr("<sip:sipp@127.0.0.1:5061>;tag=a b", "From")
 
 
+# A Latin letter and an Arabic-Indic digit: str.isalnum() says yes to both,
+# the token grammar (ASCII only) says no.
+@pytest.mark.parametrize("letter", ["\u00e9", "\u0661"])
+def test_a_non_ascii_tag_or_branch_is_refused_once_its_shape_is_known(letter: str) -> None:
+    """The shape tables read only the tag or branch of a known shape; that
+    reading refuses what the grammar refuses, Unicode letters included."""
+    h.parse_name_addr("<sip:sipp@127.0.0.1:5061>;tag=1sipp1", "From")
+    with pytest.raises(HeaderError):
+        h.parse_name_addr(f"<sip:sipp@127.0.0.1:5061>;tag=1sipp{letter}", "From")
+    h.parse_via("SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-1-1")
+    with pytest.raises(HeaderError):
+        h.parse_via(f"SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-1-{letter}")
+
+
+def test_is_token_is_the_grammar() -> None:
+    from phonecast.sip import _abnf
+
+    for text in ("z9hG4bK-1-2", "a.b!%*_+`'~", "MD5", "-"):
+        assert _abnf.is_token(text)
+    for text in ("", "a b", "\u00e9", "ab\u0661", "a;b", 'a"'):
+        assert not _abnf.is_token(text)
+
+
 @pytest.mark.parametrize(
     ("parse", "good", "bad"),
     [

@@ -165,5 +165,12 @@ def quote(text: str) -> str:
 
 
 def is_token(text: str) -> bool:
-    """True if ``text`` is an RFC 3261 token."""
+    """True if ``text`` is an RFC 3261 token.
+
+    Most tokens on the wire (tags, branches, digest values) are ASCII
+    letters, digits and '-': two C-level checks settle those before the
+    expression runs.  ``isalnum`` alone would not do: it is true of any
+    Unicode letter or digit, which a token may not hold."""
+    if text.isascii() and text.replace("-", "").isalnum():
+        return True
     return TOKEN_RE.fullmatch(text) is not None

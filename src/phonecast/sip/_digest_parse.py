@@ -295,7 +295,7 @@ def _plain_digest(text: str, places: dict[str, int]) -> list[str | None] | None:
             if wire[-1] != '"' or wire.count('"') != 2:
                 return None
             read[place] = wire[1:-1]
-        elif wire.isalnum() or _abnf.TOKEN_RE.fullmatch(wire) is not None:
+        elif _abnf.is_token(wire):
             read[place] = wire
         else:
             return None

@@ -286,7 +286,7 @@ def _simple_via(value: str) -> Via | None:
         branch = value[at + 8 : end]
         shape_key = value[: at + 8] + value[end:]
         shape = _VIA_SHAPES.get(shape_key)
-        if shape is not None and (branch.isalnum() or _abnf.TOKEN_RE.fullmatch(branch) is not None):
+        if shape is not None and _abnf.is_token(branch):
             transport, host, port, before, after = shape
             return Via(transport, host, port, (*before, ("branch", branch), *after), "SIP/2.0")
     semi = value.find(";")
@@ -435,7 +435,7 @@ def parse_name_addr(value: str, header: str, *, allow_addr_spec: bool = True) ->
             if end < 0:
                 end = len(value)
             tag = value[at + 5 : end]
-            if tag and (tag.isalnum() or _abnf.TOKEN_RE.fullmatch(tag) is not None):
+            if tag and _abnf.is_token(tag):
                 key = value[: at + 5] + value[end:]
                 shape = _TAGGED_SHAPES.get(key)
                 if shape is not None:
