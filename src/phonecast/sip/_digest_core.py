@@ -208,7 +208,11 @@ def compute_response(
 
 def _quote(text: str) -> str:
     """A quoted-string carrying ``text`` exactly (controls as quoted-pairs)."""
-    if _NEEDS_ESCAPE_RE.search(text) is None:
+    # Printable text without quote or backslash needs no escape: three C-level
+    # checks settle a realm or a nonce before the expression would run.
+    if ('"' not in text and "\\" not in text and text.isprintable()) or (
+        _NEEDS_ESCAPE_RE.search(text) is None
+    ):
         return f'"{text}"'
     return '"' + _NEEDS_ESCAPE_RE.sub(lambda m: "\\" + m.group(0), text) + '"'
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from phonecast.sip._random import token_hex
 from phonecast.sip.errors import TransactionError
@@ -94,6 +94,10 @@ class LegacyKey:
 
 ServerKey = BranchKey | LegacyKey
 
+#: Makes a key tuple without the Python ``__new__`` that NamedTuple generates
+#: (an interpreted call on every message, even in the compiled build).
+_new_tuple: Any = tuple.__new__
+
 
 def client_key(message: Message) -> ClientKey | None:
     """Key of a request we send, or of a response to match against it.
@@ -114,7 +118,8 @@ def _client_key(message: Message) -> ClientKey | None:
     if branch is None:
         return None
     method = message.method if isinstance(message, Request) else message.cseq.method
-    return ClientKey(branch, method)
+    key: ClientKey = _new_tuple(ClientKey, (branch, method))
+    return key
 
 
 def server_key(request: Request) -> ServerKey:
@@ -136,7 +141,8 @@ def _server_key(request: Request) -> ServerKey:
     via = request.top_via
     method = "INVITE" if request.method == "ACK" else request.method
     if via.branch is not None and is_rfc3261_branch(via.branch):
-        return BranchKey(via.branch, via.host.lower(), via.port, method)
+        key: BranchKey = _new_tuple(BranchKey, (via.branch, via.host.lower(), via.port, method))
+        return key
     normal_via = replace(
         via, host=via.host.lower(), params=tuple((k.lower(), v) for k, v in via.params)
     )

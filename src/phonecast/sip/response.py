@@ -17,7 +17,7 @@ from typing import Any
 from phonecast.sip._memo import remember
 from phonecast.sip._random import token_hex
 from phonecast.sip.errors import SipError
-from phonecast.sip.message import Header, Request, Response, canonical_name
+from phonecast.sip.message import _CANONICAL, Header, Request, Response, canonical_name
 from phonecast.sip.wire import parse_head
 
 #: Reason phrases of the responses phonecast sends (RFC 3261 21 and others).
@@ -54,9 +54,12 @@ REASONS = {
     603: "Decline",
 }
 
-_ECHOED = ("via", "from", "to", "call-id", "cseq")
+_ECHOED = frozenset({"via", "from", "to", "call-id", "cseq"})
 #: Also copied into responses that may create a dialog (RFC 3261 12.1.1).
-_DIALOG_ECHOED = (*_ECHOED, "record-route")
+_DIALOG_ECHOED = _ECHOED | {"record-route"}
+#: Headers of the caller's that a response replaces with its own.
+_LENGTH_ONLY = frozenset({"content-length"})
+_LENGTH_AND_TYPE = frozenset({"content-length", "content-type"})
 
 
 def new_tag() -> str:
@@ -83,7 +86,7 @@ def stateless_tag(request: Request, key: bytes) -> str:
     if keyed is None:
         keyed = remember(_TAG_MACS, key, hashlib.blake2b(key=key, digest_size=6), 16)
     mac = keyed.copy()
-    index = request.header_map()
+    index = request._values_index()  # the dict itself: see validate.validate
     fields = [values[0] if (values := index.get(name)) else "" for name in _TAGGED_BY]
     mac.update("\0".join(fields).encode("utf-8", "surrogateescape"))  # one call: each costs
     return str(mac.hexdigest())
@@ -96,11 +99,12 @@ def _response_headers(
     source: Iterable[Header],
     to_tag: str | None,
     extra: Iterable[Header],
-    echoed: tuple[str, ...] = _ECHOED,
+    echoed: frozenset[str] = _ECHOED,
 ) -> list[Header]:
     out: list[Header] = []
+    known = _CANONICAL  # canonical_name's own table, probed inline (one call less a header)
     for name, value in source:
-        key = canonical_name(name)
+        key = known.get(name) or canonical_name(name)
         if key not in echoed:
             continue
         if key == "to" and to_tag is not None and ";tag=" not in value.replace(" ", "").lower():
@@ -130,7 +134,7 @@ def make_response(
     echoed = _DIALOG_ECHOED if 100 < status_code < 300 else _ECHOED
     # Only the caller's extra headers can carry a Content-Type or -Length
     # (the echoed ones never do); ours replace theirs.
-    replaced = {"content-length"} if content_type is None else {"content-length", "content-type"}
+    replaced = _LENGTH_ONLY if content_type is None else _LENGTH_AND_TYPE
     extra = [f for f in headers if canonical_name(f[0]) not in replaced]
     fields = _response_headers(request.headers, tag, extra, echoed)
     if content_type is not None:

@@ -83,7 +83,9 @@ def validate(message: Message, policy: UasPolicy | None = None) -> None:
                 reason="Version Not Supported",
             )
         raise _bad(f"unsupported protocol version {message.version}")
-    fields = message.header_map()
+    # The index as the dict it is (header_map() is its read-only view):
+    # compiled, a dict's probes are direct calls, a Mapping's method lookups.
+    fields = message._values_index()
     for name in _REQUIRED:
         if name not in fields:
             raise _bad(f"missing required header {h_name(name)}")
@@ -145,7 +147,7 @@ def check_policy(request: Request, policy: UasPolicy) -> None:
             status_code=416,
             reason="Unsupported URI Scheme",
         )
-    fields = request.header_map()
+    fields = request._values_index()  # the dict itself: see validate()
     if "require" in fields and request.method not in ("ACK", "CANCEL"):
         unknown = [tag for tag in request.require if tag.lower() not in policy.extensions]
         if unknown:
