@@ -33,6 +33,7 @@ import contextlib
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 from phonecast.net.replies import StatelessAnswers, reply_address, stamp_via
 from phonecast.net.timers import Timer, TimerWheel
@@ -85,9 +86,9 @@ ResponseCallback = Callable[[Response | None, str], None]
 #: 250,000 is ~550 MB, and carries ~7,800 authenticated NOTIFYs/s
 #: indefinitely, more in bursts (a push has one transaction: its 401 is
 #: stateless).
-DEFAULT_MAX_SERVER_TRANSACTIONS = 250_000
+DEFAULT_MAX_SERVER_TRANSACTIONS: Final = 250_000
 #: What a request past that bound is answered (RFC 3261 21.5.4).
-_OVERLOADED = ValidationError(
+_OVERLOADED: Final = ValidationError(
     "too many transactions under way",
     status_code=503,
     reason="Service Unavailable",

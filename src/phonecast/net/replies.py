@@ -16,6 +16,8 @@ so that a retransmission is answered with exactly what the first copy got
 
 from __future__ import annotations
 
+from typing import Final
+
 from phonecast.net.transport import Address, Flow
 from phonecast.sip import Request
 from phonecast.sip._memo import remember
@@ -26,7 +28,7 @@ from phonecast.sip.response import stateless_tag
 #: Stateless answers kept for the retransmissions of their requests (a UDP
 #: client retransmits at 0.5, 1.5, 3.5 s...): at 9,000 challenges a second
 #: about the first 1.8 s, in ~1 KB each; bounded by starting afresh when full.
-ANSWERS_KEPT = 16_384
+ANSWERS_KEPT: Final = 16_384
 
 
 def stamp_via(request: Request, flow: Flow) -> Request:

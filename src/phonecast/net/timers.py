@@ -34,12 +34,13 @@ import asyncio
 import heapq
 import math
 from collections.abc import Callable
+from typing import Final
 
 #: Width of a bucket, seconds.
-TICK = 0.004
+TICK: Final = 0.004
 #: The loop timer is armed this much after a bucket's end, so that a loop
 #: whose clock rounds to milliseconds never wakes before it.
-_SLACK = 0.0005
+_SLACK: Final = 0.0005
 
 
 def _never(_now: float) -> None:

@@ -26,7 +26,7 @@ import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from phonecast.sip import ParseError, StreamFramer
 from phonecast.sip._memo import remember
@@ -36,13 +36,13 @@ Address = tuple[str, int]
 #: Called for every message received: raw bytes and where they came from.
 Receiver = Callable[[bytes, "Flow"], None]
 
-_DRAIN_BATCH = 256
+_DRAIN_BATCH: Final = 256
 #: A datagram held by send_soon: bytes, destination, what to call if it fails.
 _Held = tuple[bytes, Address, Callable[[], None] | None]
 #: Most datagrams send_soon holds before sending them.
-_HELD_MAX = 32
+_HELD_MAX: Final = 32
 #: Bound of a UDP transport's table of peers' flows.
-_FLOWS_KEPT = 4096
+_FLOWS_KEPT: Final = 4096
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -27,7 +27,7 @@ import collections
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from phonecast.net.endpoint import DEFAULT_MAX_SERVER_TRANSACTIONS, ServerHandle, SipEndpoint
 from phonecast.net.timers import Timer
@@ -49,7 +49,7 @@ from phonecast.sip import (
 from phonecast.sip.digest import DigestServer, authorize, compute_ha1
 
 #: What the emulated phone accepts in requests (bodies it reads, schemes...).
-PHONE_POLICY = UasPolicy(
+PHONE_POLICY: Final = UasPolicy(
     body_types=frozenset(
         {
             "application/sdp",
@@ -61,7 +61,7 @@ PHONE_POLICY = UasPolicy(
         }
     ),
 )
-INTERNAL_SCHEMES = ("key:", "softkey:", "init:", "dial:", "editdial:", "play:")
+INTERNAL_SCHEMES: Final = ("key:", "softkey:", "init:", "dial:", "editdial:", "play:")
 
 
 @dataclass
@@ -76,10 +76,10 @@ class LineState:
 
 #: The latest internal URIs a phone ran, kept for tests and tools (a phone
 #: pushed to for days must not grow a list for ever).
-ACTIONS_KEPT = 256
+ACTIONS_KEPT: Final = 256
 #: Priority-1 URLs a busy phone keeps for when it is idle again; past this,
 #: a push is dropped (and says so), as anything a peer can make us hold.
-MAX_DEFERRED = 32
+MAX_DEFERRED: Final = 32
 
 
 @dataclass

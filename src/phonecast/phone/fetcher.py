@@ -33,7 +33,7 @@ import socket
 import ssl
 from _socket import socket as _raw_socket
 from collections.abc import Callable
-from typing import Protocol, cast
+from typing import Final, Protocol, cast
 from urllib.parse import urlsplit
 
 from phonecast.net.timers import Timer, TimerWheel
@@ -42,11 +42,11 @@ from phonecast.sip._memo import remember
 
 __all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_TIMEOUT", "Done", "FetchResult", "Fetcher", "PageFetcher"]
 
-DEFAULT_TIMEOUT = 5.0
-DEFAULT_MAX_BYTES = 64 * 1024
-DEFAULT_MAX_REDIRECTS = 3
+DEFAULT_TIMEOUT: Final = 5.0
+DEFAULT_MAX_BYTES: Final = 64 * 1024
+DEFAULT_MAX_REDIRECTS: Final = 3
 #: Reads per readable event before the loop gets its turn back.
-_READS_PER_EVENT = 16
+_READS_PER_EVENT: Final = 16
 
 #: Called once with the result of :meth:`Fetcher.start`.
 Done = Callable[[FetchResult], None]
@@ -54,11 +54,13 @@ Done = Callable[[FetchResult], None]
 _Target = tuple[str, str, int, bytes]
 #: Socket type flags that make a socket non-blocking as it is created (Linux;
 #: elsewhere 0, and the socket is made non-blocking after).
-_NONBLOCK_FLAGS: int = getattr(socket, "SOCK_NONBLOCK", 0) | getattr(socket, "SOCK_CLOEXEC", 0)
+_NONBLOCK_FLAGS: Final[int] = getattr(socket, "SOCK_NONBLOCK", 0) | getattr(
+    socket, "SOCK_CLOEXEC", 0
+)
 #: Bound of the per-URL table of targets (URLs come from the network).
-_TARGETS_KEPT = 1024
+_TARGETS_KEPT: Final = 1024
 #: Refused sockets kept for the next GET, per address family.
-_SPARES_KEPT = 8
+_SPARES_KEPT: Final = 8
 
 
 class PageFetcher(Protocol):
@@ -511,7 +513,7 @@ class Fetcher:
 
 #: Host text -> address family of the literal (None: a name).  Bounded:
 #: URLs come from the network.
-_FAMILIES: dict[str, socket.AddressFamily | None] = {}
+_FAMILIES: Final[dict[str, socket.AddressFamily | None]] = {}
 
 
 def _literal_family(host: str) -> socket.AddressFamily | None:

@@ -16,22 +16,23 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Final
 from urllib.parse import SplitResult, quote, urljoin
 
 import httptools
 
 #: Status line and header fields together (h11's default limit, and more
 #: than any content server sends).
-MAX_HEADER_BYTES = 16 * 1024
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_HEADER_BYTES: Final = 16 * 1024
+_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 #: What a Host field may hold once the name is IDNA-encoded: a name, an IPv4
 #: address or an IPv6 reference, and a port.
-_HOST_RE = re.compile(rb"[A-Za-z0-9._\-]+(?::[0-9]*)?|\[[0-9A-Fa-f:.]+\](?::[0-9]*)?")
+_HOST_RE: Final = re.compile(rb"[A-Za-z0-9._\-]+(?::[0-9]*)?|\[[0-9A-Fa-f:.]+\](?::[0-9]*)?")
 #: Characters kept as they are in a request-target (RFC 3986 pchar, "/", "?"
 #: and existing %-escapes); anything else (space, controls, non-ASCII) is
 #: %-encoded, so no URL can add a line to the request.
-_PATH_SAFE = "/!$&'()*+,;=:@%~-._"
-_QUERY_SAFE = _PATH_SAFE + "?"
+_PATH_SAFE: Final = "/!$&'()*+,;=:@%~-._"
+_QUERY_SAFE: Final = _PATH_SAFE + "?"
 
 
 @dataclass(frozen=True, slots=True, init=False)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from phonecast.credentials import Secret
 from phonecast.net.endpoint import SipEndpoint
@@ -33,9 +33,9 @@ from phonecast.sip import Request, Response, SipError, SipUri, token_hex
 
 #: RFC 3261 18.1.1: a UDP request within 200 octets of the path MTU (1500)
 #: must go over a congestion-controlled transport instead.
-UDP_LIMIT = 1300
+UDP_LIMIT: Final = 1300
 
-STATUSES = ("delivered", "auth_rejected", "rejected", "timeout", "unreachable")
+STATUSES: Final = ("delivered", "auth_rejected", "rejected", "timeout", "unreachable")
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -365,7 +365,7 @@ class Pusher:
         return Request("NOTIFY", target, headers, payload.body).prime_top_via(via)
 
 
-_TO_VALUES: dict[tuple[object, ...], str] = {}
+_TO_VALUES: Final[dict[tuple[object, ...], str]] = {}
 
 
 def _to_value(target: SipUri) -> str:

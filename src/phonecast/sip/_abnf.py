@@ -86,28 +86,28 @@ quoted_pair = r"\\[\x00-\x09\x0b\x0c\x0e-\x7f]"
 quoted_string = rf'"(?:{qdtext}|{quoted_pair})*"'
 
 # LWS after unfolding is just white space.
-WSP = r"[ \t]"
+WSP: Final = r"[ \t]"
 
-TOKEN_RE = re.compile(token)
-CALLID_RE = re.compile(callid)
-SCHEME_RE = re.compile(scheme)
-USER_RE = re.compile(user)
-PASSWORD_RE = re.compile(password)
-HOST_RE = re.compile(host)
-HOSTNAME_RE = re.compile(hostname)
-IPV4_RE = re.compile(IPv4address)
-PNAME_RE = re.compile(pname)
-PVALUE_RE = re.compile(pvalue)
-HNAME_RE = re.compile(hname)
-HVALUE_RE = re.compile(hvalue)
-QUOTED_STRING_RE = re.compile(quoted_string)
-QUOTED_STRING_AT_RE = re.compile(rf"{WSP}*({quoted_string})")
-TOKEN_AT_RE = re.compile(rf"{WSP}*({token})")
+TOKEN_RE: Final = re.compile(token)
+CALLID_RE: Final = re.compile(callid)
+SCHEME_RE: Final = re.compile(scheme)
+USER_RE: Final = re.compile(user)
+PASSWORD_RE: Final = re.compile(password)
+HOST_RE: Final = re.compile(host)
+HOSTNAME_RE: Final = re.compile(hostname)
+IPV4_RE: Final = re.compile(IPv4address)
+PNAME_RE: Final = re.compile(pname)
+PVALUE_RE: Final = re.compile(pvalue)
+HNAME_RE: Final = re.compile(hname)
+HVALUE_RE: Final = re.compile(hvalue)
+QUOTED_STRING_RE: Final = re.compile(quoted_string)
+QUOTED_STRING_AT_RE: Final = re.compile(rf"{WSP}*({quoted_string})")
+TOKEN_AT_RE: Final = re.compile(rf"{WSP}*({token})")
 
-REQUEST_LINE_RE = re.compile(rf"({Method}) ([^ \t]+) ({SIP_Version})")
-STATUS_LINE_RE = re.compile(rf"({SIP_Version}) ({Status_Code}) ({Reason_Phrase})")
+REQUEST_LINE_RE: Final = re.compile(rf"({Method}) ([^ \t]+) ({SIP_Version})")
+STATUS_LINE_RE: Final = re.compile(rf"({SIP_Version}) ({Status_Code}) ({Reason_Phrase})")
 
-_ESCAPE_RE = re.compile(r"%([0-9A-Fa-f]{2})")
+_ESCAPE_RE: Final = re.compile(r"%([0-9A-Fa-f]{2})")
 
 
 def unescape(text: str) -> str:

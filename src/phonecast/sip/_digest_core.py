@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from phonecast.sip import _abnf
 from phonecast.sip.errors import DigestError
@@ -30,11 +31,11 @@ from phonecast.sip.errors import DigestError
 Params = tuple[tuple[str, str], ...]
 
 # token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
-TOKEN68_RE = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
-_NC_RE = re.compile(r"[0-9A-Fa-f]{8}")
+TOKEN68_RE: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+_NC_RE: Final = re.compile(r"[0-9A-Fa-f]{8}")
 # Characters that qdtext does not admit and must travel as quoted-pairs (CR
 # and LF cannot travel at all, RFC 3261 25.1: see _check_text).
-_NEEDS_ESCAPE_RE = re.compile(r'["\\\x00-\x08\x0a-\x1f\x7f]')
+_NEEDS_ESCAPE_RE: Final = re.compile(r'["\\\x00-\x08\x0a-\x1f\x7f]')
 # quoted-string (RFC 3261 25.1) as an "unrolled loop": runs of qdtext with
 # quoted-pairs between them.  Same language as _abnf.quoted_string, but the
 # regex engine consumes each run in one step instead of trying an alternation
@@ -42,10 +43,10 @@ _NEEDS_ESCAPE_RE = re.compile(r'["\\\x00-\x08\x0a-\x1f\x7f]')
 # (HTAB / SP / %x21 / %x23-5B / %x5D-7E / non-ASCII) is written as its
 # complement: the same set of code points, but compiled in well under a
 # millisecond instead of ten (every CLI start pays for it).
-_QDTEXT = r'[^\x00-\x08\x0a-\x1f"\\\x7f]'
-_QPAIR = r"\\[\x00-\x09\x0b\x0c\x0e-\x7f]"
-QUOTED_STRING_RE = re.compile(rf'"{_QDTEXT}*(?:{_QPAIR}{_QDTEXT}*)*"')
-_TOKEN_LIST_RE = re.compile(rf"{_abnf.token}(?:,{_abnf.token})*")
+_QDTEXT: Final = r'[^\x00-\x08\x0a-\x1f"\\\x7f]'
+_QPAIR: Final = r"\\[\x00-\x09\x0b\x0c\x0e-\x7f]"
+QUOTED_STRING_RE: Final = re.compile(rf'"{_QDTEXT}*(?:{_QPAIR}{_QDTEXT}*)*"')
+_TOKEN_LIST_RE: Final = re.compile(rf"{_abnf.token}(?:,{_abnf.token})*")
 
 
 # ------------------------------------------------------------------ algorithms
@@ -65,7 +66,7 @@ class Algorithm:
     strength: int
 
 
-_ALGORITHM_LIST = (
+_ALGORITHM_LIST: Final = (
     Algorithm("SHA-512-256", "sha512_256", False, 3),
     Algorithm("SHA-512-256-sess", "sha512_256", True, 3),
     Algorithm("SHA-256", "sha256", False, 2),
@@ -73,9 +74,9 @@ _ALGORITHM_LIST = (
     Algorithm("MD5", "md5", False, 1),
     Algorithm("MD5-sess", "md5", True, 1),
 )
-ALGORITHMS: dict[str, Algorithm] = {a.name.lower(): a for a in _ALGORITHM_LIST}
+ALGORITHMS: Final[dict[str, Algorithm]] = {a.name.lower(): a for a in _ALGORITHM_LIST}
 #: Every algorithm this module implements, strongest first.
-SUPPORTED_ALGORITHMS: tuple[str, ...] = tuple(a.name for a in _ALGORITHM_LIST)
+SUPPORTED_ALGORITHMS: Final[tuple[str, ...]] = tuple(a.name for a in _ALGORITHM_LIST)
 
 
 @functools.cache
@@ -127,6 +128,15 @@ def get_algorithm(name: str | None) -> Algorithm:
 def _constructor(hash_name: str) -> Callable[[bytes], Any]:
     # hashlib.md5 and friends skip hashlib.new's name lookup, which costs
     # more than hashing a SIP-sized string; sha512_256 has no such attribute.
+    # For MD5, CPython's own module if it has one: it needs no OpenSSL
+    # context set up per hash (~200 ns a digest here, hashlib.md5 ~460 ns).
+    if hash_name == "md5":
+        try:
+            builtin = getattr(importlib.import_module("_md5"), "md5", None)
+        except ImportError:
+            builtin = None
+        if callable(builtin):
+            return builtin  # type: ignore[no-any-return]
     direct = getattr(hashlib, hash_name, None)
     return direct if callable(direct) else functools.partial(hashlib.new, hash_name)
 
@@ -264,10 +274,10 @@ def _join(scheme: str, token68: str | None, parts: list[str]) -> str:
     return f"{scheme} {', '.join(parts)}" if parts else scheme
 
 
-CHALLENGE_FIELDS = frozenset(
+CHALLENGE_FIELDS: Final = frozenset(
     {"realm", "domain", "nonce", "opaque", "stale", "algorithm", "qop", "userhash"}
 )
-CREDENTIAL_FIELDS = frozenset(
+CREDENTIAL_FIELDS: Final = frozenset(
     {
         "username",
         "realm",
@@ -283,9 +293,9 @@ CREDENTIAL_FIELDS = frozenset(
     }
 )
 #: qop offers that need no token check.
-_PLAIN_QOPS = frozenset({(), ("auth",), ("auth-int",), ("auth", "auth-int")})
-_CREDENTIAL_REQUIRED = ("username", "realm", "nonce", "uri", "response")
-_CREDENTIAL_TEXTS = (*_CREDENTIAL_REQUIRED, "algorithm", "cnonce", "opaque", "qop")
+_PLAIN_QOPS: Final = frozenset({(), ("auth",), ("auth-int",), ("auth", "auth-int")})
+_CREDENTIAL_REQUIRED: Final = ("username", "realm", "nonce", "uri", "response")
+_CREDENTIAL_TEXTS: Final = (*_CREDENTIAL_REQUIRED, "algorithm", "cnonce", "opaque", "qop")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, init=False)
@@ -453,13 +463,36 @@ class Credentials:
         self._check()
 
     def _check(self) -> None:
+        user, realm, nonce, uri, response = (
+            self.username,
+            self.realm,
+            self.nonce,
+            self.uri,
+            self.response,
+        )
         if (
             self.scheme == "Digest"
             and not self.params
             and self.token68 is None
-            and None
-            not in (fields := (self.username, self.realm, self.nonce, self.uri, self.response))
-            and not _has_crlf((*fields, self.algorithm, self.cnonce, self.opaque, self.qop))
+            # Each "is not None" is a pointer test ("None in" compares each).
+            and user is not None
+            and realm is not None
+            and nonce is not None
+            and uri is not None
+            and response is not None
+            and not _has_crlf(
+                (
+                    user,
+                    realm,
+                    nonce,
+                    uri,
+                    response,
+                    self.algorithm,
+                    self.cnonce,
+                    self.opaque,
+                    self.qop,
+                )
+            )
             and (self.nc is None or _NC_RE.fullmatch(self.nc))
         ):
             return  # the common case, checked in a few C-level steps

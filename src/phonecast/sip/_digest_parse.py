@@ -16,6 +16,7 @@ parameters, a malformed ``nc``, text after a value).
 from __future__ import annotations
 
 import re
+from typing import Final
 
 from phonecast.sip import _abnf
 from phonecast.sip._digest_core import (
@@ -29,12 +30,12 @@ from phonecast.sip._digest_core import (
 )
 from phonecast.sip.errors import DigestError, HeaderError
 
-_WS = " \t\r\n"
-_BWS = r"[ \t\r\n]*"
+_WS: Final = " \t\r\n"
+_BWS: Final = r"[ \t\r\n]*"
 # The common case, one scheme with its parameters in exact grammar, is read
 # with one anchored match per parameter; anything else takes the general path.
-_HEAD_RE = re.compile(rf"{_BWS}({_abnf.token})[ \t\r\n]+")
-_ITEM_RE = re.compile(
+_HEAD_RE: Final = re.compile(rf"{_BWS}({_abnf.token})[ \t\r\n]+")
+_ITEM_RE: Final = re.compile(
     rf"({_abnf.token}){_BWS}={_BWS}({QUOTED_STRING_RE.pattern}|{_abnf.token}){_BWS}(?:,{_BWS}|\Z)"
 )
 
@@ -84,7 +85,7 @@ class _Reader:
 
 # errors.HeaderError redacts these by name; any other header name given for
 # credentials gets no value in its messages at all.
-_REDACTED_HEADERS = frozenset({"authorization", "proxy-authorization"})
+_REDACTED_HEADERS: Final = frozenset({"authorization", "proxy-authorization"})
 
 
 def _param_at(text: str, i: int) -> int | None:
@@ -251,12 +252,19 @@ def _challenge(raw: _Raw, reader: _Reader) -> Challenge:
     )
 
 
-_AUTH_ONLY = ("auth",)
+_AUTH_ONLY: Final = ("auth",)
 
 #: The fields of the plain challenge and credentials, each with its place
 #: in the reading.
-_PLAIN_CHALLENGE = {"realm": 0, "nonce": 1, "opaque": 2, "algorithm": 3, "qop": 4, "domain": 5}
-_PLAIN_CREDENTIALS = {
+_PLAIN_CHALLENGE: Final = {
+    "realm": 0,
+    "nonce": 1,
+    "opaque": 2,
+    "algorithm": 3,
+    "qop": 4,
+    "domain": 5,
+}
+_PLAIN_CREDENTIALS: Final = {
     "username": 0,
     "realm": 1,
     "nonce": 2,

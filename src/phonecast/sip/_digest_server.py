@@ -26,6 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
 
 from phonecast.sip._digest_core import (
     Challenge,
@@ -45,18 +46,18 @@ PasswordLookup = Callable[[str, str], str | None]
 #: ``(username, realm, algorithm) -> HA1`` (see :func:`compute_ha1`) or None.
 HA1Lookup = Callable[[str, str, str], str | None]
 
-_LABEL = b"phonecast digest nonce v1\x00"
-_STAMP = struct.Struct(">q")
-_SALT_LEN = 8
-_MAC_LEN = 16
-_NONCE_LEN = _STAMP.size + _SALT_LEN + _MAC_LEN
+_LABEL: Final = b"phonecast digest nonce v1\x00"
+_STAMP: Final = struct.Struct(">q")
+_SALT_LEN: Final = 8
+_MAC_LEN: Final = 16
+_NONCE_LEN: Final = _STAMP.size + _SALT_LEN + _MAC_LEN
 #: Its length in base64url without padding (RFC 4648 section 5).
-_NONCE_CHARS = (4 * _NONCE_LEN + 2) // 3
-_PAD = b"=" * (-_NONCE_CHARS % 4)
+_NONCE_CHARS: Final = (4 * _NONCE_LEN + 2) // 3
+_PAD: Final = b"=" * (-_NONCE_CHARS % 4)
 #: The URL-safe alphabet to binascii's standard one and back (base64's
 #: urlsafe_* functions do the same in three Python calls a nonce).
-_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
-_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_FROM_URLSAFE: Final = bytes.maketrans(b"-_", b"+/")
+_TO_URLSAFE: Final = bytes.maketrans(b"+/", b"-_")
 
 
 class Reason(StrEnum):

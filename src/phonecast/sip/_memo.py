@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any, Final, TypeVar, cast
 
 F = TypeVar("F", bound=Callable[..., Any])
 K = TypeVar("K")
 V = TypeVar("V")
 
 #: Default bound of a :func:`remember` table, in entries.
-TABLE_SIZE = 1024
+TABLE_SIZE: Final = 1024
 
 
 def remember(table: dict[K, V], key: K, value: V, limit: int = TABLE_SIZE) -> V:

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Final
 
 #: Bytes read from the OS at a time.
-BLOCK = 4096
+BLOCK: Final = 4096
 
 _lock = threading.Lock()
 _block = b""

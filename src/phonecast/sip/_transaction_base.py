@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, Final, NamedTuple
 
 from phonecast.sip._random import token_hex
 from phonecast.sip.errors import TransactionError
@@ -30,7 +30,7 @@ from phonecast.sip.uri import Uri
 # -------------------------------------------------------------- matching keys
 
 #: RFC 3261 8.1.1.7: a branch starting with this was built to be unique.
-MAGIC_COOKIE = "z9hG4bK"
+MAGIC_COOKIE: Final = "z9hG4bK"
 
 
 def new_branch() -> str:
@@ -110,7 +110,7 @@ def client_key(message: Message) -> ClientKey | None:
     return message.derived(_CLIENT_KEY, _client_key)
 
 
-_CLIENT_KEY = "via:client-key"  # "via...": it depends on the top Via
+_CLIENT_KEY: Final = "via:client-key"  # "via...": it depends on the top Via
 
 
 def _client_key(message: Message) -> ClientKey | None:
@@ -134,7 +134,7 @@ def server_key(request: Request) -> ServerKey:
 
 #: Cache name of the key: it starts with "via" because the key depends on the
 #: top Via, and a copy with another top Via drops "via..." entries.
-_SERVER_KEY = "via:server-key"
+_SERVER_KEY: Final = "via:server-key"
 
 
 def _server_key(request: Request) -> ServerKey:
@@ -221,7 +221,7 @@ class Timers:
         return 0.0 if reliable else self.t4
 
 
-DEFAULT_TIMERS = Timers()
+DEFAULT_TIMERS: Final = Timers()
 
 # ------------------------------------------------------------- events to the TU
 
@@ -272,8 +272,8 @@ TransactionEvent = RequestReceived | ResponseReceived | TimedOut | TransportFail
 
 # Events without fields are all equal: one of each serves every transaction
 # (their generated __init__ stays interpreted in the compiled build).
-_TERMINATED = Terminated()
-_TRANSPORT_FAILED = TransportFailed()
+_TERMINATED: Final = Terminated()
+_TRANSPORT_FAILED: Final = TransportFailed()
 
 # ----------------------------------------------------- what the tables talk about
 
@@ -326,7 +326,7 @@ class Input(enum.Enum):
 #: Timers that end a transaction with a failure fire before a retransmission
 #: timer due at the same instant: there is no point retransmitting into a
 #: transaction that is timing out.
-_TIMEOUTS = frozenset({Input.TIMER_B, Input.TIMER_F, Input.TIMER_H})
+_TIMEOUTS: Final = frozenset({Input.TIMER_B, Input.TIMER_F, Input.TIMER_H})
 
 
 class Action(enum.Enum):

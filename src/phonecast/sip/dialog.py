@@ -28,6 +28,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from typing import Final
 
 from phonecast.sip.errors import ValidationError
 from phonecast.sip.headers import NameAddr
@@ -52,7 +53,7 @@ class OfferState(enum.Enum):
 
 
 #: Methods that refresh the remote target (RFC 3261 12.2, RFC 3311 5.2).
-TARGET_REFRESH = frozenset({"INVITE", "UPDATE", "SUBSCRIBE", "NOTIFY", "REFER"})
+TARGET_REFRESH: Final = frozenset({"INVITE", "UPDATE", "SUBSCRIBE", "NOTIFY", "REFER"})
 
 DialogId = tuple[str, str, str]
 

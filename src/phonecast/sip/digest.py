@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 from collections import OrderedDict
 from collections.abc import Collection, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from phonecast.sip._digest_core import (
     ALGORITHMS,
@@ -79,7 +79,7 @@ __all__ = [
     "select_challenge",
 ]
 
-_QOPS = ("auth", "auth-int")
+_QOPS: Final = ("auth", "auth-int")
 
 
 def _usable(challenge: Challenge, allowed: frozenset[str]) -> bool:

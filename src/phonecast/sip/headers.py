@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from dataclasses import dataclass, replace
+from typing import Final
 
 from phonecast.sip import _abnf
 from phonecast.sip._memo import memoize, remember
@@ -31,13 +32,13 @@ from phonecast.sip.uri import (
     parse_uri,
 )
 
-_WS = " \t"
+_WS: Final = " \t"
 # gen-value = token / host / quoted-string; Via's received also admits a bare
 # IPv6address (RFC 3261 via-received, RFC 5118 4.5), tried first.
-_GEN_VALUE_RE = re.compile(
+_GEN_VALUE_RE: Final = re.compile(
     rf"[0-9A-Fa-f]*:[0-9A-Fa-f:.]+|{_abnf.token}|{_abnf.host}|{_abnf.quoted_string}"
 )
-_MAX_DELTA = 2**32 - 1
+_MAX_DELTA: Final = 2**32 - 1
 
 
 def split_commas(value: str) -> list[str]:
@@ -195,28 +196,30 @@ class Via:
         return Via(self.transport, self.host, self.port, (*kept, *values.items()), self.protocol)
 
 
-_VIA_RE = re.compile(
+_VIA_RE: Final = re.compile(
     rf"({_abnf.token})[ \t]*/[ \t]*({_abnf.token})[ \t]*/[ \t]*({_abnf.token})[ \t]+"
     rf"({_abnf.host})(?:[ \t]*:[ \t]*([0-9]{{1,5}}))?"
 )
 
 
 #: The usual Via's first part, ``SIP/2.0/<transport> host[:port]``.
-_SENT_BY_RE = re.compile(
+_SENT_BY_RE: Final = re.compile(
     rf"SIP/2\.0/([A-Za-z]+) ({_abnf.IPv4address}|{_abnf.hostname}|{_abnf.IPv6reference})"
     rf"(?::([0-9]{{1,5}}))?"
 )
 #: ... and its plain ;name[=value] parameters (no quotes, no white space).
-_PLAIN_PARAMS_RE = re.compile(rf"(?:;{_abnf.token}(?:=(?:{_abnf.token}|{_abnf.IPv6reference}))?)*")
+_PLAIN_PARAMS_RE: Final = re.compile(
+    rf"(?:;{_abnf.token}(?:=(?:{_abnf.token}|{_abnf.IPv6reference}))?)*"
+)
 
 #: The first part of the usual Via as sent -> (transport, host, port).  Every
 #: message from one peer repeats it (only the parameters change), so it is
 #: matched once per peer; bounded by starting afresh when full.
-_SENT_BY: dict[str, tuple[str, str, int | None]] = {}
+_SENT_BY: Final[dict[str, tuple[str, str, int | None]]] = {}
 #: received / maddr values already checked to be hosts (they repeat as well).
-_HOSTS: dict[str, bool] = {}
+_HOSTS: Final[dict[str, bool]] = {}
 #: Longest text these tables keep (a longer one is read every time).
-_MAX_KEY = 160
+_MAX_KEY: Final = 160
 
 
 def _sent_by(text: str) -> tuple[str, str, int | None] | None:
@@ -269,7 +272,7 @@ def _simple_params_ok(params: Params) -> bool:
 #: key keeps where it stood) -> (transport, host, port, parameters before
 #: the branch, parameters after it).  A peer's Vias differ only in the
 #: branch, so the rest is read once per peer; bounded.
-_VIA_SHAPES: dict[str, tuple[str, str, int | None, Params, Params]] = {}
+_VIA_SHAPES: Final[dict[str, tuple[str, str, int | None, Params, Params]]] = {}
 
 
 def _simple_via(value: str) -> Via | None:
@@ -403,7 +406,7 @@ def _is_token_words(text: str) -> bool:
     return all(_abnf.is_token(w) for w in text.split(" "))
 
 
-_DISPLAY_TOKENS_RE = re.compile(rf"{_abnf.token}(?:[ \t]+{_abnf.token})*")
+_DISPLAY_TOKENS_RE: Final = re.compile(rf"{_abnf.token}(?:[ \t]+{_abnf.token})*")
 
 
 #: A From/To with its tag value cut out (";tag=" left in, so the key keeps
@@ -411,11 +414,11 @@ _DISPLAY_TOKENS_RE = re.compile(rf"{_abnf.token}(?:[ \t]+{_abnf.token})*")
 #: among its parameters).  One peer's From values differ only in the tag
 #: (a fresh one per call), which defeats a cache of whole values: the rest
 #: is read once per peer, as for the Via's branch; bounded.
-_TAGGED_SHAPES: dict[str, tuple[NameAddr, int]] = {}
+_TAGGED_SHAPES: Final[dict[str, tuple[NameAddr, int]]] = {}
 #: Values without a tag (a To outside a dialog: the same in every request
 #: a peer sends) -> parsed.  A dict probe, where the memoised grammar is a
 #: Python-level call with its arguments packed; bounded.
-_UNTAGGED: dict[str, NameAddr] = {}
+_UNTAGGED: Final[dict[str, NameAddr]] = {}
 
 
 def parse_name_addr(value: str, header: str, *, allow_addr_spec: bool = True) -> NameAddr:
@@ -551,11 +554,11 @@ class CSeq:
         return f"{self.seq} {self.method}"
 
 
-_CSEQ_RE = re.compile(rf"([0-9]+)[ \t]+({_abnf.token})")
+_CSEQ_RE: Final = re.compile(rf"([0-9]+)[ \t]+({_abnf.token})")
 
 
 #: CSeq values as received -> parsed (each recurs once per call or dialog).
-_CSEQS: dict[str, CSeq] = {}
+_CSEQS: Final[dict[str, CSeq]] = {}
 
 
 def parse_cseq(value: str, header: str = "CSeq") -> CSeq:
@@ -638,12 +641,12 @@ class MediaType:
         return param_value(self.params, "charset")
 
 
-_MEDIA_RE = re.compile(rf"({_abnf.token})[ \t]*/[ \t]*({_abnf.token})")
+_MEDIA_RE: Final = re.compile(rf"({_abnf.token})[ \t]*/[ \t]*({_abnf.token})")
 
 
 #: Content-Type / Accept values -> parsed (``header`` only names faults,
 #: and faults are not kept); bounded.
-_MEDIA_TYPES: dict[str, MediaType] = {}
+_MEDIA_TYPES: Final[dict[str, MediaType]] = {}
 
 
 def parse_media_type(value: str, header: str = "Content-Type") -> MediaType:
@@ -704,7 +707,7 @@ class Event:
 
 
 #: Event / Subscription-State values -> parsed; bounded, as _MEDIA_TYPES.
-_EVENTS: dict[str, Event] = {}
+_EVENTS: Final[dict[str, Event]] = {}
 
 
 def parse_event(value: str, header: str = "Event") -> Event:
@@ -766,7 +769,7 @@ class RetryAfter:
         return f"{self.seconds}{comment}{format_params(self.params)}"
 
 
-_RETRY_RE = re.compile(r"([0-9]+)(?:[ \t]*\(([^()]*)\))?")
+_RETRY_RE: Final = re.compile(r"([0-9]+)(?:[ \t]*\(([^()]*)\))?")
 
 
 def parse_retry_after(value: str, header: str = "Retry-After") -> RetryAfter:
@@ -781,9 +784,22 @@ def parse_retry_after(value: str, header: str = "Retry-After") -> RetryAfter:
 
 # ------------------------------------------------------------------------ Date
 
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_WKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_DATE_RE = re.compile(
+_MONTHS: Final = (
+    "Jan",
+    "Feb",
+    "Mar",
+    "Apr",
+    "May",
+    "Jun",
+    "Jul",
+    "Aug",
+    "Sep",
+    "Oct",
+    "Nov",
+    "Dec",
+)
+_WKDAYS: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_DATE_RE: Final = re.compile(
     r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), ([0-9]{2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
     r" ([0-9]{4}) ([0-9]{2}):([0-9]{2}):([0-9]{2}) GMT"
 )

@@ -24,7 +24,7 @@ Parsing and framing live in :mod:`phonecast.sip.wire`; ``parse_message``,
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Self, TypeVar
+from typing import Any, Final, Self, TypeVar
 
 from phonecast.sip import headers as h
 from phonecast.sip._digest_core import Challenge, Credentials
@@ -35,7 +35,7 @@ from phonecast.sip.uri import Uri
 T = TypeVar("T")
 
 #: RFC 3261 7.3.3 and later RFCs' compact header names.
-COMPACT_NAMES = {
+COMPACT_NAMES: Final = {
     "a": "accept-contact",
     "b": "referred-by",
     "c": "content-type",
@@ -59,7 +59,7 @@ COMPACT_NAMES = {
 }
 
 #: Headers whose values are comma-separated lists (RFC 3261 7.3.1).
-LIST_HEADERS = frozenset(
+LIST_HEADERS: Final = frozenset(
     {
         "via",
         "contact",
@@ -86,7 +86,7 @@ LIST_HEADERS = frozenset(
 
 #: Header name as spelled -> canonical name.  Peers spell the same few dozen
 #: names the same way every time; bounded because names come off the wire.
-_CANONICAL: dict[str, str] = {}
+_CANONICAL: Final[dict[str, str]] = {}
 
 
 def canonical_name(name: str) -> str:
@@ -101,8 +101,8 @@ def canonical_name(name: str) -> str:
 
 
 Header = tuple[str, str]
-_NONE: list[str] = []
-_MISS: Any = object()  # "not cached yet" (None is a cached answer: header absent)
+_NONE: Final[list[str]] = []
+_MISS: Final[Any] = object()  # "not cached yet" (None is a cached answer: header absent)
 
 
 class Message:
@@ -533,7 +533,11 @@ class Message:
         return msg.with_header_replaced("Content-Length", str(len(body)))
 
 
-_DISPLAY_NAMES = {"call-id": "Call-ID", "cseq": "CSeq", "www-authenticate": "WWW-Authenticate"}
+_DISPLAY_NAMES: Final = {
+    "call-id": "Call-ID",
+    "cseq": "CSeq",
+    "www-authenticate": "WWW-Authenticate",
+}
 
 
 def _display_name(key: str) -> str:

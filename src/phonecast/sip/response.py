@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 from phonecast.sip._memo import remember
 from phonecast.sip._random import token_hex
@@ -21,7 +21,7 @@ from phonecast.sip.message import _CANONICAL, Header, Request, Response, canonic
 from phonecast.sip.wire import parse_head
 
 #: Reason phrases of the responses phonecast sends (RFC 3261 21 and others).
-REASONS = {
+REASONS: Final = {
     100: "Trying",
     180: "Ringing",
     183: "Session Progress",
@@ -54,12 +54,12 @@ REASONS = {
     603: "Decline",
 }
 
-_ECHOED = frozenset({"via", "from", "to", "call-id", "cseq"})
+_ECHOED: Final = frozenset({"via", "from", "to", "call-id", "cseq"})
 #: Also copied into responses that may create a dialog (RFC 3261 12.1.1).
-_DIALOG_ECHOED = _ECHOED | {"record-route"}
+_DIALOG_ECHOED: Final = _ECHOED | {"record-route"}
 #: Headers of the caller's that a response replaces with its own.
-_LENGTH_ONLY = frozenset({"content-length"})
-_LENGTH_AND_TYPE = frozenset({"content-length", "content-type"})
+_LENGTH_ONLY: Final = frozenset({"content-length"})
+_LENGTH_AND_TYPE: Final = frozenset({"content-length", "content-type"})
 
 
 def new_tag() -> str:
@@ -70,7 +70,7 @@ def new_tag() -> str:
 
 #: Keyed hash states by key (a UAS has one key): copying one is cheaper
 #: than keying a new hash per answer.  Bounded.
-_TAG_MACS: dict[bytes, Any] = {}
+_TAG_MACS: Final[dict[bytes, Any]] = {}
 
 
 def stateless_tag(request: Request, key: bytes) -> str:
@@ -92,7 +92,7 @@ def stateless_tag(request: Request, key: bytes) -> str:
     return str(mac.hexdigest())
 
 
-_TAGGED_BY = ("via", "from", "call-id", "cseq")
+_TAGGED_BY: Final = ("via", "from", "call-id", "cseq")
 
 
 def _response_headers(
@@ -149,7 +149,7 @@ def make_response(
     return response.adopt_parsed(request, _ADOPTED)
 
 
-_ADOPTED = ("cseq", "call-id", "from", "via*", "via^")
+_ADOPTED: Final = ("cseq", "call-id", "from", "via*", "via^")
 
 
 def error_response(request: Request, error: SipError, *, to_tag: str | None = None) -> Response:

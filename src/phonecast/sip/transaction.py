@@ -89,7 +89,7 @@ is sent by the TU: both belong to the dialog, not the transaction.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from phonecast.sip._transaction_base import (
     DEFAULT_TIMERS,
@@ -159,9 +159,9 @@ __all__ = [
 ]
 
 St, In, Do = State, Input, Action
-_FINAL = (In.SUCCESS, In.FAILURE)
+_FINAL: Final = (In.SUCCESS, In.FAILURE)
 #: Client states in which the request may still be (re)transmitted.
-_SENDING = frozenset({St.CALLING, St.TRYING, St.PROCEEDING})
+_SENDING: Final = frozenset({St.CALLING, St.TRYING, St.PROCEEDING})
 
 # --------------------------------------------------- messages the layer builds
 
@@ -322,7 +322,7 @@ class ServerTransaction(Machine):
 
 
 # RFC 3261 figure 6.
-NON_INVITE_CLIENT: Table = {
+NON_INVITE_CLIENT: Final[Table] = {
     (St.TRYING, In.TIMER_E): Transition(St.TRYING, (Do.RETRANSMIT,), (In.TIMER_E,)),
     (St.TRYING, In.PROVISIONAL): Transition(St.PROCEEDING, (Do.PASS_UP,)),
     (St.PROCEEDING, In.TIMER_E): Transition(St.PROCEEDING, (Do.RETRANSMIT,), (In.TIMER_E,)),
@@ -372,7 +372,7 @@ class NonInviteClientTransaction(ClientTransaction):
 
 
 # RFC 3261 figure 8.
-NON_INVITE_SERVER: Table = {
+NON_INVITE_SERVER: Final[Table] = {
     (St.TRYING, In.PROVISIONAL): Transition(St.PROCEEDING, (Do.SEND,)),
     (St.PROCEEDING, In.PROVISIONAL): Transition(St.PROCEEDING, (Do.SEND,)),
     **rows((St.TRYING, St.PROCEEDING), _FINAL, Transition(St.COMPLETED, (Do.SEND,), (In.TIMER_J,))),
@@ -402,7 +402,7 @@ class NonInviteServerTransaction(ServerTransaction):
 
 
 # RFC 3261 figure 5 with RFC 6026's Accepted state.
-INVITE_CLIENT: Table = {
+INVITE_CLIENT: Final[Table] = {
     (St.CALLING, In.TIMER_A): Transition(St.CALLING, (Do.RETRANSMIT,), (In.TIMER_A,)),
     (St.CALLING, In.TIMER_B): Transition(St.TERMINATED, (Do.TIME_OUT,)),
     **rows(
@@ -472,7 +472,7 @@ class InviteClientTransaction(ClientTransaction):
 
 
 # RFC 6026 figure 7.
-INVITE_SERVER: Table = {
+INVITE_SERVER: Final[Table] = {
     (St.PROCEEDING, In.PROVISIONAL): Transition(St.PROCEEDING, (Do.SEND,)),
     (St.PROCEEDING, In.SUCCESS): Transition(St.ACCEPTED, (Do.SEND,), (In.TIMER_L,)),
     (St.PROCEEDING, In.FAILURE): Transition(St.COMPLETED, (Do.SEND,), (In.TIMER_G, In.TIMER_H)),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field, replace
+from typing import Final
 
 from phonecast.sip import _abnf
 from phonecast.sip._memo import memoize
@@ -20,10 +21,10 @@ from phonecast.sip.errors import UriError
 Params = tuple[tuple[str, str | None], ...]
 
 #: Parameters that make two SIP URIs different when only one side has them.
-_SIGNIFICANT_PARAMS = ("user", "ttl", "method", "maddr", "transport")
+_SIGNIFICANT_PARAMS: Final = ("user", "ttl", "method", "maddr", "transport")
 
 #: The port each transport uses when a URI names none (RFC 3261 19.1.2).
-DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061, "sctp": 5060, "ws": 80, "wss": 443}
+DEFAULT_PORTS: Final = {"udp": 5060, "tcp": 5060, "tls": 5061, "sctp": 5060, "ws": 80, "wss": 443}
 
 
 def format_params(params: Params) -> str:
@@ -57,11 +58,11 @@ def normalize_host(host: str) -> str:
         return bare.lower().rstrip(".") if bare else bare
 
 
-_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_IPV4_STRICT_RE = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+_OCTET: Final = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4_STRICT_RE: Final = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 #: The common URI shape, parsed in one match: sip:user@host[:port] with a
 #: plain user, an IPv4 address or host name, and no parameters or headers.
-_SIMPLE_SIP_RE = re.compile(
+_SIMPLE_SIP_RE: Final = re.compile(
     rf"(sips?):(?:([A-Za-z0-9\-_.!~*'()&=+$,]+)@)?"
     rf"({_OCTET}(?:\.{_OCTET}){{3}}|{_abnf.hostname})(?::([0-9]{{1,5}}))?"
 )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Final
 
 from phonecast.sip import _abnf
 from phonecast.sip._memo import remember
@@ -27,7 +27,7 @@ from phonecast.sip.message import Header, Request, Response, canonical_name
 from phonecast.sip.uri import Uri, parse_uri
 
 #: Default upper bound on a message, in octets (UDP datagrams cannot exceed it).
-MAX_MESSAGE_SIZE = 65535
+MAX_MESSAGE_SIZE: Final = 65535
 
 
 def _split_head(data: bytes) -> tuple[bytes, int, str]:
@@ -45,14 +45,14 @@ def _split_head(data: bytes) -> tuple[bytes, int, str]:
     return data.rstrip(b"\r\n"), len(data), "\r\n"
 
 
-_NO_LENGTHS: list[str] = []
-_FOLD_RE = re.compile(r"(?:[ \t]*\r\n[ \t]+)+")  # a run of folds is one SP
+_NO_LENGTHS: Final[list[str]] = []
+_FOLD_RE: Final = re.compile(r"(?:[ \t]*\r\n[ \t]+)+")  # a run of folds is one SP
 
 
 #: Header names as spelled, already checked to be tokens -> canonical name.
 #: Peers spell the same few dozen names every time; bounded (names come off
 #: the wire) by starting afresh when full.
-_TOKEN_NAMES: dict[str, str] = {}
+_TOKEN_NAMES: Final[dict[str, str]] = {}
 
 #: Whole header lines that recur between two peers (every NOTIFY a pusher
 #: sends one phone has the same To, Contact, Event, Content-Type...) ->
@@ -60,8 +60,8 @@ _TOKEN_NAMES: dict[str, str] = {}
 #: checking the line again.  Only the headers in :data:`_RECURRING` are kept, and only
 #: short lines; bounded by starting afresh when full, so unique values cost
 #: at most the bound, never unbounded memory.
-_LINES: dict[str, tuple[str, Any, str]] = {}  # field: Any, see _fast_split
-_RECURRING = frozenset(
+_LINES: Final[dict[str, tuple[str, Any, str]]] = {}  # field: Any, see _fast_split
+_RECURRING: Final = frozenset(
     {
         "max-forwards",
         "to",
@@ -80,9 +80,9 @@ _RECURRING = frozenset(
         "subscription-state",
     }
 )
-_TABLE_SIZE = 4096
-_MAX_NAME = 64
-_MAX_LINE = 128
+_TABLE_SIZE: Final = 4096
+_MAX_NAME: Final = 64
+_MAX_LINE: Final = 128
 
 
 def _fast_split(head: str) -> tuple[str, list[Header], dict[str, list[str]]] | None:
@@ -242,8 +242,8 @@ def _frame_length(lengths: list[str], available: int, *, stream: bool) -> int | 
 #: Start lines as received -> what they say.  A peer sends one phone the
 #: same request line every time (and a phone answers with the same few
 #: status lines), so each is matched once; bounded by starting afresh.
-_REQUEST_LINES: dict[str, tuple[str, Uri, str]] = {}
-_STATUS_LINES: dict[str, tuple[int, str, str]] = {}
+_REQUEST_LINES: Final[dict[str, tuple[str, Uri, str]]] = {}
+_STATUS_LINES: Final[dict[str, tuple[int, str, str]]] = {}
 
 
 def _request_line(start: str) -> tuple[str, Uri, str]:
