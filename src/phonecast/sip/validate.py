@@ -108,6 +108,8 @@ def validate(message: Message, policy: UasPolicy | None = None) -> None:
 
 
 #: What validation does with each header it knows, as bits (see _RULES).
+#: Optional headers read through their Message property when present.
+_PROPERTIES: Final = ("contact", "route", "record-route", "content-length")
 _IS_REQUIRED: Final = 1
 _IS_SINGLE: Final = 2
 _IS_PROPERTY: Final = 4  # read through its Message property (Contact, Route, ...)
@@ -119,7 +121,7 @@ def _rules() -> dict[str, int]:
     for names, bit in (
         (_REQUIRED, _IS_REQUIRED),
         (_SINGLE, _IS_SINGLE),
-        (("contact", "route", "record-route", "content-length"), _IS_PROPERTY),
+        (_PROPERTIES, _IS_PROPERTY),
         (tuple(_TYPED), _IS_TYPED),
     ):
         for name in names:
@@ -153,16 +155,22 @@ def _check_headers_quickly(message: Message, fields: dict[str, list[str]]) -> bo
             typed.append(name)
     if required != len(_REQUIRED):
         return False
-    message.via  # noqa: B018
-    message.from_  # noqa: B018
-    message.to  # noqa: B018
-    message.call_id  # noqa: B018
-    message.cseq  # noqa: B018
+    _read_required(message)
     if properties:
         _read_properties(message, fields)
     for name in typed:
         message.typed(name, _TYPED[name])  # type: ignore[arg-type]
     return True
+
+
+def _read_required(message: Message) -> None:
+    """Read the headers every message has; each raises HeaderError (status
+    400) if malformed, in this order."""
+    message.via  # noqa: B018
+    message.from_  # noqa: B018
+    message.to  # noqa: B018
+    message.call_id  # noqa: B018
+    message.cseq  # noqa: B018
 
 
 def _read_properties(message: Message, fields: dict[str, list[str]]) -> None:
@@ -189,12 +197,7 @@ def _check_headers_in_order(message: Message, fields: dict[str, list[str]]) -> N
     lengths = fields.get("content-length")
     if lengths is not None and len(lengths) > 1 and len({v.strip() for v in lengths}) > 1:
         raise _bad("conflicting Content-Length values")
-    # Reading each typed header raises HeaderError (status 400) if malformed.
-    message.via  # noqa: B018
-    message.from_  # noqa: B018
-    message.to  # noqa: B018
-    message.call_id  # noqa: B018
-    message.cseq  # noqa: B018
+    _read_required(message)
     # Optional headers are read only when present (an absent one cannot be
     # malformed, and a UAS validates every request it receives).
     _read_properties(message, fields)

@@ -129,10 +129,7 @@ def _fast_split(head: str) -> tuple[str, list[Header], dict[str, list[str]]] | N
             name = line[:colon]
             known = names.get(name)
             if known is None:
-                # Most names are letters, digits and '-': two C-level checks.
-                if not (name.isascii() and name.replace("-", "").isalnum()) and (
-                    _abnf.TOKEN_RE.fullmatch(name) is None
-                ):
+                if not _abnf.is_token(name):
                     return None
                 known = canonical_name(name)
                 if len(name) <= _MAX_NAME:
