@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import socket
 from collections.abc import AsyncIterator
@@ -458,4 +459,68 @@ async def test_refused_sockets_kept_are_bounded() -> None:
         assert len(fetcher._spares[socket.AF_INET]) == module._SPARES_KEPT
     finally:
         await fetcher.close()
+        listener.close()
+
+
+class _CountingSocket(socket.socket):
+    """A socket that counts the calls that reach the kernel in a GET."""
+
+    calls: list[str]
+
+    def connect_ex(self, address: object) -> int:
+        self.calls.append("connect")
+        return super().connect_ex(address)  # type: ignore[arg-type]
+
+    def send(self, data: object, flags: int = 0) -> int:
+        self.calls.append("send")
+        return super().send(data, flags)  # type: ignore[arg-type]
+
+
+async def test_a_refused_get_costs_two_connects_and_keeps_its_socket_ready() -> None:
+    """On loopback a refusal is over when connect returns: a second connect
+    reads it (no send, no clearing connect afterwards), the socket is kept,
+    and it connects again at once."""
+    from phonecast.phone import fetcher as module
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))  # bound, not listening: refuses
+    address = ("127.0.0.1", listener.getsockname()[1])
+    fetcher = Fetcher(timeout=2)
+    results: list[FetchResult] = []
+    sock = _CountingSocket()
+    sock.calls = []
+    sock.setblocking(False)
+    try:
+        get = module._SocketGet(fetcher, module._Fetch("http://x/", 0, results.append), sock,
+                                b"GET / HTTP/1.0\r\n\r\n")  # fmt: skip
+        fetcher._active += 1
+        get.open(address)
+        (result,) = results
+        assert (result.error or "").startswith("ConnectionRefusedError")
+        assert sock.calls == ["connect", "connect"]
+        assert fetcher._spares[socket.AF_INET] == [sock]
+        assert sock.connect_ex(address) == errno.EINPROGRESS  # ready: a new attempt starts
+    finally:
+        await fetcher.close()
+        listener.close()
+
+
+def test_a_refusal_read_elsewhere_is_cleared_before_the_socket_is_kept() -> None:
+    """A refusal reported by send or SO_ERROR (a connect that was still under
+    way) leaves the socket needing one more connect; _recycle makes it and
+    keeps the socket only when it answers ECONNABORTED."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    address = ("127.0.0.1", listener.getsockname()[1])
+    fetcher = Fetcher(timeout=2)
+    sock = socket.socket()
+    sock.setblocking(False)
+    try:
+        assert sock.connect_ex(address) == errno.EINPROGRESS
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNREFUSED
+        fetcher._recycle(sock, address, cleared=False)  # type: ignore[arg-type]
+        assert fetcher._spares[socket.AF_INET] == [sock]
+        assert sock.connect_ex(address) == errno.EINPROGRESS
+    finally:
+        sock.close()
         listener.close()

@@ -61,6 +61,14 @@ _NONBLOCK_FLAGS: Final[int] = getattr(socket, "SOCK_NONBLOCK", 0) | getattr(
 _TARGETS_KEPT: Final = 1024
 #: Refused sockets kept for the next GET, per address family.
 _SPARES_KEPT: Final = 8
+# The connect answers a GET looks at, as constants the compiled build reads
+# without an attribute lookup on the errno module each time.
+_EINPROGRESS: Final[int] = errno.EINPROGRESS
+_EALREADY: Final[int] = errno.EALREADY
+_EISCONN: Final[int] = errno.EISCONN
+_ECONNREFUSED: Final[int] = errno.ECONNREFUSED
+_ECONNABORTED: Final[int] = errno.ECONNABORTED
+_ENOTCONN: Final[int] = errno.ENOTCONN
 
 
 class PageFetcher(Protocol):
@@ -136,6 +144,7 @@ class _SocketGet:
 
     __slots__ = (
         "_address",
+        "_cleared",
         "_fetcher",
         "_idle",
         "_pending",
@@ -156,18 +165,34 @@ class _SocketGet:
         self._reading = False
         self._writing = False
         self._refused = False
+        #: Refused, and the refusal already read by connect: reusable as is.
+        self._cleared = False
         self._address: tuple[str, int] | None = None
         self._idle = _Idle(fetcher, self._timed_out)
 
     def open(self, address: tuple[str, int]) -> None:
         """Connect and send the request (or wait until it can be sent)."""
         self._address = address
-        err = self._sock.connect_ex(address)
-        if err not in (0, errno.EINPROGRESS):
+        connect = self._sock.connect_ex
+        err = connect(address)
+        if err == _EINPROGRESS:
+            # On loopback the handshake, or the refusal, is over by the time
+            # connect returns, and asking again says which: EISCONN, or
+            # ECONNREFUSED, after which the socket may connect again at once
+            # (a refusal seen by send first needs one more connect to clear
+            # it: _recycle).  Elsewhere the attempt is still under way
+            # (EALREADY), and writability will mean "connected".
+            err = connect(address)
+            if err == _EALREADY:
+                self._wait(write=True)
+                return
+            if err == _EISCONN:
+                err = 0
+            elif err == _ECONNREFUSED:
+                self._refused = self._cleared = True
+        if err:
             self._fail(OSError(err, os.strerror(err)))
             return
-        # On loopback the handshake (or the refusal) is over by now; elsewhere
-        # the first send says EAGAIN, and writability then means "connected".
         self._send()
 
     def _send(self) -> None:
@@ -177,12 +202,12 @@ class _SocketGet:
             self._wait(write=True)
             return
         except OSError as exc:
-            if exc.errno == errno.ENOTCONN:  # still connecting, on some stacks
+            if exc.errno == _ENOTCONN:  # still connecting, on some stacks
                 self._wait(write=True)
                 return
             # A refused or failed connection shows here.  Refused before a
             # byte went out, the socket can serve the next GET.
-            self._refused = exc.errno == errno.ECONNREFUSED
+            self._refused = exc.errno == _ECONNREFUSED
             self._fail(exc)
             return
         self._pending = self._pending[sent:]
@@ -243,7 +268,7 @@ class _SocketGet:
             loop.remove_writer(fd)
             self._writing = False
         if self._refused and self._address is not None:
-            self._fetcher._recycle(self._sock, self._address)
+            self._fetcher._recycle(self._sock, self._address, cleared=self._cleared)
         else:
             self._sock.close()
         self._idle.stop()
@@ -408,7 +433,7 @@ class Fetcher:
         self._sockets.add(get)
         get.open((host, port))
 
-    def _recycle(self, sock: _raw_socket, address: tuple[str, int]) -> None:
+    def _recycle(self, sock: _raw_socket, address: tuple[str, int], *, cleared: bool) -> None:
         """Keep a socket whose connect was refused for the next GET, or close it.
 
         Making and closing a socket is two thirds of a GET refused on
@@ -417,9 +442,10 @@ class Fetcher:
         again, once one more ``connect`` has answered ECONNABORTED, saying
         the failed attempt is cleared.  Any other answer (another kernel, or
         an attempt under way after all) and the socket is closed, as
-        without this."""
+        without this.  ``cleared``: a second ``connect`` read the refusal
+        (see _SocketGet.open), which clears it too."""
         spares = self._spares.setdefault(sock.family, [])
-        if len(spares) < _SPARES_KEPT and sock.connect_ex(address) == errno.ECONNABORTED:
+        if len(spares) < _SPARES_KEPT and (cleared or sock.connect_ex(address) == _ECONNABORTED):
             spares.append(sock)
         else:
             sock.close()
