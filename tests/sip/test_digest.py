@@ -1117,3 +1117,35 @@ def test_the_one_scan_split_agrees_with_the_general_reader(
         assert [(fast.scheme, fast.token68, fast.params)] == [
             (g.scheme, g.token68, g.params) for g in general
         ]
+
+
+@pytest.mark.parametrize("stale", [False, True])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"opaque": "op-1", "domain": "sip:phone.example"},
+        {"algorithm": "SHA-256", "qop": ("auth", "auth-int")},
+        {"qop": (), "allow_no_qop": True},
+        {"realm": 'the "phonecast-nonce-goes-here" realm'},  # the marker elsewhere
+    ],
+)
+def test_challenge_text_is_the_challenge_written_out(
+    settings: dict[str, object], stale: bool
+) -> None:
+    """challenge_text is str(challenge()) with a fresh nonce of this server's,
+    whatever the settings, and follows them when they change."""
+    server = DigestServer(str(settings.pop("realm", "phone")), **settings)  # type: ignore[arg-type]
+    for _ in range(2):  # the second time from the kept template
+        text = server.challenge_text(NOW, bind=b"line-1", stale=stale)
+        (read,) = parse_challenges(text)
+        assert read.nonce is not None and read.nonce != "phonecast-nonce-goes-here"
+        written = server.challenge(NOW, stale=stale)
+        assert text == str(dataclasses.replace(written, nonce=read.nonce))
+        creds = DigestClient("1001", PASSWORD).respond(read, method="NOTIFY", uri="sip:1001@h")
+        verdict = server.verify(creds, method="NOTIFY", now=NOW, password=PASSWORD, bind=b"line-1")
+        assert verdict.reason == Reason.OK
+    server.realm = "renamed"
+    server.opaque = "op-2"
+    (read,) = parse_challenges(server.challenge_text(NOW, stale=stale))
+    assert (read.realm, read.opaque) == ("renamed", "op-2")

@@ -405,7 +405,7 @@ class PhoneHost:
                 return True
             reason, stale = verdict.reason, verdict.stale
         self._auth_event(name, line, False, reason)
-        challenge = digest.challenge(now, bind=line.bind, stale=stale)
+        challenge = digest.challenge_text(now, bind=line.bind, stale=stale)
         # Without a transaction (RFC 3261 8.2.7, 26.1.5): a flood of pushes
         # without valid credentials must cost the phone no state; a copy of
         # the request gets the same 401 from the endpoint's bounded table.
@@ -413,7 +413,7 @@ class PhoneHost:
             request,
             401,
             to_tag=handle.stateless_tag,
-            headers=[("WWW-Authenticate", str(challenge))],
+            headers=[("WWW-Authenticate", challenge)],
         )
         self._respond(line, handle, unauthorized, stateless=True)
         return False

@@ -58,6 +58,10 @@ _PAD: Final = b"=" * (-_NONCE_CHARS % 4)
 #: urlsafe_* functions do the same in three Python calls a nonce).
 _FROM_URLSAFE: Final = bytes.maketrans(b"-_", b"+/")
 _TO_URLSAFE: Final = bytes.maketrans(b"+/", b"-_")
+#: Stands in for the nonce in the text challenge_text fills in.
+_NONCE_MARKER: Final = "phonecast-nonce-goes-here"
+#: What a challenge's text depends on besides its nonce and stale flag.
+_Settings = tuple[str, str | None, str | None, str, tuple[str, ...]]
 
 
 class Reason(StrEnum):
@@ -145,6 +149,7 @@ class DigestServer:
         "_keyed",
         "_realm_field",
         "_secret",
+        "_templates",
         "_used",
         "algorithm",
         "algorithms",
@@ -207,6 +212,9 @@ class DigestServer:
         #: Until this time (ms) the least recently used entry is known to be
         #: within its lifetime: eviction need not look (see _evict).
         self._check_after_ms = -1
+        #: stale -> (the settings it was made for, text before the nonce,
+        #: text after it): see challenge_text.
+        self._templates: dict[bool, tuple[_Settings, str, str]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -286,6 +294,40 @@ class DigestServer:
             algorithm=name,
             qop=self.qop,
         )
+
+    def challenge_text(self, now: float, *, bind: bytes = b"", stale: bool = False) -> str:
+        """``str(self.challenge(now, bind=bind, stale=stale))``, the value of a
+        WWW-Authenticate field, made without building and formatting a
+        :class:`Challenge` each time: a phone answers every push that comes
+        without credentials with one, and all but the nonce is the same
+        until the server's settings change."""
+        settings = (self.realm, self.domain, self.opaque, self.algorithm, self.qop)
+        template = self._templates.get(stale)
+        if template is None or template[0] != settings:
+            template = self._templates[stale] = (settings, *self._template(stale))
+        if not template[1]:  # no template (see _template): the general way
+            return str(self.challenge(now, bind=bind, stale=stale))
+        return template[1] + self.new_nonce(now, bind=bind) + template[2]
+
+    def _template(self, stale: bool) -> tuple[str, str]:
+        """The challenge's text around its nonce; ("", "") when the marker
+        standing in for the nonce turns up elsewhere too (in the realm, say)."""
+        text = str(
+            Challenge(
+                realm=self.realm,
+                domain=self.domain,
+                nonce=_NONCE_MARKER,
+                opaque=self.opaque,
+                stale=stale,
+                algorithm=get_algorithm(self.algorithm).name,
+                qop=self.qop,
+            )
+        )
+        # A nonce of ours is URL-safe base64, quoted as it is: '"' + nonce + '"'.
+        before, found, after = text.partition(f'"{_NONCE_MARKER}"')
+        if not found or _NONCE_MARKER in before or _NONCE_MARKER in after:
+            return "", ""
+        return before + '"', '"' + after
 
     def challenges(
         self,
