@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 from bench.phone_vs_sipp import start_phone
-from bench.push_vs_sipp import free_port, scenario
+from bench.push_vs_sipp import SOCKET_BUFFER, free_port, scenario
 
 OUT = Path(__file__).resolve().parent / "profiles"
 #: "py-spy" or "perf" (set by --sampler).
@@ -60,7 +60,10 @@ PHASES = {
         "transaction.ClientTransaction.handle_response",
     ),
     "digest: verify": ("_digest_server.DigestServer.verify",),
-    "digest: challenge": ("_digest_server.DigestServer.challenge",),
+    "digest: challenge": (
+        "_digest_server.DigestServer.challenge",
+        "_digest_server.DigestServer.challenge_text",
+    ),
     "digest: answer a challenge": ("digest.authorize",),
     "build a response": ("response.make_response",),
     "build a request": ("pusher.Pusher._build",),
@@ -166,7 +169,8 @@ def profile_phone(tmp: Path, rate: int, seconds: float) -> str:
         uac = subprocess.Popen(
             ["sipp", f"127.0.0.1:{port}", "-sf", str(scenario("uac_notify_auth.xml", tmp)),
              "-s", "1001", "-m", str(count), "-r", str(rate), "-i", "127.0.0.1",
-             "-p", str(free_port()), "-nostdin", "-timeout", "120"],
+             "-p", str(free_port()), "-nostdin", "-timeout", "120",
+             "-buff_size", str(SOCKET_BUFFER)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         time.sleep(1.0)  # past start-up

@@ -4,10 +4,14 @@ SIPp's UAC sends ``--count`` authenticated NOTIFYs (NOTIFY, 401, NOTIFY with
 credentials, 200; the body is a URL on a closed port, so the emulator's
 fetch fails fast) at each rate of ``--rates``, to SIPp as a phone
 (challenge + ``verifyauth``) and then to ``phonecast phone``, rate by rate.  For each run:
-whether SIPp saw a failed call, the achieved call rate, and the responder's
-own CPU seconds per 1,000 calls (from /proc).  A rate is sustained when no
-call failed and the achieved rate is at least 95 % of the rate asked for (an
-overloaded responder makes SIPp fall behind rather than fail).
+whether SIPp saw a failed call, the achieved call rate, whether it kept pace
+(at least 95 % of the rate asked for), and the responder's own CPU seconds
+per 1,000 calls (from /proc).  A responder's sustained rate is the highest
+achieved with zero failed calls, as in ``push_vs_sipp`` and the performance
+issue.  Until the tenth round this script also asked for the pace to be
+kept; but SIPp's UAC falls behind the higher rates against either responder
+(its own UAS included), so that rule measured the UAC's ceiling, not the
+responder's.  Both figures are printed.
 Run: ``.venv/bin/python -m bench.phone_vs_sipp --count 5000``.
 """
 
@@ -58,6 +62,7 @@ def main() -> None:
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     sustained = {"sipp": 0.0, "phonecast": 0.0}
+    paced = {"sipp": 0.0, "phonecast": 0.0}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         # Rate by rate, SIPp's UAS then the emulator: this machine's speed
@@ -66,19 +71,22 @@ def main() -> None:
         for rate in rates:
             for name in ("sipp", "phonecast"):
                 sipp, cpu = measure(tmp, name, rate, args.count)
-                held = sipp.ok and sipp.rate >= 0.95 * rate
-                if held:
+                kept_pace = sipp.rate >= 0.95 * rate
+                if sipp.ok:
                     sustained[name] = max(sustained[name], sipp.rate)
+                    if kept_pace:
+                        paced[name] = max(paced[name], sipp.rate)
                 print(
                     f"{name:<9} uas at {rate:>5}/s: {'ok    ' if sipp.ok else 'FAILED'} "
-                    f"{sipp.rate:7,.0f} calls/s {'(sustained)' if held else '(fell behind)'}, "
+                    f"{sipp.rate:7,.0f} calls/s {'(kept pace)' if kept_pace else '(fell behind)'}, "
+                    f"{sipp.failed} failed, "
                     f"{sipp.retransmissions} retransmissions, "
                     f"{cpu:.2f} CPU s per 1,000 calls (responder only)",
                     flush=True,
                 )
-    print(f"sustained: sipp {sustained['sipp']:,.0f}/s, phonecast {sustained['phonecast']:,.0f}/s")
-    if sustained["sipp"]:
-        print(f"ratio phonecast / sipp: {sustained['phonecast'] / sustained['sipp']:.2f}")
+    for label, best in (("sustained (zero failed calls)", sustained), ("kept pace too", paced)):
+        ratio = f", ratio {best['phonecast'] / best['sipp']:.2f}" if best["sipp"] else ""
+        print(f"{label}: sipp {best['sipp']:,.0f}/s, phonecast {best['phonecast']:,.0f}/s{ratio}")
 
 
 if __name__ == "__main__":
