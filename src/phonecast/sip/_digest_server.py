@@ -58,6 +58,11 @@ _PAD: Final = b"=" * (-_NONCE_CHARS % 4)
 #: urlsafe_* functions do the same in three Python calls a nonce).
 _FROM_URLSAFE: Final = bytes.maketrans(b"-_", b"+/")
 _TO_URLSAFE: Final = bytes.maketrans(b"+/", b"-_")
+# Functions of C modules the nonce and digest checks call each time, as
+# constants: compiled code would look each up on its module at every call.
+_b2a_base64: Final = binascii.b2a_base64
+_a2b_base64: Final = binascii.a2b_base64
+_compare_digest: Final = hmac.compare_digest
 #: Stands in for the nonce in the text challenge_text fills in.
 _NONCE_MARKER: Final = "phonecast-nonce-goes-here"
 #: What a challenge's text depends on besides its nonce and stale flag.
@@ -246,7 +251,7 @@ class DigestServer:
         stamp = _STAMP.pack(int(now * 1000))
         salt = token_bytes(_SALT_LEN)
         raw = stamp + salt + self._mac(stamp, salt, bind)
-        coded = binascii.b2a_base64(raw, newline=False).translate(_TO_URLSAFE)
+        coded = _b2a_base64(raw, newline=False).translate(_TO_URLSAFE)
         return coded.rstrip(b"=").decode("ascii")
 
     def _issued_ms(self, nonce: str, bind: bytes) -> int | None:
@@ -254,13 +259,13 @@ class DigestServer:
         if len(nonce) != _NONCE_CHARS:
             return None
         try:  # ValueError: not ASCII; binascii.Error (a ValueError): not base64
-            raw = binascii.a2b_base64(nonce.encode("ascii").translate(_FROM_URLSAFE) + _PAD)
+            raw = _a2b_base64(nonce.encode("ascii").translate(_FROM_URLSAFE) + _PAD)
         except ValueError:
             return None
         if len(raw) != _NONCE_LEN:
             return None
         stamp, salt, mac = raw[:8], raw[8 : 8 + _SALT_LEN], raw[8 + _SALT_LEN :]
-        if not hmac.compare_digest(mac, self._mac(stamp, salt, bind)):
+        if not _compare_digest(mac, self._mac(stamp, salt, bind)):
             return None
         issued: int = _STAMP.unpack(stamp)[0]
         return issued
@@ -428,7 +433,7 @@ class DigestServer:
             ha1=h1,
         )
         sent = (c.response or "").lower().encode("utf-8", "surrogateescape")
-        if not hmac.compare_digest(expected.encode("ascii"), sent):
+        if not _compare_digest(expected.encode("ascii"), sent):
             return _fail(Reason.BAD_RESPONSE, username=user)
 
         age_ms = int(now * 1000) - issued
@@ -446,7 +451,7 @@ class DigestServer:
                 return None
             digest = compute_userhash(algorithm, username, self.realm)
             sent = (c.username or "").lower().encode("utf-8", "surrogateescape")
-            return username if hmac.compare_digest(digest.encode("ascii"), sent) else None
+            return username if _compare_digest(digest.encode("ascii"), sent) else None
         if username is not None and c.username != username:
             return None
         return c.username

@@ -32,6 +32,24 @@ from phonecast.sip._digest_parse import parse_challenges, parse_credentials
 from phonecast.sip.errors import HeaderError
 from phonecast.sip.uri import Uri
 
+# The parsers the properties hand to typed() and _required(), as constants:
+# compiled code would otherwise look each one up on the headers module at
+# every access, its value cached or not.
+_PARSE_CALL_ID: Final = h.parse_call_id
+_PARSE_CONTENT_LENGTH: Final = h.parse_content_length
+_PARSE_CSEQ: Final = h.parse_cseq
+_PARSE_DATE: Final = h.parse_date
+_PARSE_DELTA_SECONDS: Final = h.parse_delta_seconds
+_PARSE_EVENT: Final = h.parse_event
+_PARSE_MAX_FORWARDS: Final = h.parse_max_forwards
+_PARSE_MEDIA_TYPE: Final = h.parse_media_type
+_PARSE_NAME_ADDR: Final = h.parse_name_addr
+_PARSE_NAME_ADDR_LIST: Final = h.parse_name_addr_list
+_PARSE_RETRY_AFTER: Final = h.parse_retry_after
+_PARSE_SUBSCRIPTION_STATE: Final = h.parse_subscription_state
+_PARSE_TOKEN_LIST: Final = h.parse_token_list
+_PARSE_VIA_LIST: Final = h.parse_via_list
+
 T = TypeVar("T")
 
 #: RFC 3261 7.3.3 and later RFCs' compact header names.
@@ -290,7 +308,7 @@ class Message:
                 one: tuple[h.Via, ...] = (self.top_via,)
                 found = cache["via*"] = one
             else:
-                found = self._typed_all("via", h.parse_via_list)
+                found = self._typed_all("via", _PARSE_VIA_LIST)
         return found
 
     @property
@@ -308,34 +326,34 @@ class Message:
     @property
     def from_(self) -> h.NameAddr:
         """The From header."""
-        return self._required("from", h.parse_name_addr)
+        return self._required("from", _PARSE_NAME_ADDR)
 
     @property
     def to(self) -> h.NameAddr:
         """The To header."""
-        return self._required("to", h.parse_name_addr)
+        return self._required("to", _PARSE_NAME_ADDR)
 
     @property
     def call_id(self) -> str:
         """The Call-ID."""
-        return self._required("call-id", h.parse_call_id)
+        return self._required("call-id", _PARSE_CALL_ID)
 
     @property
     def cseq(self) -> h.CSeq:
         """The CSeq."""
-        return self._required("cseq", h.parse_cseq)
+        return self._required("cseq", _PARSE_CSEQ)
 
     @property
     def max_forwards(self) -> int | None:
         """Max-Forwards, if present."""
-        return self.typed("max-forwards", h.parse_max_forwards)
+        return self.typed("max-forwards", _PARSE_MAX_FORWARDS)
 
     @property
     def contact(self) -> tuple[h.NameAddr, ...]:
         """Contact values (empty for none; ``*`` is read with :meth:`get`)."""
         if (self.get("contact") or "").strip() == "*":
             return ()
-        return self._typed_all("contact", h.parse_name_addr_list)
+        return self._typed_all("contact", _PARSE_NAME_ADDR_LIST)
 
     @property
     def route(self) -> tuple[h.NameAddr, ...]:
@@ -350,62 +368,62 @@ class Message:
     @property
     def content_type(self) -> h.MediaType | None:
         """Content-Type, if present."""
-        return self.typed("content-type", h.parse_media_type)
+        return self.typed("content-type", _PARSE_MEDIA_TYPE)
 
     @property
     def content_length(self) -> int | None:
         """Content-Length, if present."""
-        return self.typed("content-length", h.parse_content_length)
+        return self.typed("content-length", _PARSE_CONTENT_LENGTH)
 
     @property
     def event(self) -> h.Event | None:
         """Event, if present."""
-        return self.typed("event", h.parse_event)
+        return self.typed("event", _PARSE_EVENT)
 
     @property
     def subscription_state(self) -> h.SubscriptionState | None:
         """Subscription-State, if present."""
-        return self.typed("subscription-state", h.parse_subscription_state)
+        return self.typed("subscription-state", _PARSE_SUBSCRIPTION_STATE)
 
     @property
     def expires(self) -> int | None:
         """Expires, if present."""
-        return self.typed("expires", h.parse_delta_seconds)
+        return self.typed("expires", _PARSE_DELTA_SECONDS)
 
     @property
     def retry_after(self) -> h.RetryAfter | None:
         """Retry-After, if present."""
-        return self.typed("retry-after", h.parse_retry_after)
+        return self.typed("retry-after", _PARSE_RETRY_AFTER)
 
     @property
     def date(self) -> Any:
         """Date as an aware ``datetime``, if present."""
-        return self.typed("date", h.parse_date)
+        return self.typed("date", _PARSE_DATE)
 
     @property
     def allow(self) -> tuple[str, ...]:
         """Allow: the methods, in order."""
-        return self._typed_all("allow", h.parse_token_list)
+        return self._typed_all("allow", _PARSE_TOKEN_LIST)
 
     @property
     def supported(self) -> tuple[str, ...]:
         """Supported option tags."""
-        return self._typed_all("supported", h.parse_token_list)
+        return self._typed_all("supported", _PARSE_TOKEN_LIST)
 
     @property
     def require(self) -> tuple[str, ...]:
         """Require option tags."""
-        return self._typed_all("require", h.parse_token_list)
+        return self._typed_all("require", _PARSE_TOKEN_LIST)
 
     @property
     def proxy_require(self) -> tuple[str, ...]:
         """Proxy-Require option tags."""
-        return self._typed_all("proxy-require", h.parse_token_list)
+        return self._typed_all("proxy-require", _PARSE_TOKEN_LIST)
 
     @property
     def unsupported(self) -> tuple[str, ...]:
         """Unsupported option tags."""
-        return self._typed_all("unsupported", h.parse_token_list)
+        return self._typed_all("unsupported", _PARSE_TOKEN_LIST)
 
     @property
     def www_authenticate(self) -> tuple[Challenge, ...]:
