@@ -524,3 +524,37 @@ def test_a_refusal_read_elsewhere_is_cleared_before_the_socket_is_kept() -> None
     finally:
         sock.close()
         listener.close()
+
+
+async def test_a_connect_still_under_way_waits_for_writability_then_times_out() -> None:
+    """A connect whose handshake is not over when connect returns (here: the
+    listener's accept queue is full, so its SYN goes unanswered) is waited
+    on, not taken for a failure, and ends at the timeout."""
+    from phonecast.phone import fetcher as module
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    address = listener.getsockname()
+    filler = socket.socket()
+    filler.setblocking(False)
+    filler.connect_ex(address)  # takes the one place in the queue
+    fetcher = Fetcher(timeout=0.3)
+    results: list[FetchResult] = []
+    sock = _CountingSocket()
+    sock.calls = []
+    sock.setblocking(False)
+    try:
+        get = module._SocketGet(fetcher, module._Fetch("http://x/", 0, results.append), sock,
+                                b"GET / HTTP/1.0\r\n\r\n")  # fmt: skip
+        fetcher._active += 1
+        get.open(address)
+        assert results == [] and get._writing
+        assert sock.calls == ["connect", "connect"]
+        await asyncio.sleep(1.0)
+        (result,) = results
+        assert result.error == "timed out"
+    finally:
+        await fetcher.close()
+        filler.close()
+        listener.close()

@@ -64,7 +64,9 @@ _SPARES_KEPT: Final = 8
 # The connect answers a GET looks at, as constants the compiled build reads
 # without an attribute lookup on the errno module each time.
 _EINPROGRESS: Final[int] = errno.EINPROGRESS
-_EALREADY: Final[int] = errno.EALREADY
+#: What a second connect may answer while the first is still under way
+#: (Linux and the BSDs say EALREADY; the others are taken the same way).
+_UNDER_WAY: Final = frozenset({errno.EALREADY, errno.EINPROGRESS, errno.EAGAIN})
 _EISCONN: Final[int] = errno.EISCONN
 _ECONNREFUSED: Final[int] = errno.ECONNREFUSED
 _ECONNABORTED: Final[int] = errno.ECONNABORTED
@@ -183,7 +185,7 @@ class _SocketGet:
             # it: _recycle).  Elsewhere the attempt is still under way
             # (EALREADY), and writability will mean "connected".
             err = connect(address)
-            if err == _EALREADY:
+            if err in _UNDER_WAY:
                 self._wait(write=True)
                 return
             if err == _EISCONN:
