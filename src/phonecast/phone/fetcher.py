@@ -64,13 +64,13 @@ _SPARES_KEPT: Final = 8
 # The connect answers a GET looks at, as constants the compiled build reads
 # without an attribute lookup on the errno module each time.
 _EINPROGRESS: Final[int] = errno.EINPROGRESS
-#: What a second connect may answer while the first is still under way
-#: (Linux and the BSDs say EALREADY; the others are taken the same way).
-_UNDER_WAY: Final = frozenset({errno.EALREADY, errno.EINPROGRESS, errno.EAGAIN})
 _EISCONN: Final[int] = errno.EISCONN
 _ECONNREFUSED: Final[int] = errno.ECONNREFUSED
 _ECONNABORTED: Final[int] = errno.ECONNABORTED
 _ENOTCONN: Final[int] = errno.ENOTCONN
+#: What a second connect may answer while the first is still under way
+#: (Linux and the BSDs say EALREADY; the others are taken the same way).
+_UNDER_WAY: Final = frozenset({errno.EALREADY, errno.EINPROGRESS, errno.EAGAIN})
 
 
 class PageFetcher(Protocol):
