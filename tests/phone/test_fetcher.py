@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import gc
+import os
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from aiohttp import web
 
 from phonecast.phone.fetcher import Fetcher, FetchResult
+from phonecast.phone.httpget import Exchange, outcome
 from tests.tls import make_pki
 
 
@@ -496,6 +498,12 @@ async def test_a_refused_get_costs_two_connects_and_keeps_its_socket_ready() -> 
         fetcher._active += 1
         get.open(address)
         (result,) = results
+        # The very text the general path writes for the same refusal.
+        exchange = Exchange(1024)
+        exchange.finish(OSError(errno.ECONNREFUSED, os.strerror(errno.ECONNREFUSED)))
+        general = outcome("http://x/", exchange)
+        assert isinstance(general, FetchResult)
+        assert result == general
         assert (result.error or "").startswith("ConnectionRefusedError")
         assert sock.calls == ["connect", "connect"]
         assert fetcher._spares[socket.AF_INET] == [sock]

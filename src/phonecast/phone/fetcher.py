@@ -68,6 +68,11 @@ _EISCONN: Final[int] = errno.EISCONN
 _ECONNREFUSED: Final[int] = errno.ECONNREFUSED
 _ECONNABORTED: Final[int] = errno.ECONNABORTED
 _ENOTCONN: Final[int] = errno.ENOTCONN
+#: What a GET refused at its connect reports: the text ``outcome`` writes for
+#: that refusal, made once (building and formatting the exception each time
+#: was a sixth of a refused GET's own work).
+_REFUSAL: Final = OSError(errno.ECONNREFUSED, os.strerror(errno.ECONNREFUSED))
+_REFUSED_TEXT: Final = f"{type(_REFUSAL).__name__}: {_REFUSAL}"
 #: What a second connect may answer while the first is still under way
 #: (Linux and the BSDs say EALREADY; the others are taken the same way).
 _UNDER_WAY: Final = frozenset({errno.EALREADY, errno.EINPROGRESS, errno.EAGAIN})
@@ -192,6 +197,8 @@ class _SocketGet:
                 err = 0
             elif err == _ECONNREFUSED:
                 self._refused = self._cleared = True
+                self._end(FetchResult(self.fetch.url, False, error=_REFUSED_TEXT))
+                return
         if err:
             self._fail(OSError(err, os.strerror(err)))
             return
@@ -260,8 +267,9 @@ class _SocketGet:
         self.exchange.finish(exc)
         self._end()
 
-    def _end(self) -> None:
-        """Release the callbacks, the socket and the timer; report."""
+    def _end(self, result: FetchResult | None = None) -> None:
+        """Release the callbacks, the socket and the timer; report what the
+        exchange amounts to, or ``result`` (a refusal read at connect)."""
         loop, fd = self._fetcher.loop, self._sock.fileno()
         if self._reading:
             loop.remove_reader(fd)
@@ -275,7 +283,11 @@ class _SocketGet:
             self._sock.close()
         self._idle.stop()
         self._fetcher._sockets.discard(self)
-        self._fetcher._ended(self.fetch, outcome(self.fetch.url, self.exchange))
+        if result is None:
+            self._fetcher._ended(self.fetch, outcome(self.fetch.url, self.exchange))
+        else:
+            self.exchange.finish(_REFUSAL)
+            self._fetcher._ended(self.fetch, result)
 
     def abort(self) -> None:
         """The fetcher is closing: end now, as a failed fetch."""
