@@ -13,7 +13,9 @@ confirmed under SIPp (``bench.phone_vs_sipp``).
 
 The compiled build only (the function names it toggles on are mypyc's).
 With ``--top N`` prints the N functions with the most instructions
-(inclusive), the start of a profile without a sampler's noise.
+(inclusive), the start of a profile without a sampler's noise; with
+``--fetch`` each call's fetch (a GET to a closed port, started after the
+answers) is made and counted too.
 Needs valgrind (``apt-get install valgrind``).
 Run: ``.venv/bin/python -m bench.instructions --calls 1000``.
 """
@@ -31,19 +33,24 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 #: mypyc's C names of the two entry points whose work is counted.
 TOGGLES = ("CPyDef_endpoint___SipEndpoint____on_data", "CPyDef_endpoint___SipEndpoint___flush")
+#: Where the emulator starts the fetches of a burst, after answering it.
+FETCH_TOGGLE = "CPyDef_emulator___PhoneHost____start_fetches"
 
 
-def count(calls: int, out: Path) -> int:
-    """Instructions inside the emulator over ``calls`` calls (callgrind file at ``out``)."""
+def count(calls: int, out: Path, *, fetch: bool = False) -> int:
+    """Instructions inside the emulator over ``calls`` calls (callgrind file
+    at ``out``); with ``fetch``, its fetches (to a closed port) too."""
+    toggles = (*TOGGLES, FETCH_TOGGLE) if fetch else TOGGLES
     command = [
         "valgrind",
         "--tool=callgrind",
         f"--callgrind-out-file={out}",
-        *(f"--toggle-collect={name}" for name in TOGGLES),
+        *(f"--toggle-collect={name}" for name in toggles),
         sys.executable,
         str(HERE / "emulator_cpu.py"),
         "--calls",
         str(calls),
+        *(["--fetch"] if fetch else []),
     ]
     run = subprocess.run(command, capture_output=True, text=True, check=False)
     if run.returncode != 0:
@@ -75,14 +82,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--top", type=int, default=0)
+    parser.add_argument(
+        "--fetch", action="store_true", help="count each call's fetch (to a closed port) too"
+    )
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
-        total = count(args.calls, out)
+        total = count(args.calls, out, fetch=args.fetch)
         per_call = total / args.calls
-        print(f"{args.calls} calls: {per_call:,.0f} instructions per call in the emulator")
+        what = "the emulator and its fetch" if args.fetch else "the emulator"
+        print(f"{args.calls} calls: {per_call:,.0f} instructions per call in {what}")
         for instructions, name in top(out, args.top):
             print(f"{instructions / args.calls:>10,.0f}  {name}")
 
