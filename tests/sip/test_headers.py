@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from phonecast.sip import HeaderError, SipUri, parse_uri
+from phonecast.sip import _addresses as a
 from phonecast.sip import headers as h
 from phonecast.sip._memo import TABLE_SIZE
 from tests.sip.strategies import sip_uris, tokens
@@ -88,10 +89,10 @@ def test_usual_vias_read_as_the_full_grammar_reads_them(sent_by: str, params: li
     reading each value twice) agrees with the full grammar, and declines
     whatever the grammar refuses."""
     value = sent_by + "".join(params)
-    first, again = h._simple_via(value), h._simple_via(value)
+    first, again = a._simple_via(value), a._simple_via(value)
     assert first == again
     try:
-        full = h._full_via(value, "Via")
+        full = a._full_via(value, "Via")
     except HeaderError:
         assert first is None
         return
@@ -106,11 +107,11 @@ def test_usual_vias_are_read_without_the_full_grammar() -> None:
         "SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK777;rport=5060;received=10.0.0.2",
         "SIP/2.0/TCP host.example;branch=z9hG4bK.1",
     ):
-        assert h._simple_via(value) == h._full_via(value, "Via")
+        assert a._simple_via(value) == a._full_via(value, "Via")
     # Once the rest of a peer's Via is known, only the branch is read, and
     # an empty or malformed one still goes to the full grammar.
     for branch in ("", "x y"):
-        assert h._simple_via(f"SIP/2.0/UDP 10.0.0.2:5060;branch={branch};rport") is None
+        assert a._simple_via(f"SIP/2.0/UDP 10.0.0.2:5060;branch={branch};rport") is None
         with pytest.raises(HeaderError):
             h.parse_via(f"SIP/2.0/UDP 10.0.0.2:5060;branch={branch};rport")
 
@@ -123,12 +124,12 @@ def test_the_via_memories_are_bounded() -> None:
         h.parse_name_addr(f"<sip:u{n}@10.0.0.1>", "To")
         h.parse_event(f"package{n};id={n}")
         h.parse_media_type(f"text/x-{n}")
-    tables = (h._SENT_BY, h._VIA_SHAPES, h._HOSTS, h._CSEQS, h._TAGGED_SHAPES)
-    for table in (*tables, h._UNTAGGED, h._EVENTS, h._MEDIA_TYPES):
+    tables = (a._SENT_BY, a._VIA_SHAPES, a._HOSTS, h._CSEQS, a._TAGGED_SHAPES)
+    for table in (*tables, a._UNTAGGED, h._EVENTS, h._MEDIA_TYPES):
         assert 0 < len(table) <= TABLE_SIZE
     long_host = "h" * 200
     h.parse_via(f"SIP/2.0/UDP {long_host};branch=z9hG4bK1;received={long_host}")
-    assert long_host not in h._HOSTS and all(long_host not in key for key in h._SENT_BY)
+    assert long_host not in a._HOSTS and all(long_host not in key for key in a._SENT_BY)
 
 
 _NAME_ADDR_HEADS = st.sampled_from(
@@ -165,7 +166,7 @@ def test_tagged_name_addrs_read_as_the_full_grammar_reads_them(
     for this_tag in (tag, other_tag, tag):
         value = f"{head}{''.join(before)};tag={this_tag}{''.join(after)}"
         try:
-            full = h._parse_name_addr(value, "From")
+            full = a._parse_name_addr(value, "From")
         except HeaderError:
             with pytest.raises(HeaderError):
                 h.parse_name_addr(value, "From")
@@ -175,7 +176,7 @@ def test_tagged_name_addrs_read_as_the_full_grammar_reads_them(
 
 def test_a_from_is_read_once_per_shape_then_only_its_tag() -> None:
     first = h.parse_name_addr("<sip:sipp@127.0.0.1:5061>;tag=1sipp1", "From")
-    assert "<sip:sipp@127.0.0.1:5061>;tag=" in h._TAGGED_SHAPES
+    assert "<sip:sipp@127.0.0.1:5061>;tag=" in a._TAGGED_SHAPES
     second = h.parse_name_addr("<sip:sipp@127.0.0.1:5061>;tag=2sipp2", "From")
     assert second.tag == "2sipp2" and second.uri is first.uri  # the URI was not parsed again
     with pytest.raises(HeaderError):  # a bad tag still meets the grammar
