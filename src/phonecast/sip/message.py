@@ -30,6 +30,13 @@ from phonecast.sip import headers as h
 from phonecast.sip._digest_core import Challenge, Credentials
 from phonecast.sip._digest_parse import parse_challenges, parse_credentials
 from phonecast.sip.errors import HeaderError
+from phonecast.sip.names import (
+    _CANONICAL,
+    COMPACT_NAMES,
+    LIST_HEADERS,
+    _display_name,
+    canonical_name,
+)
 from phonecast.sip.uri import Uri
 
 # The parsers the properties hand to typed() and _required(), as constants:
@@ -51,72 +58,6 @@ _PARSE_TOKEN_LIST: Final = h.parse_token_list
 _PARSE_VIA_LIST: Final = h.parse_via_list
 
 T = TypeVar("T")
-
-#: RFC 3261 7.3.3 and later RFCs' compact header names.
-COMPACT_NAMES: Final = {
-    "a": "accept-contact",
-    "b": "referred-by",
-    "c": "content-type",
-    "d": "request-disposition",
-    "e": "content-encoding",
-    "f": "from",
-    "i": "call-id",
-    "j": "reject-contact",
-    "k": "supported",
-    "l": "content-length",
-    "m": "contact",
-    "n": "identity-info",
-    "o": "event",
-    "r": "refer-to",
-    "s": "subject",
-    "t": "to",
-    "u": "allow-events",
-    "v": "via",
-    "x": "session-expires",
-    "y": "identity",
-}
-
-#: Headers whose values are comma-separated lists (RFC 3261 7.3.1).
-LIST_HEADERS: Final = frozenset(
-    {
-        "via",
-        "contact",
-        "route",
-        "record-route",
-        "allow",
-        "supported",
-        "require",
-        "proxy-require",
-        "unsupported",
-        "accept",
-        "accept-encoding",
-        "accept-language",
-        "content-encoding",
-        "alert-info",
-        "call-info",
-        "error-info",
-        "in-reply-to",
-        "allow-events",
-        "path",
-        "service-route",
-    }
-)
-
-#: Header name as spelled -> canonical name.  Peers spell the same few dozen
-#: names the same way every time; bounded because names come off the wire.
-_CANONICAL: Final[dict[str, str]] = {}
-
-
-def canonical_name(name: str) -> str:
-    """Lower-case long form of a header name, for lookups."""
-    key = _CANONICAL.get(name)
-    if key is None:
-        lname = name.lower()
-        key = COMPACT_NAMES.get(lname, lname)
-        if len(_CANONICAL) < 4096:
-            _CANONICAL[name] = key
-    return key
-
 
 Header = tuple[str, str]
 _NONE: Final[list[str]] = []
@@ -549,24 +490,6 @@ class Message:
         if content_type is not None:
             msg = msg.with_header_replaced("Content-Type", content_type)
         return msg.with_header_replaced("Content-Length", str(len(body)))
-
-
-_DISPLAY_NAMES: Final = {
-    "call-id": "Call-ID",
-    "cseq": "CSeq",
-    "www-authenticate": "WWW-Authenticate",
-}
-
-
-def _display_name(key: str) -> str:
-    """How a canonical header name is shown in errors (memoised: it is
-    computed for every typed read)."""
-    shown = _DISPLAY_NAMES.get(key)
-    if shown is None:
-        shown = "-".join(p.capitalize() for p in key.split("-"))
-        if len(_DISPLAY_NAMES) < 512:  # names come from the wire: stay bounded
-            _DISPLAY_NAMES[key] = shown
-    return shown
 
 
 def _route_list(value: str, header: str) -> tuple[h.NameAddr, ...]:

@@ -17,7 +17,8 @@ from typing import Any, Final
 from phonecast.sip._memo import remember
 from phonecast.sip._random import token_hex
 from phonecast.sip.errors import SipError
-from phonecast.sip.message import _CANONICAL, Header, Request, Response, canonical_name
+from phonecast.sip.message import Header, Request, Response
+from phonecast.sip.names import _CANONICAL, canonical_name
 from phonecast.sip.wire import parse_head
 
 #: Reason phrases of the responses phonecast sends (RFC 3261 21 and others).
