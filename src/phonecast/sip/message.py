@@ -34,8 +34,8 @@ from phonecast.sip.names import (
     _CANONICAL,
     COMPACT_NAMES,
     LIST_HEADERS,
-    _display_name,
     canonical_name,
+    display_name,
 )
 from phonecast.sip.uri import Uri
 
@@ -187,7 +187,7 @@ class Message:
         if index is None:
             index = self._values_index()
         fields = index.get(key)
-        result = parser(fields[0], _display_name(key)) if fields else None
+        result = parser(fields[0], display_name(key)) if fields else None
         cache[key] = result
         return result
 
@@ -210,7 +210,7 @@ class Message:
         found = cache.get(key, _MISS)
         if found is not _MISS:
             return found  # type: ignore[no-any-return]
-        display = _display_name(name)
+        display = display_name(name)
         fields = self._values_index().get(name, _NONE)
         if len(fields) == 1:
             result = parser(fields[0], display)
@@ -231,8 +231,8 @@ class Message:
         if found is None:
             fields = self._values_index().get(name)
             if not fields:
-                raise HeaderError(_display_name(name), "header is missing")
-            found = cache[name] = parser(fields[0], _display_name(name))
+                raise HeaderError(display_name(name), "header is missing")
+            found = cache[name] = parser(fields[0], display_name(name))
         return found
 
     @property

@@ -81,7 +81,7 @@ _DISPLAY_NAMES: Final = {
 }
 
 
-def _display_name(key: str) -> str:
+def display_name(key: str) -> str:
     """How a canonical header name is shown in errors (memoised: it is
     computed for every typed read)."""
     shown = _DISPLAY_NAMES.get(key)

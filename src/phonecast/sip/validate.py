@@ -19,6 +19,7 @@ from typing import Final
 from phonecast.sip import headers as h
 from phonecast.sip.errors import SipError, ValidationError
 from phonecast.sip.message import Message, Request, Response
+from phonecast.sip.names import display_name
 from phonecast.sip.uri import SipUri
 
 _REQUIRED: Final = ("to", "from", "cseq", "call-id", "via")
@@ -189,11 +190,11 @@ def _check_headers_in_order(message: Message, fields: dict[str, list[str]]) -> N
     the same one is always reported (and the RFC 4475 verdicts hold)."""
     for name in _REQUIRED:
         if name not in fields:
-            raise _bad(f"missing required header {h_name(name)}")
+            raise _bad(f"missing required header {display_name(name)}")
     for name in _SINGLE:
         values = fields.get(name)
         if values is not None and len(values) > 1:
-            raise _bad(f"header {h_name(name)} appears {len(values)} times")
+            raise _bad(f"header {display_name(name)} appears {len(values)} times")
     lengths = fields.get("content-length")
     if lengths is not None and len(lengths) > 1 and len({v.strip() for v in lengths}) > 1:
         raise _bad("conflicting Content-Length values")
@@ -204,13 +205,6 @@ def _check_headers_in_order(message: Message, fields: dict[str, list[str]]) -> N
     for name, parser in _TYPED.items():  # in a fixed order: the first fault is reported
         if name in fields:
             message.typed(name, parser)  # type: ignore[arg-type]
-
-
-def h_name(key: str) -> str:
-    """Display form of a canonical header name."""
-    return {"call-id": "Call-ID", "cseq": "CSeq"}.get(key) or "-".join(
-        p.capitalize() for p in key.split("-")
-    )
 
 
 def check_policy(request: Request, policy: UasPolicy) -> None:
@@ -248,7 +242,7 @@ def check_policy(request: Request, policy: UasPolicy) -> None:
             scheme = value.split(None, 1)[0].lower() if value.strip() else ""
             if scheme not in policy.auth_schemes:
                 raise ValidationError(
-                    f"{h_name(field)} scheme {scheme!r} is not supported",
+                    f"{display_name(field)} scheme {scheme!r} is not supported",
                     status_code=401,
                     reason="Unauthorized",
                 )
