@@ -58,8 +58,7 @@ class EventLog:
 
     def emit(self, kind: str, **fields: Any) -> None:
         """Record one event."""
-        counts = self._counts
-        counts[kind] = counts.get(kind, 0) + 1
+        self.count(kind)
         if self._fh is None and not self._listeners:
             return  # counted only: a fleet under load must not pay for a dict
         event = {"t": round(self._clock(), 6), "event": kind, **fields}
