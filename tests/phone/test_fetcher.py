@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from phonecast.phone.fetcher import Fetcher, FetchResult
+from phonecast.phone.fetcher import Fetcher, FetchResult, _Fetch, _SocketGet
 from phonecast.phone.httpget import Exchange, outcome
 from tests.tls import make_pki
 
@@ -478,25 +478,33 @@ class _CountingSocket(socket.socket):
         return super().send(data, flags)  # type: ignore[arg-type]
 
 
+def _open_counted(
+    fetcher: Fetcher, address: tuple[str, int], results: list[FetchResult]
+) -> tuple[_SocketGet, _CountingSocket]:
+    """A GET of http://x/ on a counting socket, opened as Fetcher._attempt
+    opens one (holding a turn): the GET and its socket."""
+    sock = _CountingSocket()
+    sock.calls = []
+    sock.setblocking(False)
+    get = _SocketGet(fetcher, _Fetch("http://x/", 0, results.append), sock,
+                     b"GET / HTTP/1.0\r\n\r\n")  # fmt: skip
+    fetcher._active += 1
+    get.open(address)
+    return get, sock
+
+
 async def test_a_refused_get_costs_two_connects_and_keeps_its_socket_ready() -> None:
     """On loopback a refusal is over when connect returns: a second connect
     reads it (no send, no clearing connect afterwards), the socket is kept,
     and it connects again at once."""
-    from phonecast.phone import fetcher as module
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))  # bound, not listening: refuses
     address = ("127.0.0.1", listener.getsockname()[1])
     fetcher = Fetcher(timeout=2)
     results: list[FetchResult] = []
-    sock = _CountingSocket()
-    sock.calls = []
-    sock.setblocking(False)
     try:
-        get = module._SocketGet(fetcher, module._Fetch("http://x/", 0, results.append), sock,
-                                b"GET / HTTP/1.0\r\n\r\n")  # fmt: skip
-        fetcher._active += 1
-        get.open(address)
+        _, sock = _open_counted(fetcher, address, results)
         (result,) = results
         # The very text the general path writes for the same refusal.
         exchange = Exchange(1024)
@@ -526,7 +534,7 @@ def test_a_refusal_read_elsewhere_is_cleared_before_the_socket_is_kept() -> None
     try:
         assert sock.connect_ex(address) == errno.EINPROGRESS
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNREFUSED
-        fetcher._recycle(sock, address, cleared=False)  # type: ignore[arg-type]
+        fetcher._recycle(sock, address, cleared=False)
         assert fetcher._spares[socket.AF_INET] == [sock]
         assert sock.connect_ex(address) == errno.EINPROGRESS
     finally:
@@ -538,7 +546,6 @@ async def test_a_connect_still_under_way_waits_for_writability_then_times_out() 
     """A connect whose handshake is not over when connect returns (here: the
     listener's accept queue is full, so its SYN goes unanswered) is waited
     on, not taken for a failure, and ends at the timeout."""
-    from phonecast.phone import fetcher as module
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -549,14 +556,8 @@ async def test_a_connect_still_under_way_waits_for_writability_then_times_out() 
     filler.connect_ex(address)  # takes the one place in the queue
     fetcher = Fetcher(timeout=0.3)
     results: list[FetchResult] = []
-    sock = _CountingSocket()
-    sock.calls = []
-    sock.setblocking(False)
     try:
-        get = module._SocketGet(fetcher, module._Fetch("http://x/", 0, results.append), sock,
-                                b"GET / HTTP/1.0\r\n\r\n")  # fmt: skip
-        fetcher._active += 1
-        get.open(address)
+        get, sock = _open_counted(fetcher, address, results)
         assert results == [] and get._writing
         assert sock.calls == ["connect", "connect"]
         await asyncio.sleep(1.0)
