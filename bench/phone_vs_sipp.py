@@ -8,10 +8,10 @@ whether SIPp saw a failed call, the achieved call rate, whether it kept pace
 (at least 95 % of the rate asked for), and the responder's own CPU seconds
 per 1,000 calls (from /proc).  A responder's sustained rate is the highest
 achieved with zero failed calls, as in ``push_vs_sipp`` and the performance
-issue.  Until the tenth round this script also asked for the pace to be
-kept; but SIPp's UAC falls behind the higher rates against either responder
-(its own UAS included), so that rule measured the UAC's ceiling, not the
-responder's.  Both figures are printed.
+issue (until the tenth round this script also asked for the pace to be
+kept); both figures are printed.  SIPp runs with the socket buffers
+phonecast uses (``push_vs_sipp.SOCKET_BUFFER``): with its smaller default
+its UAS drops requests and fails calls well below its CPU's ceiling.
 Run: ``.venv/bin/python -m bench.phone_vs_sipp --count 5000``.
 """
 
