@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -44,3 +46,22 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> object:
     from tests.tls import make_pki
 
     return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]] | None:
+    """Tests marked ``both_loops`` run on asyncio's loop and on uvloop's.
+
+    The commands run on uvloop (``net.loop.run``) while most tests run on
+    asyncio's loop, and the two differ where it matters to transports
+    (uvloop's are not ``asyncio.Transport`` subclasses, its servers and
+    sockets are its own): a transport test that ran on one loop only once
+    let TCP fail on the other.  uvloop is a test dependency, so it is
+    always there.
+    """
+    if item.get_closest_marker("both_loops") is None:
+        return None
+    import uvloop
+
+    return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}

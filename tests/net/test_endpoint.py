@@ -17,6 +17,9 @@ from phonecast.sip import Request, Response, SipUri, parse_message
 from phonecast.sip.response import make_response
 from phonecast.sip.transaction import Timers
 
+#: Transports are where asyncio's loop and uvloop differ: run on both.
+pytestmark = pytest.mark.both_loops
+
 FAST = Timers(t1=0.02, t2=0.08, t4=0.1, d_min=0.0)
 
 
@@ -48,6 +51,20 @@ def _raw_socket() -> socket.socket:
     sock.bind(("127.0.0.1", 0))
     sock.setblocking(False)
     return sock
+
+
+async def _receive_from(sock: socket.socket, timeout: float) -> tuple[bytes, tuple[str, int]]:
+    """One datagram and its source, on either loop (uvloop has no
+    ``sock_recvfrom``)."""
+    loop = asyncio.get_running_loop()
+    arrived: asyncio.Future[None] = loop.create_future()
+    loop.add_reader(sock.fileno(), lambda: arrived.done() or arrived.set_result(None))
+    try:
+        await asyncio.wait_for(arrived, timeout)
+    finally:
+        loop.remove_reader(sock.fileno())
+    data, source = sock.recvfrom(65535)
+    return data, source
 
 
 class Answerer:
@@ -294,9 +311,7 @@ async def test_each_udp_socket_answers_from_itself() -> None:
             "Via", f"SIP/2.0/UDP 127.0.0.1:{raw.getsockname()[1]};branch=z9hG4bKtwo"
         )
         raw.sendto(bytes(req), second)
-        data, source = await asyncio.wait_for(
-            asyncio.get_running_loop().sock_recvfrom(raw, 65535), 2
-        )
+        data, source = await _receive_from(raw, 2)
         assert data.startswith(b"SIP/2.0 200")
         assert source == second and source != first
         assert tu.seen[0][1].local == second

@@ -10,6 +10,9 @@ import pytest
 from phonecast.net.transport import Flow, StreamTransport, UdpTransport
 from tests.tls import LoopbackPki
 
+#: Transports are where asyncio's loop and uvloop differ: run on both.
+pytestmark = pytest.mark.both_loops
+
 MSG = (
     b"OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1\r\n"
     b"Content-Length: 4\r\n\r\nbody"

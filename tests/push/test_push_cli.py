@@ -92,3 +92,38 @@ def test_trace_shows_messages_with_digests_redacted(tmp_path: Path) -> None:
     auth = [ln for ln in trace.splitlines() if ln.startswith("Authorization:")]
     assert len(auth) == 1 and 'response="<redacted>"' in auth[0]
     assert "s3cr3t-pw" not in trace + run.stdout
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_the_commands_push_to_the_emulator_over_each_transport(
+    tmp_path: Path, transport: str
+) -> None:
+    """``phonecast push`` to ``phonecast phone``, both as users run them
+    (on uvloop, whose transports differ from asyncio's), over UDP and TCP:
+    the challenge is answered over that transport and the phone verifies
+    the push once."""
+    import json
+
+    from tests.interop.peers import emulated_phone, free_udp_port, phonecast
+
+    port = free_udp_port()
+    events = tmp_path / "ev.jsonl"
+    with emulated_phone(f"1001:s3cr3t-pw@{port}", events=events):
+        run = phonecast(
+            "push",
+            f"sip:1001@127.0.0.1:{port}",
+            "--url",
+            "http://127.0.0.1:9/a",
+            "--transport",
+            transport,
+            "--json",
+            env={"PHONECAST_PASSWORD": "s3cr3t-pw"},
+        )
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr
+    report = json.loads(run.stdout)
+    assert report["outcome"] == "delivered" and report["challenged"], report
+    assert report["target"] == f"{transport}:127.0.0.1:{port}"
+    seen = [json.loads(line) for line in events.read_text().splitlines()]
+    verdicts = [e["ok"] for e in seen if e["event"] == "auth"]
+    assert verdicts == [False, True], seen

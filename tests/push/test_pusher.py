@@ -25,6 +25,9 @@ from phonecast.sip import Request, SipUri, make_response
 from tests.dnsmasq import dnsmasq, free_udp_port
 from tests.tls import LoopbackPki
 
+#: Transports are where asyncio's loop and uvloop differ: run on both.
+pytestmark = pytest.mark.both_loops
+
 
 @pytest.fixture
 async def phone() -> AsyncIterator[int]:

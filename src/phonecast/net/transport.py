@@ -235,8 +235,9 @@ class StreamConnection(asyncio.Protocol):
         self.closed = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A cast, not an isinstance check: uvloop's transports (the commands
+        # run on uvloop) are not subclasses of asyncio.Transport.
+        self._transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
         self.flow = Flow(self.transport_name, _addr(peer), _addr(local), self)
