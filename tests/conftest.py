@@ -50,7 +50,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> object:
 
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
-) -> dict[str, Callable[[], asyncio.AbstractEventLoop]] | None:
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
     """Tests marked ``both_loops`` run on asyncio's loop and on uvloop's.
 
     The commands run on uvloop (``net.loop.run``) while most tests run on
@@ -58,10 +58,11 @@ def pytest_asyncio_loop_factories(
     (uvloop's are not ``asyncio.Transport`` subclasses, its servers and
     sockets are its own): a transport test that ran on one loop only once
     let TCP fail on the other.  uvloop is a test dependency, so it is
-    always there.
+    always there.  Other tests run on asyncio's loop alone (the hook must
+    name at least one loop for every test).
     """
     if item.get_closest_marker("both_loops") is None:
-        return None
+        return {"asyncio": asyncio.new_event_loop}
     import uvloop
 
     return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
