@@ -8,7 +8,11 @@ the endpoint's single :class:`~phonecast.net.timers.TimerWheel`.
 
 Requests that fail parsing get a salvaged 400 when the fields to echo are
 readable (RFC 4475 3.1.2); requests that fail validation are answered 400
-statelessly.  Malformed responses are dropped.
+statelessly.  Malformed responses are dropped.  A local address may be
+restricted to one source host (:meth:`SipEndpoint.restrict_source`): what
+else arrives there is dropped before it is parsed.  Every request the
+endpoint refuses or drops itself, before the TU sees it, is reported to
+:attr:`SipEndpoint.on_refused`.
 
 A server transaction is opened when the TU first answers a request (or
 when it returns without answering, to answer later).  The TU may instead
@@ -110,6 +114,9 @@ class Stats:
     absorbed: int = 0
     #: Requests answered 503 because ``max_server_transactions`` were live.
     overloaded: int = 0
+    #: Messages dropped unread: their source is not the one their local
+    #: address is restricted to (see SipEndpoint.restrict_source).
+    restricted: int = 0
 
 
 class ServerHandle:
@@ -282,8 +289,22 @@ class SipEndpoint:
         self.last_handler_error = ""
         #: Optional hook seeing every message sent or received (for --trace).
         self.tracer: Callable[[str, bytes, Flow | tuple[str, Address]], None] | None = None
+        #: Optional hook told of every message the endpoint refuses or drops
+        #: without the TU: (flow, status code sent or 0 if none, why).
+        self.on_refused: Callable[[Flow, int, str], None] | None = None
+        #: Local address -> the only source host read there (see restrict_source).
+        self._sources: dict[Address, str] = {}
+        self._dropped_sources = 0
 
     # ------------------------------------------------------------ lifecycle
+    def restrict_source(self, local: Address, host: str) -> None:
+        """Read what arrives at ``local`` (UDP or stream) only if it comes
+        from ``host`` (an IP address as the kernel writes it, e.g. from
+        ``ipaddress``): the SPA's Restrict_Source_IP, which lets only the
+        proxy reach a line.  Anything else is dropped unparsed and
+        unanswered, so a scan learns nothing, and reported as refused."""
+        self._sources[local] = host
+
     async def listen_udp(self, host: str, port: int = 0) -> Address:
         """Bind a UDP socket (call again for more: each answers on its own)."""
         sock = await UdpTransport.bind(host, port, self._on_data)
@@ -351,6 +372,7 @@ class SipEndpoint:
             len(self._wheel),
             self._absorbed,
             self._overloaded,
+            self._dropped_sources,
         )
 
     def now(self) -> float:
@@ -542,6 +564,12 @@ class SipEndpoint:
         self._received += 1
         if self.tracer is not None:
             self.tracer("recv", data, flow)
+        if self._sources:
+            allowed = self._sources.get(flow.local)
+            if allowed is not None and flow.remote[0] != allowed:
+                self._dropped_sources += 1
+                self._refused(flow, 0, "restricted-source")
+                return
         known = self._by_wire.get(data)
         if (
             known is not None
@@ -565,11 +593,12 @@ class SipEndpoint:
                 return
         try:
             msg = parse_message(data)
-        except ParseError:
+        except ParseError as exc:
             self._parse_errors += 1
             salvaged = salvage_error_response(data)
             if salvaged is not None:
                 self._send_stateless(salvaged, flow)
+            self._refused(flow, 0 if salvaged is None else salvaged.status_code, str(exc))
             return
         now = self.now()
         if isinstance(msg, Response):
@@ -586,11 +615,12 @@ class SipEndpoint:
     def _on_request(self, request: Request, flow: Flow, now: float, data: bytes = b"") -> None:
         try:
             request = stamp_via(request, flow)
-        except HeaderError:
+        except HeaderError as exc:
             self._parse_errors += 1
             salvaged = salvage_error_response(bytes(request))
             if salvaged is not None:
                 self._send_stateless(salvaged, flow)
+            self._refused(flow, 0 if salvaged is None else salvaged.status_code, str(exc))
             return
         existing = self._table.match_request(request)
         if existing is not None:
@@ -609,7 +639,9 @@ class SipEndpoint:
             # Refused before any transaction exists: a CSeq that contradicts
             # the method cannot even key one.  Retransmissions are refused again.
             tag = self._answers.tag(request)
-            self._send_stateless(error_response(request, exc, to_tag=tag), flow)
+            refusal = error_response(request, exc, to_tag=tag)
+            self._send_stateless(refusal, flow)
+            self._refused(flow, refusal.status_code, str(exc))
             return
         if self._server_live >= self._max_server:
             # RFC 3261 21.5.4: overloaded.  Stateless, so that a flood of
@@ -617,6 +649,7 @@ class SipEndpoint:
             self._overloaded += 1
             tag = self._answers.tag(request)
             self._send_stateless(error_response(request, _OVERLOADED, to_tag=tag), flow)
+            self._refused(flow, 503, "overloaded")
             return
         handle = ServerHandle(self, None, request, flow, data)
         if self._handler is not None:
@@ -723,6 +756,10 @@ class SipEndpoint:
                 conn.send(data)
             else:
                 entry.tx.handle_transport_error(self.now())
+
+    def _refused(self, flow: Flow, status_code: int, why: str) -> None:
+        if self.on_refused is not None:
+            self.on_refused(flow, status_code, why)
 
     def _send_stateless(self, response: Response, flow: Flow) -> None:
         self._send_stateless_bytes(bytes(response), response, flow)

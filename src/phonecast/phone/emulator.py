@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ipaddress
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -137,6 +138,7 @@ class PhoneHost:
             policy=PHONE_POLICY,
             max_server_transactions=self.max_server_transactions,
         )
+        self.endpoint.on_refused = self._on_refused
         self._loop = asyncio.get_running_loop()
 
     def digest_for(self, phone: PhoneConfig) -> DigestServer:
@@ -161,8 +163,12 @@ class PhoneHost:
         )
         phone = PhoneState(config, calls)
         self.phones[config.name] = phone
+        restrict = config.settings.restrict_source_ip
         for line in config.lines:
             local = await self.endpoint.listen_udp(config.host, line.port)
+            if restrict is not None:
+                # One spelling, the kernel's, for the comparison per datagram.
+                self.endpoint.restrict_source(local, str(ipaddress.ip_address(restrict)))
             if config.settings.tcp:
                 await self.endpoint.listen_stream("tcp", config.host, local[1])
             ha1 = compute_ha1(
@@ -240,20 +246,25 @@ class PhoneHost:
         self.events.close()
 
     # ---------------------------------------------------------------- requests
+    def _on_refused(self, flow: Flow, status_code: int, why: str) -> None:
+        """A message the endpoint refused or dropped before the phone saw it
+        (Restrict_Source_IP, malformed, unsupported, overloaded): an event,
+        so that what the phone never acted on is visible too."""
+        line = self.lines.get(flow.local)
+        phone = line.phone.config.name if line is not None else ""
+        source = f"{flow.remote[0]}:{flow.remote[1]}"
+        if why == "restricted-source":
+            self.events.emit("dropped", phone=phone, reason="restrict-source-ip", source=source)
+        elif status_code:
+            self.events.emit("refused", phone=phone, code=status_code, reason=why, source=source)
+        else:
+            self.events.emit("dropped", phone=phone, reason=why, source=source)
+
     def _on_request(self, request: Request, handle: ServerHandle | None, flow: Flow) -> None:
         line = self.lines.get(flow.local)
         if line is None:
             return
         phone = line.phone
-        restrict = phone.config.settings.restrict_source_ip
-        if restrict is not None and flow.remote[0] != restrict:
-            self.events.emit(
-                "dropped",
-                phone=phone.config.name,
-                reason="restrict-source-ip",
-                source=flow.remote[0],
-            )
-            return
         events = self.events
         if events.detailed:
             events.emit(

@@ -1,0 +1,179 @@
+"""What the phone refuses before acting: Restrict_Source_IP, malformed and
+unsupported requests, and the events that make each visible."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pytest
+
+from phonecast.credentials import Secret
+from phonecast.phone.config import LineConfig, PhoneConfig, PhoneSettings
+from phonecast.phone.emulator import PhoneHost
+from phonecast.phone.events import EventLog
+from tests.ports import free_ports
+
+#: The proxy the restricted phone accepts, and a stranger on the same machine
+#: (all of 127.0.0.0/8 is on loopback).
+PROXY = "127.0.0.1"
+STRANGER = "127.0.0.2"
+
+
+@dataclass
+class Phone:
+    host: PhoneHost
+    events: list[dict[str, Any]]
+    port: int
+
+    def kinds(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["event"] == kind]
+
+
+async def _phone(settings: PhoneSettings) -> Phone:
+    events: list[dict[str, Any]] = []
+    log = EventLog()
+    log.subscribe(events.append)
+    host = PhoneHost(events=log)
+    await host.start()
+    (port,) = free_ports(1)
+    line = LineConfig("1001", Secret("secret"), port)
+    await host.add_phone(PhoneConfig("desk", "127.0.0.1", (line,), settings))
+    return Phone(host, events, port)
+
+
+@pytest.fixture
+async def restricted() -> AsyncIterator[Phone]:
+    phone = await _phone(replace(PhoneSettings(), restrict_source_ip=PROXY))
+    yield phone
+    await phone.host.close()
+
+
+@pytest.fixture
+async def open_phone() -> AsyncIterator[Phone]:
+    phone = await _phone(PhoneSettings())
+    yield phone
+    await phone.host.close()
+
+
+@contextmanager
+def _socket(source: str) -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((source, 0))
+    sock.setblocking(False)
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+def _request(sock: socket.socket, port: int, *, method: str = "NOTIFY", extra: str = "") -> bytes:
+    host, local = sock.getsockname()
+    event = "Event: XML-Service\r\n" if method == "NOTIFY" else ""
+    return (
+        f"{method} sip:1001@127.0.0.1:{port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {host}:{local};branch=z9hG4bK-{method}-{local}\r\n"
+        f"From: <sip:pc@{host}>;tag=f{local}\r\nTo: <sip:1001@127.0.0.1:{port}>\r\n"
+        f"Call-ID: refusal-{local}@{host}\r\nCSeq: 1 {method}\r\nMax-Forwards: 70\r\n"
+        f"{event}{extra}Content-Length: 0\r\n\r\n"
+    ).encode()
+
+
+async def _answer(sock: socket.socket, data: bytes, port: int, wait: float = 1.0) -> bytes | None:
+    """Send ``data`` to the phone; its answer, or None if none came in ``wait`` s."""
+    loop = asyncio.get_running_loop()
+    arrived: asyncio.Future[None] = loop.create_future()
+    sock.sendto(data, ("127.0.0.1", port))
+    loop.add_reader(sock.fileno(), lambda: arrived.done() or arrived.set_result(None))
+    try:
+        await asyncio.wait_for(arrived, wait)
+    except TimeoutError:
+        return None
+    finally:
+        loop.remove_reader(sock.fileno())
+    return sock.recv(65535)
+
+
+async def test_a_restricted_line_answers_only_its_proxy(restricted: Phone) -> None:
+    """Restrict_Source_IP: from the proxy a NOTIFY is challenged; from any
+    other address nothing is answered at all, not a 401, and not the 400 a
+    malformed request would otherwise get (a scan learns nothing)."""
+    port = restricted.port
+    with _socket(PROXY) as proxy, _socket(STRANGER) as stranger:
+        challenged = await _answer(proxy, _request(proxy, port), port)
+        assert challenged is not None and challenged.startswith(b"SIP/2.0 401")
+        assert await _answer(stranger, _request(stranger, port), port, wait=0.5) is None
+        malformed = _request(stranger, port).replace(b"CSeq: 1 NOTIFY", b"CSeq: one NOTIFY")
+        assert await _answer(stranger, malformed, port, wait=0.5) is None
+    dropped = restricted.kinds("dropped")
+    assert [e["reason"] for e in dropped] == ["restrict-source-ip"] * 2
+    assert all(e["source"].startswith(f"{STRANGER}:") for e in dropped)
+    assert [e["source"].split(":")[0] for e in restricted.kinds("request")] == [PROXY]
+    assert restricted.host.endpoint is not None
+    assert restricted.host.endpoint.stats.restricted == 2
+
+
+async def test_a_restricted_line_takes_its_proxy_over_tcp_only(restricted: Phone) -> None:
+    """The restriction holds for a connection too: the stranger's request
+    over TCP is never answered, the proxy's is."""
+    port = restricted.port
+    for source, answered in ((STRANGER, False), (PROXY, True)):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+        host, local = writer.get_extra_info("sockname")
+        request = (
+            f"OPTIONS sip:1001@127.0.0.1:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/TCP {host}:{local};branch=z9hG4bK-tcp-{local}\r\n"
+            f"From: <sip:pc@{host}>;tag=t{local}\r\nTo: <sip:1001@127.0.0.1:{port}>\r\n"
+            f"Call-ID: tcp-{local}@{host}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+            "Content-Length: 0\r\n\r\n"
+        )
+        writer.write(request.encode())
+        try:
+            reply = await asyncio.wait_for(reader.read(65535), 0.5)
+        except TimeoutError:
+            reply = b""
+        writer.close()
+        assert reply.startswith(b"SIP/2.0 200") == answered, (source, reply)
+
+
+@pytest.mark.parametrize(
+    ("method", "extra", "code"),
+    [
+        ("NOTIFY", "Require: 100rel-but-not-really\r\n", 420),
+        ("OPTIONS", "Expires: soon\r\n", 400),
+    ],
+)
+async def test_refusals_by_the_endpoint_are_events(
+    open_phone: Phone, method: str, extra: str, code: int
+) -> None:
+    """A request the endpoint answers itself (420 for an unknown Require, 400
+    for a malformed Expires) never reaches the phone's handler, yet
+    is an event naming the code, the reason and the source."""
+    port = open_phone.port
+    with _socket(PROXY) as sock:
+        answer = await _answer(sock, _request(sock, port, method=method, extra=extra), port)
+        assert answer is not None and answer.startswith(f"SIP/2.0 {code}".encode())
+        refused = open_phone.kinds("refused")
+        assert len(refused) == 1, open_phone.events
+        assert refused[0]["code"] == code and refused[0]["phone"] == "desk"
+        assert refused[0]["source"] == f"{PROXY}:{sock.getsockname()[1]}"
+        assert refused[0]["reason"]
+    assert open_phone.kinds("request") == []
+
+
+async def test_unparseable_datagrams_are_dropped_as_events(open_phone: Phone) -> None:
+    """Bytes that are not SIP and cannot be answered are dropped, and the
+    drop says why; a malformed request whose echo fields are readable gets
+    the salvaged 400, reported as refused."""
+    port = open_phone.port
+    with _socket(PROXY) as sock:
+        assert await _answer(sock, b"\x00\x01 not sip at all\r\n\r\n", port, wait=0.5) is None
+        broken = _request(sock, port).replace(b" SIP/2.0\r\n", b" SIP/2.0 extra\r\n", 1)
+        salvaged = await _answer(sock, broken, port)
+        assert salvaged is not None and salvaged.startswith(b"SIP/2.0 400")
+    assert [e["reason"] != "" for e in open_phone.kinds("dropped")] == [True]
+    assert [e["code"] for e in open_phone.kinds("refused")] == [400]
