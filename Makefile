@@ -45,7 +45,7 @@ bench-peers: $(STAMP)
 	$(BIN)/python -m bench.phone_vs_sipp --count 20000 --rates 4000,8000,12000,16000,20000
 	$(BIN)/python -m bench.push_vs_fleet --count 2000 --passes 3
 	$(BIN)/python bench/campaign.py --count 10000
-	$(BIN)/python -m bench.fleet --fleet 10000
+	$(BIN)/python -m bench.fleet --fleet 10000 --count 20000 --rates 4000,8000,12000,16000,20000
 	$(BIN)/python -m bench.push_vs_sipp --memory-run 200000
 	$(BIN)/python -m bench.profile_hot_paths --pushes 5000 --calls 3000
 	PHONECAST_PURE=1 $(BIN)/python -m bench.profile_hot_paths --pushes 5000 --calls 3000
