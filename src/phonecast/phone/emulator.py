@@ -90,6 +90,9 @@ class PhoneState:
     calls: CallAgent
     screen: Screen = field(default_factory=Screen)
     deferred: collections.deque[str] = field(default_factory=collections.deque)
+    #: True while a deferred URL is being fetched: the rest wait for it (the
+    #: phone runs them one at a time, whoever noticed it was idle).
+    running_deferred: bool = False
     fetches: int = 0
     actions: collections.deque[str] = field(
         default_factory=lambda: collections.deque(maxlen=ACTIONS_KEPT)
@@ -277,6 +280,7 @@ class PhoneHost:
             self._on_notify(line, request, handle)
             return
         calls = phone.calls
+        was_busy = calls.busy
         if method == "INVITE":
             responses = calls.on_invite(request)
         elif method == "BYE":
@@ -295,6 +299,10 @@ class PhoneHost:
             self._respond(line, handle, resp)
         if method == "INVITE" and responses and responses[-1].is_success:
             self._retransmit_2xx(line, handle, responses[-1])
+        if was_busy and not calls.busy:
+            # Whatever request ended the call (a BYE, today), the idle phone
+            # now runs what priority 1 kept for it, as Dial's hang-up does.
+            self._run_deferred(phone)
 
     def _retransmit_2xx(self, line: LineState, handle: ServerHandle, ok: Any) -> None:
         """RFC 3261 13.3.1.4: the UAS core resends its 2xx at T1, doubling to
@@ -501,36 +509,51 @@ class PhoneHost:
         self._spawn(hang_up())
 
     def _run_deferred(self, phone: PhoneState) -> None:
-        """The phone is idle: fetch what priority 1 deferred, one at a time."""
-        if phone.deferred and not phone.calls.busy:
-            self._fetch_and_show(phone, phone.deferred.popleft(), then=self._run_deferred)
+        """The phone may be idle: fetch what priority 1 deferred, one at a
+        time.  Called whenever something made the phone idle (a call ended,
+        Dial's timer hung up); while one deferred URL is being fetched a
+        second call does nothing, the fetch's end takes the next."""
+        while phone.deferred and not phone.calls.busy and not phone.running_deferred:
+            url = phone.deferred.popleft()
+            phone.running_deferred = self._fetch_and_show(phone, url, then=self._deferred_shown)
+
+    def _deferred_shown(self, phone: PhoneState) -> None:
+        phone.running_deferred = False
+        self._run_deferred(phone)
 
     def _fetch_and_show(
         self,
         phone: PhoneState,
         url: str,
         then: Callable[[PhoneState], None] | None = None,
-    ) -> None:
+    ) -> bool:
         """Start fetching ``url`` for ``phone``; show what comes back (then
-        call ``then``).  Fetches waiting for a turn are bounded like anything
-        a peer can make the phone hold: past ``max_pending`` the push is
-        dropped, as a phone whose browser is saturated would."""
+        call ``then``); False if it was dropped (``then`` is never called).
+        Fetches waiting for a turn are bounded like anything a peer can make
+        the phone hold: past ``max_pending`` the push is dropped, as a phone
+        whose browser is saturated would."""
         name = phone.config.name
         if self.fetcher.waiting + len(self._to_fetch) >= self.max_pending:
             self.events.emit("dropped", phone=name, url=url, reason="too many pending fetches")
-            return
+            return False
         if self.events.detailed:
             self.events.emit("fetch_started", phone=name, url=url)
         else:
             self.events.count("fetch_started")
 
         def fetched(result: FetchResult) -> None:
+            # Faults are reported, never raised into the fetcher; ``then``
+            # runs even after one, or the deferred pushes behind it would wait
+            # for ever.
             try:
                 self._show(phone, url, result)
-                if then is not None:
-                    then(phone)
-            except Exception as exc:  # reported, never into the fetcher
+            except Exception as exc:
                 self._report_fault(exc)
+            if then is not None:
+                try:
+                    then(phone)
+                except Exception as exc:
+                    self._report_fault(exc)
 
         # Started after the burst of datagrams this push came in, with the
         # burst's other fetches: a TCP connect between two SIP messages
@@ -540,6 +563,7 @@ class PhoneHost:
             assert self._loop is not None
             self._loop.call_soon(self._start_fetches)
         self._to_fetch.append((url, fetched))
+        return True
 
     def _start_fetches(self) -> None:
         batch, self._to_fetch = self._to_fetch, []
