@@ -188,6 +188,21 @@ async def test_hostile_execute_bodies_are_answered_then_reported(rig: Rig, body:
     assert again.delivered
 
 
+@pytest.mark.parametrize(
+    "body", [b"hello world", b"", b"ftp://x", b"Key:Services", b"http://", b"http://h/a b"]
+)
+async def test_a_body_neither_url_nor_xml_is_answered_then_reported_never_fetched(
+    rig: Rig, body: bytes
+) -> None:
+    outcome = await rig.push(0, "secret", Payload("XML-Service", body, "text/plain"))
+    assert outcome.delivered and outcome.code == 200
+    await _settle()
+    errors = rig.kinds("xml_error")
+    assert [e["number"] for e in errors] == [1]
+    assert "neither an http(s) URL nor a CiscoIPPhoneExecute" in errors[0]["detail"]
+    assert rig.kinds("fetch_started") == [] and rig.kinds("action") == []
+
+
 async def test_big_body_refused_and_unknown_event(rig: Rig) -> None:
     from phonecast.push.payload import Payload
 

@@ -14,10 +14,10 @@ another line, a replayed nonce count or a wrong password is refused and the
 event log says which.
 Accepted, it answers 200 *then* acts: a URL body is fetched and shown; a
 CiscoIPPhoneExecute runs its items by priority (0 now, 1 when idle, 2 only
-if idle); a malformed body is still answered 200 and reported as
-CiscoIPPhoneError 1, as the phone would.  A retransmitted accepted NOTIFY
-never reaches this code (its transaction absorbs it), so it never fetches
-twice.
+if idle); any other body (:mod:`phonecast.phone.bodies`) is still answered
+200 and reported as CiscoIPPhoneError 1, as the phone would.  A
+retransmitted accepted NOTIFY never reaches this code (its transaction
+absorbs it), so it never fetches twice.
 """
 
 from __future__ import annotations
@@ -32,11 +32,12 @@ from typing import Any, Final
 from phonecast.net.endpoint import DEFAULT_MAX_SERVER_TRANSACTIONS, ServerHandle, SipEndpoint
 from phonecast.net.timers import Timer
 from phonecast.net.transport import Address, Flow
+from phonecast.phone.bodies import xml_service_items
 from phonecast.phone.calls import ALLOW, CallAgent, CallSettings
 from phonecast.phone.config import ACCEPTED_EVENTS, LineConfig, PhoneConfig
 from phonecast.phone.events import EventLog
 from phonecast.phone.fetcher import Done, Fetcher, FetchResult, PageFetcher
-from phonecast.phone.screen import Screen, parse_execute_items, screen_for
+from phonecast.phone.screen import Screen, screen_for
 from phonecast.sip import (
     DEFAULT_TIMERS,
     Request,
@@ -452,26 +453,16 @@ class PhoneHost:
         self.events.emit("internal_error", error=f"{type(exc).__name__}: {exc}"[:300])
 
     def _xml_service(self, phone: PhoneState, body: bytes) -> None:
-        """Act on an accepted XML-Service body: a URL, or Execute items."""
-        name = phone.config.name
-        text = body.decode("utf-8", "replace")
-        if text.lstrip().startswith("<"):
-            try:
-                items = parse_execute_items(body)
-            except ValueError as exc:
-                self.events.emit("xml_error", phone=name, number=1, detail=str(exc)[:200])
-                return
-        else:
-            url = text.strip()
-            if phone.config.settings.strict_url_body and url != text:
-                self.events.emit(
-                    "xml_error",
-                    phone=name,
-                    number=1,
-                    detail="URL body has surrounding white space or CR/LF",
-                )
-                return
-            items = [(url, 0)]
+        """Act on an accepted XML-Service body: a URL, or Execute items; any
+        other body is reported as the CiscoIPPhoneError the phone shows."""
+        strict = phone.config.settings.strict_url_body
+        try:
+            items = xml_service_items(body, strict_url_body=strict)
+        except ValueError as exc:
+            number = getattr(exc, "number", 1)
+            detail = str(exc)[:200]
+            self.events.emit("xml_error", phone=phone.config.name, number=number, detail=detail)
+            return
         # Cisco: "order of execution is not guaranteed"; a fetch runs on
         # while the next item is taken.
         for uri, priority in items:

@@ -1,0 +1,51 @@
+"""What an emulated SPA takes in an XML-Service body.
+
+An accepted XML-Service NOTIFY is answered 200 before its body is looked
+at, so a body the phone cannot act on is not refused in SIP: the phone
+reports it as a CiscoIPPhoneError (Number 1, "parse error") and does
+nothing else.  The field guide knows two body forms, a bare http(s) URL and
+a CiscoIPPhoneExecute object; this module tells them apart from everything
+else, so that nothing else is ever taken for a URL and fetched.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from phonecast.ciscoxml import PARSE_ERROR, CiscoXmlError, is_http_url, parse_execute
+
+__all__ = ["xml_service_items"]
+
+#: Longest piece of a peer's text (a URL body) quoted in an error.
+_QUOTED: Final = 60
+
+
+def xml_service_items(body: bytes, *, strict_url_body: bool = False) -> list[tuple[str, int]]:
+    """``(http(s) URL or internal URI, priority)`` for each thing an accepted
+    XML-Service ``body`` asks the phone to do.
+
+    A body starting with ``<`` (after blanks) must be a CiscoIPPhoneExecute;
+    any other body must be one absolute http(s) URL with a host, surrounded
+    by nothing but blanks (and by nothing at all with ``strict_url_body``,
+    as SPA500 firmware 7.4.4 and later want).  The
+    phone fetches only http and https (:func:`is_http_url`), so ``ftp://x``,
+    ``hello world``, a bare ``Key:Services`` or an empty body are not URLs.
+
+    Raises :class:`~phonecast.ciscoxml.CiscoXmlError` (a ``ValueError``)
+    for anything else; its ``number`` is the CiscoIPPhoneError the phone
+    reports.
+    """
+    text = body.decode("utf-8", "replace")
+    if text.lstrip().startswith("<"):
+        execute = parse_execute(body)
+        return [(item.url, item.priority) for item in execute.items]
+    url = text.strip()
+    if strict_url_body and url != text:
+        raise CiscoXmlError("URL body has surrounding white space or CR/LF", number=PARSE_ERROR)
+    if not is_http_url(url):
+        shown = url if len(url) <= _QUOTED else url[:_QUOTED] + "..."
+        raise CiscoXmlError(
+            f"body {shown!r} is neither an http(s) URL nor a CiscoIPPhoneExecute object",
+            number=PARSE_ERROR,
+        )
+    return [(url, 0)]
