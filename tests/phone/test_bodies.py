@@ -60,3 +60,33 @@ def test_strict_url_body_refuses_surrounding_blanks() -> None:
     with pytest.raises(CiscoXmlError, match="surrounding white space") as caught:
         xml_service_items(b"http://h/a.xml\r\n", strict_url_body=True)
     assert caught.value.number == 1
+
+
+def _execute(*urls: str) -> bytes:
+    items = "".join(f'<ExecuteItem URL="{url}"/>' for url in urls)
+    return f"<CiscoIPPhoneExecute>{items}</CiscoIPPhoneExecute>".encode()
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "RTPRx:10.0.0.1:20480",
+        "RTPTx:Stop",
+        "RTPMRx:239.1.1.1:20480:50",
+        "Display:On:10",
+        "SendDigits:1234",
+        "QueryStringParam:a=1",
+    ],
+)
+def test_internal_uris_an_spa_does_not_run_refuse_the_whole_execute(uri: str) -> None:
+    with pytest.raises(CiscoXmlError) as caught:
+        xml_service_items(_execute("Key:Services", uri))
+    assert caught.value.number == 1
+    assert "ExecuteItem[2]" in str(caught.value) and "spa phones do not run" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "uri", ["Key:Services", "Init:CallHistory", "Dial:1234", "EditDial:55", "Play:ring1"]
+)
+def test_internal_uris_an_spa_runs_pass(uri: str) -> None:
+    assert xml_service_items(_execute(uri, "http://h/a.xml")) == [(uri, 0), ("http://h/a.xml", 0)]

@@ -203,6 +203,25 @@ async def test_a_body_neither_url_nor_xml_is_answered_then_reported_never_fetche
     assert rig.kinds("fetch_started") == [] and rig.kinds("action") == []
 
 
+@pytest.mark.parametrize("uri", ["RTPRx:127.0.0.1:20480", "Display:On:10", "SendDigits:1234"])
+async def test_an_execute_with_a_uri_the_spa_does_not_run_is_reported_never_fetched(
+    rig: Rig, uri: str
+) -> None:
+    """Before, such an item passed the parser and was then fetched as if it
+    were a URL; the phone cannot run it, and reports the object as
+    CiscoIPPhoneError 1 (its other items are not run either)."""
+    body = (
+        f'<CiscoIPPhoneExecute><ExecuteItem URL="Key:Services"/><ExecuteItem URL="{uri}"/>'
+        "</CiscoIPPhoneExecute>"
+    ).encode()
+    outcome = await rig.push(0, "secret", Payload("XML-Service", body, "text/xml", "execute"))
+    assert outcome.delivered and outcome.code == 200
+    await _settle()
+    errors = rig.kinds("xml_error")
+    assert [e["number"] for e in errors] == [1] and uri in errors[0]["detail"]
+    assert rig.kinds("fetch_started") == [] and rig.kinds("action") == []
+
+
 async def test_big_body_refused_and_unknown_event(rig: Rig) -> None:
     from phonecast.push.payload import Payload
 

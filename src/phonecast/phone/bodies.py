@@ -6,15 +6,28 @@ reports it as a CiscoIPPhoneError (Number 1, "parse error") and does
 nothing else.  The field guide knows two body forms, a bare http(s) URL and
 a CiscoIPPhoneExecute object; this module tells them apart from everything
 else, so that nothing else is ever taken for a URL and fetched.
+
+On top of the XML parser's rules it applies the SPA's own: of the internal
+URIs an SPA runs only Key, SoftKey, Init, Dial, EditDial and Play (field
+guide), so an Execute that carries RTPRx:, Display:, SendDigits:... is
+refused whole, with the same CiscoIPPhoneError 1 as one that breaks Cisco's
+rules (four items, a SoftKey: item), naming the item at fault.  The phone
+the emulator stands for cannot run it, and a test that passes here must
+pass on the phone.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from phonecast.ciscoxml import PARSE_ERROR, CiscoXmlError, is_http_url, parse_execute
+from phonecast.ciscoxml import PARSE_ERROR, CiscoXmlError, check_family, is_http_url, parse_execute
+from phonecast.ciscoxml.uris import SPA_KINDS
 
-__all__ = ["xml_service_items"]
+__all__ = ["INTERNAL_SCHEMES", "xml_service_items"]
+
+#: The internal URIs an SPA runs, as lower-case prefixes (``key:``...): an
+#: item :func:`xml_service_items` returns is one of these or an http(s) URL.
+INTERNAL_SCHEMES: Final = tuple(sorted(kind.value.lower() + ":" for kind in SPA_KINDS))
 
 #: Longest piece of a peer's text (a URL body) quoted in an error.
 _QUOTED: Final = 60
@@ -24,12 +37,13 @@ def xml_service_items(body: bytes, *, strict_url_body: bool = False) -> list[tup
     """``(http(s) URL or internal URI, priority)`` for each thing an accepted
     XML-Service ``body`` asks the phone to do.
 
-    A body starting with ``<`` (after blanks) must be a CiscoIPPhoneExecute;
-    any other body must be one absolute http(s) URL with a host, surrounded
-    by nothing but blanks (and by nothing at all with ``strict_url_body``,
-    as SPA500 firmware 7.4.4 and later want).  The
-    phone fetches only http and https (:func:`is_http_url`), so ``ftp://x``,
-    ``hello world``, a bare ``Key:Services`` or an empty body are not URLs.
+    A body starting with ``<`` (after blanks) must be a CiscoIPPhoneExecute
+    whose internal URIs an SPA runs; any other body must be one absolute
+    http(s) URL with a host, surrounded by nothing but blanks (and by
+    nothing at all with ``strict_url_body``, as SPA500 firmware 7.4.4 and
+    later want).  The phone fetches only http and https
+    (:func:`is_http_url`), so ``ftp://x``, ``hello world``, a bare
+    ``Key:Services`` or an empty body are not URLs.
 
     Raises :class:`~phonecast.ciscoxml.CiscoXmlError` (a ``ValueError``)
     for anything else; its ``number`` is the CiscoIPPhoneError the phone
@@ -38,6 +52,7 @@ def xml_service_items(body: bytes, *, strict_url_body: bool = False) -> list[tup
     text = body.decode("utf-8", "replace")
     if text.lstrip().startswith("<"):
         execute = parse_execute(body)
+        check_family(execute, "spa")
         return [(item.url, item.priority) for item in execute.items]
     url = text.strip()
     if strict_url_body and url != text:

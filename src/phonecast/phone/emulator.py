@@ -32,7 +32,7 @@ from typing import Any, Final
 from phonecast.net.endpoint import DEFAULT_MAX_SERVER_TRANSACTIONS, ServerHandle, SipEndpoint
 from phonecast.net.timers import Timer
 from phonecast.net.transport import Address, Flow
-from phonecast.phone.bodies import xml_service_items
+from phonecast.phone.bodies import INTERNAL_SCHEMES, xml_service_items
 from phonecast.phone.calls import ALLOW, CallAgent, CallSettings
 from phonecast.phone.config import ACCEPTED_EVENTS, LineConfig, PhoneConfig
 from phonecast.phone.events import EventLog
@@ -62,7 +62,6 @@ PHONE_POLICY: Final = UasPolicy(
         }
     ),
 )
-INTERNAL_SCHEMES: Final = ("key:", "softkey:", "init:", "dial:", "editdial:", "play:")
 
 
 @dataclass
