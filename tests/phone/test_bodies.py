@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from phonecast.ciscoxml import CiscoXmlError
-from phonecast.phone.bodies import xml_service_items
+from phonecast.phone.bodies import page_refusal, xml_service_items
 
 
 @pytest.mark.parametrize(
@@ -90,3 +90,30 @@ def test_internal_uris_an_spa_does_not_run_refuse_the_whole_execute(uri: str) ->
 )
 def test_internal_uris_an_spa_runs_pass(uri: str) -> None:
     assert xml_service_items(_execute(uri, "http://h/a.xml")) == [(uri, 0), ("http://h/a.xml", 0)]
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/xml", "TEXT/XML", "text/xml; charset=utf-8", ' Text/Xml ;charset="x"']
+)
+def test_a_page_served_as_text_xml_is_shown(content_type: str) -> None:
+    assert page_refusal(content_type) is None
+
+
+@pytest.mark.parametrize(
+    ("content_type", "named"),
+    [
+        ("text/plain", "'text/plain'"),
+        ("text/html; charset=utf-8", "'text/html'"),
+        ("application/xml", "'application/xml'"),
+        ("application/xhtml+xml", "'application/xhtml+xml'"),
+        ("text/xml-external-parsed-entity", "'text/xml-external-parsed-entity'"),
+        ("", "no Content-Type"),
+        (None, "no Content-Type"),
+        ("x" * 5000, "..."),
+    ],
+)
+def test_a_page_served_as_anything_else_is_refused_naming_the_type(
+    content_type: str | None, named: str
+) -> None:
+    refusal = page_refusal(content_type)
+    assert refusal is not None and named in refusal and len(refusal) < 200

@@ -99,6 +99,28 @@ async def test_push_is_challenged_verified_fetched_and_shown(rig: Rig) -> None:
     assert rig.host.phones["desk"].screen.render().count("Fire drill") == 1
 
 
+async def test_a_page_not_served_as_text_xml_is_fetched_but_not_shown(rig: Rig) -> None:
+    """The phone shows pages served as text/xml (the media type compared
+    without regard to case or parameters); the fetch_finished event says
+    what type came, and why a page was not shown."""
+    page = to_xml(Text("Facilities", None, (), "Fire drill"))
+    plain = rig.content.publish("desk", page, "text/plain; charset=utf-8")
+    xml = rig.content.publish("desk", page, "Text/XML; Charset=UTF-8")
+    assert (await rig.push(0, "secret", url_payload(plain))).delivered
+    await _settle()
+    (refused,) = rig.kinds("fetch_finished")
+    assert refused["status"] == 200 and not refused["ok"]
+    assert refused["content_type"] == "text/plain; charset=utf-8"
+    assert "'text/plain' is not text/xml" in refused["error"]
+    assert rig.kinds("screen") == [] and rig.host.phones["desk"].screen.kind == "idle"
+    assert (await rig.push(0, "secret", url_payload(xml))).delivered
+    await _settle()
+    shown = rig.kinds("fetch_finished")[1]
+    assert shown["ok"] and shown["error"] is None
+    assert shown["content_type"] == "Text/XML; Charset=UTF-8"
+    assert [e["title"] for e in rig.kinds("screen")] == ["Facilities"]
+
+
 async def test_wrong_password_and_other_line(rig: Rig) -> None:
     bad = await rig.push(0, "nope", url_payload("http://127.0.0.1:9/x"))
     assert bad.status == "auth_rejected" and bad.code == 401

@@ -32,7 +32,7 @@ from typing import Any, Final
 from phonecast.net.endpoint import DEFAULT_MAX_SERVER_TRANSACTIONS, ServerHandle, SipEndpoint
 from phonecast.net.timers import Timer
 from phonecast.net.transport import Address, Flow
-from phonecast.phone.bodies import INTERNAL_SCHEMES, xml_service_items
+from phonecast.phone.bodies import INTERNAL_SCHEMES, page_refusal, xml_service_items
 from phonecast.phone.calls import ALLOW, CallAgent, CallSettings
 from phonecast.phone.config import ACCEPTED_EVENTS, LineConfig, PhoneConfig
 from phonecast.phone.events import EventLog
@@ -567,19 +567,25 @@ class PhoneHost:
     def _show(self, phone: PhoneState, url: str, result: FetchResult) -> None:
         name = phone.config.name
         phone.fetches += 1
+        # A page served as anything but text/xml is fetched, not shown.
+        if result.ok:
+            error = page_refusal(result.content_type)
+        else:
+            error = result.error or "the fetch failed"
         events = self.events
         if events.detailed:
             events.emit(
                 "fetch_finished",
                 phone=name,
                 url=url,
-                ok=result.ok,
+                ok=error is None,
                 status=result.status,
-                error=result.error,
+                content_type=result.content_type,
+                error=error,
             )
         else:
             events.count("fetch_finished")
-        if not result.ok:
+        if error is not None:
             return
         try:
             phone.screen = screen_for(result.body)
