@@ -20,7 +20,7 @@ from phonecast.net.endpoint import SipEndpoint
 from phonecast.phone.calls import CallAgent
 from phonecast.phone.config import LineConfig, PhoneConfig
 from phonecast.phone.emulator import PhoneState
-from phonecast.phone.screen import screen_for
+from phonecast.phone.screen import Screen, screen_for
 from phonecast.push.payload import url_payload
 from phonecast.push.pusher import Destination, Pusher
 from phonecast.sip import SipUri
@@ -53,6 +53,16 @@ def test_a_screen_is_drawn_again_only_when_its_rendering_changed() -> None:
     headers = [line for line in out.getvalue().splitlines() if line.endswith(" shows:")]
     assert headers == ["desk shows:", "hall shows:", "desk shows:", "desk shows:"]
     assert out.getvalue().count("|Later") == 1
+
+
+def test_a_pushed_page_is_drawn_as_written_never_read_as_markup() -> None:
+    out = io.StringIO()
+    show = screen_printer(Console(file=out, width=80, color_system=None))
+    state = _state("desk")
+    state.screen = Screen("CiscoIPPhoneText", "[/]", "[red]", "[bold]alarm[/bold] [link=x]")
+    show(state)
+    for written in ("|[/]", "|[red]", "|[bold]alarm[/bold] [link=x]"):
+        assert written in out.getvalue()
 
 
 async def test_the_phone_command_draws_a_page_pushed_twice_once(tmp_path: Path) -> None:

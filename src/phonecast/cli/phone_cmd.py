@@ -16,6 +16,7 @@ import click
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text as RichText
 
 from phonecast.campaign.inventory import Phone, write_inventory_csv
 from phonecast.cli.push_cmd import fail
@@ -195,7 +196,10 @@ def screen_printer(console: Console) -> Callable[[PhoneState], None]:
         if drawn.get(name) == drawing:
             return
         drawn[name] = drawing
-        console.print(f"[bold]{name}[/] shows:\n{drawing}")
+        # The drawing is a pushed page's text: printed as it is, never read
+        # as rich markup ("[/]" in a title would stop the drawing, "[red]"
+        # would vanish).
+        console.print(RichText.assemble((name, "bold"), " shows:\n", drawing))
 
     return show
 
