@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from phonecast.phone.events import EventLog
 from phonecast.phone.fetcher import Fetcher
 from phonecast.push.payload import Payload, execute_payload, url_payload
 from phonecast.push.pusher import Destination, Outcome, Pusher
-from phonecast.sip import Request, Response, SipUri, parse_message
+from phonecast.sip import Request, Response, SipUri, new_branch, parse_message
 from phonecast.sip.digest import DigestClient, authorize
 from tests.ports import free_ports
 
@@ -96,6 +97,28 @@ async def test_push_is_challenged_verified_fetched_and_shown(rig: Rig) -> None:
     screen = rig.kinds("screen")[0]
     assert screen["title"] == "Facilities" and screen["text"] == "Fire drill"
     assert rig.host.phones["desk"].screen.render().count("Fire drill") == 1
+
+
+async def test_a_page_not_served_as_text_xml_is_fetched_but_not_shown(rig: Rig) -> None:
+    """The phone shows pages served as text/xml (the media type compared
+    without regard to case or parameters); the fetch_finished event says
+    what type came, and why a page was not shown."""
+    page = to_xml(Text("Facilities", None, (), "Fire drill"))
+    plain = rig.content.publish("desk", page, "text/plain; charset=utf-8")
+    xml = rig.content.publish("desk", page, "Text/XML; Charset=UTF-8")
+    assert (await rig.push(0, "secret", url_payload(plain))).delivered
+    await _settle()
+    (refused,) = rig.kinds("fetch_finished")
+    assert refused["status"] == 200 and not refused["ok"]
+    assert refused["content_type"] == "text/plain; charset=utf-8"
+    assert "'text/plain' is not text/xml" in refused["error"]
+    assert rig.kinds("screen") == [] and rig.host.phones["desk"].screen.kind == "idle"
+    assert (await rig.push(0, "secret", url_payload(xml))).delivered
+    await _settle()
+    shown = rig.kinds("fetch_finished")[1]
+    assert shown["ok"] and shown["error"] is None
+    assert shown["content_type"] == "Text/XML; Charset=UTF-8"
+    assert [e["title"] for e in rig.kinds("screen")] == ["Facilities"]
 
 
 async def test_wrong_password_and_other_line(rig: Rig) -> None:
@@ -187,6 +210,40 @@ async def test_hostile_execute_bodies_are_answered_then_reported(rig: Rig, body:
     assert again.delivered
 
 
+@pytest.mark.parametrize(
+    "body", [b"hello world", b"", b"ftp://x", b"Key:Services", b"http://", b"http://h/a b"]
+)
+async def test_a_body_neither_url_nor_xml_is_answered_then_reported_never_fetched(
+    rig: Rig, body: bytes
+) -> None:
+    outcome = await rig.push(0, "secret", Payload("XML-Service", body, "text/plain"))
+    assert outcome.delivered and outcome.code == 200
+    await _settle()
+    errors = rig.kinds("xml_error")
+    assert [e["number"] for e in errors] == [1]
+    assert "neither an http(s) URL nor a CiscoIPPhoneExecute" in errors[0]["detail"]
+    assert rig.kinds("fetch_started") == [] and rig.kinds("action") == []
+
+
+@pytest.mark.parametrize("uri", ["RTPRx:127.0.0.1:20480", "Display:On:10", "SendDigits:1234"])
+async def test_an_execute_with_a_uri_the_spa_does_not_run_is_reported_never_fetched(
+    rig: Rig, uri: str
+) -> None:
+    """Before, such an item passed the parser and was then fetched as if it
+    were a URL; the phone cannot run it, and reports the object as
+    CiscoIPPhoneError 1 (its other items are not run either)."""
+    body = (
+        f'<CiscoIPPhoneExecute><ExecuteItem URL="Key:Services"/><ExecuteItem URL="{uri}"/>'
+        "</CiscoIPPhoneExecute>"
+    ).encode()
+    outcome = await rig.push(0, "secret", Payload("XML-Service", body, "text/xml", "execute"))
+    assert outcome.delivered and outcome.code == 200
+    await _settle()
+    errors = rig.kinds("xml_error")
+    assert [e["number"] for e in errors] == [1] and uri in errors[0]["detail"]
+    assert rig.kinds("fetch_started") == [] and rig.kinds("action") == []
+
+
 async def test_big_body_refused_and_unknown_event(rig: Rig) -> None:
     from phonecast.push.payload import Payload
 
@@ -204,6 +261,8 @@ async def test_big_body_refused_and_unknown_event(rig: Rig) -> None:
 async def test_execute_priorities_and_dial_makes_busy(rig: Rig) -> None:
     url = rig.content.publish("desk", to_xml(Text("Later", None, (), "deferred")))
     phone = rig.host.phones["desk"]
+    settings = dataclasses.replace(phone.config.settings, dial_seconds=2.0)
+    phone.config = dataclasses.replace(phone.config, settings=settings)
     outcome = await rig.push(0, "secret", execute_payload(["Dial:1234"]))
     assert outcome.delivered
     await _settle()
@@ -213,10 +272,71 @@ async def test_execute_priorities_and_dial_makes_busy(rig: Rig) -> None:
         await _settle()
         assert rig.kinds(expected), expected
     assert rig.kinds("fetch_started") == []
-    phone.calls.busy_reasons.clear()
-    rig.host._run_deferred(phone)  # what hang-up does
-    await _settle()
+    await asyncio.sleep(2.0)  # Dial's timer hangs up, the deferred push runs
+    assert not phone.calls.busy
     assert len(rig.kinds("fetch_finished")) == 1 and phone.screen.title == "Later"
+
+
+def _call_request(ep: SipEndpoint, method: str, port: int, seq: int, to_tag: str = "") -> Request:
+    """INVITE, ACK or BYE of one call from ``ep`` to line 1001 at ``port``."""
+    to = f"<sip:1001@127.0.0.1:{port}>" + (f";tag={to_tag}" if to_tag else "")
+    return Request(
+        method,
+        SipUri("127.0.0.1", "1001", port=port),
+        [
+            ("Via", ep.via("udp", new_branch())),
+            ("Max-Forwards", "70"),
+            ("From", f"<sip:caller@{ep.sent_by('udp')}>;tag=caller"),
+            ("To", to),
+            ("Call-ID", f"deferred-{port}@127.0.0.1"),
+            ("CSeq", f"{seq} {method}"),
+            ("Contact", f"<sip:caller@{ep.sent_by('udp')}>"),
+        ],
+    ).with_body(b"")
+
+
+async def test_deferred_pushes_run_one_at_a_time_when_a_call_ends_by_bye(rig: Rig) -> None:
+    """A priority-1 push to a phone in a call waits; the BYE that ends the
+    call makes the phone idle, and the deferred pages are then fetched one
+    after the other (a fault showing the first does not hold up the second)."""
+    first = rig.content.publish("desk", to_xml(Text("First", None, (), "after the call")))
+    second = rig.content.publish("desk", to_xml(Text("Second", None, (), "after the call")))
+    phone = rig.host.phones["desk"]
+    port = rig.ports[0]
+    dest = ("127.0.0.1", port)
+    ep = SipEndpoint()
+    await ep.listen_udp("127.0.0.1", 0)
+    assert ep.udp is not None
+
+    def fail_first_screen(event: dict[str, Any]) -> None:
+        if event["event"] == "screen" and event["title"] == "First":
+            raise RuntimeError("screen listener")
+
+    rig.host.events.subscribe(fail_first_screen)
+    try:
+        ok, _ = await ep.request(_call_request(ep, "INVITE", port, 1), "udp", dest)
+        assert ok is not None and ok.status_code == 200 and phone.calls.busy
+        tag = ok.to.tag or ""
+        ep.udp.sendto(bytes(_call_request(ep, "ACK", port, 1, tag)), dest)
+        for url in (first, second):
+            assert (await rig.push(0, "secret", execute_payload([url], priority=1))).delivered
+        await _settle()
+        assert [e["url"] for e in rig.kinds("deferred")] == [first, second]
+        assert rig.kinds("fetch_started") == []
+        bye, _ = await ep.request(_call_request(ep, "BYE", port, 2, tag), "udp", dest)
+        assert bye is not None and bye.status_code == 200 and not phone.calls.busy
+        await _settle()
+    finally:
+        await ep.close()
+    fetches = [(e["event"], e["url"]) for e in rig.events if e["event"].startswith("fetch_")]
+    assert fetches == [
+        ("fetch_started", first),
+        ("fetch_finished", first),
+        ("fetch_started", second),
+        ("fetch_finished", second),
+    ]
+    assert [e["error"] for e in rig.kinds("internal_error")] == ["RuntimeError: screen listener"]
+    assert phone.screen.title == "Second" and not phone.deferred
 
 
 async def test_pushes_are_acted_on_without_a_task_and_a_fault_does_not_stop_the_phone(

@@ -16,6 +16,7 @@ import click
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text as RichText
 
 from phonecast.campaign.inventory import Phone, write_inventory_csv
 from phonecast.cli.push_cmd import fail
@@ -178,13 +179,29 @@ def phone(
         registrar,
     )
     config = PhoneConfig(name, host, configs, settings)
-    console = Console(stderr=True)
+    show = None if quiet else screen_printer(Console(stderr=True))
+    run_loop(_serve([config], events_path, duration, show, None, max_transactions))
+
+
+def screen_printer(console: Console) -> Callable[[PhoneState], None]:
+    """What draws a phone's screen on ``console`` each time it changes.
+
+    The emulator calls it for every page shown, and a campaign pushes the
+    same page again and again: a phone whose rendering is the one last
+    drawn is not drawn again (the ``screen`` event still records each)."""
+    drawn: dict[str, str] = {}
 
     def show(state: PhoneState) -> None:
-        if not quiet:
-            console.print(f"[bold]{state.config.name}[/] shows:\n{state.screen.render()}")
+        name, drawing = state.config.name, state.screen.render()
+        if drawn.get(name) == drawing:
+            return
+        drawn[name] = drawing
+        # The drawing is a pushed page's text: printed as it is, never read
+        # as rich markup ("[/]" in a title would stop the drawing, "[red]"
+        # would vanish).
+        console.print(RichText.assemble((name, "bold"), " shows:\n", drawing))
 
-    run_loop(_serve([config], events_path, duration, show, None, max_transactions))
+    return show
 
 
 @click.command("fleet")

@@ -14,10 +14,10 @@ another line, a replayed nonce count or a wrong password is refused and the
 event log says which.
 Accepted, it answers 200 *then* acts: a URL body is fetched and shown; a
 CiscoIPPhoneExecute runs its items by priority (0 now, 1 when idle, 2 only
-if idle); a malformed body is still answered 200 and reported as
-CiscoIPPhoneError 1, as the phone would.  A retransmitted accepted NOTIFY
-never reaches this code (its transaction absorbs it), so it never fetches
-twice.
+if idle); any other body (:mod:`phonecast.phone.bodies`) is still answered
+200 and reported as CiscoIPPhoneError 1, as the phone would.  A
+retransmitted accepted NOTIFY never reaches this code (its transaction
+absorbs it), so it never fetches twice.
 """
 
 from __future__ import annotations
@@ -33,11 +33,12 @@ from typing import Any, Final
 from phonecast.net.endpoint import DEFAULT_MAX_SERVER_TRANSACTIONS, ServerHandle, SipEndpoint
 from phonecast.net.timers import Timer
 from phonecast.net.transport import Address, Flow
+from phonecast.phone.bodies import INTERNAL_SCHEMES, page_refusal, xml_service_items
 from phonecast.phone.calls import ALLOW, CallAgent, CallSettings
 from phonecast.phone.config import ACCEPTED_EVENTS, LineConfig, PhoneConfig
 from phonecast.phone.events import EventLog
 from phonecast.phone.fetcher import Done, Fetcher, FetchResult, PageFetcher
-from phonecast.phone.screen import Screen, parse_execute_items, screen_for
+from phonecast.phone.screen import Screen, screen_for
 from phonecast.sip import (
     DEFAULT_TIMERS,
     Request,
@@ -62,7 +63,6 @@ PHONE_POLICY: Final = UasPolicy(
         }
     ),
 )
-INTERNAL_SCHEMES: Final = ("key:", "softkey:", "init:", "dial:", "editdial:", "play:")
 
 
 @dataclass
@@ -91,6 +91,9 @@ class PhoneState:
     calls: CallAgent
     screen: Screen = field(default_factory=Screen)
     deferred: collections.deque[str] = field(default_factory=collections.deque)
+    #: True while a deferred URL is being fetched: the rest wait for it (the
+    #: phone runs them one at a time, whoever noticed it was idle).
+    running_deferred: bool = False
     fetches: int = 0
     actions: collections.deque[str] = field(
         default_factory=lambda: collections.deque(maxlen=ACTIONS_KEPT)
@@ -288,6 +291,7 @@ class PhoneHost:
             self._on_notify(line, request, handle)
             return
         calls = phone.calls
+        was_busy = calls.busy
         if method == "INVITE":
             responses = calls.on_invite(request)
         elif method == "BYE":
@@ -306,6 +310,10 @@ class PhoneHost:
             self._respond(line, handle, resp)
         if method == "INVITE" and responses and responses[-1].is_success:
             self._retransmit_2xx(line, handle, responses[-1])
+        if was_busy and not calls.busy:
+            # Whatever request ended the call (a BYE, today), the idle phone
+            # now runs what priority 1 kept for it, as Dial's hang-up does.
+            self._run_deferred(phone)
 
     def _retransmit_2xx(self, line: LineState, handle: ServerHandle, ok: Any) -> None:
         """RFC 3261 13.3.1.4: the UAS core resends its 2xx at T1, doubling to
@@ -455,26 +463,16 @@ class PhoneHost:
         self.events.emit("internal_error", error=f"{type(exc).__name__}: {exc}"[:300])
 
     def _xml_service(self, phone: PhoneState, body: bytes) -> None:
-        """Act on an accepted XML-Service body: a URL, or Execute items."""
-        name = phone.config.name
-        text = body.decode("utf-8", "replace")
-        if text.lstrip().startswith("<"):
-            try:
-                items = parse_execute_items(body)
-            except ValueError as exc:
-                self.events.emit("xml_error", phone=name, number=1, detail=str(exc)[:200])
-                return
-        else:
-            url = text.strip()
-            if phone.config.settings.strict_url_body and url != text:
-                self.events.emit(
-                    "xml_error",
-                    phone=name,
-                    number=1,
-                    detail="URL body has surrounding white space or CR/LF",
-                )
-                return
-            items = [(url, 0)]
+        """Act on an accepted XML-Service body: a URL, or Execute items; any
+        other body is reported as the CiscoIPPhoneError the phone shows."""
+        strict = phone.config.settings.strict_url_body
+        try:
+            items = xml_service_items(body, strict_url_body=strict)
+        except ValueError as exc:
+            number = getattr(exc, "number", 1)
+            detail = str(exc)[:200]
+            self.events.emit("xml_error", phone=phone.config.name, number=number, detail=detail)
+            return
         # Cisco: "order of execution is not guaranteed"; a fetch runs on
         # while the next item is taken.
         for uri, priority in items:
@@ -512,36 +510,51 @@ class PhoneHost:
         self._spawn(hang_up())
 
     def _run_deferred(self, phone: PhoneState) -> None:
-        """The phone is idle: fetch what priority 1 deferred, one at a time."""
-        if phone.deferred and not phone.calls.busy:
-            self._fetch_and_show(phone, phone.deferred.popleft(), then=self._run_deferred)
+        """The phone may be idle: fetch what priority 1 deferred, one at a
+        time.  Called whenever something made the phone idle (a call ended,
+        Dial's timer hung up); while one deferred URL is being fetched a
+        second call does nothing, the fetch's end takes the next."""
+        while phone.deferred and not phone.calls.busy and not phone.running_deferred:
+            url = phone.deferred.popleft()
+            phone.running_deferred = self._fetch_and_show(phone, url, then=self._deferred_shown)
+
+    def _deferred_shown(self, phone: PhoneState) -> None:
+        phone.running_deferred = False
+        self._run_deferred(phone)
 
     def _fetch_and_show(
         self,
         phone: PhoneState,
         url: str,
         then: Callable[[PhoneState], None] | None = None,
-    ) -> None:
+    ) -> bool:
         """Start fetching ``url`` for ``phone``; show what comes back (then
-        call ``then``).  Fetches waiting for a turn are bounded like anything
-        a peer can make the phone hold: past ``max_pending`` the push is
-        dropped, as a phone whose browser is saturated would."""
+        call ``then``); False if it was dropped (``then`` is never called).
+        Fetches waiting for a turn are bounded like anything a peer can make
+        the phone hold: past ``max_pending`` the push is dropped, as a phone
+        whose browser is saturated would."""
         name = phone.config.name
         if self.fetcher.waiting + len(self._to_fetch) >= self.max_pending:
             self.events.emit("dropped", phone=name, url=url, reason="too many pending fetches")
-            return
+            return False
         if self.events.detailed:
             self.events.emit("fetch_started", phone=name, url=url)
         else:
             self.events.count("fetch_started")
 
         def fetched(result: FetchResult) -> None:
+            # Faults are reported, never raised into the fetcher; ``then``
+            # runs even after one, or the deferred pushes behind it would wait
+            # for ever.
             try:
                 self._show(phone, url, result)
-                if then is not None:
-                    then(phone)
-            except Exception as exc:  # reported, never into the fetcher
+            except Exception as exc:
                 self._report_fault(exc)
+            if then is not None:
+                try:
+                    then(phone)
+                except Exception as exc:
+                    self._report_fault(exc)
 
         # Started after the burst of datagrams this push came in, with the
         # burst's other fetches: a TCP connect between two SIP messages
@@ -551,6 +564,7 @@ class PhoneHost:
             assert self._loop is not None
             self._loop.call_soon(self._start_fetches)
         self._to_fetch.append((url, fetched))
+        return True
 
     def _start_fetches(self) -> None:
         batch, self._to_fetch = self._to_fetch, []
@@ -564,19 +578,25 @@ class PhoneHost:
     def _show(self, phone: PhoneState, url: str, result: FetchResult) -> None:
         name = phone.config.name
         phone.fetches += 1
+        # A page served as anything but text/xml is fetched, not shown.
+        if result.ok:
+            error = page_refusal(result.content_type)
+        else:
+            error = result.error or "the fetch failed"
         events = self.events
         if events.detailed:
             events.emit(
                 "fetch_finished",
                 phone=name,
                 url=url,
-                ok=result.ok,
+                ok=error is None,
                 status=result.status,
-                error=result.error,
+                content_type=result.content_type,
+                error=error,
             )
         else:
             events.count("fetch_finished")
-        if not result.ok:
+        if error is not None:
             return
         try:
             phone.screen = screen_for(result.body)

@@ -2,9 +2,9 @@
 
 Every observable step of a phone is an event: ``request`` (received),
 ``auth`` (verdict and why), ``response`` (sent), ``fetch_started``,
-``fetch_finished`` (status), ``screen`` (what is shown), ``action`` (an
-internal URI executed), ``call`` (state changes).  Events never contain a
-password or a digest response.
+``fetch_finished`` (status, content type), ``screen`` (what is shown),
+``action`` (an internal URI executed), ``call`` (state changes).  Events
+never contain a password or a digest response.
 """
 
 from __future__ import annotations

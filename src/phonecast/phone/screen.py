@@ -81,14 +81,6 @@ def _screen_of_small(body: bytes) -> Screen:
     return object_to_screen(parse_object(body))
 
 
-def parse_execute_items(body: bytes) -> list[tuple[str, int]]:
-    """``(URL or internal URI, priority)`` of a CiscoIPPhoneExecute body."""
-    from phonecast.ciscoxml import parse_execute
-
-    execute = parse_execute(body)
-    return [(item.url, item.priority) for item in execute.items]
-
-
 def _text(obj: Any, *names: str) -> str:
     for name in names:
         value = getattr(obj, name, None)
