@@ -100,8 +100,8 @@ def test_the_commands_push_to_the_emulator_over_each_transport(
 ) -> None:
     """``phonecast push`` to ``phonecast phone``, both as users run them
     (on uvloop, whose transports differ from asyncio's), over UDP and TCP:
-    the challenge is answered over that transport and the phone verifies
-    the push once."""
+    the challenge is answered over that transport, the phone verifies the
+    push once and its events name the transport each request came over."""
     import json
 
     from tests.interop.peers import emulated_phone, free_udp_port, phonecast
@@ -127,3 +127,4 @@ def test_the_commands_push_to_the_emulator_over_each_transport(
     seen = [json.loads(line) for line in events.read_text().splitlines()]
     verdicts = [e["ok"] for e in seen if e["event"] == "auth"]
     assert verdicts == [False, True], seen
+    assert {e["transport"] for e in seen if e["event"] == "request"} == {transport}

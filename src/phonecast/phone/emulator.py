@@ -276,6 +276,7 @@ class PhoneHost:
                 line=line.config.user,
                 method=request.method,
                 source=f"{flow.remote[0]}:{flow.remote[1]}",
+                transport=flow.transport,
             )
         else:
             events.count("request")
