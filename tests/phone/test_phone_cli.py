@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from phonecast.sip import Response, parse_message
 from tests.interop.peers import emulated_phone, free_udp_port, phonecast
@@ -43,3 +46,29 @@ def test_max_transactions_bounds_what_a_flood_can_make_the_phone_hold(tmp_path: 
     assert answers == [(401, None)] * 5 + [(200, None), (200, None), (503, "5")]
     refused = phonecast("phone", "--line", f"1001:secret@{port}", "--max-transactions", "0")
     assert refused.returncode == 2 and "--max-transactions" in refused.stderr
+
+
+def _refused(result: subprocess.CompletedProcess[str], *named: str) -> None:
+    """Bad usage: exit status 2 and one line naming what is wrong, no traceback."""
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    for text in named:
+        assert text in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("path", ["/nonexistent/dir/ev.jsonl", "/proc/ev.jsonl"])
+@pytest.mark.parametrize("command", ["phone", "fleet"])
+def test_an_events_file_that_cannot_be_written_is_refused_before_any_phone_starts(
+    command: str, path: str
+) -> None:
+    """The log is opened before the phones listen: a missing folder or a place
+    nothing may be created in is one clear line, not a traceback later."""
+    port = free_udp_port()
+    if command == "phone":
+        args = ["phone", "--line", f"1001:secret@{port}"]
+    else:
+        args = ["fleet", "--count", "1", "--base-port", str(port)]
+    result = phonecast(*args, "--events", path, "--duration", "5")
+    _refused(result, "--events", path)
+    assert "listening" not in result.stderr

@@ -184,7 +184,8 @@ def phone(
         if not quiet:
             console.print(f"[bold]{state.config.name}[/] shows:\n{state.screen.render()}")
 
-    run_loop(_serve([config], events_path, duration, show, None, max_transactions))
+    events = open_event_log(events_path)
+    run_loop(_serve([config], events, duration, show, None, max_transactions))
 
 
 @click.command("fleet")
@@ -257,12 +258,11 @@ def fleet(
             fail(f"bad --password-pattern {password_pattern!r}: {exc}")
         line = LineConfig(user, Secret(password, "fleet"), base_port + n - 1)
         configs.append(PhoneConfig(f"phone-{n}", host, (line,), settings))
+    events = open_event_log(events_path)
     if inventory_out:
         write_fleet_inventory(inventory_out, configs)
     raise_fd_limit(count * (2 if tcp else 1) + 256)
-    run_loop(
-        _serve(configs, events_path, duration, None, None if quiet else count, max_transactions)
-    )
+    run_loop(_serve(configs, events, duration, None, None if quiet else count, max_transactions))
 
 
 def write_fleet_inventory(path: str | Path, configs: Sequence[PhoneConfig]) -> None:
@@ -285,15 +285,24 @@ def write_fleet_inventory(path: str | Path, configs: Sequence[PhoneConfig]) -> N
     write_inventory_csv(path, phones)
 
 
+def open_event_log(path: str | None) -> EventLog:
+    """The --events log, opened before any phone starts: a path that cannot
+    be written is bad input, better refused at once than found out as a
+    traceback once the phones are listening."""
+    try:
+        return EventLog(path)
+    except OSError as exc:
+        fail(f"cannot write --events {path!r}: {exc.strerror or exc}")
+
+
 async def _serve(
     configs: Sequence[PhoneConfig],
-    events_path: str | None,
+    events: EventLog,
     duration: float | None,
     on_screen: object,
     summary_of: int | None,
     max_transactions: int,
 ) -> None:
-    events = EventLog(events_path)
     host = PhoneHost(
         events=events,
         on_screen=on_screen,  # type: ignore[arg-type]
