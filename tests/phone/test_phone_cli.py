@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import socket
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from phonecast.campaign.inventory import Phone
+from phonecast.cli import cli, phone_cmd
 from phonecast.sip import Response, parse_message
 from tests.interop.peers import emulated_phone, free_udp_port, phonecast
 
@@ -72,3 +78,40 @@ def test_an_events_file_that_cannot_be_written_is_refused_before_any_phone_start
     result = phonecast(*args, "--events", path, "--duration", "5")
     _refused(result, "--events", path)
     assert "listening" not in result.stderr
+
+
+def test_an_inventory_that_cannot_be_written_is_refused_before_the_fleet_starts() -> None:
+    """No fleet runs without the inventory that says how to reach it."""
+    port = free_udp_port()
+    result = phonecast(
+        "fleet", "--count", "3", "--base-port", str(port), "--inventory-out", "/nonexistent/x.csv"
+    )
+    _refused(result, "--inventory-out", "/nonexistent/x.csv")
+    assert "listening" not in result.stderr
+
+
+def test_an_inventory_write_that_fails_part_way_leaves_the_earlier_one_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk that fills mid-write: the old inventory stays as it was, no
+    half-written file is left beside it, and the fleet does not start."""
+    inventory = tmp_path / "phones.csv"
+    inventory.write_text("the earlier inventory\n")
+
+    def fill_the_disk(path: str | Path, phones: Iterable[Phone], **_: object) -> None:
+        Path(path).write_text("name,target,")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(phone_cmd, "write_inventory_csv", fill_the_disk)
+    started = []
+    monkeypatch.setattr(phone_cmd, "run_loop", started.append)
+    result = CliRunner().invoke(
+        cli, ["fleet", "--count", "2", "--inventory-out", str(inventory), "--duration", "1"]
+    )
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == (
+        f"phonecast: cannot write --inventory-out {str(inventory)!r}: No space left on device"
+    )
+    assert inventory.read_text() == "the earlier inventory\n"
+    assert sorted(tmp_path.iterdir()) == [inventory]
+    assert not started

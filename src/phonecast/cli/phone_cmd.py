@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import resource
 import signal
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -260,13 +262,23 @@ def fleet(
         configs.append(PhoneConfig(f"phone-{n}", host, (line,), settings))
     events = open_event_log(events_path)
     if inventory_out:
-        write_fleet_inventory(inventory_out, configs)
+        try:
+            write_fleet_inventory(inventory_out, configs)
+        except OSError as exc:
+            fail(f"cannot write --inventory-out {inventory_out!r}: {exc.strerror or exc}")
     raise_fd_limit(count * (2 if tcp else 1) + 256)
     run_loop(_serve(configs, events, duration, None, None if quiet else count, max_transactions))
 
 
 def write_fleet_inventory(path: str | Path, configs: Sequence[PhoneConfig]) -> None:
-    """The fleet in the inventory format ``phonecast alert`` reads."""
+    """The fleet in the inventory format ``phonecast alert`` reads.
+
+    Written before any phone starts, to a new file beside ``path`` that is
+    then renamed over it: a write that fails (no such folder, disk full)
+    leaves no half inventory and any earlier one whole, and the fleet never
+    runs without the inventory that says how to reach it.  The file is the
+    owner's only (``mkstemp``): it holds the fleet's passwords.
+    """
     phones = []
     for i, cfg in enumerate(configs):
         line = cfg.lines[0]
@@ -282,7 +294,15 @@ def write_fleet_inventory(path: str | Path, configs: Sequence[PhoneConfig]) -> N
                 line=i + 2,
             )
         )
-    write_inventory_csv(path, phones)
+    final = Path(path)
+    fd, partial = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write_inventory_csv(partial, phones)
+        os.replace(partial, final)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
 
 
 def open_event_log(path: str | None) -> EventLog:
