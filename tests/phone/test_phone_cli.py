@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import socket
 import subprocess
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from click.testing import CliRunner
 
 from phonecast.campaign.inventory import Phone
 from phonecast.cli import cli, phone_cmd
-from phonecast.sip import Response, parse_message
+from phonecast.sip import Request, Response, make_response, parse_message
 from tests.interop.peers import emulated_phone, free_udp_port, phonecast
 
 
@@ -115,3 +117,89 @@ def test_an_inventory_write_that_fails_part_way_leaves_the_earlier_one_whole(
     assert inventory.read_text() == "the earlier inventory\n"
     assert sorted(tmp_path.iterdir()) == [inventory]
     assert not started
+
+
+def _refused_here(monkeypatch: pytest.MonkeyPatch, *args: str) -> str:
+    """The command run in this process, refused as bad usage before any phone
+    starts; returns its one line of stderr."""
+    started: list[object] = []
+    monkeypatch.setattr(phone_cmd, "run_loop", started.append)
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not started
+    return result.stderr.strip()
+
+
+@pytest.mark.parametrize(
+    ("text", "meant"),
+    [
+        ("127.0.0.1", "127.0.0.1:5060"),
+        ("127.0.0.1:5070", "127.0.0.1:5070"),
+        ("[::1]", "[::1]:5060"),
+        ("[0:0::1]:5070", "[::1]:5070"),
+    ],
+)
+def test_a_registrar_without_a_port_is_at_5060(text: str, meant: str) -> None:
+    assert phone_cmd.parse_registrar(text) == meant
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["nohost", "127.0.0.1:abc", "127.0.0.1:0", "127.0.0.1:65536", "::1", "[::1", "[1.2.3.4]", ""],
+)
+@pytest.mark.parametrize("command", ["phone", "fleet"])
+def test_a_registrar_that_is_not_host_and_port_is_refused(
+    command: str, text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each was a ValueError traceback from the emulator once the phone ran;
+    names are refused too (the emulator sends to the address as it is)."""
+    base = (
+        ["phone", "--line", "1001:secret@5070"] if command == "phone" else ["fleet", "--count", "1"]
+    )
+    line = _refused_here(monkeypatch, *base, "--register", text)
+    assert line.startswith(f"phonecast: bad --register {text!r}: ")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_the_phone_registers_at_the_address_given(host: str) -> None:
+    """The CLI's one form of the address (``[v6]:port`` for IPv6) is the one
+    the emulator's REGISTER reaches."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    registrar = socket.socket(family, socket.SOCK_DGRAM)
+    registrar.bind((host, 0))
+    registrar.settimeout(10)
+    registered: list[str] = []
+
+    def answer() -> None:
+        with contextlib.suppress(OSError):
+            data, peer = registrar.recvfrom(65535)
+            request = parse_message(data)
+            assert isinstance(request, Request)
+            registered.append(request.method)
+            registrar.sendto(bytes(make_response(request, 200, to_tag="r")), peer)
+
+    shown = f"[{host}]" if ":" in host else host
+    thread = threading.Thread(target=answer)
+    thread.start()
+    try:
+        result = phonecast(
+            "phone",
+            "--host",
+            host,
+            "--line",
+            f"1001:secret@{free_udp_port()}",
+            "--register",
+            f"{shown}:{registrar.getsockname()[1]}",
+            "--quiet",
+            "--duration",
+            "0.2",
+        )
+    finally:
+        thread.join()
+        registrar.close()
+    assert result.returncode == 0, result.stderr
+    assert registered == ["REGISTER"]
+    assert f"1 of 1 line(s) registered at {shown}:" in result.stderr

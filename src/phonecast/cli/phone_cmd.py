@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import ipaddress
 import os
 import resource
 import signal
@@ -12,7 +13,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import click
 from rich.console import Console
@@ -31,6 +32,7 @@ from phonecast.phone.events import EventLog
 from phonecast.sip import SipUri
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def parse_line(spec: str) -> LineConfig:
@@ -47,6 +49,65 @@ def parse_line(spec: str) -> LineConfig:
     except SecretError as exc:
         fail(f"bad --line {spec!r}: {exc}")
     return LineConfig(user, secret, int(port_text), auth_id or None)
+
+
+#: Where --register sends when no port is given (RFC 3261 19.1.2, UDP/TCP).
+DEFAULT_SIP_PORT: Final = 5060
+
+
+def parse_registrar(text: str) -> str:
+    """``HOST[:PORT]`` or ``[IPV6][:PORT]`` as ``host:port`` (``[v6]:port``),
+    the one form the emulator's REGISTER splits at its last colon.
+
+    HOST must be an address: the emulator sends to it as it is, with no
+    lookup (a name would be resolved by a blocking call on every datagram).
+    A bare IPv6 address is refused rather than guessed at: in ``fe80::1:5060``
+    nothing says whether 5060 is the port or the last group.
+    """
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError("expected [IPV6] or [IPV6]:PORT")
+        port_text = rest[1:] if rest else None
+    elif text.count(":") > 1:
+        raise ValueError("write an IPv6 address in brackets, as in [::1]:5060")
+    else:
+        host, colon, port_text_or_empty = text.partition(":")
+        port_text = port_text_or_empty if colon else None
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(
+            "HOST must be an IP address (an IPv6 one in brackets); names are not looked up"
+        ) from None
+    if (address.version == 6) != text.startswith("["):
+        raise ValueError("only an IPv6 address goes in brackets")
+    port = DEFAULT_SIP_PORT
+    if port_text is not None:
+        digits = port_text.isascii() and port_text.isdigit() and len(port_text) <= 5
+        if not (digits and 0 < int(port_text) < 65536):
+            raise ValueError(f"PORT must be a number from 1 to 65535, not {port_text!r}")
+        port = int(port_text)
+    shown = f"[{address}]" if address.version == 6 else str(address)
+    return f"{shown}:{port}"
+
+
+def _parsed_by(
+    parse: Callable[[str], T],
+) -> Callable[[click.Context, click.Parameter, str | None], T | None]:
+    """A click callback that reads an option with ``parse`` while the command
+    line is parsed, before anything starts: a ValueError becomes one line
+    naming the option and the value (the form of :func:`fail`, exit 2)."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> T | None:
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except ValueError as exc:
+            fail(f"bad {param.opts[0]} {value!r}: {exc}")
+
+    return callback
 
 
 def raise_fd_limit(wanted: int) -> None:
@@ -122,7 +183,12 @@ def _common(func: F) -> F:
         click.option(
             "--register",
             "registrar",
-            help="REGISTER every line at HOST:PORT (digest with the line's credentials).",
+            metavar="HOST[:PORT]",
+            callback=_parsed_by(parse_registrar),
+            help=(
+                "REGISTER every line at this address (port 5060 if none; IPv6 in "
+                "brackets), digest with the line's credentials."
+            ),
         ),
         click.option(
             "--max-transactions",
