@@ -10,6 +10,7 @@ import subprocess
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -203,3 +204,33 @@ def test_the_phone_registers_at_the_address_given(host: str) -> None:
     assert result.returncode == 0, result.stderr
     assert registered == ["REGISTER"]
     assert f"1 of 1 line(s) registered at {shown}:" in result.stderr
+
+
+@pytest.mark.parametrize("option", ["--nonce-lifetime", "--duration"])
+@pytest.mark.parametrize("value", ["-5", "0", "nan", "inf", "soon"])
+@pytest.mark.parametrize("command", ["phone", "fleet"])
+def test_seconds_that_are_not_a_positive_number_are_refused(
+    command: str, option: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A nonce lifetime of 0 or less was a ValueError traceback from the
+    digest server; a --duration of nan one from the event loop."""
+    base = (
+        ["phone", "--line", "1001:secret@5070"] if command == "phone" else ["fleet", "--count", "1"]
+    )
+    line = _refused_here(monkeypatch, *base, option, value)
+    assert line == f"phonecast: bad {option} {value!r}: expected a positive number of seconds"
+
+
+def test_a_nonce_lifetime_past_a_day_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """1e306 s overflowed the digest server's milliseconds when it pruned."""
+    line = _refused_here(monkeypatch, "fleet", "--count", "1", "--nonce-lifetime", "1e306")
+    assert line == "phonecast: bad --nonce-lifetime '1e306': at most 86400 seconds (a day)"
+
+
+def test_a_nonce_lifetime_reaches_the_phone(monkeypatch: pytest.MonkeyPatch) -> None:
+    served: list[Any] = []
+    monkeypatch.setattr(phone_cmd, "_serve", lambda configs, *_: served.append(configs))
+    monkeypatch.setattr(phone_cmd, "run_loop", lambda _: None)
+    args = ["phone", "--line", "1001:secret@5070", "--nonce-lifetime", "2.5"]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    assert served[0][0].settings.nonce_lifetime == 2.5

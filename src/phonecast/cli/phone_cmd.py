@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import ipaddress
+import math
 import os
 import resource
 import signal
@@ -92,6 +93,32 @@ def parse_registrar(text: str) -> str:
     return f"{shown}:{port}"
 
 
+#: The longest --nonce-lifetime, a day.  Servers keep a nonce minutes
+#: (Kamailio's nonce_expire is 300 s, field guide); a day is past any test,
+#: and far short of the lifetimes (~1e305 s) that overflow the digest
+#: server's arithmetic in milliseconds.
+MAX_NONCE_LIFETIME: Final = 86_400.0
+
+
+def parse_seconds(text: str) -> float:
+    """A positive, finite number of seconds (``nan`` and ``inf`` are not)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError("expected a positive number of seconds")
+    return seconds
+
+
+def parse_nonce_lifetime(text: str) -> float:
+    """Seconds a nonce stays good: positive, at most :data:`MAX_NONCE_LIFETIME`."""
+    seconds = parse_seconds(text)
+    if seconds > MAX_NONCE_LIFETIME:
+        raise ValueError(f"at most {MAX_NONCE_LIFETIME:.0f} seconds (a day)")
+    return seconds
+
+
 def _parsed_by(
     parse: Callable[[str], T],
 ) -> Callable[[click.Context, click.Parameter, str | None], T | None]:
@@ -165,7 +192,14 @@ def _common(func: F) -> F:
             default="MD5",
             show_default=True,
         ),
-        click.option("--nonce-lifetime", type=float, default=300.0, show_default=True),
+        click.option(
+            "--nonce-lifetime",
+            default="300",
+            show_default=True,
+            metavar="SECONDS",
+            callback=_parsed_by(parse_nonce_lifetime),
+            help="How long a challenge's nonce stays good (at most a day).",
+        ),
         click.option("--strict-uri", is_flag=True, help="Require digest uri == Request-URI."),
         click.option(
             "--strict-url-body",
@@ -179,7 +213,12 @@ def _common(func: F) -> F:
             default="answer",
             show_default=True,
         ),
-        click.option("--duration", type=float, help="Stop after this many seconds."),
+        click.option(
+            "--duration",
+            metavar="SECONDS",
+            callback=_parsed_by(parse_seconds),
+            help="Stop after this many seconds.",
+        ),
         click.option(
             "--register",
             "registrar",
