@@ -19,6 +19,7 @@ from phonecast.campaign.inventory import Phone
 from phonecast.cli import cli, phone_cmd
 from phonecast.sip import Request, Response, make_response, parse_message
 from tests.interop.peers import emulated_phone, free_udp_port, phonecast
+from tests.ports import free_ports
 
 
 def _request(method: str, port: int, peer_port: int, n: int) -> bytes:
@@ -234,3 +235,18 @@ def test_a_nonce_lifetime_reaches_the_phone(monkeypatch: pytest.MonkeyPatch) -> 
     args = ["phone", "--line", "1001:secret@5070", "--nonce-lifetime", "2.5"]
     assert CliRunner().invoke(cli, args).exit_code == 0
     assert served[0][0].settings.nonce_lifetime == 2.5
+
+
+def test_a_busy_port_named_is_the_one_that_is_busy() -> None:
+    """With the second line's port taken, the error named the first's."""
+    first, second = free_ports(2)
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", second))
+    try:
+        result = phonecast(
+            "phone", "--line", f"1001:secret@{first}", "--line", f"1002:other@{second}"
+        )
+    finally:
+        taken.close()
+    _refused(result, f"line 1002 on 127.0.0.1:{second}: Address already in use")
+    assert str(first) not in result.stderr

@@ -439,9 +439,10 @@ async def _serve(
             try:
                 await host.add_phone(cfg)
             except OSError as exc:
+                line = _line_not_bound(host, cfg)
                 fail(
-                    f"cannot listen for {cfg.name} on {cfg.host}:{cfg.lines[0].port}: "
-                    f"{exc.strerror}"
+                    f"cannot listen for {cfg.name} line {line.user} on {cfg.host}:{line.port}: "
+                    f"{exc.strerror or exc}"
                 )
         ports = f"{configs[0].lines[0].port}-{configs[-1].lines[-1].port}"
         click.echo(
@@ -472,6 +473,14 @@ async def _serve(
             await stop.wait()
     finally:
         await host.close()
+
+
+def _line_not_bound(host: PhoneHost, cfg: PhoneConfig) -> LineConfig:
+    """The line of ``cfg`` whose listen failed: ``add_phone`` binds the lines
+    in order and records each once bound, so it is the first not recorded
+    (counted, not looked up by port, so two lines on one port come out right)."""
+    bound = sum(line.phone.config is cfg for line in host.lines.values())
+    return cfg.lines[min(bound, len(cfg.lines) - 1)]
 
 
 async def _live_summary(events: EventLog, stop: asyncio.Event) -> None:
