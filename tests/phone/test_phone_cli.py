@@ -22,12 +22,13 @@ from tests.interop.peers import emulated_phone, free_udp_port, phonecast
 from tests.ports import free_ports
 
 
-def _request(method: str, port: int, peer_port: int, n: int) -> bytes:
+def _request(method: str, port: int, peer_port: int, n: int, host: str = "127.0.0.1") -> bytes:
     event = "Event: XML-Service\r\n" if method == "NOTIFY" else ""
+    host = f"[{host}]" if ":" in host else host
     return (
-        f"{method} sip:1001@127.0.0.1:{port} SIP/2.0\r\n"
-        f"Via: SIP/2.0/UDP 127.0.0.1:{peer_port};branch=z9hG4bKcap{method}{n}\r\n"
-        f"From: <sip:pc@127.0.0.1>;tag=c{n}\r\nTo: <sip:1001@127.0.0.1:{port}>\r\n"
+        f"{method} sip:1001@{host}:{port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {host}:{peer_port};branch=z9hG4bKcap{method}{n}\r\n"
+        f"From: <sip:pc@{host}>;tag=c{n}\r\nTo: <sip:1001@{host}:{port}>\r\n"
         f"Call-ID: cap-{n}@h\r\nCSeq: 1 {method}\r\nMax-Forwards: 70\r\n{event}"
         "Content-Length: 0\r\n\r\n"
     ).encode()
@@ -250,3 +251,54 @@ def test_a_busy_port_named_is_the_one_that_is_busy() -> None:
         taken.close()
     _refused(result, f"line 1002 on 127.0.0.1:{second}: Address already in use")
     assert str(first) not in result.stderr
+
+
+@pytest.mark.parametrize("text", ["notanip", "10.0.0", "[::1]", "proxy.example", ""])
+@pytest.mark.parametrize("command", ["phone", "fleet"])
+def test_a_restrict_source_that_is_not_an_address_is_refused(
+    command: str, text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was taken, and the phone then dropped every request it got."""
+    base = (
+        ["phone", "--line", "1001:secret@5070"] if command == "phone" else ["fleet", "--count", "1"]
+    )
+    line = _refused_here(monkeypatch, *base, "--restrict-source", text)
+    assert line.startswith(f"phonecast: bad --restrict-source {text!r}: expected an IP address")
+
+
+@pytest.mark.parametrize(
+    ("text", "spelt"),
+    [
+        ("127.0.0.1", "127.0.0.1"),
+        ("0:0::1", "::1"),
+        ("FE80:0::1", "fe80::1"),
+        ("::ffff:127.0.0.1", "::ffff:127.0.0.1"),
+    ],
+)
+def test_a_restrict_source_is_spelt_as_a_socket_spells_a_source(text: str, spelt: str) -> None:
+    assert phone_cmd.parse_source_address(text) == spelt
+
+
+def _options_answered(port: int, host: str, tmp_path: Path, restrict: str) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    peer = socket.socket(family, socket.SOCK_DGRAM)
+    peer.bind((host, 0))
+    peer.settimeout(1.5)
+    extra = ["--host", host, "--restrict-source", restrict]
+    try:
+        with emulated_phone(f"1001:secret@{port}", events=tmp_path / "ev.jsonl", extra=extra):
+            peer.sendto(_request("OPTIONS", port, peer.getsockname()[1], 1, host), (host, port))
+            try:
+                return isinstance(parse_message(peer.recv(65535)), Response)
+            except TimeoutError:
+                return False
+    finally:
+        peer.close()
+
+
+def test_restrict_source_lets_the_proxy_in_however_its_address_is_written(
+    tmp_path: Path,
+) -> None:
+    """``0:0::1`` is ::1, the source the phone sees; another address is shut out."""
+    assert _options_answered(free_udp_port(), "::1", tmp_path, "0:0::1")
+    assert not _options_answered(free_udp_port(), "127.0.0.1", tmp_path, "127.0.0.2")

@@ -10,6 +10,7 @@ import math
 import os
 import resource
 import signal
+import socket
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -119,6 +120,18 @@ def parse_nonce_lifetime(text: str) -> float:
     return seconds
 
 
+def parse_source_address(text: str) -> str:
+    """An IPv4 or IPv6 address, spelt as a socket reports a datagram's source
+    (``0:0::1`` as ``::1``): the phone compares the two as text."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        raise ValueError("expected an IP address (IPv4 or IPv6), the proxy's") from None
+    if address.version == 6 and address.scope_id is None:
+        return socket.inet_ntop(socket.AF_INET6, address.packed)
+    return str(address)
+
+
 def _parsed_by(
     parse: Callable[[str], T],
 ) -> Callable[[click.Context, click.Parameter, str | None], T | None]:
@@ -206,7 +219,12 @@ def _common(func: F) -> F:
             is_flag=True,
             help="Refuse URL bodies with trailing CR/LF (SPA500 7.4.4+).",
         ),
-        click.option("--restrict-source", help="Only accept SIP from this address (a proxy)."),
+        click.option(
+            "--restrict-source",
+            metavar="ADDRESS",
+            callback=_parsed_by(parse_source_address),
+            help="Only accept SIP from this IP address (a proxy's).",
+        ),
         click.option(
             "--call-mode",
             type=click.Choice(["answer", "busy", "decline"]),
