@@ -302,3 +302,40 @@ def test_restrict_source_lets_the_proxy_in_however_its_address_is_written(
     """``0:0::1`` is ::1, the source the phone sees; another address is shut out."""
     assert _options_answered(free_udp_port(), "::1", tmp_path, "0:0::1")
     assert not _options_answered(free_udp_port(), "127.0.0.1", tmp_path, "127.0.0.2")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "why"),
+    [
+        ("", "phone 1's password is empty (a line needs one)"),
+        ("{user:.0}", "phone 1's password is empty (a line needs one)"),
+        ("pw{n:>300000000}", "300000000 is wider than a password may be (128)"),
+        ("pw{n:x>129}", "129 is wider than a password may be (128)"),
+        ("pw{n:>{user}}", "a field's format may not hold another field"),
+        ("{n[0]}", "'int' object is not subscriptable"),
+        ("{n.x}", "'int' object has no attribute 'x'"),
+    ],
+)
+def test_a_password_pattern_that_makes_no_password_or_a_huge_one_is_refused(
+    pattern: str, why: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty password is one --line refuses; pw{n:>300000000} built 300 MB
+    for each phone; the last two were tracebacks."""
+    line = _refused_here(monkeypatch, "fleet", "--count", "3", "--password-pattern", pattern)
+    assert line == f"phonecast: bad --password-pattern {pattern!r}: {why}"
+
+
+def test_a_password_is_at_most_128_characters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Phone 9's password is 128 characters, phone 10's 129: the error names
+    phone 10 and does not show the pattern (it may be a long literal)."""
+    pattern = "x" * 127 + "{n}"
+    served: list[Any] = []
+    monkeypatch.setattr(phone_cmd, "_serve", lambda configs, *_: served.append(configs))
+    monkeypatch.setattr(phone_cmd, "run_loop", lambda _: None)
+    args = ["fleet", "--count", "9", "--password-pattern", pattern]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    assert served[0][-1].lines[0].password.reveal() == "x" * 127 + "9"
+    line = _refused_here(monkeypatch, "fleet", "--count", "10", "--password-pattern", pattern)
+    assert line == (
+        "phonecast: bad --password-pattern: phone 10's password would be 129 characters, over 128"
+    )

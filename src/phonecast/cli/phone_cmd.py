@@ -8,9 +8,11 @@ import dataclasses
 import ipaddress
 import math
 import os
+import re
 import resource
 import signal
 import socket
+import string
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -374,13 +376,10 @@ def fleet(
         registrar,
     )
     settings = dataclasses.replace(settings, tcp=tcp)
+    users = [str(first_user + i) for i in range(count)]
+    passwords = fleet_passwords(password_pattern, users)
     configs = []
-    for n in range(1, count + 1):
-        user = str(first_user + n - 1)
-        try:
-            password = password_pattern.format(n=n, user=user)
-        except (KeyError, IndexError, ValueError) as exc:
-            fail(f"bad --password-pattern {password_pattern!r}: {exc}")
+    for n, (user, password) in enumerate(zip(users, passwords, strict=True), 1):
         line = LineConfig(user, Secret(password, "fleet"), base_port + n - 1)
         configs.append(PhoneConfig(f"phone-{n}", host, (line,), settings))
     events = open_event_log(events_path)
@@ -391,6 +390,52 @@ def fleet(
             fail(f"cannot write --inventory-out {inventory_out!r}: {exc.strerror or exc}")
     raise_fd_limit(count * (2 if tcp else 1) + 256)
     run_loop(_serve(configs, events, duration, None, None if quiet else count, max_transactions))
+
+
+#: The longest password --password-pattern may make, in characters.  The
+#: field guide gives no limit for an SPA line's password (nor does SIP for a
+#: digest's), so the bound is the fleet's, not the phone's: far past any real
+#: account password, it stops a runaway pattern such as ``pw{n:>300000000}``,
+#: 300 MB for each phone before the first one listens, and keeps 50,000
+#: phones' passwords to a few MB.
+MAX_FLEET_PASSWORD: Final = 128
+
+
+def fleet_passwords(pattern: str, users: Sequence[str]) -> list[str]:
+    """Each phone's password from --password-pattern (phone n is ``users[n-1]``),
+    or a one-line error.
+
+    The format specs are looked at before anything is formatted:
+    ``str.format`` builds a field's padding whole, so a width (or precision)
+    over the bound is refused unbuilt, and so is a field nested in a spec,
+    whose width is unknown until formatted.  A password must not be empty (a
+    line needs one) nor longer than :data:`MAX_FLEET_PASSWORD`; that last
+    error does not show the pattern, which may then be a long literal password.
+    """
+    shown = f"bad --password-pattern {pattern!r}"
+    try:
+        for _, field, spec, _ in string.Formatter().parse(pattern):
+            if field is None or not spec:
+                continue
+            if "{" in spec:
+                fail(f"{shown}: a field's format may not hold another field")
+            for number in re.findall(r"\d+", spec):
+                if len(number.lstrip("0")) > 4 or int(number) > MAX_FLEET_PASSWORD:
+                    fail(
+                        f"{shown}: {number} is wider than a password may be ({MAX_FLEET_PASSWORD})"
+                    )
+        passwords = [pattern.format(n=n, user=user) for n, user in enumerate(users, 1)]
+    except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
+        fail(f"{shown}: {exc}")
+    for n, password in enumerate(passwords, 1):
+        if not password:
+            fail(f"{shown}: phone {n}'s password is empty (a line needs one)")
+        if len(password) > MAX_FLEET_PASSWORD:
+            fail(
+                f"bad --password-pattern: phone {n}'s password would be {len(password)} "
+                f"characters, over {MAX_FLEET_PASSWORD}"
+            )
+    return passwords
 
 
 def write_fleet_inventory(path: str | Path, configs: Sequence[PhoneConfig]) -> None:
