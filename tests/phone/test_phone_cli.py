@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -17,7 +19,9 @@ from click.testing import CliRunner
 
 from phonecast.campaign.inventory import Phone
 from phonecast.cli import cli, phone_cmd
+from phonecast.phone.events import EventLog
 from phonecast.sip import Request, Response, make_response, parse_message
+from phonecast.sip.digest import authorize
 from tests.interop.peers import emulated_phone, free_udp_port, phonecast
 from tests.ports import free_ports
 
@@ -339,3 +343,85 @@ def test_a_password_is_at_most_128_characters(monkeypatch: pytest.MonkeyPatch) -
     assert line == (
         "phonecast: bad --password-pattern: phone 10's password would be 129 characters, over 128"
     )
+
+
+def _fleet_answering_two_notifies(*extra: str) -> str:
+    """A one-phone fleet, its stderr a pipe, for 2 s: the phone gets a NOTIFY
+    without credentials (challenged) and then with them (verified).
+    Returns the fleet's stderr."""
+    base = free_udp_port()
+    args = ["fleet", "--count", "1", "--base-port", str(base), "--duration", "2", *extra]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "phonecast", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    peer.settimeout(5)
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        assert "listening" in first, first + proc.stderr.read()
+        raw = _request("NOTIFY", base, peer.getsockname()[1], 1)
+        peer.sendto(raw, ("127.0.0.1", base))
+        challenge = parse_message(peer.recv(65535))
+        request = parse_message(raw)
+        assert isinstance(challenge, Response) and isinstance(request, Request)
+        assert challenge.status_code == 401
+        name, value = authorize(challenge, request, "1001", "pw1")
+        again = raw.replace(b"CSeq: 1 ", b"CSeq: 2 ").replace(b"cap", b"again")
+        again = again.replace(b"Content-Length", f"{name}: {value}\r\nContent-Length".encode())
+        peer.sendto(again, ("127.0.0.1", base))
+        answer = parse_message(peer.recv(65535))
+        assert isinstance(answer, Response) and answer.status_code == 200
+        _, rest = proc.communicate(timeout=30)
+    finally:
+        peer.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, rest
+    return first + rest
+
+
+def test_a_fleet_without_a_terminal_prints_one_summary_line_at_exit() -> None:
+    """Without a terminal nothing was shown at all, not even at exit."""
+    stderr = _fleet_answering_two_notifies()
+    assert "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert re.fullmatch(
+        r"phonecast: fleet summary: 2 requests, 1 challenges, 1 verified, \d+ fetches, \d+ screens",
+        last,
+    ), stderr
+    assert stderr.count("fleet summary") == 1
+
+
+def test_a_quiet_fleet_prints_no_summary() -> None:
+    stderr = _fleet_answering_two_notifies("--quiet")
+    assert "summary" not in stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+
+
+def test_the_fleet_tally_counts_challenges_and_verified_digests() -> None:
+    """The numbers the live table and the exit line show."""
+    events = EventLog()
+    tally = phone_cmd.FleetTally(events)
+    for kind, fields in [
+        ("request", {}),
+        ("response", {"code": 401}),
+        ("request", {}),
+        ("auth", {"ok": False}),
+        ("auth", {"ok": True}),
+        ("response", {"code": 200}),
+        ("fetch_finished", {"status": 200}),
+        ("screen", {}),
+    ]:
+        events.emit(kind, **fields)
+    assert tally.values() == (2, 1, 1, 1, 1)
+    assert tally.line() == (
+        "phonecast: fleet summary: 2 requests, 1 challenges, 1 verified, 1 fetches, 1 screens"
+    )
+    row = [next(iter(column.cells)) for column in tally.table().columns]
+    assert row == ["2", "1", "1", "1", "1"]

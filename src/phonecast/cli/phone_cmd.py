@@ -312,7 +312,7 @@ def phone(
             console.print(f"[bold]{state.config.name}[/] shows:\n{state.screen.render()}")
 
     events = open_event_log(events_path)
-    run_loop(_serve([config], events, duration, show, None, max_transactions))
+    run_loop(_serve([config], events, duration, show, False, max_transactions))
 
 
 @click.command("fleet")
@@ -336,7 +336,11 @@ def phone(
     type=click.Path(dir_okay=False),
     help="Write the fleet as a campaign inventory (CSV).",
 )
-@click.option("--quiet", is_flag=True, help="No live summary.")
+@click.option(
+    "--quiet",
+    is_flag=True,
+    help="No summary (live on a terminal, else one line at exit); spares the cost of counting it.",
+)
 @click.option("--tcp", is_flag=True, help="Also listen on TCP (one more socket per phone).")
 @_common
 def fleet(
@@ -389,7 +393,7 @@ def fleet(
         except OSError as exc:
             fail(f"cannot write --inventory-out {inventory_out!r}: {exc.strerror or exc}")
     raise_fd_limit(count * (2 if tcp else 1) + 256)
-    run_loop(_serve(configs, events, duration, None, None if quiet else count, max_transactions))
+    run_loop(_serve(configs, events, duration, None, not quiet, max_transactions))
 
 
 #: The longest password --password-pattern may make, in characters.  The
@@ -488,9 +492,17 @@ async def _serve(
     events: EventLog,
     duration: float | None,
     on_screen: object,
-    summary_of: int | None,
+    summary: bool,
     max_transactions: int,
 ) -> None:
+    """Run the phones until ``duration`` ends or a signal comes.
+
+    With ``summary`` (a fleet without --quiet) the counts are shown live on
+    a terminal; on anything else (a pipe, a log file, CI) a live table would
+    be noise, so one plain line is printed when the fleet stops.
+    """
+    tally = FleetTally(events) if summary else None
+    live = tally is not None and sys.stderr.isatty()
     host = PhoneHost(
         events=events,
         on_screen=on_screen,  # type: ignore[arg-type]
@@ -530,12 +542,14 @@ async def _serve(
                 loop.add_signal_handler(sig, stop.set)
         if duration is not None:
             loop.call_later(duration, stop.set)
-        if summary_of is not None and sys.stderr.isatty():
-            await _live_summary(events, stop)
+        if tally is not None and live:
+            await _live_summary(tally, stop)
         else:
             await stop.wait()
     finally:
         await host.close()
+    if tally is not None and not live:
+        click.echo(tally.line(), err=True)
 
 
 def _line_not_bound(host: PhoneHost, cfg: PhoneConfig) -> LineConfig:
@@ -546,33 +560,55 @@ def _line_not_bound(host: PhoneHost, cfg: PhoneConfig) -> LineConfig:
     return cfg.lines[min(bound, len(cfg.lines) - 1)]
 
 
-async def _live_summary(events: EventLog, stop: asyncio.Event) -> None:
-    tally = {"challenges": 0, "verified": 0}
+class FleetTally:
+    """What the fleet's summary shows, counted from the phones' events.
 
-    def count(event: dict[str, object]) -> None:
+    Challenges and verified digests are told apart only by an event's
+    fields, so the tally listens to every event: the phones then make each
+    event's fields (the cost --quiet spares a fleet under load)."""
+
+    COLUMNS: Final = ("requests", "challenges", "verified", "fetches", "screens")
+
+    def __init__(self, events: EventLog) -> None:
+        self._events = events
+        self._challenges = 0
+        self._verified = 0
+        events.subscribe(self._count)
+
+    def _count(self, event: dict[str, object]) -> None:
         if event["event"] == "response" and event.get("code") == 401:
-            tally["challenges"] += 1
+            self._challenges += 1
         elif event["event"] == "auth" and event.get("ok"):
-            tally["verified"] += 1
+            self._verified += 1
 
-    events.subscribe(count)
-
-    def table() -> Table:
-        t = Table(title="phonecast fleet", show_header=True)
-        for col in ("requests", "challenges", "verified", "fetches", "screens"):
-            t.add_column(col, justify="right")
-        c = events.counts
-        t.add_row(
-            str(c["request"]),
-            str(tally["challenges"]),
-            str(tally["verified"]),
-            str(c["fetch_finished"]),
-            str(c["screen"]),
+    def values(self) -> tuple[int, ...]:
+        """The numbers under :attr:`COLUMNS`, so far."""
+        counts = self._events.counts
+        return (
+            counts["request"],
+            self._challenges,
+            self._verified,
+            counts["fetch_finished"],
+            counts["screen"],
         )
-        return t
 
-    with Live(table(), refresh_per_second=2, console=Console(stderr=True)) as live:
+    def line(self) -> str:
+        """One plain line, for a stderr that is not a terminal."""
+        shown = ", ".join(f"{n} {col}" for col, n in zip(self.COLUMNS, self.values(), strict=True))
+        return f"phonecast: fleet summary: {shown}"
+
+    def table(self) -> Table:
+        """The live table, for a terminal."""
+        table = Table(title="phonecast fleet", show_header=True)
+        for col in self.COLUMNS:
+            table.add_column(col, justify="right")
+        table.add_row(*map(str, self.values()))
+        return table
+
+
+async def _live_summary(tally: FleetTally, stop: asyncio.Event) -> None:
+    with Live(tally.table(), refresh_per_second=2, console=Console(stderr=True)) as live:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
-            live.update(table())
+            live.update(tally.table())
