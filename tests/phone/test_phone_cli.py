@@ -425,3 +425,22 @@ def test_the_fleet_tally_counts_challenges_and_verified_digests() -> None:
     )
     row = [next(iter(column.cells)) for column in tally.table().columns]
     assert row == ["2", "1", "1", "1", "1"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "shown", "why"),
+    [
+        ("1001:hunter2@99999", "1001:***@99999", "expected USER[/AUTHID]:PASSWORD@PORT"),
+        ("1001:hunter2", "1001:***", "expected USER[/AUTHID]:PASSWORD@PORT"),
+        ("1001:hun@ter2@x", "1001:***@x", "expected USER[/AUTHID]:PASSWORD@PORT"),
+        ("1001@5070", "1001@5070", "expected USER[/AUTHID]:PASSWORD@PORT"),
+        ("1001:env:NO_SUCH_PHONECAST_VAR@5070", "1001:***@5070", "environment variable"),
+    ],
+)
+def test_a_bad_line_is_named_without_its_password(
+    spec: str, shown: str, why: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The error showed the whole --line, password and all."""
+    line = _refused_here(monkeypatch, "phone", "--line", spec)
+    assert line.startswith(f"phonecast: bad --line {shown!r}: {why}")
+    assert "hunter2" not in line and "ter2" not in line

@@ -41,18 +41,30 @@ T = TypeVar("T")
 
 def parse_line(spec: str) -> LineConfig:
     """``USER[/AUTHID]:PASSWORD@PORT`` (PASSWORD may be env:VAR or file:PATH)."""
+    shown = f"bad --line {_without_password(spec)!r}"
     head, at, port_text = spec.rpartition("@")
     if not at or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        fail(f"bad --line {spec!r}: expected USER[/AUTHID]:PASSWORD@PORT")
+        fail(f"{shown}: expected USER[/AUTHID]:PASSWORD@PORT")
     ident, colon, password = head.partition(":")
     if not colon or not ident or not password:
-        fail(f"bad --line {spec!r}: expected USER[/AUTHID]:PASSWORD@PORT")
+        fail(f"{shown}: expected USER[/AUTHID]:PASSWORD@PORT")
     user, _, auth_id = ident.partition("/")
     try:
         secret = resolve_secret(password)
     except SecretError as exc:
-        fail(f"bad --line {spec!r}: {exc}")
+        fail(f"{shown}: {exc}")
     return LineConfig(user, secret, int(port_text), auth_id or None)
+
+
+def _without_password(spec: str) -> str:
+    """A --line as an error may show it: whatever follows the first colon,
+    up to the last @ after it, is the password (or where it comes from) and
+    is shown as ``***``."""
+    ident, colon, rest = spec.partition(":")
+    if not colon:
+        return spec
+    _, at, port_text = rest.rpartition("@")
+    return f"{ident}:***@{port_text}" if at else f"{ident}:***"
 
 
 #: Where --register sends when no port is given (RFC 3261 19.1.2, UDP/TCP).
