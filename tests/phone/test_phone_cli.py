@@ -141,19 +141,6 @@ def _refused_here(monkeypatch: pytest.MonkeyPatch, *args: str) -> str:
 
 
 @pytest.mark.parametrize(
-    ("text", "meant"),
-    [
-        ("127.0.0.1", "127.0.0.1:5060"),
-        ("127.0.0.1:5070", "127.0.0.1:5070"),
-        ("[::1]", "[::1]:5060"),
-        ("[0:0::1]:5070", "[::1]:5070"),
-    ],
-)
-def test_a_registrar_without_a_port_is_at_5060(text: str, meant: str) -> None:
-    assert phone_cmd.parse_registrar(text) == meant
-
-
-@pytest.mark.parametrize(
     "text",
     ["nohost", "127.0.0.1:abc", "127.0.0.1:0", "127.0.0.1:65536", "::1", "[::1", "[1.2.3.4]", ""],
 )
@@ -268,19 +255,6 @@ def test_a_restrict_source_that_is_not_an_address_is_refused(
     )
     line = _refused_here(monkeypatch, *base, "--restrict-source", text)
     assert line.startswith(f"phonecast: bad --restrict-source {text!r}: expected an IP address")
-
-
-@pytest.mark.parametrize(
-    ("text", "spelt"),
-    [
-        ("127.0.0.1", "127.0.0.1"),
-        ("0:0::1", "::1"),
-        ("FE80:0::1", "fe80::1"),
-        ("::ffff:127.0.0.1", "::ffff:127.0.0.1"),
-    ],
-)
-def test_a_restrict_source_is_spelt_as_a_socket_spells_a_source(text: str, spelt: str) -> None:
-    assert phone_cmd.parse_source_address(text) == spelt
 
 
 def _options_answered(port: int, host: str, tmp_path: Path, restrict: str) -> bool:
