@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+import re
 import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-from phonecast.sip import Response, parse_message
+import pytest
+from click.testing import CliRunner
+
+from phonecast.campaign.inventory import Phone
+from phonecast.cli import cli, phone_cmd
+from phonecast.phone.events import EventLog
+from phonecast.sip import Request, Response, make_response, parse_message
+from phonecast.sip.digest import authorize
 from tests.interop.peers import emulated_phone, free_udp_port, phonecast
+from tests.ports import free_ports
 
 
-def _request(method: str, port: int, peer_port: int, n: int) -> bytes:
+def _request(method: str, port: int, peer_port: int, n: int, host: str = "127.0.0.1") -> bytes:
     event = "Event: XML-Service\r\n" if method == "NOTIFY" else ""
+    host = f"[{host}]" if ":" in host else host
     return (
-        f"{method} sip:1001@127.0.0.1:{port} SIP/2.0\r\n"
-        f"Via: SIP/2.0/UDP 127.0.0.1:{peer_port};branch=z9hG4bKcap{method}{n}\r\n"
-        f"From: <sip:pc@127.0.0.1>;tag=c{n}\r\nTo: <sip:1001@127.0.0.1:{port}>\r\n"
+        f"{method} sip:1001@{host}:{port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {host}:{peer_port};branch=z9hG4bKcap{method}{n}\r\n"
+        f"From: <sip:pc@{host}>;tag=c{n}\r\nTo: <sip:1001@{host}:{port}>\r\n"
         f"Call-ID: cap-{n}@h\r\nCSeq: 1 {method}\r\nMax-Forwards: 70\r\n{event}"
         "Content-Length: 0\r\n\r\n"
     ).encode()
@@ -43,3 +61,360 @@ def test_max_transactions_bounds_what_a_flood_can_make_the_phone_hold(tmp_path: 
     assert answers == [(401, None)] * 5 + [(200, None), (200, None), (503, "5")]
     refused = phonecast("phone", "--line", f"1001:secret@{port}", "--max-transactions", "0")
     assert refused.returncode == 2 and "--max-transactions" in refused.stderr
+
+
+def _refused(result: subprocess.CompletedProcess[str], *named: str) -> None:
+    """Bad usage: exit status 2 and one line naming what is wrong, no traceback."""
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    for text in named:
+        assert text in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("path", ["/nonexistent/dir/ev.jsonl", "/proc/ev.jsonl"])
+@pytest.mark.parametrize("command", ["phone", "fleet"])
+def test_an_events_file_that_cannot_be_written_is_refused_before_any_phone_starts(
+    command: str, path: str
+) -> None:
+    """The log is opened before the phones listen: a missing folder or a place
+    nothing may be created in is one clear line, not a traceback later."""
+    port = free_udp_port()
+    if command == "phone":
+        args = ["phone", "--line", f"1001:secret@{port}"]
+    else:
+        args = ["fleet", "--count", "1", "--base-port", str(port)]
+    result = phonecast(*args, "--events", path, "--duration", "5")
+    _refused(result, "--events", path)
+    assert "listening" not in result.stderr
+
+
+def test_an_inventory_that_cannot_be_written_is_refused_before_the_fleet_starts() -> None:
+    """No fleet runs without the inventory that says how to reach it."""
+    port = free_udp_port()
+    result = phonecast(
+        "fleet", "--count", "3", "--base-port", str(port), "--inventory-out", "/nonexistent/x.csv"
+    )
+    _refused(result, "--inventory-out", "/nonexistent/x.csv")
+    assert "listening" not in result.stderr
+
+
+def test_an_inventory_write_that_fails_part_way_leaves_the_earlier_one_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk that fills mid-write: the old inventory stays as it was, no
+    half-written file is left beside it, and the fleet does not start."""
+    inventory = tmp_path / "phones.csv"
+    inventory.write_text("the earlier inventory\n")
+
+    def fill_the_disk(path: str | Path, phones: Iterable[Phone], **_: object) -> None:
+        Path(path).write_text("name,target,")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(phone_cmd, "write_inventory_csv", fill_the_disk)
+    started = []
+    monkeypatch.setattr(phone_cmd, "run_loop", started.append)
+    result = CliRunner().invoke(
+        cli, ["fleet", "--count", "2", "--inventory-out", str(inventory), "--duration", "1"]
+    )
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == (
+        f"phonecast: cannot write --inventory-out {str(inventory)!r}: No space left on device"
+    )
+    assert inventory.read_text() == "the earlier inventory\n"
+    assert sorted(tmp_path.iterdir()) == [inventory]
+    assert not started
+
+
+def _refused_here(monkeypatch: pytest.MonkeyPatch, *args: str) -> str:
+    """The command run in this process, refused as bad usage before any phone
+    starts; returns its one line of stderr."""
+    started: list[object] = []
+    monkeypatch.setattr(phone_cmd, "run_loop", started.append)
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not started
+    return result.stderr.strip()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["nohost", "127.0.0.1:abc", "127.0.0.1:0", "127.0.0.1:65536", "::1", "[::1", "[1.2.3.4]", ""],
+)
+@pytest.mark.parametrize("command", ["phone", "fleet"])
+def test_a_registrar_that_is_not_host_and_port_is_refused(
+    command: str, text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each was a ValueError traceback from the emulator once the phone ran;
+    names are refused too (the emulator sends to the address as it is)."""
+    base = (
+        ["phone", "--line", "1001:secret@5070"] if command == "phone" else ["fleet", "--count", "1"]
+    )
+    line = _refused_here(monkeypatch, *base, "--register", text)
+    assert line.startswith(f"phonecast: bad --register {text!r}: ")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_the_phone_registers_at_the_address_given(host: str) -> None:
+    """The CLI's one form of the address (``[v6]:port`` for IPv6) is the one
+    the emulator's REGISTER reaches."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    registrar = socket.socket(family, socket.SOCK_DGRAM)
+    registrar.bind((host, 0))
+    registrar.settimeout(10)
+    registered: list[str] = []
+
+    def answer() -> None:
+        with contextlib.suppress(OSError):
+            data, peer = registrar.recvfrom(65535)
+            request = parse_message(data)
+            assert isinstance(request, Request)
+            registered.append(request.method)
+            registrar.sendto(bytes(make_response(request, 200, to_tag="r")), peer)
+
+    shown = f"[{host}]" if ":" in host else host
+    thread = threading.Thread(target=answer)
+    thread.start()
+    try:
+        result = phonecast(
+            "phone",
+            "--host",
+            host,
+            "--line",
+            f"1001:secret@{free_udp_port()}",
+            "--register",
+            f"{shown}:{registrar.getsockname()[1]}",
+            "--quiet",
+            "--duration",
+            "0.2",
+        )
+    finally:
+        thread.join()
+        registrar.close()
+    assert result.returncode == 0, result.stderr
+    assert registered == ["REGISTER"]
+    assert f"1 of 1 line(s) registered at {shown}:" in result.stderr
+
+
+@pytest.mark.parametrize("option", ["--nonce-lifetime", "--duration"])
+@pytest.mark.parametrize("value", ["-5", "0", "nan", "inf", "soon"])
+@pytest.mark.parametrize("command", ["phone", "fleet"])
+def test_seconds_that_are_not_a_positive_number_are_refused(
+    command: str, option: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A nonce lifetime of 0 or less was a ValueError traceback from the
+    digest server; a --duration of nan one from the event loop."""
+    base = (
+        ["phone", "--line", "1001:secret@5070"] if command == "phone" else ["fleet", "--count", "1"]
+    )
+    line = _refused_here(monkeypatch, *base, option, value)
+    assert line == f"phonecast: bad {option} {value!r}: expected a positive number of seconds"
+
+
+def test_a_nonce_lifetime_past_a_day_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """1e306 s overflowed the digest server's milliseconds when it pruned."""
+    line = _refused_here(monkeypatch, "fleet", "--count", "1", "--nonce-lifetime", "1e306")
+    assert line == "phonecast: bad --nonce-lifetime '1e306': at most 86400 seconds (a day)"
+
+
+def test_a_nonce_lifetime_reaches_the_phone(monkeypatch: pytest.MonkeyPatch) -> None:
+    served: list[Any] = []
+    monkeypatch.setattr(phone_cmd, "_serve", lambda configs, *_: served.append(configs))
+    monkeypatch.setattr(phone_cmd, "run_loop", lambda _: None)
+    args = ["phone", "--line", "1001:secret@5070", "--nonce-lifetime", "2.5"]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    assert served[0][0].settings.nonce_lifetime == 2.5
+
+
+def test_a_busy_port_named_is_the_one_that_is_busy() -> None:
+    """With the second line's port taken, the error named the first's."""
+    first, second = free_ports(2)
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", second))
+    try:
+        result = phonecast(
+            "phone", "--line", f"1001:secret@{first}", "--line", f"1002:other@{second}"
+        )
+    finally:
+        taken.close()
+    _refused(result, f"line 1002 on 127.0.0.1:{second}: Address already in use")
+    assert str(first) not in result.stderr
+
+
+@pytest.mark.parametrize("text", ["notanip", "10.0.0", "[::1]", "proxy.example", ""])
+@pytest.mark.parametrize("command", ["phone", "fleet"])
+def test_a_restrict_source_that_is_not_an_address_is_refused(
+    command: str, text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was taken, and the phone then dropped every request it got."""
+    base = (
+        ["phone", "--line", "1001:secret@5070"] if command == "phone" else ["fleet", "--count", "1"]
+    )
+    line = _refused_here(monkeypatch, *base, "--restrict-source", text)
+    assert line.startswith(f"phonecast: bad --restrict-source {text!r}: expected an IP address")
+
+
+def _options_answered(port: int, host: str, tmp_path: Path, restrict: str) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    peer = socket.socket(family, socket.SOCK_DGRAM)
+    peer.bind((host, 0))
+    peer.settimeout(1.5)
+    extra = ["--host", host, "--restrict-source", restrict]
+    try:
+        with emulated_phone(f"1001:secret@{port}", events=tmp_path / "ev.jsonl", extra=extra):
+            peer.sendto(_request("OPTIONS", port, peer.getsockname()[1], 1, host), (host, port))
+            try:
+                return isinstance(parse_message(peer.recv(65535)), Response)
+            except TimeoutError:
+                return False
+    finally:
+        peer.close()
+
+
+def test_restrict_source_lets_the_proxy_in_however_its_address_is_written(
+    tmp_path: Path,
+) -> None:
+    """``0:0::1`` is ::1, the source the phone sees; another address is shut out."""
+    assert _options_answered(free_udp_port(), "::1", tmp_path, "0:0::1")
+    assert not _options_answered(free_udp_port(), "127.0.0.1", tmp_path, "127.0.0.2")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "why"),
+    [
+        ("", "phone 1's password is empty (a line needs one)"),
+        ("{user:.0}", "phone 1's password is empty (a line needs one)"),
+        ("pw{n:>300000000}", "300000000 is wider than a password may be (128)"),
+        ("pw{n:x>129}", "129 is wider than a password may be (128)"),
+        ("pw{n:>{user}}", "a field's format may not hold another field"),
+        ("{n[0]}", "'int' object is not subscriptable"),
+        ("{n.x}", "'int' object has no attribute 'x'"),
+    ],
+)
+def test_a_password_pattern_that_makes_no_password_or_a_huge_one_is_refused(
+    pattern: str, why: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty password is one --line refuses; pw{n:>300000000} built 300 MB
+    for each phone; the last two were tracebacks."""
+    line = _refused_here(monkeypatch, "fleet", "--count", "3", "--password-pattern", pattern)
+    assert line == f"phonecast: bad --password-pattern {pattern!r}: {why}"
+
+
+def test_a_password_is_at_most_128_characters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Phone 9's password is 128 characters, phone 10's 129: the error names
+    phone 10 and does not show the pattern (it may be a long literal)."""
+    pattern = "x" * 127 + "{n}"
+    served: list[Any] = []
+    monkeypatch.setattr(phone_cmd, "_serve", lambda configs, *_: served.append(configs))
+    monkeypatch.setattr(phone_cmd, "run_loop", lambda _: None)
+    args = ["fleet", "--count", "9", "--password-pattern", pattern]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    assert served[0][-1].lines[0].password.reveal() == "x" * 127 + "9"
+    line = _refused_here(monkeypatch, "fleet", "--count", "10", "--password-pattern", pattern)
+    assert line == (
+        "phonecast: bad --password-pattern: phone 10's password would be 129 characters, over 128"
+    )
+
+
+def _fleet_answering_two_notifies(*extra: str) -> str:
+    """A one-phone fleet, its stderr a pipe, for 2 s: the phone gets a NOTIFY
+    without credentials (challenged) and then with them (verified).
+    Returns the fleet's stderr."""
+    base = free_udp_port()
+    args = ["fleet", "--count", "1", "--base-port", str(base), "--duration", "2", *extra]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "phonecast", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    peer.settimeout(5)
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        assert "listening" in first, first + proc.stderr.read()
+        raw = _request("NOTIFY", base, peer.getsockname()[1], 1)
+        peer.sendto(raw, ("127.0.0.1", base))
+        challenge = parse_message(peer.recv(65535))
+        request = parse_message(raw)
+        assert isinstance(challenge, Response) and isinstance(request, Request)
+        assert challenge.status_code == 401
+        name, value = authorize(challenge, request, "1001", "pw1")
+        again = raw.replace(b"CSeq: 1 ", b"CSeq: 2 ").replace(b"cap", b"again")
+        again = again.replace(b"Content-Length", f"{name}: {value}\r\nContent-Length".encode())
+        peer.sendto(again, ("127.0.0.1", base))
+        answer = parse_message(peer.recv(65535))
+        assert isinstance(answer, Response) and answer.status_code == 200
+        _, rest = proc.communicate(timeout=30)
+    finally:
+        peer.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, rest
+    return first + rest
+
+
+def test_a_fleet_without_a_terminal_prints_one_summary_line_at_exit() -> None:
+    """Without a terminal nothing was shown at all, not even at exit."""
+    stderr = _fleet_answering_two_notifies()
+    assert "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert re.fullmatch(
+        r"phonecast: fleet summary: 2 requests, 1 challenges, 1 verified, \d+ fetches, \d+ screens",
+        last,
+    ), stderr
+    assert stderr.count("fleet summary") == 1
+
+
+def test_a_quiet_fleet_prints_no_summary() -> None:
+    stderr = _fleet_answering_two_notifies("--quiet")
+    assert "summary" not in stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+
+
+def test_the_fleet_tally_counts_challenges_and_verified_digests() -> None:
+    """The numbers the live table and the exit line show."""
+    events = EventLog()
+    tally = phone_cmd.FleetTally(events)
+    for kind, fields in [
+        ("request", {}),
+        ("response", {"code": 401}),
+        ("request", {}),
+        ("auth", {"ok": False}),
+        ("auth", {"ok": True}),
+        ("response", {"code": 200}),
+        ("fetch_finished", {"status": 200}),
+        ("screen", {}),
+    ]:
+        events.emit(kind, **fields)
+    assert tally.values() == (2, 1, 1, 1, 1)
+    assert tally.line() == (
+        "phonecast: fleet summary: 2 requests, 1 challenges, 1 verified, 1 fetches, 1 screens"
+    )
+    row = [next(iter(column.cells)) for column in tally.table().columns]
+    assert row == ["2", "1", "1", "1", "1"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "shown", "why"),
+    [
+        ("1001:hunter2@99999", "1001:***@99999", "expected USER[/AUTHID]:PASSWORD@PORT"),
+        ("1001:hunter2", "1001:***", "expected USER[/AUTHID]:PASSWORD@PORT"),
+        ("1001:hun@ter2@x", "1001:***@x", "expected USER[/AUTHID]:PASSWORD@PORT"),
+        ("1001@5070", "1001@5070", "expected USER[/AUTHID]:PASSWORD@PORT"),
+        ("1001:env:NO_SUCH_PHONECAST_VAR@5070", "1001:***@5070", "environment variable"),
+    ],
+)
+def test_a_bad_line_is_named_without_its_password(
+    spec: str, shown: str, why: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The error showed the whole --line, password and all."""
+    line = _refused_here(monkeypatch, "phone", "--line", spec)
+    assert line.startswith(f"phonecast: bad --line {shown!r}: {why}")
+    assert "hunter2" not in line and "ter2" not in line

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import resource
 import signal
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import click
 from rich.console import Console
@@ -19,8 +21,17 @@ from rich.table import Table
 from rich.text import Text as RichText
 
 from phonecast.campaign.inventory import Phone, write_inventory_csv
+from phonecast.cli.phone_options import (
+    fleet_passwords,
+    parse_line,
+    parse_nonce_lifetime,
+    parse_registrar,
+    parse_seconds,
+    parse_source_address,
+    parsed_by,
+)
 from phonecast.cli.push_cmd import fail
-from phonecast.credentials import Secret, SecretError, resolve_secret
+from phonecast.credentials import Secret
 from phonecast.net.endpoint import DEFAULT_MAX_SERVER_TRANSACTIONS
 from phonecast.net.loop import run as run_loop
 from phonecast.net.loop import settle
@@ -30,22 +41,6 @@ from phonecast.phone.events import EventLog
 from phonecast.sip import SipUri
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def parse_line(spec: str) -> LineConfig:
-    """``USER[/AUTHID]:PASSWORD@PORT`` (PASSWORD may be env:VAR or file:PATH)."""
-    head, at, port_text = spec.rpartition("@")
-    if not at or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        fail(f"bad --line {spec!r}: expected USER[/AUTHID]:PASSWORD@PORT")
-    ident, colon, password = head.partition(":")
-    if not colon or not ident or not password:
-        fail(f"bad --line {spec!r}: expected USER[/AUTHID]:PASSWORD@PORT")
-    user, _, auth_id = ident.partition("/")
-    try:
-        secret = resolve_secret(password)
-    except SecretError as exc:
-        fail(f"bad --line {spec!r}: {exc}")
-    return LineConfig(user, secret, int(port_text), auth_id or None)
 
 
 def raise_fd_limit(wanted: int) -> None:
@@ -103,25 +98,47 @@ def _common(func: F) -> F:
             default="MD5",
             show_default=True,
         ),
-        click.option("--nonce-lifetime", type=float, default=300.0, show_default=True),
+        click.option(
+            "--nonce-lifetime",
+            default="300",
+            show_default=True,
+            metavar="SECONDS",
+            callback=parsed_by(parse_nonce_lifetime),
+            help="How long a challenge's nonce stays good (at most a day).",
+        ),
         click.option("--strict-uri", is_flag=True, help="Require digest uri == Request-URI."),
         click.option(
             "--strict-url-body",
             is_flag=True,
             help="Refuse URL bodies with trailing CR/LF (SPA500 7.4.4+).",
         ),
-        click.option("--restrict-source", help="Only accept SIP from this address (a proxy)."),
+        click.option(
+            "--restrict-source",
+            metavar="ADDRESS",
+            callback=parsed_by(parse_source_address),
+            help="Only accept SIP from this IP address (a proxy's).",
+        ),
         click.option(
             "--call-mode",
             type=click.Choice(["answer", "busy", "decline"]),
             default="answer",
             show_default=True,
         ),
-        click.option("--duration", type=float, help="Stop after this many seconds."),
+        click.option(
+            "--duration",
+            metavar="SECONDS",
+            callback=parsed_by(parse_seconds),
+            help="Stop after this many seconds.",
+        ),
         click.option(
             "--register",
             "registrar",
-            help="REGISTER every line at HOST:PORT (digest with the line's credentials).",
+            metavar="HOST[:PORT]",
+            callback=parsed_by(parse_registrar),
+            help=(
+                "REGISTER every line at this address (port 5060 if none; IPv6 in "
+                "brackets), digest with the line's credentials."
+            ),
         ),
         click.option(
             "--max-transactions",
@@ -180,7 +197,8 @@ def phone(
     )
     config = PhoneConfig(name, host, configs, settings)
     show = None if quiet else screen_printer(Console(stderr=True))
-    run_loop(_serve([config], events_path, duration, show, None, max_transactions))
+    events = open_event_log(events_path)
+    run_loop(_serve([config], events, duration, show, False, max_transactions))
 
 
 def screen_printer(console: Console) -> Callable[[PhoneState], None]:
@@ -225,7 +243,11 @@ def screen_printer(console: Console) -> Callable[[PhoneState], None]:
     type=click.Path(dir_okay=False),
     help="Write the fleet as a campaign inventory (CSV).",
 )
-@click.option("--quiet", is_flag=True, help="No live summary.")
+@click.option(
+    "--quiet",
+    is_flag=True,
+    help="No summary (live on a terminal, else one line at exit); spares the cost of counting it.",
+)
 @click.option("--tcp", is_flag=True, help="Also listen on TCP (one more socket per phone).")
 @_common
 def fleet(
@@ -265,25 +287,31 @@ def fleet(
         registrar,
     )
     settings = dataclasses.replace(settings, tcp=tcp)
+    users = [str(first_user + i) for i in range(count)]
+    passwords = fleet_passwords(password_pattern, users)
     configs = []
-    for n in range(1, count + 1):
-        user = str(first_user + n - 1)
-        try:
-            password = password_pattern.format(n=n, user=user)
-        except (KeyError, IndexError, ValueError) as exc:
-            fail(f"bad --password-pattern {password_pattern!r}: {exc}")
+    for n, (user, password) in enumerate(zip(users, passwords, strict=True), 1):
         line = LineConfig(user, Secret(password, "fleet"), base_port + n - 1)
         configs.append(PhoneConfig(f"phone-{n}", host, (line,), settings))
+    events = open_event_log(events_path)
     if inventory_out:
-        write_fleet_inventory(inventory_out, configs)
+        try:
+            write_fleet_inventory(inventory_out, configs)
+        except OSError as exc:
+            fail(f"cannot write --inventory-out {inventory_out!r}: {exc.strerror or exc}")
     raise_fd_limit(count * (2 if tcp else 1) + 256)
-    run_loop(
-        _serve(configs, events_path, duration, None, None if quiet else count, max_transactions)
-    )
+    run_loop(_serve(configs, events, duration, None, not quiet, max_transactions))
 
 
 def write_fleet_inventory(path: str | Path, configs: Sequence[PhoneConfig]) -> None:
-    """The fleet in the inventory format ``phonecast alert`` reads."""
+    """The fleet in the inventory format ``phonecast alert`` reads.
+
+    Written before any phone starts, to a new file beside ``path`` that is
+    then renamed over it: a write that fails (no such folder, disk full)
+    leaves no half inventory and any earlier one whole, and the fleet never
+    runs without the inventory that says how to reach it.  The file is the
+    owner's only (``mkstemp``): it holds the fleet's passwords.
+    """
     phones = []
     for i, cfg in enumerate(configs):
         line = cfg.lines[0]
@@ -299,18 +327,43 @@ def write_fleet_inventory(path: str | Path, configs: Sequence[PhoneConfig]) -> N
                 line=i + 2,
             )
         )
-    write_inventory_csv(path, phones)
+    final = Path(path)
+    fd, partial = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write_inventory_csv(partial, phones)
+        os.replace(partial, final)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+
+
+def open_event_log(path: str | None) -> EventLog:
+    """The --events log, opened before any phone starts: a path that cannot
+    be written is bad input, better refused at once than found out as a
+    traceback once the phones are listening."""
+    try:
+        return EventLog(path)
+    except OSError as exc:
+        fail(f"cannot write --events {path!r}: {exc.strerror or exc}")
 
 
 async def _serve(
     configs: Sequence[PhoneConfig],
-    events_path: str | None,
+    events: EventLog,
     duration: float | None,
     on_screen: object,
-    summary_of: int | None,
+    summary: bool,
     max_transactions: int,
 ) -> None:
-    events = EventLog(events_path)
+    """Run the phones until ``duration`` ends or a signal comes.
+
+    With ``summary`` (a fleet without --quiet) the counts are shown live on
+    a terminal; on anything else (a pipe, a log file, CI) a live table would
+    be noise, so one plain line is printed when the fleet stops.
+    """
+    tally = FleetTally(events) if summary else None
+    live = tally is not None and sys.stderr.isatty()
     host = PhoneHost(
         events=events,
         on_screen=on_screen,  # type: ignore[arg-type]
@@ -322,9 +375,10 @@ async def _serve(
             try:
                 await host.add_phone(cfg)
             except OSError as exc:
+                line = _line_not_bound(host, cfg)
                 fail(
-                    f"cannot listen for {cfg.name} on {cfg.host}:{cfg.lines[0].port}: "
-                    f"{exc.strerror}"
+                    f"cannot listen for {cfg.name} line {line.user} on {cfg.host}:{line.port}: "
+                    f"{exc.strerror or exc}"
                 )
         ports = f"{configs[0].lines[0].port}-{configs[-1].lines[-1].port}"
         click.echo(
@@ -349,41 +403,73 @@ async def _serve(
                 loop.add_signal_handler(sig, stop.set)
         if duration is not None:
             loop.call_later(duration, stop.set)
-        if summary_of is not None and sys.stderr.isatty():
-            await _live_summary(events, stop)
+        if tally is not None and live:
+            await _live_summary(tally, stop)
         else:
             await stop.wait()
     finally:
         await host.close()
+    if tally is not None and not live:
+        click.echo(tally.line(), err=True)
 
 
-async def _live_summary(events: EventLog, stop: asyncio.Event) -> None:
-    tally = {"challenges": 0, "verified": 0}
+def _line_not_bound(host: PhoneHost, cfg: PhoneConfig) -> LineConfig:
+    """The line of ``cfg`` whose listen failed: ``add_phone`` binds the lines
+    in order and records each once bound, so it is the first not recorded
+    (counted, not looked up by port, so two lines on one port come out right)."""
+    bound = sum(line.phone.config is cfg for line in host.lines.values())
+    return cfg.lines[min(bound, len(cfg.lines) - 1)]
 
-    def count(event: dict[str, object]) -> None:
+
+class FleetTally:
+    """What the fleet's summary shows, counted from the phones' events.
+
+    Challenges and verified digests are told apart only by an event's
+    fields, so the tally listens to every event: the phones then make each
+    event's fields (the cost --quiet spares a fleet under load)."""
+
+    COLUMNS: Final = ("requests", "challenges", "verified", "fetches", "screens")
+
+    def __init__(self, events: EventLog) -> None:
+        self._events = events
+        self._challenges = 0
+        self._verified = 0
+        events.subscribe(self._count)
+
+    def _count(self, event: dict[str, object]) -> None:
         if event["event"] == "response" and event.get("code") == 401:
-            tally["challenges"] += 1
+            self._challenges += 1
         elif event["event"] == "auth" and event.get("ok"):
-            tally["verified"] += 1
+            self._verified += 1
 
-    events.subscribe(count)
-
-    def table() -> Table:
-        t = Table(title="phonecast fleet", show_header=True)
-        for col in ("requests", "challenges", "verified", "fetches", "screens"):
-            t.add_column(col, justify="right")
-        c = events.counts
-        t.add_row(
-            str(c["request"]),
-            str(tally["challenges"]),
-            str(tally["verified"]),
-            str(c["fetch_finished"]),
-            str(c["screen"]),
+    def values(self) -> tuple[int, ...]:
+        """The numbers under :attr:`COLUMNS`, so far."""
+        counts = self._events.counts
+        return (
+            counts["request"],
+            self._challenges,
+            self._verified,
+            counts["fetch_finished"],
+            counts["screen"],
         )
-        return t
 
-    with Live(table(), refresh_per_second=2, console=Console(stderr=True)) as live:
+    def line(self) -> str:
+        """One plain line, for a stderr that is not a terminal."""
+        shown = ", ".join(f"{n} {col}" for col, n in zip(self.COLUMNS, self.values(), strict=True))
+        return f"phonecast: fleet summary: {shown}"
+
+    def table(self) -> Table:
+        """The live table, for a terminal."""
+        table = Table(title="phonecast fleet", show_header=True)
+        for col in self.COLUMNS:
+            table.add_column(col, justify="right")
+        table.add_row(*map(str, self.values()))
+        return table
+
+
+async def _live_summary(tally: FleetTally, stop: asyncio.Event) -> None:
+    with Live(tally.table(), refresh_per_second=2, console=Console(stderr=True)) as live:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
-            live.update(table())
+            live.update(tally.table())

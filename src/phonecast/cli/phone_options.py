@@ -1,0 +1,196 @@
+"""Reading the options of ``phonecast phone`` and ``phonecast fleet``.
+
+Each reader turns an option's text into what the emulator takes, while the
+command line is read and before any phone starts; bad input is one line
+naming the option and the value (exit 2), never a traceback later, and
+never shows a line's password.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+import socket
+import string
+from collections.abc import Callable, Sequence
+from typing import Final, TypeVar
+
+import click
+
+from phonecast.cli.push_cmd import fail
+from phonecast.credentials import SecretError, resolve_secret
+from phonecast.phone.config import LineConfig
+
+T = TypeVar("T")
+
+
+def parse_line(spec: str) -> LineConfig:
+    """``USER[/AUTHID]:PASSWORD@PORT`` (PASSWORD may be env:VAR or file:PATH)."""
+    shown = f"bad --line {_without_password(spec)!r}"
+    head, at, port_text = spec.rpartition("@")
+    if not at or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        fail(f"{shown}: expected USER[/AUTHID]:PASSWORD@PORT")
+    ident, colon, password = head.partition(":")
+    if not colon or not ident or not password:
+        fail(f"{shown}: expected USER[/AUTHID]:PASSWORD@PORT")
+    user, _, auth_id = ident.partition("/")
+    try:
+        secret = resolve_secret(password)
+    except SecretError as exc:
+        fail(f"{shown}: {exc}")
+    return LineConfig(user, secret, int(port_text), auth_id or None)
+
+
+def _without_password(spec: str) -> str:
+    """A --line as an error may show it: whatever follows the first colon,
+    up to the last @ after it, is the password (or where it comes from) and
+    is shown as ``***``."""
+    ident, colon, rest = spec.partition(":")
+    if not colon:
+        return spec
+    _, at, port_text = rest.rpartition("@")
+    return f"{ident}:***@{port_text}" if at else f"{ident}:***"
+
+
+#: Where --register sends when no port is given (RFC 3261 19.1.2, UDP/TCP).
+DEFAULT_SIP_PORT: Final = 5060
+
+
+def parse_registrar(text: str) -> str:
+    """``HOST[:PORT]`` or ``[IPV6][:PORT]`` as ``host:port`` (``[v6]:port``),
+    the one form the emulator's REGISTER splits at its last colon.
+
+    HOST must be an address: the emulator sends to it as it is, with no
+    lookup (a name would be resolved by a blocking call on every datagram).
+    A bare IPv6 address is refused rather than guessed at: in ``fe80::1:5060``
+    nothing says whether 5060 is the port or the last group.
+    """
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError("expected [IPV6] or [IPV6]:PORT")
+        port_text = rest[1:] if rest else None
+    elif text.count(":") > 1:
+        raise ValueError("write an IPv6 address in brackets, as in [::1]:5060")
+    else:
+        host, colon, port_text_or_empty = text.partition(":")
+        port_text = port_text_or_empty if colon else None
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(
+            "HOST must be an IP address (an IPv6 one in brackets); names are not looked up"
+        ) from None
+    if (address.version == 6) != text.startswith("["):
+        raise ValueError("only an IPv6 address goes in brackets")
+    port = DEFAULT_SIP_PORT
+    if port_text is not None:
+        digits = port_text.isascii() and port_text.isdigit() and len(port_text) <= 5
+        if not (digits and 0 < int(port_text) < 65536):
+            raise ValueError(f"PORT must be a number from 1 to 65535, not {port_text!r}")
+        port = int(port_text)
+    shown = f"[{address}]" if address.version == 6 else str(address)
+    return f"{shown}:{port}"
+
+
+#: The longest --nonce-lifetime, a day.  Servers keep a nonce minutes
+#: (Kamailio's nonce_expire is 300 s, field guide); a day is past any test,
+#: and far short of the lifetimes (~1e305 s) that overflow the digest
+#: server's arithmetic in milliseconds.
+MAX_NONCE_LIFETIME: Final = 86_400.0
+
+
+def parse_seconds(text: str) -> float:
+    """A positive, finite number of seconds (``nan`` and ``inf`` are not)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError("expected a positive number of seconds")
+    return seconds
+
+
+def parse_nonce_lifetime(text: str) -> float:
+    """Seconds a nonce stays good: positive, at most :data:`MAX_NONCE_LIFETIME`."""
+    seconds = parse_seconds(text)
+    if seconds > MAX_NONCE_LIFETIME:
+        raise ValueError(f"at most {MAX_NONCE_LIFETIME:.0f} seconds (a day)")
+    return seconds
+
+
+def parse_source_address(text: str) -> str:
+    """An IPv4 or IPv6 address, spelt as a socket reports a datagram's source
+    (``0:0::1`` as ``::1``): the phone compares the two as text."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        raise ValueError("expected an IP address (IPv4 or IPv6), the proxy's") from None
+    if address.version == 6 and address.scope_id is None:
+        return socket.inet_ntop(socket.AF_INET6, address.packed)
+    return str(address)
+
+
+def parsed_by(
+    parse: Callable[[str], T],
+) -> Callable[[click.Context, click.Parameter, str | None], T | None]:
+    """A click callback that reads an option with ``parse`` while the command
+    line is parsed, before anything starts: a ValueError becomes one line
+    naming the option and the value (the form of :func:`fail`, exit 2)."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> T | None:
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except ValueError as exc:
+            fail(f"bad {param.opts[0]} {value!r}: {exc}")
+
+    return callback
+
+
+#: The longest password --password-pattern may make, in characters.  The
+#: field guide gives no limit for an SPA line's password (nor does SIP for a
+#: digest's), so the bound is the fleet's, not the phone's: far past any real
+#: account password, it stops a runaway pattern such as ``pw{n:>300000000}``,
+#: 300 MB for each phone before the first one listens, and keeps 50,000
+#: phones' passwords to a few MB.
+MAX_FLEET_PASSWORD: Final = 128
+
+
+def fleet_passwords(pattern: str, users: Sequence[str]) -> list[str]:
+    """Each phone's password from --password-pattern (phone n is ``users[n-1]``),
+    or a one-line error.
+
+    The format specs are looked at before anything is formatted:
+    ``str.format`` builds a field's padding whole, so a width (or precision)
+    over the bound is refused unbuilt, and so is a field nested in a spec,
+    whose width is unknown until formatted.  A password must not be empty (a
+    line needs one) nor longer than :data:`MAX_FLEET_PASSWORD`; that last
+    error does not show the pattern, which may then be a long literal password.
+    """
+    shown = f"bad --password-pattern {pattern!r}"
+    try:
+        for _, field, spec, _ in string.Formatter().parse(pattern):
+            if field is None or not spec:
+                continue
+            if "{" in spec:
+                fail(f"{shown}: a field's format may not hold another field")
+            for number in re.findall(r"\d+", spec):
+                if len(number.lstrip("0")) > 4 or int(number) > MAX_FLEET_PASSWORD:
+                    fail(
+                        f"{shown}: {number} is wider than a password may be ({MAX_FLEET_PASSWORD})"
+                    )
+        passwords = [pattern.format(n=n, user=user) for n, user in enumerate(users, 1)]
+    except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
+        fail(f"{shown}: {exc}")
+    for n, password in enumerate(passwords, 1):
+        if not password:
+            fail(f"{shown}: phone {n}'s password is empty (a line needs one)")
+        if len(password) > MAX_FLEET_PASSWORD:
+            fail(
+                f"bad --password-pattern: phone {n}'s password would be {len(password)} "
+                f"characters, over {MAX_FLEET_PASSWORD}"
+            )
+    return passwords
