@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from phonecast.phone.calls import ALLOW, CallAgent, CallSettings
+from phonecast.phone.calls import ALLOW, ALLOW_HANDLED, HANDLED_METHODS, CallAgent, CallSettings
 from phonecast.phone.sdp import SdpError, make_answer, parse_offer
 from phonecast.sip import OfferState, Request, Response, parse_message
 
@@ -126,6 +126,11 @@ def test_options_and_reinvite() -> None:
     re = agent.on_invite(_req("INVITE", 2, to_tag=tag, body=OFFER))
     assert [r.status_code for r in re] == [200]
     assert agent.on_invite(_req("INVITE", 3, to_tag="other", body=OFFER))[0].status_code == 481
+
+
+def test_the_405_allow_names_only_handled_methods() -> None:
+    assert "REFER" in ALLOW and "REFER" not in ALLOW_HANDLED
+    assert set(ALLOW_HANDLED.split(", ")) == HANDLED_METHODS
 
 
 def test_sdp_errors() -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import socket
+
 from phonecast.credentials import Secret
 from phonecast.net.endpoint import SipEndpoint
 from phonecast.phone.config import LineConfig, PhoneConfig, PhoneSettings
 from phonecast.phone.emulator import PhoneHost
 from phonecast.phone.sdp import parse_offer
-from phonecast.sip import Request, Response, SipUri, new_branch
+from phonecast.sip import Request, Response, SipUri, new_branch, parse_message
 from tests.dnsmasq import free_udp_port
 
 OFFER = (
@@ -17,7 +21,13 @@ OFFER = (
 
 
 def _request(
-    ep: SipEndpoint, method: str, port: int, seq: int, to_tag: str | None = None, body: bytes = b""
+    ep: SipEndpoint,
+    method: str,
+    port: int,
+    seq: int,
+    to_tag: str | None = None,
+    body: bytes = b"",
+    call_id: str = "update-call@127.0.0.1",
 ) -> Request:
     to = f"<sip:1001@127.0.0.1:{port}>" + (f";tag={to_tag}" if to_tag else "")
     req = Request(
@@ -28,7 +38,7 @@ def _request(
             ("Max-Forwards", "70"),
             ("From", f"<sip:caller@{ep.sent_by('udp')}>;tag=caller"),
             ("To", to),
-            ("Call-ID", "update-call@127.0.0.1"),
+            ("Call-ID", call_id),
             ("CSeq", f"{seq} {method}"),
             ("Contact", f"<sip:caller@{ep.sent_by('udp')}>"),
         ],
@@ -77,12 +87,76 @@ async def test_update_offer_glare_and_outside_dialog() -> None:
         await host.close()
 
 
+async def test_no_method_the_405_allows_is_answered_405() -> None:
+    """REFER (advertised by the SPA, not emulated) gets 405; its Allow names
+    what the emulator handles, and none of those is refused 405."""
+    host = PhoneHost()
+    await host.start()
+    port = free_udp_port()
+    await host.add_phone(
+        PhoneConfig(
+            "p", "127.0.0.1", (LineConfig("1001", Secret("pw"), port),), PhoneSettings(tcp=False)
+        )
+    )
+    ep = SipEndpoint()
+    await ep.listen_udp("127.0.0.1", 0)
+    dest = ("127.0.0.1", port)
+    try:
+        refused, _ = await ep.request(_request(ep, "REFER", port, 1), "udp", dest, timeout=5)
+        assert refused is not None and refused.status_code == 405
+        allowed = [m.strip() for m in (refused.get("Allow") or "").split(",")]
+        assert "REFER" not in allowed and {"INVITE", "UPDATE", "CANCEL"} <= set(allowed)
+        for seq, method in enumerate(allowed, start=2):
+            call_id = f"allow-{method}@127.0.0.1"
+            if method == "ACK":
+                assert await _answers_to_raw_ack(port) == []
+                continue
+            answer, why = await ep.request(
+                _request(ep, method, port, seq, call_id=call_id), "udp", dest, timeout=5
+            )
+            assert answer is not None, (method, why)
+            assert answer.status_code != 405, method
+            if method == "INVITE" and answer.to.tag:
+                bye = _request(ep, "BYE", port, seq + 100, answer.to.tag, call_id=call_id)
+                await ep.request(bye, "udp", dest, timeout=5)
+    finally:
+        await ep.close()
+        await host.close()
+
+
+async def _answers_to_raw_ack(port: int) -> list[int]:
+    """Send an ACK outside any dialog from a socket of its own; what came back."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    me = sock.getsockname()[1]
+    ack = Request(
+        "ACK",
+        SipUri("127.0.0.1", "1001", port=port),
+        [
+            ("Via", f"SIP/2.0/UDP 127.0.0.1:{me};branch={new_branch()}"),
+            ("Max-Forwards", "70"),
+            ("From", "<sip:caller@127.0.0.1>;tag=a1"),
+            ("To", f"<sip:1001@127.0.0.1:{port}>;tag=none"),
+            ("Call-ID", "allow-ACK@127.0.0.1"),
+            ("CSeq", "1 ACK"),
+        ],
+    ).with_body(b"")
+    codes: list[int] = []
+    try:
+        sock.sendto(bytes(ack), ("127.0.0.1", port))
+        with contextlib.suppress(TimeoutError):
+            while True:
+                reply = parse_message(await asyncio.wait_for(loop.sock_recv(sock, 65535), 0.3))
+                assert isinstance(reply, Response)
+                codes.append(reply.status_code)
+    finally:
+        sock.close()
+    return codes
+
+
 async def test_invite_2xx_is_retransmitted_until_ack() -> None:
-    import asyncio
-    import socket
-
-    from phonecast.sip import parse_message
-
     host = PhoneHost()
     await host.start()
     port = free_udp_port()

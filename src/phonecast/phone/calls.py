@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import Final
 
 from phonecast.phone.sdp import SdpError, make_answer, make_offer
 from phonecast.sip import (
@@ -33,10 +34,21 @@ from phonecast.sip import (
     new_tag,
 )
 
-#: What SPA303/SPA525G firmware 7.4/7.6 advertise (field guide).
+#: What SPA303/SPA525G firmware 7.4/7.6 advertise (field guide), sent as the
+#: real phones send it in answers to OPTIONS, INVITE and UPDATE.
 ALLOW = "ACK, BYE, CANCEL, INFO, INVITE, NOTIFY, OPTIONS, REFER, UPDATE"
 SUPPORTED = "replaces"
 ACCEPT = "application/sdp"
+#: The methods the emulator answers as the method asks (NOTIFY in the
+#: emulator, the rest here).  REFER, which the SPA advertises, is not one:
+#: call transfer (202, then NOTIFYs of the transfer's progress) is not
+#: emulated, and a REFER is answered 405.
+HANDLED_METHODS: Final = frozenset(
+    {"ACK", "BYE", "CANCEL", "INFO", "INVITE", "NOTIFY", "OPTIONS", "UPDATE"}
+)
+#: The Allow of a 405 (RFC 3261 21.4.6: the methods valid at this address):
+#: only what is handled, or a peer would be told to try REFER and get 405 again.
+ALLOW_HANDLED: Final = ", ".join(m for m in ALLOW.split(", ") if m in HANDLED_METHODS)
 
 
 @dataclass

@@ -32,7 +32,7 @@ from typing import Any, Final
 from phonecast.net.endpoint import DEFAULT_MAX_SERVER_TRANSACTIONS, ServerHandle, SipEndpoint
 from phonecast.net.timers import Timer
 from phonecast.net.transport import Address, Flow
-from phonecast.phone.calls import ALLOW, CallAgent, CallSettings
+from phonecast.phone.calls import ALLOW_HANDLED, CallAgent, CallSettings
 from phonecast.phone.config import ACCEPTED_EVENTS, LineConfig, PhoneConfig
 from phonecast.phone.events import EventLog
 from phonecast.phone.fetcher import Done, Fetcher, FetchResult, PageFetcher
@@ -290,7 +290,7 @@ class PhoneHost:
         elif method == "CANCEL":
             responses = [make_response(request, 481)]
         else:
-            responses = [make_response(request, 405, headers=[("Allow", ALLOW)])]
+            responses = [make_response(request, 405, headers=[("Allow", ALLOW_HANDLED)])]
         for resp in responses:
             self._respond(line, handle, resp)
         if method == "INVITE" and responses and responses[-1].is_success:
