@@ -1,24 +1,34 @@
 """Calls on an emulated phone line: INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE.
 
-The SPA phones in the seed support RFC 3311 UPDATE; this module answers it
-as they must: 200 with an SDP answer to an offer in an early or confirmed
-dialog, 491 when the phone's own offer is pending (glare), 500 with a
-Retry-After of 0-10 s when it holds an offer it has not answered yet, 481
-outside any dialog.  The rules themselves live in the core
+A new INVITE rings first: the 180 carries the phone's To tag and so makes
+an early dialog (RFC 3261 12.1.1, 13.3.1.1); the 200 follows when the ring
+time has passed (:meth:`CallAgent.answer`, at the deadline the INVITE was
+given) unless a CANCEL or a BYE ended the ringing first (487 to the INVITE,
+:meth:`CallAgent.cancel`).  The offer/answer state of that early dialog is
+what RFC 3311 makes the answer to an UPDATE depend on: an INVITE with an
+offer leaves the phone owing its answer (the 180 is not reliable: the
+answer rides on the 200), so an UPDATE with an offer while it rings is
+refused 500 with a Retry-After of 0-10 s; an INVITE without one leaves no
+offer outstanding, so such an UPDATE gets 200 with an SDP answer.  An
+INVITE without an offer is answered with the phone's own offer in the 200,
+and until the ACK brings the answer an UPDATE with an offer is glare (491).
+Outside any dialog it is 481.  The rules themselves live in the core
 (:meth:`phonecast.sip.Dialog.check_update`); this module keeps the line's
 dialogs and decides what the phone says.
 
-It is sans-IO like the core: every method takes the request and returns the
-responses to send (the caller sends them through the server transaction).
-Tags are cryptographically random (RFC 3261 19.3); other randomness (SDP
-session ids, Retry-After) comes from an injected ``random.Random``.
+It is sans-IO like the core: every method takes the request (and the time,
+where a deadline follows from it) and returns the responses to send; the
+caller sends them through the server transactions and keeps the timers
+(:mod:`phonecast.phone.call_driver`).  Tags are cryptographically random
+(RFC 3261 19.3); other randomness (SDP session ids, Retry-After) comes from
+an injected ``random.Random``.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, NamedTuple
 
 from phonecast.phone.sdp import SdpError, make_answer, make_offer
 from phonecast.sip import (
@@ -33,6 +43,7 @@ from phonecast.sip import (
     make_response,
     new_tag,
 )
+from phonecast.sip.dialog import DialogId
 
 #: What SPA303/SPA525G firmware 7.4/7.6 advertise (field guide), sent as the
 #: real phones send it in answers to OPTIONS, INVITE and UPDATE.
@@ -60,6 +71,31 @@ class CallSettings:
     #: Address and first port put in SDP answers.
     media_address: str = "127.0.0.1"
     media_port: int = 16384
+    #: How long the phone rings (in its early dialog) before the 200, seconds.
+    ring_seconds: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Ringing:
+    """An INVITE the phone is ringing for: answer it at ``answer_at``."""
+
+    invite: Request
+    #: The early dialog its 180 made.
+    dialog_id: DialogId
+    #: The deadline, on the clock of the ``now`` given to :meth:`CallAgent.on_invite`.
+    answer_at: float
+    #: What the 200 will carry: the answer to the INVITE's offer, or the
+    #: phone's own offer when the INVITE had none.
+    sdp: bytes
+
+
+class InviteReply(NamedTuple):
+    """What a new INVITE gets now, and whether an answer follows later."""
+
+    #: To send at once, in order (a 180, or a final response).
+    responses: list[Response]
+    #: Set when the phone rings: call :meth:`CallAgent.answer` at its deadline.
+    ringing: Ringing | None = None
 
 
 @dataclass
@@ -70,8 +106,10 @@ class CallAgent:
     settings: CallSettings = field(default_factory=CallSettings)
     rng: random.Random = field(default_factory=random.Random)
     dialogs: DialogTable = field(default_factory=DialogTable)
-    #: Set while a call is up (or a Dial action placed one): makes the phone busy.
+    #: Set while a call rings or is up (or a Dial action placed one): makes the phone busy.
     busy_reasons: set[str] = field(default_factory=set)
+    #: INVITEs not answered yet, by their early dialog.
+    ringing: dict[DialogId, Ringing] = field(default_factory=dict)
 
     @property
     def busy(self) -> bool:
@@ -91,32 +129,68 @@ class CallAgent:
             request, 200, to_tag=self._tag(), headers=[*self._headers(), ("Accept", ACCEPT)]
         )
 
-    def on_invite(self, request: Request) -> list[Response]:
-        """Answer a new INVITE (the caller sends each response in order)."""
+    def on_invite(self, request: Request, now: float) -> InviteReply:
+        """Answer an INVITE: a re-INVITE at once; a new one with a 180 (its
+        early dialog made) and a deadline for the 200, or a refusal."""
         if request.to.tag:
-            return [self._reinvite(request)]
+            return InviteReply([self._reinvite(request)])
         tag = self._tag()
         if self.busy or self.settings.mode == "busy":
-            return [make_response(request, 486, to_tag=tag)]
+            return InviteReply([make_response(request, 486, to_tag=tag)])
         if self.settings.mode == "decline":
-            return [make_response(request, 603, to_tag=tag)]
+            return InviteReply([make_response(request, 603, to_tag=tag)])
         try:
-            body, offer_state = self._answer_or_offer(request)
+            sdp, _ = self._answer_or_offer(request)
         except SdpError as exc:
-            return [make_response(request, 488, str(exc)[:60], to_tag=tag)]
+            return InviteReply([make_response(request, 488, str(exc)[:60], to_tag=tag)])
         ringing = make_response(request, 180, to_tag=tag, headers=self._headers())
-        ok = make_response(
-            request,
+        # Early; the INVITE's offer (if any) is owed its answer until the 200.
+        dialog = Dialog.from_uas(request, ringing)
+        try:
+            self.dialogs.put(dialog)
+        except ValidationError as exc:
+            return InviteReply([error_response(request, exc, to_tag=tag)])
+        self.busy_reasons.add(_call_key(dialog.id))
+        ring = Ringing(request, dialog.id, now + self.settings.ring_seconds, sdp)
+        self.ringing[dialog.id] = ring
+        return InviteReply([ringing], ring)
+
+    def answer(self, ring: Ringing, now: float) -> Response | None:
+        """The 200 for a ringing INVITE once its deadline has come (the
+        dialog confirmed); ``None`` before it, or when it rings no more."""
+        if now < ring.answer_at or self.ringing.get(ring.dialog_id) is not ring:
+            return None
+        del self.ringing[ring.dialog_id]
+        dialog = self.dialogs.get(ring.dialog_id)
+        if dialog is None:
+            return None
+        invite = ring.invite
+        # The 200 carries the answer to the INVITE's offer, or, to an INVITE
+        # without one, the phone's offer, outstanding until the ACK.
+        offer = OfferState.IDLE if invite.body else OfferState.LOCAL_OFFER
+        self.dialogs.put(dialog.confirmed().with_offer(offer))
+        return make_response(
+            invite,
             200,
-            to_tag=tag,
+            to_tag=dialog.local_tag,
             headers=self._headers(),
-            body=body,
+            body=ring.sdp,
             content_type="application/sdp",
         )
-        dialog = Dialog.from_uas(request, ok).with_offer(offer_state)
-        self.dialogs.put(dialog)
-        self.busy_reasons.add(_call_key(dialog))
-        return [ringing, ok]
+
+    def cancel(self, ring: Ringing) -> Response | None:
+        """Stop ringing (a CANCEL, or a BYE in the early dialog): the 487 the
+        INVITE gets (RFC 3261 9.2, 15.1.2), or ``None`` if it rings no more."""
+        if self.ringing.pop(ring.dialog_id, None) is not ring:
+            return None
+        self.dialogs.remove(ring.dialog_id)
+        self.busy_reasons.discard(_call_key(ring.dialog_id))
+        return make_response(ring.invite, 487, to_tag=ring.dialog_id[1])
+
+    def ringing_for(self, request: Request) -> Ringing | None:
+        """The ringing INVITE whose early dialog ``request`` is sent in."""
+        dialog = self.dialogs.for_request(request)
+        return None if dialog is None else self.ringing.get(dialog.id)
 
     def _answer_or_offer(self, request: Request) -> tuple[bytes, OfferState]:
         sid = self.rng.getrandbits(31)
@@ -148,19 +222,20 @@ class CallAgent:
     def on_ack(self, request: Request) -> None:
         """ACK of our 2xx: the dialog is confirmed; an answer in it settles our offer."""
         dialog = self.dialogs.for_request(request)
-        if dialog is None:
-            return
+        if dialog is None or dialog.id in self.ringing:
+            return  # nothing of ours to acknowledge (an early dialog has no 2xx yet)
         if dialog.offer is OfferState.LOCAL_OFFER and request.body:
             dialog = dialog.with_offer(OfferState.IDLE)
         self.dialogs.put(dialog.receive_request(request).confirmed())
 
     def on_bye(self, request: Request) -> Response:
-        """200 and the end of the call, or 481 outside a dialog."""
+        """200 and the end of the call, or 481 outside a dialog.  A BYE in an
+        early dialog also ends the ringing: see :meth:`cancel`."""
         dialog = self.dialogs.for_request(request)
         if dialog is None:
             return make_response(request, 481)
         self.dialogs.put(dialog.terminated())
-        self.busy_reasons.discard(_call_key(dialog))
+        self.busy_reasons.discard(_call_key(dialog.id))
         return make_response(request, 200)
 
     def on_update(self, request: Request) -> Response:
@@ -188,18 +263,6 @@ class CallAgent:
             request, 200, headers=self._headers(), body=body, content_type="application/sdp"
         )
 
-    def offer_update(self, dialog: Dialog) -> Dialog:
-        """Record that the phone sent an UPDATE offer of its own (for glare)."""
-        updated = dialog.with_offer(OfferState.LOCAL_OFFER)
-        self.dialogs.put(updated)
-        return updated
 
-    def hold_offer(self, dialog: Dialog) -> Dialog:
-        """Record an offer received (e.g. in a reliable 18x) not yet answered."""
-        updated = dialog.with_offer(OfferState.REMOTE_OFFER)
-        self.dialogs.put(updated)
-        return updated
-
-
-def _call_key(dialog: Dialog) -> str:
-    return "call:" + "|".join(dialog.id)
+def _call_key(dialog_id: DialogId) -> str:
+    return "call:" + "|".join(dialog_id)
