@@ -146,17 +146,33 @@ def test_update_in_dialog_outside_and_glare() -> None:
     assert no_offer.status_code == 200 and not no_offer.body
 
 
-def test_invite_without_offer_gets_ours_glare_until_the_ack_answers_it() -> None:
+def test_invite_without_offer_gets_ours_glare_until_the_ack_settles_it() -> None:
     agent = _agent()
     ok = _call(agent, body=b"")
     assert parse_offer(ok.body)
     assert next(iter(agent.dialogs)).offer is OfferState.LOCAL_OFFER
     glare = agent.on_update(_req("UPDATE", 2, to_tag=ok.to.tag, body=OFFER))
     assert glare.status_code == 491
+    reinvite, _ = agent.on_invite(_req("INVITE", 3, to_tag=ok.to.tag, body=OFFER), 3.0)
+    assert [r.status_code for r in reinvite] == [491]
     answer = make_answer(ok.body, address="127.0.0.1", port=4000, session_id=1)
     agent.on_ack(_req("ACK", 1, to_tag=ok.to.tag, body=answer))
     assert next(iter(agent.dialogs)).offer is OfferState.IDLE
     assert agent.on_update(_req("UPDATE", 4, to_tag=ok.to.tag, body=OFFER)).status_code == 200
+
+
+def test_ack_without_the_answer_still_ends_the_offer() -> None:
+    agent = _agent()
+    ok = _call(agent, body=b"")
+    agent.on_ack(_req("ACK", 1, to_tag=ok.to.tag))
+    assert agent.on_update(_req("UPDATE", 2, to_tag=ok.to.tag, body=OFFER)).status_code == 200
+
+
+def test_reinvite_while_ringing_is_500_with_retry_after() -> None:
+    agent = _agent()
+    ring = _ring(agent, _req("INVITE", 1, body=OFFER))
+    responses, _ = agent.on_invite(_req("INVITE", 2, to_tag=ring.dialog_id[1], body=OFFER), 1.0)
+    assert [r.status_code for r in responses] == [500] and responses[0].retry_after is not None
 
 
 def test_bye_ends_call_then_481() -> None:
@@ -165,6 +181,13 @@ def test_bye_ends_call_then_481() -> None:
     assert agent.on_bye(_req("BYE", 2, to_tag=tag)).status_code == 200
     assert not agent.busy and len(agent.dialogs) == 0
     assert agent.on_bye(_req("BYE", 3, to_tag=tag)).status_code == 481
+
+
+def test_unacknowledged_call_ends_and_frees_the_phone() -> None:
+    agent = _agent()
+    ok = _call(agent)
+    agent.end_unacknowledged((ok.call_id, ok.to.tag or "", ok.from_.tag or ""))
+    assert not agent.busy and len(agent.dialogs) == 0
 
 
 def test_options_and_reinvite() -> None:

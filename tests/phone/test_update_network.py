@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 from phonecast.credentials import Secret
 from phonecast.net.endpoint import SipEndpoint
+from phonecast.phone.call_driver import CallDriver
 from phonecast.phone.config import LineConfig, PhoneConfig, PhoneSettings
 from phonecast.phone.emulator import PhoneHost
 from phonecast.phone.sdp import make_answer, parse_offer
@@ -20,6 +21,7 @@ from phonecast.sip import (
     Request,
     Response,
     SipUri,
+    Timers,
     new_branch,
     parse_message,
 )
@@ -300,6 +302,26 @@ async def _answers_to_raw_ack(port: int) -> list[int]:
     finally:
         sock.close()
     return codes
+
+
+async def test_a_call_whose_200_is_never_acknowledged_ends() -> None:
+    """RFC 3261 13.3.1.4: 64*T1 of 2xx resends without an ACK end the call,
+    and the phone is idle again (it would otherwise stay busy for ever)."""
+    async with _phone(ring_seconds=0) as (host, ep, port):
+        assert host.endpoint is not None
+        # T1 of 50 ms: the 64*T1 the phone waits for the ACK is 3.2 s.
+        host._calls = CallDriver(host.endpoint, host._respond, host.events, Timers(t1=0.05))
+        ended = asyncio.Event()
+        host.events.subscribe(
+            lambda e: ended.set() if e.get("reason") == "no ACK" and e["event"] == "call" else None
+        )
+        call = await _invite(ep, port, OFFER)
+        assert (await call.next()).status_code == 180
+        assert (await call.next()).status_code == 200
+        phone = host.phones["p"]
+        assert phone.calls.busy
+        await asyncio.wait_for(ended.wait(), 10)
+        assert not phone.calls.busy and len(phone.calls.dialogs) == 0
 
 
 async def test_invite_2xx_is_retransmitted_until_ack() -> None:

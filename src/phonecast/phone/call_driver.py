@@ -13,7 +13,8 @@ sans-IO; what needs the network and the clock lives here:
   final response, plus T4 for the ACK of a failure), so "matches" means what
   the transaction layer means by it;
 - the 2xx retransmission until the ACK (RFC 3261 13.3.1.4: the transaction
-  does not, a 2xx ends it).
+  does not, a 2xx ends it), and the end of a call whose 2xx is never
+  acknowledged.
 """
 
 from __future__ import annotations
@@ -203,7 +204,7 @@ class CallDriver:
 
     def _retransmit_2xx(self, line: LineState, handle: ServerHandle, ok: Response) -> None:
         """RFC 3261 13.3.1.4: the UAS core resends its 2xx at T1, doubling to
-        T2, until the ACK arrives or 64*T1 passes.
+        T2, until the ACK arrives or 64*T1 passes; then the call is over.
         The resends ride on the endpoint's timer wheel."""
         endpoint = self._endpoint
         key = (ok.call_id, ok.to.tag or "", ok.from_.tag or "")
@@ -217,6 +218,8 @@ class CallDriver:
                 return
             if now >= give_up_at:
                 del self._unacked[key]
+                line.phone.calls.end_unacknowledged(key)
+                self._call_event(line, handle.request, "ended", reason="no ACK")
                 return
             handle.respond(ok)
             self._events.emit(

@@ -122,6 +122,15 @@ class CallAgent:
     def _headers(self) -> list[tuple[str, str]]:
         return [("Contact", self.contact), ("Allow", ALLOW), ("Supported", SUPPORTED)]
 
+    def _retry_after(self, error: str) -> ValidationError:
+        """500 with a Retry-After of 0-10 s (RFC 3311 5.2, RFC 3261 14.2)."""
+        return ValidationError(
+            error,
+            status_code=500,
+            reason="Server Internal Error",
+            headers=(("Retry-After", str(self.rng.randint(0, 10))),),
+        )
+
     # -------------------------------------------------------------- requests
     def on_options(self, request: Request) -> Response:
         """200 with the capabilities a real SPA advertises."""
@@ -209,6 +218,10 @@ class CallAgent:
             return make_response(request, 481)
         try:
             dialog = dialog.receive_request(request)
+            self.dialogs.put(dialog)
+            refusal = self._reinvite_refusal(dialog)
+            if refusal is not None:
+                return error_response(request, refusal)
             body, offer_state = self._answer_or_offer(request)
         except ValidationError as exc:
             return error_response(request, exc)
@@ -219,14 +232,38 @@ class CallAgent:
             request, 200, headers=self._headers(), body=body, content_type="application/sdp"
         )
 
+    def _reinvite_refusal(self, dialog: Dialog) -> ValidationError | None:
+        """Why a re-INVITE cannot be taken now, if it cannot."""
+        if dialog.id in self.ringing:
+            # RFC 3261 14.2: the first INVITE has no final response yet.
+            return self._retry_after("re-INVITE while the INVITE is unanswered")
+        if dialog.offer is OfferState.LOCAL_OFFER:
+            # Our offer (in the 200 of an INVITE without one) awaits its ACK:
+            # a new exchange now crosses it, glare (RFC 3261 14.1, 14.2).
+            return ValidationError(
+                "re-INVITE while our offer is unanswered",
+                status_code=491,
+                reason="Request Pending",
+            )
+        return None
+
     def on_ack(self, request: Request) -> None:
-        """ACK of our 2xx: the dialog is confirmed; an answer in it settles our offer."""
+        """ACK of our 2xx: the dialog is confirmed and the INVITE's offer/answer
+        exchange is over (the answer to our offer, if we made one, is in it;
+        an ACK without it ends the exchange too, unanswered, rather than
+        leave every later offer refused as glare)."""
         dialog = self.dialogs.for_request(request)
         if dialog is None or dialog.id in self.ringing:
             return  # nothing of ours to acknowledge (an early dialog has no 2xx yet)
-        if dialog.offer is OfferState.LOCAL_OFFER and request.body:
+        if dialog.offer is OfferState.LOCAL_OFFER:
             dialog = dialog.with_offer(OfferState.IDLE)
         self.dialogs.put(dialog.receive_request(request).confirmed())
+
+    def end_unacknowledged(self, dialog_id: DialogId) -> None:
+        """Our 2xx was never acknowledged (64*T1 passed, RFC 3261 13.3.1.4):
+        the call is over, and the phone is no longer busy with it."""
+        self.dialogs.remove(dialog_id)
+        self.busy_reasons.discard(_call_key(dialog_id))
 
     def on_bye(self, request: Request) -> Response:
         """200 and the end of the call, or 481 outside a dialog.  A BYE in an
