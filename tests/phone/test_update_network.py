@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from phonecast.credentials import Secret
 from phonecast.net.endpoint import SipEndpoint
@@ -27,6 +29,7 @@ from phonecast.sip import (
 )
 from phonecast.sip.transaction import make_cancel
 from tests.dnsmasq import free_udp_port
+from tests.interop.peers import emulated_phone, phonecast
 
 OFFER = (
     b"v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
@@ -391,3 +394,37 @@ async def test_invite_2xx_is_retransmitted_until_ack() -> None:
     finally:
         sock.close()
         await host.close()
+
+
+def test_ring_seconds_from_the_command_line_sets_when_the_200_comes(tmp_path: Path) -> None:
+    """``phonecast phone --ring-seconds 1.5``: the 180 at once, the 200 not
+    before the ring time; a negative ring time is refused as bad usage."""
+    port = free_udp_port()
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    peer.settimeout(5)
+    me = peer.getsockname()[1]
+    invite = (
+        f"INVITE sip:1001@127.0.0.1:{port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bKring1\r\n"
+        f"From: <sip:caller@127.0.0.1>;tag=r1\r\nTo: <sip:1001@127.0.0.1:{port}>\r\n"
+        f"Call-ID: ring-cli@127.0.0.1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n"
+        f"Contact: <sip:caller@127.0.0.1:{me}>\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+    extra = ["--ring-seconds", "1.5"]
+    try:
+        with emulated_phone(f"1001:secret@{port}", events=tmp_path / "ev.jsonl", extra=extra):
+            sent = time.monotonic()
+            peer.sendto(invite, ("127.0.0.1", port))
+            codes = []
+            while 200 not in codes:
+                reply = parse_message(peer.recv(65535))
+                assert isinstance(reply, Response)
+                codes.append(reply.status_code)
+                if reply.status_code == 180:
+                    assert time.monotonic() - sent < 1.0
+            assert codes == [180, 200] and time.monotonic() - sent >= 1.5
+    finally:
+        peer.close()
+    refused = phonecast("phone", "--line", f"1001:secret@{port}", "--ring-seconds", "-1")
+    assert refused.returncode == 2 and "--ring-seconds" in refused.stderr
