@@ -6,9 +6,16 @@ import random
 
 import pytest
 
-from phonecast.phone.calls import ALLOW, CallAgent, CallSettings
+from phonecast.phone.calls import (
+    ALLOW,
+    ALLOW_HANDLED,
+    HANDLED_METHODS,
+    CallAgent,
+    CallSettings,
+    Ringing,
+)
 from phonecast.phone.sdp import SdpError, make_answer, parse_offer
-from phonecast.sip import OfferState, Request, Response, parse_message
+from phonecast.sip import DialogState, OfferState, Request, Response, parse_message
 
 OFFER = (
     b"v=0\r\no=caller 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
@@ -39,20 +46,36 @@ def _req(
 
 
 def _agent(mode: str = "answer") -> CallAgent:
-    return CallAgent("<sip:1001@127.0.0.1:5070>", CallSettings(mode=mode), random.Random(7))
+    return CallAgent(
+        "<sip:1001@127.0.0.1:5070>", CallSettings(mode=mode, ring_seconds=2.0), random.Random(7)
+    )
 
 
-def _call(agent: CallAgent) -> str:
-    ringing, ok = agent.on_invite(_req("INVITE", 1, body=OFFER))
-    assert (ringing.status_code, ok.status_code) == (180, 200)
-    assert ringing.to.tag == ok.to.tag and ok.to.tag
-    return ok.to.tag
+def _ring(agent: CallAgent, invite: Request) -> Ringing:
+    """Send ``invite`` at t=0: the phone rings, a 180 with its To tag."""
+    responses, ring = agent.on_invite(invite, 0.0)
+    assert [r.status_code for r in responses] == [180] and ring is not None
+    assert responses[0].to.tag == ring.dialog_id[1] and ring.answer_at == 2.0
+    return ring
 
 
-def test_invite_answered_with_sdp_and_phone_busy() -> None:
+def _call(agent: CallAgent, body: bytes = OFFER) -> Response:
+    """A call answered (at its deadline) and acknowledged: its 200."""
+    ring = _ring(agent, _req("INVITE", 1, body=body))
+    ok = agent.answer(ring, ring.answer_at)
+    assert ok is not None and ok.status_code == 200 and ok.to.tag == ring.dialog_id[1]
+    return ok
+
+
+def test_invite_rings_in_an_early_dialog_then_is_answered_with_sdp() -> None:
     agent = _agent()
-    ringing, ok = agent.on_invite(_req("INVITE", 1, body=OFFER))
-    assert ringing.status_code == 180
+    ring = _ring(agent, _req("INVITE", 1, body=OFFER))
+    early = agent.dialogs.get(ring.dialog_id)
+    assert early is not None and early.state is DialogState.EARLY
+    assert agent.busy
+    assert agent.answer(ring, 1.99) is None  # not before its time
+    ok = agent.answer(ring, 2.0)
+    assert ok is not None and ok.status_code == 200
     assert ok.content_type is not None and ok.content_type.mime == "application/sdp"
     media = parse_offer(ok.body)
     assert [(m.kind, m.port == 0, m.formats) for m in media] == [
@@ -60,24 +83,58 @@ def test_invite_answered_with_sdp_and_phone_busy() -> None:
         ("video", True, ("31",)),
     ]
     assert ALLOW in (ok.get("Allow") or "") and ok.get("Supported") == "replaces"
+    confirmed = agent.dialogs.get(ring.dialog_id)
+    assert confirmed is not None and confirmed.state is DialogState.CONFIRMED
+    assert agent.answer(ring, 3.0) is None  # answered once
     assert agent.busy and len(agent.dialogs) == 1
-    second = agent.on_invite(_req("INVITE", 1, call_id="c2@127.0.0.1", body=OFFER))
+    second, _ = agent.on_invite(_req("INVITE", 1, call_id="c2@127.0.0.1", body=OFFER), 3.0)
     assert [r.status_code for r in second] == [486]
 
 
 @pytest.mark.parametrize(("mode", "code"), [("busy", 486), ("decline", 603)])
 def test_modes(mode: str, code: int) -> None:
-    assert [r.status_code for r in _agent(mode).on_invite(_req("INVITE", 1, body=OFFER))] == [code]
+    responses, ring = _agent(mode).on_invite(_req("INVITE", 1, body=OFFER), 0.0)
+    assert [r.status_code for r in responses] == [code] and ring is None
 
 
 def test_bad_offer_is_488() -> None:
-    resp = _agent().on_invite(_req("INVITE", 1, body=b"not sdp"))
-    assert [r.status_code for r in resp] == [488]
+    responses, ring = _agent().on_invite(_req("INVITE", 1, body=b"not sdp"), 0.0)
+    assert [r.status_code for r in responses] == [488] and ring is None
+
+
+def test_cancelled_ringing_gets_487_and_is_never_answered() -> None:
+    agent = _agent()
+    ring = _ring(agent, _req("INVITE", 1, body=OFFER))
+    terminated = agent.cancel(ring)
+    assert terminated is not None and terminated.status_code == 487
+    assert terminated.to.tag == ring.dialog_id[1]
+    assert not agent.busy and len(agent.dialogs) == 0
+    assert agent.cancel(ring) is None and agent.answer(ring, 2.0) is None
+
+
+def test_update_while_ringing_follows_the_invites_offer() -> None:
+    """RFC 3311 5.2 in the early dialog: the INVITE's offer is owed its
+    answer until the 200 (500 + Retry-After); an INVITE without one leaves
+    nothing outstanding (200 with an SDP answer)."""
+    agent = _agent()
+    ring = _ring(agent, _req("INVITE", 1, body=OFFER))
+    tag = ring.dialog_id[1]
+    pending = agent.on_update(_req("UPDATE", 2, to_tag=tag, body=OFFER))
+    assert pending.status_code == 500
+    retry = pending.retry_after
+    assert retry is not None and 0 <= retry.seconds <= 10
+    assert agent.on_update(_req("UPDATE", 3, to_tag=tag)).status_code == 200  # no offer
+
+    agent = _agent()
+    ring = _ring(agent, _req("INVITE", 1))
+    ok = agent.on_update(_req("UPDATE", 2, to_tag=ring.dialog_id[1], body=OFFER))
+    assert ok.status_code == 200 and parse_offer(ok.body)[0].kind == "audio"
 
 
 def test_update_in_dialog_outside_and_glare() -> None:
     agent = _agent()
-    tag = _call(agent)
+    tag = _call(agent).to.tag
+    assert tag
     agent.on_ack(_req("ACK", 1, to_tag=tag))
     ok = agent.on_update(_req("UPDATE", 2, to_tag=tag, body=OFFER))
     assert ok.status_code == 200 and parse_offer(ok.body)[0].kind == "audio"
@@ -85,47 +142,69 @@ def test_update_in_dialog_outside_and_glare() -> None:
     assert stale.status_code == 500  # CSeq not above the last
     outside = agent.on_update(_req("UPDATE", 3, to_tag="nope", body=OFFER))
     assert outside.status_code == 481
-    dialog = next(iter(agent.dialogs))
-    agent.offer_update(dialog)
-    glare = agent.on_update(_req("UPDATE", 4, to_tag=tag, body=OFFER))
-    assert glare.status_code == 491
-    dialog = next(iter(agent.dialogs))
-    agent.hold_offer(dialog)
-    pending = agent.on_update(_req("UPDATE", 5, to_tag=tag, body=OFFER))
-    assert pending.status_code == 500
-    retry = pending.retry_after
-    assert retry is not None and 0 <= retry.seconds <= 10
-    no_offer = agent.on_update(_req("UPDATE", 6, to_tag=tag))
+    no_offer = agent.on_update(_req("UPDATE", 4, to_tag=tag))
     assert no_offer.status_code == 200 and not no_offer.body
 
 
-def test_invite_without_offer_gets_ours_and_ack_settles_it() -> None:
+def test_invite_without_offer_gets_ours_glare_until_the_ack_settles_it() -> None:
     agent = _agent()
-    _, ok = agent.on_invite(_req("INVITE", 1))
-    assert ok.status_code == 200 and parse_offer(ok.body)
-    dialog = next(iter(agent.dialogs))
-    assert dialog.offer is OfferState.LOCAL_OFFER
+    ok = _call(agent, body=b"")
+    assert parse_offer(ok.body)
+    assert next(iter(agent.dialogs)).offer is OfferState.LOCAL_OFFER
+    glare = agent.on_update(_req("UPDATE", 2, to_tag=ok.to.tag, body=OFFER))
+    assert glare.status_code == 491
+    reinvite, _ = agent.on_invite(_req("INVITE", 3, to_tag=ok.to.tag, body=OFFER), 3.0)
+    assert [r.status_code for r in reinvite] == [491]
     answer = make_answer(ok.body, address="127.0.0.1", port=4000, session_id=1)
     agent.on_ack(_req("ACK", 1, to_tag=ok.to.tag, body=answer))
     assert next(iter(agent.dialogs)).offer is OfferState.IDLE
+    assert agent.on_update(_req("UPDATE", 4, to_tag=ok.to.tag, body=OFFER)).status_code == 200
+
+
+def test_ack_without_the_answer_still_ends_the_offer() -> None:
+    agent = _agent()
+    ok = _call(agent, body=b"")
+    agent.on_ack(_req("ACK", 1, to_tag=ok.to.tag))
+    assert agent.on_update(_req("UPDATE", 2, to_tag=ok.to.tag, body=OFFER)).status_code == 200
+
+
+def test_reinvite_while_ringing_is_500_with_retry_after() -> None:
+    agent = _agent()
+    ring = _ring(agent, _req("INVITE", 1, body=OFFER))
+    responses, _ = agent.on_invite(_req("INVITE", 2, to_tag=ring.dialog_id[1], body=OFFER), 1.0)
+    assert [r.status_code for r in responses] == [500] and responses[0].retry_after is not None
 
 
 def test_bye_ends_call_then_481() -> None:
     agent = _agent()
-    tag = _call(agent)
+    tag = _call(agent).to.tag
     assert agent.on_bye(_req("BYE", 2, to_tag=tag)).status_code == 200
     assert not agent.busy and len(agent.dialogs) == 0
     assert agent.on_bye(_req("BYE", 3, to_tag=tag)).status_code == 481
+
+
+def test_unacknowledged_call_ends_and_frees_the_phone() -> None:
+    agent = _agent()
+    ok = _call(agent)
+    agent.end_unacknowledged((ok.call_id, ok.to.tag or "", ok.from_.tag or ""))
+    assert not agent.busy and len(agent.dialogs) == 0
 
 
 def test_options_and_reinvite() -> None:
     agent = _agent()
     opts: Response = agent.on_options(_req("OPTIONS", 1))
     assert opts.status_code == 200 and opts.get("Accept") == "application/sdp"
-    tag = _call(agent)
-    re = agent.on_invite(_req("INVITE", 2, to_tag=tag, body=OFFER))
+    tag = _call(agent).to.tag
+    agent.on_ack(_req("ACK", 1, to_tag=tag))
+    re, _ = agent.on_invite(_req("INVITE", 2, to_tag=tag, body=OFFER), 3.0)
     assert [r.status_code for r in re] == [200]
-    assert agent.on_invite(_req("INVITE", 3, to_tag="other", body=OFFER))[0].status_code == 481
+    other, _ = agent.on_invite(_req("INVITE", 3, to_tag="other", body=OFFER), 3.0)
+    assert [r.status_code for r in other] == [481]
+
+
+def test_the_405_allow_names_only_handled_methods() -> None:
+    assert "REFER" in ALLOW and "REFER" not in ALLOW_HANDLED
+    assert set(ALLOW_HANDLED.split(", ")) == HANDLED_METHODS
 
 
 def test_sdp_errors() -> None:

@@ -163,11 +163,19 @@ def _common(func: F) -> F:
 )
 @click.option("--name", default="phone-1", show_default=True)
 @click.option("--quiet", is_flag=True, help="Do not draw the screen.")
+@click.option(
+    "--ring-seconds",
+    type=click.FloatRange(0, 3600),
+    default=PhoneSettings().ring_seconds,
+    show_default=True,
+    help="How long an INVITE rings (180, early dialog) before the phone answers 200.",
+)
 @_common
 def phone(
     lines: tuple[str, ...],
     name: str,
     quiet: bool,
+    ring_seconds: float,
     host: str,
     events_path: str | None,
     no_auth: bool,
@@ -195,6 +203,7 @@ def phone(
         strict_url_body,
         registrar,
     )
+    settings = dataclasses.replace(settings, ring_seconds=ring_seconds)
     config = PhoneConfig(name, host, configs, settings)
     show = None if quiet else screen_printer(Console(stderr=True))
     events = open_event_log(events_path)

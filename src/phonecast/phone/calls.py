@@ -1,23 +1,34 @@
 """Calls on an emulated phone line: INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE.
 
-The SPA phones in the seed support RFC 3311 UPDATE; this module answers it
-as they must: 200 with an SDP answer to an offer in an early or confirmed
-dialog, 491 when the phone's own offer is pending (glare), 500 with a
-Retry-After of 0-10 s when it holds an offer it has not answered yet, 481
-outside any dialog.  The rules themselves live in the core
+A new INVITE rings first: the 180 carries the phone's To tag and so makes
+an early dialog (RFC 3261 12.1.1, 13.3.1.1); the 200 follows when the ring
+time has passed (:meth:`CallAgent.answer`, at the deadline the INVITE was
+given) unless a CANCEL or a BYE ended the ringing first (487 to the INVITE,
+:meth:`CallAgent.cancel`).  The offer/answer state of that early dialog is
+what RFC 3311 makes the answer to an UPDATE depend on: an INVITE with an
+offer leaves the phone owing its answer (the 180 is not reliable: the
+answer rides on the 200), so an UPDATE with an offer while it rings is
+refused 500 with a Retry-After of 0-10 s; an INVITE without one leaves no
+offer outstanding, so such an UPDATE gets 200 with an SDP answer.  An
+INVITE without an offer is answered with the phone's own offer in the 200,
+and until the ACK brings the answer an UPDATE with an offer is glare (491).
+Outside any dialog it is 481.  The rules themselves live in the core
 (:meth:`phonecast.sip.Dialog.check_update`); this module keeps the line's
 dialogs and decides what the phone says.
 
-It is sans-IO like the core: every method takes the request and returns the
-responses to send (the caller sends them through the server transaction).
-Tags are cryptographically random (RFC 3261 19.3); other randomness (SDP
-session ids, Retry-After) comes from an injected ``random.Random``.
+It is sans-IO like the core: every method takes the request (and the time,
+where a deadline follows from it) and returns the responses to send; the
+caller sends them through the server transactions and keeps the timers
+(:mod:`phonecast.phone.call_driver`).  Tags are cryptographically random
+(RFC 3261 19.3); other randomness (SDP session ids, Retry-After) comes from
+an injected ``random.Random``.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import Final, NamedTuple
 
 from phonecast.phone.sdp import SdpError, make_answer, make_offer
 from phonecast.sip import (
@@ -32,11 +43,23 @@ from phonecast.sip import (
     make_response,
     new_tag,
 )
+from phonecast.sip.dialog import DialogId
 
-#: What SPA303/SPA525G firmware 7.4/7.6 advertise (field guide).
+#: What SPA303/SPA525G firmware 7.4/7.6 advertise (field guide), sent as the
+#: real phones send it in answers to OPTIONS, INVITE and UPDATE.
 ALLOW = "ACK, BYE, CANCEL, INFO, INVITE, NOTIFY, OPTIONS, REFER, UPDATE"
 SUPPORTED = "replaces"
 ACCEPT = "application/sdp"
+#: The methods the emulator answers as the method asks (NOTIFY in the
+#: emulator, the rest here).  REFER, which the SPA advertises, is not one:
+#: call transfer (202, then NOTIFYs of the transfer's progress) is not
+#: emulated, and a REFER is answered 405.
+HANDLED_METHODS: Final = frozenset(
+    {"ACK", "BYE", "CANCEL", "INFO", "INVITE", "NOTIFY", "OPTIONS", "UPDATE"}
+)
+#: The Allow of a 405 (RFC 3261 21.4.6: the methods valid at this address):
+#: only what is handled, or a peer would be told to try REFER and get 405 again.
+ALLOW_HANDLED: Final = ", ".join(m for m in ALLOW.split(", ") if m in HANDLED_METHODS)
 
 
 @dataclass
@@ -48,6 +71,31 @@ class CallSettings:
     #: Address and first port put in SDP answers.
     media_address: str = "127.0.0.1"
     media_port: int = 16384
+    #: How long the phone rings (in its early dialog) before the 200, seconds.
+    ring_seconds: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Ringing:
+    """An INVITE the phone is ringing for: answer it at ``answer_at``."""
+
+    invite: Request
+    #: The early dialog its 180 made.
+    dialog_id: DialogId
+    #: The deadline, on the clock of the ``now`` given to :meth:`CallAgent.on_invite`.
+    answer_at: float
+    #: What the 200 will carry: the answer to the INVITE's offer, or the
+    #: phone's own offer when the INVITE had none.
+    sdp: bytes
+
+
+class InviteReply(NamedTuple):
+    """What a new INVITE gets now, and whether an answer follows later."""
+
+    #: To send at once, in order (a 180, or a final response).
+    responses: list[Response]
+    #: Set when the phone rings: call :meth:`CallAgent.answer` at its deadline.
+    ringing: Ringing | None = None
 
 
 @dataclass
@@ -58,8 +106,10 @@ class CallAgent:
     settings: CallSettings = field(default_factory=CallSettings)
     rng: random.Random = field(default_factory=random.Random)
     dialogs: DialogTable = field(default_factory=DialogTable)
-    #: Set while a call is up (or a Dial action placed one): makes the phone busy.
+    #: Set while a call rings or is up (or a Dial action placed one): makes the phone busy.
     busy_reasons: set[str] = field(default_factory=set)
+    #: INVITEs not answered yet, by their early dialog.
+    ringing: dict[DialogId, Ringing] = field(default_factory=dict)
 
     @property
     def busy(self) -> bool:
@@ -72,6 +122,15 @@ class CallAgent:
     def _headers(self) -> list[tuple[str, str]]:
         return [("Contact", self.contact), ("Allow", ALLOW), ("Supported", SUPPORTED)]
 
+    def _retry_after(self, error: str) -> ValidationError:
+        """500 with a Retry-After of 0-10 s (RFC 3311 5.2, RFC 3261 14.2)."""
+        return ValidationError(
+            error,
+            status_code=500,
+            reason="Server Internal Error",
+            headers=(("Retry-After", str(self.rng.randint(0, 10))),),
+        )
+
     # -------------------------------------------------------------- requests
     def on_options(self, request: Request) -> Response:
         """200 with the capabilities a real SPA advertises."""
@@ -79,32 +138,68 @@ class CallAgent:
             request, 200, to_tag=self._tag(), headers=[*self._headers(), ("Accept", ACCEPT)]
         )
 
-    def on_invite(self, request: Request) -> list[Response]:
-        """Answer a new INVITE (the caller sends each response in order)."""
+    def on_invite(self, request: Request, now: float) -> InviteReply:
+        """Answer an INVITE: a re-INVITE at once; a new one with a 180 (its
+        early dialog made) and a deadline for the 200, or a refusal."""
         if request.to.tag:
-            return [self._reinvite(request)]
+            return InviteReply([self._reinvite(request)])
         tag = self._tag()
         if self.busy or self.settings.mode == "busy":
-            return [make_response(request, 486, to_tag=tag)]
+            return InviteReply([make_response(request, 486, to_tag=tag)])
         if self.settings.mode == "decline":
-            return [make_response(request, 603, to_tag=tag)]
+            return InviteReply([make_response(request, 603, to_tag=tag)])
         try:
-            body, offer_state = self._answer_or_offer(request)
+            sdp, _ = self._answer_or_offer(request)
         except SdpError as exc:
-            return [make_response(request, 488, str(exc)[:60], to_tag=tag)]
+            return InviteReply([make_response(request, 488, str(exc)[:60], to_tag=tag)])
         ringing = make_response(request, 180, to_tag=tag, headers=self._headers())
-        ok = make_response(
-            request,
+        # Early; the INVITE's offer (if any) is owed its answer until the 200.
+        dialog = Dialog.from_uas(request, ringing)
+        try:
+            self.dialogs.put(dialog)
+        except ValidationError as exc:
+            return InviteReply([error_response(request, exc, to_tag=tag)])
+        self.busy_reasons.add(_call_key(dialog.id))
+        ring = Ringing(request, dialog.id, now + self.settings.ring_seconds, sdp)
+        self.ringing[dialog.id] = ring
+        return InviteReply([ringing], ring)
+
+    def answer(self, ring: Ringing, now: float) -> Response | None:
+        """The 200 for a ringing INVITE once its deadline has come (the
+        dialog confirmed); ``None`` before it, or when it rings no more."""
+        if now < ring.answer_at or self.ringing.get(ring.dialog_id) is not ring:
+            return None
+        del self.ringing[ring.dialog_id]
+        dialog = self.dialogs.get(ring.dialog_id)
+        if dialog is None:
+            return None
+        invite = ring.invite
+        # The 200 carries the answer to the INVITE's offer, or, to an INVITE
+        # without one, the phone's offer, outstanding until the ACK.
+        offer = OfferState.IDLE if invite.body else OfferState.LOCAL_OFFER
+        self.dialogs.put(dialog.confirmed().with_offer(offer))
+        return make_response(
+            invite,
             200,
-            to_tag=tag,
+            to_tag=dialog.local_tag,
             headers=self._headers(),
-            body=body,
+            body=ring.sdp,
             content_type="application/sdp",
         )
-        dialog = Dialog.from_uas(request, ok).with_offer(offer_state)
-        self.dialogs.put(dialog)
-        self.busy_reasons.add(_call_key(dialog))
-        return [ringing, ok]
+
+    def cancel(self, ring: Ringing) -> Response | None:
+        """Stop ringing (a CANCEL, or a BYE in the early dialog): the 487 the
+        INVITE gets (RFC 3261 9.2, 15.1.2), or ``None`` if it rings no more."""
+        if self.ringing.pop(ring.dialog_id, None) is not ring:
+            return None
+        self.dialogs.remove(ring.dialog_id)
+        self.busy_reasons.discard(_call_key(ring.dialog_id))
+        return make_response(ring.invite, 487, to_tag=ring.dialog_id[1])
+
+    def ringing_for(self, request: Request) -> Ringing | None:
+        """The ringing INVITE whose early dialog ``request`` is sent in."""
+        dialog = self.dialogs.for_request(request)
+        return None if dialog is None else self.ringing.get(dialog.id)
 
     def _answer_or_offer(self, request: Request) -> tuple[bytes, OfferState]:
         sid = self.rng.getrandbits(31)
@@ -123,6 +218,10 @@ class CallAgent:
             return make_response(request, 481)
         try:
             dialog = dialog.receive_request(request)
+            self.dialogs.put(dialog)
+            refusal = self._reinvite_refusal(dialog)
+            if refusal is not None:
+                return error_response(request, refusal)
             body, offer_state = self._answer_or_offer(request)
         except ValidationError as exc:
             return error_response(request, exc)
@@ -133,22 +232,47 @@ class CallAgent:
             request, 200, headers=self._headers(), body=body, content_type="application/sdp"
         )
 
+    def _reinvite_refusal(self, dialog: Dialog) -> ValidationError | None:
+        """Why a re-INVITE cannot be taken now, if it cannot."""
+        if dialog.id in self.ringing:
+            # RFC 3261 14.2: the first INVITE has no final response yet.
+            return self._retry_after("re-INVITE while the INVITE is unanswered")
+        if dialog.offer is OfferState.LOCAL_OFFER:
+            # Our offer (in the 200 of an INVITE without one) awaits its ACK:
+            # a new exchange now crosses it, glare (RFC 3261 14.1, 14.2).
+            return ValidationError(
+                "re-INVITE while our offer is unanswered",
+                status_code=491,
+                reason="Request Pending",
+            )
+        return None
+
     def on_ack(self, request: Request) -> None:
-        """ACK of our 2xx: the dialog is confirmed; an answer in it settles our offer."""
+        """ACK of our 2xx: the dialog is confirmed and the INVITE's offer/answer
+        exchange is over (the answer to our offer, if we made one, is in it;
+        an ACK without it ends the exchange too, unanswered, rather than
+        leave every later offer refused as glare)."""
         dialog = self.dialogs.for_request(request)
-        if dialog is None:
-            return
-        if dialog.offer is OfferState.LOCAL_OFFER and request.body:
+        if dialog is None or dialog.id in self.ringing:
+            return  # nothing of ours to acknowledge (an early dialog has no 2xx yet)
+        if dialog.offer is OfferState.LOCAL_OFFER:
             dialog = dialog.with_offer(OfferState.IDLE)
         self.dialogs.put(dialog.receive_request(request).confirmed())
 
+    def end_unacknowledged(self, dialog_id: DialogId) -> None:
+        """Our 2xx was never acknowledged (64*T1 passed, RFC 3261 13.3.1.4):
+        the call is over, and the phone is no longer busy with it."""
+        self.dialogs.remove(dialog_id)
+        self.busy_reasons.discard(_call_key(dialog_id))
+
     def on_bye(self, request: Request) -> Response:
-        """200 and the end of the call, or 481 outside a dialog."""
+        """200 and the end of the call, or 481 outside a dialog.  A BYE in an
+        early dialog also ends the ringing: see :meth:`cancel`."""
         dialog = self.dialogs.for_request(request)
         if dialog is None:
             return make_response(request, 481)
         self.dialogs.put(dialog.terminated())
-        self.busy_reasons.discard(_call_key(dialog))
+        self.busy_reasons.discard(_call_key(dialog.id))
         return make_response(request, 200)
 
     def on_update(self, request: Request) -> Response:
@@ -176,18 +300,6 @@ class CallAgent:
             request, 200, headers=self._headers(), body=body, content_type="application/sdp"
         )
 
-    def offer_update(self, dialog: Dialog) -> Dialog:
-        """Record that the phone sent an UPDATE offer of its own (for glare)."""
-        updated = dialog.with_offer(OfferState.LOCAL_OFFER)
-        self.dialogs.put(updated)
-        return updated
 
-    def hold_offer(self, dialog: Dialog) -> Dialog:
-        """Record an offer received (e.g. in a reliable 18x) not yet answered."""
-        updated = dialog.with_offer(OfferState.REMOTE_OFFER)
-        self.dialogs.put(updated)
-        return updated
-
-
-def _call_key(dialog: Dialog) -> str:
-    return "call:" + "|".join(dialog.id)
+def _call_key(dialog_id: DialogId) -> str:
+    return "call:" + "|".join(dialog_id)

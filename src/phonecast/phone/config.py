@@ -44,6 +44,8 @@ class PhoneSettings:
     strict_url_body: bool = False
     #: INVITE handling: answer, busy or decline.
     call_mode: str = "answer"
+    #: How long an INVITE rings (its 180 and early dialog) before the 200, seconds.
+    ring_seconds: float = 0.5
     #: How long a Dial: action keeps the phone busy, seconds.
     dial_seconds: float = 5.0
     #: Largest NOTIFY body accepted, octets.

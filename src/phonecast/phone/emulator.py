@@ -31,16 +31,15 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from phonecast.net.endpoint import DEFAULT_MAX_SERVER_TRANSACTIONS, ServerHandle, SipEndpoint
-from phonecast.net.timers import Timer
 from phonecast.net.transport import Address, Flow
 from phonecast.phone.bodies import INTERNAL_SCHEMES, page_refusal, xml_service_items
-from phonecast.phone.calls import ALLOW, CallAgent, CallSettings
+from phonecast.phone.call_driver import CallDriver
+from phonecast.phone.calls import ALLOW_HANDLED, CallAgent, CallSettings
 from phonecast.phone.config import ACCEPTED_EVENTS, LineConfig, PhoneConfig
 from phonecast.phone.events import EventLog
 from phonecast.phone.fetcher import Done, Fetcher, FetchResult, PageFetcher
 from phonecast.phone.screen import Screen, screen_for
 from phonecast.sip import (
-    DEFAULT_TIMERS,
     Request,
     SipError,
     SipUri,
@@ -124,8 +123,8 @@ class PhoneHost:
         self.lines: dict[Address, LineState] = {}
         self.phones: dict[str, PhoneState] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        #: 2xx to INVITEs still being retransmitted, by dialog id, until ACK.
-        self._unacked: dict[tuple[str, str, str], Timer] = {}
+        #: INVITE, CANCEL, BYE and ACK on the network (made with the endpoint).
+        self._calls: CallDriver | None = None
         #: Fetches allowed to wait for a turn at the fetcher (which runs at
         #: most its ``limit`` at once); a push beyond is answered and dropped.
         self.max_pending = 10_000
@@ -143,6 +142,9 @@ class PhoneHost:
         )
         self.endpoint.on_refused = self._on_refused
         self._loop = asyncio.get_running_loop()
+        self._calls = CallDriver(
+            self.endpoint, self._respond, self.events, on_call_over=self._run_deferred
+        )
 
     def digest_for(self, phone: PhoneConfig) -> DigestServer:
         """The digest authority (one per host; settings of the first phone)."""
@@ -161,7 +163,11 @@ class PhoneHost:
         first_port = config.lines[0].port
         calls = CallAgent(
             f"<sip:{config.lines[0].user}@{shown}:{first_port}>",
-            CallSettings(mode=config.settings.call_mode, media_address=config.host),
+            CallSettings(
+                mode=config.settings.call_mode,
+                media_address=config.host,
+                ring_seconds=config.settings.ring_seconds,
+            ),
             self.rng,
         )
         phone = PhoneState(config, calls)
@@ -238,9 +244,8 @@ class PhoneHost:
     async def close(self) -> None:
         """Stop everything."""
         self._to_fetch.clear()
-        for timer in self._unacked.values():
-            timer.cancel()
-        self._unacked.clear()
+        if self._calls is not None:
+            self._calls.close()
         for task in list(self._tasks):
             task.cancel()
         if self.endpoint is not None:
@@ -281,70 +286,35 @@ class PhoneHost:
         else:
             events.count("request")
         method = request.method
+        driver = self._calls
+        assert driver is not None
         if method == "ACK":
-            phone.calls.on_ack(request)
-            resending = self._unacked.pop(_ack_key(request), None)
-            if resending is not None:
-                resending.cancel()
+            driver.on_ack(phone.calls, request)
             return
         assert handle is not None
         if method == "NOTIFY":
             self._on_notify(line, request, handle)
             return
         calls = phone.calls
-        was_busy = calls.busy
         if method == "INVITE":
-            responses = calls.on_invite(request)
-        elif method == "BYE":
-            responses = [calls.on_bye(request)]
-        elif method == "UPDATE":
+            driver.on_invite(line, request, handle)
+            return
+        if method == "CANCEL":
+            driver.on_cancel(line, request, handle)
+            return
+        if method == "BYE":
+            driver.on_bye(line, request, handle)
+            return
+        if method == "UPDATE":
             responses = [calls.on_update(request)]
         elif method == "OPTIONS":
             responses = [calls.on_options(request)]
         elif method in ("INFO",):
             responses = [make_response(request, 200)]
-        elif method == "CANCEL":
-            responses = [make_response(request, 481)]
         else:
-            responses = [make_response(request, 405, headers=[("Allow", ALLOW)])]
+            responses = [make_response(request, 405, headers=[("Allow", ALLOW_HANDLED)])]
         for resp in responses:
             self._respond(line, handle, resp)
-        if method == "INVITE" and responses and responses[-1].is_success:
-            self._retransmit_2xx(line, handle, responses[-1])
-        if was_busy and not calls.busy:
-            # Whatever request ended the call (a BYE, today), the idle phone
-            # now runs what priority 1 kept for it, as Dial's hang-up does.
-            self._run_deferred(phone)
-
-    def _retransmit_2xx(self, line: LineState, handle: ServerHandle, ok: Any) -> None:
-        """RFC 3261 13.3.1.4: the UAS core resends its 2xx at T1, doubling to
-        T2, until the ACK arrives or 64*T1 passes (the transaction does not:
-        a 2xx ends it).  The resends ride on the endpoint's timer wheel."""
-        assert self.endpoint is not None
-        endpoint = self.endpoint
-        key = (ok.call_id, ok.to.tag or "", ok.from_.tag or "")
-        timers = DEFAULT_TIMERS
-        interval, waited = timers.t1, 0.0
-
-        def resend(now: float) -> None:
-            nonlocal interval, waited
-            if key not in self._unacked:
-                return
-            waited += interval
-            handle.respond(ok)
-            self.events.emit(
-                "retransmit",
-                phone=line.phone.config.name,
-                line=line.config.user,
-                code=ok.status_code,
-            )
-            interval = min(interval * 2, timers.t2)
-            if waited >= timers.timeout:
-                self._unacked.pop(key, None)
-            else:
-                self._unacked[key] = endpoint.call_at(now + interval, resend)
-
-        self._unacked[key] = endpoint.call_at(endpoint.now() + interval, resend)
 
     def _respond(
         self, line: LineState, handle: ServerHandle, response: Any, *, stateless: bool = False
@@ -609,11 +579,3 @@ class PhoneHost:
         self.events.emit("screen", phone=name, **phone.screen.summary())
         if self.on_screen is not None:
             self.on_screen(phone)
-
-
-def _ack_key(ack: Request) -> tuple[str, str, str]:
-    """The dialog id an ACK names, as the 2xx it acknowledges carried it."""
-    try:
-        return (ack.call_id, ack.to.tag or "", ack.from_.tag or "")
-    except SipError:
-        return ("", "", "")

@@ -244,6 +244,11 @@ class DialogTable:
             raise ValidationError("too many dialogs", status_code=503, reason="Service Unavailable")
         self._dialogs[dialog.id] = dialog
 
+    def get(self, dialog_id: DialogId) -> Dialog | None:
+        """The live dialog with this id, if any (e.g. the early dialog of an
+        INVITE that is still ringing, when its time to answer comes)."""
+        return self._dialogs.get(dialog_id)
+
     def for_request(self, request: Request) -> Dialog | None:
         """The dialog an incoming in-dialog request belongs to, if any."""
         to_tag = request.to.tag
