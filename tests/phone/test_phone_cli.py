@@ -418,3 +418,55 @@ def test_a_bad_line_is_named_without_its_password(
     line = _refused_here(monkeypatch, "phone", "--line", spec)
     assert line.startswith(f"phonecast: bad --line {shown!r}: {why}")
     assert "hunter2" not in line and "ter2" not in line
+
+
+def test_a_fleet_with_an_address_per_phone_takes_an_alert_at_each_address(
+    tmp_path: Path,
+) -> None:
+    """--address-per-phone: each phone listens on its own loopback address,
+    all on one port, as a real fleet sits on port 5060 of its own hosts; the
+    inventory names each phone's address, and an alert through it is
+    confirmed by every phone.  A push for one phone sent to another's
+    address is refused (the address is the phone)."""
+    (port,) = free_ports(1)
+    inventory = tmp_path / "phones.csv"
+    args = [sys.executable, "-m", "phonecast", "fleet", "--count", "3", "--address-per-phone",
+            "--host", "127.9.0.1", "--base-port", str(port), "--inventory-out", str(inventory),
+            "--quiet", "--duration", "60"]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        assert f"3 phone(s) listening on 127.9.0.1-127.9.0.3 port {port}" in first, first
+        targets = [row.split(",")[1] for row in inventory.read_text().splitlines()[1:]]
+        assert targets == [f"sip:100{n}@127.9.0.{n}:{port}" for n in (1, 2, 3)]
+        alert = phonecast(
+            "alert", "--inventory", str(inventory), "--text", "Fire drill", "--json",
+            "--confirm-timeout", "10", timeout=60,
+        )  # fmt: skip
+        assert alert.returncode == 0, alert.stdout + alert.stderr
+        misdirected = phonecast(
+            "push", f"sip:1001@127.9.0.2:{port}", "--url", "http://127.0.0.1:9/a",
+            "--timeout", "3", env={"PHONECAST_PASSWORD": "pw1"},
+        )  # fmt: skip
+        assert misdirected.returncode in (3, 4), misdirected.stdout + misdirected.stderr
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+@pytest.mark.parametrize(
+    ("host", "count", "message"),
+    [
+        ("localhost", "2", "needs --host to be an IP address"),
+        ("255.255.255.254", "3", "runs past the last IPv4 address"),
+    ],
+)
+def test_addresses_per_phone_that_cannot_be_counted_up_are_refused(
+    host: str, count: str, message: str
+) -> None:
+    result = CliRunner().invoke(
+        cli, ["fleet", "--count", count, "--address-per-phone", "--host", host]
+    )
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output

@@ -22,6 +22,7 @@ from rich.text import Text as RichText
 
 from phonecast.campaign.inventory import Phone, write_inventory_csv
 from phonecast.cli.phone_options import (
+    fleet_addresses,
     fleet_passwords,
     parse_line,
     parse_nonce_lifetime,
@@ -61,8 +62,10 @@ def _settings(
     call_mode: str,
     strict_url_body: bool,
     registrar: str | None = None,
+    ring_seconds: float = PhoneSettings().ring_seconds,
 ) -> PhoneSettings:
     return PhoneSettings(
+        ring_seconds=ring_seconds,
         registrar=registrar,
         auth_notify=not no_auth,
         restrict_source_ip=restrict_source,
@@ -125,6 +128,13 @@ def _common(func: F) -> F:
             show_default=True,
         ),
         click.option(
+            "--ring-seconds",
+            type=click.FloatRange(0, 3600),
+            default=PhoneSettings().ring_seconds,
+            show_default=True,
+            help="How long an INVITE rings (180, early dialog) before the phone answers 200.",
+        ),
+        click.option(
             "--duration",
             metavar="SECONDS",
             callback=parsed_by(parse_seconds),
@@ -163,19 +173,11 @@ def _common(func: F) -> F:
 )
 @click.option("--name", default="phone-1", show_default=True)
 @click.option("--quiet", is_flag=True, help="Do not draw the screen.")
-@click.option(
-    "--ring-seconds",
-    type=click.FloatRange(0, 3600),
-    default=PhoneSettings().ring_seconds,
-    show_default=True,
-    help="How long an INVITE rings (180, early dialog) before the phone answers 200.",
-)
 @_common
 def phone(
     lines: tuple[str, ...],
     name: str,
     quiet: bool,
-    ring_seconds: float,
     host: str,
     events_path: str | None,
     no_auth: bool,
@@ -186,6 +188,7 @@ def phone(
     strict_url_body: bool,
     restrict_source: str | None,
     call_mode: str,
+    ring_seconds: float,
     duration: float | None,
     registrar: str | None,
     max_transactions: int,
@@ -202,8 +205,8 @@ def phone(
         call_mode,
         strict_url_body,
         registrar,
+        ring_seconds,
     )
-    settings = dataclasses.replace(settings, ring_seconds=ring_seconds)
     config = PhoneConfig(name, host, configs, settings)
     show = None if quiet else screen_printer(Console(stderr=True))
     events = open_event_log(events_path)
@@ -258,6 +261,15 @@ def screen_printer(console: Console) -> Callable[[PhoneState], None]:
     help="No summary (live on a terminal, else one line at exit); spares the cost of counting it.",
 )
 @click.option("--tcp", is_flag=True, help="Also listen on TCP (one more socket per phone).")
+@click.option(
+    "--address-per-phone",
+    is_flag=True,
+    help=(
+        "Give each phone its own address, counting up from --host (127.0.0.1, 127.0.0.2, "
+        "...), all on --base-port, as a real fleet sits on port 5060 of its own hosts; "
+        "without it the phones share --host on consecutive ports."
+    ),
+)
 @_common
 def fleet(
     count: int,
@@ -267,6 +279,7 @@ def fleet(
     inventory_out: str | None,
     quiet: bool,
     tcp: bool,
+    address_per_phone: bool,
     host: str,
     events_path: str | None,
     no_auth: bool,
@@ -277,13 +290,21 @@ def fleet(
     strict_url_body: bool,
     restrict_source: str | None,
     call_mode: str,
+    ring_seconds: float,
     duration: float | None,
     registrar: str | None,
     max_transactions: int,
 ) -> None:
-    """Emulate COUNT phones in one process (one line each, consecutive ports)."""
-    if base_port + count - 1 > 65535:
-        fail(f"--base-port {base_port} + --count {count} runs past port 65535")
+    """Emulate COUNT phones in one process (one line each, consecutive ports
+    or, with --address-per-phone, consecutive addresses)."""
+    if address_per_phone:
+        hosts = fleet_addresses(host, count)
+        ports = [base_port] * count
+    else:
+        if base_port + count - 1 > 65535:
+            fail(f"--base-port {base_port} + --count {count} runs past port 65535")
+        hosts = [host] * count
+        ports = [base_port + i for i in range(count)]
     settings = _settings(
         no_auth,
         realm,
@@ -294,14 +315,17 @@ def fleet(
         call_mode,
         strict_url_body,
         registrar,
+        ring_seconds,
     )
     settings = dataclasses.replace(settings, tcp=tcp)
     users = [str(first_user + i) for i in range(count)]
     passwords = fleet_passwords(password_pattern, users)
     configs = []
-    for n, (user, password) in enumerate(zip(users, passwords, strict=True), 1):
-        line = LineConfig(user, Secret(password, "fleet"), base_port + n - 1)
-        configs.append(PhoneConfig(f"phone-{n}", host, (line,), settings))
+    for n, (user, password, address, port) in enumerate(
+        zip(users, passwords, hosts, ports, strict=True), 1
+    ):
+        line = LineConfig(user, Secret(password, "fleet"), port)
+        configs.append(PhoneConfig(f"phone-{n}", address, (line,), settings))
     events = open_event_log(events_path)
     if inventory_out:
         try:
@@ -389,11 +413,14 @@ async def _serve(
                     f"cannot listen for {cfg.name} line {line.user} on {cfg.host}:{line.port}: "
                     f"{exc.strerror or exc}"
                 )
-        ports = f"{configs[0].lines[0].port}-{configs[-1].lines[-1].port}"
-        click.echo(
-            f"phonecast: {len(configs)} phone(s) listening on {configs[0].host} ports {ports}",
-            err=True,
+        first, last = configs[0], configs[-1]
+        ports = f"{first.lines[0].port}-{last.lines[-1].port}"
+        where = (
+            f"{first.host} ports {ports}"
+            if first.host == last.host
+            else f"{first.host}-{last.host} port {first.lines[0].port}"  # one address each
         )
+        click.echo(f"phonecast: {len(configs)} phone(s) listening on {where}", err=True)
         if configs[0].settings.registrar:
             codes = []
             for state in host.phones.values():

@@ -194,3 +194,20 @@ def fleet_passwords(pattern: str, users: Sequence[str]) -> list[str]:
                 f"characters, over {MAX_FLEET_PASSWORD}"
             )
     return passwords
+
+
+def fleet_addresses(first: str, count: int) -> list[str]:
+    """``count`` consecutive addresses from ``first`` (--address-per-phone):
+    one host per phone, as a real fleet has.  ``first`` must be an IP
+    address (a name would have to be looked up per phone) and the range
+    must not run past the end of its family's address space; whether each
+    address can be bound (on Linux all of 127.0.0.0/8 can) shows when the
+    phone listens, with its own line named."""
+    try:
+        start = ipaddress.ip_address(first)
+    except ValueError:
+        fail(f"--address-per-phone needs --host to be an IP address, not {first!r}")
+    top = (1 << (32 if start.version == 4 else 128)) - 1
+    if int(start) + count - 1 > top:
+        fail(f"--host {first} + --count {count} runs past the last IPv{start.version} address")
+    return [str(ipaddress.ip_address(int(start) + i)) for i in range(count)]
