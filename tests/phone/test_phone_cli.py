@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import re
 import socket
@@ -442,9 +443,11 @@ def test_a_fleet_with_an_address_per_phone_takes_an_alert_at_each_address(
         assert targets == [f"sip:100{n}@127.9.0.{n}:{port}" for n in (1, 2, 3)]
         alert = phonecast(
             "alert", "--inventory", str(inventory), "--text", "Fire drill", "--json",
-            "--confirm-timeout", "10", timeout=60,
+            "--confirm-timeout", "10", "--db", str(tmp_path / "c.db"), timeout=60,
         )  # fmt: skip
         assert alert.returncode == 0, alert.stdout + alert.stderr
+        outcomes = [p["outcome"] for p in json.loads(alert.stdout)["phones"]]
+        assert outcomes == ["confirmed"] * 3
         misdirected = phonecast(
             "push", f"sip:1001@127.9.0.2:{port}", "--url", "http://127.0.0.1:9/a",
             "--timeout", "3", env={"PHONECAST_PASSWORD": "pw1"},

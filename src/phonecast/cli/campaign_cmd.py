@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import sys
 import time
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from phonecast.campaign.inventory import InventoryError, Phone, load_inventory, 
 from phonecast.campaign.report import Report, make_report
 from phonecast.campaign.runner import CampaignRunner, Progress, RunOptions, summary_line
 from phonecast.campaign.store import OUTCOMES, CampaignStore
-from phonecast.cli.push_cmd import fail
+from phonecast.cli.push_cmd import fail, tls_context
 from phonecast.content import ContentServer
 from phonecast.net.endpoint import SipEndpoint
 from phonecast.net.localaddr import local_ip_for
@@ -138,6 +139,8 @@ def _load(
     help="Print the JSON report; progress as JSON lines on stderr.",
 )
 @click.option("--quiet", is_flag=True, help="No live progress.")
+@click.option("--ca-file", help="TLS: trust this CA file for the phones' certificates.")
+@click.option("--insecure", is_flag=True, help="TLS: do not verify the phones' certificates.")
 def alert(
     inventory: str,
     text: str | None,
@@ -162,6 +165,8 @@ def alert(
     report_path: str | None,
     as_json: bool,
     quiet: bool,
+    ca_file: str | None,
+    insecure: bool,
 ) -> None:
     """Show a message on every selected phone and report which phones have it.
 
@@ -182,6 +187,9 @@ def alert(
         "confirm": not no_confirm and url is None,
         "serve": serve,
         "public_url": public_url,
+        # Kept with the campaign, so that a resume trusts what the run trusted.
+        "ca_file": str(Path(ca_file).resolve()) if ca_file else None,
+        "insecure": insecure,
         "options": {
             "concurrency": concurrency,
             "rate": rate,
@@ -191,6 +199,7 @@ def alert(
             "confirm_timeout": confirm_timeout,
         },
     }
+    _client_tls(params)  # a CA file that cannot be read: said now, before anything is sent
     content = _content_body(params)
     store = CampaignStore(db)
     groups = [(p.name, str(p.target), p.tag_value(group_by)) for p in phones]
@@ -236,6 +245,16 @@ def text_alert_params(
     }
 
 
+def _client_tls(params: dict[str, Any]) -> ssl.SSLContext | None:
+    """The TLS client context for phones with transport ``tls``: the system's
+    trust store unless the campaign named a CA file or --insecure (stored
+    campaigns from before these options have neither)."""
+    ca_file, insecure = params.get("ca_file"), bool(params.get("insecure"))
+    if ca_file is None and not insecure:
+        return None
+    return tls_context(insecure, ca_file)
+
+
 def _content_body(params: dict[str, Any]) -> bytes | None:
     if params["url"]:
         return None
@@ -266,7 +285,7 @@ async def _execute(
         confirm_timeout=o["confirm_timeout"],
     )
     local = local_ip_for(phones[0].target.hostname, phones[0].target.port or 5060)
-    endpoint = SipEndpoint()
+    endpoint = SipEndpoint(client_ssl=_client_tls(params))
     await endpoint.listen_udp(local, 0)
     runner = CampaignRunner(store, Pusher(endpoint), None, options)
     server: ContentServer | None = None

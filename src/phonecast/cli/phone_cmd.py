@@ -8,6 +8,7 @@ import dataclasses
 import os
 import resource
 import signal
+import ssl
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -30,6 +31,7 @@ from phonecast.cli.phone_options import (
     parse_seconds,
     parse_source_address,
     parsed_by,
+    server_tls_context,
 )
 from phonecast.cli.push_cmd import fail
 from phonecast.credentials import Secret
@@ -151,6 +153,19 @@ def _common(func: F) -> F:
             ),
         ),
         click.option(
+            "--tls-cert",
+            type=click.Path(dir_okay=False),
+            help=(
+                "Take SIP over TLS on each line's port instead of plain TCP, presenting "
+                "this PEM certificate (chain), as an SPA line set to TLS."
+            ),
+        ),
+        click.option(
+            "--tls-key",
+            type=click.Path(dir_okay=False),
+            help="The certificate's PEM private key, if not in the --tls-cert file.",
+        ),
+        click.option(
             "--max-transactions",
             type=click.IntRange(1),
             default=DEFAULT_MAX_SERVER_TRANSACTIONS,
@@ -191,6 +206,8 @@ def phone(
     ring_seconds: float,
     duration: float | None,
     registrar: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
     max_transactions: int,
 ) -> None:
     """Emulate one SPA phone with one or more lines (one SIP port each)."""
@@ -207,10 +224,14 @@ def phone(
         registrar,
         ring_seconds,
     )
+    server_ssl = server_tls_context(tls_cert, tls_key)
+    settings = dataclasses.replace(settings, tls=server_ssl is not None)
     config = PhoneConfig(name, host, configs, settings)
     show = None if quiet else screen_printer(Console(stderr=True))
     events = open_event_log(events_path)
-    run_loop(_serve([config], events, duration, show, False, max_transactions))
+    run_loop(
+        _serve([config], events, duration, show, False, max_transactions, server_ssl=server_ssl)
+    )
 
 
 def screen_printer(console: Console) -> Callable[[PhoneState], None]:
@@ -293,6 +314,8 @@ def fleet(
     ring_seconds: float,
     duration: float | None,
     registrar: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
     max_transactions: int,
 ) -> None:
     """Emulate COUNT phones in one process (one line each, consecutive ports
@@ -317,7 +340,8 @@ def fleet(
         registrar,
         ring_seconds,
     )
-    settings = dataclasses.replace(settings, tcp=tcp)
+    server_ssl = server_tls_context(tls_cert, tls_key)
+    settings = dataclasses.replace(settings, tcp=tcp, tls=server_ssl is not None)
     users = [str(first_user + i) for i in range(count)]
     passwords = fleet_passwords(password_pattern, users)
     configs = []
@@ -332,8 +356,10 @@ def fleet(
             write_fleet_inventory(inventory_out, configs)
         except OSError as exc:
             fail(f"cannot write --inventory-out {inventory_out!r}: {exc.strerror or exc}")
-    raise_fd_limit(count * (2 if tcp else 1) + 256)
-    run_loop(_serve(configs, events, duration, None, not quiet, max_transactions))
+    raise_fd_limit(count * (2 if tcp or server_ssl else 1) + 256)
+    run_loop(
+        _serve(configs, events, duration, None, not quiet, max_transactions, server_ssl=server_ssl)
+    )
 
 
 def write_fleet_inventory(path: str | Path, configs: Sequence[PhoneConfig]) -> None:
@@ -356,6 +382,7 @@ def write_fleet_inventory(path: str | Path, configs: Sequence[PhoneConfig]) -> N
                 target,
                 line.digest_user,
                 line.password,
+                transport="tls" if cfg.settings.tls else None,
                 tags=frozenset({("fleet", None)}),
                 line=i + 2,
             )
@@ -388,6 +415,8 @@ async def _serve(
     on_screen: object,
     summary: bool,
     max_transactions: int,
+    *,
+    server_ssl: ssl.SSLContext | None = None,
 ) -> None:
     """Run the phones until ``duration`` ends or a signal comes.
 
@@ -401,6 +430,7 @@ async def _serve(
         events=events,
         on_screen=on_screen,  # type: ignore[arg-type]
         max_server_transactions=max_transactions,
+        server_ssl=server_ssl,
     )
     await host.start()
     try:

@@ -12,6 +12,7 @@ import ipaddress
 import math
 import re
 import socket
+import ssl
 import string
 from collections.abc import Callable, Sequence
 from typing import Final, TypeVar
@@ -211,3 +212,29 @@ def fleet_addresses(first: str, count: int) -> list[str]:
     if int(start) + count - 1 > top:
         fail(f"--host {first} + --count {count} runs past the last IPv{start.version} address")
     return [str(ipaddress.ip_address(int(start) + i)) for i in range(count)]
+
+
+def server_tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    """The TLS server context of --tls-cert/--tls-key, or None without a
+    certificate.  Read before any phone starts, so that a missing file, a
+    file that is not PEM or a key that does not match is one line (exit 2)
+    rather than a failure at the first connection."""
+    if cert is None:
+        if key is not None:
+            fail("--tls-key needs --tls-cert")
+        return None
+    for option, path in (("--tls-cert", cert), ("--tls-key", key)):
+        if path is not None:
+            try:
+                with open(path, "rb"):
+                    pass
+            except OSError as exc:
+                fail(f"cannot read {option} {path!r}: {exc.strerror or exc}")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        pair = f"--tls-cert {cert!r}" + (f" with --tls-key {key!r}" if key else "")
+        fail(f"cannot use {pair}: not a PEM certificate (chain) and its private key ({exc})")
+    return context

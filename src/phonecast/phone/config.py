@@ -53,6 +53,10 @@ class PhoneSettings:
     #: Also accept SIP over TCP on each line's port (a fleet may turn it off
     #: to halve its file descriptors).
     tcp: bool = True
+    #: The stream listener on each line's port speaks TLS instead of plain
+    #: TCP, as an SPA line whose SIP transport is TLS (the host needs a
+    #: server certificate: ``PhoneHost(server_ssl=...)``).
+    tls: bool = False
     #: Failure drills: answer every NOTIFY with this code (e.g. 486, 503).
     notify_reject: int | None = None
     #: Register every line at this registrar (``host:port``), as phones do.

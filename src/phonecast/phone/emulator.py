@@ -26,6 +26,7 @@ import asyncio
 import collections
 import ipaddress
 import random
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -111,8 +112,12 @@ class PhoneHost:
         rng: random.Random | None = None,
         on_screen: Callable[[PhoneState], None] | None = None,
         max_server_transactions: int = DEFAULT_MAX_SERVER_TRANSACTIONS,
+        server_ssl: ssl.SSLContext | None = None,
     ) -> None:
+        """``server_ssl`` (the certificate the phones present) is needed by
+        phones whose settings ask for TLS."""
         self.events = events or EventLog()
+        self.server_ssl = server_ssl
         #: Passed to the endpoint: its bound on live transactions (503 past it).
         self.max_server_transactions = max_server_transactions
         self.fetcher: PageFetcher = fetcher or Fetcher()
@@ -139,6 +144,7 @@ class PhoneHost:
             handler=self._on_request,
             policy=PHONE_POLICY,
             max_server_transactions=self.max_server_transactions,
+            server_ssl=self.server_ssl,
         )
         self.endpoint.on_refused = self._on_refused
         self._loop = asyncio.get_running_loop()
@@ -178,7 +184,9 @@ class PhoneHost:
             if restrict is not None:
                 # One spelling, the kernel's, for the comparison per datagram.
                 self.endpoint.restrict_source(local, str(ipaddress.ip_address(restrict)))
-            if config.settings.tcp:
+            if config.settings.tls:
+                await self.endpoint.listen_stream("tls", config.host, local[1])
+            elif config.settings.tcp:
                 await self.endpoint.listen_stream("tcp", config.host, local[1])
             ha1 = compute_ha1(
                 digest.algorithm, line.digest_user, digest.realm, line.password.reveal()
