@@ -569,3 +569,28 @@ async def test_a_completed_transaction_keeps_only_what_absorbing_needs() -> None
         tracemalloc.stop()
         raw.close()
         await server.close()
+
+
+async def test_a_request_leaves_from_the_udp_socket_it_names() -> None:
+    """``request(local=...)``: a client transaction sent from the second of
+    two sockets leaves from it (its Via, from ``via(local=...)``, says so)
+    and gets its response there; naming a socket the endpoint does not
+    have is an OSError, and nothing is sent."""
+    tu = Answerer()
+    server = SipEndpoint(handler=tu, timers=FAST)
+    target = await server.listen_udp("127.0.0.1")
+    client = SipEndpoint(timers=FAST)
+    await client.listen_udp("127.0.0.1")
+    second = await client.listen_udp("127.0.0.1")
+    try:
+        request = _notify(client, target[1]).with_header_replaced(
+            "Via", client.via("udp", local=second)
+        )
+        response, why = await client.request(request, "udp", target, timeout=2, local=second)
+        assert response is not None and response.status_code == 200, why
+        assert tu.seen[0][1].remote == second
+        with pytest.raises(OSError, match="no UDP socket"):
+            await client.request(request, "udp", target, local=("127.0.0.1", 1))
+    finally:
+        await client.close()
+        await server.close()

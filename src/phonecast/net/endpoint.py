@@ -407,16 +407,26 @@ class SipEndpoint:
             host = "127.0.0.1" if host == "0.0.0.0" else "::1"
         return (f"[{host}]" if ":" in host else host), port
 
-    def top_via(self, transport: str, branch: str | None = None) -> Via:
+    def top_via(
+        self, transport: str, branch: str | None = None, *, local: Address | None = None
+    ) -> Via:
         """The top Via of a new request (with ``rport``, RFC 3581); give its
-        text to the request and the value to :meth:`Request.prime_top_via`."""
-        host, port = self._sent_by_parts(transport)
+        text to the request and the value to :meth:`Request.prime_top_via`.
+        ``local``: the UDP socket the request will leave from (see
+        :meth:`request`), when it is not the first one."""
+        if local is not None:
+            host = self._advertised or local[0]
+            host, port = (f"[{host}]" if ":" in host else host), local[1]
+        else:
+            host, port = self._sent_by_parts(transport)
         params = (("branch", branch or new_branch()), ("rport", None))
         return Via(transport.upper(), host, port, params)
 
-    def via(self, transport: str, branch: str | None = None) -> str:
+    def via(
+        self, transport: str, branch: str | None = None, *, local: Address | None = None
+    ) -> str:
         """A top Via value for a new request (with ``rport``, RFC 3581)."""
-        return str(self.top_via(transport, branch))
+        return str(self.top_via(transport, branch, local=local))
 
     # ---------------------------------------------------------------- client
     async def send_request(
@@ -475,8 +485,13 @@ class SipEndpoint:
         *,
         server_hostname: str | None = None,
         timeout: float | None = None,
+        local: Address | None = None,
     ) -> tuple[Response | None, str]:
         """Send ``request``; wait for the final response (or why none came).
+
+        ``local`` (UDP): send from the socket bound there rather than the
+        first one, as a phone line registers from its own port (give the
+        Via the same address: :meth:`via`'s ``local``).
 
         ``timeout`` gives up waiting sooner than the transaction's own Timer
         F/B; the transaction lives on and absorbs a late response.  The
@@ -490,7 +505,10 @@ class SipEndpoint:
             give_up = self._wheel.schedule(self.now() + timeout, waiter.timed_out)
         try:
             if transport == "udp":
-                self._start_client(request, transport, remote, waiter, None, server_hostname)
+                if local is not None and local not in self._udp:
+                    raise OSError(f"no UDP socket of this endpoint is bound to {local}")
+                flow = None if local is None else Flow("udp", remote, local)
+                self._start_client(request, transport, remote, waiter, flow, server_hostname)
             else:
                 await self.send_request(
                     request,
@@ -748,8 +766,12 @@ class SipEndpoint:
         if self.tracer is not None:
             self.tracer("send", data, (transport, remote))
         if transport == "udp":
-            assert self.udp is not None
-            self.udp.send_soon(data, remote, entry.transport_failed)
+            # A client entry's flow, over UDP, names the socket it leaves from.
+            sock = self.udp if entry.flow is None else self._udp.get(entry.flow.local)
+            if sock is None:  # that socket was closed meanwhile
+                entry.tx.handle_transport_error(self.now())
+                return
+            sock.send_soon(data, remote, entry.transport_failed)
         elif entry.flow is not None and entry.flow.connection is not None:
             conn = entry.flow.connection
             if conn.is_open:

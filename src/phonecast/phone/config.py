@@ -62,6 +62,9 @@ class PhoneSettings:
     #: Register every line at this registrar (``host:port``), as phones do.
     registrar: str | None = None
     register_expires: int = 3600
+    #: After a failed REGISTER, try again after this many seconds (the SPA's
+    #: Register Retry Intvl, 30 s by default).
+    register_retry: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)

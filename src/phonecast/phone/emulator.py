@@ -39,16 +39,16 @@ from phonecast.phone.calls import ALLOW_HANDLED, CallAgent, CallSettings
 from phonecast.phone.config import ACCEPTED_EVENTS, LineConfig, PhoneConfig
 from phonecast.phone.events import EventLog
 from phonecast.phone.fetcher import Done, Fetcher, FetchResult, PageFetcher
+from phonecast.phone.registration import Registrations
 from phonecast.phone.screen import Screen, screen_for
 from phonecast.sip import (
     Request,
     SipError,
-    SipUri,
     UasPolicy,
     make_response,
     new_tag,
 )
-from phonecast.sip.digest import DigestServer, authorize, compute_ha1
+from phonecast.sip.digest import DigestServer, compute_ha1
 
 #: What the emulated phone accepts in requests (bodies it reads, schemes...).
 PHONE_POLICY: Final = UasPolicy(
@@ -130,6 +130,8 @@ class PhoneHost:
         self._tasks: set[asyncio.Task[None]] = set()
         #: INVITE, CANCEL, BYE and ACK on the network (made with the endpoint).
         self._calls: CallDriver | None = None
+        #: Each line's registration, kept up (made with the endpoint).
+        self._registrations: Registrations | None = None
         #: Fetches allowed to wait for a turn at the fetcher (which runs at
         #: most its ``limit`` at once); a push beyond is answered and dropped.
         self.max_pending = 10_000
@@ -150,6 +152,9 @@ class PhoneHost:
         self._loop = asyncio.get_running_loop()
         self._calls = CallDriver(
             self.endpoint, self._respond, self.events, on_call_over=self._run_deferred
+        )
+        self._registrations = Registrations(
+            self.endpoint, self.events, self._spawn, self._registration_call_id
         )
 
     def digest_for(self, phone: PhoneConfig) -> DigestServer:
@@ -196,8 +201,9 @@ class PhoneHost:
 
     async def register(self, phone: PhoneState) -> list[int | None]:
         """REGISTER each line of ``phone`` at its registrar, answering a digest
-        challenge with the line's credentials; returns the final codes."""
-        assert self.endpoint is not None
+        challenge with the line's credentials, and keep them registered
+        (see :mod:`phonecast.phone.registration`); returns the final codes."""
+        assert self._registrations is not None, "call start() first"
         registrar = phone.config.settings.registrar
         if registrar is None:
             return []
@@ -207,53 +213,19 @@ class PhoneHost:
         for local, line in self.lines.items():
             if line.phone is not phone:
                 continue
-            codes.append(await self._register_line(line, local, remote))
+            codes.append(await self._registrations.register(line, local, remote))
         return codes
 
-    async def _register_line(self, line: LineState, local: Address, remote: Address) -> int | None:
-        assert self.endpoint is not None
-        ep = self.endpoint
-        user = line.config.user
-        shown = f"[{remote[0]}]" if ":" in remote[0] else remote[0]
-        aor = f"sip:{user}@{shown}:{remote[1]}"
-        contact_host = f"[{local[0]}]" if ":" in local[0] else local[0]
-        call_id = f"reg-{user}-{self.rng.getrandbits(48):012x}@{local[0]}"
-        authorization: tuple[str, str] | None = None
-        response = None
-        for cseq in (1, 2):
-            headers = [
-                ("Via", ep.via("udp")),
-                ("Max-Forwards", "70"),
-                ("From", f"<{aor}>;tag={new_tag()}"),
-                ("To", f"<{aor}>"),
-                ("Call-ID", call_id),
-                ("CSeq", f"{cseq} REGISTER"),
-                ("Contact", f"<sip:{user}@{contact_host}:{local[1]}>"),
-                ("Expires", str(line.phone.config.settings.register_expires)),
-            ]
-            if authorization is not None:
-                headers.append(authorization)
-            request = Request("REGISTER", SipUri(shown, port=remote[1]), headers).with_body(b"")
-            response, _ = await ep.request(request, "udp", remote)
-            if response is None or response.status_code not in (401, 407) or authorization:
-                break
-            authorization = authorize(
-                response, request, line.config.digest_user, line.config.password.reveal()
-            )
-        code = None if response is None else response.status_code
-        self.events.emit(
-            "registered" if code == 200 else "register_failed",
-            phone=line.phone.config.name,
-            line=user,
-            code=code,
-        )
-        return code
+    def _registration_call_id(self, user: str, local: Address) -> str:
+        return f"reg-{user}-{self.rng.getrandbits(48):012x}@{local[0]}"
 
     async def close(self) -> None:
         """Stop everything."""
         self._to_fetch.clear()
         if self._calls is not None:
             self._calls.close()
+        if self._registrations is not None:
+            self._registrations.close()
         for task in list(self._tasks):
             task.cancel()
         if self.endpoint is not None:

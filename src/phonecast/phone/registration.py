@@ -1,0 +1,212 @@
+"""A phone line's registration at its registrar (RFC 3261 10.2), kept up.
+
+A line registers from its own port (its Via and Contact name that port,
+so that the registrar and any NAT logic see the line, not the first
+socket of the host), answers a digest challenge with the line's
+credentials, and keeps one Call-ID for all its registrations while the CSeq
+counts up (10.2.4: a registrar orders a UA's requests by them).
+
+The registrar grants an expiry: the ``expires`` parameter of our binding in
+the 200's Contact list, else its Expires header, else what was asked
+(10.2.4, 10.3 step 8).  The line registers again once 80 % of that has
+passed, so that a registrar never sees it lapse, and after a failure (no
+answer, or a final response other than 2xx) tries again after the
+setting's ``register_retry`` seconds, as an SPA does after its Register
+Retry Interval.  The refreshes are deadlines on the endpoint's timer wheel;
+a task exists only while a REGISTER is under way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from phonecast.net.endpoint import SipEndpoint
+from phonecast.net.timers import Timer
+from phonecast.net.transport import Address
+from phonecast.phone.events import EventLog
+from phonecast.sip import Request, Response, SipError, SipUri, new_tag
+from phonecast.sip.digest import authorize
+
+if TYPE_CHECKING:
+    from phonecast.phone.emulator import LineState
+
+#: Share of the granted expiry after which a line registers again.
+REFRESH_AT: Final = 0.8
+#: The shortest wait before a refresh, seconds (a registrar granting 1 s
+#: must not make the line spin).
+MIN_REFRESH: Final = 1.0
+
+
+@dataclass(slots=True)
+class Binding:
+    """One line's registration: what stays the same from one REGISTER to the next."""
+
+    line: LineState
+    local: Address
+    remote: Address
+    call_id: str
+    from_tag: str
+    cseq: int = 0
+    #: The expiry the registrar granted last, seconds (None: not registered).
+    granted: int | None = None
+    #: The next refresh or retry.
+    timer: Timer | None = None
+
+
+class Registrations:
+    """The registrations of every line of a host, on one endpoint."""
+
+    def __init__(
+        self,
+        endpoint: SipEndpoint,
+        events: EventLog,
+        spawn: Callable[[Coroutine[Any, Any, Any]], None],
+        new_call_id: Callable[[str, Address], str],
+    ) -> None:
+        self._endpoint = endpoint
+        self._events = events
+        self._spawn = spawn
+        self._new_call_id = new_call_id
+        self.bindings: dict[Address, Binding] = {}
+
+    async def register(self, line: LineState, local: Address, remote: Address) -> int | None:
+        """Register ``line`` (bound at ``local``) at ``remote`` now and keep
+        it registered; the final code (None: no answer)."""
+        binding = self.bindings.get(local)
+        if binding is None or binding.remote != remote:
+            if binding is not None and binding.timer is not None:
+                binding.timer.cancel()
+            binding = Binding(
+                line, local, remote, self._new_call_id(line.config.user, local), new_tag()
+            )
+            self.bindings[local] = binding
+        return await self._register(binding)
+
+    def close(self) -> None:
+        """Stop refreshing (the host is stopping)."""
+        for binding in self.bindings.values():
+            if binding.timer is not None:
+                binding.timer.cancel()
+                binding.timer = None
+
+    async def _register(self, binding: Binding) -> int | None:
+        line = binding.line
+        settings = line.phone.config.settings
+        asked = settings.register_expires
+        response = await self._exchange(binding, asked)
+        code = None if response is None else response.status_code
+        if response is not None and response.is_success:
+            binding.granted = granted_expiry(response, self._contact(binding), asked)
+            delay = max(MIN_REFRESH, binding.granted * REFRESH_AT)
+            self._events.emit(
+                "registered",
+                phone=line.phone.config.name,
+                line=line.config.user,
+                code=code,
+                expires=binding.granted,
+            )
+        else:
+            binding.granted = None
+            delay = settings.register_retry
+            self._events.emit(
+                "register_failed",
+                phone=line.phone.config.name,
+                line=line.config.user,
+                code=code,
+                retry_in=delay,
+            )
+        self._schedule(binding, delay)
+        return code
+
+    def _schedule(self, binding: Binding, delay: float) -> None:
+        if binding.timer is not None:
+            binding.timer.cancel()
+        endpoint = self._endpoint
+
+        def due(_now: float) -> None:
+            binding.timer = None
+            if self.bindings.get(binding.local) is binding:
+                self._spawn(self._register(binding))
+
+        binding.timer = endpoint.call_at(endpoint.now() + delay, due)
+
+    async def _exchange(self, binding: Binding, expires: int) -> Response | None:
+        """One REGISTER, and a second with credentials if challenged."""
+        line = binding.line
+        ep = self._endpoint
+        authorization: tuple[str, str] | None = None
+        response = None
+        for _attempt in range(2):
+            binding.cseq += 1
+            request = self._request(binding, expires, authorization)
+            try:
+                response, _ = await ep.request(request, "udp", binding.remote, local=binding.local)
+            except OSError:
+                return None  # the line's socket is gone (the host is stopping)
+            if response is None or response.status_code not in (401, 407) or authorization:
+                break
+            try:
+                authorization = authorize(
+                    response, request, line.config.digest_user, line.config.password.reveal()
+                )
+            except SipError:
+                break  # a challenge that cannot be answered: the 401 is the outcome
+        return response
+
+    def _aor(self, binding: Binding) -> str:
+        host, port = binding.remote
+        shown = f"[{host}]" if ":" in host else host
+        return f"sip:{binding.line.config.user}@{shown}:{port}"
+
+    def _contact(self, binding: Binding) -> SipUri:
+        host, port = binding.local
+        return SipUri(f"[{host}]" if ":" in host else host, binding.line.config.user, port=port)
+
+    def _request(
+        self, binding: Binding, expires: int, authorization: tuple[str, str] | None
+    ) -> Request:
+        aor = self._aor(binding)
+        host, port = binding.remote
+        headers = [
+            ("Via", self._endpoint.via("udp", local=binding.local)),
+            ("Max-Forwards", "70"),
+            ("From", f"<{aor}>;tag={binding.from_tag}"),
+            ("To", f"<{aor}>"),
+            ("Call-ID", binding.call_id),
+            ("CSeq", f"{binding.cseq} REGISTER"),
+            ("Contact", f"<{self._contact(binding)}>"),
+            ("Expires", str(expires)),
+        ]
+        if authorization is not None:
+            headers.append(authorization)
+        target = SipUri(f"[{host}]" if ":" in host else host, port=port)
+        return Request("REGISTER", target, headers).with_body(b"")
+
+
+def granted_expiry(response: Response, contact: SipUri, asked: int) -> int:
+    """The expiry a registrar's 2xx grants ``contact`` (RFC 3261 10.2.4):
+    its binding's ``expires`` parameter in the Contact list, else the
+    Expires header, else what was asked.  A value that does not parse is
+    passed over for the next source."""
+    try:
+        bindings = response.contact
+    except SipError:
+        bindings = ()
+    for binding in bindings:
+        uri = binding.uri
+        if (
+            isinstance(uri, SipUri)
+            and uri.user == contact.user
+            and uri.host.lower() == contact.host.lower()
+            and (uri.port or 5060) == (contact.port or 5060)
+        ):
+            value = binding.param("expires")
+            if value is not None and value.isdigit():
+                return int(value)
+    try:
+        header = response.expires
+    except SipError:
+        header = None
+    return asked if header is None else header
