@@ -360,6 +360,38 @@ async def test_a_line_with_an_auth_id_wants_it_as_the_digest_username(
     assert by_auth_id.status_code == 200 and phone.auth_reasons()[-1] == "ok"
 
 
+async def test_a_response_computed_for_line_1001_does_not_open_line_1002(
+    make_phone: PhoneFactory,
+) -> None:
+    """Whether the 1001 push is re-addressed to 1002 as it is (1001's nonce)
+    or 1002's own challenge is answered with 1001's credentials, line 1002
+    refuses it, and the auth event says the user is the wrong one."""
+    phone = await make_phone()
+    challenge, _ = await phone.challenge(0)
+    for_1001 = signed(phone.notify(0), challenge, "1001", "secret")
+    readdressed = for_1001.with_uri(SipUri("127.0.0.1", "1002", port=phone.ports[1]))
+    readdressed = readdressed.with_first_header_replaced(
+        "Via", f"SIP/2.0/UDP 127.0.0.1:{phone.sock.getsockname()[1]};branch={new_branch()}"
+    )
+    refused = await phone.answer(readdressed)
+    assert refused.status_code == 401
+    events = phone.kinds("auth")
+    assert (events[-1]["line"], events[-1]["ok"], events[-1]["reason"]) == (
+        "1002",
+        False,
+        "wrong-user",
+    )
+    challenge_1002, _ = await phone.challenge(1)
+    answered = await phone.answer(signed(phone.notify(1), challenge_1002, "1001", "secret"))
+    assert answered.status_code == 401
+    events = phone.kinds("auth")
+    assert (events[-1]["line"], events[-1]["reason"]) == ("1002", "wrong-user")
+    # 1001's push itself, never sent, still opens 1001.
+    assert (await phone.answer(for_1001)).status_code == 200
+    await asyncio.sleep(SETTLE)
+    assert len(phone.kinds("fetch_started")) == 1
+
+
 # ------------------------------------------------------------ events
 @pytest.mark.parametrize("token", ["xml-service", "XML-SERVICE", "Xml-Service"])
 async def test_the_xml_service_token_is_compared_without_case(
