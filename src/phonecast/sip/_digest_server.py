@@ -404,6 +404,12 @@ class DigestServer:
             return _fail(Reason.MALFORMED)
         if self.opaque is not None and c.opaque != self.opaque:
             return _fail(Reason.OPAQUE_MISMATCH)
+        # The user before the nonce: credentials made for another line carry
+        # that line's user *and* a nonce bound to it, and "wrong-user" says
+        # why they were refused where "bad-nonce" would not.
+        user = self._resolve_user(c, alg.name, expected_user)
+        if user is None:
+            return _fail(Reason.WRONG_USER)
         issued = self._issued_ms(c.nonce, bind)
         if issued is None:
             return _fail(Reason.BAD_NONCE)
@@ -412,9 +418,6 @@ class DigestServer:
         if strict and wanted is not None and not _same_uri(c.uri, wanted):
             return _fail(Reason.URI_MISMATCH)
 
-        user = self._resolve_user(c, alg.name, expected_user)
-        if user is None:
-            return _fail(Reason.WRONG_USER)
         pw, h1 = self._secret_for(user, alg.name, password, ha1)
         if pw is None and h1 is None:
             return _fail(Reason.WRONG_USER, username=user)
