@@ -223,7 +223,7 @@ def test_a_nonce_lifetime_past_a_day_is_refused(monkeypatch: pytest.MonkeyPatch)
 
 def test_a_nonce_lifetime_reaches_the_phone(monkeypatch: pytest.MonkeyPatch) -> None:
     served: list[Any] = []
-    monkeypatch.setattr(phone_cmd, "_serve", lambda configs, *_: served.append(configs))
+    monkeypatch.setattr(phone_cmd, "_serve", lambda configs, *_, **__: served.append(configs))
     monkeypatch.setattr(phone_cmd, "run_loop", lambda _: None)
     args = ["phone", "--line", "1001:secret@5070", "--nonce-lifetime", "2.5"]
     assert CliRunner().invoke(cli, args).exit_code == 0
@@ -309,7 +309,7 @@ def test_a_password_is_at_most_128_characters(monkeypatch: pytest.MonkeyPatch) -
     phone 10 and does not show the pattern (it may be a long literal)."""
     pattern = "x" * 127 + "{n}"
     served: list[Any] = []
-    monkeypatch.setattr(phone_cmd, "_serve", lambda configs, *_: served.append(configs))
+    monkeypatch.setattr(phone_cmd, "_serve", lambda configs, *_, **__: served.append(configs))
     monkeypatch.setattr(phone_cmd, "run_loop", lambda _: None)
     args = ["fleet", "--count", "9", "--password-pattern", pattern]
     assert CliRunner().invoke(cli, args).exit_code == 0
