@@ -1,7 +1,7 @@
 """Calls and RFC 3311 UPDATE against the emulator over UDP, with phonecast's
 own client: ringing in an early dialog, UPDATE in early and confirmed
 dialogs (200, 491, 500 + Retry-After, 481), CANCEL (RFC 3261 9.2), the 405
-and its Allow, and the 2xx resent until the ACK."""
+and its Allow, the 2xx resent until the ACK, INFO in and outside a dialog."""
 
 from __future__ import annotations
 
@@ -325,6 +325,27 @@ async def test_a_call_whose_200_is_never_acknowledged_ends() -> None:
         assert phone.calls.busy
         await asyncio.wait_for(ended.wait(), 10)
         assert not phone.calls.busy and len(phone.calls.dialogs) == 0
+
+
+async def test_info_is_answered_200_in_a_dialog_and_481_outside_any() -> None:
+    """RFC 6086 4.2.2 and RFC 3261 12.2.2: INFO is a mid-dialog request; one
+    naming no dialog (no To tag, a tag of no dialog, a call that ended)
+    gets 481; inside a dialog, 200 (and a CSeq gone back, 500)."""
+    async with _phone(ring_seconds=0) as (_host, ep, port):
+        info = _request(ep, "INFO", port, 1, call_id="no-call@127.0.0.1")
+        untagged, _ = await ep.request(info, "udp", ("127.0.0.1", port), timeout=5)
+        assert untagged is not None and untagged.status_code == 481 and untagged.to.tag
+        call = await _invite(ep, port, OFFER)
+        assert (await call.next()).status_code == 180
+        ok = await call.next()
+        tag = ok.to.tag
+        assert ok.status_code == 200 and tag
+        call.ack(tag)
+        assert (await call.send(_request(ep, "INFO", port, 2, "nosuchtag"))).status_code == 481
+        assert (await call.send(_request(ep, "INFO", port, 3, tag))).status_code == 200
+        assert (await call.send(_request(ep, "INFO", port, 2, tag))).status_code == 500
+        assert (await call.send(_request(ep, "BYE", port, 4, tag))).status_code == 200
+        assert (await call.send(_request(ep, "INFO", port, 5, tag))).status_code == 481
 
 
 async def test_invite_2xx_is_retransmitted_until_ack() -> None:

@@ -14,7 +14,8 @@ INVITE without an offer is answered with the phone's own offer in the 200,
 and until the ACK brings the answer an UPDATE with an offer is glare (491).
 Outside any dialog it is 481.  The rules themselves live in the core
 (:meth:`phonecast.sip.Dialog.check_update`); this module keeps the line's
-dialogs and decides what the phone says.
+dialogs and decides what the phone says.  INFO (RFC 6086) is a mid-dialog
+request too: 200 inside a dialog, 481 outside one.
 
 It is sans-IO like the core: every method takes the request (and the time,
 where a deadline follows from it) and returns the responses to send; the
@@ -273,6 +274,19 @@ class CallAgent:
             return make_response(request, 481)
         self.dialogs.put(dialog.terminated())
         self.busy_reasons.discard(_call_key(dialog.id))
+        return make_response(request, 200)
+
+    def on_info(self, request: Request) -> Response:
+        """INFO: 200 in a dialog (early or confirmed; the phone reads no Info
+        Package: RFC 6086's legacy INFO usage), 481 outside any dialog (RFC
+        6086 4.2.2, RFC 3261 12.2.2: a mid-dialog method naming no dialog)."""
+        dialog = self.dialogs.for_request(request)
+        if dialog is None:
+            return make_response(request, 481, to_tag=self._tag())
+        try:
+            self.dialogs.put(dialog.receive_request(request))
+        except ValidationError as exc:
+            return error_response(request, exc)
         return make_response(request, 200)
 
     def on_update(self, request: Request) -> Response:

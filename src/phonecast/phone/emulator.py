@@ -309,8 +309,8 @@ class PhoneHost:
             responses = [calls.on_update(request)]
         elif method == "OPTIONS":
             responses = [calls.on_options(request)]
-        elif method in ("INFO",):
-            responses = [make_response(request, 200)]
+        elif method == "INFO":
+            responses = [calls.on_info(request)]
         else:
             responses = [make_response(request, 405, headers=[("Allow", ALLOW_HANDLED)])]
         for resp in responses:
