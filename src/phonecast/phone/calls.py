@@ -15,7 +15,9 @@ and until the ACK brings the answer an UPDATE with an offer is glare (491).
 Outside any dialog it is 481.  The rules themselves live in the core
 (:meth:`phonecast.sip.Dialog.check_update`); this module keeps the line's
 dialogs and decides what the phone says.  INFO (RFC 6086) is a mid-dialog
-request too: 200 inside a dialog, 481 outside one.
+request too: 200 inside a dialog, 481 outside one.  The requests the phone
+sends in its dialogs (the BYE of a call whose 2xx was never acknowledged)
+are built by :meth:`CallAgent.request_in`.
 
 It is sans-IO like the core: every method takes the request (and the time,
 where a deadline follows from it) and returns the responses to send; the
@@ -262,7 +264,8 @@ class CallAgent:
 
     def end_unacknowledged(self, dialog_id: DialogId) -> None:
         """Our 2xx was never acknowledged (64*T1 passed, RFC 3261 13.3.1.4):
-        the call is over, and the phone is no longer busy with it."""
+        the call is over, and the phone is no longer busy with it.  The BYE
+        that tells the caller so is built first, with :meth:`request_in`."""
         self.dialogs.remove(dialog_id)
         self.busy_reasons.discard(_call_key(dialog_id))
 
@@ -288,6 +291,22 @@ class CallAgent:
         except ValidationError as exc:
             return error_response(request, exc)
         return make_response(request, 200)
+
+    def request_in(
+        self, dialog_id: DialogId, method: str, headers: list[tuple[str, str]]
+    ) -> Request | None:
+        """A request of the phone in dialog ``dialog_id`` (RFC 3261 12.2.1.1:
+        the next local CSeq, the route set, the remote target as
+        Request-URI, From and To as the UAS side of the dialog has them);
+        ``headers`` adds Via, Max-Forwards and the rest.  ``None`` if the
+        dialog is gone.  The dialog keeps the new CSeq, so that no two
+        requests of the phone share one."""
+        dialog = self.dialogs.get(dialog_id)
+        if dialog is None:
+            return None
+        updated, request = dialog.new_request(method, headers)
+        self.dialogs.put(updated)
+        return request
 
     def on_update(self, request: Request) -> Response:
         """RFC 3311: see the module docstring."""
