@@ -26,6 +26,7 @@ from phonecast.sip import (
     Response,
     SipUri,
     Timers,
+    UasPolicy,
     make_response,
     new_branch,
     parse_message,
@@ -67,6 +68,11 @@ def _request(
     return req.with_body(body, "application/sdp") if body else req
 
 
+#: What the client endpoint of these tests reads in requests the phone sends
+#: it (the sipfrag of a transfer's NOTIFYs).
+CLIENT_POLICY = UasPolicy(body_types=frozenset({"application/sdp", "message/sipfrag"}))
+
+
 @contextlib.asynccontextmanager
 async def _phone(
     ring_seconds: float, handler: RequestHandler | None = None
@@ -80,7 +86,7 @@ async def _phone(
     await host.add_phone(
         PhoneConfig("p", "127.0.0.1", (LineConfig("1001", Secret("pw"), port),), settings)
     )
-    ep = SipEndpoint(handler=handler)
+    ep = SipEndpoint(handler=handler, policy=CLIENT_POLICY)
     await ep.listen_udp("127.0.0.1", 0)
     try:
         yield host, ep, port
@@ -125,7 +131,7 @@ async def _invite(ep: SipEndpoint, port: int, body: bytes = b"") -> _Call:
 
 
 class _Peer:
-    """The client's side of the requests the phone sends it (a BYE):
+    """The client's side of the requests the phone sends it (BYE, NOTIFY):
     each is queued with its handle, answered at once with ``code`` unless
     ``code`` is None (then the test answers it through the handle)."""
 
@@ -290,14 +296,14 @@ async def test_bye_in_the_early_dialog_ends_the_ringing_with_487() -> None:
 
 
 async def test_no_method_the_405_allows_is_answered_405() -> None:
-    """REFER (advertised by the SPA, not emulated) gets 405; its Allow names
-    what the emulator handles, and none of those is refused 405."""
+    """MESSAGE (not advertised by the SPA) gets 405; its Allow names what
+    the emulator handles, REFER included, and none of those is refused 405."""
     async with _phone(ring_seconds=0) as (_host, ep, port):
         dest = ("127.0.0.1", port)
-        refused, _ = await ep.request(_request(ep, "REFER", port, 1), "udp", dest, timeout=5)
+        refused, _ = await ep.request(_request(ep, "MESSAGE", port, 1), "udp", dest, timeout=5)
         assert refused is not None and refused.status_code == 405
         allowed = [m.strip() for m in (refused.get("Allow") or "").split(",")]
-        assert "REFER" not in allowed and {"INVITE", "UPDATE", "CANCEL"} <= set(allowed)
+        assert {"INVITE", "UPDATE", "CANCEL", "REFER", "INFO"} <= set(allowed)
         for seq, method in enumerate(allowed, start=2):
             call_id = f"allow-{method}@127.0.0.1"
             if method == "ACK":

@@ -15,9 +15,12 @@ sans-IO; what needs the network and the clock lives here:
 - the 2xx retransmission until the ACK (RFC 3261 13.3.1.4: the transaction
   does not, a 2xx ends it), and the end of a call whose 2xx is never
   acknowledged: the phone sends a BYE in its dialog, as 13.3.1.4 says the
-  session SHOULD be ended.
+  session SHOULD be ended;
+- REFER (:mod:`phonecast.phone.transfer`): the 202, the call placed as a
+  ``Dial:`` action places one (the host's ``on_call_placed``), then the
+  NOTIFYs reporting it, the final one once the first is answered 2xx.
 
-The phone sends its requests in a dialog (the BYE) as a client of the
+The phone sends its requests in a dialog (BYE, NOTIFY) as a client of the
 endpoint, over the connection the dialog's request came on while it is
 open, else to the first route or the remote target (see :func:`_next_hop`);
 each one's outcome is a ``sent_request`` event (method, final code or none,
@@ -40,6 +43,7 @@ from phonecast.net.timers import Timer
 from phonecast.net.transport import Address, Flow
 from phonecast.phone.calls import CallAgent, Ringing
 from phonecast.phone.events import EventLog
+from phonecast.phone.transfer import SIPFRAG, SUCCEEDED, TRYING, Transfer, notify_fields
 from phonecast.sip import (
     DEFAULT_TIMERS,
     Dialog,
@@ -82,7 +86,7 @@ class _Invite:
 
 
 class CallDriver:
-    """INVITE, CANCEL, BYE and ACK for all the phones of one host."""
+    """INVITE, CANCEL, BYE, ACK and REFER for all the phones of one host."""
 
     def __init__(
         self,
@@ -91,9 +95,13 @@ class CallDriver:
         events: EventLog,
         timers: Timers = DEFAULT_TIMERS,
         on_call_over: Callable[[PhoneState], None] | None = None,
+        on_call_placed: Callable[[PhoneState], None] | None = None,
     ) -> None:
+        """``on_call_placed`` is told when a transfer makes the phone place a
+        call (what the host does for a ``Dial:`` action)."""
         self._endpoint = endpoint
         self._on_call_over = on_call_over
+        self._on_call_placed = on_call_placed
         self._respond = respond
         self._events = events
         self._timers = timers
@@ -261,6 +269,51 @@ class CallDriver:
 
         self._unacked[key] = endpoint.call_at(endpoint.now() + interval, resend)
 
+    # ----------------------------------------------------------------- REFER
+    def on_refer(self, line: LineState, request: Request, handle: ServerHandle) -> None:
+        """RFC 3515 (see :mod:`phonecast.phone.transfer`): 202, the call to
+        the Refer-To target placed as a ``Dial:`` action places one (an
+        ``action`` event ``transfer``, the phone busy), then the NOTIFYs."""
+        phone = line.phone
+        response, transfer = phone.calls.on_refer(request)
+        self._respond(line, handle, response)
+        if transfer is None:
+            return
+        phone.actions.append("transfer:" + transfer.target)
+        self._events.emit(
+            "action",
+            phone=phone.config.name,
+            line=line.config.user,
+            action="transfer",
+            target=transfer.target,
+            call_id=request.call_id,
+        )
+        if self._on_call_placed is not None:
+            self._on_call_placed(phone)
+        self._notify(line, handle.flow, transfer, TRYING)
+
+    def _notify(
+        self, line: LineState, flow: Flow, transfer: Transfer, status: tuple[int, str]
+    ) -> None:
+        """Send the NOTIFY reporting ``status``; after a 2xx to the first,
+        the final one.  A NOTIFY refused or unanswered ends the subscription
+        (RFC 6665 4.2.2), as does the 2xx to the final one."""
+        calls = line.phone.calls
+
+        def answered(response: Response | None, _why: str) -> None:
+            if status == TRYING and response is not None and response.is_success:
+                self._notify(line, flow, transfer, SUCCEEDED)
+            else:
+                calls.transfer_over(transfer)
+
+        fields, body = notify_fields(transfer, status)
+        fields.append(("Contact", calls.contact))  # mandatory in a NOTIFY (RFC 6665)
+        sent = self._send_in_dialog(
+            line, flow, transfer.dialog_id, "NOTIFY", fields, answered, body, SIPFRAG
+        )
+        if not sent:
+            calls.transfer_over(transfer)
+
     # ------------------------------------------------ requests of the phone
     def _send_in_dialog(
         self,
@@ -277,7 +330,7 @@ class CallDriver:
         requests came on ``flow``; ``done`` learns how it ended.  False when
         nothing was sent (the dialog is gone, or the host is stopping)."""
         calls = line.phone.calls
-        dialog = calls.dialogs.get(dialog_id)
+        dialog = calls.dialog_for_requests(dialog_id)
         if dialog is None or self._closed:
             return False
         transport, remote = _next_hop(dialog, flow)

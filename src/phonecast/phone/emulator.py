@@ -123,7 +123,7 @@ class PhoneHost:
         self.lines: dict[Address, LineState] = {}
         self.phones: dict[str, PhoneState] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        #: INVITE, CANCEL, BYE and ACK on the network (made with the endpoint).
+        #: INVITE, CANCEL, BYE, ACK and REFER on the network (made with the endpoint).
         self._calls: CallDriver | None = None
         #: Fetches allowed to wait for a turn at the fetcher (which runs at
         #: most its ``limit`` at once); a push beyond is answered and dropped.
@@ -143,7 +143,11 @@ class PhoneHost:
         self.endpoint.on_refused = self._on_refused
         self._loop = asyncio.get_running_loop()
         self._calls = CallDriver(
-            self.endpoint, self._respond, self.events, on_call_over=self._run_deferred
+            self.endpoint,
+            self._respond,
+            self.events,
+            on_call_over=self._run_deferred,
+            on_call_placed=self._dial,
         )
 
     def digest_for(self, phone: PhoneConfig) -> DigestServer:
@@ -304,6 +308,9 @@ class PhoneHost:
             return
         if method == "BYE":
             driver.on_bye(line, request, handle)
+            return
+        if method == "REFER":
+            driver.on_refer(line, request, handle)
             return
         if method == "UPDATE":
             responses = [calls.on_update(request)]
