@@ -1,7 +1,8 @@
 """Calls and RFC 3311 UPDATE against the emulator over UDP, with phonecast's
 own client: ringing in an early dialog, UPDATE in early and confirmed
 dialogs (200, 491, 500 + Retry-After, 481), CANCEL (RFC 3261 9.2), the 405
-and its Allow, and the 2xx resent until the ACK."""
+and its Allow, the 2xx resent until the ACK and the BYE when none comes,
+INFO in and outside a dialog."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from phonecast.credentials import Secret
-from phonecast.net.endpoint import SipEndpoint
+from phonecast.net.endpoint import RequestHandler, ServerHandle, SipEndpoint
+from phonecast.net.transport import Flow
 from phonecast.phone.call_driver import CallDriver
 from phonecast.phone.config import LineConfig, PhoneConfig, PhoneSettings
 from phonecast.phone.emulator import PhoneHost
@@ -24,6 +26,8 @@ from phonecast.sip import (
     Response,
     SipUri,
     Timers,
+    UasPolicy,
+    make_response,
     new_branch,
     parse_message,
 )
@@ -64,9 +68,17 @@ def _request(
     return req.with_body(body, "application/sdp") if body else req
 
 
+#: What the client endpoint of these tests reads in requests the phone sends
+#: it (the sipfrag of a transfer's NOTIFYs).
+CLIENT_POLICY = UasPolicy(body_types=frozenset({"application/sdp", "message/sipfrag"}))
+
+
 @contextlib.asynccontextmanager
-async def _phone(ring_seconds: float) -> AsyncIterator[tuple[PhoneHost, SipEndpoint, int]]:
-    """A phone ringing ``ring_seconds`` per call, and a client endpoint."""
+async def _phone(
+    ring_seconds: float, handler: RequestHandler | None = None
+) -> AsyncIterator[tuple[PhoneHost, SipEndpoint, int]]:
+    """A phone ringing ``ring_seconds`` per call, and a client endpoint
+    (whose ``handler`` sees the requests the phone sends it)."""
     host = PhoneHost()
     await host.start()
     port = free_udp_port()
@@ -74,7 +86,7 @@ async def _phone(ring_seconds: float) -> AsyncIterator[tuple[PhoneHost, SipEndpo
     await host.add_phone(
         PhoneConfig("p", "127.0.0.1", (LineConfig("1001", Secret("pw"), port),), settings)
     )
-    ep = SipEndpoint()
+    ep = SipEndpoint(handler=handler, policy=CLIENT_POLICY)
     await ep.listen_udp("127.0.0.1", 0)
     try:
         yield host, ep, port
@@ -116,6 +128,38 @@ class _Call:
 
 async def _invite(ep: SipEndpoint, port: int, body: bytes = b"") -> _Call:
     return await _Call(ep, _request(ep, "INVITE", port, 1, body=body), port).start()
+
+
+class _Peer:
+    """The client's side of the requests the phone sends it (BYE, NOTIFY):
+    each is queued with its handle, answered at once with ``code`` unless
+    ``code`` is None (then the test answers it through the handle)."""
+
+    def __init__(self, code: int | None = 200) -> None:
+        self.code = code
+        self.requests: asyncio.Queue[tuple[Request, ServerHandle]] = asyncio.Queue()
+
+    def __call__(self, request: Request, handle: ServerHandle | None, _flow: Flow) -> None:
+        if handle is None:
+            return  # an ACK: the phone sends none
+        if self.code is not None:
+            handle.respond(make_response(request, self.code))
+        self.requests.put_nowait((request, handle))
+
+    async def next(self, timeout: float = 5.0) -> Request:
+        return (await asyncio.wait_for(self.requests.get(), timeout))[0]
+
+    async def nothing_more(self, seconds: float = 0.3) -> None:
+        with contextlib.suppress(TimeoutError):
+            request = await self.next(timeout=seconds)
+            raise AssertionError(f"the phone sent an unexpected {request.method}")
+
+
+def _events_of(host: PhoneHost, kind: str) -> list[dict[str, object]]:
+    """The host's events of ``kind`` from now on (the list fills as they come)."""
+    seen: list[dict[str, object]] = []
+    host.events.subscribe(lambda e: seen.append(e) if e["event"] == kind else None)
+    return seen
 
 
 async def test_update_with_an_offer_in_the_early_dialog_gets_an_sdp_answer() -> None:
@@ -252,14 +296,14 @@ async def test_bye_in_the_early_dialog_ends_the_ringing_with_487() -> None:
 
 
 async def test_no_method_the_405_allows_is_answered_405() -> None:
-    """REFER (advertised by the SPA, not emulated) gets 405; its Allow names
-    what the emulator handles, and none of those is refused 405."""
+    """MESSAGE (not advertised by the SPA) gets 405; its Allow names what
+    the emulator handles, REFER included, and none of those is refused 405."""
     async with _phone(ring_seconds=0) as (_host, ep, port):
         dest = ("127.0.0.1", port)
-        refused, _ = await ep.request(_request(ep, "REFER", port, 1), "udp", dest, timeout=5)
+        refused, _ = await ep.request(_request(ep, "MESSAGE", port, 1), "udp", dest, timeout=5)
         assert refused is not None and refused.status_code == 405
         allowed = [m.strip() for m in (refused.get("Allow") or "").split(",")]
-        assert "REFER" not in allowed and {"INVITE", "UPDATE", "CANCEL"} <= set(allowed)
+        assert {"INVITE", "UPDATE", "CANCEL", "REFER", "INFO"} <= set(allowed)
         for seq, method in enumerate(allowed, start=2):
             call_id = f"allow-{method}@127.0.0.1"
             if method == "ACK":
@@ -325,6 +369,81 @@ async def test_a_call_whose_200_is_never_acknowledged_ends() -> None:
         assert phone.calls.busy
         await asyncio.wait_for(ended.wait(), 10)
         assert not phone.calls.busy and len(phone.calls.dialogs) == 0
+
+
+def _waiting_only_briefly_for_acks(host: PhoneHost) -> None:
+    """A call driver with T1 = 30 ms: the 64*T1 a 2xx waits for its ACK is 1.9 s."""
+    assert host.endpoint is not None and host._calls is not None
+    host._calls.close()
+    host._calls = CallDriver(host.endpoint, host._respond, host.events, Timers(t1=0.03))
+
+
+async def test_a_call_whose_200_is_never_acknowledged_is_ended_with_a_bye() -> None:
+    """RFC 3261 13.3.1.4: the session SHOULD be ended with a BYE.  It is the
+    phone's request in the dialog: its own CSeq, From and To as the UAS side
+    has them (its tag in From), sent to the remote target (the caller's
+    Contact); the 200 to it ends its transaction."""
+    peer = _Peer()
+    async with _phone(ring_seconds=0, handler=peer) as (host, ep, port):
+        _waiting_only_briefly_for_acks(host)
+        sent = _events_of(host, "sent_request")
+        call = await _invite(ep, port, OFFER)
+        assert (await call.next()).status_code == 180
+        ok = await call.next()
+        assert ok.status_code == 200 and ok.to.tag
+        bye = await peer.next(timeout=10)
+        assert bye.method == "BYE" and str(bye.uri) == f"sip:caller@{ep.sent_by('udp')}"
+        assert bye.call_id == CALL_ID and bye.cseq.method == "BYE" and bye.cseq.seq >= 1
+        assert bye.from_.tag == ok.to.tag and bye.from_.uri == ok.to.uri
+        assert bye.to.tag == "caller" and bye.to.uri == call.invite.from_.uri
+        assert not bye.route
+        await asyncio.sleep(0.1)
+        phone = host.phones["p"]
+        assert not phone.calls.busy and len(phone.calls.dialogs) == 0
+        assert [(e["method"], e["code"]) for e in sent] == [("BYE", 200)]
+        await peer.nothing_more()
+
+
+async def test_the_bye_of_an_unacknowledged_call_follows_the_route_set() -> None:
+    """The INVITE came through a proxy that recorded its route: the BYE
+    carries it as Route and goes to that proxy (here the client itself),
+    with the caller's Contact as its Request-URI (RFC 3261 12.2.1.1)."""
+    peer = _Peer()
+    async with _phone(ring_seconds=0, handler=peer) as (host, ep, port):
+        _waiting_only_briefly_for_acks(host)
+        proxy = f"<sip:{ep.sent_by('udp')};lr>"
+        contact = f"sip:caller@127.0.0.1:{free_udp_port()}"  # nobody there
+        invite = _request(ep, "INVITE", port, 1, body=OFFER)
+        invite = invite.with_header("Record-Route", proxy).with_header_replaced(
+            "Contact", f"<{contact}>"
+        )
+        call = await _Call(ep, invite, port).start()
+        assert (await call.next()).status_code == 180
+        assert (await call.next()).status_code == 200
+        bye = await peer.next(timeout=10)
+        assert bye.method == "BYE" and str(bye.uri) == contact
+        assert bye.get_all("Route") == [proxy]
+
+
+async def test_info_is_answered_200_in_a_dialog_and_481_outside_any() -> None:
+    """RFC 6086 4.2.2 and RFC 3261 12.2.2: INFO is a mid-dialog request; one
+    naming no dialog (no To tag, a tag of no dialog, a call that ended)
+    gets 481; inside a dialog, 200 (and a CSeq gone back, 500)."""
+    async with _phone(ring_seconds=0) as (_host, ep, port):
+        info = _request(ep, "INFO", port, 1, call_id="no-call@127.0.0.1")
+        untagged, _ = await ep.request(info, "udp", ("127.0.0.1", port), timeout=5)
+        assert untagged is not None and untagged.status_code == 481 and untagged.to.tag
+        call = await _invite(ep, port, OFFER)
+        assert (await call.next()).status_code == 180
+        ok = await call.next()
+        tag = ok.to.tag
+        assert ok.status_code == 200 and tag
+        call.ack(tag)
+        assert (await call.send(_request(ep, "INFO", port, 2, "nosuchtag"))).status_code == 481
+        assert (await call.send(_request(ep, "INFO", port, 3, tag))).status_code == 200
+        assert (await call.send(_request(ep, "INFO", port, 2, tag))).status_code == 500
+        assert (await call.send(_request(ep, "BYE", port, 4, tag))).status_code == 200
+        assert (await call.send(_request(ep, "INFO", port, 5, tag))).status_code == 481
 
 
 async def test_invite_2xx_is_retransmitted_until_ack() -> None:

@@ -14,7 +14,17 @@ sans-IO; what needs the network and the clock lives here:
   the transaction layer means by it;
 - the 2xx retransmission until the ACK (RFC 3261 13.3.1.4: the transaction
   does not, a 2xx ends it), and the end of a call whose 2xx is never
-  acknowledged.
+  acknowledged: the phone sends a BYE in its dialog, as 13.3.1.4 says the
+  session SHOULD be ended;
+- REFER (:mod:`phonecast.phone.transfer`): the 202, the call placed as a
+  ``Dial:`` action places one (the host's ``on_call_placed``), then the
+  NOTIFYs reporting it, the final one once the first is answered 2xx.
+
+The phone sends its requests in a dialog (BYE, NOTIFY) as a client of the
+endpoint, over the connection the dialog's request came on while it is
+open, else to the first route or the remote target (see :func:`_next_hop`);
+each one's outcome is a ``sent_request`` event (method, final code or none,
+and why).
 
 Whichever way a call ends (BYE, CANCEL, no ACK), the host is told
 (``on_call_over``), so that a phone left idle runs what priority 1 kept for it.
@@ -22,19 +32,25 @@ Whichever way a call ends (BYE, CANCEL, no ACK), the host is told
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from phonecast.net.endpoint import ServerHandle, SipEndpoint
 from phonecast.net.timers import Timer
+from phonecast.net.transport import Address, Flow
 from phonecast.phone.calls import CallAgent, Ringing
 from phonecast.phone.events import EventLog
+from phonecast.phone.transfer import SIPFRAG, SUCCEEDED, TRYING, Transfer, notify_fields
 from phonecast.sip import (
     DEFAULT_TIMERS,
+    Dialog,
     Request,
     Response,
     SipError,
+    SipUri,
     Timers,
     make_response,
     new_tag,
@@ -52,6 +68,9 @@ if TYPE_CHECKING:
 
 #: How the host sends a response through a handle (and logs it).
 Respond = Callable[["LineState", ServerHandle, Response], None]
+#: What learns how a request the phone sent ended: its final response, or
+#: ``None`` and why none came ("timeout", "transport", "closed").
+Outcome = Callable[[Response | None, str], None]
 
 
 @dataclass(slots=True)
@@ -67,7 +86,7 @@ class _Invite:
 
 
 class CallDriver:
-    """INVITE, CANCEL, BYE and ACK for all the phones of one host."""
+    """INVITE, CANCEL, BYE, ACK and REFER for all the phones of one host."""
 
     def __init__(
         self,
@@ -76,18 +95,29 @@ class CallDriver:
         events: EventLog,
         timers: Timers = DEFAULT_TIMERS,
         on_call_over: Callable[[PhoneState], None] | None = None,
+        on_call_placed: Callable[[PhoneState], None] | None = None,
     ) -> None:
+        """``on_call_placed`` is told when a transfer makes the phone place a
+        call (what the host does for a ``Dial:`` action)."""
         self._endpoint = endpoint
         self._on_call_over = on_call_over
+        self._on_call_placed = on_call_placed
         self._respond = respond
         self._events = events
         self._timers = timers
         self._invites: dict[ServerKey, _Invite] = {}
         #: 2xx to INVITEs still being retransmitted, by dialog id, until ACK.
         self._unacked: dict[DialogId, Timer] = {}
+        #: Requests of the phones being handed to the endpoint.
+        self._sending: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     def close(self) -> None:
-        """Cancel every timer (the host is stopping)."""
+        """Cancel every timer (the host is stopping); send nothing more."""
+        self._closed = True
+        for task in self._sending:
+            task.cancel()
+        self._sending.clear()
         for invite in self._invites.values():
             if invite.timer is not None:
                 invite.timer.cancel()
@@ -223,7 +253,11 @@ class CallDriver:
                 return
             if now >= give_up_at:
                 del self._unacked[key]
-                line.phone.calls.end_unacknowledged(key)
+                calls = line.phone.calls
+                if calls.dialogs.get(key) is not None:  # not ended by the caller's BYE
+                    # RFC 3261 13.3.1.4: the session SHOULD be ended with a BYE.
+                    self._send_in_dialog(line, handle.flow, key, "BYE", [], _ignore)
+                calls.end_unacknowledged(key)
                 self._call_event(line, handle.request, "ended", reason="no ACK")
                 return
             handle.respond(ok)
@@ -234,6 +268,88 @@ class CallDriver:
             self._unacked[key] = endpoint.call_at(min(now + interval, give_up_at), resend)
 
         self._unacked[key] = endpoint.call_at(endpoint.now() + interval, resend)
+
+    # ----------------------------------------------------------------- REFER
+    def on_refer(self, line: LineState, request: Request, handle: ServerHandle) -> None:
+        """RFC 3515 (see :mod:`phonecast.phone.transfer`): 202, the call to
+        the Refer-To target placed as a ``Dial:`` action places one (an
+        ``action`` event ``transfer``, the phone busy), then the NOTIFYs."""
+        phone = line.phone
+        response, transfer = phone.calls.on_refer(request)
+        self._respond(line, handle, response)
+        if transfer is None:
+            return
+        phone.actions.append("transfer:" + transfer.target)
+        self._events.emit(
+            "action",
+            phone=phone.config.name,
+            line=line.config.user,
+            action="transfer",
+            target=transfer.target,
+            call_id=request.call_id,
+        )
+        if self._on_call_placed is not None:
+            self._on_call_placed(phone)
+        self._notify(line, handle.flow, transfer, TRYING)
+
+    def _notify(
+        self, line: LineState, flow: Flow, transfer: Transfer, status: tuple[int, str]
+    ) -> None:
+        """Send the NOTIFY reporting ``status``; after a 2xx to the first,
+        the final one.  A NOTIFY refused or unanswered ends the subscription
+        (RFC 6665 4.2.2), as does the 2xx to the final one."""
+        calls = line.phone.calls
+
+        def answered(response: Response | None, _why: str) -> None:
+            if status == TRYING and response is not None and response.is_success:
+                self._notify(line, flow, transfer, SUCCEEDED)
+            else:
+                calls.transfer_over(transfer)
+
+        fields, body = notify_fields(transfer, status)
+        fields.append(("Contact", calls.contact))  # mandatory in a NOTIFY (RFC 6665)
+        sent = self._send_in_dialog(
+            line, flow, transfer.dialog_id, "NOTIFY", fields, answered, body, SIPFRAG
+        )
+        if not sent:
+            calls.transfer_over(transfer)
+
+    # ------------------------------------------------ requests of the phone
+    def _send_in_dialog(
+        self,
+        line: LineState,
+        flow: Flow,
+        dialog_id: DialogId,
+        method: str,
+        fields: list[tuple[str, str]],
+        done: Outcome,
+        body: bytes = b"",
+        content_type: str | None = None,
+    ) -> bool:
+        """Send a request of the phone in dialog ``dialog_id``, whose
+        requests came on ``flow``; ``done`` learns how it ended.  False when
+        nothing was sent (the dialog is gone, or the host is stopping)."""
+        calls = line.phone.calls
+        dialog = calls.dialog_for_requests(dialog_id)
+        if dialog is None or self._closed:
+            return False
+        transport, remote = _next_hop(dialog, flow)
+        headers = [("Via", self._endpoint.via(transport)), ("Max-Forwards", "70"), *fields]
+        request = calls.request_in(dialog_id, method, headers)
+        if request is None:
+            return False
+        request = request.with_body(body, content_type)
+        outcome = _Sent(self._events, line, request, done)
+        task = asyncio.ensure_future(self._send(request, transport, remote, outcome))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+        return True
+
+    async def _send(self, request: Request, transport: str, remote: Address, sent: _Sent) -> None:
+        try:
+            await self._endpoint.send_request(request, transport, remote, sent)
+        except OSError:  # no route, no connection, no TLS (ssl errors are OSErrors)
+            sent(None, "transport")
 
     def _call_event(self, line: LineState, request: Request, state: str, **why: str) -> None:
         """A ``call`` event: the call of ``request`` entered ``state``; the
@@ -252,6 +368,66 @@ class CallDriver:
 
 #: The call states that end a call.
 _OVER: Final = frozenset({"ended", "cancelled"})
+
+
+class _Sent:
+    """The endpoint's callback for a request the phone sent: hands its
+    final response (or ``None`` and why none came) to ``done`` once, and
+    logs a ``sent_request`` event."""
+
+    __slots__ = ("done", "events", "line", "request")
+
+    def __init__(self, events: EventLog, line: LineState, request: Request, done: Outcome) -> None:
+        self.events, self.line, self.request = events, line, request
+        self.done: Outcome | None = done
+
+    def __call__(self, response: Response | None, why: str) -> None:
+        done = self.done
+        if done is None or (response is not None and response.status_code < 200):
+            return
+        self.done = None
+        request, line = self.request, self.line
+        self.events.emit(
+            "sent_request",
+            phone=line.phone.config.name,
+            line=line.config.user,
+            method=request.method,
+            call_id=request.call_id,
+            code=None if response is None else response.status_code,
+            outcome="answered" if response is not None else why,
+        )
+        done(response, why)
+
+
+def _ignore(_response: Response | None, _why: str) -> None:
+    """The outcome of a request nothing follows (the BYE of a call that is
+    over): the ``sent_request`` event is all there is to say."""
+
+
+def _next_hop(dialog: Dialog, flow: Flow) -> tuple[str, Address]:
+    """Where a request of the phone in ``dialog`` goes, and over what.
+
+    Over the connection the dialog's request came on, while it is open (a
+    caller over TCP need not listen for connections of its own); else to
+    the first route, or without one to the remote target
+    (RFC 3261 12.2.1.1), by its ``transport`` parameter (``sips``: TLS),
+    when it names an IP address.  A host name would need RFC 3263 lookups,
+    which the emulator does not make for these: the request then goes back
+    the way the dialog's request came."""
+    connection = flow.connection
+    if connection is not None and connection.is_open:
+        return flow.transport, flow.remote
+    hop = dialog.route_set[0].uri if dialog.route_set else dialog.remote_target
+    if isinstance(hop, SipUri):
+        host = hop.hostname
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return flow.transport, flow.remote
+        transport = hop.transport or ("tls" if hop.secure else "udp")
+        if transport in ("udp", "tcp", "tls"):
+            return transport, (host, hop.port or (5061 if transport == "tls" else 5060))
+    return flow.transport, flow.remote
 
 
 def _tag_unless_tagged(request: Request) -> str | None:

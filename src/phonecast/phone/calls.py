@@ -14,7 +14,11 @@ INVITE without an offer is answered with the phone's own offer in the 200,
 and until the ACK brings the answer an UPDATE with an offer is glare (491).
 Outside any dialog it is 481.  The rules themselves live in the core
 (:meth:`phonecast.sip.Dialog.check_update`); this module keeps the line's
-dialogs and decides what the phone says.
+dialogs and decides what the phone says.  INFO (RFC 6086) is a mid-dialog
+request too: 200 inside a dialog, 481 outside one.  REFER (call transfer)
+is decided by :mod:`phonecast.phone.transfer`; the requests the phone sends
+in its dialogs (the NOTIFYs of a transfer, the BYE of a call whose 2xx was
+never acknowledged) are built by :meth:`CallAgent.request_in`.
 
 It is sans-IO like the core: every method takes the request (and the time,
 where a deadline follows from it) and returns the responses to send; the
@@ -31,6 +35,14 @@ from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
 from phonecast.phone.sdp import SdpError, make_answer, make_offer
+from phonecast.phone.transfer import (
+    Transfer,
+    counting_refer,
+    event_for,
+    refer_target,
+    refers_received,
+    shown_target,
+)
 from phonecast.sip import (
     Dialog,
     DialogState,
@@ -51,14 +63,13 @@ ALLOW = "ACK, BYE, CANCEL, INFO, INVITE, NOTIFY, OPTIONS, REFER, UPDATE"
 SUPPORTED = "replaces"
 ACCEPT = "application/sdp"
 #: The methods the emulator answers as the method asks (NOTIFY in the
-#: emulator, the rest here).  REFER, which the SPA advertises, is not one:
-#: call transfer (202, then NOTIFYs of the transfer's progress) is not
-#: emulated, and a REFER is answered 405.
+#: emulator, REFER in :mod:`phonecast.phone.transfer`, the rest here): every
+#: method the SPA advertises.
 HANDLED_METHODS: Final = frozenset(
-    {"ACK", "BYE", "CANCEL", "INFO", "INVITE", "NOTIFY", "OPTIONS", "UPDATE"}
+    {"ACK", "BYE", "CANCEL", "INFO", "INVITE", "NOTIFY", "OPTIONS", "REFER", "UPDATE"}
 )
 #: The Allow of a 405 (RFC 3261 21.4.6: the methods valid at this address):
-#: only what is handled, or a peer would be told to try REFER and get 405 again.
+#: only what is handled, or a peer would be told to try a method and get 405 again.
 ALLOW_HANDLED: Final = ", ".join(m for m in ALLOW.split(", ") if m in HANDLED_METHODS)
 
 
@@ -110,6 +121,9 @@ class CallAgent:
     busy_reasons: set[str] = field(default_factory=set)
     #: INVITEs not answered yet, by their early dialog.
     ringing: dict[DialogId, Ringing] = field(default_factory=dict)
+    #: Transfers still being reported (NOTIFYs under way), by dialog: one
+    #: per dialog at most (see :mod:`phonecast.phone.transfer`).
+    transfers: dict[DialogId, Transfer] = field(default_factory=dict)
 
     @property
     def busy(self) -> bool:
@@ -261,7 +275,8 @@ class CallAgent:
 
     def end_unacknowledged(self, dialog_id: DialogId) -> None:
         """Our 2xx was never acknowledged (64*T1 passed, RFC 3261 13.3.1.4):
-        the call is over, and the phone is no longer busy with it."""
+        the call is over, and the phone is no longer busy with it.  The BYE
+        that tells the caller so is built first, with :meth:`request_in`."""
         self.dialogs.remove(dialog_id)
         self.busy_reasons.discard(_call_key(dialog_id))
 
@@ -274,6 +289,79 @@ class CallAgent:
         self.dialogs.put(dialog.terminated())
         self.busy_reasons.discard(_call_key(dialog.id))
         return make_response(request, 200)
+
+    def on_info(self, request: Request) -> Response:
+        """INFO: 200 in a dialog (early or confirmed; the phone reads no Info
+        Package: RFC 6086's legacy INFO usage), 481 outside any dialog (RFC
+        6086 4.2.2, RFC 3261 12.2.2: a mid-dialog method naming no dialog)."""
+        dialog = self.dialogs.for_request(request)
+        if dialog is None:
+            return make_response(request, 481, to_tag=self._tag())
+        try:
+            self.dialogs.put(dialog.receive_request(request))
+        except ValidationError as exc:
+            return error_response(request, exc)
+        return make_response(request, 200)
+
+    def on_refer(self, request: Request) -> tuple[Response, Transfer | None]:
+        """A REFER: 202 and the transfer to report (its subscription), or
+        the refusal and ``None``; see :mod:`phonecast.phone.transfer` for
+        which refusal when."""
+        dialog = self.dialogs.for_request(request)
+        if dialog is None:
+            return make_response(request, 481, to_tag=self._tag()), None
+        try:
+            dialog = counting_refer(dialog.receive_request(request))
+        except ValidationError as exc:
+            return error_response(request, exc), None
+        self.dialogs.put(dialog)
+        target = refer_target(request)
+        if isinstance(target, Response):
+            return target, None
+        if dialog.state is not DialogState.CONFIRMED or dialog.id in self.ringing:
+            return make_response(request, 403, "No Call To Transfer"), None
+        if dialog.id in self.transfers:
+            return make_response(request, 491), None
+        event = event_for(refers_received(dialog), request.cseq.seq)
+        transfer = Transfer(dialog.id, shown_target(target), event, dialog)
+        self.transfers[dialog.id] = transfer
+        return make_response(request, 202, headers=self._headers()), transfer
+
+    def transfer_over(self, transfer: Transfer) -> None:
+        """The subscription of ``transfer`` has ended (its last NOTIFY was
+        answered, or one failed): the dialog may take another REFER."""
+        if self.transfers.get(transfer.dialog_id) is transfer:
+            del self.transfers[transfer.dialog_id]
+
+    def dialog_for_requests(self, dialog_id: DialogId) -> Dialog | None:
+        """The dialog the phone may still send requests in: the live one, or
+        the copy a transfer keeps after the call ended (RFC 5057: a dialog
+        lasts as long as its last usage)."""
+        live = self.dialogs.get(dialog_id)
+        if live is not None:
+            return live
+        transfer = self.transfers.get(dialog_id)
+        return None if transfer is None else transfer.dialog
+
+    def request_in(
+        self, dialog_id: DialogId, method: str, headers: list[tuple[str, str]]
+    ) -> Request | None:
+        """A request of the phone in dialog ``dialog_id`` (RFC 3261 12.2.1.1:
+        the next local CSeq, the route set, the remote target as
+        Request-URI, From and To as the UAS side of the dialog has them);
+        ``headers`` adds Via, Max-Forwards and the rest.  ``None`` if the
+        dialog is gone.  The new CSeq is kept wherever the dialog is kept,
+        so that no two requests of the phone share one."""
+        base = self.dialog_for_requests(dialog_id)
+        if base is None:
+            return None
+        updated, request = base.new_request(method, headers)
+        if self.dialogs.get(dialog_id) is not None:
+            self.dialogs.put(updated)
+        transfer = self.transfers.get(dialog_id)
+        if transfer is not None:
+            transfer.dialog = updated
+        return request
 
     def on_update(self, request: Request) -> Response:
         """RFC 3311: see the module docstring."""

@@ -128,7 +128,7 @@ class PhoneHost:
         self.lines: dict[Address, LineState] = {}
         self.phones: dict[str, PhoneState] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        #: INVITE, CANCEL, BYE and ACK on the network (made with the endpoint).
+        #: INVITE, CANCEL, BYE, ACK and REFER on the network (made with the endpoint).
         self._calls: CallDriver | None = None
         #: Each line's registration, kept up (made with the endpoint).
         self._registrations: Registrations | None = None
@@ -151,7 +151,11 @@ class PhoneHost:
         self.endpoint.on_refused = self._on_refused
         self._loop = asyncio.get_running_loop()
         self._calls = CallDriver(
-            self.endpoint, self._respond, self.events, on_call_over=self._run_deferred
+            self.endpoint,
+            self._respond,
+            self.events,
+            on_call_over=self._run_deferred,
+            on_call_placed=self._dial,
         )
         self._registrations = Registrations(
             self.endpoint, self.events, self._spawn, self._registration_call_id
@@ -285,12 +289,15 @@ class PhoneHost:
         if method == "BYE":
             driver.on_bye(line, request, handle)
             return
+        if method == "REFER":
+            driver.on_refer(line, request, handle)
+            return
         if method == "UPDATE":
             responses = [calls.on_update(request)]
         elif method == "OPTIONS":
             responses = [calls.on_options(request)]
-        elif method in ("INFO",):
-            responses = [make_response(request, 200)]
+        elif method == "INFO":
+            responses = [calls.on_info(request)]
         else:
             responses = [make_response(request, 405, headers=[("Allow", ALLOW_HANDLED)])]
         for resp in responses:
