@@ -34,6 +34,7 @@ from phonecast.sip import (
 from phonecast.sip.transaction import make_cancel
 from tests.dnsmasq import free_udp_port
 from tests.interop.peers import emulated_phone, phonecast
+from tests.ports import free_ports
 
 OFFER = (
     b"v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
@@ -78,11 +79,16 @@ async def _phone(
     ring_seconds: float, handler: RequestHandler | None = None
 ) -> AsyncIterator[tuple[PhoneHost, SipEndpoint, int]]:
     """A phone ringing ``ring_seconds`` per call, and a client endpoint
-    (whose ``handler`` sees the requests the phone sends it)."""
+    (whose ``handler`` sees the requests the phone sends it).  Another
+    phone is bound first, so that the one under test is not the host's
+    first socket (the phone's own requests must leave from its own)."""
     host = PhoneHost()
     await host.start()
-    port = free_udp_port()
+    other, port = free_ports(2)
     settings = PhoneSettings(tcp=False, ring_seconds=ring_seconds)
+    await host.add_phone(
+        PhoneConfig("q", "127.0.0.1", (LineConfig("2002", Secret("pw2"), other),), settings)
+    )
     await host.add_phone(
         PhoneConfig("p", "127.0.0.1", (LineConfig("1001", Secret("pw"), port),), settings)
     )
@@ -138,10 +144,13 @@ class _Peer:
     def __init__(self, code: int | None = 200) -> None:
         self.code = code
         self.requests: asyncio.Queue[tuple[Request, ServerHandle]] = asyncio.Queue()
+        #: Where each request came from.
+        self.sources: list[tuple[str, int]] = []
 
-    def __call__(self, request: Request, handle: ServerHandle | None, _flow: Flow) -> None:
+    def __call__(self, request: Request, handle: ServerHandle | None, flow: Flow) -> None:
         if handle is None:
             return  # an ACK: the phone sends none
+        self.sources.append(flow.remote)
         if self.code is not None:
             handle.respond(make_response(request, self.code))
         self.requests.put_nowait((request, handle))
@@ -397,6 +406,8 @@ async def test_a_call_whose_200_is_never_acknowledged_is_ended_with_a_bye() -> N
         assert bye.from_.tag == ok.to.tag and bye.from_.uri == ok.to.uri
         assert bye.to.tag == "caller" and bye.to.uri == call.invite.from_.uri
         assert not bye.route
+        # From the line's own socket, and its Via says so (not the host's first).
+        assert peer.sources == [("127.0.0.1", port)] and bye.top_via.port == port
         await asyncio.sleep(0.1)
         phone = host.phones["p"]
         assert not phone.calls.busy and len(phone.calls.dialogs) == 0

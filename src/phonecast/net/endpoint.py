@@ -438,13 +438,15 @@ class SipEndpoint:
         *,
         server_hostname: str | None = None,
         connect_timeout: float = 5.0,
+        local: Address | None = None,
     ) -> None:
         """Start a client transaction; ``callback`` sees its responses.
 
         Raises ``OSError`` (or ``ssl.SSLError``, ``TimeoutError``) when a
-        stream connection cannot be opened: nothing was sent then.
+        stream connection cannot be opened, or ``local`` names no UDP socket
+        of this endpoint: nothing was sent then.  ``local``: see :meth:`request`.
         """
-        flow: Flow | None = None
+        flow: Flow | None = self._udp_flow(remote, local) if transport == "udp" else None
         if transport != "udp":
             conn = await self._stream(transport).connect(
                 remote, server_hostname=server_hostname, timeout=connect_timeout
@@ -505,9 +507,7 @@ class SipEndpoint:
             give_up = self._wheel.schedule(self.now() + timeout, waiter.timed_out)
         try:
             if transport == "udp":
-                if local is not None and local not in self._udp:
-                    raise OSError(f"no UDP socket of this endpoint is bound to {local}")
-                flow = None if local is None else Flow("udp", remote, local)
+                flow = self._udp_flow(remote, local)
                 self._start_client(request, transport, remote, waiter, flow, server_hostname)
             else:
                 await self.send_request(
@@ -522,6 +522,15 @@ class SipEndpoint:
         finally:
             if give_up is not None:
                 give_up.cancel()
+
+    def _udp_flow(self, remote: Address, local: Address | None) -> Flow | None:
+        """A client UDP transaction's flow: which socket it leaves from (None:
+        the first)."""
+        if local is None:
+            return None
+        if local not in self._udp:
+            raise OSError(f"no UDP socket of this endpoint is bound to {local}")
+        return Flow("udp", remote, local)
 
     # ---------------------------------------------------------------- server
     def _respond(self, handle: ServerHandle, response: Response) -> None:

@@ -334,20 +334,27 @@ class CallDriver:
         if dialog is None or self._closed:
             return False
         transport, remote = _next_hop(dialog, flow)
-        headers = [("Via", self._endpoint.via(transport)), ("Max-Forwards", "70"), *fields]
+        # From the line's own address (its UDP socket and TCP listener share
+        # it), not the host's first socket: that is another phone's.
+        via = self._endpoint.via(transport, local=flow.local)
+        headers = [("Via", via), ("Max-Forwards", "70"), *fields]
         request = calls.request_in(dialog_id, method, headers)
         if request is None:
             return False
         request = request.with_body(body, content_type)
         outcome = _Sent(self._events, line, request, done)
-        task = asyncio.ensure_future(self._send(request, transport, remote, outcome))
+        task = asyncio.ensure_future(self._send(request, transport, remote, outcome, flow.local))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
         return True
 
-    async def _send(self, request: Request, transport: str, remote: Address, sent: _Sent) -> None:
+    async def _send(
+        self, request: Request, transport: str, remote: Address, sent: _Sent, local: Address
+    ) -> None:
         try:
-            await self._endpoint.send_request(request, transport, remote, sent)
+            await self._endpoint.send_request(
+                request, transport, remote, sent, local=local if transport == "udp" else None
+            )
         except OSError:  # no route, no connection, no TLS (ssl errors are OSErrors)
             sent(None, "transport")
 
