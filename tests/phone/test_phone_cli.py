@@ -299,9 +299,10 @@ def test_a_password_pattern_that_makes_no_password_or_a_huge_one_is_refused(
     pattern: str, why: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An empty password is one --line refuses; pw{n:>300000000} built 300 MB
-    for each phone; the last two were tracebacks."""
+    for each phone; the last two were tracebacks.  The pattern is not shown:
+    its literal text may be a password."""
     line = _refused_here(monkeypatch, "fleet", "--count", "3", "--password-pattern", pattern)
-    assert line == f"phonecast: bad --password-pattern {pattern!r}: {why}"
+    assert line == f"phonecast: bad --password-pattern: {why}"
 
 
 def test_a_password_is_at_most_128_characters(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -408,7 +409,9 @@ def test_the_fleet_tally_counts_challenges_and_verified_digests() -> None:
         ("1001:hunter2@99999", "1001:***@99999", "expected USER[/AUTHID]:PASSWORD@PORT"),
         ("1001:hunter2", "1001:***", "expected USER[/AUTHID]:PASSWORD@PORT"),
         ("1001:hun@ter2@x", "1001:***@x", "expected USER[/AUTHID]:PASSWORD@PORT"),
-        ("1001@5070", "1001@5070", "expected USER[/AUTHID]:PASSWORD@PORT"),
+        ("1001@5070", "***@5070", "expected USER[/AUTHID]:PASSWORD@PORT"),
+        ("1001=hunter2@5070", "***@5070", "expected USER[/AUTHID]:PASSWORD@PORT"),
+        ("1001:hunter2@5²", "1001:***@5²", "expected USER[/AUTHID]:PASSWORD@PORT"),
         ("1001:env:NO_SUCH_PHONECAST_VAR@5070", "1001:***@5070", "environment variable"),
     ],
 )
@@ -473,3 +476,12 @@ def test_addresses_per_phone_that_cannot_be_counted_up_are_refused(
     )
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "3601", "soon"])
+def test_a_ring_time_that_is_not_0_to_3600_seconds_is_refused(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``nan`` got through click's FloatRange and left an INVITE ringing for ever."""
+    line = _refused_here(monkeypatch, "phone", "--line", "1001:pw@5070", "--ring-seconds", value)
+    assert line == f"phonecast: bad --ring-seconds {value!r}: expected 0 to 3600 seconds"

@@ -28,6 +28,7 @@ from phonecast.cli.phone_options import (
     parse_line,
     parse_nonce_lifetime,
     parse_registrar,
+    parse_ring_seconds,
     parse_seconds,
     parse_source_address,
     parsed_by,
@@ -131,9 +132,10 @@ def _common(func: F) -> F:
         ),
         click.option(
             "--ring-seconds",
-            type=click.FloatRange(0, 3600),
-            default=PhoneSettings().ring_seconds,
+            default=str(PhoneSettings().ring_seconds),
             show_default=True,
+            metavar="SECONDS",
+            callback=parsed_by(parse_ring_seconds),
             help="How long an INVITE rings (180, early dialog) before the phone answers 200.",
         ),
         click.option(

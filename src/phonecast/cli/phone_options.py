@@ -30,7 +30,7 @@ def parse_line(spec: str) -> LineConfig:
     """``USER[/AUTHID]:PASSWORD@PORT`` (PASSWORD may be env:VAR or file:PATH)."""
     shown = f"bad --line {_without_password(spec)!r}"
     head, at, port_text = spec.rpartition("@")
-    if not at or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not at or not _is_ascii_number(port_text) or not 0 < int(port_text) < 65536:
         fail(f"{shown}: expected USER[/AUTHID]:PASSWORD@PORT")
     ident, colon, password = head.partition(":")
     if not colon or not ident or not password:
@@ -49,9 +49,18 @@ def _without_password(spec: str) -> str:
     is shown as ``***``."""
     ident, colon, rest = spec.partition(":")
     if not colon:
-        return spec
+        # No colon: where the user ends is unknown, so everything up to the
+        # last @ may be the password (``1001=s3cret@5060``).
+        _, at, port_text = spec.rpartition("@")
+        return f"***@{port_text}" if at else "***"
     _, at, port_text = rest.rpartition("@")
     return f"{ident}:***@{port_text}" if at else f"{ident}:***"
+
+
+def _is_ascii_number(text: str) -> bool:
+    """Digits 0-9 only: ``str.isdigit`` is also true of ``²``, which ``int``
+    refuses."""
+    return text.isascii() and text.isdigit()
 
 
 #: Where --register sends when no port is given (RFC 3261 19.1.2, UDP/TCP).
@@ -113,6 +122,24 @@ def parse_seconds(text: str) -> float:
     return seconds
 
 
+#: The longest --ring-seconds: an hour (the phone sends a 180 every minute
+#: meanwhile, RFC 3261 13.3.1.1).
+MAX_RING_SECONDS: Final = 3600.0
+
+
+def parse_ring_seconds(text: str) -> float:
+    """Seconds an INVITE rings: 0 (answer at once) up to an hour; ``nan``
+    and ``inf`` are refused (click's FloatRange lets ``nan`` through, and a
+    deadline of ``nan`` would leave the phone ringing for ever)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and 0 <= seconds <= MAX_RING_SECONDS):
+        raise ValueError(f"expected 0 to {MAX_RING_SECONDS:.0f} seconds")
+    return seconds
+
+
 def parse_nonce_lifetime(text: str) -> float:
     """Seconds a nonce stays good: positive, at most :data:`MAX_NONCE_LIFETIME`."""
     seconds = parse_seconds(text)
@@ -170,8 +197,9 @@ def fleet_passwords(pattern: str, users: Sequence[str]) -> list[str]:
     whose width is unknown until formatted.  A password must not be empty (a
     line needs one) nor longer than :data:`MAX_FLEET_PASSWORD`; that last
     error does not show the pattern, which may then be a long literal password.
+    No error shows the pattern: its literal text may be (part of) a password.
     """
-    shown = f"bad --password-pattern {pattern!r}"
+    shown = "bad --password-pattern"
     try:
         for _, field, spec, _ in string.Formatter().parse(pattern):
             if field is None or not spec:
@@ -184,7 +212,9 @@ def fleet_passwords(pattern: str, users: Sequence[str]) -> list[str]:
                         f"{shown}: {number} is wider than a password may be ({MAX_FLEET_PASSWORD})"
                     )
         passwords = [pattern.format(n=n, user=user) for n, user in enumerate(users, 1)]
-    except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
+    except KeyError as exc:
+        fail(f"{shown}: unknown field {{{exc.args[0]}}} (the fields are {{n}} and {{user}})")
+    except (IndexError, ValueError, AttributeError, TypeError) as exc:
         fail(f"{shown}: {exc}")
     for n, password in enumerate(passwords, 1):
         if not password:
