@@ -177,3 +177,44 @@ async def test_unparseable_datagrams_are_dropped_as_events(open_phone: Phone) ->
         assert salvaged is not None and salvaged.startswith(b"SIP/2.0 400")
     assert [e["reason"] != "" for e in open_phone.kinds("dropped")] == [True]
     assert [e["code"] for e in open_phone.kinds("refused")] == [400]
+
+
+async def _tcp_options(port: int, source: str, wait: float = 3.0) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+    host, local = writer.get_extra_info("sockname")
+    writer.write(
+        (
+            f"OPTIONS sip:1001@127.0.0.1:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/TCP {host}:{local};branch=z9hG4bK-wild-{local}\r\n"
+            f"From: <sip:pc@{host}>;tag=w{local}\r\nTo: <sip:1001@127.0.0.1:{port}>\r\n"
+            f"Call-ID: wild-{local}@{host}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+            "Content-Length: 0\r\n\r\n"
+        ).encode()
+    )
+    try:
+        return await asyncio.wait_for(reader.read(65535), wait)
+    except TimeoutError:
+        return b""
+    finally:
+        writer.close()
+
+
+async def test_a_phone_on_the_wildcard_address_answers_over_tcp_and_keeps_its_restriction() -> None:
+    """Bound to 0.0.0.0, a connection names the address it was made to, not
+    the one bound: the phone still finds its line (it answered nothing over
+    TCP before), and Restrict_Source_IP still holds for connections."""
+    events: list[dict[str, Any]] = []
+    log = EventLog()
+    log.subscribe(events.append)
+    host = PhoneHost(events=log)
+    await host.start()
+    try:
+        (port,) = free_ports(1)
+        settings = replace(PhoneSettings(), restrict_source_ip=PROXY)
+        line = LineConfig("1001", Secret("secret"), port)
+        await host.add_phone(PhoneConfig("wild", "0.0.0.0", (line,), settings))
+        assert (await _tcp_options(port, PROXY)).startswith(b"SIP/2.0 200")
+        assert await _tcp_options(port, STRANGER, wait=0.5) == b""
+        assert [e["reason"] for e in events if e["event"] == "dropped"] == ["restrict-source-ip"]
+    finally:
+        await host.close()

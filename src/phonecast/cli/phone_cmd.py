@@ -410,6 +410,25 @@ def open_event_log(path: str | None) -> EventLog:
         fail(f"cannot write --events {path!r}: {exc.strerror or exc}")
 
 
+#: REGISTERs of a fleet under way at once: a dead registrar costs each line
+#: Timer F (32 s), so one after another would hold a big fleet for hours,
+#: and all at once would be a flood a real registrar sheds.
+REGISTERING_AT_ONCE: Final = 64
+
+
+async def _register_all(host: PhoneHost) -> list[int | None]:
+    """Register every phone of ``host``, at most :data:`REGISTERING_AT_ONCE`
+    at a time; each phone's final codes, in the phones' order."""
+    gate = asyncio.Semaphore(REGISTERING_AT_ONCE)
+
+    async def one(state: PhoneState) -> list[int | None]:
+        async with gate:
+            return await host.register(state)
+
+    results = await asyncio.gather(*(one(state) for state in host.phones.values()))
+    return [code for codes in results for code in codes]
+
+
 async def _serve(
     configs: Sequence[PhoneConfig],
     events: EventLog,
@@ -454,10 +473,8 @@ async def _serve(
         )
         click.echo(f"phonecast: {len(configs)} phone(s) listening on {where}", err=True)
         if configs[0].settings.registrar:
-            codes = []
-            for state in host.phones.values():
-                codes += await host.register(state)
-            ok = sum(code == 200 for code in codes)
+            codes = await _register_all(host)
+            ok = sum(code is not None and 200 <= code < 300 for code in codes)
             click.echo(
                 f"phonecast: {ok} of {len(codes)} line(s) registered at "
                 f"{configs[0].settings.registrar}",

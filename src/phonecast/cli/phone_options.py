@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-import socket
 import ssl
 import string
 from collections.abc import Callable, Sequence
@@ -21,7 +20,7 @@ import click
 
 from phonecast.cli.push_cmd import fail
 from phonecast.credentials import SecretError, resolve_secret
-from phonecast.phone.config import LineConfig
+from phonecast.phone.config import LineConfig, source_spelling
 
 T = TypeVar("T")
 
@@ -152,12 +151,9 @@ def parse_source_address(text: str) -> str:
     """An IPv4 or IPv6 address, spelt as a socket reports a datagram's source
     (``0:0::1`` as ``::1``): the phone compares the two as text."""
     try:
-        address = ipaddress.ip_address(text)
+        return source_spelling(text)
     except ValueError:
         raise ValueError("expected an IP address (IPv4 or IPv6), the proxy's") from None
-    if address.version == 6 and address.scope_id is None:
-        return socket.inet_ntop(socket.AF_INET6, address.packed)
-    return str(address)
 
 
 def parsed_by(

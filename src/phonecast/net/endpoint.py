@@ -299,10 +299,11 @@ class SipEndpoint:
     # ------------------------------------------------------------ lifecycle
     def restrict_source(self, local: Address, host: str) -> None:
         """Read what arrives at ``local`` (UDP or stream) only if it comes
-        from ``host`` (an IP address as the kernel writes it, e.g. from
-        ``ipaddress``): the SPA's Restrict_Source_IP, which lets only the
-        proxy reach a line.  Anything else is dropped unparsed and
-        unanswered, so a scan learns nothing, and reported as refused."""
+        from ``host`` (an IP address spelt as the kernel reports a source,
+        as ``socket.inet_ntop`` writes it): the SPA's Restrict_Source_IP,
+        which lets only the proxy reach a line.  Anything else is dropped
+        unparsed and unanswered, so a scan learns nothing, and reported to
+        :attr:`on_refused`."""
         self._sources[local] = host
 
     async def listen_udp(self, host: str, port: int = 0) -> Address:
@@ -416,6 +417,8 @@ class SipEndpoint:
         :meth:`request`), when it is not the first one."""
         if local is not None:
             host = self._advertised or local[0]
+            if host in ("0.0.0.0", "::"):  # as _sent_by_parts has it
+                host = "127.0.0.1" if host == "0.0.0.0" else "::1"
             host, port = (f"[{host}]" if ":" in host else host), local[1]
         else:
             host, port = self._sent_by_parts(transport)
@@ -593,6 +596,11 @@ class SipEndpoint:
             self.tracer("recv", data, flow)
         if self._sources:
             allowed = self._sources.get(flow.local)
+            if allowed is None and flow.connection is not None:
+                # Accepted on a wildcard listener: the flow names the address
+                # the peer dialled, the restriction the one bound.
+                port = flow.local[1]
+                allowed = self._sources.get(("0.0.0.0", port)) or self._sources.get(("::", port))
             if allowed is not None and flow.remote[0] != allowed:
                 self._dropped_sources += 1
                 self._refused(flow, 0, "restricted-source")

@@ -83,6 +83,8 @@ class _Invite:
     ringing: Ringing | None = None
     #: The ring timer while it rings; then the timer that forgets it.
     timer: Timer | None = None
+    #: While it rings: when the 180 is sent again (RFC 3261 13.3.1.1).
+    refresh: Timer | None = None
 
 
 class CallDriver:
@@ -105,6 +107,9 @@ class CallDriver:
         self._respond = respond
         self._events = events
         self._timers = timers
+        #: Seconds between the 180s of a long ring (RFC 3261 13.3.1.1:
+        #: "every minute"; tests shorten it).
+        self.ring_refresh = RING_REFRESH
         self._invites: dict[ServerKey, _Invite] = {}
         #: 2xx to INVITEs still being retransmitted, by dialog id, until ACK.
         self._unacked: dict[DialogId, Timer] = {}
@@ -121,6 +126,7 @@ class CallDriver:
         for invite in self._invites.values():
             if invite.timer is not None:
                 invite.timer.cancel()
+            self._stop_refresh(invite)
         self._invites.clear()
         for timer in self._unacked.values():
             timer.cancel()
@@ -144,14 +150,40 @@ class CallDriver:
             invite.timer = self._endpoint.call_at(
                 reply.ringing.answer_at, lambda now: self._answer(key, invite, now)
             )
+            provisional = [r for r in reply.responses if 100 < r.status_code < 200]
+            if provisional:
+                self._keep_ringing(invite, provisional[-1])
             return
         final = reply.responses[-1]
         if final.is_success:
             self._retransmit_2xx(line, handle, final)
         self._forget_later(key, invite)
 
+    def _keep_ringing(self, invite: _Invite, ringing: Response) -> None:
+        """RFC 3261 13.3.1.1: a UAS taking long to answer sends a non-100
+        provisional response every minute, or a proxy may cancel the call
+        after three silent ones; the 180 goes again every
+        :attr:`ring_refresh` seconds while the phone rings."""
+        endpoint = self._endpoint
+
+        def again(now: float) -> None:
+            invite.refresh = None
+            if invite.ringing is None:
+                return
+            self._respond(invite.line, invite.handle, ringing)
+            invite.refresh = endpoint.call_at(now + self.ring_refresh, again)
+
+        invite.refresh = endpoint.call_at(endpoint.now() + self.ring_refresh, again)
+
+    @staticmethod
+    def _stop_refresh(invite: _Invite) -> None:
+        if invite.refresh is not None:
+            invite.refresh.cancel()
+            invite.refresh = None
+
     def _answer(self, key: ServerKey, invite: _Invite, now: float) -> None:
         """The ring time is over: send the 200 (unless it was cancelled)."""
+        self._stop_refresh(invite)
         ring, invite.ringing, invite.timer = invite.ringing, None, None
         if ring is None:
             return
@@ -164,6 +196,7 @@ class CallDriver:
 
     def _stop_ringing(self, key: ServerKey, invite: _Invite, why: str) -> None:
         """End the ringing of ``invite``: 487 to it (RFC 3261 9.2, 15.1.2)."""
+        self._stop_refresh(invite)
         ring, invite.ringing = invite.ringing, None
         if invite.timer is not None:
             invite.timer.cancel()
@@ -215,6 +248,9 @@ class CallDriver:
         ring = calls.ringing_for(request)
         response = calls.on_bye(request)
         self._respond(line, handle, response)
+        if response.is_success:
+            # A BYE before the ACK ends the call too: the 2xx is not resent.
+            self._stop_resending((request.call_id, request.to.tag or "", request.from_.tag or ""))
         if ring is None:
             if response.is_success:
                 self._call_event(line, request, "ended", reason="BYE")
@@ -233,6 +269,9 @@ class CallDriver:
             key = (request.call_id, request.to.tag or "", request.from_.tag or "")
         except SipError:
             return
+        self._stop_resending(key)
+
+    def _stop_resending(self, key: DialogId) -> None:
         resending = self._unacked.pop(key, None)
         if resending is not None:
             resending.cancel()
@@ -254,9 +293,10 @@ class CallDriver:
             if now >= give_up_at:
                 del self._unacked[key]
                 calls = line.phone.calls
-                if calls.dialogs.get(key) is not None:  # not ended by the caller's BYE
-                    # RFC 3261 13.3.1.4: the session SHOULD be ended with a BYE.
-                    self._send_in_dialog(line, handle.flow, key, "BYE", [], _ignore)
+                if calls.dialogs.get(key) is None:
+                    return  # ended meanwhile (and said so then)
+                # RFC 3261 13.3.1.4: the session SHOULD be ended with a BYE.
+                self._send_in_dialog(line, handle.flow, key, "BYE", [], _ignore)
                 calls.end_unacknowledged(key)
                 self._call_event(line, handle.request, "ended", reason="no ACK")
                 return
@@ -267,6 +307,7 @@ class CallDriver:
             interval = min(interval * 2, timers.t2)
             self._unacked[key] = endpoint.call_at(min(now + interval, give_up_at), resend)
 
+        self._stop_resending(key)  # a re-INVITE's 2xx replaces the last one's resends
         self._unacked[key] = endpoint.call_at(endpoint.now() + interval, resend)
 
     # ----------------------------------------------------------------- REFER
@@ -372,6 +413,9 @@ class CallDriver:
         if state in _OVER and self._on_call_over is not None:
             self._on_call_over(line.phone)
 
+
+#: RFC 3261 13.3.1.1: a ringing UAS sends a provisional response every minute.
+RING_REFRESH: Final = 60.0
 
 #: The call states that end a call.
 _OVER: Final = frozenset({"ended", "cancelled"})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from dataclasses import dataclass, field
 
 from phonecast.credentials import Secret
@@ -75,3 +77,15 @@ class PhoneConfig:
     host: str
     lines: tuple[LineConfig, ...]
     settings: PhoneSettings = PhoneSettings()
+
+
+def source_spelling(address: str) -> str:
+    """``address`` (IPv4 or IPv6) spelt as the kernel reports a datagram's
+    source, so that Restrict_Source_IP can compare text per datagram:
+    ``0:0::1`` is ``::1`` and ``::ffff:10.0.0.1`` stays in its dotted form
+    (``ipaddress`` would write ``::ffff:a00:1`` before Python 3.13).
+    Raises ValueError if it is not an IP address."""
+    parsed = ipaddress.ip_address(address)
+    if parsed.version == 6 and parsed.scope_id is None:
+        return socket.inet_ntop(socket.AF_INET6, parsed.packed)
+    return str(parsed)

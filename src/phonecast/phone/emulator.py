@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import ipaddress
 import random
 import ssl
 from collections.abc import Callable
@@ -32,18 +31,21 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from phonecast.net.endpoint import DEFAULT_MAX_SERVER_TRANSACTIONS, ServerHandle, SipEndpoint
+from phonecast.net.timers import Timer
 from phonecast.net.transport import Address, Flow
 from phonecast.phone.bodies import INTERNAL_SCHEMES, page_refusal, xml_service_items
 from phonecast.phone.call_driver import CallDriver
 from phonecast.phone.calls import ALLOW_HANDLED, CallAgent, CallSettings
-from phonecast.phone.config import ACCEPTED_EVENTS, LineConfig, PhoneConfig
+from phonecast.phone.config import ACCEPTED_EVENTS, LineConfig, PhoneConfig, source_spelling
 from phonecast.phone.events import EventLog
 from phonecast.phone.fetcher import Done, Fetcher, FetchResult, PageFetcher
 from phonecast.phone.registration import Registrations
 from phonecast.phone.screen import Screen, screen_for
 from phonecast.sip import (
+    DEFAULT_TIMERS,
     Request,
     SipError,
+    Timers,
     UasPolicy,
     make_response,
     new_tag,
@@ -94,6 +96,9 @@ class PhoneState:
     #: True while a deferred URL is being fetched: the rest wait for it (the
     #: phone runs them one at a time, whoever noticed it was idle).
     running_deferred: bool = False
+    #: The hang-up of the call a Dial: (or a transfer) placed: one per phone,
+    #: moved later by each new one.
+    hang_up: Timer | None = None
     fetches: int = 0
     actions: collections.deque[str] = field(
         default_factory=lambda: collections.deque(maxlen=ACTIONS_KEPT)
@@ -113,11 +118,15 @@ class PhoneHost:
         on_screen: Callable[[PhoneState], None] | None = None,
         max_server_transactions: int = DEFAULT_MAX_SERVER_TRANSACTIONS,
         server_ssl: ssl.SSLContext | None = None,
+        call_timers: Timers = DEFAULT_TIMERS,
     ) -> None:
         """``server_ssl`` (the certificate the phones present) is needed by
-        phones whose settings ask for TLS."""
+        phones whose settings ask for TLS; ``call_timers`` are the RFC 3261
+        timers of the phones' own calls (2xx resends until the ACK: tests
+        shorten them)."""
         self.events = events or EventLog()
         self.server_ssl = server_ssl
+        self.call_timers = call_timers
         #: Passed to the endpoint: its bound on live transactions (503 past it).
         self.max_server_transactions = max_server_transactions
         self.fetcher: PageFetcher = fetcher or Fetcher()
@@ -154,6 +163,7 @@ class PhoneHost:
             self.endpoint,
             self._respond,
             self.events,
+            self.call_timers,
             on_call_over=self._run_deferred,
             on_call_placed=self._dial,
         )
@@ -192,7 +202,7 @@ class PhoneHost:
             local = await self.endpoint.listen_udp(config.host, line.port)
             if restrict is not None:
                 # One spelling, the kernel's, for the comparison per datagram.
-                self.endpoint.restrict_source(local, str(ipaddress.ip_address(restrict)))
+                self.endpoint.restrict_source(local, source_spelling(restrict))
             if config.settings.tls:
                 await self.endpoint.listen_stream("tls", config.host, local[1])
             elif config.settings.tcp:
@@ -238,11 +248,22 @@ class PhoneHost:
         self.events.close()
 
     # ---------------------------------------------------------------- requests
+    def _wildcard_line(self, local: Address) -> LineState | None:
+        """The line bound to the wildcard address on ``local``'s port: a
+        connection accepted on ``0.0.0.0`` or ``::`` names the address it
+        was made to, not the one bound (a datagram names the bound one)."""
+        return self.lines.get(("0.0.0.0", local[1])) or self.lines.get(("::", local[1]))
+
     def _on_refused(self, flow: Flow, status_code: int, why: str) -> None:
         """A message the endpoint refused or dropped before the phone saw it
         (Restrict_Source_IP, malformed, unsupported, overloaded): an event,
-        so that what the phone never acted on is visible too."""
-        line = self.lines.get(flow.local)
+        so that what the phone never acted on is visible too.  Only counted
+        when nobody reads events (a flood must not cost a detailed event each)."""
+        kind = "refused" if status_code else "dropped"
+        if not self.events.detailed:
+            self.events.count(kind)
+            return
+        line = self.lines.get(flow.local) or self._wildcard_line(flow.local)
         phone = line.phone.config.name if line is not None else ""
         source = f"{flow.remote[0]}:{flow.remote[1]}"
         if why == "restricted-source":
@@ -253,7 +274,7 @@ class PhoneHost:
             self.events.emit("dropped", phone=phone, reason=why, source=source)
 
     def _on_request(self, request: Request, handle: ServerHandle | None, flow: Flow) -> None:
-        line = self.lines.get(flow.local)
+        line = self.lines.get(flow.local) or self._wildcard_line(flow.local)
         if line is None:
             return
         phone = line.phone
@@ -458,14 +479,23 @@ class PhoneHost:
         self._fetch_and_show(phone, uri)
 
     def _dial(self, phone: PhoneState) -> None:
+        """A Dial: action (or an accepted transfer) places a call: the phone
+        is busy until ``dial_seconds`` after the last one placed.  One
+        deadline per phone on the endpoint's wheel, moved by each new call,
+        so that overlapping dials keep the phone busy to the last one's end
+        and a peer's REFERs cost no task each."""
+        assert self.endpoint is not None
         phone.calls.busy_reasons.add("dial")
+        if phone.hang_up is not None:
+            phone.hang_up.cancel()
 
-        async def hang_up() -> None:
-            await asyncio.sleep(phone.config.settings.dial_seconds)
+        def hang_up(_now: float) -> None:
+            phone.hang_up = None
             phone.calls.busy_reasons.discard("dial")
             self._run_deferred(phone)
 
-        self._spawn(hang_up())
+        deadline = self.endpoint.now() + phone.config.settings.dial_seconds
+        phone.hang_up = self.endpoint.call_at(deadline, hang_up)
 
     def _run_deferred(self, phone: PhoneState) -> None:
         """The phone may be idle: fetch what priority 1 deferred, one at a
@@ -532,6 +562,8 @@ class PhoneHost:
                 start(url, done)
             except Exception as exc:  # one fault must not lose the others
                 self._report_fault(exc)
+                # Nor its own follow-up: a deferred push waits on ``done``.
+                done(FetchResult(url, False, error=f"{type(exc).__name__}: {exc}"))
 
     def _show(self, phone: PhoneState, url: str, result: FetchResult) -> None:
         name = phone.config.name

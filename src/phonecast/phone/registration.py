@@ -8,12 +8,17 @@ counts up (10.2.4: a registrar orders a UA's requests by them).
 
 The registrar grants an expiry: the ``expires`` parameter of our binding in
 the 200's Contact list, else its Expires header, else what was asked
-(10.2.4, 10.3 step 8).  The line registers again once 80 % of that has
+(10.2.4, 10.3 step 8), never more than was asked (a registrar may only
+shorten it).  A 423 Interval Too Brief is answered at once with the
+registrar's Min-Expires (10.2.8).  The line registers again once 80 % of that has
 passed, so that a registrar never sees it lapse, and after a failure (no
 answer, or a final response other than 2xx) tries again after the
 setting's ``register_retry`` seconds, as an SPA does after its Register
 Retry Interval.  The refreshes are deadlines on the endpoint's timer wheel;
 a task exists only while a REGISTER is under way.
+
+Registration goes over UDP, which every line takes whatever its stream
+transport (a TLS line is reached over UDP through its registrar too).
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ class Binding:
     cseq: int = 0
     #: The expiry the registrar granted last, seconds (None: not registered).
     granted: int | None = None
+    #: The registrar's Min-Expires, once a 423 said it: asked for from then on.
+    min_expires: int = 0
     #: The next refresh or retry.
     timer: Timer | None = None
 
@@ -94,8 +101,14 @@ class Registrations:
     async def _register(self, binding: Binding) -> int | None:
         line = binding.line
         settings = line.phone.config.settings
-        asked = settings.register_expires
+        asked = max(settings.register_expires, binding.min_expires)
         response = await self._exchange(binding, asked)
+        if response is not None and response.status_code == 423:
+            shortest = _min_expires(response)
+            if shortest is not None and shortest > asked:
+                # RFC 3261 10.2.8: ask for at least what the registrar takes.
+                binding.min_expires = asked = shortest
+                response = await self._exchange(binding, asked)
         code = None if response is None else response.status_code
         if response is not None and response.is_success:
             binding.granted = granted_expiry(response, self._contact(binding), asked)
@@ -203,10 +216,23 @@ def granted_expiry(response: Response, contact: SipUri, asked: int) -> int:
             and (uri.port or 5060) == (contact.port or 5060)
         ):
             value = binding.param("expires")
-            if value is not None and value.isdigit():
-                return int(value)
+            if value is not None and value.isascii() and value.isdigit():
+                return min(int(value), asked)
     try:
         header = response.expires
     except SipError:
         header = None
-    return asked if header is None else header
+    return asked if header is None else min(header, asked)
+
+
+#: The longest Min-Expires a 423 may make a line ask for (a day): past
+#: that, the registrar's answer is taken as the failure it amounts to.
+MAX_MIN_EXPIRES: Final = 86_400
+
+
+def _min_expires(response: Response) -> int | None:
+    """A 423's Min-Expires, if it is a number of seconds a line can ask for."""
+    value = (response.get("Min-Expires") or "").strip()
+    if value.isascii() and value.isdigit() and 0 < int(value) <= MAX_MIN_EXPIRES:
+        return int(value)
+    return None
