@@ -25,6 +25,7 @@ from phonecast.push.pusher import Destination, Outcome, Pusher
 from phonecast.sip import Request, Response, SipUri, new_branch, parse_message
 from phonecast.sip.digest import DigestClient, authorize
 from tests.ports import free_ports
+from tests.waiting import until
 
 
 @dataclass
@@ -107,14 +108,14 @@ async def test_a_page_not_served_as_text_xml_is_fetched_but_not_shown(rig: Rig) 
     plain = rig.content.publish("desk", page, "text/plain; charset=utf-8")
     xml = rig.content.publish("desk", page, "Text/XML; Charset=UTF-8")
     assert (await rig.push(0, "secret", url_payload(plain))).delivered
-    await _settle()
+    await until(lambda: rig.kinds("fetch_finished"), what="the text/plain page's fetch_finished")
     (refused,) = rig.kinds("fetch_finished")
     assert refused["status"] == 200 and not refused["ok"]
     assert refused["content_type"] == "text/plain; charset=utf-8"
     assert "'text/plain' is not text/xml" in refused["error"]
     assert rig.kinds("screen") == [] and rig.host.phones["desk"].screen.kind == "idle"
     assert (await rig.push(0, "secret", url_payload(xml))).delivered
-    await _settle()
+    await until(lambda: rig.kinds("screen"), what="the text/xml page shown")
     shown = rig.kinds("fetch_finished")[1]
     assert shown["ok"] and shown["error"] is None
     assert shown["content_type"] == "Text/XML; Charset=UTF-8"
@@ -265,6 +266,8 @@ async def test_execute_priorities_and_dial_makes_busy(rig: Rig) -> None:
     phone = rig.host.phones["desk"]
     settings = dataclasses.replace(phone.config.settings, dial_seconds=2.0)
     phone.config = dataclasses.replace(phone.config, settings=settings)
+    loop = asyncio.get_running_loop()
+    dialled = loop.time()
     outcome = await rig.push(0, "secret", execute_payload(["Dial:1234"]))
     assert outcome.delivered
     await _settle()
@@ -274,9 +277,11 @@ async def test_execute_priorities_and_dial_makes_busy(rig: Rig) -> None:
         await _settle()
         assert rig.kinds(expected), expected
     assert rig.kinds("fetch_started") == []
-    await asyncio.sleep(2.0)  # Dial's timer hangs up, the deferred push runs
-    assert not phone.calls.busy
-    assert len(rig.kinds("fetch_finished")) == 1 and phone.screen.title == "Later"
+    # Dial's timer hangs up (not before its 2 s), and the deferred push runs.
+    await until(lambda: not phone.calls.busy, timeout=2.0 + 5.0, what="Dial's hang-up")
+    assert loop.time() - dialled >= 2.0 - 0.01
+    await until(lambda: phone.screen.title == "Later", what="the deferred page shown")
+    assert len(rig.kinds("fetch_finished")) == 1
 
 
 def _call_request(ep: SipEndpoint, method: str, port: int, seq: int, to_tag: str = "") -> Request:
@@ -327,7 +332,9 @@ async def test_deferred_pushes_run_one_at_a_time_when_a_call_ends_by_bye(rig: Ri
         assert rig.kinds("fetch_started") == []
         bye, _ = await ep.request(_call_request(ep, "BYE", port, 2, tag), "udp", dest)
         assert bye is not None and bye.status_code == 200 and not phone.calls.busy
-        await _settle()
+        await until(
+            lambda: len(rig.kinds("fetch_finished")) == 2, what="both deferred pages fetched"
+        )
     finally:
         await ep.close()
     fetches = [(e["event"], e["url"]) for e in rig.events if e["event"].startswith("fetch_")]

@@ -5,8 +5,6 @@ those NOTIFYs acted on, and the REFERs refused (481, 403, 400, 491)."""
 
 from __future__ import annotations
 
-import asyncio
-
 from phonecast.credentials import Secret
 from phonecast.net.endpoint import ServerHandle, SipEndpoint
 from phonecast.net.transport import Flow
@@ -25,6 +23,7 @@ from tests.phone.test_update_network import (
     _phone,
     _request,
 )
+from tests.waiting import until
 
 TARGET = "sip:2000@127.0.0.1"
 TRYING = b"SIP/2.0 100 Trying\r\n"
@@ -88,8 +87,11 @@ async def test_a_refer_in_a_call_is_accepted_placed_and_reported() -> None:
         _check_notify(trying, ep, tag, event="refer", state=ACTIVE, body=TRYING)
         _check_notify(final, ep, tag, event="refer", state=TERMINATED, body=SUCCEEDED)
         assert final.cseq.seq == trying.cseq.seq + 1
-        await asyncio.sleep(0.1)
         phone = host.phones["p"]
+        await until(
+            lambda: len(sent) == 2 and not phone.calls.transfers,
+            what="both NOTIFYs' 200s and the subscription's end",
+        )
         assert _codes(sent) == [("NOTIFY", 200), ("NOTIFY", 200)]
         assert phone.calls.transfers == {}  # the subscription is over
         assert [(e["action"], e["target"]) for e in actions] == [("transfer", TARGET)]

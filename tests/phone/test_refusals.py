@@ -17,6 +17,7 @@ from phonecast.phone.config import LineConfig, PhoneConfig, PhoneSettings
 from phonecast.phone.emulator import PhoneHost
 from phonecast.phone.events import EventLog
 from tests.ports import free_ports
+from tests.waiting import until
 
 #: The proxy the restricted phone accepts, and a stranger on the same machine
 #: (all of 127.0.0.0/8 is on loopback).
@@ -119,8 +120,10 @@ async def test_a_restricted_line_answers_only_its_proxy(restricted: Phone) -> No
 
 async def test_a_restricted_line_takes_its_proxy_over_tcp_only(restricted: Phone) -> None:
     """The restriction holds for a connection too: the stranger's request
-    over TCP is never answered, the proxy's is."""
+    over TCP is dropped (the drop is an event and counted) and never
+    answered, the proxy's is answered."""
     port = restricted.port
+    assert restricted.host.endpoint is not None
     for source, answered in ((STRANGER, False), (PROXY, True)):
         reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
         host, local = writer.get_extra_info("sockname")
@@ -132,12 +135,23 @@ async def test_a_restricted_line_takes_its_proxy_over_tcp_only(restricted: Phone
             "Content-Length: 0\r\n\r\n"
         )
         writer.write(request.encode())
-        try:
-            reply = await asyncio.wait_for(reader.read(65535), 0.5)
-        except TimeoutError:
-            reply = b""
+        if answered:
+            # Generous: a right answer comes at once, only a wrong one waits it out.
+            reply = await asyncio.wait_for(reader.read(65535), 5.0)
+        else:
+            await until(lambda: restricted.kinds("dropped"), what="the stranger's drop")
+            # Dropped already: an answer, had one been sent, would be here by now.
+            try:
+                reply = await asyncio.wait_for(reader.read(65535), 0.3)
+            except TimeoutError:
+                reply = b""
         writer.close()
         assert reply.startswith(b"SIP/2.0 200") == answered, (source, reply)
+    dropped = restricted.kinds("dropped")
+    assert [e["reason"] for e in dropped] == ["restrict-source-ip"]
+    assert dropped[0]["source"].startswith(f"{STRANGER}:")
+    assert restricted.host.endpoint.stats.restricted == 1
+    assert [e["source"].split(":")[0] for e in restricted.kinds("request")] == [PROXY]
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from phonecast.phone.registration import granted_expiry
 from phonecast.sip import Request, Response, SipUri, make_response, parse_message
 from phonecast.sip.digest import DigestServer
 from tests.ports import free_ports
+from tests.waiting import until
 
 
 @dataclass
@@ -127,11 +128,11 @@ async def test_a_line_registers_from_its_own_port_and_refreshes_before_its_expir
     """The REGISTER leaves from the line's port, and its Via and Contact
     name that port (the host's first socket belongs to another phone); the
     challenge is answered; the registrar's 1 s grant (its Contact's expires,
-    not the 60 s asked) brings a refresh within that second, with the same
-    Call-ID and a higher CSeq."""
+    not the 60 s asked) brings a refresh about when that second is up (not
+    before 80 % of it), with the same Call-ID and a higher CSeq."""
     rig = short_grant
     assert rig.codes == [200]
-    await asyncio.sleep(1.5)
+    await until(lambda: len(rig.kinds("registered")) >= 2, what="the refresh's registered event")
     seen = rig.registrar.seen
     assert len(seen) >= 4, [r.cseq for r, _, _ in seen]  # 401, 200, then a refresh's 401, 200
     for request, source, _ in seen:
@@ -147,7 +148,10 @@ async def test_a_line_registers_from_its_own_port_and_refreshes_before_its_expir
     assert len(registered) >= 2 and all(e["expires"] == 1 for e in registered)
     first_ok = seen[1][2]
     refresh = seen[2][2]
-    assert 0.8 <= refresh - first_ok < 1.0 + 0.3  # at 80 % of the grant (timer wheel slack)
+    # Not before 80 % of the 1 s grant (the timer wheel never fires early;
+    # 10 ms for rounding).  The upper bound only tells the grant from the 60 s
+    # asked (whose refresh would come at 48 s): generous, for a loaded machine.
+    assert 0.8 - 0.01 <= refresh - first_ok < 1.0 + 2.0, refresh - first_ok
     assert all(rig.registrar.verdicts)
 
 
@@ -159,7 +163,7 @@ async def test_a_failed_registration_is_retried_after_the_retry_interval() -> No
         assert rig.codes == [503]
         failed = rig.kinds("register_failed")
         assert len(failed) == 1 and failed[0]["retry_in"] == 0.3
-        await asyncio.sleep(0.8)
+        await until(lambda: rig.kinds("registered"), what="the retry's registered event")
         assert [e["expires"] for e in rig.kinds("registered")] == [60]
         times = [t for _, _, t in rig.registrar.seen]
         assert times[1] - times[0] >= 0.3
@@ -170,11 +174,19 @@ async def test_a_failed_registration_is_retried_after_the_retry_interval() -> No
         rig.registrar.transport.close()
 
 
-async def test_closing_the_host_stops_the_refreshes(short_grant: Rig) -> None:
-    await short_grant.host.close()
-    before = len(short_grant.registrar.seen)
-    await asyncio.sleep(1.2)
-    assert len(short_grant.registrar.seen) == before
+async def test_closing_the_registrations_stops_the_refreshes(short_grant: Rig) -> None:
+    """``Registrations.close`` alone (what the host's close does first)
+    cancels the refresh the 1 s grant scheduled: the host and its endpoint
+    still run, and nothing more reaches the registrar over twice the time
+    the refresh would have taken.  (Closing the whole host would pass
+    without it: the endpoint's close drops its timers anyway.)"""
+    rig = short_grant
+    assert rig.host._registrations is not None and rig.host.endpoint is not None
+    rig.host._registrations.close()
+    before = len(rig.registrar.seen)
+    await asyncio.sleep(2.0)
+    assert len(rig.registrar.seen) == before, [r.cseq for r, _, _ in rig.registrar.seen]
+    assert len(rig.kinds("registered")) == 1
 
 
 def _ok(contact: str | None, expires: str | None) -> Response:

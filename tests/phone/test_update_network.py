@@ -35,6 +35,7 @@ from phonecast.sip.transaction import make_cancel
 from tests.dnsmasq import free_udp_port
 from tests.interop.peers import emulated_phone, phonecast
 from tests.ports import free_ports
+from tests.waiting import until
 
 OFFER = (
     b"v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
@@ -408,9 +409,11 @@ async def test_a_call_whose_200_is_never_acknowledged_is_ended_with_a_bye() -> N
         assert not bye.route
         # From the line's own socket, and its Via says so (not the host's first).
         assert peer.sources == [("127.0.0.1", port)] and bye.top_via.port == port
-        await asyncio.sleep(0.1)
         phone = host.phones["p"]
-        assert not phone.calls.busy and len(phone.calls.dialogs) == 0
+        await until(
+            lambda: sent and not phone.calls.busy and not phone.calls.dialogs,
+            what="the BYE's 200 and an idle phone",
+        )
         assert [(e["method"], e["code"]) for e in sent] == [("BYE", 200)]
         await peer.nothing_more()
 
@@ -527,8 +530,11 @@ async def test_invite_2xx_is_retransmitted_until_ack() -> None:
 
 
 def test_ring_seconds_from_the_command_line_sets_when_the_200_comes(tmp_path: Path) -> None:
-    """``phonecast phone --ring-seconds 1.5``: the 180 at once, the 200 not
-    before the ring time; a negative ring time is refused as bad usage."""
+    """``phonecast phone --ring-seconds 1.5``: the 180, then the 200 not
+    before the ring time (the default is 0.5 s); a negative ring time is
+    refused as bad usage.  How soon the 180 comes is not timed here: a
+    process started on a loaded machine may be slow to answer at all, and
+    the in-process tests above show the 180 coming while the phone rings."""
     port = free_udp_port()
     peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     peer.bind(("127.0.0.1", 0))
@@ -551,8 +557,6 @@ def test_ring_seconds_from_the_command_line_sets_when_the_200_comes(tmp_path: Pa
                 reply = parse_message(peer.recv(65535))
                 assert isinstance(reply, Response)
                 codes.append(reply.status_code)
-                if reply.status_code == 180:
-                    assert time.monotonic() - sent < 1.0
             assert codes == [180, 200] and time.monotonic() - sent >= 1.5
     finally:
         peer.close()
@@ -586,13 +590,18 @@ async def test_a_push_deferred_while_ringing_runs_once_the_call_is_cancelled() -
                 destinations=[Destination("udp", "127.0.0.1", port)],
             )
             assert outcome.delivered
-            await asyncio.sleep(0.2)
-            kinds = [e["event"] for e in events]
-            assert "deferred" in kinds and "fetch_started" not in kinds
+
+            def kinds() -> list[object]:
+                return [e["event"] for e in events]
+
+            await until(lambda: "deferred" in kinds(), what="the deferred event")
+            assert "fetch_started" not in kinds()
             assert (await call.send(make_cancel(call.invite))).status_code == 200
             assert (await call.next()).status_code == 487
-            await asyncio.sleep(0.3)
+            await until(
+                lambda: host.phones["p"].screen.title == "After", what="the deferred page shown"
+            )
             fetched = [e["url"] for e in events if e["event"] == "fetch_finished"]
-            assert fetched == [url] and host.phones["p"].screen.title == "After"
+            assert fetched == [url]
     finally:
         await content.stop()
