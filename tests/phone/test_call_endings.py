@@ -22,15 +22,7 @@ from phonecast.push.payload import execute_payload
 from phonecast.push.pusher import Destination, Pusher
 from phonecast.sip import Request, Response, SipUri, Timers, new_branch
 from tests.ports import free_ports
-
-
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait for ``condition`` (polled), failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        await asyncio.sleep(0.02)
+from tests.waiting import until
 
 
 @dataclass

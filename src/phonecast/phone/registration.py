@@ -77,6 +77,7 @@ class Registrations:
         self._spawn = spawn
         self._new_call_id = new_call_id
         self.bindings: dict[Address, Binding] = {}
+        self._closed = False
 
     async def register(self, line: LineState, local: Address, remote: Address) -> int | None:
         """Register ``line`` (bound at ``local``) at ``remote`` now and keep
@@ -92,7 +93,9 @@ class Registrations:
         return await self._register(binding)
 
     def close(self) -> None:
-        """Stop refreshing (the host is stopping)."""
+        """Stop refreshing (the host is stopping); a REGISTER under way
+        finishes without arranging the next."""
+        self._closed = True
         for binding in self.bindings.values():
             if binding.timer is not None:
                 binding.timer.cancel()
@@ -136,6 +139,9 @@ class Registrations:
     def _schedule(self, binding: Binding, delay: float) -> None:
         if binding.timer is not None:
             binding.timer.cancel()
+            binding.timer = None
+        if self._closed:
+            return
         endpoint = self._endpoint
 
         def due(_now: float) -> None:
