@@ -594,3 +594,14 @@ async def test_a_request_leaves_from_the_udp_socket_it_names() -> None:
     finally:
         await client.close()
         await server.close()
+
+
+async def test_a_via_from_a_wildcard_socket_names_a_reachable_address() -> None:
+    """A line bound to 0.0.0.0 or :: cannot be reached at that address: the
+    Via of a request it sends names loopback, as the endpoint's own does."""
+    ep = SipEndpoint()
+    assert ep.via("udp", "z9hG4bKw", local=("0.0.0.0", 5070)).startswith(
+        "SIP/2.0/UDP 127.0.0.1:5070;"
+    )
+    assert ep.via("udp", "z9hG4bKw", local=("::", 5070)).startswith("SIP/2.0/UDP [::1]:5070;")
+    await ep.close()

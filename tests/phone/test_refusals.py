@@ -232,3 +232,25 @@ async def test_a_phone_on_the_wildcard_address_answers_over_tcp_and_keeps_its_re
         assert [e["reason"] for e in events if e["event"] == "dropped"] == ["restrict-source-ip"]
     finally:
         await host.close()
+
+
+async def test_refusals_are_counted_by_kind_when_nobody_reads_events() -> None:
+    """A fleet run --quiet (no file, no listener) still counts what it
+    dropped and refused, by kind (and builds no event for them)."""
+    log = EventLog()
+    host = PhoneHost(events=log)
+    await host.start()
+    try:
+        (port,) = free_ports(1)
+        line = LineConfig("1001", Secret("secret"), port)
+        await host.add_phone(PhoneConfig("desk", "127.0.0.1", (line,), PhoneSettings()))
+        assert not log.detailed
+        with _socket(PROXY) as sock:
+            for _ in range(3):
+                sock.sendto(b"\x00 not sip\r\n\r\n", ("127.0.0.1", port))
+            bad = _request(sock, port, extra="Require: nothing-known\r\n")
+            assert (await _answer(sock, bad, port) or b"").startswith(b"SIP/2.0 420")
+        await until(lambda: log.counts.get("dropped", 0) == 3)
+        assert log.counts["refused"] == 1
+    finally:
+        await host.close()
