@@ -23,7 +23,7 @@ import pytest
 from phonecast.ciscoxml import Text, to_xml
 from phonecast.content import ContentServer
 from phonecast.credentials import Secret
-from phonecast.phone.config import LineConfig, PhoneConfig, PhoneSettings
+from phonecast.phone.config import ACCEPTED_EVENTS, LineConfig, PhoneConfig, PhoneSettings
 from phonecast.phone.emulator import PhoneHost
 from phonecast.phone.events import EventLog
 from phonecast.phone.fetcher import DEFAULT_MAX_BYTES
@@ -443,6 +443,8 @@ async def test_an_unknown_event_is_489(make_phone: PhoneFactory, token: str) -> 
     phone = await make_phone()
     response = await phone.answer(phone.notify(event=token))
     assert response.status_code == 489
+    # RFC 6665 8.2.2: the 489 names the events the phone does take.
+    assert {t.lower() for t in _tokens(response, "Allow-Events")} == ACCEPTED_EVENTS
     assert phone.kinds("action") == [] and phone.kinds("fetch_started") == []
 
 

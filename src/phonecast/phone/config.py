@@ -12,6 +12,9 @@ from phonecast.credentials import Secret
 ACCEPTED_EVENTS = frozenset(
     {"xml-service", "resync", "reboot_now", "restart_now", "report", "check-sync"}
 )
+#: The same, spelt as a 489 Bad Event's Allow-Events names them (RFC 6665
+#: 8.2.2 / RFC 3265 7.2.2: the events the UA does take).
+ALLOW_EVENTS = "XML-Service, resync, reboot_now, restart_now, report, check-sync"
 
 
 @dataclass(frozen=True, slots=True)

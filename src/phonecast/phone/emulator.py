@@ -36,7 +36,13 @@ from phonecast.net.transport import Address, Flow
 from phonecast.phone.bodies import INTERNAL_SCHEMES, page_refusal, xml_service_items
 from phonecast.phone.call_driver import CallDriver
 from phonecast.phone.calls import ALLOW_HANDLED, CallAgent, CallSettings
-from phonecast.phone.config import ACCEPTED_EVENTS, LineConfig, PhoneConfig, source_spelling
+from phonecast.phone.config import (
+    ACCEPTED_EVENTS,
+    ALLOW_EVENTS,
+    LineConfig,
+    PhoneConfig,
+    source_spelling,
+)
 from phonecast.phone.events import EventLog
 from phonecast.phone.fetcher import Done, Fetcher, FetchResult, PageFetcher
 from phonecast.phone.registration import Registrations
@@ -349,7 +355,10 @@ class PhoneHost:
         event = request.event
         package = event.package.lower() if event is not None else None
         if package not in ACCEPTED_EVENTS:
-            self._respond(line, handle, make_response(request, 489, to_tag=new_tag()))
+            bad_event = make_response(
+                request, 489, to_tag=new_tag(), headers=[("Allow-Events", ALLOW_EVENTS)]
+            )
+            self._respond(line, handle, bad_event)
             return
         settings = phone.config.settings
         if settings.notify_reject is not None:
