@@ -605,3 +605,24 @@ async def test_a_via_from_a_wildcard_socket_names_a_reachable_address() -> None:
     )
     assert ep.via("udp", "z9hG4bKw", local=("::", 5070)).startswith("SIP/2.0/UDP [::1]:5070;")
     await ep.close()
+
+
+async def test_a_request_from_a_wildcard_socket_can_name_the_address_it_is_reached_at() -> None:
+    """A line bound to 0.0.0.0 knows its dialog by the address it was
+    reached at (127.0.0.1:port): sending "from" there uses the wildcard
+    socket of that port, not an OSError."""
+    tu = Answerer()
+    server = SipEndpoint(handler=tu, timers=FAST)
+    target = await server.listen_udp("127.0.0.1")
+    client = SipEndpoint(timers=FAST)
+    wild = await client.listen_udp("0.0.0.0")
+    try:
+        local = ("127.0.0.1", wild[1])
+        request = _notify(client, target[1]).with_header_replaced(
+            "Via", client.via("udp", local=local)
+        )
+        response, why = await client.request(request, "udp", target, timeout=2, local=local)
+        assert response is not None and response.status_code == 200, why
+    finally:
+        await client.close()
+        await server.close()

@@ -207,3 +207,26 @@ async def test_a_deferred_push_whose_fetch_cannot_start_does_not_hold_up_the_res
     finally:
         await rig.client.close()
         await rig.host.close()
+
+
+async def test_only_the_ack_of_the_invite_answered_stops_its_2xx_resends(
+    quick_acks: Rig,
+) -> None:
+    """RFC 3261 13.3.1.4: the ACK that stops a 2xx's resends is the one for
+    that INVITE (same CSeq number); an ACK naming another (a late copy for
+    an earlier INVITE of the dialog) leaves them going."""
+    rig = quick_acks
+    responses = await rig.invite()
+    ok = await asyncio.wait_for(responses.get(), 5)
+    while ok.status_code < 200:
+        ok = await asyncio.wait_for(responses.get(), 5)
+    assert rig.client.udp is not None
+    dest = ("127.0.0.1", rig.port)
+    rig.client.udp.sendto(bytes(rig.request("ACK", 7, ok.to.tag or "")), dest)
+    before = len(rig.kinds("retransmit"))
+    await until(lambda: len(rig.kinds("retransmit")) > before, what="a resend after the wrong ACK")
+    rig.client.udp.sendto(bytes(rig.request("ACK", 1, ok.to.tag or "")), dest)
+    await asyncio.sleep(0.3)  # the resends run at T1 = 30 ms doubling to T2
+    settled = len(rig.kinds("retransmit"))
+    await asyncio.sleep(1.0)
+    assert len(rig.kinds("retransmit")) == settled

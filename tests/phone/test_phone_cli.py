@@ -294,8 +294,10 @@ def test_restrict_source_lets_the_proxy_in_however_its_address_is_written(
         ("pw{n:>300000000}", "300000000 is wider than a password may be (128)"),
         ("pw{n:x>129}", "129 is wider than a password may be (128)"),
         ("pw{n:>{user}}", "a field's format may not hold another field"),
-        ("{n[0]}", "'int' object is not subscriptable"),
-        ("{n.x}", "'int' object has no attribute 'x'"),
+        ("{n[0]}", "a field's format does not apply (TypeError)"),
+        ("{n.x}", "a field's format does not apply (AttributeError)"),
+        ("{n:s3cret}", "a field's format does not apply (ValueError)"),
+        ("{s3cret}", "a field that is neither {n} nor {user}"),
     ],
 )
 def test_a_password_pattern_that_makes_no_password_or_a_huge_one_is_refused(
@@ -411,10 +413,11 @@ def test_the_fleet_tally_counts_challenges_and_verified_digests() -> None:
     [
         ("1001:hunter2@99999", "1001:***@99999", "expected USER[/AUTHID]:PASSWORD@PORT"),
         ("1001:hunter2", "1001:***", "expected USER[/AUTHID]:PASSWORD@PORT"),
-        ("1001:hun@ter2@x", "1001:***@x", "expected USER[/AUTHID]:PASSWORD@PORT"),
+        ("1001:hun@ter2@x", "1001:***", "expected USER[/AUTHID]:PASSWORD@PORT"),
+        ("1001:p@ssw0rd", "1001:***", "expected USER[/AUTHID]:PASSWORD@PORT"),
         ("1001@5070", "***@5070", "expected USER[/AUTHID]:PASSWORD@PORT"),
         ("1001=hunter2@5070", "***@5070", "expected USER[/AUTHID]:PASSWORD@PORT"),
-        ("1001:hunter2@5²", "1001:***@5²", "expected USER[/AUTHID]:PASSWORD@PORT"),
+        ("1001:hunter2@5²", "1001:***", "expected USER[/AUTHID]:PASSWORD@PORT"),
         ("1001:env:NO_SUCH_PHONECAST_VAR@5070", "1001:***@5070", "environment variable"),
     ],
 )
@@ -424,7 +427,7 @@ def test_a_bad_line_is_named_without_its_password(
     """The error showed the whole --line, password and all."""
     line = _refused_here(monkeypatch, "phone", "--line", spec)
     assert line.startswith(f"phonecast: bad --line {shown!r}: {why}")
-    assert "hunter2" not in line and "ter2" not in line
+    assert "hunter2" not in line and "ter2" not in line and "ssw0rd" not in line
 
 
 def test_a_fleet_with_an_address_per_phone_takes_an_alert_at_each_address(

@@ -254,3 +254,20 @@ async def test_refusals_are_counted_by_kind_when_nobody_reads_events() -> None:
         assert log.counts["refused"] == 1
     finally:
         await host.close()
+
+
+async def test_a_dual_stack_line_takes_its_ipv4_proxy() -> None:
+    """Bound to ``::``, a line also takes IPv4, whose sources the kernel
+    reports as ``::ffff:127.0.0.1``: the proxy 127.0.0.1 still gets in."""
+    host = PhoneHost()
+    await host.start()
+    try:
+        (port,) = free_ports(1)
+        settings = replace(PhoneSettings(), restrict_source_ip=PROXY, tcp=False)
+        line = LineConfig("1001", Secret("secret"), port)
+        await host.add_phone(PhoneConfig("dual", "::", (line,), settings))
+        with _socket(PROXY) as sock:
+            answer = await _answer(sock, _request(sock, port, method="OPTIONS"), port, wait=5)
+        assert answer is not None and answer.startswith(b"SIP/2.0 200")
+    finally:
+        await host.close()

@@ -157,12 +157,14 @@ async def test_a_line_registers_from_its_own_port_and_refreshes_before_its_expir
 
 async def test_a_failed_registration_is_retried_after_the_retry_interval() -> None:
     """503 to the first REGISTER: a register_failed event, and the line
-    tries again after register_retry (0.3 s here), this time registering."""
+    tries again after register_retry (0.3 s here, give or take its spread),
+    this time registering."""
     rig = await _rig(grant=60, refuse=1)
     try:
         assert rig.codes == [503]
         failed = rig.kinds("register_failed")
-        assert len(failed) == 1 and failed[0]["retry_in"] == 0.3
+        # register_retry, plus up to a fifth (spread so that lines do not retry together)
+        assert len(failed) == 1 and 0.3 <= failed[0]["retry_in"] <= 0.36
         await until(lambda: rig.kinds("registered"), what="the retry's registered event")
         assert [e["expires"] for e in rig.kinds("registered")] == [60]
         times = [t for _, _, t in rig.registrar.seen]

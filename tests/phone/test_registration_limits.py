@@ -94,3 +94,49 @@ async def test_a_423_is_answered_with_the_registrars_min_expires_from_then_on() 
     finally:
         await host.close()
         transport.close()
+
+
+async def test_a_grant_of_0_seconds_is_a_failure_retried_after_the_interval() -> None:
+    """A "200" granting 0 s (a hostile or broken registrar) would otherwise
+    make every line register again each second for ever."""
+    import asyncio
+    from typing import cast
+
+    from phonecast.credentials import Secret
+    from phonecast.phone.config import LineConfig, PhoneConfig, PhoneSettings
+    from phonecast.phone.emulator import PhoneHost
+    from phonecast.sip import parse_message
+    from tests.ports import free_ports
+
+    seen: list[float] = []
+
+    class Zero(asyncio.DatagramProtocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = cast(asyncio.DatagramTransport, transport)
+
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            request = parse_message(data)
+            assert isinstance(request, Request)
+            seen.append(asyncio.get_running_loop().time())
+            answer = make_response(request, 200, to_tag="r", headers=[("Expires", "0")])
+            self.transport.sendto(bytes(answer), addr)
+
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(Zero, local_addr=("127.0.0.1", 0))
+    host = PhoneHost()
+    host_events: list[dict[str, object]] = []
+    host.events.subscribe(host_events.append)
+    await host.start()
+    try:
+        port = transport.get_extra_info("sockname")[1]
+        settings = PhoneSettings(tcp=False, registrar=f"127.0.0.1:{port}", register_retry=30)
+        line = LineConfig("1001", Secret("pw"), free_ports(1)[0])
+        phone = await host.add_phone(PhoneConfig("p", "127.0.0.1", (line,), settings))
+        assert await host.register(phone) == [200]
+        await asyncio.sleep(1.5)  # a refresh at MIN_REFRESH would have come by now
+        assert len(seen) == 1
+        failed = [e for e in host_events if e["event"] == "register_failed"]
+        assert len(failed) == 1 and 30 <= float(str(failed[0]["retry_in"])) <= 36
+    finally:
+        await host.close()
+        transport.close()

@@ -416,6 +416,12 @@ def open_event_log(path: str | None) -> EventLog:
 REGISTERING_AT_ONCE: Final = 64
 
 
+async def _register_and_report(host: PhoneHost, registrar: str) -> None:
+    codes = await _register_all(host)
+    ok = sum(code is not None and 200 <= code < 300 for code in codes)
+    click.echo(f"phonecast: {ok} of {len(codes)} line(s) registered at {registrar}", err=True)
+
+
 async def _register_all(host: PhoneHost) -> list[int | None]:
     """Register every phone of ``host``, at most :data:`REGISTERING_AT_ONCE`
     at a time; each phone's final codes, in the phones' order."""
@@ -446,6 +452,7 @@ async def _serve(
     be noise, so one plain line is printed when the fleet stops.
     """
     tally = FleetTally(events) if summary else None
+    registering: asyncio.Future[None] | None = None
     live = tally is not None and sys.stderr.isatty()
     host = PhoneHost(
         events=events,
@@ -472,15 +479,8 @@ async def _serve(
             else f"{first.host}-{last.host} port {first.lines[0].port}"  # one address each
         )
         click.echo(f"phonecast: {len(configs)} phone(s) listening on {where}", err=True)
-        if configs[0].settings.registrar:
-            codes = await _register_all(host)
-            ok = sum(code is not None and 200 <= code < 300 for code in codes)
-            click.echo(
-                f"phonecast: {ok} of {len(codes)} line(s) registered at "
-                f"{configs[0].settings.registrar}",
-                err=True,
-            )
-        settle()  # the phones are up: keep the collector off them
+        # The signals and --duration hold from here on, while the lines
+        # register too (a dead registrar costs each REGISTER 32 s).
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -488,11 +488,17 @@ async def _serve(
                 loop.add_signal_handler(sig, stop.set)
         if duration is not None:
             loop.call_later(duration, stop.set)
+        registrar = configs[0].settings.registrar
+        if registrar:
+            registering = asyncio.ensure_future(_register_and_report(host, registrar))
+        settle()  # the phones are up: keep the collector off them
         if tally is not None and live:
             await _live_summary(tally, stop)
         else:
             await stop.wait()
     finally:
+        if registering is not None and not registering.done():
+            registering.cancel()
         await host.close()
     if tally is not None and not live:
         click.echo(tally.line(), err=True)

@@ -47,13 +47,13 @@ def _without_password(spec: str) -> str:
     up to the last @ after it, is the password (or where it comes from) and
     is shown as ``***``."""
     ident, colon, rest = spec.partition(":")
-    if not colon:
-        # No colon: where the user ends is unknown, so everything up to the
-        # last @ may be the password (``1001=s3cret@5060``).
-        _, at, port_text = spec.rpartition("@")
-        return f"***@{port_text}" if at else "***"
-    _, at, port_text = rest.rpartition("@")
-    return f"{ident}:***@{port_text}" if at else f"{ident}:***"
+    # What follows the last @ is shown only if it is a port: with the port
+    # forgotten (``1001:p@ssw0rd``) it is the end of the password.
+    _, at, port_text = (rest if colon else spec).rpartition("@")
+    tail = f"@{port_text}" if at and _is_ascii_number(port_text) else ""
+    # No colon: where the user ends is unknown, so all of it may be the
+    # password (``1001=s3cret@5060``).
+    return f"{ident}:***{tail}" if colon else f"***{tail}"
 
 
 def _is_ascii_number(text: str) -> bool:
@@ -208,10 +208,12 @@ def fleet_passwords(pattern: str, users: Sequence[str]) -> list[str]:
                         f"{shown}: {number} is wider than a password may be ({MAX_FLEET_PASSWORD})"
                     )
         passwords = [pattern.format(n=n, user=user) for n, user in enumerate(users, 1)]
-    except KeyError as exc:
-        fail(f"{shown}: unknown field {{{exc.args[0]}}} (the fields are {{n}} and {{user}})")
+    except KeyError:
+        fail(f"{shown}: a field that is neither {{n}} nor {{user}}")
     except (IndexError, ValueError, AttributeError, TypeError) as exc:
-        fail(f"{shown}: {exc}")
+        # The message of a format error can quote the pattern (a format
+        # spec, a field name): only its kind is shown.
+        fail(f"{shown}: a field's format does not apply ({type(exc).__name__})")
     for n, password in enumerate(passwords, 1):
         if not password:
             fail(f"{shown}: phone {n}'s password is empty (a line needs one)")

@@ -83,6 +83,15 @@ RequestHandler = Callable[[Request, "ServerHandle | None", Flow], None]
 #: as no more responses can come up (a non-INVITE's final response).
 ResponseCallback = Callable[[Response | None, str], None]
 
+
+def _unmapped(host: str) -> str:
+    """An IPv4 peer of a dual-stack (``::``) socket as itself: the kernel
+    reports ``::ffff:127.0.0.1`` for 127.0.0.1."""
+    if host.startswith("::ffff:") and "." in host:
+        return host[7:]
+    return host
+
+
 #: Live server transactions an endpoint keeps before it answers new requests
 #: 503.  A UDP server transaction lives 32 s after answering (Timer J, RFC
 #: 3261 17.2.2) in ~2.2 KB, so a peer firing new requests at 10,000/s would
@@ -532,7 +541,13 @@ class SipEndpoint:
         if local is None:
             return None
         if local not in self._udp:
-            raise OSError(f"no UDP socket of this endpoint is bound to {local}")
+            # The address a connection was made to, for a line bound to the
+            # wildcard address: that socket is the line's.
+            port = local[1]
+            wildcard = ("0.0.0.0", port) if ("0.0.0.0", port) in self._udp else ("::", port)
+            if wildcard not in self._udp:
+                raise OSError(f"no UDP socket of this endpoint is bound to {local}")
+            local = wildcard
         return Flow("udp", remote, local)
 
     # ---------------------------------------------------------------- server
@@ -601,7 +616,7 @@ class SipEndpoint:
                 # the peer dialled, the restriction the one bound.
                 port = flow.local[1]
                 allowed = self._sources.get(("0.0.0.0", port)) or self._sources.get(("::", port))
-            if allowed is not None and flow.remote[0] != allowed:
+            if allowed is not None and _unmapped(flow.remote[0]) != allowed:
                 self._dropped_sources += 1
                 self._refused(flow, 0, "restricted-source")
                 return

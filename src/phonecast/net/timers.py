@@ -162,7 +162,12 @@ class TimerWheel:
                         self._cancelled -= 1
                     else:
                         timer.cancelled = True  # fired: cancel() is a no-op now
-                        timer.callback(now)
+                        try:
+                            timer.callback(now)
+                        except Exception as exc:  # the bucket's other timers still fire
+                            self._loop.call_exception_handler(
+                                {"message": "timer callback failed", "exception": exc}
+                            )
         finally:
             self._firing = False
         if self._cancelled > 1024 and self._cancelled * 2 > self._held:

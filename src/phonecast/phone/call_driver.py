@@ -113,6 +113,9 @@ class CallDriver:
         self._invites: dict[ServerKey, _Invite] = {}
         #: 2xx to INVITEs still being retransmitted, by dialog id, until ACK.
         self._unacked: dict[DialogId, Timer] = {}
+        #: The CSeq of the INVITE each of those 2xx answers: only its ACK
+        #: stops them (a late ACK of an earlier INVITE does not).
+        self._unacked_cseq: dict[DialogId, int] = {}
         #: Requests of the phones being handed to the endpoint.
         self._sending: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -131,6 +134,7 @@ class CallDriver:
         for timer in self._unacked.values():
             timer.cancel()
         self._unacked.clear()
+        self._unacked_cseq.clear()
 
     # ---------------------------------------------------------------- INVITE
     def on_invite(self, line: LineState, request: Request, handle: ServerHandle) -> None:
@@ -267,11 +271,14 @@ class CallDriver:
         calls.on_ack(request)
         try:
             key = (request.call_id, request.to.tag or "", request.from_.tag or "")
+            seq = request.cseq.seq
         except SipError:
             return
-        self._stop_resending(key)
+        if self._unacked_cseq.get(key) == seq:  # RFC 3261 13.3.1.4: this 2xx's ACK
+            self._stop_resending(key)
 
     def _stop_resending(self, key: DialogId) -> None:
+        self._unacked_cseq.pop(key, None)
         resending = self._unacked.pop(key, None)
         if resending is not None:
             resending.cancel()
@@ -292,6 +299,7 @@ class CallDriver:
                 return
             if now >= give_up_at:
                 del self._unacked[key]
+                self._unacked_cseq.pop(key, None)
                 calls = line.phone.calls
                 if calls.dialogs.get(key) is None:
                     return  # ended meanwhile (and said so then)
@@ -308,6 +316,7 @@ class CallDriver:
             self._unacked[key] = endpoint.call_at(min(now + interval, give_up_at), resend)
 
         self._stop_resending(key)  # a re-INVITE's 2xx replaces the last one's resends
+        self._unacked_cseq[key] = ok.cseq.seq
         self._unacked[key] = endpoint.call_at(endpoint.now() + interval, resend)
 
     # ----------------------------------------------------------------- REFER

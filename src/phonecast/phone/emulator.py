@@ -174,7 +174,7 @@ class PhoneHost:
             on_call_placed=self._dial,
         )
         self._registrations = Registrations(
-            self.endpoint, self.events, self._spawn, self._registration_call_id
+            self.endpoint, self.events, self._spawn, self._registration_call_id, self.rng
         )
 
     def digest_for(self, phone: PhoneConfig) -> DigestServer:

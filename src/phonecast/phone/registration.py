@@ -10,12 +10,14 @@ The registrar grants an expiry: the ``expires`` parameter of our binding in
 the 200's Contact list, else its Expires header, else what was asked
 (10.2.4, 10.3 step 8), never more than was asked (a registrar may only
 shorten it).  A 423 Interval Too Brief is answered at once with the
-registrar's Min-Expires (10.2.8).  The line registers again once 80 % of that has
-passed, so that a registrar never sees it lapse, and after a failure (no
-answer, or a final response other than 2xx) tries again after the
-setting's ``register_retry`` seconds, as an SPA does after its Register
-Retry Interval.  The refreshes are deadlines on the endpoint's timer wheel;
-a task exists only while a REGISTER is under way.
+registrar's Min-Expires (10.2.8).  The line registers again once 70-90 %
+of that has passed (spread, so that lines registered together do not
+refresh together), so that a registrar never sees it lapse, and after a
+failure (no answer, a final response other than 2xx, or a grant of 0 s)
+tries again after the setting's ``register_retry`` seconds (plus up to a
+fifth), as an SPA does after its Register Retry Interval.  The refreshes
+are deadlines on the endpoint's timer wheel; a task exists only while a
+REGISTER is under way.
 
 Registration goes over UDP, which every line takes whatever its stream
 transport (a TLS line is reached over UDP through its registrar too).
@@ -23,11 +25,13 @@ transport (a TLS line is reached over UDP through its registrar too).
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from phonecast.net.endpoint import SipEndpoint
+from phonecast.net.localaddr import local_ip_for
 from phonecast.net.timers import Timer
 from phonecast.net.transport import Address
 from phonecast.phone.events import EventLog
@@ -37,8 +41,10 @@ from phonecast.sip.digest import authorize
 if TYPE_CHECKING:
     from phonecast.phone.emulator import LineState
 
-#: Share of the granted expiry after which a line registers again.
+#: Share of the granted expiry after which a line registers again, give or
+#: take JITTER.
 REFRESH_AT: Final = 0.8
+JITTER: Final = 0.1
 #: The shortest wait before a refresh, seconds (a registrar granting 1 s
 #: must not make the line spin).
 MIN_REFRESH: Final = 1.0
@@ -71,7 +77,9 @@ class Registrations:
         events: EventLog,
         spawn: Callable[[Coroutine[Any, Any, Any]], None],
         new_call_id: Callable[[str, Address], str],
+        rng: random.Random | None = None,
     ) -> None:
+        self._rng = rng or random.Random()
         self._endpoint = endpoint
         self._events = events
         self._spawn = spawn
@@ -113,9 +121,15 @@ class Registrations:
                 binding.min_expires = asked = shortest
                 response = await self._exchange(binding, asked)
         code = None if response is None else response.status_code
+        granted = None
         if response is not None and response.is_success:
-            binding.granted = granted_expiry(response, self._contact(binding), asked)
-            delay = max(MIN_REFRESH, binding.granted * REFRESH_AT)
+            granted = granted_expiry(response, self._contact(binding), asked)
+        if granted:
+            binding.granted = granted
+            # At 70-90 % of the grant, not all at 80 %: lines registered
+            # together do not refresh in one burst ever after.
+            share = REFRESH_AT + self._rng.uniform(-JITTER, JITTER)
+            delay = max(MIN_REFRESH, granted * share)
             self._events.emit(
                 "registered",
                 phone=line.phone.config.name,
@@ -124,8 +138,11 @@ class Registrations:
                 expires=binding.granted,
             )
         else:
+            # No answer, a refusal, or a "200" granting 0 s (a registration
+            # that lapses at once is none): try again after the retry
+            # interval, jittered likewise, not every MIN_REFRESH.
             binding.granted = None
-            delay = settings.register_retry
+            delay = settings.register_retry * (1 + self._rng.uniform(0, 2 * JITTER))
             self._events.emit(
                 "register_failed",
                 phone=line.phone.config.name,
@@ -181,6 +198,10 @@ class Registrations:
 
     def _contact(self, binding: Binding) -> SipUri:
         host, port = binding.local
+        if host in ("0.0.0.0", "::"):
+            # Bound to every address: name the one the registrar is reached
+            # from, the one it can reach the line at.
+            host = local_ip_for(binding.remote[0], binding.remote[1])
         return SipUri(f"[{host}]" if ":" in host else host, binding.line.config.user, port=port)
 
     def _request(
