@@ -113,3 +113,38 @@ def test_sipsak_against_emulator(tmp_path: Path) -> None:
     assert any(
         json.loads(line).get("ok") for line in events.read_text().splitlines() if '"auth"' in line
     )
+
+
+def test_sipp_updates_a_call_with_the_emulator_and_is_refused_outside_one(
+    tmp_path: Path,
+) -> None:
+    """RFC 3311 against a real peer: SIPp calls the emulator, which rings and
+    answers with SDP; SIPp's UPDATE with a new offer in the confirmed dialog
+    gets 200 with an SDP answer, the BYE 200; an UPDATE naming a dialog the
+    phone never made gets 481."""
+    require_binary("sipp")
+    port = free_udp_port()
+    events = tmp_path / "events.jsonl"
+    with emulated_phone(f"1001:secret@{port}", events=events, extra=["--ring-seconds", "0.2"]):
+        # One call at a time: a phone in a call answers another INVITE 486.
+        call = sipp_uac(
+            scenario("uac_update_in_dialog.xml", tmp_path),
+            port,
+            "1001",
+            calls=3,
+            tmp=tmp_path,
+            rate=2,
+        )
+        assert call.returncode == 0, call.stdout[-2000:]
+        outside = sipp_uac(
+            scenario("uac_update_outside_dialog.xml", tmp_path),
+            port,
+            "1001",
+            calls=2,
+            tmp=tmp_path,
+        )
+        assert outside.returncode == 0, outside.stdout[-2000:]
+    seen = [json.loads(line) for line in events.read_text().splitlines()]
+    answered = [(e["method"], e["code"]) for e in seen if e["event"] == "response"]
+    assert answered.count(("UPDATE", 200)) == 3 and answered.count(("UPDATE", 481)) == 2
+    assert answered.count(("BYE", 200)) == 3
