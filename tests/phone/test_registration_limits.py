@@ -3,10 +3,19 @@ it, and ask for a longer one with 423 (RFC 3261 10.2.8, 10.3)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any, cast
+
 import pytest
 
+from phonecast.credentials import Secret
+from phonecast.phone.config import LineConfig, PhoneConfig, PhoneSettings
+from phonecast.phone.emulator import PhoneHost, PhoneState
 from phonecast.phone.registration import MAX_MIN_EXPIRES, _min_expires, granted_expiry
-from phonecast.sip import Request, Response, SipUri, make_response
+from phonecast.sip import Request, Response, SipUri, make_response, parse_message
+from tests.ports import free_ports
 
 MINE = SipUri("127.0.0.1", "1001", port=5070)
 
@@ -51,92 +60,80 @@ def test_a_423s_min_expires_is_taken_only_as_a_sane_number(value: str, seconds: 
     assert _min_expires(_answer(423, headers)) == seconds
 
 
-async def test_a_423_is_answered_with_the_registrars_min_expires_from_then_on() -> None:
-    """The registrar wants at least 7200 s: the line asks again at once with
-    that, is registered, and asks for 7200 in its refreshes too."""
-    import asyncio
-    from typing import cast
+class _Registrar(asyncio.DatagramProtocol):
+    """A registrar on loopback answering each REGISTER with ``answer``; it
+    keeps what it was sent, with the loop time of arrival."""
 
-    from phonecast.credentials import Secret
-    from phonecast.phone.config import LineConfig, PhoneConfig, PhoneSettings
-    from phonecast.phone.emulator import PhoneHost
-    from phonecast.sip import parse_message
-    from tests.ports import free_ports
+    def __init__(self, answer: Callable[[Request], Response]) -> None:
+        self.answer = answer
+        self.seen: list[tuple[Request, float]] = []
 
-    asked: list[str | None] = []
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
-    class Strict(asyncio.DatagramProtocol):
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            self.transport = cast(asyncio.DatagramTransport, transport)
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        request = parse_message(data)
+        assert isinstance(request, Request)
+        self.seen.append((request, asyncio.get_running_loop().time()))
+        self.transport.sendto(bytes(self.answer(request)), addr)
 
-        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-            request = parse_message(data)
-            assert isinstance(request, Request)
-            asked.append(request.get("Expires"))
-            if int(request.get("Expires") or 0) < 7200:
-                answer = make_response(request, 423, to_tag="r", headers=[("Min-Expires", "7200")])
-            else:
-                answer = make_response(request, 200, to_tag="r")
-            self.transport.sendto(bytes(answer), addr)
 
+@contextlib.asynccontextmanager
+async def _registering(
+    answer: Callable[[Request], Response], **settings: Any
+) -> AsyncIterator[tuple[PhoneHost, PhoneState, _Registrar, list[dict[str, Any]]]]:
+    """A one-line phone whose registrar answers with ``answer``, with the
+    host's events; ``settings`` are PhoneSettings fields."""
     loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(Strict, local_addr=("127.0.0.1", 0))
+    registrar = _Registrar(answer)
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: registrar, local_addr=("127.0.0.1", 0)
+    )
     host = PhoneHost()
+    events: list[dict[str, Any]] = []
+    host.events.subscribe(events.append)
     await host.start()
     try:
         port = transport.get_extra_info("sockname")[1]
-        settings = PhoneSettings(tcp=False, registrar=f"127.0.0.1:{port}", register_expires=600)
+        config = PhoneSettings(tcp=False, registrar=f"127.0.0.1:{port}", **settings)
         line = LineConfig("1001", Secret("pw"), free_ports(1)[0])
-        phone = await host.add_phone(PhoneConfig("p", "127.0.0.1", (line,), settings))
-        assert await host.register(phone) == [200]
-        assert await host.register(phone) == [200]  # as a refresh would
-        assert asked == ["600", "7200", "7200"]
+        phone = await host.add_phone(PhoneConfig("p", "127.0.0.1", (line,), config))
+        yield host, phone, registrar, events
     finally:
         await host.close()
         transport.close()
+
+
+def _at_least_7200(request: Request) -> Response:
+    if int(request.get("Expires") or 0) < 7200:
+        return make_response(request, 423, to_tag="r", headers=[("Min-Expires", "7200")])
+    return make_response(request, 200, to_tag="r")
+
+
+async def test_a_423_is_answered_with_the_registrars_min_expires_from_then_on() -> None:
+    """The registrar wants at least 7200 s: the line asks again at once with
+    that, is registered, and asks for 7200 in its refreshes too."""
+    async with _registering(_at_least_7200, register_expires=600) as (host, phone, registrar, _):
+        assert await host.register(phone) == [200]
+        assert await host.register(phone) == [200]  # as a refresh would
+        assert [r.get("Expires") for r, _ in registrar.seen] == ["600", "7200", "7200"]
+
+
+def _granting_nothing(request: Request) -> Response:
+    return make_response(request, 200, to_tag="r", headers=[("Expires", "0")])
 
 
 async def test_a_grant_of_0_seconds_is_a_failure_retried_after_the_interval() -> None:
     """A "200" granting 0 s (a hostile or broken registrar) would otherwise
     make every line register again each second for ever."""
-    import asyncio
-    from typing import cast
-
-    from phonecast.credentials import Secret
-    from phonecast.phone.config import LineConfig, PhoneConfig, PhoneSettings
-    from phonecast.phone.emulator import PhoneHost
-    from phonecast.sip import parse_message
-    from tests.ports import free_ports
-
-    seen: list[float] = []
-
-    class Zero(asyncio.DatagramProtocol):
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            self.transport = cast(asyncio.DatagramTransport, transport)
-
-        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-            request = parse_message(data)
-            assert isinstance(request, Request)
-            seen.append(asyncio.get_running_loop().time())
-            answer = make_response(request, 200, to_tag="r", headers=[("Expires", "0")])
-            self.transport.sendto(bytes(answer), addr)
-
-    loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(Zero, local_addr=("127.0.0.1", 0))
-    host = PhoneHost()
-    host_events: list[dict[str, object]] = []
-    host.events.subscribe(host_events.append)
-    await host.start()
-    try:
-        port = transport.get_extra_info("sockname")[1]
-        settings = PhoneSettings(tcp=False, registrar=f"127.0.0.1:{port}", register_retry=30)
-        line = LineConfig("1001", Secret("pw"), free_ports(1)[0])
-        phone = await host.add_phone(PhoneConfig("p", "127.0.0.1", (line,), settings))
+    async with _registering(_granting_nothing, register_retry=30) as (
+        host,
+        phone,
+        registrar,
+        events,
+    ):
         assert await host.register(phone) == [200]
         await asyncio.sleep(1.5)  # a refresh at MIN_REFRESH would have come by now
-        assert len(seen) == 1
-        failed = [e for e in host_events if e["event"] == "register_failed"]
-        assert len(failed) == 1 and 30 <= float(str(failed[0]["retry_in"])) <= 36
-    finally:
-        await host.close()
-        transport.close()
+        assert len(registrar.seen) == 1
+        failed = [e for e in events if e["event"] == "register_failed"]
+        assert len(failed) == 1 and 30 <= float(failed[0]["retry_in"]) <= 36
