@@ -20,7 +20,8 @@ from phonecast.phone.fetcher import Done
 from phonecast.phone.httpget import FetchResult
 from phonecast.push.payload import execute_payload
 from phonecast.push.pusher import Destination, Pusher
-from phonecast.sip import Request, Response, SipUri, Timers, new_branch
+from phonecast.sip import Request, Response, SipUri, Timers
+from tests.phone.test_update_network import _request
 from tests.ports import free_ports
 from tests.waiting import until
 
@@ -36,21 +37,8 @@ class Rig:
         return [e for e in self.events if e["event"] == kind]
 
     def request(self, method: str, seq: int, to_tag: str = "") -> Request:
-        to = f"<sip:1001@127.0.0.1:{self.port}>" + (f";tag={to_tag}" if to_tag else "")
-        sent_by = self.client.sent_by("udp")
-        return Request(
-            method,
-            SipUri("127.0.0.1", "1001", port=self.port),
-            [
-                ("Via", self.client.via("udp", new_branch())),
-                ("Max-Forwards", "70"),
-                ("From", f"<sip:caller@{sent_by}>;tag=caller"),
-                ("To", to),
-                ("Call-ID", f"endings-{self.port}@127.0.0.1"),
-                ("CSeq", f"{seq} {method}"),
-                ("Contact", f"<sip:caller@{sent_by}>"),
-            ],
-        ).with_body(b"")
+        call_id = f"endings-{self.port}@127.0.0.1"
+        return _request(self.client, method, self.port, seq, to_tag, call_id=call_id)
 
     async def invite(self) -> asyncio.Queue[Response]:
         """Send an INVITE; every response it gets (provisional too) is queued."""

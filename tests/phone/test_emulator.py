@@ -22,8 +22,9 @@ from phonecast.phone.events import EventLog
 from phonecast.phone.fetcher import Fetcher
 from phonecast.push.payload import Payload, execute_payload, url_payload
 from phonecast.push.pusher import Destination, Outcome, Pusher
-from phonecast.sip import Request, Response, SipUri, new_branch, parse_message
+from phonecast.sip import Request, Response, SipUri, parse_message
 from phonecast.sip.digest import DigestClient, authorize
+from tests.phone.test_update_network import _request
 from tests.ports import free_ports
 from tests.waiting import until
 
@@ -284,24 +285,6 @@ async def test_execute_priorities_and_dial_makes_busy(rig: Rig) -> None:
     assert len(rig.kinds("fetch_finished")) == 1
 
 
-def _call_request(ep: SipEndpoint, method: str, port: int, seq: int, to_tag: str = "") -> Request:
-    """INVITE, ACK or BYE of one call from ``ep`` to line 1001 at ``port``."""
-    to = f"<sip:1001@127.0.0.1:{port}>" + (f";tag={to_tag}" if to_tag else "")
-    return Request(
-        method,
-        SipUri("127.0.0.1", "1001", port=port),
-        [
-            ("Via", ep.via("udp", new_branch())),
-            ("Max-Forwards", "70"),
-            ("From", f"<sip:caller@{ep.sent_by('udp')}>;tag=caller"),
-            ("To", to),
-            ("Call-ID", f"deferred-{port}@127.0.0.1"),
-            ("CSeq", f"{seq} {method}"),
-            ("Contact", f"<sip:caller@{ep.sent_by('udp')}>"),
-        ],
-    ).with_body(b"")
-
-
 async def test_deferred_pushes_run_one_at_a_time_when_a_call_ends_by_bye(rig: Rig) -> None:
     """A priority-1 push to a phone in a call waits; the BYE that ends the
     call makes the phone idle, and the deferred pages are then fetched one
@@ -311,6 +294,7 @@ async def test_deferred_pushes_run_one_at_a_time_when_a_call_ends_by_bye(rig: Ri
     phone = rig.host.phones["desk"]
     port = rig.ports[0]
     dest = ("127.0.0.1", port)
+    call_id = f"deferred-{port}@127.0.0.1"
     ep = SipEndpoint()
     await ep.listen_udp("127.0.0.1", 0)
     assert ep.udp is not None
@@ -321,16 +305,16 @@ async def test_deferred_pushes_run_one_at_a_time_when_a_call_ends_by_bye(rig: Ri
 
     rig.host.events.subscribe(fail_first_screen)
     try:
-        ok, _ = await ep.request(_call_request(ep, "INVITE", port, 1), "udp", dest)
+        ok, _ = await ep.request(_request(ep, "INVITE", port, 1, call_id=call_id), "udp", dest)
         assert ok is not None and ok.status_code == 200 and phone.calls.busy
         tag = ok.to.tag or ""
-        ep.udp.sendto(bytes(_call_request(ep, "ACK", port, 1, tag)), dest)
+        ep.udp.sendto(bytes(_request(ep, "ACK", port, 1, tag, call_id=call_id)), dest)
         for url in (first, second):
             assert (await rig.push(0, "secret", execute_payload([url], priority=1))).delivered
         await _settle()
         assert [e["url"] for e in rig.kinds("deferred")] == [first, second]
         assert rig.kinds("fetch_started") == []
-        bye, _ = await ep.request(_call_request(ep, "BYE", port, 2, tag), "udp", dest)
+        bye, _ = await ep.request(_request(ep, "BYE", port, 2, tag, call_id=call_id), "udp", dest)
         assert bye is not None and bye.status_code == 200 and not phone.calls.busy
         await until(
             lambda: len(rig.kinds("fetch_finished")) == 2, what="both deferred pages fetched"

@@ -16,7 +16,7 @@ from tests.phone.test_update_network import (
     CALL_ID,
     CLIENT_POLICY,
     OFFER,
-    _Call,
+    _answered_call,
     _events_of,
     _invite,
     _Peer,
@@ -38,17 +38,6 @@ def _refer(ep: SipEndpoint, port: int, seq: int, tag: str | None, *targets: str)
     for target in targets:
         refer = refer.with_header("Refer-To", target)
     return refer
-
-
-async def _answered_call(ep: SipEndpoint, port: int) -> tuple[_Call, str]:
-    """A call the phone answered and the client acknowledged; the phone's tag."""
-    call = await _invite(ep, port, OFFER)
-    assert (await call.next()).status_code == 180
-    ok = await call.next()
-    tag = ok.to.tag
-    assert ok.status_code == 200 and tag
-    call.ack(tag)
-    return call, tag
 
 
 def _check_notify(

@@ -137,6 +137,17 @@ async def _invite(ep: SipEndpoint, port: int, body: bytes = b"") -> _Call:
     return await _Call(ep, _request(ep, "INVITE", port, 1, body=body), port).start()
 
 
+async def _answered_call(ep: SipEndpoint, port: int) -> tuple[_Call, str]:
+    """A call the phone answered and the client acknowledged; the phone's tag."""
+    call = await _invite(ep, port, OFFER)
+    assert (await call.next()).status_code == 180
+    ok = await call.next()
+    tag = ok.to.tag
+    assert ok.status_code == 200 and tag
+    call.ack(tag)
+    return call, tag
+
+
 class _Peer:
     """The client's side of the requests the phone sends it (BYE, NOTIFY):
     each is queued with its handle, answered at once with ``code`` unless
@@ -279,12 +290,7 @@ async def test_cancel_matching_no_transaction_is_481() -> None:
 
 async def test_cancel_after_the_final_response_is_200_and_changes_nothing() -> None:
     async with _phone(ring_seconds=0) as (host, ep, port):
-        call = await _invite(ep, port, OFFER)
-        assert (await call.next()).status_code == 180
-        ok = await call.next()
-        tag = ok.to.tag
-        assert ok.status_code == 200 and tag
-        call.ack(tag)
+        call, tag = await _answered_call(ep, port)
         cancelled = await call.send(make_cancel(call.invite))
         assert cancelled.status_code == 200 and cancelled.to.tag == tag
         phone = host.phones["p"]
