@@ -181,6 +181,25 @@ async def test_tcp_frames_messages_and_answers_on_same_connection() -> None:
         await server.close()
 
 
+async def test_a_connection_accepted_on_a_wildcard_listener_names_the_bound_address() -> None:
+    """As a datagram names the socket it came to, an accepted connection's
+    flow names its listener's bound address (0.0.0.0:port), not the one the
+    peer dialled: what tables of lines and restrictions are keyed by."""
+    server_in = Inbox()
+    server = StreamTransport("tcp", server_in)
+    client = StreamTransport("tcp", Inbox())
+    bound = await server.listen("0.0.0.0", 0)
+    try:
+        conn = await client.connect(("127.0.0.1", bound[1]))
+        conn.send(MSG)
+        _, flow = await server_in.get()
+        assert bound[0] == "0.0.0.0" and flow.local == bound
+        assert conn.flow is not None and conn.flow.remote == ("127.0.0.1", bound[1])
+    finally:
+        await client.close()
+        await server.close()
+
+
 async def test_tcp_framing_error_closes_connection() -> None:
     server = StreamTransport("tcp", Inbox())
     addr = await server.listen("127.0.0.1", 0)

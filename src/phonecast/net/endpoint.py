@@ -611,11 +611,6 @@ class SipEndpoint:
             self.tracer("recv", data, flow)
         if self._sources:
             allowed = self._sources.get(flow.local)
-            if allowed is None and flow.connection is not None:
-                # Accepted on a wildcard listener: the flow names the address
-                # the peer dialled, the restriction the one bound.
-                port = flow.local[1]
-                allowed = self._sources.get(("0.0.0.0", port)) or self._sources.get(("::", port))
             if allowed is not None and _unmapped(flow.remote[0]) != allowed:
                 self._dropped_sources += 1
                 self._refused(flow, 0, "restricted-source")

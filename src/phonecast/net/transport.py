@@ -224,8 +224,12 @@ class StreamConnection(asyncio.Protocol):
         on_close: Callable[[StreamConnection], None],
         *,
         max_message: int = 65535,
+        bound: Address | None = None,
     ) -> None:
+        """``bound``: for an accepted connection, the address its listener is
+        bound to, which its flow names as local (see :meth:`connection_made`)."""
         self.transport_name = transport_name
+        self._bound = bound
         self._receiver = receiver
         self._on_open = on_open
         self._on_close = on_close
@@ -239,8 +243,12 @@ class StreamConnection(asyncio.Protocol):
         # run on uvloop) are not subclasses of asyncio.Transport.
         self._transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
-        local = transport.get_extra_info("sockname")
-        self.flow = Flow(self.transport_name, _addr(peer), _addr(local), self)
+        # An accepted connection's local address is its listener's bound one,
+        # as a datagram's is its socket's: on a wildcard listener (0.0.0.0,
+        # ::) the socket's own name would be the address the peer dialled,
+        # which no table keyed by bound addresses knows.
+        local = self._bound or _addr(transport.get_extra_info("sockname"))
+        self.flow = Flow(self.transport_name, _addr(peer), local, self)
         self._on_open(self)
 
     def data_received(self, data: bytes) -> None:
@@ -313,12 +321,24 @@ class StreamTransport:
         ssl_ctx = self._server_ssl if self.name == "tls" else None
         if self.name == "tls" and ssl_ctx is None:
             raise ValueError("a TLS listener needs a server SSL context")
-        server = await loop.create_server(self._factory, host, port, ssl=ssl_ctx)
+        bound: list[Address] = []  # known once listening; nothing is accepted before
+
+        def accepted() -> StreamConnection:
+            return StreamConnection(
+                self.name,
+                self._receiver,
+                self._remember,
+                self._forget,
+                bound=bound[0] if bound else None,
+            )
+
+        server = await loop.create_server(accepted, host, port, ssl=ssl_ctx)
         self._servers.append(server)
         # Read as Any: uvloop's Server.sockets is a list where typeshed says
         # tuple, and compiled code checks the declared type.
         listening: Any = cast(Any, server).sockets
         local = _addr(listening[0].getsockname())
+        bound.append(local)
         if self.local is None:
             self.local = local
         return local

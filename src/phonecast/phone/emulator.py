@@ -254,12 +254,6 @@ class PhoneHost:
         self.events.close()
 
     # ---------------------------------------------------------------- requests
-    def _wildcard_line(self, local: Address) -> LineState | None:
-        """The line bound to the wildcard address on ``local``'s port: a
-        connection accepted on ``0.0.0.0`` or ``::`` names the address it
-        was made to, not the one bound (a datagram names the bound one)."""
-        return self.lines.get(("0.0.0.0", local[1])) or self.lines.get(("::", local[1]))
-
     def _on_refused(self, flow: Flow, status_code: int, why: str) -> None:
         """A message the endpoint refused or dropped before the phone saw it
         (Restrict_Source_IP, malformed, unsupported, overloaded): an event,
@@ -269,7 +263,7 @@ class PhoneHost:
         if not self.events.detailed:
             self.events.count(kind)
             return
-        line = self.lines.get(flow.local) or self._wildcard_line(flow.local)
+        line = self.lines.get(flow.local)
         phone = line.phone.config.name if line is not None else ""
         source = f"{flow.remote[0]}:{flow.remote[1]}"
         if why == "restricted-source":
@@ -280,7 +274,7 @@ class PhoneHost:
             self.events.emit("dropped", phone=phone, reason=why, source=source)
 
     def _on_request(self, request: Request, handle: ServerHandle | None, flow: Flow) -> None:
-        line = self.lines.get(flow.local) or self._wildcard_line(flow.local)
+        line = self.lines.get(flow.local)
         if line is None:
             return
         phone = line.phone
