@@ -16,6 +16,7 @@ from phonecast.net.transport import Flow
 from phonecast.sip import Request, Response, SipUri, parse_message
 from phonecast.sip.response import make_response
 from phonecast.sip.transaction import Timers
+from tests.waiting import until
 
 #: Transports are where asyncio's loop and uvloop differ: run on both.
 pytestmark = pytest.mark.both_loops
@@ -536,8 +537,10 @@ async def test_a_completed_transaction_keeps_only_what_absorbing_needs() -> None
     """A UDP server transaction waits out Timer J (32 s) after answering: a
     peer sending unique requests must not make the endpoint hold every
     parsed request, response and handle that long.  What a completed one
-    keeps is bounded per transaction (it held ~6 KB per NOTIFY before the
-    request was let go)."""
+    keeps is bounded per transaction: its key, its response's bytes and
+    where they go, ~850 bytes (it held ~6 KB per NOTIFY before the request
+    was let go, ~1.75 KB before the machine and the request datagram were
+    retired for a CompletedServer)."""
 
     def answer(request: Request, handle: ServerHandle | None, flow: Flow) -> None:
         if handle is not None:  # keeps nothing: what remains is the endpoint's
@@ -563,8 +566,8 @@ async def test_a_completed_transaction_keeps_only_what_absorbing_needs() -> None
         after = tracemalloc.take_snapshot()
         tracemalloc.stop()
         held = sum(d.size_diff for d in after.compare_to(before, "filename")) / count
-        assert held < 3000, f"{held:.0f} bytes held per completed transaction"
-        assert all(e.handle is None for e in server._entries.values())
+        assert held < 1200, f"{held:.0f} bytes held per completed transaction"
+        assert not server._entries and not server._by_wire  # retired: no machine, no datagram
     finally:
         tracemalloc.stop()
         raw.close()
@@ -626,3 +629,41 @@ async def test_a_request_from_a_wildcard_socket_can_name_the_address_it_is_reach
     finally:
         await client.close()
         await server.close()
+
+
+async def test_an_answered_udp_request_is_retired_until_timer_j() -> None:
+    """After its final response a UDP NOTIFY's transaction is kept as the
+    core's CompletedServer: no machine, no timer of its own.  Until Timer J
+    it answers a byte-identical copy without a parse and a copy in other
+    bytes by its key, and the TU hears of the request once; then it goes,
+    and the same datagram is a new request."""
+    tu = Answerer()
+    server = SipEndpoint(handler=tu, timers=FAST)
+    _, sport = await server.listen_udp("127.0.0.1")
+    raw = _raw_socket()
+    via = f"SIP/2.0/UDP 127.0.0.1:{raw.getsockname()[1]}"
+    try:
+        sent = []
+        for n in range(5):
+            request = _notify(server, sport).with_header_replaced(
+                "Via", f"{via};branch=z9hG4bKr{n}"
+            )
+            sent.append(bytes(request))
+            raw.sendto(sent[-1], ("127.0.0.1", sport))
+            assert (await _recv(raw)).status_code == 200
+        assert server.stats.transactions == 5 and not server._entries
+        raw.sendto(sent[0], ("127.0.0.1", sport))
+        first = await _recv(raw)
+        assert first.status_code == 200 and server.stats.absorbed == 1
+        raw.sendto(sent[1].replace(b"Max-Forwards:", b"max-forwards:"), ("127.0.0.1", sport))
+        assert (await _recv(raw)).status_code == 200
+        assert server.stats.absorbed == 1 and len(tu.seen) == 5  # matched by key, not bytes
+        await until(lambda: server.stats.transactions == 0, what="Timer J ends all five")
+        raw.sendto(sent[0], ("127.0.0.1", sport))
+        assert (await _recv(raw)).status_code == 200
+        assert len(tu.seen) == 6  # over: a new request, a new transaction
+        assert server.stats.transactions == 1
+    finally:
+        raw.close()
+        await server.close()
+    assert server.stats.transactions == 0  # closing forgets the retired too

@@ -21,6 +21,14 @@ answer without one, :meth:`ServerHandle.respond_statelessly`, as RFC 3261
 no transaction state.  A retransmission of a request answered so gets the
 same bytes again from a bounded table of recent stateless answers.
 
+Once a non-INVITE server transaction over UDP has sent its final response,
+all it does for the rest of Timer J (32 s) is repeat that response to
+retransmissions; the endpoint then keeps it as the core's small
+:class:`~phonecast.sip.transaction.CompletedServer` value instead of the
+machine, its entry and its timer (:meth:`SipEndpoint._retire`).  Those
+values all last Timer J, so they expire in the order they were made: one
+queue and one timer on the wheel for all of them.
+
 Responses go back where RFC 3261 18.2.2 and RFC 3581 say: over the same
 connection for streams; for UDP as :mod:`phonecast.net.replies` works out
 (which also keeps the recent stateless answers).
@@ -35,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -58,7 +67,9 @@ from phonecast.sip.response import error_response, new_tag, salvage_error_respon
 from phonecast.sip.transaction import (
     DEFAULT_TIMERS,
     ClientTransaction,
+    CompletedServer,
     NonInviteClientTransaction,
+    NonInviteServerTransaction,
     RequestReceived,
     ResponseReceived,
     ServerTransaction,
@@ -216,6 +227,39 @@ class _Entry:
             endpoint._pump(self)
 
 
+class _Retired:
+    """A retired UDP server transaction (:class:`CompletedServer`) with what
+    the endpoint needs to answer its retransmissions: the flow the request
+    came on and the address its responses go to.
+
+    ``wire_hash`` and ``wire_size`` recognise a byte-identical copy of the
+    request without keeping its bytes for 32 s (they were most of what a
+    retired transaction would hold).  The hash is Python's own of the
+    datagram, computed anyway by the dict probe of live transactions and
+    keyed per process; a false match needs a 64-bit collision between two
+    datagrams of one size from one source to one socket within Timer J, and
+    would only resend that source the answer it already had.
+    """
+
+    __slots__ = ("flow", "record", "reply_to", "wire_hash", "wire_size")
+
+    def __init__(
+        self, record: CompletedServer, flow: Flow, reply_to: Address | None, wire: bytes | None
+    ) -> None:
+        self.record = record
+        self.flow = flow
+        self.reply_to = reply_to
+        self.wire_hash = hash(wire) if wire else 0
+        self.wire_size = len(wire) if wire else -1
+
+    def sent_as(self, data: bytes, flow: Flow) -> bool:
+        """True if ``data``, arrived on ``flow``, is the request's own datagram
+        again (``hash(data)`` already matched)."""
+        mine = self.flow
+        same_size = len(data) == self.wire_size
+        return same_size and mine.remote == flow.remote and mine.local == flow.local
+
+
 class _FinalResponse:
     """The callback of :meth:`SipEndpoint.request`: the transaction's final
     response (or why none came) becomes the result of one future.
@@ -273,6 +317,11 @@ class SipEndpoint:
         #: probe instead of a parse (what keeps an overloaded phone from
         #: spending its CPU re-parsing the copies its slowness provoked).
         self._by_wire: dict[bytes, _Entry] = {}
+        #: Retired UDP server transactions, oldest first (see _retire), and
+        #: those whose request datagram is known, by its hash.
+        self._retired: deque[_Retired] = deque()
+        self._retired_by_wire: dict[int, _Retired] = {}
+        self._sweep_timer: Timer | None = None
         #: Recent stateless answers, for their requests' retransmissions.
         self._answers = StatelessAnswers()
         self._handler = handler
@@ -362,6 +411,11 @@ class SipEndpoint:
         self._entries.clear()
         self._server_live = 0
         self._by_wire.clear()
+        self._retired.clear()
+        self._retired_by_wire.clear()
+        if self._sweep_timer is not None:
+            self._sweep_timer.cancel()
+            self._sweep_timer = None
         self._answers.clear()
         self._wheel.close()
         for sock in self._udp.values():
@@ -378,7 +432,7 @@ class SipEndpoint:
             self._received,
             self._sent,
             self._parse_errors,
-            len(self._entries),
+            len(self._entries) + len(self._retired),
             len(self._wheel),
             self._absorbed,
             self._overloaded,
@@ -628,6 +682,13 @@ class SipEndpoint:
             copied.handle_retransmission(self.now())
             self._pump(known)
             return
+        if known is None and self._retired_by_wire:
+            retired = self._retired_by_wire.get(hash(data))  # the hash is cached: no rehash
+            if retired is not None and retired.sent_as(data, flow):
+                self._absorbed += 1
+                self._sent += 1
+                self._send_on_flow(retired.record.response, flow, retired.reply_to)
+                return
         if known is None and self._answers:
             answered = self._answers.find(data, flow)
             if answered is not None:
@@ -674,6 +735,19 @@ class SipEndpoint:
                 existing.handle_request(request, now)
                 self._pump(entry)
             return
+        if self._retired:
+            done = self._table.match_completed(request)
+            if done is not None:
+                # A retransmission in other bytes (or fed without them).
+                answer = done.answer(now)
+                if answer is not None:
+                    self._sent += 1
+                    try:
+                        remote: Address | None = reply_address(request.top_via, flow)
+                    except SipError:
+                        remote = None
+                    self._send_on_flow(answer, flow, remote)
+                    return
         if request.method == "ACK":
             if self._handler is not None:
                 self._call_handler(request, None, flow)
@@ -737,6 +811,15 @@ class SipEndpoint:
             # so does the entry, for the rest of Timer J/H/L (the TU may
             # keep its handle, e.g. to resend a 2xx, and it still works).
             entry.handle = None
+            if (
+                isinstance(tx, NonInviteServerTransaction)
+                and entry.flow is not None
+                and entry.flow.connection is None
+            ):
+                record = self._table.retire(tx)
+                if record is not None:
+                    self._retire(entry, record)
+                    return
         deadline = tx.next_deadline()
         timer = entry.timer
         if deadline is None:
@@ -762,6 +845,42 @@ class SipEndpoint:
                 )
                 with contextlib.suppress(SipError):
                     handle.respond(error_response(request, failure, to_tag=new_tag()))
+
+    def _retire(self, entry: _Entry, record: CompletedServer) -> None:
+        """Keep ``record`` for the rest of Timer J instead of ``entry``'s
+        machine, timer and request datagram (it still counts against
+        ``max_server_transactions``: it holds memory).  The TU's handle
+        answers nothing more, as for a transaction that has ended."""
+        if entry.timer is not None:
+            entry.timer.cancel()
+            entry.timer = None
+        del self._entries[id(entry.tx)]
+        wire = entry.wire
+        if wire is not None and self._by_wire.get(wire) is entry:
+            del self._by_wire[wire]
+        assert entry.flow is not None
+        retired = _Retired(record, entry.flow, entry.reply_to, wire)
+        if wire:
+            self._retired_by_wire[retired.wire_hash] = retired
+        self._retired.append(retired)
+        if self._sweep_timer is None:
+            self._sweep_timer = self._wheel.schedule(record.expires, self._sweep)
+
+    def _sweep(self, now: float) -> None:
+        """Forget the retired transactions whose Timer J is over, oldest
+        first; then wait for the next one's.  (Should an endpoint's Timer J
+        ever differ between them, a later one waits for the one before it:
+        it lives a little longer, never shorter.)"""
+        self._sweep_timer = None
+        queue = self._retired
+        while queue and queue[0].record.expires <= now:
+            retired = queue.popleft()
+            self._table.remove_completed(retired.record)
+            if retired.wire_size >= 0 and self._retired_by_wire.get(retired.wire_hash) is retired:
+                del self._retired_by_wire[retired.wire_hash]
+            self._server_live -= 1
+        if queue:
+            self._sweep_timer = self._wheel.schedule(queue[0].record.expires, self._sweep)
 
     def _fire(self, entry: _Entry, now: float) -> None:
         entry.timer = None

@@ -61,6 +61,8 @@ A sketch of a driver::
         tx.handle_response(msg, now)
     elif (tx := table.match_request(msg)) is not None:
         tx.handle_request(msg, now)         # a retransmission, or an ACK
+    elif (done := table.match_completed(msg)) is not None:
+        send(done.answer(now))              # a retransmission, after retire()
     elif msg.method == "ACK":
         ...                                 # the ACK of a 2xx: the TU's
     else:
@@ -73,6 +75,11 @@ A sketch of a driver::
 
     # pump() saw Terminated
     table.remove(tx)
+
+    # pump() sent a non-INVITE server's final response over UDP: optional
+    done = table.retire(tx)             # the machine can go; 32 s in ~1/3 the memory
+    # ... and at done.expires (Timer J)
+    table.remove_completed(done)
 
 Matching (RFC 3261 17.1.3, 17.2.3) is by value: :func:`client_key` of a
 request equals the key of its responses; :func:`server_key` of a request
@@ -129,6 +136,7 @@ __all__ = [
     "BranchKey",
     "ClientKey",
     "ClientTransaction",
+    "CompletedServer",
     "InviteClientTransaction",
     "InviteServerTransaction",
     "LegacyKey",
@@ -349,6 +357,54 @@ class NonInviteServerTransaction(ServerTransaction):
     def _duration(self, timer: Input) -> float | None:
         return self.timers.timer_j(self.reliable)
 
+    def completed(self) -> CompletedServer | None:
+        """All this transaction still has to do, as a small value, once that
+        is only RFC 3261 17.2.2's Completed state over an unreliable
+        transport: answer each retransmission of the request with the final
+        response, until Timer J.  ``None`` in any other state (and on
+        TCP/TLS, where Timer J is zero and the machine is already over).
+
+        Most requests a phone receives end here, and Timer J keeps them 32 s:
+        a driver that registers this value in place of the machine
+        (:meth:`TransactionTable.retire`) holds a fraction of the memory for
+        those seconds, and behaves the same (the machine would take no input
+        but that retransmission and its timer).
+        """
+        if self.state is not St.COMPLETED or self.reliable or self._last is None:
+            return None
+        deadline = self.next_deadline()
+        if deadline is None:
+            return None
+        return CompletedServer(self.key, self._last, deadline)
+
+
+class CompletedServer:
+    """A non-INVITE server transaction in Completed over UDP, reduced to its
+    key, the bytes of its final response and the deadline of Timer J (see
+    :meth:`NonInviteServerTransaction.completed`).
+
+    A value: nothing changes it.  The driver answers a retransmission with
+    :attr:`response` and forgets it at :attr:`expires`
+    (:meth:`TransactionTable.remove_completed`); as every such value of an
+    endpoint lasts the same Timer J, they expire in the order they were made.
+    """
+
+    __slots__ = ("expires", "key", "response")
+
+    def __init__(self, key: ServerKey, response: bytes, expires: float) -> None:
+        #: What the request's retransmissions match on.
+        self.key = key
+        #: The final response, byte for byte as first sent.
+        self.response = response
+        #: When Timer J ends it (the driver's clock, as ``now`` everywhere).
+        self.expires = expires
+
+    def answer(self, now: float) -> bytes | None:
+        """What a retransmission of the request arriving at ``now`` is sent:
+        the final response, or ``None`` once Timer J has run out (the
+        transaction is over and the request would be a new one)."""
+        return self.response if now < self.expires else None
+
 
 # RFC 3261 figure 5 with RFC 6026's Accepted state.
 INVITE_CLIENT: Final[Table] = {
@@ -517,16 +573,19 @@ class TransactionTable:
 
     Lookups never raise: a message whose Via or CSeq cannot be read matches
     nothing (a server validates requests and answers 400 elsewhere).
+    Retired server transactions (:meth:`retire`) are kept apart, as
+    :class:`CompletedServer` values, and found with :meth:`match_completed`.
     """
 
-    __slots__ = ("_clients", "_servers")
+    __slots__ = ("_clients", "_completed", "_servers")
 
     def __init__(self) -> None:
         self._clients: dict[ClientKey, ClientTransaction] = {}
         self._servers: dict[ServerKey, ServerTransaction] = {}
+        self._completed: dict[ServerKey, CompletedServer] = {}
 
     def __len__(self) -> int:
-        return len(self._clients) + len(self._servers)
+        return len(self._clients) + len(self._servers) + len(self._completed)
 
     def add(self, tx: Transaction) -> None:
         """Register ``tx``; a live transaction with the same key is an error
@@ -538,7 +597,7 @@ class TransactionTable:
             self._clients[tx.key] = tx
         else:
             old_server = self._servers.get(tx.key)
-            if old_server is not None and not old_server.terminated:
+            if (old_server is not None and not old_server.terminated) or tx.key in self._completed:
                 raise TransactionError("a server transaction for this request exists")
             self._servers[tx.key] = tx
 
@@ -549,6 +608,24 @@ class TransactionTable:
                 del self._clients[tx.key]
         elif self._servers.get(tx.key) is tx:
             del self._servers[tx.key]
+
+    def retire(self, tx: NonInviteServerTransaction) -> CompletedServer | None:
+        """Replace ``tx`` by :meth:`~NonInviteServerTransaction.completed`'s
+        value, if it has one and ``tx`` is the transaction registered under
+        its key; returns the value (``None``: nothing changed).  The driver
+        drops the machine and sends the value's response to retransmissions."""
+        if self._servers.get(tx.key) is not tx:
+            return None
+        record = tx.completed()
+        if record is not None:
+            del self._servers[tx.key]
+            self._completed[record.key] = record
+        return record
+
+    def remove_completed(self, record: CompletedServer) -> None:
+        """Forget a retired transaction (at :attr:`CompletedServer.expires`)."""
+        if self._completed.get(record.key) is record:
+            del self._completed[record.key]
 
     def remove_terminated(self) -> int:
         """Forget every terminated transaction; returns how many went.
@@ -591,6 +668,18 @@ class TransactionTable:
         if isinstance(key, LegacyKey) and tx.response_to_tag != to_tag:
             return None
         return tx
+
+    def match_completed(self, request: Request) -> CompletedServer | None:
+        """The retired transaction ``request`` is a retransmission for, if
+        any (17.2.3, as :meth:`match_request`; never for an ACK, which only
+        an INVITE's transaction takes)."""
+        if not self._completed or request.method == "ACK":
+            return None
+        try:
+            key = server_key(request)  # computed once per message: no second parse
+        except SipError:
+            return None
+        return self._completed.get(key)
 
     def find_cancel_target(self, cancel: Request) -> InviteServerTransaction | None:
         """The INVITE server transaction ``cancel`` asks to cancel (RFC 3261 9.2)."""
