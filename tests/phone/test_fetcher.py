@@ -16,6 +16,7 @@ from aiohttp import web
 from phonecast.phone.fetcher import Fetcher, FetchResult, _Fetch, _SocketGet
 from phonecast.phone.httpget import Exchange, outcome
 from tests.tls import make_pki
+from tests.waiting import until
 
 
 def _app() -> web.Application:
@@ -567,3 +568,78 @@ async def test_a_connect_still_under_way_waits_for_writability_then_times_out() 
         await fetcher.close()
         filler.close()
         listener.close()
+
+
+def _closed_port() -> int:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port: int = probe.getsockname()[1]
+    probe.close()
+    return port
+
+
+async def test_thousands_of_fetches_refused_at_once_hand_their_turns_on_in_a_loop() -> None:
+    """A fleet pushed while its content server is down: every queued fetch
+    is refused inside its own start.  Each handed the turn to the next from
+    within its end, nesting a call per waiting fetch: a RecursionError (all
+    lost, the one under way too) on the sources, a crashed process compiled
+    past ~100,000.  They now all end, in order, and so does the one that
+    held the turn meanwhile."""
+    listener = socket.socket()  # accepts and never answers: holds the turn
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    fetcher = Fetcher(timeout=0.3, limit=1)
+    port = _closed_port()
+    ended: list[tuple[str, bool]] = []
+    count = 3000
+    try:
+        holder = f"http://127.0.0.1:{listener.getsockname()[1]}/slow"
+        fetcher.start(holder, lambda r: ended.append((r.url, r.ok)))
+        for n in range(count):
+            fetcher.start(f"http://127.0.0.1:{port}/{n}", lambda r: ended.append((r.url, r.ok)))
+        assert fetcher.waiting == count
+        await until(lambda: len(ended) == count + 1, what="every fetch ended")
+        # The holder timed out; its turn went down the queue before it heard.
+        assert ended[-1] == (holder, False)
+        urls = [url for url, _ in ended[:-1]]
+        assert urls == [f"http://127.0.0.1:{port}/{n}" for n in range(count)]
+        assert not any(ok for _, ok in ended) and fetcher.waiting == 0 and fetcher._active == 0
+    finally:
+        listener.close()
+        await fetcher.close()
+
+
+async def test_a_failing_callback_or_start_does_not_strand_the_queue() -> None:
+    """A caller's callback that raises is reported to the loop's exception
+    handler, and a start that raises (a fault of ours; here a corrupt entry
+    in the fetcher's table of prepared URLs) ends its own fetch as failed:
+    in neither case are the fetches behind left waiting, or a turn lost."""
+    loop = asyncio.get_running_loop()
+    reported: list[BaseException | None] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context.get("exception")))
+    fetcher = Fetcher(timeout=0.3, limit=1)
+    port = _closed_port()
+    ended: list[str] = []
+
+    def raising(result: FetchResult) -> None:
+        ended.append(result.url)
+        raise RuntimeError("the caller's fault")
+
+    broken_url = f"http://127.0.0.1:{port}/broken"
+    fetcher._targets[broken_url] = 42  # type: ignore[assignment]
+    results: list[FetchResult] = []
+    try:
+        fetcher.start(f"http://127.0.0.1:{port}/first", raising)
+        fetcher.start(broken_url, results.append)
+        fetcher.start(f"http://127.0.0.1:{port}/last", results.append)
+        await until(lambda: len(results) == 2, what="both later fetches ended")
+        assert ended == [f"http://127.0.0.1:{port}/first"]
+        assert [type(e) for e in reported] == [RuntimeError]
+        broken, last = results
+        assert broken.error is not None and broken.error.startswith("could not start: TypeError")
+        assert not broken.ok
+        assert last.url.endswith("/last") and not last.ok
+        assert fetcher._active == 0 and fetcher.waiting == 0
+    finally:
+        loop.set_exception_handler(None)
+        await fetcher.close()

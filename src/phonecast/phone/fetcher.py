@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import errno
+import functools
 import os
 import socket
 import ssl
@@ -91,14 +92,15 @@ class PageFetcher(Protocol):
 
 
 class _Fetch:
-    """One fetch from start to result: the URL it is at, redirects left."""
+    """One fetch from start to result: the URL it is at, redirects left,
+    and who hears the result (``None`` once told: a fetch ends once)."""
 
     __slots__ = ("done", "redirects_left", "url")
 
     def __init__(self, url: str, redirects: int, done: Done) -> None:
         self.url = url
         self.redirects_left = redirects
-        self.done = done
+        self.done: Done | None = done
 
 
 class _Idle:
@@ -370,6 +372,8 @@ class Fetcher:
         self._limit = limit
         self._active = 0
         self._waiting: collections.deque[_Fetch] = collections.deque()
+        #: True while _fill hands turns out (see there).
+        self._filling = False
         self._sockets: set[_SocketGet] = set()
         #: Address family -> sockets whose connect was refused, ready again.
         self._spares: dict[int, list[_raw_socket]] = {}
@@ -400,19 +404,42 @@ class Fetcher:
     async def fetch(self, url: str) -> FetchResult:
         """GET ``url``, following redirects up to the cap; never raises."""
         result: asyncio.Future[FetchResult] = self.loop.create_future()
-        self.start(url, result.set_result)
+        self.start(url, functools.partial(_resolve, result))
         return await result
 
     def start(self, url: str, done: Done) -> None:
         """Begin fetching ``url`` (redirects followed up to the cap) and call
         ``done`` with the result, once: later, or before returning when the
         URL is refused or the connection fails at once."""
-        fetch = _Fetch(url, self._max_redirects, done)
-        if self._active < self._limit:
-            self._active += 1
-            self._attempt(fetch)
-        else:
-            self._waiting.append(fetch)
+        self._waiting.append(_Fetch(url, self._max_redirects, done))
+        self._fill()
+
+    def _fill(self) -> None:
+        """Give the free turns to waiting fetches, oldest first.
+
+        A loop, never a recursion: a fetch refused on loopback ends inside
+        its own start, and handing its turn on from there would nest one
+        call per waiting fetch (thousands when a fleet is pushed while its
+        content server is down: a RecursionError in Python, a crash of the
+        stack compiled).  Turns freed while the loop runs are its to give.
+        A start that raises ends its fetch as failed, and the loop goes on.
+        """
+        if self._filling:
+            return
+        self._filling = True
+        try:
+            waiting = self._waiting
+            while waiting and self._active < self._limit:
+                fetch = waiting.popleft()
+                self._active += 1
+                try:
+                    self._attempt(fetch)
+                except Exception as exc:  # a fault of ours: the fetch must still end
+                    if fetch.done is not None:
+                        error = f"could not start: {type(exc).__name__}: {exc}"
+                        self._ended(fetch, FetchResult(fetch.url, False, error=error))
+        finally:
+            self._filling = False
 
     def _attempt(self, fetch: _Fetch) -> None:
         """One GET of ``fetch.url`` (the fetch holds a turn)."""
@@ -520,13 +547,22 @@ class Fetcher:
                 self._attempt(fetch)
                 return
             result = FetchResult(result, False, error=f"more than {self._max_redirects} redirects")
-        # The turn passes on before the caller hears: a callback that fails
-        # must not leave the next fetch waiting.
-        if self._waiting:
-            self._attempt(self._waiting.popleft())
-        else:
-            self._active -= 1
-        fetch.done(result)
+        done = fetch.done
+        if done is None:
+            return  # told already (cannot happen: a GET ends once)
+        fetch.done = None
+        # The turn passes on before the caller hears, and a caller's
+        # callback that raises is reported as the loop reports a failing
+        # callback: neither may leave the next fetch waiting.
+        self._active -= 1
+        self._fill()
+        try:
+            done(result)
+        except Exception as exc:
+            # Not the URL: it came from the network and may carry userinfo.
+            self.loop.call_exception_handler(
+                {"message": "a fetch's callback failed", "exception": exc}
+            )
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._tls is None:
@@ -549,6 +585,12 @@ class Fetcher:
             for sock in spares:
                 sock.close()
         self._spares.clear()
+
+
+def _resolve(future: asyncio.Future[FetchResult], outcome: FetchResult) -> None:
+    """Settle :meth:`Fetcher.fetch`'s future, unless its caller was cancelled."""
+    if not future.done():
+        future.set_result(outcome)
 
 
 #: Host text -> address family of the literal (None: a name).  Bounded:
