@@ -25,6 +25,7 @@ from phonecast.sip import Request, Response, make_response, parse_message
 from phonecast.sip.digest import authorize
 from tests.interop.peers import emulated_phone, free_udp_port, phonecast
 from tests.ports import free_ports
+from tests.tls import make_pki
 
 
 def _request(method: str, port: int, peer_port: int, n: int, host: str = "127.0.0.1") -> bytes:
@@ -491,3 +492,55 @@ def test_a_ring_time_that_is_not_0_to_3600_seconds_is_refused(
     """``nan`` got through click's FloatRange and left an INVITE ringing for ever."""
     line = _refused_here(monkeypatch, "phone", "--line", "1001:pw@5070", "--ring-seconds", value)
     assert line == f"phonecast: bad --ring-seconds {value!r}: expected 0 to 3600 seconds"
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (["--register-transport", "tcp"], "--register-transport tcp needs --register"),
+        (
+            ["--register", "127.0.0.1:5060", "--registrar-ca", "ca.pem"],
+            "--registrar-ca needs --register-transport tls",
+        ),
+        (
+            ["--register", "127.0.0.1:5060", "--register-transport", "tls"],
+            "--register-transport tls needs --tls-cert",
+        ),
+        (
+            ["--register", "127.0.0.1:5060", "--register-transport", "tcp"],
+            "the lines' TCP listener, which is off (a fleet takes TCP with --tcp)",
+        ),
+    ],
+)
+def test_a_registration_transport_the_lines_cannot_take_is_refused(
+    extra: list[str], says: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registrar reaches a line over the transport its Contact names:
+    one the line does not listen on would register a line nobody can
+    reach, so each mismatch is one line before any phone starts."""
+    line = _refused_here(monkeypatch, "fleet", "--count", "1", *extra)
+    assert says in line, line
+
+
+def test_a_registrar_ca_that_cannot_be_read_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pki = make_pki(tmp_path)
+    missing = tmp_path / "nowhere.pem"
+    line = _refused_here(
+        monkeypatch,
+        "phone",
+        "--line",
+        "1001:secret@5070",
+        "--tls-cert",
+        str(pki.cert_file),
+        "--tls-key",
+        str(pki.key_file),
+        "--register",
+        "127.0.0.1:5061",
+        "--register-transport",
+        "tls",
+        "--registrar-ca",
+        str(missing),
+    )
+    assert line.startswith(f"phonecast: cannot use --registrar-ca {str(missing)!r}: "), line

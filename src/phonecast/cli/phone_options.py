@@ -8,6 +8,7 @@ never shows a line's password.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import math
 import re
@@ -20,7 +21,7 @@ import click
 
 from phonecast.cli.push_cmd import fail
 from phonecast.credentials import SecretError, resolve_secret
-from phonecast.phone.config import LineConfig, source_spelling
+from phonecast.phone.config import LineConfig, PhoneSettings, source_spelling
 
 T = TypeVar("T")
 
@@ -266,3 +267,29 @@ def server_tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | No
         pair = f"--tls-cert {cert!r}" + (f" with --tls-key {key!r}" if key else "")
         fail(f"cannot use {pair}: not a PEM certificate (chain) and its private key ({exc})")
     return context
+
+
+def registration_transport(
+    settings: PhoneSettings, transport: str, ca_file: str | None
+) -> tuple[PhoneSettings, ssl.SSLContext | None]:
+    """``settings`` registering over --register-transport, and the context
+    that checks a TLS registrar (--registrar-ca, else the system's trust
+    store).  The line's stream listener must speak what its Contact will
+    name, since the registrar reaches the line there: each mismatch, and an
+    unreadable CA file, is one line (exit 2) before any phone starts."""
+    if transport != "udp" and settings.registrar is None:
+        fail(f"--register-transport {transport} needs --register")
+    if ca_file is not None and transport != "tls":
+        fail("--registrar-ca needs --register-transport tls")
+    if transport == "tls" and not settings.tls:
+        fail("--register-transport tls needs --tls-cert: the registrar reaches the lines over TLS")
+    if transport == "tcp" and (settings.tls or not settings.tcp):
+        listener = "TLS (--tls-cert)" if settings.tls else "off (a fleet takes TCP with --tcp)"
+        fail(f"--register-transport tcp needs the lines' TCP listener, which is {listener}")
+    client = None
+    if transport == "tls":
+        try:
+            client = ssl.create_default_context(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            fail(f"cannot use --registrar-ca {ca_file!r}: {getattr(exc, 'strerror', None) or exc}")
+    return dataclasses.replace(settings, register_transport=transport), client

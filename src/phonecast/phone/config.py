@@ -67,6 +67,12 @@ class PhoneSettings:
     #: Register every line at this registrar (``host:port``), as phones do.
     registrar: str | None = None
     register_expires: int = 3600
+    #: What the lines register over: "udp", or "tcp"/"tls", as an SPA line
+    #: whose SIP transport is TCP or TLS registers over it (the Contact then
+    #: says so, and the line's stream listener must speak it: see ``tcp``
+    #: and ``tls``).  The lines of a host share one connection to the
+    #: registrar, as they share one endpoint.
+    register_transport: str = "udp"
     #: After a failed REGISTER, try again after this many seconds (the SPA's
     #: Register Retry Intvl, 30 s by default).
     register_retry: float = 30.0

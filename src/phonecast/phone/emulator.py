@@ -51,6 +51,7 @@ from phonecast.sip import (
     DEFAULT_TIMERS,
     Request,
     SipError,
+    SipUri,
     Timers,
     UasPolicy,
     make_response,
@@ -125,13 +126,16 @@ class PhoneHost:
         max_server_transactions: int = DEFAULT_MAX_SERVER_TRANSACTIONS,
         server_ssl: ssl.SSLContext | None = None,
         call_timers: Timers = DEFAULT_TIMERS,
+        client_ssl: ssl.SSLContext | None = None,
     ) -> None:
         """``server_ssl`` (the certificate the phones present) is needed by
-        phones whose settings ask for TLS; ``call_timers`` are the RFC 3261
+        phones whose settings ask for TLS; ``client_ssl`` checks a registrar
+        reached over TLS (default: the system's trust store); ``call_timers`` are the RFC 3261
         timers of the phones' own calls (2xx resends until the ACK: tests
         shorten them)."""
         self.events = events or EventLog()
         self.server_ssl = server_ssl
+        self.client_ssl = client_ssl
         self.call_timers = call_timers
         #: Passed to the endpoint: its bound on live transactions (503 past it).
         self.max_server_transactions = max_server_transactions
@@ -147,6 +151,9 @@ class PhoneHost:
         self._calls: CallDriver | None = None
         #: Each line's registration, kept up (made with the endpoint).
         self._registrations: Registrations | None = None
+        #: (transport, user) -> the line registered over a stream transport
+        #: as that user (see _line_by_uri).
+        self._registered_over: dict[tuple[str, str], LineState] = {}
         #: Fetches allowed to wait for a turn at the fetcher (which runs at
         #: most its ``limit`` at once); a push beyond is answered and dropped.
         self.max_pending = 10_000
@@ -162,6 +169,7 @@ class PhoneHost:
             policy=PHONE_POLICY,
             max_server_transactions=self.max_server_transactions,
             server_ssl=self.server_ssl,
+            client_ssl=self.client_ssl,
         )
         self.endpoint.on_refused = self._on_refused
         self._loop = asyncio.get_running_loop()
@@ -229,12 +237,25 @@ class PhoneHost:
             return []
         host, _, port_text = registrar.rpartition(":")
         remote = (host.strip("[]"), int(port_text or 5060))
+        transport = phone.config.settings.register_transport
         codes: list[int | None] = []
         for local, line in self.lines.items():
             if line.phone is not phone:
                 continue
+            if transport != "udp":
+                self._registered_over.setdefault((transport, line.config.user), line)
             codes.append(await self._registrations.register(line, local, remote))
         return codes
+
+    def _line_by_uri(self, request: Request, flow: Flow) -> LineState | None:
+        """The line a request on a connection the host opened is for: a
+        registrar may send a line's requests back over the connection its
+        REGISTER came on (RFC 3261 18.2.2's reuse), which is no line's
+        address; the Request-URI's user names the line, among those that
+        register over that transport."""
+        if flow.connection is None or not isinstance(request.uri, SipUri):
+            return None
+        return self._registered_over.get((flow.transport, request.uri.user or ""))
 
     def _registration_call_id(self, user: str, local: Address) -> str:
         return f"reg-{user}-{self.rng.getrandbits(48):012x}@{local[0]}"
@@ -276,6 +297,12 @@ class PhoneHost:
     def _on_request(self, request: Request, handle: ServerHandle | None, flow: Flow) -> None:
         line = self.lines.get(flow.local)
         if line is None:
+            line = self._line_by_uri(request, flow)
+        if line is None:
+            # Only a connection the host opened (to its registrar) arrives
+            # at no line's address: a request there names no line of ours.
+            if handle is not None:
+                handle.respond(make_response(request, 404, to_tag=new_tag()))
             return
         phone = line.phone
         events = self.events

@@ -19,8 +19,13 @@ fifth), as an SPA does after its Register Retry Interval.  The refreshes
 are deadlines on the endpoint's timer wheel; a task exists only while a
 REGISTER is under way.
 
-Registration goes over UDP, which every line takes whatever its stream
-transport (a TLS line is reached over UDP through its registrar too).
+Registration goes over the setting's ``register_transport``: UDP from the
+line's own socket, or TCP or TLS over a connection to the registrar (one
+per host, reused by every line and refresh), with the Contact's
+``transport`` parameter naming it, so that the registrar reaches the line
+over that transport at the line's port (RFC 3261 10.2.1, 18.2.2).  A
+connection that cannot be opened or that fails its TLS check is a failed
+REGISTER: retried like any other, its reason in the event.
 """
 
 from __future__ import annotations
@@ -66,6 +71,8 @@ class Binding:
     min_expires: int = 0
     #: The next refresh or retry.
     timer: Timer | None = None
+    #: Why the last REGISTER got no response, when it could not be sent.
+    failure: str | None = None
 
 
 class Registrations:
@@ -113,6 +120,7 @@ class Registrations:
         line = binding.line
         settings = line.phone.config.settings
         asked = max(settings.register_expires, binding.min_expires)
+        binding.failure = None
         response = await self._exchange(binding, asked)
         if response is not None and response.status_code == 423:
             shortest = _min_expires(response)
@@ -149,6 +157,7 @@ class Registrations:
                 line=line.config.user,
                 code=code,
                 retry_in=delay,
+                **({"error": binding.failure} if binding.failure else {}),
             )
         self._schedule(binding, delay)
         return code
@@ -172,15 +181,24 @@ class Registrations:
         """One REGISTER, and a second with credentials if challenged."""
         line = binding.line
         ep = self._endpoint
+        transport = line.phone.config.settings.register_transport
         authorization: tuple[str, str] | None = None
         response = None
         for _attempt in range(2):
             binding.cseq += 1
             request = self._request(binding, expires, authorization)
             try:
-                response, _ = await ep.request(request, "udp", binding.remote, local=binding.local)
-            except OSError:
-                return None  # the line's socket is gone (the host is stopping)
+                if transport == "udp":
+                    response, _ = await ep.request(
+                        request, "udp", binding.remote, local=binding.local
+                    )
+                else:
+                    response, _ = await ep.request(request, transport, binding.remote)
+            except OSError as exc:
+                # The line's socket is gone (the host is stopping), or no
+                # connection (refused, timed out, a certificate not trusted).
+                binding.failure = f"{type(exc).__name__}: {exc}"
+                return None
             if response is None or response.status_code not in (401, 407) or authorization:
                 break
             try:
@@ -202,15 +220,19 @@ class Registrations:
             # Bound to every address: name the one the registrar is reached
             # from, the one it can reach the line at.
             host = local_ip_for(binding.remote[0], binding.remote[1])
-        return SipUri(f"[{host}]" if ":" in host else host, binding.line.config.user, port=port)
+        transport = binding.line.phone.config.settings.register_transport
+        params = () if transport == "udp" else (("transport", transport),)
+        shown = f"[{host}]" if ":" in host else host
+        return SipUri(shown, binding.line.config.user, port=port, params=params)
 
     def _request(
         self, binding: Binding, expires: int, authorization: tuple[str, str] | None
     ) -> Request:
         aor = self._aor(binding)
         host, port = binding.remote
+        transport = binding.line.phone.config.settings.register_transport
         headers = [
-            ("Via", self._endpoint.via("udp", local=binding.local)),
+            ("Via", self._endpoint.via(transport, local=binding.local)),
             ("Max-Forwards", "70"),
             ("From", f"<{aor}>;tag={binding.from_tag}"),
             ("To", f"<{aor}>"),
