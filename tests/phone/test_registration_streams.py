@@ -227,3 +227,8 @@ async def test_the_phone_command_registers_over_tls_with_the_registrars_ca(
         assert dict(contact.uri.params).get("transport") == "tls"
     finally:
         await registrar_ep.close()
+
+
+def test_a_transport_the_emulator_cannot_register_over_is_refused() -> None:
+    with pytest.raises(ValueError, match="'sctp': not udp, tcp or tls"):
+        PhoneSettings(register_transport="sctp")

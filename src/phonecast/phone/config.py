@@ -73,6 +73,11 @@ class PhoneSettings:
     #: and ``tls``).  The lines of a host share one connection to the
     #: registrar, as they share one endpoint.
     register_transport: str = "udp"
+
+    def __post_init__(self) -> None:
+        if self.register_transport not in ("udp", "tcp", "tls"):
+            raise ValueError(f"register_transport {self.register_transport!r}: not udp, tcp or tls")
+
     #: After a failed REGISTER, try again after this many seconds (the SPA's
     #: Register Retry Intvl, 30 s by default).
     register_retry: float = 30.0
