@@ -91,63 +91,36 @@ def test_push_to_an_aor_through_kamailio_reaches_the_registered_phone(tmp_path: 
     assert any(e["event"] == "auth" and e["ok"] for e in verdicts)
 
 
-def test_emulator_registers_with_digest_and_is_reached_through_kamailio(tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_emulator_registers_with_digest_and_is_reached_through_kamailio(
+    transport: str, tmp_path: Path
+) -> None:
+    """The line REGISTERs (digest) at Kamailio over its registration
+    transport, and the NOTIFY pushed to the AOR over UDP reaches it: with
+    ``--register-transport tcp`` the Contact says ``transport=tcp`` and
+    Kamailio relays the NOTIFY to the line over TCP."""
     require_binary("kamailio")
     phone_port = free_udp_port()
     events = tmp_path / "events.jsonl"
-    with (
-        kamailio("kamailio_registrar_auth.cfg", tmp_path) as port,
-        emulated_phone(
-            f"1001:secret@{phone_port}", events=events, extra=["--register", f"127.0.0.1:{port}"]
-        ),
-    ):
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and '"registered"' not in events.read_text():
-            time.sleep(0.1)
-        run = phonecast(
-            "push",
-            f"sip:1001@127.0.0.1:{port}",
-            "--proxy",
-            f"127.0.0.1:{port}",
-            "--url",
-            "http://127.0.0.1:9/a.xml",
-            env={"PHONECAST_PASSWORD": "secret"},
-        )
-        assert run.returncode == 0, run.stdout + run.stderr
-    text = events.read_text()
-    assert '"registered"' in text and '"code":200' in text
-
-
-def test_emulator_registers_over_tcp_and_kamailio_reaches_it_over_tcp(tmp_path: Path) -> None:
-    """``--register-transport tcp``: the REGISTER (digest) goes to Kamailio
-    over TCP with a Contact saying ``transport=tcp``, and the NOTIFY pushed
-    to the AOR over UDP reaches the line over TCP, as Kamailio relays it to
-    what the line registered."""
-    require_binary("kamailio")
-    phone_port = free_udp_port()
-    events = tmp_path / "events.jsonl"
-    with (
-        kamailio("kamailio_registrar_auth.cfg", tmp_path) as port,
-        emulated_phone(
-            f"1001:secret@{phone_port}",
-            events=events,
-            extra=["--register", f"127.0.0.1:{port}", "--register-transport", "tcp"],
-        ),
-    ):
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and '"registered"' not in events.read_text():
-            time.sleep(0.1)
-        run = phonecast(
-            "push",
-            f"sip:1001@127.0.0.1:{port}",
-            "--proxy",
-            f"127.0.0.1:{port}",
-            "--url",
-            "http://127.0.0.1:9/a.xml",
-            env={"PHONECAST_PASSWORD": "secret"},
-        )
-        assert run.returncode == 0, run.stdout + run.stderr
+    with kamailio("kamailio_registrar_auth.cfg", tmp_path) as port:
+        extra = ["--register", f"127.0.0.1:{port}"]
+        if transport != "udp":
+            extra += ["--register-transport", transport]
+        with emulated_phone(f"1001:secret@{phone_port}", events=events, extra=extra):
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and '"registered"' not in events.read_text():
+                time.sleep(0.1)
+            run = phonecast(
+                "push",
+                f"sip:1001@127.0.0.1:{port}",
+                "--proxy",
+                f"127.0.0.1:{port}",
+                "--url",
+                "http://127.0.0.1:9/a.xml",
+                env={"PHONECAST_PASSWORD": "secret"},
+            )
+            assert run.returncode == 0, run.stdout + run.stderr
     seen = [json.loads(line) for line in events.read_text().splitlines()]
     assert any(e["event"] == "registered" and e["code"] == 200 for e in seen)
     notifies = [e for e in seen if e["event"] == "request" and e["method"] == "NOTIFY"]
-    assert notifies and all(e["transport"] == "tcp" for e in notifies)
+    assert notifies and all(e["transport"] == transport for e in notifies)
