@@ -66,6 +66,24 @@ async def _register(registrar: int, contact_port: int) -> int:
         await ep.close()
 
 
+def _push_to_the_aor(port: int) -> dict[str, object]:
+    """``phonecast push`` to sip:1001 at the registrar, through it as the
+    proxy; its JSON report, once it succeeded."""
+    run = phonecast(
+        "push",
+        f"sip:1001@127.0.0.1:{port}",
+        "--proxy",
+        f"127.0.0.1:{port}",
+        "--url",
+        "http://127.0.0.1:9/a.xml",
+        "--json",
+        env={"PHONECAST_PASSWORD": "secret"},
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    report: dict[str, object] = json.loads(run.stdout)
+    return report
+
+
 def test_push_to_an_aor_through_kamailio_reaches_the_registered_phone(tmp_path: Path) -> None:
     require_binary("kamailio")
     phone_port = free_udp_port()
@@ -75,18 +93,7 @@ def test_push_to_an_aor_through_kamailio_reaches_the_registered_phone(tmp_path: 
         emulated_phone(f"1001:secret@{phone_port}", events=events),
     ):
         assert asyncio.run(_register(port, phone_port)) == 200
-        run = phonecast(
-            "push",
-            f"sip:1001@127.0.0.1:{port}",
-            "--proxy",
-            f"127.0.0.1:{port}",
-            "--url",
-            "http://127.0.0.1:9/a.xml",
-            "--json",
-            env={"PHONECAST_PASSWORD": "secret"},
-        )
-        assert run.returncode == 0, run.stdout + run.stderr
-        assert json.loads(run.stdout)["challenged"] is True
+        assert _push_to_the_aor(port)["challenged"] is True
     verdicts = [json.loads(line) for line in events.read_text().splitlines()]
     assert any(e["event"] == "auth" and e["ok"] for e in verdicts)
 
@@ -110,16 +117,7 @@ def test_emulator_registers_with_digest_and_is_reached_through_kamailio(
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and '"registered"' not in events.read_text():
                 time.sleep(0.1)
-            run = phonecast(
-                "push",
-                f"sip:1001@127.0.0.1:{port}",
-                "--proxy",
-                f"127.0.0.1:{port}",
-                "--url",
-                "http://127.0.0.1:9/a.xml",
-                env={"PHONECAST_PASSWORD": "secret"},
-            )
-            assert run.returncode == 0, run.stdout + run.stderr
+            _push_to_the_aor(port)
     seen = [json.loads(line) for line in events.read_text().splitlines()]
     assert any(e["event"] == "registered" and e["code"] == 200 for e in seen)
     notifies = [e for e in seen if e["event"] == "request" and e["method"] == "NOTIFY"]
