@@ -643,3 +643,23 @@ async def test_a_failing_callback_or_start_does_not_strand_the_queue() -> None:
     finally:
         loop.set_exception_handler(None)
         await fetcher.close()
+
+
+async def test_a_redirect_to_a_location_urljoin_refuses_ends_the_fetch_and_frees_its_turn() -> None:
+    """``urljoin`` raises for some Locations (an unclosed IPv6 bracket):
+    that escaped the end of the GET, so the fetch never ended and its turn
+    was never freed; a content server could thus wedge every later fetch."""
+    server, url = await _canned(b"HTTP/1.1 302 Found\r\nLocation: http://[::1/x\r\n\r\n")
+    fetcher = Fetcher(timeout=2, limit=1)
+    try:
+        results = await asyncio.wait_for(
+            asyncio.gather(fetcher.fetch(url + "/a"), fetcher.fetch(url + "/b")), 5
+        )
+        assert [(r.ok, r.status, r.error) for r in results] == [
+            (False, 302, "a redirect to an invalid Location")
+        ] * 2
+        assert fetcher._active == 0
+    finally:
+        server.close()
+        await server.wait_closed()
+        await fetcher.close()

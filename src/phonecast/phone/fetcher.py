@@ -430,16 +430,20 @@ class Fetcher:
         try:
             waiting = self._waiting
             while waiting and self._active < self._limit:
-                fetch = waiting.popleft()
                 self._active += 1
-                try:
-                    self._attempt(fetch)
-                except Exception as exc:  # a fault of ours: the fetch must still end
-                    if fetch.done is not None:
-                        error = f"could not start: {type(exc).__name__}: {exc}"
-                        self._ended(fetch, FetchResult(fetch.url, False, error=error))
+                self._attempt_safely(waiting.popleft())
         finally:
             self._filling = False
+
+    def _attempt_safely(self, fetch: _Fetch) -> None:
+        """:meth:`_attempt`, holding a turn; if it raises (a fault of ours),
+        the fetch ends as failed, which frees the turn."""
+        try:
+            self._attempt(fetch)
+        except Exception as exc:
+            if fetch.done is not None:
+                error = f"could not start: {type(exc).__name__}: {exc}"
+                self._ended(fetch, FetchResult(fetch.url, False, error=error))
 
     def _attempt(self, fetch: _Fetch) -> None:
         """One GET of ``fetch.url`` (the fetch holds a turn)."""
@@ -544,7 +548,7 @@ class Fetcher:
             if fetch.redirects_left > 0:
                 fetch.redirects_left -= 1
                 fetch.url = result
-                self._attempt(fetch)
+                self._attempt_safely(fetch)
                 return
             result = FetchResult(result, False, error=f"more than {self._max_redirects} redirects")
         done = fetch.done

@@ -216,7 +216,10 @@ def outcome(url: str, exchange: Exchange) -> FetchResult | str:
         return FetchResult(url, False, error="the server sent no response")
     location = exchange.headers.get(b"location")
     if status in _REDIRECTS and location:
-        return urljoin(url, location.decode("latin-1"))
+        try:
+            return urljoin(url, location.decode("latin-1"))
+        except ValueError:  # urljoin refuses some, e.g. an unclosed IPv6 bracket
+            return FetchResult(url, False, status, error="a redirect to an invalid Location")
     ok = 200 <= status < 300
     error = None if ok else f"HTTP {status}"
     return FetchResult(url, ok, status, exchange.content_type, bytes(exchange.body), error)
