@@ -16,7 +16,6 @@ from phonecast.net.transport import Flow
 from phonecast.sip import Request, Response, SipUri, parse_message
 from phonecast.sip.response import make_response
 from phonecast.sip.transaction import Timers
-from tests.waiting import until
 
 #: Transports are where asyncio's loop and uvloop differ: run on both.
 pytestmark = pytest.mark.both_loops
@@ -631,39 +630,30 @@ async def test_a_request_from_a_wildcard_socket_can_name_the_address_it_is_reach
         await server.close()
 
 
-async def test_an_answered_udp_request_is_retired_until_timer_j() -> None:
-    """After its final response a UDP NOTIFY's transaction is kept as the
-    core's CompletedServer: no machine, no timer of its own.  Until Timer J
-    it answers a byte-identical copy without a parse and a copy in other
-    bytes by its key, and the TU hears of the request once; then it goes,
-    and the same datagram is a new request."""
-    tu = Answerer()
-    server = SipEndpoint(handler=tu, timers=FAST)
-    _, sport = await server.listen_udp("127.0.0.1")
-    raw = _raw_socket()
-    via = f"SIP/2.0/UDP 127.0.0.1:{raw.getsockname()[1]}"
+async def test_a_client_transaction_on_a_lost_connection_ends_at_once() -> None:
+    """The peer closes the connection a request went on before answering:
+    the transaction ends with a transport error then (RFC 3261 17.1.4), not
+    when Timer F runs out (64*T1 later)."""
+    closed = asyncio.Event()
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+        closed.set()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = SipEndpoint(timers=Timers(t1=10.0, t2=10.0))  # Timer F: 640 s
     try:
-        sent = []
-        for n in range(5):
-            request = _notify(server, sport).with_header_replaced(
-                "Via", f"{via};branch=z9hG4bKr{n}"
-            )
-            sent.append(bytes(request))
-            raw.sendto(sent[-1], ("127.0.0.1", sport))
-            assert (await _recv(raw)).status_code == 200
-        assert server.stats.transactions == 5 and not server._entries
-        raw.sendto(sent[0], ("127.0.0.1", sport))
-        first = await _recv(raw)
-        assert first.status_code == 200 and server.stats.absorbed == 1
-        raw.sendto(sent[1].replace(b"Max-Forwards:", b"max-forwards:"), ("127.0.0.1", sport))
-        assert (await _recv(raw)).status_code == 200
-        assert server.stats.absorbed == 1 and len(tu.seen) == 5  # matched by key, not bytes
-        await until(lambda: server.stats.transactions == 0, what="Timer J ends all five")
-        raw.sendto(sent[0], ("127.0.0.1", sport))
-        assert (await _recv(raw)).status_code == 200
-        assert len(tu.seen) == 6  # over: a new request, a new transaction
-        assert server.stats.transactions == 1
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        response, why = await asyncio.wait_for(
+            client.request(_notify(client, port, "tcp"), "tcp", ("127.0.0.1", port)), 5
+        )
+        assert (response, why) == (None, "transport")
+        assert loop.time() - started < 2 and closed.is_set()
+        assert client.stats.transactions == 0
     finally:
-        raw.close()
-        await server.close()
-    assert server.stats.transactions == 0  # closing forgets the retired too
+        await client.close()
+        server.close()
+        await server.wait_closed()

@@ -239,3 +239,37 @@ async def test_tls_refuses_untrusted_server(pki: LoopbackPki) -> None:
     finally:
         await client.close()
         await server.close()
+
+
+async def test_callers_dialling_at_once_share_one_connection_and_close_closes_all() -> None:
+    """Eight callers asking for a connection to one peer at once (the lines
+    of a fleet registering together) get one: each used to dial its own,
+    of which the pool kept the last, and close() closed only that one.
+    A failed dial fails every caller waiting for it."""
+    accepted: list[asyncio.StreamReader] = []
+
+    async def accept(reader: asyncio.StreamReader, _writer: asyncio.StreamWriter) -> None:
+        accepted.append(reader)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    addr = server.sockets[0].getsockname()[:2]
+    client = StreamTransport("tcp", Inbox())
+    try:
+        conns = await asyncio.gather(*(client.connect(addr) for _ in range(8)))
+        assert len({id(c) for c in conns}) == 1
+        await asyncio.sleep(0.05)
+        assert len(accepted) == 1
+        await client.close()
+        assert not conns[0].is_open
+        assert await asyncio.wait_for(accepted[0].read(), 2) == b""  # closed at the peer too
+        refused = StreamTransport("tcp", Inbox())
+        server.close()
+        await server.wait_closed()
+        results = await asyncio.gather(
+            *(refused.connect(addr) for _ in range(3)), return_exceptions=True
+        )
+        assert all(isinstance(r, ConnectionRefusedError) for r in results), results
+        await refused.close()
+    finally:
+        await client.close()
+        server.close()

@@ -50,7 +50,13 @@ from typing import Final
 
 from phonecast.net.replies import StatelessAnswers, reply_address, stamp_via
 from phonecast.net.timers import Timer, TimerWheel
-from phonecast.net.transport import Address, Flow, StreamTransport, UdpTransport
+from phonecast.net.transport import (
+    Address,
+    Flow,
+    StreamConnection,
+    StreamTransport,
+    UdpTransport,
+)
 from phonecast.sip import (
     HeaderError,
     ParseError,
@@ -237,9 +243,14 @@ class _Retired:
     request without keeping its bytes for 32 s (they were most of what a
     retired transaction would hold).  The hash is Python's own of the
     datagram, computed anyway by the dict probe of live transactions and
-    keyed per process; a false match needs a 64-bit collision between two
-    datagrams of one size from one source to one socket within Timer J, and
-    would only resend that source the answer it already had.
+    keyed per process (unless PYTHONHASHSEED fixes it).  A false match needs
+    a 64-bit collision between two datagrams of one size from one source to
+    one socket within Timer J: the second request would then be taken for
+    a copy of the first and get the first one's answer, sent where the
+    first one's went.  By chance that is ~1 in 10^9 over a day at 10,000
+    requests a second from one source; by design it needs the hash key and
+    a source that is the first request's own, and costs only that source's
+    own request.
     """
 
     __slots__ = ("flow", "record", "reply_to", "wire_hash", "wire_size")
@@ -322,6 +333,8 @@ class SipEndpoint:
         #: those whose request datagram is known, by its hash.
         self._retired: deque[_Retired] = deque()
         self._retired_by_wire: dict[int, _Retired] = {}
+        #: The same by their CompletedServer's id, for a copy matched by key.
+        self._retired_by_record: dict[int, _Retired] = {}
         self._sweep_timer: Timer | None = None
         #: Recent stateless answers, for their requests' retransmissions.
         self._answers = StatelessAnswers()
@@ -396,7 +409,11 @@ class SipEndpoint:
         st = self._streams.get(name)
         if st is None:
             st = StreamTransport(
-                name, self._on_data, client_ssl=self._client_ssl, server_ssl=self._server_ssl
+                name,
+                self._on_data,
+                client_ssl=self._client_ssl,
+                server_ssl=self._server_ssl,
+                on_lost=self._connection_lost,
             )
             self._streams[name] = st
         return st
@@ -414,6 +431,7 @@ class SipEndpoint:
         self._by_wire.clear()
         self._retired.clear()
         self._retired_by_wire.clear()
+        self._retired_by_record.clear()
         if self._sweep_timer is not None:
             self._sweep_timer.cancel()
             self._sweep_timer = None
@@ -618,6 +636,12 @@ class SipEndpoint:
         else:
             found = self._entries.get(id(handle.tx))
             if found is None:
+                retired_tx = handle.tx
+                deadline = retired_tx.next_deadline()
+                if deadline is not None and deadline > self.now():
+                    # Retired (see _retire) but not over: the machine still
+                    # judges, and refuses, any further response, as before.
+                    retired_tx.send_response(response, self.now())
                 return  # the transaction already ended (e.g. Timer H)
             entry = found
         tx = handle.tx
@@ -686,10 +710,13 @@ class SipEndpoint:
         if known is None and self._retired_by_wire:
             retired = self._retired_by_wire.get(hash(data))  # the hash is cached: no rehash
             if retired is not None and retired.sent_as(data, flow):
-                self._absorbed += 1
-                self._sent += 1
-                self._send_on_flow(retired.record.response, flow, retired.reply_to)
-                return
+                now = self.now()
+                if retired.record.answer(now) is not None:
+                    self._absorbed += 1
+                    self._sent += 1
+                    self._send_on_flow(retired.record.response, retired.flow, retired.reply_to)
+                    return
+                self._sweep_now(now)  # Timer J is over: the copy is a new request
         if known is None and self._answers:
             answered = self._answers.find(data, flow)
             if answered is not None:
@@ -739,16 +766,17 @@ class SipEndpoint:
         if self._retired:
             done = self._table.match_completed(request)
             if done is not None:
-                # A retransmission in other bytes (or fed without them).
+                # A retransmission in other bytes (or fed without them): the
+                # answer goes where the transaction's went, as the machine's
+                # would, not where this copy's Via asks (a copy from a forged
+                # source must not turn the phone into a reflector).
+                retired = self._retired_by_record.get(id(done))
                 answer = done.answer(now)
-                if answer is not None:
+                if retired is not None and answer is not None:
                     self._sent += 1
-                    try:
-                        remote: Address | None = reply_address(request.top_via, flow)
-                    except SipError:
-                        remote = None
-                    self._send_on_flow(answer, flow, remote)
+                    self._send_on_flow(answer, retired.flow, retired.reply_to)
                     return
+                self._sweep_now(now)  # Timer J is over: the copy is a new request
         if request.method == "ACK":
             if self._handler is not None:
                 self._call_handler(request, None, flow)
@@ -863,6 +891,7 @@ class SipEndpoint:
         retired = _Retired(record, entry.flow, entry.reply_to, wire)
         if wire:
             self._retired_by_wire[retired.wire_hash] = retired
+        self._retired_by_record[id(record)] = retired
         self._retired.append(retired)
         if self._sweep_timer is None:
             self._sweep_timer = self._wheel.schedule(record.expires, self._sweep)
@@ -879,9 +908,17 @@ class SipEndpoint:
             self._table.remove_completed(retired.record)
             if retired.wire_size >= 0 and self._retired_by_wire.get(retired.wire_hash) is retired:
                 del self._retired_by_wire[retired.wire_hash]
+            del self._retired_by_record[id(retired.record)]
             self._server_live -= 1
         if queue:
             self._sweep_timer = self._wheel.schedule(queue[0].record.expires, self._sweep)
+
+    def _sweep_now(self, now: float) -> None:
+        """:meth:`_sweep` before its timer: a copy arrived for a retired
+        transaction whose Timer J is over, and must meet none."""
+        if self._sweep_timer is not None:
+            self._sweep_timer.cancel()
+        self._sweep(now)
 
     def _fire(self, entry: _Entry, now: float) -> None:
         entry.timer = None
@@ -925,6 +962,24 @@ class SipEndpoint:
                 conn.send(data)
             else:
                 entry.tx.handle_transport_error(self.now())
+
+    def _connection_lost(self, conn: StreamConnection) -> None:
+        """A stream connection closed: its client transactions will get no
+        response on it (RFC 3261 17.1.4: a transport error), rather than
+        waiting out Timer B/F.  A scan of the live transactions: connections
+        close seldom, and no table by connection need be kept up per request."""
+        lost = [
+            entry
+            for entry in self._entries.values()
+            if entry.destination is not None
+            and entry.flow is not None
+            and entry.flow.connection is conn
+        ]
+        now = self.now()
+        for entry in lost:
+            if self._entries.get(id(entry.tx)) is entry:
+                entry.tx.handle_transport_error(now)
+                self._pump(entry)
 
     def _refused(self, flow: Flow, status_code: int, why: str) -> None:
         if self.on_refused is not None:

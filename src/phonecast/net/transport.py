@@ -213,6 +213,14 @@ class UdpTransport:
         self._sock.close()
 
 
+def _retrieved(dial: asyncio.Future[StreamConnection]) -> None:
+    """Mark a shared dial's failure as seen: when no second caller waited
+    for it, asyncio would otherwise log it as never retrieved (the first
+    caller has it raised already)."""
+    if not dial.cancelled():
+        dial.exception()
+
+
 class StreamConnection(asyncio.Protocol):
     """One TCP or TLS connection carrying SIP messages both ways."""
 
@@ -292,25 +300,39 @@ class StreamTransport:
         *,
         client_ssl: ssl.SSLContext | None = None,
         server_ssl: ssl.SSLContext | None = None,
+        on_lost: Callable[[StreamConnection], None] | None = None,
     ) -> None:
+        """``on_lost`` hears of each connection that closes, whichever end
+        closed it (what was under way on it can no longer be answered)."""
         if name not in ("tcp", "tls"):
             raise ValueError(f"unknown stream transport {name!r}")
         self.name = name
         self._receiver = receiver
         self._client_ssl = client_ssl
         self._server_ssl = server_ssl
+        self._on_lost = on_lost
         self._pool: dict[Address, StreamConnection] = {}
+        #: Every open connection, pooled or not (an accepted one whose peer
+        #: has a newer one, say): what close() closes.
+        self._open: set[StreamConnection] = set()
+        #: Dials under way, by the address dialled: a second caller waits
+        #: for the first one's connection instead of opening its own.
+        self._dialing: dict[Address, asyncio.Future[StreamConnection]] = {}
         self._servers: list[asyncio.AbstractServer] = []
         #: The first listening address (what a Via names).
         self.local: Address | None = None
 
     def _remember(self, conn: StreamConnection) -> None:
+        self._open.add(conn)
         if conn.flow is not None:
             self._pool[conn.flow.remote] = conn
 
     def _forget(self, conn: StreamConnection) -> None:
+        self._open.discard(conn)
         if conn.flow is not None and self._pool.get(conn.flow.remote) is conn:
             del self._pool[conn.flow.remote]
+        if self._on_lost is not None:
+            self._on_lost(conn)
 
     def _factory(self) -> StreamConnection:
         return StreamConnection(self.name, self._receiver, self._remember, self._forget)
@@ -346,24 +368,48 @@ class StreamTransport:
     async def connect(
         self, remote: Address, *, server_hostname: str | None = None, timeout: float = 5.0
     ) -> StreamConnection:
-        """An open connection to ``remote``, reused from the pool if possible."""
+        """An open connection to ``remote``, reused from the pool if possible.
+
+        Callers that ask at once share one dial: the lines of a fleet
+        registering together over TCP get one connection to their
+        registrar, not one each (of which the pool would keep the last)."""
         pooled = self._pool.get(remote)
         if pooled is not None and pooled.is_open:
             return pooled
+        dialing = self._dialing.get(remote)
+        if dialing is not None:
+            # Its failure is ours too; a cancelled wait leaves the dial alone.
+            shared = await asyncio.shield(dialing)
+            if shared.is_open:
+                return shared
         loop = asyncio.get_running_loop()
+        dial: asyncio.Future[StreamConnection] = loop.create_future()
+        dial.add_done_callback(_retrieved)
+        self._dialing[remote] = dial
         ssl_ctx = self._client_ssl if self.name == "tls" else None
         if self.name == "tls" and ssl_ctx is None:
             ssl_ctx = ssl.create_default_context()
-        _, conn = await asyncio.wait_for(
-            loop.create_connection(
-                self._factory,
-                remote[0],
-                remote[1],
-                ssl=ssl_ctx,
-                server_hostname=(server_hostname or remote[0]) if ssl_ctx else None,
-            ),
-            timeout,
-        )
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(
+                    self._factory,
+                    remote[0],
+                    remote[1],
+                    ssl=ssl_ctx,
+                    server_hostname=(server_hostname or remote[0]) if ssl_ctx else None,
+                ),
+                timeout,
+            )
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                dial.cancel()
+            else:
+                dial.set_exception(exc)
+            raise
+        finally:
+            if self._dialing.get(remote) is dial:
+                del self._dialing[remote]
+        dial.set_result(conn)
         self._pool[remote] = conn  # under the name we dialled, too
         return conn
 
@@ -371,9 +417,10 @@ class StreamTransport:
         """Close the listener and every connection."""
         for server in self._servers:
             server.close()
-        for conn in list(self._pool.values()):
+        for conn in [*self._pool.values(), *self._open]:
             conn.close()
         self._pool.clear()
+        self._open.clear()
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
