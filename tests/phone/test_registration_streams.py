@@ -5,6 +5,7 @@ over that connection reaches the line (RFC 3261 10.2, 18.2.2)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,6 +230,80 @@ async def test_the_phone_command_registers_over_tls_with_the_registrars_ca(
         await registrar_ep.close()
 
 
-def test_a_transport_the_emulator_cannot_register_over_is_refused() -> None:
-    with pytest.raises(ValueError, match="'sctp': not udp, tcp or tls"):
-        PhoneSettings(register_transport="sctp")
+@pytest.mark.parametrize(
+    ("settings", "says"),
+    [
+        ({"register_transport": "sctp"}, "'sctp': not udp, tcp or tls"),
+        ({"register_transport": "tls"}, "needs tls"),
+        ({"register_transport": "tcp", "tcp": False}, "needs tcp, and not tls"),
+        ({"register_transport": "tcp", "tls": True}, "needs tcp, and not tls"),
+    ],
+)
+def test_a_transport_the_lines_cannot_be_reached_over_is_refused(
+    settings: dict[str, Any], says: str
+) -> None:
+    """A Contact naming a transport the line does not listen on would
+    register a line that nobody can reach."""
+    with pytest.raises(ValueError, match=says):
+        PhoneSettings(**settings)
+    PhoneSettings(register_transport="tls", tls=True)  # what can be reached is taken
+
+
+async def test_lines_registering_together_share_one_connection() -> None:
+    """Four phones registering at once over TCP (a fleet registers 64 at a
+    time) reach the registrar over one connection."""
+    registrar = StreamRegistrar()
+    registrar_ep = SipEndpoint(handler=registrar)
+    _, port = await registrar_ep.listen_stream("tcp", "127.0.0.1", 0)
+    host = PhoneHost()
+    await host.start()
+    settings = PhoneSettings(
+        registrar=f"127.0.0.1:{port}", register_transport="tcp", auth_notify=False
+    )
+    try:
+        phones = [
+            await host.add_phone(
+                PhoneConfig(
+                    f"p{n}", "127.0.0.1", (LineConfig("1001", Secret("secret"), p),), settings
+                )
+            )
+            for n, p in enumerate(free_ports(4))
+        ]
+        codes = await asyncio.gather(*(host.register(phone) for phone in phones))
+        assert codes == [[200]] * 4
+        assert len(registrar.seen) == 8
+        assert len({id(flow.connection) for _, flow in registrar.seen}) == 1
+    finally:
+        await host.close()
+        await registrar_ep.close()
+
+
+async def test_a_registrar_that_hangs_up_is_a_failure_that_says_so() -> None:
+    """The registrar closes the connection on the REGISTER: the line hears
+    of it at once (not after Timer F) and its event says what happened."""
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    events: list[dict[str, Any]] = []
+    host = PhoneHost()
+    host.events.subscribe(events.append)
+    await host.start()
+    settings = PhoneSettings(registrar=f"127.0.0.1:{port}", register_transport="tcp")
+    try:
+        (line_port,) = free_ports(1)
+        phone = await host.add_phone(
+            PhoneConfig(
+                "desk", "127.0.0.1", (LineConfig("1001", Secret("s"), line_port),), settings
+            )
+        )
+        assert await asyncio.wait_for(host.register(phone), 5) == [None]
+        (failed,) = [e for e in events if e["event"] == "register_failed"]
+        assert failed["error"] == "the connection to the registrar was lost"
+    finally:
+        await host.close()
+        server.close()
+        await server.wait_closed()

@@ -73,14 +73,22 @@ class PhoneSettings:
     #: and ``tls``).  The lines of a host share one connection to the
     #: registrar, as they share one endpoint.
     register_transport: str = "udp"
-
-    def __post_init__(self) -> None:
-        if self.register_transport not in ("udp", "tcp", "tls"):
-            raise ValueError(f"register_transport {self.register_transport!r}: not udp, tcp or tls")
-
     #: After a failed REGISTER, try again after this many seconds (the SPA's
     #: Register Retry Intvl, 30 s by default).
     register_retry: float = 30.0
+
+    def __post_init__(self) -> None:
+        # The registrar reaches a line over what its Contact names: a line
+        # must listen on it (the CLI says the same, in its own words).
+        transport = self.register_transport
+        if transport not in ("udp", "tcp", "tls"):
+            raise ValueError(f"register_transport {transport!r}: not udp, tcp or tls")
+        if transport == "tls" and not self.tls:
+            raise ValueError("register_transport 'tls' needs tls: the line must take TLS")
+        if transport == "tcp" and (self.tls or not self.tcp):
+            raise ValueError(
+                "register_transport 'tcp' needs tcp, and not tls: the line must take TCP"
+            )
 
 
 @dataclass(frozen=True, slots=True)

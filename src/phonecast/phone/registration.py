@@ -189,17 +189,20 @@ class Registrations:
             request = self._request(binding, expires, authorization)
             try:
                 if transport == "udp":
-                    response, _ = await ep.request(
+                    response, why = await ep.request(
                         request, "udp", binding.remote, local=binding.local
                     )
                 else:
-                    response, _ = await ep.request(request, transport, binding.remote)
+                    response, why = await ep.request(request, transport, binding.remote)
             except OSError as exc:
                 # The line's socket is gone (the host is stopping), or no
                 # connection (refused, timed out, a certificate not trusted).
                 binding.failure = f"{type(exc).__name__}: {exc}"
                 return None
-            if response is None or response.status_code not in (401, 407) or authorization:
+            if response is None:
+                binding.failure = _NO_RESPONSE.get(why, why)
+                break
+            if response.status_code not in (401, 407) or authorization:
                 break
             try:
                 authorization = authorize(
@@ -273,6 +276,12 @@ def granted_expiry(response: Response, contact: SipUri, asked: int) -> int:
         header = None
     return asked if header is None else min(header, asked)
 
+
+#: Why a REGISTER got no response, as the endpoint says it, in words.
+_NO_RESPONSE: Final = {
+    "timeout": "no response from the registrar",
+    "transport": "the connection to the registrar was lost",
+}
 
 #: The longest Min-Expires a 423 may make a line ask for (a day): past
 #: that, the registrar's answer is taken as the failure it amounts to.
