@@ -537,7 +537,7 @@ async def test_a_completed_transaction_keeps_only_what_absorbing_needs() -> None
     peer sending unique requests must not make the endpoint hold every
     parsed request, response and handle that long.  What a completed one
     keeps is bounded per transaction: its key, its response's bytes and
-    where they go, ~850 bytes (it held ~6 KB per NOTIFY before the request
+    where they go, ~910 bytes (it held ~6 KB per NOTIFY before the request
     was let go, ~1.75 KB before the machine and the request datagram were
     retired for a CompletedServer)."""
 

@@ -111,7 +111,7 @@ def _unmapped(host: str) -> str:
 
 #: Live server transactions an endpoint keeps before it answers new requests
 #: 503.  A UDP server transaction lives 32 s after answering (Timer J, RFC
-#: 3261 17.2.2), retired to ~0.85 KB (~1.1 KB a NOTIFY in the emulator, with
+#: 3261 17.2.2), retired to ~0.9 KB (~1.1 KB a NOTIFY in the emulator, with
 #: its nonce's state), so a peer firing new requests at 10,000/s would
 #: otherwise hold ~350 MB, and a flood from forged sources grows without end.
 #: 250,000 is ~270 MB, and carries ~7,800 authenticated NOTIFYs/s
