@@ -152,7 +152,9 @@ class PhoneHost:
         #: Each line's registration, kept up (made with the endpoint).
         self._registrations: Registrations | None = None
         #: (transport, user) -> the line registered over a stream transport
-        #: as that user (see _line_by_uri).
+        #: as that user (see _line_by_uri); the first one registered, should
+        #: two phones of a host share a user (their registrar could not tell
+        #: them apart on one connection either).
         self._registered_over: dict[tuple[str, str], LineState] = {}
         #: Fetches allowed to wait for a turn at the fetcher (which runs at
         #: most its ``limit`` at once); a push beyond is answered and dropped.
