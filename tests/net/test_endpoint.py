@@ -279,6 +279,10 @@ async def test_tcp_request_response() -> None:
         resp, why = await client.request(_notify(client, sport, "tcp"), "tcp", ("127.0.0.1", sport))
         assert resp is not None and resp.status_code == 486 and why == "final"
         assert tu.seen[0][1].transport == "tcp"
+        # Over: its connection carries no client transaction any more, so
+        # the connection's loss (or the server's, of any it accepted) is
+        # not looked into (see SipEndpoint._connection_lost).
+        assert not client._client_streams and not server._client_streams
     finally:
         await client.close()
         await server.close()

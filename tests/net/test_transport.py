@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 
 import pytest
 
 from phonecast.net.transport import Flow, StreamTransport, UdpTransport
 from tests.tls import LoopbackPki
+from tests.waiting import until
 
 #: Transports are where asyncio's loop and uvloop differ: run on both.
 pytestmark = pytest.mark.both_loops
@@ -273,3 +275,52 @@ async def test_callers_dialling_at_once_share_one_connection_and_close_closes_al
     finally:
         await client.close()
         server.close()
+
+
+async def test_a_cancelled_dialler_does_not_cancel_those_waiting_on_its_dial(
+    pki: LoopbackPki,
+) -> None:
+    """The first caller's dial is shared; when that caller is cancelled the
+    others waiting on it are not: they look again and dial themselves (here
+    to a peer that never answers TLS, so each ends by its own timeout)."""
+    silent = socket.socket()  # accepts TCP, never speaks TLS: a dial that hangs
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    addr = silent.getsockname()
+    client = StreamTransport("tls", Inbox(), client_ssl=pki.client_context())
+    try:
+        first = asyncio.ensure_future(client.connect(addr, timeout=5))
+        await asyncio.sleep(0.05)
+        waiter = asyncio.ensure_future(client.connect(addr, timeout=0.5))
+        await asyncio.sleep(0.05)
+        first.cancel()
+        with pytest.raises(TimeoutError):
+            await waiter
+        assert first.cancelled()
+    finally:
+        await client.close()
+        silent.close()
+
+
+async def test_a_dial_that_completes_after_close_leaves_nothing_open() -> None:
+    accepted: list[asyncio.StreamReader] = []
+
+    async def accept(reader: asyncio.StreamReader, _writer: asyncio.StreamWriter) -> None:
+        accepted.append(reader)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    addr = server.sockets[0].getsockname()[:2]
+    client = StreamTransport("tcp", Inbox())
+    try:
+        dial = asyncio.ensure_future(client.connect(addr))
+        await asyncio.sleep(0)  # the dial is under way
+        await client.close()
+        with pytest.raises(ConnectionAbortedError):
+            await dial
+        await until(lambda: accepted, what="the connection reached the server")
+        assert await asyncio.wait_for(accepted[0].read(), 2) == b""  # and was closed
+        with pytest.raises(ConnectionAbortedError):
+            await client.connect(addr)
+    finally:
+        server.close()
+        await server.wait_closed()

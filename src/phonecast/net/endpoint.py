@@ -336,6 +336,9 @@ class SipEndpoint:
         #: The same by their CompletedServer's id, for a copy matched by key.
         self._retired_by_record: dict[int, _Retired] = {}
         self._sweep_timer: Timer | None = None
+        #: Stream connections carrying live client transactions, and how
+        #: many: only their loss needs the scan of _connection_lost.
+        self._client_streams: dict[StreamConnection, int] = {}
         #: Recent stateless answers, for their requests' retransmissions.
         self._answers = StatelessAnswers()
         self._handler = handler
@@ -427,6 +430,7 @@ class SipEndpoint:
             if entry.callback is not None:
                 entry.callback(None, "closed")
         self._entries.clear()
+        self._client_streams.clear()
         self._server_live = 0
         self._by_wire.clear()
         self._retired.clear()
@@ -560,6 +564,9 @@ class SipEndpoint:
         entry.flow = flow
         entry.destination = (transport, remote, server_hostname)
         entry.callback = callback
+        if flow is not None and flow.connection is not None:
+            streams = self._client_streams
+            streams[flow.connection] = streams.get(flow.connection, 0) + 1
         self._table.add(tx)
         self._entries[id(tx)] = entry
         self._pump(entry)
@@ -930,8 +937,16 @@ class SipEndpoint:
             entry.timer.cancel()
             entry.timer = None
         self._table.remove(entry.tx)
-        if self._entries.pop(id(entry.tx), None) is not None and entry.destination is None:
-            self._server_live -= 1
+        if self._entries.pop(id(entry.tx), None) is not None:
+            if entry.destination is None:
+                self._server_live -= 1
+            elif entry.flow is not None and entry.flow.connection is not None:
+                conn = entry.flow.connection
+                left = self._client_streams.get(conn, 0) - 1
+                if left > 0:
+                    self._client_streams[conn] = left
+                else:
+                    self._client_streams.pop(conn, None)
         if entry.wire is not None and self._by_wire.get(entry.wire) is entry:
             del self._by_wire[entry.wire]
         if entry.callback is not None:
@@ -966,8 +981,12 @@ class SipEndpoint:
     def _connection_lost(self, conn: StreamConnection) -> None:
         """A stream connection closed: its client transactions will get no
         response on it (RFC 3261 17.1.4: a transport error), rather than
-        waiting out Timer B/F.  A scan of the live transactions: connections
-        close seldom, and no table by connection need be kept up per request."""
+        waiting out Timer B/F.  Only a connection that carries some is
+        looked into (a peer opening and closing connections to a listener
+        costs nothing here); then the live transactions are scanned, which
+        spares a table by connection kept up per request."""
+        if conn not in self._client_streams:
+            return
         lost = [
             entry
             for entry in self._entries.values()

@@ -318,6 +318,7 @@ class StreamTransport:
         #: Dials under way, by the address dialled: a second caller waits
         #: for the first one's connection instead of opening its own.
         self._dialing: dict[Address, asyncio.Future[StreamConnection]] = {}
+        self._closed = False
         self._servers: list[asyncio.AbstractServer] = []
         #: The first listening address (what a Via names).
         self.local: Address | None = None
@@ -372,16 +373,35 @@ class StreamTransport:
 
         Callers that ask at once share one dial: the lines of a fleet
         registering together over TCP get one connection to their
-        registrar, not one each (of which the pool would keep the last)."""
-        pooled = self._pool.get(remote)
-        if pooled is not None and pooled.is_open:
-            return pooled
-        dialing = self._dialing.get(remote)
-        if dialing is not None:
-            # Its failure is ours too; a cancelled wait leaves the dial alone.
-            shared = await asyncio.shield(dialing)
+        registrar, not one each (of which the pool would keep the last).
+        A waiter keeps its own ``timeout``; the dial's failure is its too,
+        but not the first caller's cancellation (it then looks again).
+        Raises ``ConnectionAbortedError`` once the transport is closed."""
+        while True:
+            if self._closed:
+                raise ConnectionAbortedError(f"the {self.name} transport is closed")
+            pooled = self._pool.get(remote)
+            if pooled is not None and pooled.is_open:
+                return pooled
+            dialing = self._dialing.get(remote)
+            if dialing is None:
+                break
+            try:
+                # Shielded: a waiter's own cancellation leaves the dial alone.
+                shared = await asyncio.wait_for(asyncio.shield(dialing), timeout)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if dialing.cancelled() and (task is None or task.cancelling() == 0):
+                    continue  # the dialler was cancelled, not us: look again
+                raise
             if shared.is_open:
                 return shared
+        return await self._dial(remote, server_hostname, timeout)
+
+    async def _dial(
+        self, remote: Address, server_hostname: str | None, timeout: float
+    ) -> StreamConnection:
+        """Open a connection to ``remote``, as the dial others wait on."""
         loop = asyncio.get_running_loop()
         dial: asyncio.Future[StreamConnection] = loop.create_future()
         dial.add_done_callback(_retrieved)
@@ -400,6 +420,9 @@ class StreamTransport:
                 ),
                 timeout,
             )
+            if self._closed:  # closed while dialling: nothing may outlive close()
+                conn.close()
+                raise ConnectionAbortedError(f"the {self.name} transport is closed")
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError):
                 dial.cancel()
@@ -414,7 +437,9 @@ class StreamTransport:
         return conn
 
     async def close(self) -> None:
-        """Close the listener and every connection."""
+        """Close the listener and every connection (a dial still under way
+        closes its connection when it completes)."""
+        self._closed = True
         for server in self._servers:
             server.close()
         for conn in [*self._pool.values(), *self._open]:
