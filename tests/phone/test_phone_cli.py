@@ -507,6 +507,10 @@ def test_a_ring_time_that_is_not_0_to_3600_seconds_is_refused(
             "--register-transport tls needs --tls-cert",
         ),
         (
+            ["--register", "127.0.0.1:5060", "--registrar-name", "sip.example.com"],
+            "--registrar-name needs --register-transport tls",
+        ),
+        (
             ["--register", "127.0.0.1:5060", "--register-transport", "tcp"],
             "the lines' TCP listener, which is off (a fleet takes TCP with --tcp)",
         ),

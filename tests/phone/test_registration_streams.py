@@ -71,7 +71,9 @@ class Rig:
     codes: list[int | None]
 
 
-async def _rig(transport: str, pki: LoopbackPki | None, *, trusted: bool = True) -> Rig:
+async def _rig(
+    transport: str, pki: LoopbackPki | None, *, trusted: bool = True, tls_name: str | None = None
+) -> Rig:
     registrar = StreamRegistrar()
     registrar_ep = SipEndpoint(handler=registrar, server_ssl=pki.server_context() if pki else None)
     address = await registrar_ep.listen_stream(transport, "127.0.0.1", 0)
@@ -88,6 +90,7 @@ async def _rig(transport: str, pki: LoopbackPki | None, *, trusted: bool = True)
         register_expires=60,
         register_retry=30,
         register_transport=transport,
+        registrar_tls_name=tls_name,
         tls=transport == "tls",
         auth_notify=False,
     )
@@ -307,3 +310,22 @@ async def test_a_registrar_that_hangs_up_is_a_failure_that_says_so() -> None:
         await host.close()
         server.close()
         await server.wait_closed()
+
+
+@pytest.mark.parametrize(("name", "registered"), [("localhost", True), ("sip.example.com", False)])
+async def test_a_tls_registrar_is_checked_under_the_name_given(
+    pki: LoopbackPki, name: str, registered: bool
+) -> None:
+    """``registrar_tls_name`` (``--registrar-name``): the registrar's
+    certificate must carry that name, not its address (the test
+    certificate is for localhost and 127.0.0.1)."""
+    rig = await _rig("tls", pki, tls_name=name)
+    try:
+        if registered:
+            assert rig.codes == [200]
+        else:
+            assert rig.codes == [None] and not rig.registrar.seen
+            (failed,) = [e for e in rig.events if e["event"] == "register_failed"]
+            assert "not valid for 'sip.example.com'" in failed["error"]
+    finally:
+        await _close(rig)

@@ -175,6 +175,14 @@ def _common(func: F) -> F:
             ),
         ),
         click.option(
+            "--registrar-name",
+            metavar="NAME",
+            help=(
+                "The name a TLS registrar's certificate must carry (and the SNI sent); "
+                "by default its address."
+            ),
+        ),
+        click.option(
             "--tls-cert",
             type=click.Path(dir_okay=False),
             help=(
@@ -230,6 +238,7 @@ def phone(
     registrar: str | None,
     register_transport: str,
     registrar_ca: str | None,
+    registrar_name: str | None,
     tls_cert: str | None,
     tls_key: str | None,
     max_transactions: int,
@@ -250,7 +259,9 @@ def phone(
     )
     server_ssl = server_tls_context(tls_cert, tls_key)
     settings = dataclasses.replace(settings, tls=server_ssl is not None)
-    settings, client_ssl = registration_transport(settings, register_transport, registrar_ca)
+    settings, client_ssl = registration_transport(
+        settings, register_transport, registrar_ca, registrar_name
+    )
     config = PhoneConfig(name, host, configs, settings)
     show = None if quiet else screen_printer(Console(stderr=True))
     events = open_event_log(events_path)
@@ -350,6 +361,7 @@ def fleet(
     registrar: str | None,
     register_transport: str,
     registrar_ca: str | None,
+    registrar_name: str | None,
     tls_cert: str | None,
     tls_key: str | None,
     max_transactions: int,
@@ -378,7 +390,9 @@ def fleet(
     )
     server_ssl = server_tls_context(tls_cert, tls_key)
     settings = dataclasses.replace(settings, tcp=tcp, tls=server_ssl is not None)
-    settings, client_ssl = registration_transport(settings, register_transport, registrar_ca)
+    settings, client_ssl = registration_transport(
+        settings, register_transport, registrar_ca, registrar_name
+    )
     users = [str(first_user + i) for i in range(count)]
     passwords = fleet_passwords(password_pattern, users)
     configs = []

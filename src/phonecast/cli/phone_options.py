@@ -270,7 +270,7 @@ def server_tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | No
 
 
 def registration_transport(
-    settings: PhoneSettings, transport: str, ca_file: str | None
+    settings: PhoneSettings, transport: str, ca_file: str | None, tls_name: str | None = None
 ) -> tuple[PhoneSettings, ssl.SSLContext | None]:
     """``settings`` registering over --register-transport, and the context
     that checks a TLS registrar (--registrar-ca, else the system's trust
@@ -281,6 +281,8 @@ def registration_transport(
         fail(f"--register-transport {transport} needs --register")
     if ca_file is not None and transport != "tls":
         fail("--registrar-ca needs --register-transport tls")
+    if tls_name is not None and transport != "tls":
+        fail("--registrar-name needs --register-transport tls")
     if transport == "tls" and not settings.tls:
         fail("--register-transport tls needs --tls-cert: the registrar reaches the lines over TLS")
     if transport == "tcp" and (settings.tls or not settings.tcp):
@@ -292,4 +294,7 @@ def registration_transport(
             client = ssl.create_default_context(cafile=ca_file)
         except (OSError, ssl.SSLError) as exc:
             fail(f"cannot use --registrar-ca {ca_file!r}: {getattr(exc, 'strerror', None) or exc}")
-    return dataclasses.replace(settings, register_transport=transport), client
+    changed = dataclasses.replace(
+        settings, register_transport=transport, registrar_tls_name=tls_name
+    )
+    return changed, client

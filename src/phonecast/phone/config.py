@@ -73,6 +73,9 @@ class PhoneSettings:
     #: and ``tls``).  The lines of a host share one connection to the
     #: registrar, as they share one endpoint.
     register_transport: str = "udp"
+    #: The name a TLS registrar's certificate must carry (its SNI too); by
+    #: default its address, which the certificate must then list.
+    registrar_tls_name: str | None = None
     #: After a failed REGISTER, try again after this many seconds (the SPA's
     #: Register Retry Intvl, 30 s by default).
     register_retry: float = 30.0

@@ -193,7 +193,12 @@ class Registrations:
                         request, "udp", binding.remote, local=binding.local
                     )
                 else:
-                    response, why = await ep.request(request, transport, binding.remote)
+                    response, why = await ep.request(
+                        request,
+                        transport,
+                        binding.remote,
+                        server_hostname=line.phone.config.settings.registrar_tls_name,
+                    )
             except OSError as exc:
                 # The line's socket is gone (the host is stopping), or no
                 # connection (refused, timed out, a certificate not trusted).
