@@ -324,3 +324,28 @@ async def test_a_dial_that_completes_after_close_leaves_nothing_open() -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_a_connection_dialled_by_name_leaves_the_pool_under_both_names() -> None:
+    """Dialled as ``localhost``, a connection is pooled under that name and
+    under its peer's address; when it is lost both entries go (the name's
+    used to stay until the next dial)."""
+    peers: list[asyncio.StreamWriter] = []
+
+    async def accept(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peers.append(writer)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = StreamTransport("tcp", Inbox())
+    try:
+        conn = await client.connect(("localhost", port))
+        assert conn.flow is not None and conn.flow.remote == ("127.0.0.1", port)
+        assert set(client._pool) == {("localhost", port), ("127.0.0.1", port)}
+        await until(lambda: peers, what="accepted")
+        peers[0].close()
+        await until(lambda: not client._pool, what="both pool entries gone")
+    finally:
+        await client.close()
+        server.close()
+        await server.wait_closed()

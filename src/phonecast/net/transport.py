@@ -244,6 +244,9 @@ class StreamConnection(asyncio.Protocol):
         self._framer = StreamFramer(max_size=max_message)
         self._transport: asyncio.Transport | None = None
         self.flow: Flow | None = None
+        #: The address it was dialled as, when that is not its peer's own
+        #: (a name, an IPv4-mapped spelling): pooled under it too.
+        self.dialled_as: Address | None = None
         self.closed = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -332,6 +335,9 @@ class StreamTransport:
         self._open.discard(conn)
         if conn.flow is not None and self._pool.get(conn.flow.remote) is conn:
             del self._pool[conn.flow.remote]
+        dialled = conn.dialled_as
+        if dialled is not None and self._pool.get(dialled) is conn:
+            del self._pool[dialled]
         if self._on_lost is not None:
             self._on_lost(conn)
 
@@ -433,6 +439,8 @@ class StreamTransport:
             if self._dialing.get(remote) is dial:
                 del self._dialing[remote]
         dial.set_result(conn)
+        if conn.flow is None or conn.flow.remote != remote:
+            conn.dialled_as = remote
         self._pool[remote] = conn  # under the name we dialled, too
         return conn
 
