@@ -243,18 +243,25 @@ async def test_tls_refuses_untrusted_server(pki: LoopbackPki) -> None:
         await server.close()
 
 
-async def test_callers_dialling_at_once_share_one_connection_and_close_closes_all() -> None:
-    """Eight callers asking for a connection to one peer at once (the lines
-    of a fleet registering together) get one: each used to dial its own,
-    of which the pool kept the last, and close() closed only that one.
-    A failed dial fails every caller waiting for it."""
+async def _accepting() -> tuple[asyncio.Server, tuple[str, int], list[asyncio.StreamReader]]:
+    """A TCP server on loopback that accepts and reads nothing: itself, its
+    address, and the reading end of each connection it accepted."""
     accepted: list[asyncio.StreamReader] = []
 
     async def accept(reader: asyncio.StreamReader, _writer: asyncio.StreamWriter) -> None:
         accepted.append(reader)
 
     server = await asyncio.start_server(accept, "127.0.0.1", 0)
-    addr = server.sockets[0].getsockname()[:2]
+    host, port = server.sockets[0].getsockname()[:2]
+    return server, (host, port), accepted
+
+
+async def test_callers_dialling_at_once_share_one_connection_and_close_closes_all() -> None:
+    """Eight callers asking for a connection to one peer at once (the lines
+    of a fleet registering together) get one: each used to dial its own,
+    of which the pool kept the last, and close() closed only that one.
+    A failed dial fails every caller waiting for it."""
+    server, addr, accepted = await _accepting()
     client = StreamTransport("tcp", Inbox())
     try:
         conns = await asyncio.gather(*(client.connect(addr) for _ in range(8)))
@@ -303,13 +310,7 @@ async def test_a_cancelled_dialler_does_not_cancel_those_waiting_on_its_dial(
 
 
 async def test_a_dial_that_completes_after_close_leaves_nothing_open() -> None:
-    accepted: list[asyncio.StreamReader] = []
-
-    async def accept(reader: asyncio.StreamReader, _writer: asyncio.StreamWriter) -> None:
-        accepted.append(reader)
-
-    server = await asyncio.start_server(accept, "127.0.0.1", 0)
-    addr = server.sockets[0].getsockname()[:2]
+    server, addr, accepted = await _accepting()
     client = StreamTransport("tcp", Inbox())
     try:
         dial = asyncio.ensure_future(client.connect(addr))
