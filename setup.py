@@ -24,13 +24,14 @@ INTERPRETED = {"errors.py"}
 #: Outside the core, the per-message paths of the asyncio layers, each
 #: measured side by side compiled and interpreted (bench/README.md, sixth
 #: round): the endpoint's glue (matching, pumping transactions, the deadline
-#: heap) and the UDP drain; the pusher (146 -> 110 us CPU per push); the
+#: heap, the retired transactions) and the UDP drain; the pusher (146 -> 110 us CPU per push); the
 #: emulator's handler, its event log (eight events per call) and its fetcher.
 #: What stays interpreted does not run per message (CLI, campaign store,
 #: inventory) or is bound by something else (the content server is aiohttp's).
 GLUE = (
     "src/phonecast/net/endpoint.py",
     "src/phonecast/net/replies.py",
+    "src/phonecast/net/retired.py",
     "src/phonecast/net/timers.py",
     "src/phonecast/net/transport.py",
     "src/phonecast/push/pusher.py",

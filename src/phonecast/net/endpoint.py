@@ -43,12 +43,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
 from phonecast.net.replies import StatelessAnswers, reply_address, stamp_via
+from phonecast.net.retired import RetiredTransactions
 from phonecast.net.timers import Timer, TimerWheel
 from phonecast.net.transport import (
     Address,
@@ -234,44 +234,6 @@ class _Entry:
             endpoint._pump(self)
 
 
-class _Retired:
-    """A retired UDP server transaction (:class:`CompletedServer`) with what
-    the endpoint needs to answer its retransmissions: the flow the request
-    came on and the address its responses go to.
-
-    ``wire_hash`` and ``wire_size`` recognise a byte-identical copy of the
-    request without keeping its bytes for 32 s (they were most of what a
-    retired transaction would hold).  The hash is Python's own of the
-    datagram, computed anyway by the dict probe of live transactions and
-    keyed per process (unless PYTHONHASHSEED fixes it).  A false match needs
-    a 64-bit collision between two datagrams of one size from one source to
-    one socket within Timer J: the second request would then be taken for
-    a copy of the first and get the first one's answer, sent where the
-    first one's went.  By chance that is ~1 in 10^9 over a day at 10,000
-    requests a second from one source; by design it needs the hash key and
-    a source that is the first request's own, and costs only that source's
-    own request.
-    """
-
-    __slots__ = ("flow", "record", "reply_to", "wire_hash", "wire_size")
-
-    def __init__(
-        self, record: CompletedServer, flow: Flow, reply_to: Address | None, wire: bytes | None
-    ) -> None:
-        self.record = record
-        self.flow = flow
-        self.reply_to = reply_to
-        self.wire_hash = hash(wire) if wire else 0
-        self.wire_size = len(wire) if wire else -1
-
-    def sent_as(self, data: bytes, flow: Flow) -> bool:
-        """True if ``data``, arrived on ``flow``, is the request's own datagram
-        again (``hash(data)`` already matched)."""
-        mine = self.flow
-        same_size = len(data) == self.wire_size
-        return same_size and mine.remote == flow.remote and mine.local == flow.local
-
-
 class _FinalResponse:
     """The callback of :meth:`SipEndpoint.request`: the transaction's final
     response (or why none came) becomes the result of one future.
@@ -329,13 +291,8 @@ class SipEndpoint:
         #: probe instead of a parse (what keeps an overloaded phone from
         #: spending its CPU re-parsing the copies its slowness provoked).
         self._by_wire: dict[bytes, _Entry] = {}
-        #: Retired UDP server transactions, oldest first (see _retire), and
-        #: those whose request datagram is known, by its hash.
-        self._retired: deque[_Retired] = deque()
-        self._retired_by_wire: dict[int, _Retired] = {}
-        #: The same by their CompletedServer's id, for a copy matched by key.
-        self._retired_by_record: dict[int, _Retired] = {}
-        self._sweep_timer: Timer | None = None
+        #: Retired UDP server transactions (see _retire).
+        self._retired = RetiredTransactions(self._table, self._wheel)
         #: Stream connections carrying live client transactions, and how
         #: many: only their loss needs the scan of _connection_lost.
         self._client_streams: dict[StreamConnection, int] = {}
@@ -434,11 +391,6 @@ class SipEndpoint:
         self._server_live = 0
         self._by_wire.clear()
         self._retired.clear()
-        self._retired_by_wire.clear()
-        self._retired_by_record.clear()
-        if self._sweep_timer is not None:
-            self._sweep_timer.cancel()
-            self._sweep_timer = None
         self._answers.clear()
         self._wheel.close()
         for sock in self._udp.values():
@@ -714,16 +666,16 @@ class SipEndpoint:
             copied.handle_retransmission(self.now())
             self._pump(known)
             return
-        if known is None and self._retired_by_wire:
-            retired = self._retired_by_wire.get(hash(data))  # the hash is cached: no rehash
-            if retired is not None and retired.sent_as(data, flow):
+        if known is None and self._retired:
+            retired = self._retired.by_wire(data, flow)
+            if retired is not None:
                 now = self.now()
                 if retired.record.answer(now) is not None:
                     self._absorbed += 1
                     self._sent += 1
                     self._send_on_flow(retired.record.response, retired.flow, retired.reply_to)
                     return
-                self._sweep_now(now)  # Timer J is over: the copy is a new request
+                self._retired.sweep_now(now)  # Timer J is over: the copy is a new request
         if known is None and self._answers:
             answered = self._answers.find(data, flow)
             if answered is not None:
@@ -777,13 +729,13 @@ class SipEndpoint:
                 # answer goes where the transaction's went, as the machine's
                 # would, not where this copy's Via asks (a copy from a forged
                 # source must not turn the phone into a reflector).
-                retired = self._retired_by_record.get(id(done))
+                retired = self._retired.by_record(done)
                 answer = done.answer(now)
                 if retired is not None and answer is not None:
                     self._sent += 1
                     self._send_on_flow(answer, retired.flow, retired.reply_to)
                     return
-                self._sweep_now(now)  # Timer J is over: the copy is a new request
+                self._retired.sweep_now(now)  # Timer J is over: the copy is a new request
         if request.method == "ACK":
             if self._handler is not None:
                 self._call_handler(request, None, flow)
@@ -798,7 +750,7 @@ class SipEndpoint:
             self._send_stateless(refusal, flow)
             self._refused(flow, refusal.status_code, str(exc))
             return
-        if self._server_live >= self._max_server:
+        if self._server_live + len(self._retired) >= self._max_server:
             # RFC 3261 21.5.4: overloaded.  Stateless, so that a flood of
             # new requests costs no memory; a retransmission is refused again.
             self._overloaded += 1
@@ -891,41 +843,12 @@ class SipEndpoint:
             entry.timer.cancel()
             entry.timer = None
         del self._entries[id(entry.tx)]
+        self._server_live -= 1  # a machine no more: counted in _retired now
         wire = entry.wire
         if wire is not None and self._by_wire.get(wire) is entry:
             del self._by_wire[wire]
         assert entry.flow is not None
-        retired = _Retired(record, entry.flow, entry.reply_to, wire)
-        if wire:
-            self._retired_by_wire[retired.wire_hash] = retired
-        self._retired_by_record[id(record)] = retired
-        self._retired.append(retired)
-        if self._sweep_timer is None:
-            self._sweep_timer = self._wheel.schedule(record.expires, self._sweep)
-
-    def _sweep(self, now: float) -> None:
-        """Forget the retired transactions whose Timer J is over, oldest
-        first; then wait for the next one's.  (Should an endpoint's Timer J
-        ever differ between them, a later one waits for the one before it:
-        it lives a little longer, never shorter.)"""
-        self._sweep_timer = None
-        queue = self._retired
-        while queue and queue[0].record.expires <= now:
-            retired = queue.popleft()
-            self._table.remove_completed(retired.record)
-            if retired.wire_size >= 0 and self._retired_by_wire.get(retired.wire_hash) is retired:
-                del self._retired_by_wire[retired.wire_hash]
-            del self._retired_by_record[id(retired.record)]
-            self._server_live -= 1
-        if queue:
-            self._sweep_timer = self._wheel.schedule(queue[0].record.expires, self._sweep)
-
-    def _sweep_now(self, now: float) -> None:
-        """:meth:`_sweep` before its timer: a copy arrived for a retired
-        transaction whose Timer J is over, and must meet none."""
-        if self._sweep_timer is not None:
-            self._sweep_timer.cancel()
-        self._sweep(now)
+        self._retired.keep(record, entry.flow, entry.reply_to, wire)
 
     def _fire(self, entry: _Entry, now: float) -> None:
         entry.timer = None
