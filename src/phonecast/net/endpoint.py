@@ -430,8 +430,13 @@ class SipEndpoint:
         host, port = self._sent_by_parts(transport)
         return f"{host}:{port}"
 
-    def _sent_by_parts(self, transport: str) -> tuple[str, int]:
-        if transport == "udp" and self.udp is not None:
+    def _sent_by_parts(self, transport: str, local: Address | None = None) -> tuple[str, int]:
+        """Host (bracketed if IPv6) and port a Via or Contact names for
+        ``transport``: those of ``local`` if given (the socket a request
+        leaves from), else of the transport's first socket or listener."""
+        if local is not None:
+            host, port = local
+        elif transport == "udp" and self.udp is not None:
             host, port = self.udp.local
         else:
             st = self._streams.get(transport)
@@ -453,13 +458,7 @@ class SipEndpoint:
         text to the request and the value to :meth:`Request.prime_top_via`.
         ``local``: the UDP socket the request will leave from (see
         :meth:`request`), when it is not the first one."""
-        if local is not None:
-            host = self._advertised or local[0]
-            if host in ("0.0.0.0", "::"):  # as _sent_by_parts has it
-                host = "127.0.0.1" if host == "0.0.0.0" else "::1"
-            host, port = (f"[{host}]" if ":" in host else host), local[1]
-        else:
-            host, port = self._sent_by_parts(transport)
+        host, port = self._sent_by_parts(transport, local)
         params = (("branch", branch or new_branch()), ("rport", None))
         return Via(transport.upper(), host, port, params)
 
