@@ -64,6 +64,12 @@ class Binding:
     remote: Address
     call_id: str
     from_tag: str
+    #: The line's address of record at the registrar (From and To).
+    aor: str
+    #: The registrar itself (the Request-URI).
+    target: SipUri
+    #: Where the registrar reaches the line (see _contact_for).
+    contact: SipUri
     cseq: int = 0
     #: The expiry the registrar granted last, seconds (None: not registered).
     granted: int | None = None
@@ -101,8 +107,17 @@ class Registrations:
         if binding is None or binding.remote != remote:
             if binding is not None and binding.timer is not None:
                 binding.timer.cancel()
+            host, port = remote
+            shown = f"[{host}]" if ":" in host else host
             binding = Binding(
-                line, local, remote, self._new_call_id(line.config.user, local), new_tag()
+                line,
+                local,
+                remote,
+                self._new_call_id(line.config.user, local),
+                new_tag(),
+                aor=f"sip:{line.config.user}@{shown}:{port}",
+                target=SipUri(shown, port=port),
+                contact=_contact_for(line, local, remote),
             )
             self.bindings[local] = binding
         return await self._register(binding)
@@ -131,7 +146,7 @@ class Registrations:
         code = None if response is None else response.status_code
         granted = None
         if response is not None and response.is_success:
-            granted = granted_expiry(response, self._contact(binding), asked)
+            granted = granted_expiry(response, binding.contact, asked)
         if granted:
             binding.granted = granted
             # At 70-90 % of the grant, not all at 80 %: lines registered
@@ -188,17 +203,15 @@ class Registrations:
             binding.cseq += 1
             request = self._request(binding, expires, authorization)
             try:
-                if transport == "udp":
-                    response, why = await ep.request(
-                        request, "udp", binding.remote, local=binding.local
-                    )
-                else:
-                    response, why = await ep.request(
-                        request,
-                        transport,
-                        binding.remote,
-                        server_hostname=line.phone.config.settings.registrar_tls_name,
-                    )
+                response, why = await ep.request(
+                    request,
+                    transport,
+                    binding.remote,
+                    # From the line's own socket over UDP; over TLS, checked
+                    # under the registrar's name if one is set.
+                    local=binding.local if transport == "udp" else None,
+                    server_hostname=line.phone.config.settings.registrar_tls_name,
+                )
             except OSError as exc:
                 # The line's socket is gone (the host is stopping), or no
                 # connection (refused, timed out, a certificate not trusted).
@@ -217,27 +230,10 @@ class Registrations:
                 break  # a challenge that cannot be answered: the 401 is the outcome
         return response
 
-    def _aor(self, binding: Binding) -> str:
-        host, port = binding.remote
-        shown = f"[{host}]" if ":" in host else host
-        return f"sip:{binding.line.config.user}@{shown}:{port}"
-
-    def _contact(self, binding: Binding) -> SipUri:
-        host, port = binding.local
-        if host in ("0.0.0.0", "::"):
-            # Bound to every address: name the one the registrar is reached
-            # from, the one it can reach the line at.
-            host = local_ip_for(binding.remote[0], binding.remote[1])
-        transport = binding.line.phone.config.settings.register_transport
-        params = () if transport == "udp" else (("transport", transport),)
-        shown = f"[{host}]" if ":" in host else host
-        return SipUri(shown, binding.line.config.user, port=port, params=params)
-
     def _request(
         self, binding: Binding, expires: int, authorization: tuple[str, str] | None
     ) -> Request:
-        aor = self._aor(binding)
-        host, port = binding.remote
+        aor = binding.aor
         transport = binding.line.phone.config.settings.register_transport
         headers = [
             ("Via", self._endpoint.via(transport, local=binding.local)),
@@ -246,13 +242,26 @@ class Registrations:
             ("To", f"<{aor}>"),
             ("Call-ID", binding.call_id),
             ("CSeq", f"{binding.cseq} REGISTER"),
-            ("Contact", f"<{self._contact(binding)}>"),
+            ("Contact", f"<{binding.contact}>"),
             ("Expires", str(expires)),
         ]
         if authorization is not None:
             headers.append(authorization)
-        target = SipUri(f"[{host}]" if ":" in host else host, port=port)
-        return Request("REGISTER", target, headers).with_body(b"")
+        return Request("REGISTER", binding.target, headers).with_body(b"")
+
+
+def _contact_for(line: LineState, local: Address, remote: Address) -> SipUri:
+    """Where the registrar reaches ``line`` (bound at ``local``): its port,
+    and the transport it registers over unless that is UDP."""
+    host, port = local
+    if host in ("0.0.0.0", "::"):
+        # Bound to every address: name the one the registrar is reached
+        # from, the one it can reach the line at.
+        host = local_ip_for(remote[0], remote[1])
+    transport = line.phone.config.settings.register_transport
+    params = () if transport == "udp" else (("transport", transport),)
+    shown = f"[{host}]" if ":" in host else host
+    return SipUri(shown, line.config.user, port=port, params=params)
 
 
 def granted_expiry(response: Response, contact: SipUri, asked: int) -> int:
