@@ -453,12 +453,7 @@ async def test_info_is_answered_200_in_a_dialog_and_481_outside_any() -> None:
         info = _request(ep, "INFO", port, 1, call_id="no-call@127.0.0.1")
         untagged, _ = await ep.request(info, "udp", ("127.0.0.1", port), timeout=5)
         assert untagged is not None and untagged.status_code == 481 and untagged.to.tag
-        call = await _invite(ep, port, OFFER)
-        assert (await call.next()).status_code == 180
-        ok = await call.next()
-        tag = ok.to.tag
-        assert ok.status_code == 200 and tag
-        call.ack(tag)
+        call, tag = await _answered_call(ep, port)
         assert (await call.send(_request(ep, "INFO", port, 2, "nosuchtag"))).status_code == 481
         assert (await call.send(_request(ep, "INFO", port, 3, tag))).status_code == 200
         assert (await call.send(_request(ep, "INFO", port, 2, tag))).status_code == 500
