@@ -8,13 +8,12 @@ from dataclasses import dataclass, field
 
 from phonecast.credentials import Secret
 
-#: Events the SPA accepts on NOTIFY (field guide), compared case-insensitively.
-ACCEPTED_EVENTS = frozenset(
-    {"xml-service", "resync", "reboot_now", "restart_now", "report", "check-sync"}
-)
-#: The same, spelt as a 489 Bad Event's Allow-Events names them (RFC 6665
-#: 8.2.2 / RFC 3265 7.2.2: the events the UA does take).
+#: Events the SPA accepts on NOTIFY (field guide), spelt as a 489 Bad
+#: Event's Allow-Events names them (RFC 6665 8.2.2 / RFC 3265 7.2.2: the
+#: events the UA does take).
 ALLOW_EVENTS = "XML-Service, resync, reboot_now, restart_now, report, check-sync"
+#: The same, lower-cased: an Event is compared case-insensitively.
+ACCEPTED_EVENTS = frozenset(name.strip().lower() for name in ALLOW_EVENTS.split(","))
 
 
 @dataclass(frozen=True, slots=True)
