@@ -65,6 +65,36 @@ def test_stream_framer_cuts_messages_at_any_split() -> None:
         assert framer.buffered == 0
 
 
+@given(
+    runs=st.lists(st.integers(0, 5), min_size=1, max_size=5),
+    cuts=st.lists(st.integers(0, 5000), max_size=8),
+)
+@example(runs=[2], cuts=[1, 3])  # a ping split inside a CRLF and between them
+@example(runs=[1, 1, 1], cuts=[])  # padding CRLFs around messages: no ping
+def test_stream_framer_counts_crlf_pings_however_the_stream_is_cut(
+    runs: list[int], cuts: list[int]
+) -> None:
+    """RFC 5626 4.4.1: each double CRLF between messages is a ping owed one
+    pong; CRLFs do not pair up across a message, and the count does not
+    depend on where the reads happen to end."""
+    stream = b""
+    for i, run in enumerate(runs):
+        if i:
+            stream += NOTIFY
+        stream += b"\r\n" * run
+    framer = StreamFramer()
+    pings = messages = 0
+    last = 0
+    for cut in [*sorted(c % (len(stream) + 1) for c in cuts), len(stream)]:
+        framer.feed(stream[last:cut])
+        last = max(last, cut)
+        messages += len(list(framer.messages()))
+        pings += framer.take_pings()
+    assert messages == len(runs) - 1
+    assert pings == sum(run // 2 for run in runs)
+    assert framer.take_pings() == 0
+
+
 def test_stream_framer_requires_content_length() -> None:
     framer = StreamFramer()
     framer.feed(NOTIFY.replace(b"Content-Length: 26\r\n", b""))

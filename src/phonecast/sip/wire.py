@@ -328,13 +328,27 @@ class StreamFramer:
 
     ``feed()`` bytes as they arrive; iterate ``messages()`` to take every
     complete message.  CRLF keep-alives between messages (RFC 5626 3.5.1) are
-    skipped.  A framing fault raises :class:`ParseError`; the caller must then
-    close the connection.
+    skipped, and each double-CRLF "ping" among them is counted, for the
+    caller to answer with a single-CRLF "pong" (RFC 5626 4.4.1; see
+    :meth:`take_pings`).  A framing fault raises :class:`ParseError`; the
+    caller must then close the connection.
     """
 
     def __init__(self, *, max_size: int = MAX_MESSAGE_SIZE) -> None:
         self._buf = bytearray()
         self._max = max_size
+        #: CRLFs skipped since the last message or ping: a ping may arrive
+        #: split across reads, so the count outlives one call.
+        self._crlfs = 0
+        self._pings = 0
+
+    def take_pings(self) -> int:
+        """Pings seen since the last call (each is owed one CRLF pong).
+
+        Pongs are never more than half the CRLFs received, so a peer cannot
+        make the connection send more than it is sent."""
+        pings, self._pings = self._pings, 0
+        return pings
 
     def feed(self, data: bytes) -> None:
         """Append received bytes."""
@@ -353,6 +367,11 @@ class StreamFramer:
             skip += 2
         if skip:
             del buf[:skip]
+            crlfs = self._crlfs + skip // 2
+            self._pings += crlfs // 2
+            self._crlfs = crlfs % 2
+        if buf and buf != b"\r":  # a lone "\r" may be half of the next CRLF
+            self._crlfs = 0  # a message begins: a lone CRLF before it was padding
         end = buf.find(b"\r\n\r\n")
         if end < 0:
             if len(buf) > self._max:
