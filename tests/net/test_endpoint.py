@@ -282,7 +282,7 @@ async def test_tcp_request_response() -> None:
         # Over: its connection carries no client transaction any more, so
         # the connection's loss (or the server's, of any it accepted) is
         # not looked into (see SipEndpoint._connection_lost).
-        assert not client._client_streams and not server._client_streams
+        assert not client._on_stream and not server._on_stream
     finally:
         await client.close()
         await server.close()

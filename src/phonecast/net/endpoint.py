@@ -51,9 +51,11 @@ from phonecast.net.replies import StatelessAnswers, reply_address, stamp_via
 from phonecast.net.retired import RetiredTransactions
 from phonecast.net.timers import Timer, TimerWheel
 from phonecast.net.transport import (
+    DEFAULT_STREAM_LIMITS,
     Address,
     Flow,
     StreamConnection,
+    StreamLimits,
     StreamTransport,
     UdpTransport,
 )
@@ -278,10 +280,13 @@ class SipEndpoint:
         server_ssl: ssl.SSLContext | None = None,
         advertised_host: str | None = None,
         max_server_transactions: int = DEFAULT_MAX_SERVER_TRANSACTIONS,
+        stream_limits: StreamLimits = DEFAULT_STREAM_LIMITS,
     ) -> None:
         """``max_server_transactions`` bounds the memory a peer can make the
         endpoint hold: past it, a new request is answered 503 with
-        Retry-After, statelessly (see DEFAULT_MAX_SERVER_TRANSACTIONS)."""
+        Retry-After, statelessly (see DEFAULT_MAX_SERVER_TRANSACTIONS).
+        ``stream_limits`` bound what TCP and TLS peers can hold (connections,
+        idle ones, half-sent messages, unread responses)."""
         self._loop = asyncio.get_running_loop()
         self._wheel = TimerWheel(self._loop)
         self._table = TransactionTable()
@@ -293,9 +298,9 @@ class SipEndpoint:
         self._by_wire: dict[bytes, _Entry] = {}
         #: Retired UDP server transactions (see _retire).
         self._retired = RetiredTransactions(self._table, self._wheel)
-        #: Stream connections carrying live client transactions, and how
-        #: many: only their loss needs the scan of _connection_lost.
-        self._client_streams: dict[StreamConnection, int] = {}
+        #: Stream connections carrying live transactions, with them: what
+        #: the stream limits may not close, and what a lost connection ends.
+        self._on_stream: dict[StreamConnection, set[_Entry]] = {}
         #: Recent stateless answers, for their requests' retransmissions.
         self._answers = StatelessAnswers()
         self._handler = handler
@@ -303,6 +308,7 @@ class SipEndpoint:
         self._timers = timers
         self._client_ssl = client_ssl
         self._server_ssl = server_ssl
+        self._stream_limits = stream_limits
         self._advertised = advertised_host
         #: The first UDP socket: client transactions are sent from it.
         self.udp: UdpTransport | None = None
@@ -365,6 +371,15 @@ class SipEndpoint:
         """Accept TCP or TLS connections."""
         return await self._stream(transport).listen(host, port)
 
+    def keep_open(self, transport: str, remote: Address) -> None:
+        """Keep the ``transport`` connection to ``remote`` open while idle,
+        until :meth:`release` (see ``StreamTransport.keep_open``)."""
+        self._stream(transport).keep_open(remote)
+
+    def release(self, transport: str, remote: Address) -> None:
+        """Undo one :meth:`keep_open`."""
+        self._stream(transport).release(remote)
+
     def _stream(self, name: str) -> StreamTransport:
         st = self._streams.get(name)
         if st is None:
@@ -374,6 +389,8 @@ class SipEndpoint:
                 client_ssl=self._client_ssl,
                 server_ssl=self._server_ssl,
                 on_lost=self._connection_lost,
+                limits=self._stream_limits,
+                in_use=self._stream_in_use,
             )
             self._streams[name] = st
         return st
@@ -387,7 +404,7 @@ class SipEndpoint:
             if entry.callback is not None:
                 entry.callback(None, "closed")
         self._entries.clear()
-        self._client_streams.clear()
+        self._on_stream.clear()
         self._server_live = 0
         self._by_wire.clear()
         self._retired.clear()
@@ -516,8 +533,7 @@ class SipEndpoint:
         entry.destination = (transport, remote, server_hostname)
         entry.callback = callback
         if flow is not None and flow.connection is not None:
-            streams = self._client_streams
-            streams[flow.connection] = streams.get(flow.connection, 0) + 1
+            self._carried(entry, flow.connection)
         self._table.add(tx)
         self._entries[id(tx)] = entry
         self._pump(entry)
@@ -636,6 +652,8 @@ class SipEndpoint:
             if data:
                 entry.wire = data
                 self._by_wire[data] = entry
+        else:
+            self._carried(entry, flow.connection)
         entry.handle = handle
         handle.tx = tx
         self._entries[id(tx)] = entry
@@ -862,13 +880,13 @@ class SipEndpoint:
         if self._entries.pop(id(entry.tx), None) is not None:
             if entry.destination is None:
                 self._server_live -= 1
-            elif entry.flow is not None and entry.flow.connection is not None:
+            if entry.flow is not None and entry.flow.connection is not None:
                 conn = entry.flow.connection
-                left = self._client_streams.get(conn, 0) - 1
-                if left > 0:
-                    self._client_streams[conn] = left
-                else:
-                    self._client_streams.pop(conn, None)
+                carried = self._on_stream.get(conn)
+                if carried is not None:
+                    carried.discard(entry)
+                    if not carried:
+                        del self._on_stream[conn]
         if entry.wire is not None and self._by_wire.get(entry.wire) is entry:
             del self._by_wire[entry.wire]
         if entry.callback is not None:
@@ -900,24 +918,27 @@ class SipEndpoint:
             else:
                 entry.tx.handle_transport_error(self.now())
 
+    def _carried(self, entry: _Entry, conn: StreamConnection) -> None:
+        carried = self._on_stream.get(conn)
+        if carried is None:
+            carried = self._on_stream[conn] = set()
+        carried.add(entry)
+
+    def _stream_in_use(self, conn: StreamConnection) -> bool:
+        """Whether ``conn`` carries a live transaction (the stream limits
+        close no such connection for idleness or to make room)."""
+        return conn in self._on_stream
+
     def _connection_lost(self, conn: StreamConnection) -> None:
         """A stream connection closed: its client transactions will get no
         response on it (RFC 3261 17.1.4: a transport error), rather than
-        waiting out Timer B/F.  Only a connection that carries some is
-        looked into (a peer opening and closing connections to a listener
-        costs nothing here); then the live transactions are scanned, which
-        spares a table by connection kept up per request."""
-        if conn not in self._client_streams:
+        waiting out Timer B/F.  Its server transactions run on: their
+        responses have nowhere to go, and the TU's answer still ends them."""
+        carried = self._on_stream.pop(conn, None)
+        if carried is None:
             return
-        lost = [
-            entry
-            for entry in self._entries.values()
-            if entry.destination is not None
-            and entry.flow is not None
-            and entry.flow.connection is conn
-        ]
         now = self.now()
-        for entry in lost:
+        for entry in [e for e in carried if e.destination is not None]:
             if self._entries.get(id(entry.tx)) is entry:
                 entry.tx.handle_transport_error(now)
                 self._pump(entry)

@@ -22,6 +22,7 @@ import asyncio
 import collections
 import contextlib
 import errno
+import resource
 import socket
 import ssl
 from collections.abc import Callable
@@ -43,6 +44,59 @@ _Held = tuple[bytes, Address, Callable[[], None] | None]
 _HELD_MAX: Final = 32
 #: Bound of a UDP transport's table of peers' flows.
 _FLOWS_KEPT: Final = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class StreamLimits:
+    """What one stream transport (TCP or TLS) lets its peers hold.
+
+    A listener is open to whoever can reach it, so each thing a peer can
+    make it keep is bounded, as a hardened SIP server bounds it (Kamailio's
+    ``tcp_max_connections``, ``tcp_connection_lifetime``,
+    ``tcp_msg_read_timeout``, ``tcp_conn_wq_max``):
+
+    ``max_connections``: open connections, accepted and dialled together
+    (None: a quarter of the process's file limit, between 16 and 4096).  A
+    new one past it closes the one least recently used that carries no
+    transaction; if every one does, the new one is refused.
+    ``idle_timeout``: seconds without a byte either way before a connection
+    that carries no transaction is closed (what frees a pusher's connections
+    to the phones it is done with, and a listener's abandoned ones).
+    ``message_timeout``: seconds a message may take to arrive whole once it
+    has begun (a peer trickling bytes to keep a connection cannot), and a TLS
+    handshake to finish.
+    ``max_unsent``: octets queued for a peer that does not read before its
+    connection is dropped: SIP cannot wait for a slow reader, and the queue
+    would otherwise grow without bound."""
+
+    max_connections: int | None = None
+    idle_timeout: float = 120.0
+    message_timeout: float = 20.0
+    max_unsent: int = 1 << 20
+
+    def connection_cap(self) -> int:
+        """``max_connections``, or the default this process's file limit allows."""
+        if self.max_connections is not None:
+            return self.max_connections
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY:
+            return 4096
+        return max(16, min(4096, soft // 4))
+
+
+#: The limits a stream transport has unless told otherwise.
+DEFAULT_STREAM_LIMITS: Final = StreamLimits()
+
+
+@dataclass(slots=True)
+class StreamCounters:
+    """Connections a stream transport closed or refused on its own, by why."""
+
+    idle: int = 0
+    stalled: int = 0
+    unread: int = 0
+    evicted: int = 0
+    refused: int = 0
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -233,26 +287,39 @@ class StreamConnection(asyncio.Protocol):
         *,
         max_message: int = 65535,
         bound: Address | None = None,
+        on_activity: Callable[[StreamConnection, bool], None] | None = None,
+        max_unsent: int = 1 << 20,
     ) -> None:
         """``bound``: for an accepted connection, the address its listener is
-        bound to, which its flow names as local (see :meth:`connection_made`)."""
+        bound to, which its flow names as local (see :meth:`connection_made`).
+        ``on_activity`` hears of every read and write, and whether a whole
+        message arrived (the transport's idle and stalled-message
+        bookkeeping); ``max_unsent``: see StreamLimits."""
         self.transport_name = transport_name
         self._bound = bound
         self._receiver = receiver
         self._on_open = on_open
         self._on_close = on_close
+        self._on_activity = on_activity
+        self._max_unsent = max_unsent
         self._framer = StreamFramer(max_size=max_message)
         self._transport: asyncio.Transport | None = None
         self.flow: Flow | None = None
         #: The address it was dialled as, when that is not its peer's own
         #: (a name, an IPv4-mapped spelling): pooled under it too.
         self.dialled_as: Address | None = None
+        #: The loop's time of the last read or write.
+        self.last_active = 0.0
+        #: Set when the transport dropped it for a peer that does not read.
+        self.unread = False
         self.closed = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A cast, not an isinstance check: uvloop's transports (the commands
         # run on uvloop) are not subclasses of asyncio.Transport.
         self._transport = cast(asyncio.Transport, transport)
+        # Past the high-water mark pause_writing drops the connection.
+        self._transport.set_write_buffer_limits(high=self._max_unsent)
         peer = transport.get_extra_info("peername")
         # An accepted connection's local address is its listener's bound one,
         # as a datagram's is its socket's: on a wildcard listener (0.0.0.0,
@@ -266,11 +333,32 @@ class StreamConnection(asyncio.Protocol):
         framer = self._framer
         framer.feed(data)
         assert self.flow is not None
+        whole = False
         try:
             while (raw := framer.next_raw()) is not None:
+                whole = True
                 self._receiver(raw, self.flow)
         except ParseError:
             self.close()
+            return
+        pings = framer.take_pings()
+        if pings:
+            self.send(b"\r\n" * pings)  # RFC 5626 4.4.1: a pong per ping
+        if self._on_activity is not None:
+            self._on_activity(self, whole)
+
+    @property
+    def partial(self) -> bool:
+        """True while part of a message is waiting for the rest."""
+        return self._framer.buffered > 0
+
+    def pause_writing(self) -> None:
+        """More than ``max_unsent`` octets wait for a peer that does not
+        read: drop the connection (and what waits), as a SIP server must
+        rather than hold it (see StreamLimits)."""
+        self.unread = True
+        if self._transport is not None:
+            self._transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._on_close(self)
@@ -281,6 +369,8 @@ class StreamConnection(asyncio.Protocol):
         """Write a whole message."""
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
+            if self._on_activity is not None:
+                self._on_activity(self, False)
 
     @property
     def is_open(self) -> bool:
@@ -304,9 +394,13 @@ class StreamTransport:
         client_ssl: ssl.SSLContext | None = None,
         server_ssl: ssl.SSLContext | None = None,
         on_lost: Callable[[StreamConnection], None] | None = None,
+        limits: StreamLimits = DEFAULT_STREAM_LIMITS,
+        in_use: Callable[[StreamConnection], bool] | None = None,
     ) -> None:
         """``on_lost`` hears of each connection that closes, whichever end
-        closed it (what was under way on it can no longer be answered)."""
+        closed it (what was under way on it can no longer be answered).
+        ``in_use`` says whether a connection carries a transaction: such a
+        one is never closed for idleness or to make room (``limits``)."""
         if name not in ("tcp", "tls"):
             raise ValueError(f"unknown stream transport {name!r}")
         self.name = name
@@ -314,6 +408,22 @@ class StreamTransport:
         self._client_ssl = client_ssl
         self._server_ssl = server_ssl
         self._on_lost = on_lost
+        self._limits = limits
+        self._cap = limits.connection_cap()
+        self._in_use = in_use
+        self._loop = asyncio.get_running_loop()
+        #: Open connections not yet closing, least recently active first:
+        #: what the cap counts, idleness is read from and room is made in.
+        self._recent: collections.OrderedDict[StreamConnection, None] = collections.OrderedDict()
+        #: Connections holding part of a message, by when it began (oldest
+        #: first, as they are added when a message begins).
+        self._partial: dict[StreamConnection, float] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
+        #: Peers whose connections stay open though idle (see keep_open), and
+        #: how many asked.
+        self._kept: dict[Address, int] = {}
+        #: Connections closed or refused by the limits, by why.
+        self.counters = StreamCounters()
         self._pool: dict[Address, StreamConnection] = {}
         #: Every open connection, pooled or not (an accepted one whose peer
         #: has a newer one, say): what close() closes.
@@ -328,10 +438,115 @@ class StreamTransport:
 
     def _remember(self, conn: StreamConnection) -> None:
         self._open.add(conn)
+        if self._closed or not self._make_room():
+            if not self._closed:
+                self.counters.refused += 1
+            conn.close()  # its connection_lost will _forget it
+            return
+        conn.last_active = self._loop.time()
+        self._recent[conn] = None
+        if self._sweeper is None:
+            self._sweeper = self._loop.call_later(self._sweep_interval(), self._sweep)
         if conn.flow is not None:
             self._pool[conn.flow.remote] = conn
 
+    def _make_room(self) -> bool:
+        """Below the cap, or brought below it by closing the least recently
+        active connection that carries no transaction; False if none can go."""
+        if len(self._recent) < self._cap:
+            return True
+        for victim in self._recent:
+            if not self._busy(victim):
+                self.counters.evicted += 1
+                self._drop(victim)
+                return True
+        return False
+
+    def keep_open(self, remote: Address) -> None:
+        """Keep the connection to ``remote`` open however long it is idle,
+        until as many :meth:`release` calls: a line registered over it is
+        reached back over it (a registrar's NOTIFY), so it must outlive
+        the gaps between refreshes."""
+        self._kept[remote] = self._kept.get(remote, 0) + 1
+
+    def release(self, remote: Address) -> None:
+        """Undo one :meth:`keep_open`."""
+        left = self._kept.get(remote, 0) - 1
+        if left > 0:
+            self._kept[remote] = left
+        else:
+            self._kept.pop(remote, None)
+
+    def _busy(self, conn: StreamConnection) -> bool:
+        if self._in_use is not None and self._in_use(conn):
+            return True
+        kept = self._kept
+        if not kept:
+            return False
+        flow = conn.flow
+        return (flow is not None and flow.remote in kept) or conn.dialled_as in kept
+
+    def _drop(self, conn: StreamConnection) -> None:
+        """Close ``conn`` on the limits' account: out of the count at once
+        (its connection_lost, which forgets the rest, comes a turn later)."""
+        self._recent.pop(conn, None)
+        self._partial.pop(conn, None)
+        conn.close()
+
+    def _activity(self, conn: StreamConnection, whole: bool) -> None:
+        """A read or write on ``conn``; ``whole``: a message arrived whole,
+        so what it holds now (if anything) is a message that began now."""
+        if conn not in self._recent:
+            return  # closing already
+        now = self._loop.time()
+        conn.last_active = now
+        self._recent.move_to_end(conn)
+        partial = self._partial
+        if conn.partial:
+            if whole:
+                partial.pop(conn, None)
+            if conn not in partial:
+                partial[conn] = now
+        elif partial:
+            partial.pop(conn, None)
+
+    def _sweep_interval(self) -> float:
+        limits = self._limits
+        return min(5.0, max(0.05, min(limits.idle_timeout, limits.message_timeout) / 4))
+
+    def _sweep(self) -> None:
+        """Close what overstayed (see StreamLimits); rearm while any is open.
+
+        Both tables are in age order, so a sweep looks at what it closes and
+        at the connections carrying transactions, not at the rest."""
+        self._sweeper = None
+        now = self._loop.time()
+        limits = self._limits
+        stalled_before = now - limits.message_timeout
+        while self._partial:
+            conn, since = next(iter(self._partial.items()))
+            if since > stalled_before:
+                break
+            self.counters.stalled += 1
+            self._drop(conn)
+        idle_before = now - limits.idle_timeout
+        idle = []
+        for conn in self._recent:
+            if conn.last_active > idle_before:
+                break
+            if not self._busy(conn):
+                idle.append(conn)
+        for conn in idle:
+            self.counters.idle += 1
+            self._drop(conn)
+        if self._recent and not self._closed:
+            self._sweeper = self._loop.call_later(self._sweep_interval(), self._sweep)
+
     def _forget(self, conn: StreamConnection) -> None:
+        self._recent.pop(conn, None)
+        self._partial.pop(conn, None)
+        if conn.unread:
+            self.counters.unread += 1
         self._open.discard(conn)
         if conn.flow is not None and self._pool.get(conn.flow.remote) is conn:
             del self._pool[conn.flow.remote]
@@ -341,8 +556,16 @@ class StreamTransport:
         if self._on_lost is not None:
             self._on_lost(conn)
 
-    def _factory(self) -> StreamConnection:
-        return StreamConnection(self.name, self._receiver, self._remember, self._forget)
+    def _factory(self, bound: Address | None = None) -> StreamConnection:
+        return StreamConnection(
+            self.name,
+            self._receiver,
+            self._remember,
+            self._forget,
+            bound=bound,
+            on_activity=self._activity,
+            max_unsent=self._limits.max_unsent,
+        )
 
     async def listen(self, host: str, port: int) -> Address:
         """Accept connections on ``host:port`` (call again for more listeners)."""
@@ -353,15 +576,15 @@ class StreamTransport:
         bound: list[Address] = []  # known once listening; nothing is accepted before
 
         def accepted() -> StreamConnection:
-            return StreamConnection(
-                self.name,
-                self._receiver,
-                self._remember,
-                self._forget,
-                bound=bound[0] if bound else None,
-            )
+            return self._factory(bound[0] if bound else None)
 
-        server = await loop.create_server(accepted, host, port, ssl=ssl_ctx)
+        server = await loop.create_server(
+            accepted,
+            host,
+            port,
+            ssl=ssl_ctx,
+            ssl_handshake_timeout=self._limits.message_timeout if ssl_ctx else None,
+        )
         self._servers.append(server)
         # Read as Any: uvloop's Server.sockets is a list where typeshed says
         # tuple, and compiled code checks the declared type.
@@ -429,6 +652,12 @@ class StreamTransport:
             if self._closed:  # closed while dialling: nothing may outlive close()
                 conn.close()
                 raise ConnectionAbortedError(f"the {self.name} transport is closed")
+            if conn not in self._recent:  # refused by _remember: no room
+                raise ConnectionRefusedError(
+                    errno.EMFILE,
+                    f"no room for another {self.name} connection: {self._cap} are open,"
+                    " each carrying a transaction",
+                )
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError):
                 dial.cancel()
@@ -448,6 +677,11 @@ class StreamTransport:
         """Close the listener and every connection (a dial still under way
         closes its connection when it completes)."""
         self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        self._recent.clear()
+        self._partial.clear()
         for server in self._servers:
             server.close()
         for conn in [*self._pool.values(), *self._open]:

@@ -1,0 +1,264 @@
+"""What TCP and TLS peers may make a stream transport hold (StreamLimits).
+
+Each test plays the hostile or careless peer with a plain socket (or an
+asyncio stream) and checks both that the transport let go of what it should
+and that it kept what it should: a connection in use, a peer sending
+messages steadily, a peer reading its answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from phonecast.net.transport import StreamConnection, StreamLimits, StreamTransport
+from tests.net.test_transport import MSG, Inbox
+from tests.tls import LoopbackPki
+from tests.waiting import until
+
+pytestmark = pytest.mark.both_loops
+
+
+async def _peer(addr: tuple[str, int]) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection(*addr)
+
+
+async def _closed_by_server(reader: asyncio.StreamReader, within: float = 3.0) -> bool:
+    """True once the server ends the connection (EOF or reset), False if it
+    is still open after ``within`` seconds."""
+    try:
+        while await asyncio.wait_for(reader.read(65536), within):
+            pass
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+    return True
+
+
+async def test_an_idle_connection_is_closed_and_a_busy_one_kept() -> None:
+    busy: set[StreamConnection] = set()
+    inbox = Inbox()
+    server = StreamTransport(
+        "tcp",
+        inbox,
+        limits=StreamLimits(idle_timeout=0.2, message_timeout=5),
+        in_use=lambda conn: conn in busy,
+    )
+    addr = await server.listen("127.0.0.1", 0)
+    try:
+        idle_r, _idle_w = await _peer(addr)
+        kept_r, kept_w = await _peer(addr)
+        kept_w.write(MSG)
+        _, flow = await inbox.get()
+        assert flow.connection is not None
+        busy.add(flow.connection)
+        assert await _closed_by_server(idle_r)
+        assert server.counters.idle == 1
+        await asyncio.sleep(0.5)  # two idle timeouts more: the busy one stays
+        assert flow.connection.is_open and not kept_r.at_eof()
+        busy.clear()  # its transaction ended: now it may go too
+        assert await _closed_by_server(kept_r)
+        assert server.counters.idle == 2
+    finally:
+        await server.close()
+
+
+async def test_a_message_trickled_in_is_cut_off_but_steady_pipelining_is_not() -> None:
+    inbox = Inbox()
+    server = StreamTransport(
+        "tcp", inbox, limits=StreamLimits(idle_timeout=30, message_timeout=0.3)
+    )
+    addr = await server.listen("127.0.0.1", 0)
+    try:
+        slow_r, slow_w = await _peer(addr)
+        steady_r, steady_w = await _peer(addr)
+        # The steady peer's every write completes one message and begins the
+        # next, for over three message timeouts: it is never mid-message for
+        # long, though never at a message boundary when a write ends.
+        steady_w.write(MSG[:30])
+        stream = MSG[30:] + MSG[:30]
+        for _ in range(20):
+            steady_w.write(stream)
+            if not slow_r.at_eof():
+                slow_w.write(b"x")  # a byte at a time, never a whole message
+            await asyncio.sleep(0.05)
+        assert await _closed_by_server(slow_r)
+        assert server.counters.stalled == 1
+        steady_w.write(MSG[30:])
+        for _ in range(21):
+            data, _ = await inbox.get()
+            assert data == MSG
+        assert not steady_r.at_eof() and server.counters.stalled == 1
+    finally:
+        await server.close()
+
+
+async def test_past_the_cap_the_least_recently_used_idle_connection_goes() -> None:
+    inbox = Inbox()
+    server = StreamTransport("tcp", inbox, limits=StreamLimits(max_connections=3))
+    addr = await server.listen("127.0.0.1", 0)
+    try:
+        peers = [await _peer(addr) for _ in range(3)]
+        await until(lambda: len(server._recent) == 3)
+        peers[0][1].write(MSG)  # the first is now the most recently used
+        await inbox.get()
+        fourth = await _peer(addr)
+        assert await _closed_by_server(peers[1][0])
+        assert server.counters.evicted == 1
+        fourth[1].write(MSG)
+        await inbox.get()
+        assert not peers[0][0].at_eof() and not peers[2][0].at_eof()
+    finally:
+        await server.close()
+
+
+async def test_past_the_cap_with_every_connection_in_use_a_new_one_is_refused() -> None:
+    server = StreamTransport(
+        "tcp", Inbox(), limits=StreamLimits(max_connections=2), in_use=lambda conn: True
+    )
+    addr = await server.listen("127.0.0.1", 0)
+    client = StreamTransport(
+        "tcp", Inbox(), limits=StreamLimits(max_connections=1), in_use=lambda conn: True
+    )
+    try:
+        first = [await _peer(addr) for _ in range(2)]
+        await until(lambda: len(server._recent) == 2)
+        third_r, _ = await _peer(addr)
+        assert await _closed_by_server(third_r)
+        assert server.counters.refused == 1 and server.counters.evicted == 0
+        assert not first[0][0].at_eof() and not first[1][0].at_eof()
+        # A dialling side says so, naming the limit, instead of opening it.
+        other = StreamTransport("tcp", Inbox())
+        other_addr = await other.listen("127.0.0.1", 0)
+        try:
+            await client.connect(other_addr)
+            with pytest.raises(ConnectionRefusedError, match="no room for another tcp"):
+                await client.connect(addr)
+            assert client.counters.refused == 1
+        finally:
+            await other.close()
+    finally:
+        await client.close()
+        await server.close()
+
+
+async def test_a_peer_that_does_not_read_is_dropped_not_queued_for() -> None:
+    inbox = Inbox()
+    server = StreamTransport("tcp", inbox, limits=StreamLimits(max_unsent=64 * 1024))
+    addr = await server.listen("127.0.0.1", 0)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        sock.connect(addr)
+        sock.sendall(MSG)
+        _, flow = await inbox.get()
+        conn = flow.connection
+        assert conn is not None
+        answer = b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n" + b"\r\n" * 8000
+        for _ in range(2000):  # at most ~32 MB; the kernel holds a few MB
+            if not conn.is_open:
+                break
+            conn.send(answer)
+            await asyncio.sleep(0)
+        await asyncio.wait_for(conn.closed, 2)
+        assert conn.unread and server.counters.unread == 1
+    finally:
+        sock.close()
+        await server.close()
+
+
+async def test_a_crlf_ping_gets_a_pong_and_the_connection_carries_on() -> None:
+    """RFC 5626 4.4.1: a double CRLF is answered with a single CRLF, even
+    split across reads; lone CRLFs between messages are not pings."""
+    inbox = Inbox()
+    server = StreamTransport("tcp", inbox)
+    addr = await server.listen("127.0.0.1", 0)
+    try:
+        reader, writer = await _peer(addr)
+        writer.write(b"\r\n\r\n")
+        assert await asyncio.wait_for(reader.readexactly(2), 2) == b"\r\n"
+        writer.write(b"\r")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b"\n\r\n")
+        assert await asyncio.wait_for(reader.readexactly(2), 2) == b"\r\n"
+        writer.write(MSG + b"\r\n" + MSG)
+        assert (await inbox.get())[0] == MSG and (await inbox.get())[0] == MSG
+        with pytest.raises(TimeoutError):  # the lone CRLF asked for nothing
+            await asyncio.wait_for(reader.read(1), 0.2)
+    finally:
+        await server.close()
+
+
+async def test_a_tls_handshake_never_begun_is_cut_off(pki: LoopbackPki) -> None:
+    server = StreamTransport(
+        "tls",
+        Inbox(),
+        server_ssl=pki.server_context(),
+        limits=StreamLimits(message_timeout=0.3),
+    )
+    addr = await server.listen("127.0.0.1", 0)
+    try:
+        reader, _writer = await _peer(addr)  # plain TCP: no ClientHello, ever
+        assert await _closed_by_server(reader)
+        # A real client still gets through.
+        client = StreamTransport("tls", Inbox(), client_ssl=pki.client_context())
+        try:
+            conn = await client.connect(addr)
+            assert conn.is_open
+        finally:
+            await client.close()
+    finally:
+        await server.close()
+
+
+def test_the_default_cap_follows_the_file_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import resource
+
+    limits = {1024: 256, 20000: 4096, 40: 16}
+    for soft, cap in limits.items():
+        monkeypatch.setattr(resource, "getrlimit", lambda _which, soft=soft: (soft, soft))
+        assert StreamLimits().connection_cap() == cap
+    monkeypatch.setattr(
+        resource, "getrlimit", lambda _w: (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
+    )
+    assert StreamLimits().connection_cap() == 4096
+    assert StreamLimits(max_connections=7).connection_cap() == 7
+
+
+async def test_an_endpoint_keeps_a_connection_while_a_transaction_waits_on_it() -> None:
+    """The endpoint tells its stream transports which connections carry
+    transactions: a request the far end takes longer than the idle timeout
+    to answer still gets its answer (on both sides, the connection carries a
+    transaction), and the connection goes once it is idle after that."""
+    from phonecast.net.endpoint import ServerHandle, SipEndpoint
+    from phonecast.sip import Request
+    from phonecast.sip.response import make_response
+    from tests.net.test_endpoint import FAST, _notify
+
+    loop = asyncio.get_running_loop()
+
+    def answer_late(request: Request, handle: ServerHandle | None, _flow: object) -> None:
+        if handle is not None:
+            handle.respond(make_response(request, 100))  # opens its transaction
+            final = make_response(request, 200, to_tag="srv")
+            loop.call_later(0.6, handle.respond, final)
+
+    quick = StreamLimits(idle_timeout=0.15, message_timeout=5)
+    server = SipEndpoint(handler=answer_late, timers=FAST, stream_limits=quick)
+    client = SipEndpoint(timers=FAST, stream_limits=quick)
+    _, port = await server.listen_stream("tcp", "127.0.0.1")
+    try:
+        response, why = await client.request(
+            _notify(client, port, "tcp"), "tcp", ("127.0.0.1", port), timeout=3
+        )
+        assert response is not None and response.status_code == 200, why
+        tcp = client._streams["tcp"]
+        assert tcp.counters.idle == 0 and server._streams["tcp"].counters.idle == 0
+        await until(lambda: tcp.counters.idle == 1 and not tcp._open)
+    finally:
+        await client.close()
+        await server.close()
