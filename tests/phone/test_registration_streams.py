@@ -15,7 +15,7 @@ import pytest
 
 from phonecast.credentials import Secret
 from phonecast.net.endpoint import ServerHandle, SipEndpoint
-from phonecast.net.transport import Flow
+from phonecast.net.transport import DEFAULT_STREAM_LIMITS, Flow, StreamLimits
 from phonecast.phone.config import LineConfig, PhoneConfig, PhoneSettings
 from phonecast.phone.emulator import PhoneHost
 from phonecast.sip import Request, SipUri, make_response
@@ -72,7 +72,12 @@ class Rig:
 
 
 async def _rig(
-    transport: str, pki: LoopbackPki | None, *, trusted: bool = True, tls_name: str | None = None
+    transport: str,
+    pki: LoopbackPki | None,
+    *,
+    trusted: bool = True,
+    tls_name: str | None = None,
+    limits: StreamLimits = DEFAULT_STREAM_LIMITS,
 ) -> Rig:
     registrar = StreamRegistrar()
     registrar_ep = SipEndpoint(handler=registrar, server_ssl=pki.server_context() if pki else None)
@@ -81,6 +86,7 @@ async def _rig(
     host = PhoneHost(
         server_ssl=pki.server_context() if pki else None,
         client_ssl=pki.client_context() if pki and trusted else None,
+        stream_limits=limits,
     )
     host.events.subscribe(events.append)
     await host.start()
@@ -120,10 +126,15 @@ async def test_a_line_registers_over_its_stream_transport_and_is_reached_back(
     """The REGISTER and its retry with credentials go over one connection
     (TLS checked against the registrar's CA); Via and Contact say the
     transport, the Contact names the line's port; the registrar's NOTIFY
-    back over the same connection reaches the line, which answers it."""
-    rig = await _rig(transport, make_pki(tmp_path) if transport == "tls" else None)
+    back over the same connection reaches the line, which answers it, though
+    the connection was idle for longer than the phone closes idle ones after
+    (the registration keeps it open)."""
+    quick = StreamLimits(idle_timeout=0.1)
+    rig = await _rig(transport, make_pki(tmp_path) if transport == "tls" else None, limits=quick)
     try:
         assert rig.codes == [200]
+        await asyncio.sleep(0.4)  # idle for four idle timeouts
+        assert rig.host.endpoint._streams[transport].counters.idle == 0
         (_, first_flow), (second, second_flow) = rig.registrar.seen
         assert first_flow.transport == second_flow.transport == transport
         assert first_flow.connection is second_flow.connection  # one connection, reused

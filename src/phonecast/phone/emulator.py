@@ -32,7 +32,7 @@ from typing import Any, Final
 
 from phonecast.net.endpoint import DEFAULT_MAX_SERVER_TRANSACTIONS, ServerHandle, SipEndpoint
 from phonecast.net.timers import Timer
-from phonecast.net.transport import Address, Flow
+from phonecast.net.transport import DEFAULT_STREAM_LIMITS, Address, Flow, StreamLimits
 from phonecast.phone.bodies import INTERNAL_SCHEMES, page_refusal, xml_service_items
 from phonecast.phone.call_driver import CallDriver
 from phonecast.phone.calls import ALLOW_HANDLED, CallAgent, CallSettings
@@ -127,12 +127,14 @@ class PhoneHost:
         server_ssl: ssl.SSLContext | None = None,
         call_timers: Timers = DEFAULT_TIMERS,
         client_ssl: ssl.SSLContext | None = None,
+        stream_limits: StreamLimits = DEFAULT_STREAM_LIMITS,
     ) -> None:
         """``server_ssl`` (the certificate the phones present) is needed by
         phones whose settings ask for TLS; ``client_ssl`` checks a registrar
         reached over TLS (default: the system's trust store); ``call_timers`` are the RFC 3261
         timers of the phones' own calls (2xx resends until the ACK: tests
-        shorten them)."""
+        shorten them); ``stream_limits`` bound what TCP and TLS peers hold."""
+        self.stream_limits = stream_limits
         self.events = events or EventLog()
         self.server_ssl = server_ssl
         self.client_ssl = client_ssl
@@ -172,6 +174,7 @@ class PhoneHost:
             max_server_transactions=self.max_server_transactions,
             server_ssl=self.server_ssl,
             client_ssl=self.client_ssl,
+            stream_limits=self.stream_limits,
         )
         self.endpoint.on_refused = self._on_refused
         self._loop = asyncio.get_running_loop()

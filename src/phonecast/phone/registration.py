@@ -105,8 +105,16 @@ class Registrations:
         it registered; the final code (None: no answer)."""
         binding = self.bindings.get(local)
         if binding is None or binding.remote != remote:
-            if binding is not None and binding.timer is not None:
-                binding.timer.cancel()
+            transport = line.phone.config.settings.register_transport
+            if binding is not None:
+                if binding.timer is not None:
+                    binding.timer.cancel()
+                if transport != "udp":
+                    self._endpoint.release(transport, binding.remote)
+            if transport != "udp":
+                # The registrar reaches the line back over this connection:
+                # it must outlive the gaps between refreshes.
+                self._endpoint.keep_open(transport, remote)
             host, port = remote
             shown = f"[{host}]" if ":" in host else host
             binding = Binding(
