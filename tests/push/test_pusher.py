@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from phonecast.credentials import Secret
 from phonecast.net.endpoint import ServerHandle, SipEndpoint
 from phonecast.net.locate import make_resolver
-from phonecast.net.transport import Flow
+from phonecast.net.transport import Flow, StreamLimits
 from phonecast.phone.config import LineConfig, PhoneConfig, PhoneSettings
 from phonecast.phone.emulator import PhoneHost
 from phonecast.push.payload import (
@@ -20,10 +21,11 @@ from phonecast.push.payload import (
     url_payload,
 )
 from phonecast.push.profiles import UnsupportedAction, get_profile
-from phonecast.push.pusher import Destination, Pusher, PushOptions
+from phonecast.push.pusher import Destination, Outcome, Pusher, PushOptions
 from phonecast.sip import Request, SipUri, make_response
 from tests.dnsmasq import dnsmasq, free_udp_port
 from tests.tls import LoopbackPki
+from tests.waiting import until
 
 #: Transports are where asyncio's loop and uvloop differ: run on both.
 pytestmark = pytest.mark.both_loops
@@ -61,6 +63,67 @@ async def test_tcp_push_with_challenge(phone: int) -> None:
         assert out.delivered and out.challenged and out.target == f"tcp:127.0.0.1:{phone}"
     finally:
         await pusher.endpoint.close()
+
+
+async def test_tcp_pushes_to_more_phones_than_the_connection_cap() -> None:
+    """A campaign over TCP reaches more phones than it may hold connections
+    to: a connection whose push is over makes room for the next phone's (a
+    campaign to 3,000 TCP phones once ran out of files at 1,024), and a push
+    past the cap while every connection is in use fails naming the limit."""
+    host = PhoneHost()
+    await host.start()
+    ports = [free_udp_port() for _ in range(13)]
+    for n, port in enumerate(ports):
+        line = LineConfig(str(1001 + n), Secret(f"pw{n}"), port)
+        await host.add_phone(PhoneConfig(f"p{n}", "127.0.0.1", (line,), PhoneSettings(tcp=True)))
+    pusher = await _pusher(stream_limits=StreamLimits(max_connections=4))
+    tcp = PushOptions(transport="tcp")
+
+    async def push(n: int) -> Outcome:
+        target = SipUri("127.0.0.1", str(1001 + n), port=ports[n])
+        return await pusher.push(
+            target, Secret(f"pw{n}"), url_payload("http://127.0.0.1:9/a.xml"), options=tcp
+        )
+
+    try:
+        for batch in range(3):
+            outcomes = await asyncio.gather(*(push(4 * batch + i) for i in range(4)))
+            assert all(out.delivered and out.challenged for out in outcomes), outcomes
+        streams = pusher.endpoint._streams["tcp"]
+        assert len(streams._recent) == 4 and streams.counters.evicted == 8
+
+        # Four pushes to phones that never answer hold all four
+        # connections while they wait; a fifth push finds no room.
+        async def never_answer(reader: asyncio.StreamReader, _w: asyncio.StreamWriter) -> None:
+            await reader.read()
+
+        silent = [await asyncio.start_server(never_answer, "127.0.0.1", 0) for _ in range(4)]
+        waiting = PushOptions(transport="tcp", timeout=30)
+        held = [
+            asyncio.ensure_future(
+                pusher.push(
+                    SipUri("127.0.0.1", "900", port=server.sockets[0].getsockname()[1]),
+                    Secret("pw"),
+                    url_payload("http://127.0.0.1:9/a.xml"),
+                    options=waiting,
+                )
+            )
+            for server in silent
+        ]
+        try:
+            await until(lambda: len(pusher.endpoint._on_stream) == 4)
+            refused = await push(12)
+            assert not refused.delivered
+            assert "no room for another tcp connection" in refused.detail, refused
+        finally:
+            for task in held:
+                task.cancel()
+            await asyncio.gather(*held, return_exceptions=True)
+            for server in silent:
+                server.close()
+    finally:
+        await pusher.endpoint.close()
+        await host.close()
 
 
 async def test_tls_push_verifies_the_server(pki: LoopbackPki) -> None:

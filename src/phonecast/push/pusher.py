@@ -183,6 +183,7 @@ class Pusher:
         tried: list[Attempt] = []
         requests = 0
         challenged = False
+        why_last = ""  # what the last target's failure said, if anything
         for dest in dests:
             t0 = time.monotonic()
             result = await self._exchange(target, dest, auth_user, password, payload, opts)
@@ -190,6 +191,7 @@ class Pusher:
             challenged = challenged or result.challenged
             tried.append(Attempt(str(dest), result.code, result.kind, _ms(t0)))
             if result.kind in ("timeout", "transport") or result.code == 503:
+                why_last = f"; {dest}: {result.detail}" if result.detail else ""
                 continue  # RFC 3263 4.3: try the next target
             return Outcome(
                 result.status,
@@ -214,7 +216,7 @@ class Pusher:
             requests,
             challenged,
             _ms(start),
-            "no target answered" if all_silent else "every target failed",
+            ("no target answered" if all_silent else "every target failed") + why_last,
         )
 
     async def locate(self, target: SipUri, opts: PushOptions) -> list[Destination]:
