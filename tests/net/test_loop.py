@@ -50,3 +50,33 @@ def test_loop_name_names_the_loop_in_use() -> None:
         assert loop.loop_name() == "asyncio"
     else:
         assert loop.loop_name() == "uvloop"
+
+
+def test_the_file_limit_is_lifted_as_far_as_the_hard_limit_lets_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import resource
+
+    from phonecast.net.loop import raise_fd_limit
+
+    inf = resource.RLIM_INFINITY
+    limits = {"now": (1024, 4096)}
+    set_to: list[tuple[int, int]] = []
+
+    def setrlimit(_which: int, value: tuple[int, int]) -> None:
+        set_to.append(value)
+        limits["now"] = value
+
+    monkeypatch.setattr(resource, "getrlimit", lambda _which: limits["now"])
+    monkeypatch.setattr(resource, "setrlimit", setrlimit)
+    assert raise_fd_limit(20_000) == 4096 and set_to == [(4096, 4096)]  # up to the hard one
+    assert raise_fd_limit(100) == 4096 and len(set_to) == 1  # never lowered
+    limits["now"] = (1024, inf)
+    assert raise_fd_limit(20_000) == 20_000 and set_to[-1] == (20_000, inf)
+
+    def refused(_which: int, _value: tuple[int, int]) -> None:
+        raise ValueError("not permitted")
+
+    limits["now"] = (1024, 8192)
+    monkeypatch.setattr(resource, "setrlimit", refused)
+    assert raise_fd_limit(8192) == 1024  # as it was: the command carries on

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-import resource
 import signal
 import ssl
 import sys
@@ -38,22 +37,14 @@ from phonecast.cli.phone_options import (
 from phonecast.cli.push_cmd import fail
 from phonecast.credentials import Secret
 from phonecast.net.endpoint import DEFAULT_MAX_SERVER_TRANSACTIONS
+from phonecast.net.loop import STREAM_FILES, raise_fd_limit, settle
 from phonecast.net.loop import run as run_loop
-from phonecast.net.loop import settle
 from phonecast.phone.config import LineConfig, PhoneConfig, PhoneSettings
 from phonecast.phone.emulator import PhoneHost, PhoneState
 from phonecast.phone.events import EventLog
 from phonecast.sip import SipUri
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def raise_fd_limit(wanted: int) -> None:
-    """A fleet needs a socket per line: lift the soft file limit if we can."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = min(max(soft, wanted), hard)
-    if target > soft:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def _settings(
@@ -407,7 +398,8 @@ def fleet(
             write_fleet_inventory(inventory_out, configs)
         except OSError as exc:
             fail(f"cannot write --inventory-out {inventory_out!r}: {exc.strerror or exc}")
-    raise_fd_limit(count * (2 if tcp or server_ssl else 1) + 256)
+    # A socket per line (two with a stream listener), beside the streams'.
+    raise_fd_limit(count * (2 if tcp or server_ssl else 1) + 256 + STREAM_FILES)
     run_loop(
         _serve(
             configs,
