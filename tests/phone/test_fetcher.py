@@ -40,16 +40,16 @@ def _app() -> web.Application:
         raise web.HTTPFound("ok")  # relative: resolved against this URL
 
     async def slow(request: web.Request) -> web.Response:
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(2.5)
         return web.Response(text="late")
 
     async def drip(request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse()
         resp.content_type = "text/xml"
         await resp.prepare(request)
-        for _ in range(6):  # each read within the timeout, the whole well over it
+        for _ in range(4):  # each read within the timeout, the whole well over it
             await resp.write(b"<!-- -->")
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.4)
         return resp
 
     async def missing(request: web.Request) -> web.Response:
@@ -85,7 +85,9 @@ async def server(request: pytest.FixtureRequest) -> AsyncIterator[str]:
 
 
 async def test_fetch_ok_and_failures(server: str) -> None:
-    fetcher = Fetcher(timeout=0.5, max_bytes=64 * 1024, max_redirects=2)
+    # A second of timeout: /slow is 2.5 s late, /drip's reads 0.4 s apart
+    # (1.6 s in all), so neither verdict hangs on how loaded the machine is.
+    fetcher = Fetcher(timeout=1.0, max_bytes=64 * 1024, max_redirects=2)
     try:
         ok = await fetcher.fetch(server + "/ok")
         assert ok.ok and ok.status == 200 and ok.body == b"<CiscoIPPhoneText/>"
@@ -101,7 +103,7 @@ async def test_fetch_ok_and_failures(server: str) -> None:
         slow = await fetcher.fetch(server + "/slow")
         assert not slow.ok and slow.error == "timed out"
         drip = await fetcher.fetch(server + "/drip")
-        assert drip.ok and drip.body == b"<!-- -->" * 6  # the timeout bounds each read
+        assert drip.ok and drip.body == b"<!-- -->" * 4  # the timeout bounds each read
         missing = await fetcher.fetch(server + "/missing")
         assert not missing.ok and missing.status == 404 and missing.error == "HTTP 404"
         assert (await fetcher.fetch("file:///etc/passwd")).error == "unsupported URL scheme 'file'"
