@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -30,14 +31,21 @@ from phonecast.net.loop import run as run_loop
 
 
 def start_fleet(
-    workdir: Path, count: int, *, events: Path | None = None, duration: int = 300
+    workdir: Path,
+    count: int,
+    *,
+    events: Path | None = None,
+    duration: int = 300,
+    options: Sequence[str] = (),
 ) -> tuple[subprocess.Popen[bytes], Path]:
     """A ``phonecast fleet`` process on a free port range, and its inventory;
-    its event log goes to ``events`` if given (costs CPU per event)."""
+    its event log goes to ``events`` if given (costs CPU per event);
+    ``options``: more of the command's options (``--tcp``, say)."""
     inventory = workdir / "phones.csv"
     logging = ["--events", str(events)] if events is not None else []
+    low, high = _ports_for_listeners(count)
     for _attempt in range(5):
-        base = random.randint(30000, 60000 - count)
+        base = random.randint(low, high)
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -54,6 +62,7 @@ def start_fleet(
                 *logging,
                 "--duration",
                 str(duration),
+                *options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -65,6 +74,22 @@ def start_fleet(
         proc.kill()
         proc.wait()
     fail("could not start the emulated fleet (no free port range?)")
+
+
+def _ports_for_listeners(count: int) -> tuple[int, int]:
+    """The range a fleet of ``count`` phones' first port is drawn from:
+    below the kernel's ephemeral ports when the fleet fits there, since a
+    TCP listener cannot bind a port that an outgoing connection's TIME_WAIT
+    still holds (the fleet's own fetches leave those), and ``--tcp`` makes
+    every line such a listener."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ranges:
+            ephemeral_low = int(ranges.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768
+    if ephemeral_low - count > 10000:
+        return 10000, ephemeral_low - count
+    return 30000, 60000 - count
 
 
 @click.command("demo")
