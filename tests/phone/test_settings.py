@@ -23,6 +23,7 @@ import pytest
 from phonecast.ciscoxml import Text, to_xml
 from phonecast.content import ContentServer
 from phonecast.credentials import Secret
+from phonecast.net.transport import DEFAULT_STREAM_LIMITS, StreamLimits
 from phonecast.phone.config import ACCEPTED_EVENTS, LineConfig, PhoneConfig, PhoneSettings
 from phonecast.phone.emulator import PhoneHost
 from phonecast.phone.events import EventLog
@@ -167,11 +168,12 @@ async def make_phone() -> AsyncIterator[PhoneFactory]:
         settings: PhoneSettings | None = None,
         *,
         auth_ids: tuple[str | None, str | None] = (None, None),
+        stream_limits: StreamLimits = DEFAULT_STREAM_LIMITS,
     ) -> Phone:
         events: list[dict[str, Any]] = []
         log = EventLog()
         log.subscribe(events.append)
-        host = PhoneHost(events=log)
+        host = PhoneHost(events=log, stream_limits=stream_limits)
         await host.start()
         p1, p2 = free_ports(2)
         lines = (
@@ -662,3 +664,38 @@ async def test_a_10_mb_notify_over_tcp_is_refused_and_the_phone_still_answers(
     challenge, _ = await phone.challenge()
     udp = await phone.answer(signed(phone.notify(), challenge, "1001", "secret"))
     assert udp.status_code == 200
+
+
+async def test_tcp_peers_holding_every_connection_do_not_keep_a_push_out(
+    make_phone: PhoneFactory,
+) -> None:
+    """Peers take every connection the phone allows, each trickling a
+    message that never ends: a push arriving meanwhile, on a connection of
+    its own past the cap, still gets its 401 and 200 (the least recently
+    used idle connection makes room for it), and the trickles are cut off.
+    (A peer that never reads its answers is dropped too:
+    tests/net/test_stream_limits.py.)"""
+    limits = StreamLimits(max_connections=5, message_timeout=0.5)
+    phone = await make_phone(stream_limits=limits)
+    port = phone.ports[0]
+    trickles = [await asyncio.open_connection("127.0.0.1", port) for _ in range(5)]
+    for _, writer in trickles:
+        writer.write(b"NOTIFY sip:1001@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1")
+    tcp = phone.host.endpoint._streams["tcp"]
+    await until(lambda: len(tcp._partial) == 5, what="five messages begun")
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    local = writer.get_extra_info("sockname")
+    try:
+        first = await _tcp_exchange(reader, writer, _over_tcp(phone.notify(), local))
+        assert first.status_code == 401
+        good = signed(_over_tcp(phone.notify(), local), only_challenge(first), "1001", "secret")
+        assert (await _tcp_exchange(reader, writer, good)).status_code == 200
+        assert tcp.counters.evicted == 1
+        await until(lambda: tcp.counters.stalled == 4, what="the other trickles cut off")
+        for trickle_reader, _ in trickles:  # each closed by the phone
+            assert await asyncio.wait_for(trickle_reader.read(), 2) == b""
+        assert not reader.at_eof()  # the push's own connection stays
+    finally:
+        writer.close()
+        for _, trickle_writer in trickles:
+            trickle_writer.close()
