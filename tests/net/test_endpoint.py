@@ -634,6 +634,38 @@ async def test_a_request_from_a_wildcard_socket_can_name_the_address_it_is_reach
         await server.close()
 
 
+async def test_an_endpoint_without_a_handler_answers_requests_501_and_keeps_nothing() -> None:
+    """A pusher's endpoint has no TU: a request a phone sends it (over UDP,
+    or back over the connection a push went on) gets 501 at once, and no
+    transaction waits for an answer that would never come (it would hold
+    memory, and on a stream its connection, for good)."""
+    tu = Answerer(200)
+    phone = SipEndpoint(handler=tu, timers=FAST)
+    pusher = SipEndpoint(timers=FAST)
+    await pusher.listen_udp("127.0.0.1", 0)
+    await phone.listen_udp("127.0.0.1", 0)
+    _, port = await phone.listen_stream("tcp", "127.0.0.1")
+    try:
+        response, why = await pusher.request(
+            _notify(pusher, port, "tcp"), "tcp", ("127.0.0.1", port), timeout=3
+        )
+        assert response is not None and response.status_code == 200, why
+        _, flow = tu.seen[0]
+        back = _notify(phone, 5060, "tcp").with_header_replaced("Call-ID", "back@127.0.0.1")
+        answer, why = await phone.request(back, "tcp", flow.remote, timeout=3)
+        assert answer is not None and answer.status_code == 501, why
+        assert pusher.stats.transactions == 0 and not pusher._on_stream
+        assert pusher.udp is not None
+        over_udp, why = await phone.request(
+            _notify(phone, pusher.udp.local[1]), "udp", pusher.udp.local, timeout=3
+        )
+        assert over_udp is not None and over_udp.status_code == 501, why
+        assert pusher.stats.transactions == 0
+    finally:
+        await pusher.close()
+        await phone.close()
+
+
 async def test_a_client_transaction_on_a_lost_connection_ends_at_once() -> None:
     """The peer closes the connection a request went on before answering:
     the transaction ends with a transport error then (RFC 3261 17.1.4), not

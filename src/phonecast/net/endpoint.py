@@ -71,7 +71,12 @@ from phonecast.sip import (
     validate,
 )
 from phonecast.sip.headers import Via
-from phonecast.sip.response import error_response, new_tag, salvage_error_response
+from phonecast.sip.response import (
+    error_response,
+    make_response,
+    new_tag,
+    salvage_error_response,
+)
 from phonecast.sip.transaction import (
     DEFAULT_TIMERS,
     ClientTransaction,
@@ -775,9 +780,17 @@ class SipEndpoint:
             self._send_stateless(error_response(request, _OVERLOADED, to_tag=tag), flow)
             self._refused(flow, 503, "overloaded")
             return
+        if self._handler is None:
+            # No TU (a pusher's endpoint): nobody would ever answer, and the
+            # transaction that waited for it would never end (a non-INVITE
+            # one in Trying has no timer), holding memory and, on a stream,
+            # its connection for good.  Say so at once, statelessly.
+            tag = self._answers.tag(request)
+            self._send_stateless(make_response(request, 501, to_tag=tag), flow)
+            self._refused(flow, 501, "no-handler")
+            return
         handle = ServerHandle(self, None, request, flow, data)
-        if self._handler is not None:
-            self._call_handler(request, handle, flow)
+        self._call_handler(request, handle, flow)
         if handle.tx is None and not handle.stateless:
             # Not answered yet: the transaction holds the request meanwhile
             # (and absorbs its retransmissions).
