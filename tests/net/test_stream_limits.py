@@ -9,6 +9,7 @@ messages steadily, a peer reading its answers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 
 import pytest
@@ -69,26 +70,28 @@ async def test_an_idle_connection_is_closed_and_a_busy_one_kept() -> None:
 async def test_a_message_trickled_in_is_cut_off_but_steady_pipelining_is_not() -> None:
     inbox = Inbox()
     server = StreamTransport(
-        "tcp", inbox, limits=StreamLimits(idle_timeout=30, message_timeout=0.3)
+        "tcp", inbox, limits=StreamLimits(idle_timeout=30, message_timeout=1.0)
     )
     addr = await server.listen("127.0.0.1", 0)
     try:
         slow_r, slow_w = await _peer(addr)
         steady_r, steady_w = await _peer(addr)
         # The steady peer's every write completes one message and begins the
-        # next, for over three message timeouts: it is never mid-message for
-        # long, though never at a message boundary when a write ends.
+        # next, for over two message timeouts: it is never mid-message for
+        # long (a tenth of the timeout), though never at a message boundary
+        # when a write ends.
         steady_w.write(MSG[:30])
         stream = MSG[30:] + MSG[:30]
-        for _ in range(20):
+        for _ in range(25):
             steady_w.write(stream)
-            if not slow_r.at_eof():
-                slow_w.write(b"x")  # a byte at a time, never a whole message
-            await asyncio.sleep(0.05)
+            if not slow_w.is_closing() and not slow_r.at_eof():
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    slow_w.write(b"x")  # a byte at a time, never a whole message
+            await asyncio.sleep(0.1)
         assert await _closed_by_server(slow_r)
         assert server.counters.stalled == 1
         steady_w.write(MSG[30:])
-        for _ in range(21):
+        for _ in range(26):
             data, _ = await inbox.get()
             assert data == MSG
         assert not steady_r.at_eof() and server.counters.stalled == 1
@@ -248,7 +251,11 @@ async def test_an_endpoint_keeps_a_connection_while_a_transaction_waits_on_it() 
             loop.call_later(0.6, handle.respond, final)
 
     quick = StreamLimits(idle_timeout=0.15, message_timeout=5)
-    server = SipEndpoint(handler=answer_late, timers=FAST, stream_limits=quick)
+    # The server's own idle timeout (0.3 s) is past the answer's wait too,
+    # but longer than the client's: the client is the side that lets go.
+    server = SipEndpoint(
+        handler=answer_late, timers=FAST, stream_limits=StreamLimits(idle_timeout=0.3)
+    )
     client = SipEndpoint(timers=FAST, stream_limits=quick)
     _, port = await server.listen_stream("tcp", "127.0.0.1")
     try:
@@ -258,7 +265,38 @@ async def test_an_endpoint_keeps_a_connection_while_a_transaction_waits_on_it() 
         assert response is not None and response.status_code == 200, why
         tcp = client._streams["tcp"]
         assert tcp.counters.idle == 0 and server._streams["tcp"].counters.idle == 0
-        await until(lambda: tcp.counters.idle == 1 and not tcp._open)
+        await until(lambda: not tcp._open)  # let go once idle, by one side or the other
     finally:
         await client.close()
+        await server.close()
+
+
+async def test_a_connection_dropped_for_idleness_goes_though_answers_wait_unread() -> None:
+    """A peer that stopped reading with answers still queued for it (fewer
+    than max_unsent): dropping it for idleness must not wait for the queue
+    to drain (a graceful close would, for ever, with the connection out of
+    the count); it is gone, and a new peer fits under the cap."""
+    inbox = Inbox()
+    server = StreamTransport("tcp", inbox, limits=StreamLimits(max_connections=1, idle_timeout=0.3))
+    addr = await server.listen("127.0.0.1", 0)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        sock.connect(addr)
+        sock.sendall(MSG)
+        _, flow = await inbox.get()
+        conn = flow.connection
+        assert conn is not None
+        transport = conn._transport
+        assert transport is not None
+        for _ in range(2000):  # until some of it waits in our own buffer
+            if transport.get_write_buffer_size() > 0:
+                break
+            conn.send(b"\r\n" * 4096)
+            await asyncio.sleep(0)
+        assert 0 < transport.get_write_buffer_size() < 1 << 20
+        await asyncio.wait_for(conn.closed, 3)  # dropped, not waiting to drain
+        assert server.counters.idle == 1 and not server._open
+    finally:
+        sock.close()
         await server.close()

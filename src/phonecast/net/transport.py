@@ -64,7 +64,9 @@ class StreamLimits:
     to the phones it is done with, and a listener's abandoned ones).
     ``message_timeout``: seconds a message may take to arrive whole once it
     has begun (a peer trickling bytes to keep a connection cannot), and a TLS
-    handshake to finish.
+    handshake to finish.  (A TLS connection counts against the cap once its
+    handshake is done: asyncio hands it over only then, so until then only
+    this timeout bounds it.)
     ``max_unsent``: octets queued for a peer that does not read before its
     connection is dropped: SIP cannot wait for a slow reader, and the queue
     would otherwise grow without bound."""
@@ -378,9 +380,15 @@ class StreamConnection(asyncio.Protocol):
         return self._transport is not None and not self._transport.is_closing()
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection, once what is queued for the peer is sent."""
         if self._transport is not None:
             self._transport.close()
+
+    def abort(self) -> None:
+        """Close the connection now, dropping what is queued: a graceful
+        close waits, without end, for a peer that does not read."""
+        if self._transport is not None:
+            self._transport.abort()
 
 
 class StreamTransport:
@@ -441,7 +449,7 @@ class StreamTransport:
         if self._closed or not self._make_room():
             if not self._closed:
                 self.counters.refused += 1
-            conn.close()  # its connection_lost will _forget it
+            conn.abort()  # its connection_lost will _forget it
             return
         conn.last_active = self._loop.time()
         self._recent[conn] = None
@@ -491,7 +499,7 @@ class StreamTransport:
         (its connection_lost, which forgets the rest, comes a turn later)."""
         self._recent.pop(conn, None)
         self._partial.pop(conn, None)
-        conn.close()
+        conn.abort()  # close() would wait on a peer that stopped reading
 
     def _activity(self, conn: StreamConnection, whole: bool) -> None:
         """A read or write on ``conn``; ``whole``: a message arrived whole,
@@ -650,7 +658,7 @@ class StreamTransport:
                 timeout,
             )
             if self._closed:  # closed while dialling: nothing may outlive close()
-                conn.close()
+                conn.abort()
                 raise ConnectionAbortedError(f"the {self.name} transport is closed")
             if conn not in self._recent:  # refused by _remember: no room
                 raise ConnectionRefusedError(
@@ -685,7 +693,7 @@ class StreamTransport:
         for server in self._servers:
             server.close()
         for conn in [*self._pool.values(), *self._open]:
-            conn.close()
+            conn.abort()  # nothing outlives close(), a peer not reading included
         self._pool.clear()
         self._open.clear()
         for server in self._servers:
