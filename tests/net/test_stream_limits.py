@@ -148,18 +148,26 @@ async def test_past_the_cap_with_every_connection_in_use_a_new_one_is_refused() 
         await server.close()
 
 
+async def _non_reader(
+    addr: tuple[str, int], inbox: Inbox
+) -> tuple[socket.socket, StreamConnection]:
+    """A peer with a small receive buffer that sends one message and never
+    reads: its socket, and the server's end of its connection."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(addr)
+    sock.sendall(MSG)
+    _, flow = await inbox.get()
+    assert flow.connection is not None
+    return sock, flow.connection
+
+
 async def test_a_peer_that_does_not_read_is_dropped_not_queued_for() -> None:
     inbox = Inbox()
     server = StreamTransport("tcp", inbox, limits=StreamLimits(max_unsent=64 * 1024))
     addr = await server.listen("127.0.0.1", 0)
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock, conn = await _non_reader(addr, inbox)
     try:
-        sock.connect(addr)
-        sock.sendall(MSG)
-        _, flow = await inbox.get()
-        conn = flow.connection
-        assert conn is not None
         answer = b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n" + b"\r\n" * 8000
         for _ in range(2000):  # at most ~32 MB; the kernel holds a few MB
             if not conn.is_open:
@@ -279,14 +287,8 @@ async def test_a_connection_dropped_for_idleness_goes_though_answers_wait_unread
     inbox = Inbox()
     server = StreamTransport("tcp", inbox, limits=StreamLimits(max_connections=1, idle_timeout=0.3))
     addr = await server.listen("127.0.0.1", 0)
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock, conn = await _non_reader(addr, inbox)
     try:
-        sock.connect(addr)
-        sock.sendall(MSG)
-        _, flow = await inbox.get()
-        conn = flow.connection
-        assert conn is not None
         transport = conn._transport
         assert transport is not None
         for _ in range(2000):  # until some of it waits in our own buffer
@@ -297,6 +299,9 @@ async def test_a_connection_dropped_for_idleness_goes_though_answers_wait_unread
         assert 0 < transport.get_write_buffer_size() < 1 << 20
         await asyncio.wait_for(conn.closed, 3)  # dropped, not waiting to drain
         assert server.counters.idle == 1 and not server._open
+        _, writer = await _peer(addr)  # room for the next peer
+        writer.write(MSG)
+        assert (await inbox.get())[0] == MSG and server.counters.refused == 0
     finally:
         sock.close()
         await server.close()
