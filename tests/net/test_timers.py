@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 from phonecast.net.timers import TICK, TimerWheel
 
@@ -142,3 +143,39 @@ async def test_many_cancelled_while_firing_compact_once_the_pass_is_over() -> No
     await asyncio.sleep(0.03)
     assert len(wheel) == 0 and wheel._cancelled == 0  # compacted after it
     wheel.close()
+
+
+class _StoppedClock(asyncio.SelectorEventLoop):
+    """A loop whose clock reads one instant, for float edge cases."""
+
+    def __init__(self, now: float) -> None:
+        super().__init__()
+        self.fixed = now
+
+    def time(self) -> float:
+        return self.fixed
+
+
+def test_a_deadline_an_ulp_past_now_in_its_tick_fires_and_does_not_spin() -> None:
+    """Found hung at 100 % CPU in CI: a deadline one ulp past the loop's time
+    that rounds into the tick being fired (ceil and floor of two quotients
+    that round alike).  Told "now" below its deadline, a transaction does
+    nothing and asks for the same deadline again, which joined the same
+    pass, for ever.  The wheel tells a timer at least its own deadline."""
+    now, deadline = 8076.204, 8076.204000000001
+    assert deadline > now and math.ceil(deadline / TICK) == math.floor(now / TICK)
+    loop = _StoppedClock(now)
+    try:
+        wheel = TimerWheel(loop)
+        told: list[float] = []
+
+        def not_before_deadline(at: float) -> None:
+            told.append(at)
+            if at < deadline and len(told) < 100:  # bounded: a spin fails, not hangs
+                wheel.schedule(deadline, not_before_deadline)
+
+        wheel.schedule(deadline, not_before_deadline)
+        wheel._fire()
+        assert told == [deadline]
+    finally:
+        loop.close()

@@ -162,8 +162,14 @@ class TimerWheel:
                         self._cancelled -= 1
                     else:
                         timer.cancelled = True  # fired: cancel() is a no-op now
+                        # As of its deadline at the earliest: a deadline an
+                        # ulp past ``now`` can share its tick (ceil and floor
+                        # of two quotients that round alike), and a callback
+                        # told "not yet" that schedules the same deadline
+                        # again would be fired again in this pass, for ever.
+                        deadline = timer.deadline
                         try:
-                            timer.callback(now)
+                            timer.callback(now if now >= deadline else deadline)
                         except Exception as exc:  # the bucket's other timers still fire
                             self._loop.call_exception_handler(
                                 {"message": "timer callback failed", "exception": exc}
