@@ -25,6 +25,8 @@ import resource
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from phonecast.net.transport import DEFAULT_MAX_CONNECTIONS, FILES_PER_CONNECTION
+
 T = TypeVar("T")
 
 #: (young, middle, old): allocations between young collections, and how many
@@ -34,10 +36,10 @@ T = TypeVar("T")
 GC_THRESHOLDS = (100_000, 50, 100)
 
 
-#: Files a command keeps free for its stream connections: enough for the
-#: default connection cap of a transport (a quarter of the soft limit, at
-#: most 4096: see ``StreamLimits``) to reach 4096 with room to spare.
-STREAM_FILES = 4 * 4096 + 256
+#: Files a command keeps free for its stream connections: enough for a
+#: transport's default connection cap (a share of the soft limit: see
+#: ``StreamLimits``) to reach its most, with room to spare.
+STREAM_FILES = FILES_PER_CONNECTION * DEFAULT_MAX_CONNECTIONS + 256
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:

@@ -46,6 +46,13 @@ _HELD_MAX: Final = 32
 _FLOWS_KEPT: Final = 4096
 
 
+#: The most connections a stream transport holds unless told otherwise, and
+#: the share of the process's file limit its default cap may take (one file
+#: in this many): what a command's file limit is lifted for (net.loop).
+DEFAULT_MAX_CONNECTIONS: Final = 4096
+FILES_PER_CONNECTION: Final = 4
+
+
 @dataclass(frozen=True, slots=True)
 class StreamLimits:
     """What one stream transport (TCP or TLS) lets its peers hold.
@@ -82,8 +89,8 @@ class StreamLimits:
             return self.max_connections
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft == resource.RLIM_INFINITY:
-            return 4096
-        return max(16, min(4096, soft // 4))
+            return DEFAULT_MAX_CONNECTIONS
+        return max(16, min(DEFAULT_MAX_CONNECTIONS, soft // FILES_PER_CONNECTION))
 
 
 #: The limits a stream transport has unless told otherwise.
