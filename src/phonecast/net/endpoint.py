@@ -47,6 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from phonecast.net.redial import Redials, redial_target
 from phonecast.net.replies import StatelessAnswers, reply_address, stamp_via
 from phonecast.net.retired import RetiredTransactions
 from phonecast.net.timers import Timer, TimerWheel
@@ -151,6 +152,10 @@ class Stats:
     #: Messages dropped unread: their source is not the one their local
     #: address is restricted to (see SipEndpoint.restrict_source).
     restricted: int = 0
+    #: New connections opened to send a response whose request's
+    #: connection had closed (RFC 3261 18.2.2), and those that could not be.
+    redialled: int = 0
+    redial_failed: int = 0
 
 
 class ServerHandle:
@@ -241,6 +246,33 @@ class _Entry:
             endpoint._pump(self)
 
 
+class _Redelivery:
+    """A server transaction's response, waiting for a new connection to its
+    request's source because the request's own one closed (see net.redial)."""
+
+    __slots__ = ("data", "entry")
+
+    def __init__(self, entry: _Entry, data: bytes) -> None:
+        self.entry = entry
+        self.data = data
+
+    def __call__(self, conn: StreamConnection | None) -> None:
+        entry = self.entry
+        endpoint = entry.endpoint
+        live = endpoint._entries.get(id(entry.tx)) is entry
+        if conn is None or conn.flow is None:
+            if live:  # RFC 3261 17.2.4: the TU hears of the transport error
+                entry.tx.handle_transport_error(endpoint.now())
+                endpoint._pump(entry)
+            return
+        if live:  # what follows goes (and what the limits spare is) here now
+            entry.flow = conn.flow
+            endpoint._carried(entry, conn)
+        # Sent even if the transaction has ended meanwhile: over a reliable
+        # transport a final response ends it at once (Timer J is 0).
+        endpoint._send_on_flow(self.data, conn.flow, None)
+
+
 class _FinalResponse:
     """The callback of :meth:`SipEndpoint.request`: the transaction's final
     response (or why none came) becomes the result of one future.
@@ -308,6 +340,8 @@ class SipEndpoint:
         self._on_stream: dict[StreamConnection, set[_Entry]] = {}
         #: Recent stateless answers, for their requests' retransmissions.
         self._answers = StatelessAnswers()
+        #: Responses whose request's connection closed (RFC 3261 18.2.2).
+        self._redials = Redials(self._stream)
         self._handler = handler
         self._policy = policy
         self._timers = timers
@@ -414,6 +448,7 @@ class SipEndpoint:
         self._by_wire.clear()
         self._retired.clear()
         self._answers.clear()
+        await self._redials.close()
         self._wheel.close()
         for sock in self._udp.values():
             sock.close()
@@ -434,6 +469,8 @@ class SipEndpoint:
             self._absorbed,
             self._overloaded,
             self._dropped_sources,
+            self._redials.opened,
+            self._redials.failed,
         )
 
     def now(self) -> float:
@@ -910,8 +947,16 @@ class SipEndpoint:
     def _transmit(self, entry: _Entry, data: bytes) -> None:
         self._sent += 1
         if entry.destination is None:  # a server transaction
-            assert entry.flow is not None
-            self._send_on_flow(data, entry.flow, entry.reply_to)
+            flow = entry.flow
+            assert flow is not None
+            conn = flow.connection
+            if conn is not None and not conn.is_open and entry.handle is not None:
+                # RFC 3261 18.2.2: over a new connection to the source.
+                via = entry.handle.request.top_via
+                target = redial_target(via, flow.remote, flow.transport)
+                self._redials.connect(flow.transport, target, via, _Redelivery(entry, data))
+                return
+            self._send_on_flow(data, flow, entry.reply_to)
             return
         assert entry.destination is not None
         transport, remote, _ = entry.destination
@@ -946,7 +991,8 @@ class SipEndpoint:
         """A stream connection closed: its client transactions will get no
         response on it (RFC 3261 17.1.4: a transport error), rather than
         waiting out Timer B/F.  Its server transactions run on: their
-        responses have nowhere to go, and the TU's answer still ends them."""
+        responses go over a new connection to the request's source (RFC
+        3261 18.2.2, see net.redial), or end them if none can be opened."""
         carried = self._on_stream.pop(conn, None)
         if carried is None:
             return

@@ -257,10 +257,19 @@ class PhoneHost:
         registrar may send a line's requests back over the connection its
         REGISTER came on (RFC 3261 18.2.2's reuse), which is no line's
         address; the Request-URI's user names the line, among those that
-        register over that transport."""
-        if flow.connection is None or not isinstance(request.uri, SipUri):
+        register over that transport.  A caller's in-dialog requests name the
+        line's Contact, its own address, and may come over a connection the
+        host opened to send a response (RFC 3261 18.2.2: the caller had
+        closed the one its INVITE came on): the URI's user, host and port
+        say which."""
+        uri = request.uri
+        if flow.connection is None or not isinstance(uri, SipUri):
             return None
-        return self._registered_over.get((flow.transport, request.uri.user or ""))
+        if uri.port is not None:
+            named = self.lines.get((uri.host.strip("[]"), uri.port))
+            if named is not None and named.config.user == uri.user:
+                return named
+        return self._registered_over.get((flow.transport, uri.user or ""))
 
     def _registration_call_id(self, user: str, local: Address) -> str:
         return f"reg-{user}-{self.rng.getrandbits(48):012x}@{local[0]}"
