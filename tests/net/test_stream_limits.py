@@ -138,14 +138,66 @@ async def test_past_the_cap_with_every_connection_in_use_a_new_one_is_refused() 
         other_addr = await other.listen("127.0.0.1", 0)
         try:
             await client.connect(other_addr)
+            # A dial of our own waits for a place, then gives up in its time.
             with pytest.raises(ConnectionRefusedError, match="no room for another tcp"):
-                await client.connect(addr)
-            assert client.counters.refused == 1
+                await client.connect(addr, timeout=0.2)
+            assert client.counters.refused == 1 and not client._room_waiters
         finally:
             await other.close()
     finally:
         await client.close()
         await server.close()
+
+
+async def test_dials_past_the_cap_wait_their_turn_for_a_place() -> None:
+    """Our own dials past the cap, every connection in use, wait in order
+    for a place instead of failing: one per connection that comes free (told
+    ``freed`` by the endpoint, or closed), the one freed closed to make it."""
+    busy: set[StreamConnection] = set()
+    client = StreamTransport(
+        "tcp", Inbox(), limits=StreamLimits(max_connections=1), in_use=lambda c: c in busy
+    )
+    servers = [StreamTransport("tcp", Inbox()) for _ in range(3)]
+    try:
+        addrs = [await server.listen("127.0.0.1", 0) for server in servers]
+        first = await client.connect(addrs[0])
+        busy.add(first)
+        second = asyncio.ensure_future(client.connect(addrs[1], timeout=5))
+        third = asyncio.ensure_future(client.connect(addrs[2], timeout=5))
+        await asyncio.sleep(0.2)
+        assert not second.done() and not third.done() and len(client._room_waiters) == 2
+        busy.discard(first)
+        client.freed(first)  # its transaction ended: the first waiter's turn
+        conn = await asyncio.wait_for(second, 5)
+        busy.add(conn)
+        assert not first.is_open and client.counters.evicted == 1
+        await asyncio.sleep(0.1)
+        assert not third.done()  # no place for it yet
+        conn.abort()  # the second's connection closes: the third's turn
+        assert (await asyncio.wait_for(third, 5)).is_open
+        assert client.counters.refused == 0 and not client._room_waiters
+    finally:
+        await client.close()
+        for server in servers:
+            await server.close()
+
+
+async def test_a_dial_waiting_for_a_place_ends_when_the_transport_closes() -> None:
+    client = StreamTransport(
+        "tcp", Inbox(), limits=StreamLimits(max_connections=1), in_use=lambda c: True
+    )
+    servers = [StreamTransport("tcp", Inbox()) for _ in range(2)]
+    try:
+        addr, other = [await server.listen("127.0.0.1", 0) for server in servers]
+        await client.connect(addr)
+        waiting = asyncio.ensure_future(client.connect(other, timeout=5))
+        await asyncio.sleep(0.1)
+        await client.close()
+        with pytest.raises(ConnectionAbortedError):
+            await asyncio.wait_for(waiting, 2)
+    finally:
+        for server in servers:
+            await server.close()
 
 
 async def _non_reader(

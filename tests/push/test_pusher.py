@@ -68,8 +68,10 @@ async def test_tcp_push_with_challenge(phone: int) -> None:
 async def test_tcp_pushes_to_more_phones_than_the_connection_cap() -> None:
     """A campaign over TCP reaches more phones than it may hold connections
     to: a connection whose push is over makes room for the next phone's (a
-    campaign to 3,000 TCP phones once ran out of files at 1,024), and a push
-    past the cap while every connection is in use fails naming the limit."""
+    campaign to 3,000 TCP phones once ran out of files at 1,024).  A push
+    past the cap while every connection is in use waits for a place: it is
+    delivered once a connection comes free, and fails naming the limit if
+    none does within its timeout."""
     host = PhoneHost()
     await host.start()
     ports = [free_udp_port() for _ in range(13)]
@@ -79,10 +81,10 @@ async def test_tcp_pushes_to_more_phones_than_the_connection_cap() -> None:
     pusher = await _pusher(stream_limits=StreamLimits(max_connections=4))
     tcp = PushOptions(transport="tcp")
 
-    async def push(n: int) -> Outcome:
+    async def push(n: int, options: PushOptions = tcp) -> Outcome:
         target = SipUri("127.0.0.1", str(1001 + n), port=ports[n])
         return await pusher.push(
-            target, Secret(f"pw{n}"), url_payload("http://127.0.0.1:9/a.xml"), options=tcp
+            target, Secret(f"pw{n}"), url_payload("http://127.0.0.1:9/a.xml"), options=options
         )
 
     try:
@@ -93,7 +95,7 @@ async def test_tcp_pushes_to_more_phones_than_the_connection_cap() -> None:
         assert len(streams._recent) == 4 and streams.counters.evicted == 8
 
         # Four pushes to phones that never answer hold all four
-        # connections while they wait; a fifth push finds no room.
+        # connections while they wait; a fifth push waits for room.
         async def never_answer(reader: asyncio.StreamReader, _w: asyncio.StreamWriter) -> None:
             await reader.read()
 
@@ -112,9 +114,20 @@ async def test_tcp_pushes_to_more_phones_than_the_connection_cap() -> None:
         ]
         try:
             await until(lambda: len(pusher.endpoint._on_stream) == 4)
-            refused = await push(12)
+            refused = await push(12, PushOptions(transport="tcp", timeout=0.3))
             assert not refused.delivered
             assert "no room for another tcp connection" in refused.detail, refused
+            assert streams.counters.refused == 1
+            waiting_push = asyncio.ensure_future(push(12))
+            await asyncio.sleep(0.3)
+            assert not waiting_push.done()  # waiting for a place, not failed
+            # One silent phone's connection drops: its push ends, and the
+            # waiting one takes the place.
+            gone = silent[0].sockets[0].getsockname()[1]
+            (lost,) = [c for c in streams._recent if c.flow and c.flow.remote[1] == gone]
+            lost.abort()
+            delivered = await asyncio.wait_for(waiting_push, 5)
+            assert delivered.delivered, delivered
         finally:
             for task in held:
                 task.cancel()

@@ -937,6 +937,9 @@ class SipEndpoint:
                     carried.discard(entry)
                     if not carried:
                         del self._on_stream[conn]
+                        stream = self._streams.get(conn.transport_name)
+                        if stream is not None:  # a dial waiting for a place may take it
+                            stream.freed(conn)
         if entry.wire is not None and self._by_wire.get(entry.wire) is entry:
             del self._by_wire[entry.wire]
         if entry.callback is not None:

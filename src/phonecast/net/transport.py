@@ -65,7 +65,8 @@ class StreamLimits:
     ``max_connections``: open connections, accepted and dialled together
     (None: a quarter of the process's file limit, between 16 and 4096).  A
     new one past it closes the one least recently used that carries no
-    transaction; if every one does, the new one is refused.
+    transaction; if every one does, a peer's new connection is refused,
+    and a dial of ours waits (within its timeout) for one to come free.
     ``idle_timeout``: seconds without a byte either way before a connection
     that carries no transaction is closed (what frees a pusher's connections
     to the phones it is done with, and a listener's abandoned ones).
@@ -321,6 +322,9 @@ class StreamConnection(asyncio.Protocol):
         self.last_active = 0.0
         #: Set when the transport dropped it for a peer that does not read.
         self.unread = False
+        #: While a dial of ours makes it: the dial's record of whether the
+        #: connection has taken its place under the cap (StreamTransport._dial).
+        self.ticket: list[bool] | None = None
         self.closed = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -446,6 +450,12 @@ class StreamTransport:
         #: Dials under way, by the address dialled: a second caller waits
         #: for the first one's connection instead of opening its own.
         self._dialing: dict[Address, asyncio.Future[StreamConnection]] = {}
+        #: Dials let past the cap and not yet over (each will take a place),
+        #: and the dials waiting for a place, first come first served.
+        self._admitted = 0
+        self._room_waiters: collections.deque[asyncio.Future[StreamConnection | None]] = (
+            collections.deque()
+        )
         self._closed = False
         self._servers: list[asyncio.AbstractServer] = []
         #: The first listening address (what a Via names).
@@ -453,7 +463,15 @@ class StreamTransport:
 
     def _remember(self, conn: StreamConnection) -> None:
         self._open.add(conn)
-        if self._closed or not self._make_room():
+        ticket = conn.ticket
+        if ticket is not None:  # a dial of ours, let through by _wait_for_room:
+            ticket[0] = True  # its place is now in _recent
+            self._admitted -= 1
+        # A peer's connection past the cap is refused; a dial of ours, let
+        # through for a connection that came free, takes its place even if a
+        # caller reused that connection meanwhile (the cap is then passed by
+        # as many dials as raced for one place: never refused for it).
+        if self._closed or (not self._make_room() and ticket is None):
             if not self._closed:
                 self.counters.refused += 1
             conn.abort()  # its connection_lost will _forget it
@@ -477,6 +495,84 @@ class StreamTransport:
                 return True
         return False
 
+    def _has_room(self) -> bool:
+        """Whether one more dial would find a place under the cap, counting
+        the dials already let through and the connections that could be
+        closed to make room (those carrying no transaction)."""
+        need = len(self._recent) + self._admitted + 1 - self._cap
+        if need <= 0:
+            return True
+        for conn in self._recent:
+            if not self._busy(conn):
+                need -= 1
+                if need <= 0:
+                    return True
+        return False
+
+    async def _wait_for_room(self, timeout: float) -> None:
+        """Wait, at most ``timeout`` seconds, until a dial would find a place:
+        a caller of our own (a campaign pushing to more phones at once than
+        the cap) waits for a transaction to end rather than fail, while a
+        peer's connection past the cap is refused at once (see _remember).
+
+        Waiting dials are served in turn.  Each is woken with what came free
+        (a connection that carries no transaction any more, or None for a
+        place: a connection closed, a dial that took none) and looks only at
+        that, not through every connection; one that finds it taken again
+        (its push reused the connection) waits at the head of the queue."""
+        if not self._room_waiters and self._has_room():
+            return
+        deadline = self._loop.time() + timeout
+        front = False
+        while True:
+            turn: asyncio.Future[StreamConnection | None] = self._loop.create_future()
+            if front:
+                self._room_waiters.appendleft(turn)
+            else:
+                self._room_waiters.append(turn)
+            try:
+                hint = await asyncio.wait_for(turn, max(0.0, deadline - self._loop.time()))
+            except BaseException as exc:
+                if turn.done() and not turn.cancelled():
+                    self._wake_waiter(turn.result())  # given a turn it will not use
+                else:
+                    with contextlib.suppress(ValueError):
+                        self._room_waiters.remove(turn)
+                if isinstance(exc, TimeoutError):
+                    self.counters.refused += 1
+                    raise self._no_room() from None
+                raise
+            if self._closed:
+                raise ConnectionAbortedError(f"the {self.name} transport is closed")
+            if len(self._recent) + self._admitted < self._cap:
+                return
+            if hint is not None and hint in self._recent and not self._busy(hint):
+                return
+            front = True
+
+    def _wake_waiter(self, hint: StreamConnection | None) -> None:
+        """Give the first dial still waiting for a place its turn to look
+        (a no-op if none waits)."""
+        waiters = self._room_waiters
+        while waiters:
+            turn = waiters.popleft()
+            if not turn.done():
+                turn.set_result(hint)
+                return
+
+    def freed(self, conn: StreamConnection) -> None:
+        """``conn`` carries no transaction any more (the endpoint says so):
+        a dial waiting for a place may now close it and take its place."""
+        if self._room_waiters and conn in self._recent:
+            self._wake_waiter(conn)
+
+    def _no_room(self) -> ConnectionRefusedError:
+        return ConnectionRefusedError(
+            errno.EMFILE,
+            f"no room for another {self.name} connection: {self._cap} are open,"
+            " each carrying a transaction",
+        )
+
     def keep_open(self, remote: Address) -> None:
         """Keep the connection to ``remote`` open however long it is idle,
         until as many :meth:`release` calls: a line registered over it is
@@ -493,6 +589,8 @@ class StreamTransport:
             self._kept.pop(remote, None)
 
     def _busy(self, conn: StreamConnection) -> bool:
+        if conn.ticket is not None:  # being dialled: not yet its caller's
+            return True
         if self._in_use is not None and self._in_use(conn):
             return True
         kept = self._kept
@@ -544,6 +642,7 @@ class StreamTransport:
                 break
             self.counters.stalled += 1
             self._drop(conn)
+            self._wake_waiter(None)  # a place is free
         idle_before = now - limits.idle_timeout
         idle = []
         for conn in self._recent:
@@ -554,11 +653,14 @@ class StreamTransport:
         for conn in idle:
             self.counters.idle += 1
             self._drop(conn)
+            self._wake_waiter(None)
         if self._recent and not self._closed:
             self._sweeper = self._loop.call_later(self._sweep_interval(), self._sweep)
 
     def _forget(self, conn: StreamConnection) -> None:
-        self._recent.pop(conn, None)
+        if conn in self._recent:
+            del self._recent[conn]
+            self._wake_waiter(None)  # a place is free
         self._partial.pop(conn, None)
         if conn.unread:
             self.counters.unread += 1
@@ -653,26 +755,39 @@ class StreamTransport:
         ssl_ctx = self._client_ssl if self.name == "tls" else None
         if self.name == "tls" and ssl_ctx is None:
             ssl_ctx = ssl.create_default_context()
+        # Set once the connection takes its place (_remember): until then
+        # the dial holds one of the places the cap counts (_admitted).
+        ticket = [False]
+
+        def dialled() -> StreamConnection:
+            conn = self._factory()
+            conn.ticket = ticket
+            return conn
+
+        admitted = False
         try:
+            started = loop.time()
+            await self._wait_for_room(timeout)
+            self._admitted += 1
+            admitted = True
             _, conn = await asyncio.wait_for(
                 loop.create_connection(
-                    self._factory,
+                    dialled,
                     remote[0],
                     remote[1],
                     ssl=ssl_ctx,
                     server_hostname=(server_hostname or remote[0]) if ssl_ctx else None,
                 ),
-                timeout,
+                max(0.0, timeout - (loop.time() - started)),
             )
+            # Handed over: nothing runs before the caller's transaction makes
+            # it busy (this coroutine goes on to the caller's without a pause).
+            conn.ticket = None
             if self._closed:  # closed while dialling: nothing may outlive close()
                 conn.abort()
                 raise ConnectionAbortedError(f"the {self.name} transport is closed")
-            if conn not in self._recent:  # refused by _remember: no room
-                raise ConnectionRefusedError(
-                    errno.EMFILE,
-                    f"no room for another {self.name} connection: {self._cap} are open,"
-                    " each carrying a transaction",
-                )
+            if conn not in self._recent:  # cannot be: a dial of ours is never refused
+                raise self._no_room()
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError):
                 dial.cancel()
@@ -682,6 +797,9 @@ class StreamTransport:
         finally:
             if self._dialing.get(remote) is dial:
                 del self._dialing[remote]
+            if admitted and not ticket[0]:  # no connection took the place
+                self._admitted -= 1
+                self._wake_waiter(None)
         dial.set_result(conn)
         if conn.flow is None or conn.flow.remote != remote:
             conn.dialled_as = remote
@@ -692,6 +810,10 @@ class StreamTransport:
         """Close the listener and every connection (a dial still under way
         closes its connection when it completes)."""
         self._closed = True
+        while self._room_waiters:
+            turn = self._room_waiters.popleft()
+            if not turn.done():
+                turn.set_result(None)  # to find the transport closed
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
