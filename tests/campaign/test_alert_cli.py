@@ -66,3 +66,46 @@ def test_alert_json_report_progress_and_exit_codes(tmp_path: Path) -> None:
     )
     assert incomplete.returncode == 6
     assert json.loads(incomplete.stdout)["summary"]["timeout"] == 1
+
+
+def test_a_concurrency_the_file_limit_cannot_carry_is_lowered_and_said(tmp_path: Path) -> None:
+    """At a 160-file limit, UDP, one file per push in flight (the phone's
+    fetch) beside the 64 kept: ``--concurrency 500`` runs as 96, says so
+    (as JSON with --json), and every phone is still confirmed."""
+    import resource
+    import subprocess
+    import sys
+
+    port = free_udp_port()
+    inventory = tmp_path / "phones.csv"
+    inventory.write_text(f"name,target,user,password\na,sip:1001@127.0.0.1:{port},,secret\n")
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (160, 160))
+
+    with emulated_phone(f"1001:secret@{port}", events=tmp_path / "ev.jsonl"):
+        run = subprocess.run(
+            [sys.executable, "-m", "phonecast", "alert", "--inventory", str(inventory),
+             "--text", "Drill", "--concurrency", "500", "--json", "--db", str(tmp_path / "c.db")],
+            capture_output=True, text=True, timeout=60, preexec_fn=low_limit,
+        )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    warnings = [
+        json.loads(line)["warning"]
+        for line in run.stderr.splitlines()
+        if line.startswith('{"warning"')
+    ]
+    assert warnings == [
+        "--concurrency 500 lowered to 96: this process may open 160 files, and each push in"
+        " flight may hold one (raise the limit with ulimit -n)"
+    ]
+    assert json.loads(run.stdout)["summary"]["confirmed"] == 1
+
+
+def test_the_affordable_concurrency_counts_two_files_a_push_over_streams() -> None:
+    from phonecast.campaign.runner import affordable_concurrency
+
+    assert affordable_concurrency(1000, 1024, streams=True) == 480
+    assert affordable_concurrency(1000, 1024, streams=False) == 960
+    assert affordable_concurrency(200, 1024, streams=True) == 200
+    assert affordable_concurrency(50, 10, streams=True) == 1  # never none

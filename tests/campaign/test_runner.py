@@ -223,3 +223,35 @@ async def test_progress_is_redrawn_a_few_times_a_second_not_per_event(tmp_path: 
     loop_task.cancel()
     assert 2 <= len(seen) <= 4  # at 0.01 s, then every 0.2 s
     assert seen[-1] == {"queued": 1}
+
+
+class _FaultyPusher(_CountingPusher):
+    """Raises what no push should (a fault of ours) for one phone."""
+
+    async def push(self, target: SipUri, *args: Any, **kwargs: Any) -> Any:
+        if target.user == "7":
+            raise TypeError("an object expected; got None")
+        return await super().push(target, *args, **kwargs)
+
+
+async def test_a_fault_in_one_push_is_recorded_and_the_rest_go_on(tmp_path: Path) -> None:
+    """An exception escaping a push once ended its worker silently: the
+    phone stayed "sending" in the store and the worker's later phones were
+    never pushed.  Now it is that phone's failure, with why, and with one
+    worker the other phones behind it are all still pushed."""
+    phones = [
+        Phone(f"p{n}", SipUri("127.0.0.1", f"{n}", port=5060), f"{n}", Secret("x"))
+        for n in range(12)
+    ]
+    store = CampaignStore(tmp_path / "f.db")
+    cid = store.create({"test": True}, [(p.name, str(p.target), None) for p in phones])
+    pusher = _FaultyPusher()
+    runner = CampaignRunner(store, pusher, None, RunOptions(concurrency=1, confirm=False))  # type: ignore[arg-type]
+    report = await runner.run(cid, phones, lambda p: url_payload("http://127.0.0.1:9/x"))
+    assert len(pusher.pushed) == 11
+    assert report.summary()["accepted"] == 11 and report.summary()["unreachable"] == 1
+    store.flush()
+    (faulty,) = [row for row in store.phones(cid) if row.name == "p7"]
+    assert faulty.state == "failed" and faulty.outcome == "unreachable"
+    assert faulty.reason == "internal error: TypeError: an object expected; got None"
+    assert not store.phones(cid, ["sending"])

@@ -47,6 +47,22 @@ from phonecast.sip import SipError
 #: Outcomes worth another try.
 RETRYABLE = frozenset({"timeout", "unreachable"})
 
+#: Files a campaign keeps for itself whatever its concurrency: the store,
+#: the loop, its sockets and listeners, with room to spare.
+RESERVED_FILES = 64
+
+
+def affordable_concurrency(asked: int, soft_limit: int, *, streams: bool) -> int:
+    """The concurrency that ``soft_limit`` open files can carry, at most ``asked``.
+
+    Each push in flight may hold a file for the phone's fetch from the
+    content server and, over TCP or TLS (``streams``), one for its SIP
+    connection: past what the file limit allows, pushes fail with EMFILE
+    (``--concurrency 1000`` at a 1,024-file limit over TCP once did, for
+    the last hundred phones of 3,000)."""
+    per_push = 2 if streams else 1
+    return max(1, min(asked, (soft_limit - RESERVED_FILES) // per_push))
+
 
 @dataclass
 class RunOptions:
@@ -286,7 +302,15 @@ class CampaignRunner:
         async def worker() -> None:
             while (phone := take()) is not None:
                 await limiter.acquire()
-                await self._push_one(phone, payload_for(phone), deadline)
+                try:
+                    await self._push_one(phone, payload_for(phone), deadline)
+                except Exception as exc:  # a fault of ours, not the phone's
+                    # Recorded, and the worker goes on: an exception escaping
+                    # here once ended the worker silently, leaving its phone
+                    # "sending" in the store and its share of the queue unsent.
+                    self._progress.done_pushes += 1
+                    detail = f"internal error: {type(exc).__name__}: {exc}"[:300]
+                    self._record(phone, Outcome("unreachable", detail=detail), 1)
 
         workers = [asyncio.ensure_future(worker()) for _ in range(min(opts.concurrency, len(todo)))]
         await asyncio.gather(*workers, return_exceptions=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import resource
 import ssl
 import sys
 import time
@@ -17,7 +18,13 @@ from rich.table import Table
 
 from phonecast.campaign.inventory import InventoryError, Phone, load_inventory, select
 from phonecast.campaign.report import Report, make_report
-from phonecast.campaign.runner import CampaignRunner, Progress, RunOptions, summary_line
+from phonecast.campaign.runner import (
+    CampaignRunner,
+    Progress,
+    RunOptions,
+    affordable_concurrency,
+    summary_line,
+)
 from phonecast.campaign.store import OUTCOMES, CampaignStore
 from phonecast.cli.push_cmd import fail, tls_context
 from phonecast.content import ContentServer
@@ -263,6 +270,24 @@ def _content_body(params: dict[str, Any]) -> bytes | None:
     return text_object(params["title"], params["text"])
 
 
+def _concurrency(asked: int, phones: Sequence[Phone], quiet: bool, json_progress: bool) -> int:
+    """``--concurrency``, lowered (and said so) to what the file limit carries."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return asked
+    streams = any((p.transport or ("tls" if p.target.secure else "udp")) != "udp" for p in phones)
+    allowed = affordable_concurrency(asked, soft, streams=streams)
+    if allowed < asked and (json_progress or not quiet):
+        why = (
+            f"--concurrency {asked} lowered to {allowed}: this process may open {soft} files,"
+            f" and each push in flight may hold {'two' if streams else 'one'}"
+            " (raise the limit with ulimit -n)"
+        )
+        message = json.dumps({"warning": why}) if json_progress else f"phonecast: {why}"
+        click.echo(message, err=True)
+    return allowed
+
+
 async def _execute(
     store: CampaignStore,
     cid: str,
@@ -275,8 +300,9 @@ async def _execute(
     """Run (or resume) a campaign; progress as a rich table, JSON lines on
     stderr (``json_progress``, for scripts), or nothing (``quiet``)."""
     o = params["options"]
+    concurrency = _concurrency(o["concurrency"], phones, quiet, json_progress)
     options = RunOptions(
-        concurrency=o["concurrency"],
+        concurrency=concurrency,
         rate=o["rate"],
         retries=o["retries"],
         push_timeout=o["timeout"],
