@@ -548,3 +548,44 @@ def test_a_registrar_ca_that_cannot_be_read_is_refused(
         str(missing),
     )
     assert line.startswith(f"phonecast: cannot use --registrar-ca {str(missing)!r}: "), line
+
+
+def _closed_within(sock: socket.socket, seconds: float) -> bool:
+    """True if the phone ends ``sock``'s connection within ``seconds``."""
+    sock.settimeout(seconds)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_the_stream_limits_reach_the_phone(tmp_path: Path) -> None:
+    """``--max-connections 2``: a third connection closes the least recently
+    used idle one; ``--idle-timeout 1``: an idle one is closed after a
+    second, not 120."""
+    port = free_udp_port()
+    extra = ["--max-connections", "2", "--idle-timeout", "1"]
+    with emulated_phone(f"1001:secret@{port}", events=tmp_path / "ev.jsonl", extra=extra):
+        first = socket.create_connection(("127.0.0.1", port))
+        second = socket.create_connection(("127.0.0.1", port))
+        try:
+            second.sendall(b"\r\n\r\n")  # a ping: the second is the more recent
+            assert second.recv(2) == b"\r\n"  # its pong
+            third = socket.create_connection(("127.0.0.1", port))
+            try:
+                assert _closed_within(first, 0.8)  # evicted, well before idling out
+                assert not _closed_within(third, 0.3)
+                assert _closed_within(third, 3.0)  # idle past its second
+            finally:
+                third.close()
+        finally:
+            first.close()
+            second.close()
+
+
+@pytest.mark.parametrize(("option", "value"), [("--max-connections", "0"), ("--idle-timeout", "0")])
+def test_stream_limits_that_cannot_be_are_refused(option: str, value: str) -> None:
+    result = phonecast("phone", "--line", "1001:pw@5999", option, value)
+    assert result.returncode == 2 and option in result.stderr, result.stderr

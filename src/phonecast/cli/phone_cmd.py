@@ -33,12 +33,14 @@ from phonecast.cli.phone_options import (
     parsed_by,
     registration_transport,
     server_tls_context,
+    stream_limit_options,
 )
 from phonecast.cli.push_cmd import fail
 from phonecast.credentials import Secret
 from phonecast.net.endpoint import DEFAULT_MAX_SERVER_TRANSACTIONS
 from phonecast.net.loop import STREAM_FILES, raise_fd_limit, settle
 from phonecast.net.loop import run as run_loop
+from phonecast.net.transport import DEFAULT_STREAM_LIMITS, StreamLimits
 from phonecast.phone.config import LineConfig, PhoneConfig, PhoneSettings
 from phonecast.phone.emulator import PhoneHost, PhoneState
 from phonecast.phone.events import EventLog
@@ -210,6 +212,7 @@ def _common(func: F) -> F:
 @click.option("--name", default="phone-1", show_default=True)
 @click.option("--quiet", is_flag=True, help="Do not draw the screen.")
 @_common
+@stream_limit_options
 def phone(
     lines: tuple[str, ...],
     name: str,
@@ -233,6 +236,7 @@ def phone(
     tls_cert: str | None,
     tls_key: str | None,
     max_transactions: int,
+    stream_limits: StreamLimits,
 ) -> None:
     """Emulate one SPA phone with one or more lines (one SIP port each)."""
     configs = tuple(parse_line(spec) for spec in lines)
@@ -266,6 +270,7 @@ def phone(
             max_transactions,
             server_ssl=server_ssl,
             client_ssl=client_ssl,
+            stream_limits=stream_limits,
         )
     )
 
@@ -328,6 +333,7 @@ def screen_printer(console: Console) -> Callable[[PhoneState], None]:
     ),
 )
 @_common
+@stream_limit_options
 def fleet(
     count: int,
     base_port: int,
@@ -356,6 +362,7 @@ def fleet(
     tls_cert: str | None,
     tls_key: str | None,
     max_transactions: int,
+    stream_limits: StreamLimits,
 ) -> None:
     """Emulate COUNT phones in one process (one line each, consecutive ports
     or, with --address-per-phone, consecutive addresses)."""
@@ -410,6 +417,7 @@ def fleet(
             max_transactions,
             server_ssl=server_ssl,
             client_ssl=client_ssl,
+            stream_limits=stream_limits,
         )
     )
 
@@ -495,6 +503,7 @@ async def _serve(
     *,
     server_ssl: ssl.SSLContext | None = None,
     client_ssl: ssl.SSLContext | None = None,
+    stream_limits: StreamLimits = DEFAULT_STREAM_LIMITS,
 ) -> None:
     """Run the phones until ``duration`` ends or a signal comes.
 
@@ -511,6 +520,7 @@ async def _serve(
         max_server_transactions=max_transactions,
         server_ssl=server_ssl,
         client_ssl=client_ssl,
+        stream_limits=stream_limits,
     )
     await host.start()
     try:

@@ -9,18 +9,20 @@ never shows a line's password.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import math
 import re
 import ssl
 import string
 from collections.abc import Callable, Sequence
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import click
 
 from phonecast.cli.push_cmd import fail
 from phonecast.credentials import SecretError, resolve_secret
+from phonecast.net.transport import DEFAULT_MAX_CONNECTIONS, StreamLimits
 from phonecast.phone.config import LineConfig, PhoneSettings, source_spelling
 
 T = TypeVar("T")
@@ -298,3 +300,47 @@ def registration_transport(
         settings, register_transport=transport, registrar_tls_name=tls_name
     )
     return changed, client
+
+
+Command = TypeVar("Command", bound=Callable[..., None])
+
+
+def stream_limit_options(command: Command) -> Command:
+    """``--max-connections`` and ``--idle-timeout``, handed to ``command`` as
+    one ``stream_limits`` (a :class:`StreamLimits`): what TCP and TLS peers
+    may make the phones hold, as an operator tunes a SIP server's
+    (Kamailio's ``tcp_max_connections``, ``tcp_connection_lifetime``)."""
+
+    @functools.wraps(command)
+    def with_limits(
+        *args: object, max_connections: int | None, idle_timeout: float | None, **kwargs: object
+    ) -> None:
+        limits = StreamLimits(max_connections=max_connections)
+        if idle_timeout is not None:
+            limits = dataclasses.replace(limits, idle_timeout=idle_timeout)
+        command(*args, stream_limits=limits, **kwargs)
+
+    options = [
+        click.option(
+            "--max-connections",
+            type=click.IntRange(1, 1_000_000),
+            help=(
+                "TCP/TLS connections held at once, all lines together; past it the least "
+                "recently used idle one is closed (default: a quarter of the file limit, "
+                f"at most {DEFAULT_MAX_CONNECTIONS})."
+            ),
+        ),
+        click.option(
+            "--idle-timeout",
+            metavar="SECONDS",
+            callback=parsed_by(parse_seconds),
+            help=(
+                "Close a TCP/TLS connection that carries nothing for this long "
+                f"[default: {StreamLimits().idle_timeout:g}]."
+            ),
+        ),
+    ]
+    wrapped: Any = with_limits
+    for option in reversed(options):
+        wrapped = option(wrapped)
+    return cast(Command, wrapped)
