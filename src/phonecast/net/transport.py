@@ -355,8 +355,10 @@ class StreamConnection(asyncio.Protocol):
             self.close()
             return
         pings = framer.take_pings()
-        if pings:
-            self.send(b"\r\n" * pings)  # RFC 5626 4.4.1: a pong per ping
+        transport = self._transport
+        if pings and transport is not None and not transport.is_closing():
+            # RFC 5626 4.4.1: a pong per ping (the activity is told once, below).
+            transport.write(b"\r\n" * pings)
         if self._on_activity is not None:
             self._on_activity(self, whole)
 
