@@ -266,3 +266,33 @@ async def test_dials_at_once_are_bounded_and_a_queue_shares_one() -> None:
     assert all(conn is None for _, conn in told)
     assert redials.failed == 3 and redials.opened == 0 and len(redials) == 0
     await redials.close()
+
+
+async def test_a_2xx_resent_after_the_connection_closed_goes_over_a_new_one() -> None:
+    """The INVITE's 200 went out on its connection, which then closed: the
+    TU's resends of that 200 (RFC 3261 13.3.1.4, the transaction Accepted
+    as RFC 6026 has it) go over a new connection to the caller."""
+    tu = Holder()
+    server = SipEndpoint(handler=tu)
+    listener = Listener()
+    try:
+        _, sport = await server.listen_stream("tcp", "127.0.0.1")
+        lport = await listener.start()
+        via = f"SIP/2.0/TCP 127.0.0.1:{lport}"
+        reader, writer = await asyncio.open_connection("127.0.0.1", sport)
+        writer.write(_request("INVITE", via, "z9hG4bKre6"))
+        await asyncio.wait_for(tu.arrived.wait(), 5)
+        handle, flow = tu.handles[0]
+        ok = make_response(handle.request, 200, to_tag="t6")
+        handle.respond(ok)
+        first = parse_message(await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5))
+        assert isinstance(first, Response) and first.status_code == 200
+        writer.close()
+        assert flow.connection is not None
+        await asyncio.wait_for(flow.connection.closed, 5)
+        handle.respond(ok)  # the resend, with no ACK yet
+        _, again = await listener.next()
+        assert again.status_code == 200 and server.stats.redialled == 1
+    finally:
+        await server.close()
+        await listener.stop()

@@ -182,6 +182,100 @@ async def test_dials_past_the_cap_wait_their_turn_for_a_place() -> None:
             await server.close()
 
 
+class _Capped:
+    """A client transport with a cap, whose connections are busy while in
+    ``busy``, and servers to dial."""
+
+    def __init__(self, cap: int, servers: int) -> None:
+        self.busy: set[StreamConnection] = set()
+        self.client = StreamTransport(
+            "tcp",
+            Inbox(),
+            limits=StreamLimits(max_connections=cap),
+            in_use=lambda c: c in self.busy,
+        )
+        self.servers = [StreamTransport("tcp", Inbox()) for _ in range(servers)]
+        self.addrs: list[tuple[str, int]] = []
+
+    async def __aenter__(self) -> _Capped:
+        self.addrs = [await server.listen("127.0.0.1", 0) for server in self.servers]
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.client.close()
+        for server in self.servers:
+            await server.close()
+
+    async def busy_connection(self, n: int) -> StreamConnection:
+        conn = await self.client.connect(self.addrs[n])
+        self.busy.add(conn)
+        return conn
+
+
+async def test_a_place_freed_while_a_waiter_is_being_let_through_is_not_lost() -> None:
+    """A is freed and at once taken up again, B is freed in the same turn:
+    the waiting dial gets B's place (it was once told only of A, found it
+    busy and waited on, past its timeout, with B idle)."""
+    async with _Capped(2, 3) as rig:
+        a, b = await rig.busy_connection(0), await rig.busy_connection(1)
+        waiting = asyncio.ensure_future(rig.client.connect(rig.addrs[2], timeout=2))
+        await until(lambda: len(rig.client._room_waiters) == 1)
+        rig.busy.discard(a)
+        rig.client.freed(a)
+        rig.busy.add(a)  # its caller reused it before the waiter ran
+        rig.busy.discard(b)
+        rig.client.freed(b)
+        conn = await asyncio.wait_for(waiting, 5)
+        assert conn.is_open and a.is_open and not b.is_open
+        assert len(rig.client._recent) == 2 and rig.client._admitted == 0
+
+
+async def test_a_dial_arriving_as_a_waiter_is_let_through_queues_behind_it() -> None:
+    """The place freed goes to the dial that waited, and a new dial in the
+    same turn waits behind it: the cap is never passed."""
+    async with _Capped(1, 3) as rig:
+        a = await rig.busy_connection(0)
+        first = asyncio.ensure_future(rig.client.connect(rig.addrs[1], timeout=5))
+        await until(lambda: len(rig.client._room_waiters) == 1)
+        rig.busy.discard(a)
+        rig.client.freed(a)
+        late = asyncio.ensure_future(rig.client.connect(rig.addrs[2], timeout=5))
+        got = await asyncio.wait_for(first, 5)
+        rig.busy.add(got)
+        await asyncio.sleep(0.1)
+        assert not late.done() and len(rig.client._recent) == 1
+        got.abort()
+        assert (await asyncio.wait_for(late, 5)).is_open
+        assert len(rig.client._recent) == 1
+
+
+async def test_a_waiter_cancelled_as_it_is_let_through_hands_its_place_on() -> None:
+    """Cancelled in the turn its place was granted: it ends cancelled (on
+    Python 3.11 ``wait_for`` could swallow that and connect anyway), and the
+    place goes to the next dial waiting."""
+    async with _Capped(1, 3) as rig:
+        a = await rig.busy_connection(0)
+        first = asyncio.ensure_future(rig.client.connect(rig.addrs[1], timeout=5))
+        await until(lambda: len(rig.client._room_waiters) == 1)
+        second = asyncio.ensure_future(rig.client.connect(rig.addrs[2], timeout=5))
+        await until(lambda: len(rig.client._room_waiters) == 2)
+        rig.busy.discard(a)
+        rig.client.freed(a)  # the grant runs at the end of this turn...
+        asyncio.get_running_loop().call_soon(first.cancel)  # ...and then this
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert (await asyncio.wait_for(second, 5)).is_open
+        assert rig.client._admitted == 0 and not rig.client._room_waiters
+
+
+async def test_a_dial_that_may_not_wait_is_refused_at_the_cap() -> None:
+    async with _Capped(1, 2) as rig:
+        await rig.busy_connection(0)
+        with pytest.raises(ConnectionRefusedError, match="no room"):
+            await rig.client.connect(rig.addrs[1], wait=False)
+        assert rig.client.counters.refused == 1
+
+
 async def test_a_dial_waiting_for_a_place_ends_when_the_transport_closes() -> None:
     client = StreamTransport(
         "tcp", Inbox(), limits=StreamLimits(max_connections=1), in_use=lambda c: True

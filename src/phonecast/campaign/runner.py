@@ -302,15 +302,7 @@ class CampaignRunner:
         async def worker() -> None:
             while (phone := take()) is not None:
                 await limiter.acquire()
-                try:
-                    await self._push_one(phone, payload_for(phone), deadline)
-                except Exception as exc:  # a fault of ours, not the phone's
-                    # Recorded, and the worker goes on: an exception escaping
-                    # here once ended the worker silently, leaving its phone
-                    # "sending" in the store and its share of the queue unsent.
-                    self._progress.done_pushes += 1
-                    detail = f"internal error: {type(exc).__name__}: {exc}"[:300]
-                    self._record(phone, Outcome("unreachable", detail=detail), 1)
+                await self._push_one(phone, payload_for(phone), deadline)
 
         workers = [asyncio.ensure_future(worker()) for _ in range(min(opts.concurrency, len(todo)))]
         await asyncio.gather(*workers, return_exceptions=True)
@@ -321,7 +313,15 @@ class CampaignRunner:
         outcome: Outcome | None = None
         while True:
             attempts += 1
-            outcome = await self._attempt(phone, payload)
+            try:
+                outcome = await self._attempt(phone, payload)
+            except Exception as exc:  # a fault of ours, not the phone's
+                # This phone's failure, said as such, and the worker goes on:
+                # an exception escaping here once ended the worker silently,
+                # leaving its phone "sending" and its share of the queue unsent.
+                detail = f"internal error: {type(exc).__name__}: {exc}"[:300]
+                outcome = Outcome("unreachable", detail=detail)
+                break
             retry = outcome.status in RETRYABLE or (
                 outcome.status == "rejected" and outcome.code == 503
             )

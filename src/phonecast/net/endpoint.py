@@ -216,6 +216,7 @@ class _Entry:
         "reply_to",
         "timer",
         "tx",
+        "via",
         "wire",
     )
 
@@ -234,6 +235,10 @@ class _Entry:
         self.destination: tuple[str, Address, str | None] | None = None
         self.callback: ResponseCallback | None = None
         self.handle: ServerHandle | None = None
+        #: Server transactions on a stream: the request's top Via, where a
+        #: response goes if the connection closes (RFC 3261 18.2.2; the
+        #: handle is let go at the final response, the 2xx resends follow).
+        self.via: Via | None = None
 
     def __call__(self, now: float) -> None:
         self.endpoint._fire(self, now)
@@ -261,7 +266,7 @@ class _Redelivery:
         endpoint = entry.endpoint
         live = endpoint._entries.get(id(entry.tx)) is entry
         if conn is None or conn.flow is None:
-            if live:  # RFC 3261 17.2.4: the TU hears of the transport error
+            if live:  # RFC 3261 17.2.4: the transaction's transport error
                 entry.tx.handle_transport_error(endpoint.now())
                 endpoint._pump(entry)
             return
@@ -696,6 +701,7 @@ class SipEndpoint:
                 self._by_wire[data] = entry
         else:
             self._carried(entry, flow.connection)
+            entry.via = request.top_via
         entry.handle = handle
         handle.tx = tx
         self._entries[id(tx)] = entry
@@ -953,9 +959,9 @@ class SipEndpoint:
             flow = entry.flow
             assert flow is not None
             conn = flow.connection
-            if conn is not None and not conn.is_open and entry.handle is not None:
+            via = entry.via
+            if conn is not None and not conn.is_open and via is not None:
                 # RFC 3261 18.2.2: over a new connection to the source.
-                via = entry.handle.request.top_via
                 target = redial_target(via, flow.remote, flow.transport)
                 self._redials.connect(flow.transport, target, via, _Redelivery(entry, data))
                 return
@@ -995,7 +1001,9 @@ class SipEndpoint:
         response on it (RFC 3261 17.1.4: a transport error), rather than
         waiting out Timer B/F.  Its server transactions run on: their
         responses go over a new connection to the request's source (RFC
-        3261 18.2.2, see net.redial), or end them if none can be opened."""
+        3261 18.2.2, see net.redial); if none can be opened, that is the
+        transaction's transport error (a non-INVITE one ends; an INVITE
+        one, as RFC 6026 keeps it, waits for a retransmission or Timer H/L)."""
         carried = self._on_stream.pop(conn, None)
         if carried is None:
             return

@@ -13,10 +13,11 @@ error (17.2.4), which ends it.
 
 Only the source address is ever dialled, never the Via's host: a request
 cannot make the endpoint connect anywhere its sender is not (no reflection
-towards a third party), and how many targets are dialled at once is
-bounded.  Responses waiting for the same target queue behind one dial, in
-the order they were sent, so a 180 and the 200 right behind it arrive in
-that order.
+towards a third party), how many targets are dialled at once is bounded,
+and past the transport's connection cap such a dial is refused at once
+instead of waiting for a place as the endpoint's own dials do.
+Responses waiting for the same target queue behind one dial, in the order
+they were sent, so a 180 and the 200 right behind it arrive in that order.
 """
 
 from __future__ import annotations
@@ -99,19 +100,23 @@ class Redials:
         transport, target = key
         conn: StreamConnection | None = None
         try:
+            # Refused at once past the cap rather than waiting for a place:
+            # a peer caused this dial, and must not queue ahead of ours.
             conn = await self._stream(transport).connect(
-                target, server_hostname=hostname, timeout=self._timeout
+                target, server_hostname=hostname, timeout=self._timeout, wait=False
             )
         except (TimeoutError, OSError, ValueError):
             conn = None  # refused, unreachable, no room, a bad certificate
         finally:
             waiting = self._waiting.pop(key, [])
+        if conn is not None and not conn.is_open:
+            conn = None  # closed before it could be used
         if conn is None:
             self.failed += 1
         else:
             self.opened += 1
         for connected in waiting:
-            connected(conn if conn is not None and conn.is_open else None)
+            connected(conn)
 
     async def close(self) -> None:
         """Stop every dial; what waited on one is dropped with it."""

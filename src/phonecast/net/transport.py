@@ -277,12 +277,30 @@ class UdpTransport:
         self._sock.close()
 
 
+def _expire(turn: asyncio.Future[StreamConnection | None]) -> None:
+    """A dial's wait for a place has run out of time."""
+    if not turn.done():
+        turn.set_exception(TimeoutError())
+
+
 def _retrieved(dial: asyncio.Future[StreamConnection]) -> None:
     """Mark a shared dial's failure as seen: when no second caller waited
     for it, asyncio would otherwise log it as never retrieved (the first
     caller has it raised already)."""
     if not dial.cancelled():
         dial.exception()
+
+
+class _Ticket:
+    """A dial of ours let through the cap (StreamTransport._wait_for_room):
+    the place it holds until its connection takes one (``placed``), and the
+    idle connection it may close to make that place (``victim``)."""
+
+    __slots__ = ("placed", "victim")
+
+    def __init__(self, victim: StreamConnection | None) -> None:
+        self.placed = False
+        self.victim = victim
 
 
 class StreamConnection(asyncio.Protocol):
@@ -324,7 +342,7 @@ class StreamConnection(asyncio.Protocol):
         self.unread = False
         #: While a dial of ours makes it: the dial's record of whether the
         #: connection has taken its place under the cap (StreamTransport._dial).
-        self.ticket: list[bool] | None = None
+        self.ticket: _Ticket | None = None
         self.closed = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -458,6 +476,11 @@ class StreamTransport:
         self._room_waiters: collections.deque[asyncio.Future[StreamConnection | None]] = (
             collections.deque()
         )
+        #: Connections said to carry nothing any more (freed), not yet looked
+        #: at by a waiting dial; those a dial let through will close.
+        self._hints: dict[StreamConnection, None] = {}
+        self._claimed: set[StreamConnection] = set()
+        self._admitting = False
         self._closed = False
         self._servers: list[asyncio.AbstractServer] = []
         #: The first listening address (what a Via names).
@@ -466,14 +489,27 @@ class StreamTransport:
     def _remember(self, conn: StreamConnection) -> None:
         self._open.add(conn)
         ticket = conn.ticket
-        if ticket is not None:  # a dial of ours, let through by _wait_for_room:
-            ticket[0] = True  # its place is now in _recent
+        if ticket is not None:  # a dial of ours, let through by _wait_for_room
+            ticket.placed = True
             self._admitted -= 1
-        # A peer's connection past the cap is refused; a dial of ours, let
-        # through for a connection that came free, takes its place even if a
-        # caller reused that connection meanwhile (the cap is then passed by
-        # as many dials as raced for one place: never refused for it).
-        if self._closed or (not self._make_room() and ticket is None):
+            victim = ticket.victim
+            if victim is not None:
+                self._claimed.discard(victim)
+            if self._closed:
+                conn.abort()
+                return
+            if len(self._recent) >= self._cap:
+                if victim is not None and victim in self._recent and not self._busy(victim):
+                    self.counters.evicted += 1
+                    self._drop(victim)
+                else:
+                    # Its victim was taken up again meanwhile: close another
+                    # idle one, or pass the cap by this one connection rather
+                    # than fail a dial that was let through.
+                    self._make_room()
+        elif self._closed or not self._make_room():
+            # A peer's connection past the cap (places promised to our dials
+            # counted) is refused.
             if not self._closed:
                 self.counters.refused += 1
             conn.abort()  # its connection_lost will _forget it
@@ -486,87 +522,119 @@ class StreamTransport:
             self._pool[conn.flow.remote] = conn
 
     def _make_room(self) -> bool:
-        """Below the cap, or brought below it by closing the least recently
-        active connection that carries no transaction; False if none can go."""
-        if len(self._recent) < self._cap:
+        """Below the cap (counting the places promised to dials under way),
+        or brought below it by closing the least recently active connection
+        that carries no transaction and no dial has claimed; False if none can go."""
+        if len(self._recent) + self._admitted < self._cap:
             return True
-        for victim in self._recent:
-            if not self._busy(victim):
-                self.counters.evicted += 1
-                self._drop(victim)
-                return True
-        return False
+        victim = self._idle_one()
+        if victim is None:
+            return False
+        self.counters.evicted += 1
+        self._drop(victim)
+        return True
 
-    def _has_room(self) -> bool:
-        """Whether one more dial would find a place under the cap, counting
-        the dials already let through and the connections that could be
-        closed to make room (those carrying no transaction)."""
-        need = len(self._recent) + self._admitted + 1 - self._cap
-        if need <= 0:
-            return True
+    def _idle_one(self) -> StreamConnection | None:
+        """The least recently active connection that could be closed."""
+        claimed = self._claimed
         for conn in self._recent:
-            if not self._busy(conn):
-                need -= 1
-                if need <= 0:
-                    return True
-        return False
+            if conn not in claimed and not self._busy(conn):
+                return conn
+        return None
 
-    async def _wait_for_room(self, timeout: float) -> None:
-        """Wait, at most ``timeout`` seconds, until a dial would find a place:
-        a caller of our own (a campaign pushing to more phones at once than
-        the cap) waits for a transaction to end rather than fail, while a
-        peer's connection past the cap is refused at once (see _remember).
+    async def _wait_for_room(self, timeout: float, wait: bool) -> StreamConnection | None:
+        """Hold a place under the cap for a dial (``_admitted``), waiting at
+        most ``timeout`` seconds for one if ``wait``; returns the idle
+        connection the dial is to close for it, if it needs one.
 
-        Waiting dials are served in turn.  Each is woken with what came free
-        (a connection that carries no transaction any more, or None for a
-        place: a connection closed, a dial that took none) and looks only at
-        that, not through every connection; one that finds it taken again
-        (its push reused the connection) waits at the head of the queue."""
-        if not self._room_waiters and self._has_room():
-            return
-        deadline = self._loop.time() + timeout
-        front = False
-        while True:
-            turn: asyncio.Future[StreamConnection | None] = self._loop.create_future()
-            if front:
-                self._room_waiters.appendleft(turn)
-            else:
-                self._room_waiters.append(turn)
-            try:
-                hint = await asyncio.wait_for(turn, max(0.0, deadline - self._loop.time()))
-            except BaseException as exc:
-                if turn.done() and not turn.cancelled():
-                    self._wake_waiter(turn.result())  # given a turn it will not use
-                else:
-                    with contextlib.suppress(ValueError):
-                        self._room_waiters.remove(turn)
-                if isinstance(exc, TimeoutError):
-                    self.counters.refused += 1
-                    raise self._no_room() from None
-                raise
-            if self._closed:
-                raise ConnectionAbortedError(f"the {self.name} transport is closed")
+        A caller of ours (a campaign pushing to more phones at once than
+        the cap) waits for a transaction to end rather than fail; a peer's
+        connection past the cap is refused at once (see _remember), and so
+        is a dial a peer caused (``wait`` False: net.redial).  Waiting dials
+        are let through in turn by :meth:`_admit`, which reserves each one's
+        place before it runs again, so nothing can take it meanwhile."""
+        if not self._room_waiters:
             if len(self._recent) + self._admitted < self._cap:
-                return
-            if hint is not None and hint in self._recent and not self._busy(hint):
-                return
-            front = True
+                self._admitted += 1
+                return None
+            victim = self._idle_one()
+            if victim is not None:
+                self._admitted += 1
+                self._claimed.add(victim)
+                return victim
+        if not wait:
+            self.counters.refused += 1
+            raise self._no_room()
+        loop = self._loop
+        turn: asyncio.Future[StreamConnection | None] = loop.create_future()
+        self._room_waiters.append(turn)
+        expiry = loop.call_later(timeout, _expire, turn)
+        try:
+            # Awaited as it is, not through wait_for: on Python 3.11 a
+            # cancellation arriving as the turn is granted could be lost.
+            return await turn
+        except BaseException as exc:
+            if turn.done() and not turn.cancelled() and turn.exception() is None:
+                self._give_back(turn.result())  # granted, but leaving
+            with contextlib.suppress(ValueError):
+                self._room_waiters.remove(turn)
+            if isinstance(exc, TimeoutError):
+                self.counters.refused += 1
+                raise self._no_room() from None
+            raise
+        finally:
+            expiry.cancel()
 
-    def _wake_waiter(self, hint: StreamConnection | None) -> None:
-        """Give the first dial still waiting for a place its turn to look
-        (a no-op if none waits)."""
+    def _give_back(self, victim: StreamConnection | None) -> None:
+        """A place held for a dial that will not take it."""
+        self._admitted -= 1
+        if victim is not None:
+            self._claimed.discard(victim)
+            self._hints[victim] = None
+        self._admit_soon()
+
+    def _admit_soon(self) -> None:
+        """Something came free: let waiting dials through once this turn of
+        the loop is over (once, however many things came free in it)."""
+        if self._room_waiters and not self._admitting and not self._closed:
+            self._admitting = True
+            self._loop.call_soon(self._admit)
+
+    def _admit(self) -> None:
+        """Let the waiting dials through, first come first, while there is a
+        free place or an idle connection said to be freed to close for one."""
+        self._admitting = False
         waiters = self._room_waiters
         while waiters:
-            turn = waiters.popleft()
-            if not turn.done():
-                turn.set_result(hint)
-                return
+            turn = waiters[0]
+            if turn.done():  # timed out or cancelled
+                waiters.popleft()
+                continue
+            victim: StreamConnection | None = None
+            if len(self._recent) + self._admitted >= self._cap:
+                victim = self._take_hint()
+                if victim is None:
+                    return  # nothing free: the next thing freed calls again
+                self._claimed.add(victim)
+            waiters.popleft()
+            self._admitted += 1
+            turn.set_result(victim)
+
+    def _take_hint(self) -> StreamConnection | None:
+        hints = self._hints
+        while hints:
+            conn = next(iter(hints))
+            del hints[conn]
+            if conn in self._recent and conn not in self._claimed and not self._busy(conn):
+                return conn
+        return None
 
     def freed(self, conn: StreamConnection) -> None:
         """``conn`` carries no transaction any more (the endpoint says so):
         a dial waiting for a place may now close it and take its place."""
         if self._room_waiters and conn in self._recent:
-            self._wake_waiter(conn)
+            self._hints[conn] = None
+            self._admit_soon()
 
     def _no_room(self) -> ConnectionRefusedError:
         return ConnectionRefusedError(
@@ -644,7 +712,7 @@ class StreamTransport:
                 break
             self.counters.stalled += 1
             self._drop(conn)
-            self._wake_waiter(None)  # a place is free
+            self._admit_soon()  # a place is free
         idle_before = now - limits.idle_timeout
         idle = []
         for conn in self._recent:
@@ -655,14 +723,15 @@ class StreamTransport:
         for conn in idle:
             self.counters.idle += 1
             self._drop(conn)
-            self._wake_waiter(None)
+            self._admit_soon()
         if self._recent and not self._closed:
             self._sweeper = self._loop.call_later(self._sweep_interval(), self._sweep)
 
     def _forget(self, conn: StreamConnection) -> None:
+        self._hints.pop(conn, None)
         if conn in self._recent:
             del self._recent[conn]
-            self._wake_waiter(None)  # a place is free
+            self._admit_soon()  # a place is free
         self._partial.pop(conn, None)
         if conn.unread:
             self.counters.unread += 1
@@ -715,7 +784,12 @@ class StreamTransport:
         return local
 
     async def connect(
-        self, remote: Address, *, server_hostname: str | None = None, timeout: float = 5.0
+        self,
+        remote: Address,
+        *,
+        server_hostname: str | None = None,
+        timeout: float = 5.0,
+        wait: bool = True,
     ) -> StreamConnection:
         """An open connection to ``remote``, reused from the pool if possible.
 
@@ -724,6 +798,8 @@ class StreamTransport:
         registrar, not one each (of which the pool would keep the last).
         A waiter keeps its own ``timeout``; the dial's failure is its too,
         but not the first caller's cancellation (it then looks again).
+        Past the cap, with every connection in use, a dial waits for one to
+        come free (within ``timeout``), or with ``wait`` False is refused.
         Raises ``ConnectionAbortedError`` once the transport is closed."""
         while True:
             if self._closed:
@@ -744,10 +820,10 @@ class StreamTransport:
                 raise
             if shared.is_open:
                 return shared
-        return await self._dial(remote, server_hostname, timeout)
+        return await self._dial(remote, server_hostname, timeout, wait)
 
     async def _dial(
-        self, remote: Address, server_hostname: str | None, timeout: float
+        self, remote: Address, server_hostname: str | None, timeout: float, wait: bool
     ) -> StreamConnection:
         """Open a connection to ``remote``, as the dial others wait on."""
         loop = asyncio.get_running_loop()
@@ -757,21 +833,20 @@ class StreamTransport:
         ssl_ctx = self._client_ssl if self.name == "tls" else None
         if self.name == "tls" and ssl_ctx is None:
             ssl_ctx = ssl.create_default_context()
-        # Set once the connection takes its place (_remember): until then
-        # the dial holds one of the places the cap counts (_admitted).
-        ticket = [False]
+        # Until its connection takes its place (_remember), the dial holds
+        # one of the places the cap counts (_admitted).
+        # A list, not a variable rebound in the try: compiled code once read
+        # such a variable in the finally as its narrowed type.
+        held: list[_Ticket] = []
 
         def dialled() -> StreamConnection:
             conn = self._factory()
-            conn.ticket = ticket
+            conn.ticket = held[0]
             return conn
 
-        admitted = False
         try:
             started = loop.time()
-            await self._wait_for_room(timeout)
-            self._admitted += 1
-            admitted = True
+            held.append(_Ticket(await self._wait_for_room(timeout, wait)))
             _, conn = await asyncio.wait_for(
                 loop.create_connection(
                     dialled,
@@ -799,9 +874,8 @@ class StreamTransport:
         finally:
             if self._dialing.get(remote) is dial:
                 del self._dialing[remote]
-            if admitted and not ticket[0]:  # no connection took the place
-                self._admitted -= 1
-                self._wake_waiter(None)
+            if held and not held[0].placed:  # no connection took its place
+                self._give_back(held[0].victim)
         dial.set_result(conn)
         if conn.flow is None or conn.flow.remote != remote:
             conn.dialled_as = remote
@@ -815,7 +889,9 @@ class StreamTransport:
         while self._room_waiters:
             turn = self._room_waiters.popleft()
             if not turn.done():
-                turn.set_result(None)  # to find the transport closed
+                turn.set_exception(ConnectionAbortedError(f"the {self.name} transport is closed"))
+        self._hints.clear()
+        self._claimed.clear()
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None

@@ -266,10 +266,30 @@ class PhoneHost:
         if flow.connection is None or not isinstance(uri, SipUri):
             return None
         if uri.port is not None:
-            named = self.lines.get((uri.host.strip("[]"), uri.port))
-            if named is not None and named.config.user == uri.user:
+            lines = self.lines
+            named = (
+                lines.get((uri.host.strip("[]"), uri.port))
+                or lines.get(("0.0.0.0", uri.port))
+                or lines.get(("::", uri.port))
+            )
+            if named is not None and self._reachable_over(named, request, flow):
                 return named
         return self._registered_over.get((flow.transport, uri.user or ""))
+
+    @staticmethod
+    def _reachable_over(line: LineState, request: Request, flow: Flow) -> bool:
+        """Whether ``line``, named by ``request``'s URI, may take it on a
+        connection the host opened: its user, a stream transport it takes,
+        and its Restrict_Source_IP (checked here: the endpoint's check is by
+        local address, and this connection's is not the line's)."""
+        settings = line.phone.config.settings
+        if not isinstance(request.uri, SipUri) or line.config.user != request.uri.user:
+            return False
+        takes = "tls" if settings.tls else ("tcp" if settings.tcp else None)
+        if flow.transport != takes:
+            return False
+        restrict = settings.restrict_source_ip
+        return restrict is None or source_spelling(restrict) == flow.remote[0]
 
     def _registration_call_id(self, user: str, local: Address) -> str:
         return f"reg-{user}-{self.rng.getrandbits(48):012x}@{local[0]}"
