@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
 import pytest
@@ -103,16 +104,27 @@ async def _send_and_hang_up(
     return flow
 
 
-async def test_a_response_after_the_connection_closed_goes_over_a_new_one() -> None:
-    """The caller closed the connection its OPTIONS came on: the later 200
-    goes to the caller's source address at its Via's port, over TCP."""
+@contextlib.asynccontextmanager
+async def _tcp_rig() -> AsyncIterator[tuple[Holder, SipEndpoint, Listener, int, str]]:
+    """A server endpoint on TCP whose TU holds every request, and the
+    caller's listener: (TU, server, listener, server port, the caller's Via
+    without its branch)."""
     tu = Holder()
     server = SipEndpoint(handler=tu)
     listener = Listener()
     try:
         _, sport = await server.listen_stream("tcp", "127.0.0.1")
         lport = await listener.start()
-        via = f"SIP/2.0/TCP 127.0.0.1:{lport}"
+        yield tu, server, listener, sport, f"SIP/2.0/TCP 127.0.0.1:{lport}"
+    finally:
+        await server.close()
+        await listener.stop()
+
+
+async def test_a_response_after_the_connection_closed_goes_over_a_new_one() -> None:
+    """The caller closed the connection its OPTIONS came on: the later 200
+    goes to the caller's source address at its Via's port, over TCP."""
+    async with _tcp_rig() as (tu, server, listener, sport, via):
         flow = await _send_and_hang_up(sport, _request("OPTIONS", via, "z9hG4bKre1"), tu)
         handle = tu.handles[0][0]
         handle.respond(make_response(handle.request, 200, to_tag="t1"))
@@ -121,9 +133,6 @@ async def test_a_response_after_the_connection_closed_goes_over_a_new_one() -> N
         assert response.top_via.branch == "z9hG4bKre1"
         assert server.stats.redialled == 1 and server.stats.redial_failed == 0
         assert flow.connection is not None and not flow.connection.is_open
-    finally:
-        await server.close()
-        await listener.stop()
 
 
 async def test_responses_waiting_for_one_dial_leave_in_order_on_one_connection() -> None:
@@ -131,13 +140,7 @@ async def test_responses_waiting_for_one_dial_leave_in_order_on_one_connection()
     up: one dial, and they arrive in the order they were sent; the INVITE's
     transaction now lives on the new connection, which the stream limits
     must then spare."""
-    tu = Holder()
-    server = SipEndpoint(handler=tu)
-    listener = Listener()
-    try:
-        _, sport = await server.listen_stream("tcp", "127.0.0.1")
-        lport = await listener.start()
-        via = f"SIP/2.0/TCP 127.0.0.1:{lport}"
+    async with _tcp_rig() as (tu, server, listener, sport, via):
         await _send_and_hang_up(sport, _request("INVITE", via, "z9hG4bKre2"), tu)
         handle = tu.handles[0][0]
         handle.respond(make_response(handle.request, 180, to_tag="t2"))
@@ -146,9 +149,6 @@ async def test_responses_waiting_for_one_dial_leave_in_order_on_one_connection()
         assert [first[1].status_code, second[1].status_code] == [180, 200]
         assert first[0] == second[0] == 1 and listener.connections == 1
         assert server.stats.redialled == 1
-    finally:
-        await server.close()
-        await listener.stop()
 
 
 async def test_when_no_one_listens_at_the_via_the_response_is_a_transport_error() -> None:
@@ -272,13 +272,7 @@ async def test_a_2xx_resent_after_the_connection_closed_goes_over_a_new_one() ->
     """The INVITE's 200 went out on its connection, which then closed: the
     TU's resends of that 200 (RFC 3261 13.3.1.4, the transaction Accepted
     as RFC 6026 has it) go over a new connection to the caller."""
-    tu = Holder()
-    server = SipEndpoint(handler=tu)
-    listener = Listener()
-    try:
-        _, sport = await server.listen_stream("tcp", "127.0.0.1")
-        lport = await listener.start()
-        via = f"SIP/2.0/TCP 127.0.0.1:{lport}"
+    async with _tcp_rig() as (tu, server, listener, sport, via):
         reader, writer = await asyncio.open_connection("127.0.0.1", sport)
         writer.write(_request("INVITE", via, "z9hG4bKre6"))
         await asyncio.wait_for(tu.arrived.wait(), 5)
@@ -293,6 +287,3 @@ async def test_a_2xx_resent_after_the_connection_closed_goes_over_a_new_one() ->
         handle.respond(ok)  # the resend, with no ACK yet
         _, again = await listener.next()
         assert again.status_code == 200 and server.stats.redialled == 1
-    finally:
-        await server.close()
-        await listener.stop()
