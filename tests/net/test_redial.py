@@ -248,10 +248,14 @@ async def test_dials_at_once_are_bounded_and_a_queue_shares_one() -> None:
         return lambda conn: told.append((name, conn))
 
     via = parse_via("SIP/2.0/TCP 127.0.0.1:5070;branch=z9hG4bKx")
-    redials.connect("tcp", ("127.0.0.1", 5070), via, hears("a1"))
-    redials.connect("tcp", ("127.0.0.1", 5070), via, hears("a2"))
-    redials.connect("tcp", ("127.0.0.2", 5070), via, hears("b"))
-    redials.connect("tcp", ("127.0.0.3", 5070), via, hears("c"))  # one too many
+
+    def came_from(host: str) -> Flow:  # a request's flow: its source, any port
+        return Flow("tcp", (host, 40000), ("127.0.0.1", 5060))
+
+    redials.connect(came_from("127.0.0.1"), via, hears("a1"))
+    redials.connect(came_from("127.0.0.1"), via, hears("a2"))
+    redials.connect(came_from("127.0.0.2"), via, hears("b"))
+    redials.connect(came_from("127.0.0.3"), via, hears("c"))  # one too many
     assert told == [("c", None)] and len(redials) == 2
     await asyncio.sleep(0)
     assert sorted(stream.dialled) == [("127.0.0.1", 5070), ("127.0.0.2", 5070)]

@@ -47,6 +47,11 @@ class Phone:
     tags: frozenset[Tag] = frozenset()
     line: int = 0
 
+    def transport_or(self, default: str | None = None) -> str:
+        """The transport a push to this phone takes: its own, else
+        ``default``, else what its target's scheme implies (TLS for sips)."""
+        return self.transport or default or ("tls" if self.target.secure else "udp")
+
     def has_tag(self, tag: str) -> bool:
         """True if the phone carries a bare tag or key ``tag``."""
         return any(k == tag for k, _ in self.tags)

@@ -344,7 +344,7 @@ class CampaignRunner:
         if phone.proxy is None and _is_literal(target.hostname) and target.port is not None:
             dests = [
                 Destination(
-                    popts.transport or ("tls" if target.secure else "udp"),
+                    phone.transport_or(self.options.transport),
                     target.hostname,
                     target.port,
                 )

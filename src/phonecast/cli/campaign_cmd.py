@@ -275,7 +275,7 @@ def _concurrency(asked: int, phones: Sequence[Phone], quiet: bool, json_progress
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return asked
-    streams = any((p.transport or ("tls" if p.target.secure else "udp")) != "udp" for p in phones)
+    streams = any(p.transport_or() != "udp" for p in phones)
     allowed = affordable_concurrency(asked, soft, streams=streams)
     if allowed < asked and (json_progress or not quiet):
         why = (

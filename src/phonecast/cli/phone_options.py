@@ -325,10 +325,9 @@ def stream_limit_options(command: Command) -> Command:
             "--max-connections",
             type=click.IntRange(1, 1_000_000),
             help=(
-                "TCP (and, apart, TLS) connections held at once, all lines together; past "
-                "it the least "
-                "recently used idle one is closed (default: a quarter of the file limit, "
-                f"at most {DEFAULT_MAX_CONNECTIONS})."
+                "TCP (and, apart, TLS) connections held at once, all lines together; "
+                "past it the least recently used idle one is closed (default: a quarter "
+                f"of the file limit, at most {DEFAULT_MAX_CONNECTIONS})."
             ),
         ),
         click.option(

@@ -47,7 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from phonecast.net.redial import Redials, redial_target
+from phonecast.net.redial import Redials
 from phonecast.net.replies import StatelessAnswers, reply_address, stamp_via
 from phonecast.net.retired import RetiredTransactions
 from phonecast.net.timers import Timer, TimerWheel
@@ -244,7 +244,8 @@ class _Entry:
         self.endpoint._fire(self, now)
 
     def transport_failed(self) -> None:
-        """A datagram of this (client) transaction could not be sent."""
+        """A message of this transaction could not be sent (a client's
+        datagram, a server's response with no connection to go over)."""
         endpoint = self.endpoint
         if endpoint._entries.get(id(self.tx)) is self:  # still live
             self.tx.handle_transport_error(endpoint.now())
@@ -266,9 +267,7 @@ class _Redelivery:
         endpoint = entry.endpoint
         live = endpoint._entries.get(id(entry.tx)) is entry
         if conn is None or conn.flow is None:
-            if live:  # RFC 3261 17.2.4: the transaction's transport error
-                entry.tx.handle_transport_error(endpoint.now())
-                endpoint._pump(entry)
+            entry.transport_failed()  # RFC 3261 17.2.4
             return
         if live:  # what follows goes (and what the limits spare is) here now
             entry.flow = conn.flow
@@ -959,11 +958,9 @@ class SipEndpoint:
             flow = entry.flow
             assert flow is not None
             conn = flow.connection
-            via = entry.via
-            if conn is not None and not conn.is_open and via is not None:
+            if conn is not None and not conn.is_open and entry.via is not None:
                 # RFC 3261 18.2.2: over a new connection to the source.
-                target = redial_target(via, flow.remote, flow.transport)
-                self._redials.connect(flow.transport, target, via, _Redelivery(entry, data))
+                self._redials.connect(flow, entry.via, _Redelivery(entry, data))
                 return
             self._send_on_flow(data, flow, entry.reply_to)
             return

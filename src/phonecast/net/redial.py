@@ -9,7 +9,8 @@ server SHOULD open a connection of its own to the request's source address
 (what the Via's ``received`` records) at the Via's sent-by port, or the
 transport's default port when the Via names none, and send the response
 there; if that fails too, the server transaction is told of a transport
-error (17.2.4), which ends it.
+error (17.2.4): a non-INVITE one ends, an INVITE one (RFC 6026) waits on
+for a retransmission or its timer.
 
 Only the source address is ever dialled, never the Via's host: a request
 cannot make the endpoint connect anywhere its sender is not (no reflection
@@ -27,7 +28,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Final
 
-from phonecast.net.transport import Address, StreamConnection, StreamTransport
+from phonecast.net.transport import Address, Flow, StreamConnection, StreamTransport
 from phonecast.sip.headers import Via
 
 #: RFC 3261 18.2.2 and 26.2: a Via without a port names the transport's default.
@@ -76,10 +77,13 @@ class Redials:
     def __len__(self) -> int:
         return len(self._waiting)
 
-    def connect(self, transport: str, target: Address, via: Via, connected: Connected) -> None:
-        """Open (or reuse) a ``transport`` connection to ``target`` and tell
-        ``connected`` of it, after everything queued for ``target`` before."""
-        key = (transport, target)
+    def connect(self, flow: Flow, via: Via, connected: Connected) -> None:
+        """Open (or reuse) a connection of ``flow``'s transport to where a
+        response to the request that came on ``flow`` (its top Via ``via``)
+        goes now (:func:`redial_target`), and tell ``connected`` of it, after
+        everything queued for that target before."""
+        transport = flow.transport
+        key = (transport, redial_target(via, flow.remote, transport))
         queued = self._waiting.get(key)
         if queued is not None:
             queued.append(connected)

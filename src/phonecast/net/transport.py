@@ -500,8 +500,7 @@ class StreamTransport:
                 return
             if len(self._recent) >= self._cap:
                 if victim is not None and victim in self._recent and not self._busy(victim):
-                    self.counters.evicted += 1
-                    self._drop(victim)
+                    self._evict(victim)
                 else:
                     # Its victim was taken up again meanwhile: close another
                     # idle one, or pass the cap by this one connection rather
@@ -530,9 +529,13 @@ class StreamTransport:
         victim = self._idle_one()
         if victim is None:
             return False
-        self.counters.evicted += 1
-        self._drop(victim)
+        self._evict(victim)
         return True
+
+    def _evict(self, conn: StreamConnection) -> None:
+        """Close an idle connection to make a place for a new one."""
+        self.counters.evicted += 1
+        self._drop(conn)
 
     def _idle_one(self) -> StreamConnection | None:
         """The least recently active connection that could be closed."""
@@ -555,13 +558,10 @@ class StreamTransport:
         place before it runs again, so nothing can take it meanwhile."""
         if not self._room_waiters:
             if len(self._recent) + self._admitted < self._cap:
-                self._admitted += 1
-                return None
+                return self._reserve(None)
             victim = self._idle_one()
             if victim is not None:
-                self._admitted += 1
-                self._claimed.add(victim)
-                return victim
+                return self._reserve(victim)
         if not wait:
             self.counters.refused += 1
             raise self._no_room()
@@ -584,6 +584,14 @@ class StreamTransport:
             raise
         finally:
             expiry.cancel()
+
+    def _reserve(self, victim: StreamConnection | None) -> StreamConnection | None:
+        """Hold a place for a dial, and ``victim`` (if any) as the idle
+        connection it is to close for it; returns ``victim``."""
+        self._admitted += 1
+        if victim is not None:
+            self._claimed.add(victim)
+        return victim
 
     def _give_back(self, victim: StreamConnection | None) -> None:
         """A place held for a dial that will not take it."""
@@ -615,10 +623,8 @@ class StreamTransport:
                 victim = self._take_hint()
                 if victim is None:
                     return  # nothing free: the next thing freed calls again
-                self._claimed.add(victim)
             waiters.popleft()
-            self._admitted += 1
-            turn.set_result(victim)
+            turn.set_result(self._reserve(victim))
 
     def _take_hint(self) -> StreamConnection | None:
         hints = self._hints

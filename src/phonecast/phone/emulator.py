@@ -272,18 +272,18 @@ class PhoneHost:
                 or lines.get(("0.0.0.0", uri.port))
                 or lines.get(("::", uri.port))
             )
-            if named is not None and self._reachable_over(named, request, flow):
+            if named is not None and self._reachable_over(named, uri, flow):
                 return named
         return self._registered_over.get((flow.transport, uri.user or ""))
 
     @staticmethod
-    def _reachable_over(line: LineState, request: Request, flow: Flow) -> bool:
-        """Whether ``line``, named by ``request``'s URI, may take it on a
+    def _reachable_over(line: LineState, uri: SipUri, flow: Flow) -> bool:
+        """Whether ``line``, named by a request's ``uri``, may take it on a
         connection the host opened: its user, a stream transport it takes,
         and its Restrict_Source_IP (checked here: the endpoint's check is by
         local address, and this connection's is not the line's)."""
         settings = line.phone.config.settings
-        if not isinstance(request.uri, SipUri) or line.config.user != request.uri.user:
+        if line.config.user != uri.user:
             return False
         takes = "tls" if settings.tls else ("tcp" if settings.tcp else None)
         if flow.transport != takes:
