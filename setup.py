@@ -30,8 +30,11 @@ INTERPRETED = {"errors.py"}
 #: inventory) or is bound by something else (the content server is aiohttp's).
 GLUE = (
     "src/phonecast/net/endpoint.py",
+    "src/phonecast/net/limits.py",
     "src/phonecast/net/replies.py",
     "src/phonecast/net/retired.py",
+    "src/phonecast/net/stream.py",
+    "src/phonecast/net/stream_room.py",
     "src/phonecast/net/timers.py",
     "src/phonecast/net/transport.py",
     "src/phonecast/push/pusher.py",

@@ -26,8 +26,8 @@ from bench.campaign import cpu_seconds
 from phonecast.campaign.inventory import Phone, load_inventory
 from phonecast.cli.demo_cmd import start_fleet
 from phonecast.net.endpoint import SipEndpoint
+from phonecast.net.limits import StreamLimits
 from phonecast.net.loop import run
-from phonecast.net.transport import StreamLimits
 from phonecast.push.payload import url_payload
 from phonecast.push.pusher import Destination, Pusher, PushOptions
 

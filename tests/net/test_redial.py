@@ -12,7 +12,8 @@ import pytest
 
 from phonecast.net.endpoint import ServerHandle, SipEndpoint
 from phonecast.net.redial import DEFAULT_PORTS, Redials, redial_target
-from phonecast.net.transport import Flow, StreamConnection, StreamTransport
+from phonecast.net.stream import StreamTransport
+from phonecast.net.transport import Flow, StreamConnection
 from phonecast.sip import Request, Response, parse_message
 from phonecast.sip.headers import parse_via
 from phonecast.sip.response import make_response

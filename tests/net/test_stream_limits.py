@@ -14,7 +14,9 @@ import socket
 
 import pytest
 
-from phonecast.net.transport import StreamConnection, StreamLimits, StreamTransport
+from phonecast.net.limits import StreamLimits
+from phonecast.net.stream import StreamTransport
+from phonecast.net.transport import StreamConnection
 from tests.net.test_transport import MSG, Inbox
 from tests.tls import LoopbackPki
 from tests.waiting import until
@@ -141,7 +143,7 @@ async def test_past_the_cap_with_every_connection_in_use_a_new_one_is_refused() 
             # A dial of our own waits for a place, then gives up in its time.
             with pytest.raises(ConnectionRefusedError, match="no room for another tcp"):
                 await client.connect(addr, timeout=0.2)
-            assert client.counters.refused == 1 and not client._room_waiters
+            assert client.counters.refused == 1 and not client._room.waiting
         finally:
             await other.close()
     finally:
@@ -165,7 +167,7 @@ async def test_dials_past_the_cap_wait_their_turn_for_a_place() -> None:
         second = asyncio.ensure_future(client.connect(addrs[1], timeout=5))
         third = asyncio.ensure_future(client.connect(addrs[2], timeout=5))
         await asyncio.sleep(0.2)
-        assert not second.done() and not third.done() and len(client._room_waiters) == 2
+        assert not second.done() and not third.done() and client._room.waiting == 2
         busy.discard(first)
         client.freed(first)  # its transaction ended: the first waiter's turn
         conn = await asyncio.wait_for(second, 5)
@@ -175,7 +177,7 @@ async def test_dials_past_the_cap_wait_their_turn_for_a_place() -> None:
         assert not third.done()  # no place for it yet
         conn.abort()  # the second's connection closes: the third's turn
         assert (await asyncio.wait_for(third, 5)).is_open
-        assert client.counters.refused == 0 and not client._room_waiters
+        assert client.counters.refused == 0 and not client._room.waiting
     finally:
         await client.close()
         for server in servers:
@@ -219,7 +221,7 @@ async def test_a_place_freed_while_a_waiter_is_being_let_through_is_not_lost() -
     async with _Capped(2, 3) as rig:
         a, b = await rig.busy_connection(0), await rig.busy_connection(1)
         waiting = asyncio.ensure_future(rig.client.connect(rig.addrs[2], timeout=2))
-        await until(lambda: len(rig.client._room_waiters) == 1)
+        await until(lambda: rig.client._room.waiting == 1)
         rig.busy.discard(a)
         rig.client.freed(a)
         rig.busy.add(a)  # its caller reused it before the waiter ran
@@ -227,7 +229,7 @@ async def test_a_place_freed_while_a_waiter_is_being_let_through_is_not_lost() -
         rig.client.freed(b)
         conn = await asyncio.wait_for(waiting, 5)
         assert conn.is_open and a.is_open and not b.is_open
-        assert len(rig.client._recent) == 2 and rig.client._admitted == 0
+        assert len(rig.client._recent) == 2 and rig.client._room.admitted == 0
 
 
 async def test_a_dial_arriving_as_a_waiter_is_let_through_queues_behind_it() -> None:
@@ -236,7 +238,7 @@ async def test_a_dial_arriving_as_a_waiter_is_let_through_queues_behind_it() -> 
     async with _Capped(1, 3) as rig:
         a = await rig.busy_connection(0)
         first = asyncio.ensure_future(rig.client.connect(rig.addrs[1], timeout=5))
-        await until(lambda: len(rig.client._room_waiters) == 1)
+        await until(lambda: rig.client._room.waiting == 1)
         rig.busy.discard(a)
         rig.client.freed(a)
         late = asyncio.ensure_future(rig.client.connect(rig.addrs[2], timeout=5))
@@ -256,16 +258,16 @@ async def test_a_waiter_cancelled_as_it_is_let_through_hands_its_place_on() -> N
     async with _Capped(1, 3) as rig:
         a = await rig.busy_connection(0)
         first = asyncio.ensure_future(rig.client.connect(rig.addrs[1], timeout=5))
-        await until(lambda: len(rig.client._room_waiters) == 1)
+        await until(lambda: rig.client._room.waiting == 1)
         second = asyncio.ensure_future(rig.client.connect(rig.addrs[2], timeout=5))
-        await until(lambda: len(rig.client._room_waiters) == 2)
+        await until(lambda: rig.client._room.waiting == 2)
         rig.busy.discard(a)
         rig.client.freed(a)  # the grant runs at the end of this turn...
         asyncio.get_running_loop().call_soon(first.cancel)  # ...and then this
         with pytest.raises(asyncio.CancelledError):
             await first
         assert (await asyncio.wait_for(second, 5)).is_open
-        assert rig.client._admitted == 0 and not rig.client._room_waiters
+        assert rig.client._room.admitted == 0 and not rig.client._room.waiting
 
 
 async def test_a_dial_that_may_not_wait_is_refused_at_the_cap() -> None:

@@ -15,7 +15,8 @@ import pytest
 
 from phonecast.credentials import Secret
 from phonecast.net.endpoint import ServerHandle, SipEndpoint
-from phonecast.net.transport import DEFAULT_STREAM_LIMITS, Flow, StreamLimits
+from phonecast.net.limits import DEFAULT_STREAM_LIMITS, StreamLimits
+from phonecast.net.transport import Flow
 from phonecast.phone.config import LineConfig, PhoneConfig, PhoneSettings
 from phonecast.phone.emulator import PhoneHost
 from phonecast.sip import Request, SipUri, make_response

@@ -23,7 +23,7 @@ import pytest
 from phonecast.ciscoxml import Text, to_xml
 from phonecast.content import ContentServer
 from phonecast.credentials import Secret
-from phonecast.net.transport import DEFAULT_STREAM_LIMITS, StreamLimits
+from phonecast.net.limits import DEFAULT_STREAM_LIMITS, StreamLimits
 from phonecast.phone.config import ACCEPTED_EVENTS, LineConfig, PhoneConfig, PhoneSettings
 from phonecast.phone.emulator import PhoneHost
 from phonecast.phone.events import EventLog

@@ -10,8 +10,9 @@ import pytest
 
 from phonecast.credentials import Secret
 from phonecast.net.endpoint import ServerHandle, SipEndpoint
+from phonecast.net.limits import StreamLimits
 from phonecast.net.locate import make_resolver
-from phonecast.net.transport import Flow, StreamLimits
+from phonecast.net.transport import Flow
 from phonecast.phone.config import LineConfig, PhoneConfig, PhoneSettings
 from phonecast.phone.emulator import PhoneHost
 from phonecast.push.payload import (

@@ -38,9 +38,9 @@ from phonecast.cli.phone_options import (
 from phonecast.cli.push_cmd import fail
 from phonecast.credentials import Secret
 from phonecast.net.endpoint import DEFAULT_MAX_SERVER_TRANSACTIONS
+from phonecast.net.limits import DEFAULT_STREAM_LIMITS, StreamLimits
 from phonecast.net.loop import STREAM_FILES, raise_fd_limit, settle
 from phonecast.net.loop import run as run_loop
-from phonecast.net.transport import DEFAULT_STREAM_LIMITS, StreamLimits
 from phonecast.phone.config import LineConfig, PhoneConfig, PhoneSettings
 from phonecast.phone.emulator import PhoneHost, PhoneState
 from phonecast.phone.events import EventLog

@@ -22,7 +22,7 @@ import click
 
 from phonecast.cli.push_cmd import fail
 from phonecast.credentials import SecretError, resolve_secret
-from phonecast.net.transport import DEFAULT_MAX_CONNECTIONS, StreamLimits
+from phonecast.net.limits import DEFAULT_MAX_CONNECTIONS, StreamLimits
 from phonecast.phone.config import LineConfig, PhoneSettings, source_spelling
 
 T = TypeVar("T")

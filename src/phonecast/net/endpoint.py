@@ -47,19 +47,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from phonecast.net.limits import DEFAULT_STREAM_LIMITS, StreamLimits
 from phonecast.net.redial import Redials
 from phonecast.net.replies import StatelessAnswers, reply_address, stamp_via
 from phonecast.net.retired import RetiredTransactions
+from phonecast.net.stream import StreamTransport
 from phonecast.net.timers import Timer, TimerWheel
-from phonecast.net.transport import (
-    DEFAULT_STREAM_LIMITS,
-    Address,
-    Flow,
-    StreamConnection,
-    StreamLimits,
-    StreamTransport,
-    UdpTransport,
-)
+from phonecast.net.transport import Address, Flow, StreamConnection, UdpTransport
 from phonecast.sip import (
     HeaderError,
     ParseError,

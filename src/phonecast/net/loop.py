@@ -25,7 +25,7 @@ import resource
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from phonecast.net.transport import DEFAULT_MAX_CONNECTIONS, FILES_PER_CONNECTION
+from phonecast.net.limits import DEFAULT_MAX_CONNECTIONS, FILES_PER_CONNECTION
 
 T = TypeVar("T")
 

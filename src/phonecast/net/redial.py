@@ -28,7 +28,8 @@ import contextlib
 from collections.abc import Callable
 from typing import Final
 
-from phonecast.net.transport import Address, Flow, StreamConnection, StreamTransport
+from phonecast.net.stream import StreamTransport
+from phonecast.net.transport import Address, Flow, StreamConnection
 from phonecast.sip.headers import Via
 
 #: RFC 3261 18.2.2 and 26.2: a Via without a port names the transport's default.

@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from phonecast.net.endpoint import DEFAULT_MAX_SERVER_TRANSACTIONS, ServerHandle, SipEndpoint
+from phonecast.net.limits import DEFAULT_STREAM_LIMITS, StreamLimits
 from phonecast.net.timers import Timer
-from phonecast.net.transport import DEFAULT_STREAM_LIMITS, Address, Flow, StreamLimits
+from phonecast.net.transport import Address, Flow
 from phonecast.phone.bodies import INTERNAL_SCHEMES, page_refusal, xml_service_items
 from phonecast.phone.call_driver import CallDriver
 from phonecast.phone.calls import ALLOW_HANDLED, CallAgent, CallSettings
