@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # The SIP core and the per-message paths of the asyncio layers are compiled
 # with mypyc by the install (setup.py): a change to any of them installs again.
 CORE := $(wildcard src/phonecast/sip/*.py) src/phonecast/net/endpoint.py src/phonecast/net/limits.py src/phonecast/net/replies.py src/phonecast/net/retired.py src/phonecast/net/timers.py \
-	src/phonecast/net/stream.py src/phonecast/net/stream_room.py src/phonecast/net/transport.py src/phonecast/push/pusher.py \
+	src/phonecast/net/stream.py src/phonecast/net/stream_room.py src/phonecast/net/tls_session.py src/phonecast/net/transport.py src/phonecast/push/pusher.py \
 	src/phonecast/phone/emulator.py src/phonecast/phone/events.py src/phonecast/phone/fetcher.py src/phonecast/phone/httpget.py
 
 .PHONY: test demo bench bench-quick bench-peers lint fuzz clean

@@ -36,6 +36,7 @@ GLUE = (
     "src/phonecast/net/stream.py",
     "src/phonecast/net/stream_room.py",
     "src/phonecast/net/timers.py",
+    "src/phonecast/net/tls_session.py",
     "src/phonecast/net/transport.py",
     "src/phonecast/push/pusher.py",
     "src/phonecast/phone/emulator.py",

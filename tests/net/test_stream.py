@@ -94,6 +94,7 @@ async def test_tls_refuses_untrusted_server(pki: LoopbackPki) -> None:
     try:
         with pytest.raises(ssl.SSLCertVerificationError):
             await client.connect(addr)
+        await until(lambda: not server._open)  # the server's end let go too
     finally:
         await client.close()
         await server.close()

@@ -363,6 +363,7 @@ async def test_a_tls_handshake_never_begun_is_cut_off(pki: LoopbackPki) -> None:
     try:
         reader, _writer = await _peer(addr)  # plain TCP: no ClientHello, ever
         assert await _closed_by_server(reader)
+        assert server.counters.stalled == 1  # the transport's own limit cut it
         # A real client still gets through.
         client = StreamTransport("tls", Inbox(), client_ssl=pki.client_context())
         try:
@@ -370,6 +371,76 @@ async def test_a_tls_handshake_never_begun_is_cut_off(pki: LoopbackPki) -> None:
             assert conn.is_open
         finally:
             await client.close()
+    finally:
+        await server.close()
+
+
+async def test_tls_connections_still_handshaking_count_against_the_cap(
+    pki: LoopbackPki,
+) -> None:
+    """A peer opening TLS connections it never shakes hands on cannot hold
+    more than the cap: each counts from its accept (before, only once its
+    handshake was done), so the least recently used goes for the next one,
+    and a real client still gets a place."""
+    inbox = Inbox()
+    server = StreamTransport(
+        "tls",
+        inbox,
+        server_ssl=pki.server_context(),
+        limits=StreamLimits(max_connections=2, message_timeout=30),
+    )
+    addr = await server.listen("127.0.0.1", 0)
+    try:
+        silent = [await _peer(addr) for _ in range(2)]
+        await until(lambda: len(server._recent) == 2)
+        third = await _peer(addr)
+        assert await _closed_by_server(silent[0][0])
+        await until(lambda: len(server._recent) == 2)
+        assert server.counters.evicted == 1
+        _reader, writer = await asyncio.open_connection(*addr, ssl=pki.client_context())
+        writer.write(MSG)
+        data, flow = await inbox.get()
+        assert data == MSG and flow.transport == "tls"
+        assert await _closed_by_server(silent[1][0])  # the next least recently used
+        assert len(server._recent) == 2 and server.counters.evicted == 2
+        assert not third[0].at_eof()
+        writer.close()
+    finally:
+        await server.close()
+
+
+async def test_a_tls_handshake_past_the_cap_with_every_place_in_use_is_refused(
+    pki: LoopbackPki,
+) -> None:
+    server = StreamTransport(
+        "tls",
+        Inbox(),
+        server_ssl=pki.server_context(),
+        limits=StreamLimits(max_connections=1, message_timeout=30),
+        in_use=lambda conn: True,
+    )
+    addr = await server.listen("127.0.0.1", 0)
+    try:
+        first = await _peer(addr)
+        await until(lambda: len(server._recent) == 1)
+        second = await _peer(addr)
+        assert await _closed_by_server(second[0])
+        assert server.counters.refused == 1 and not first[0].at_eof()
+    finally:
+        await server.close()
+
+
+async def test_a_crlf_ping_over_tls_gets_its_pong_over_tls(pki: LoopbackPki) -> None:
+    inbox = Inbox()
+    server = StreamTransport("tls", inbox, server_ssl=pki.server_context())
+    addr = await server.listen("127.0.0.1", 0)
+    try:
+        reader, writer = await asyncio.open_connection(*addr, ssl=pki.client_context())
+        writer.write(b"\r\n\r\n")
+        assert await asyncio.wait_for(reader.readexactly(2), 2) == b"\r\n"
+        writer.write(MSG)
+        assert (await inbox.get())[0] == MSG
+        writer.close()
     finally:
         await server.close()
 

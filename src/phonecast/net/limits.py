@@ -37,10 +37,9 @@ class StreamLimits:
     that carries no transaction is closed (what frees a pusher's connections
     to the phones it is done with, and a listener's abandoned ones).
     ``message_timeout``: seconds a message may take to arrive whole once it
-    has begun (a peer trickling bytes to keep a connection cannot), and a TLS
-    handshake to finish.  (A TLS connection counts against the cap once its
-    handshake is done: asyncio hands it over only then, so until then only
-    this timeout bounds it.)
+    has begun (a peer trickling bytes to keep a connection cannot), and an
+    accepted TLS connection's handshake to finish (the connection counts
+    against the cap from its accept, handshake or not: net.tls_session).
     ``max_unsent``: octets queued for a peer that does not read before its
     connection is dropped: SIP cannot wait for a slow reader, and the queue
     would otherwise grow without bound."""

@@ -119,6 +119,8 @@ class StreamTransport:
             return
         conn.last_active = self._loop.time()
         self._recent[conn] = None
+        if conn.partial:  # an accepted TLS connection: its handshake is timed as a message is
+            self._partial[conn] = conn.last_active
         if self._sweeper is None:
             self._sweeper = self._loop.call_later(self._sweep_interval(), self._sweep)
         if conn.flow is not None:
@@ -248,7 +250,9 @@ class StreamTransport:
         if self._on_lost is not None:
             self._on_lost(conn)
 
-    def _factory(self, bound: Address | None = None) -> StreamConnection:
+    def _factory(
+        self, bound: Address | None = None, tls: ssl.SSLContext | None = None
+    ) -> StreamConnection:
         return StreamConnection(
             self.name,
             self._receiver,
@@ -257,6 +261,7 @@ class StreamTransport:
             bound=bound,
             on_activity=self._activity,
             max_unsent=self._limits.max_unsent,
+            tls=tls,
         )
 
     async def listen(self, host: str, port: int) -> Address:
@@ -268,15 +273,11 @@ class StreamTransport:
         bound: list[Address] = []  # known once listening; nothing is accepted before
 
         def accepted() -> StreamConnection:
-            return self._factory(bound[0] if bound else None)
+            # Plain TCP, TLS run by the connection (net.tls_session): so the
+            # cap counts it from the accept, not only once its handshake is done.
+            return self._factory(bound[0] if bound else None, ssl_ctx)
 
-        server = await loop.create_server(
-            accepted,
-            host,
-            port,
-            ssl=ssl_ctx,
-            ssl_handshake_timeout=self._limits.message_timeout if ssl_ctx else None,
-        )
+        server = await loop.create_server(accepted, host, port)
         self._servers.append(server)
         # Read as Any: uvloop's Server.sockets is a list where typeshed says
         # tuple, and compiled code checks the declared type.

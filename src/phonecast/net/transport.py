@@ -25,10 +25,12 @@ import collections
 import contextlib
 import errno
 import socket
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, cast
 
+from phonecast.net.tls_session import TlsSession
 from phonecast.sip import ParseError, StreamFramer
 from phonecast.sip._memo import remember
 
@@ -241,12 +243,15 @@ class StreamConnection(asyncio.Protocol):
         bound: Address | None = None,
         on_activity: Callable[[StreamConnection, bool], None] | None = None,
         max_unsent: int = 1 << 20,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         """``bound``: for an accepted connection, the address its listener is
         bound to, which its flow names as local (see :meth:`connection_made`).
         ``on_activity`` hears of every read and write, and whether a whole
         message arrived (the transport's idle and stalled-message
-        bookkeeping); ``max_unsent``: see StreamLimits."""
+        bookkeeping); ``max_unsent``: see StreamLimits.  ``tls``: for a
+        connection accepted by a TLS listener, the context it runs TLS with
+        itself (net.tls_session says why)."""
         self.transport_name = transport_name
         self._bound = bound
         self._receiver = receiver
@@ -255,6 +260,7 @@ class StreamConnection(asyncio.Protocol):
         self._on_activity = on_activity
         self._max_unsent = max_unsent
         self._framer = StreamFramer(max_size=max_message)
+        self._tls = TlsSession(tls) if tls is not None else None
         self._transport: asyncio.Transport | None = None
         self.flow: Flow | None = None
         #: The address it was dialled as, when that is not its peer's own
@@ -285,6 +291,12 @@ class StreamConnection(asyncio.Protocol):
         self._on_open(self)
 
     def data_received(self, data: bytes) -> None:
+        if self._tls is not None:
+            data = self._decrypt(data)
+            if not data:
+                if self._on_activity is not None and self.is_open:
+                    self._on_activity(self, False)
+                return
         framer = self._framer
         framer.feed(data)
         assert self.flow is not None
@@ -297,17 +309,55 @@ class StreamConnection(asyncio.Protocol):
             self.close()
             return
         pings = framer.take_pings()
-        transport = self._transport
-        if pings and transport is not None and not transport.is_closing():
+        if pings and self.is_open:
             # RFC 5626 4.4.1: a pong per ping (the activity is told once, below).
-            transport.write(b"\r\n" * pings)
+            self._write(b"\r\n" * pings)
         if self._on_activity is not None:
             self._on_activity(self, whole)
 
+    def _decrypt(self, data: bytes) -> bytes:
+        """The plaintext ``data`` completes on a TLS connection; a failed
+        handshake or a bad record closes the connection, after the alert
+        that says why."""
+        tls = self._tls
+        assert tls is not None
+        try:
+            plain = tls.receive(data)
+        except ssl.SSLError:
+            self._flush_tls()
+            self.close()
+            return b""
+        self._flush_tls()
+        if tls.peer_closed:
+            self.close()
+        return plain
+
+    def _flush_tls(self) -> None:
+        tls = self._tls
+        transport = self._transport
+        if tls is not None and transport is not None and not transport.is_closing():
+            out = tls.to_send()
+            if out:
+                transport.write(out)
+
+    def _write(self, data: bytes) -> None:
+        """Write to the peer, through TLS if this connection runs its own."""
+        assert self._transport is not None
+        if self._tls is None:
+            self._transport.write(data)
+            return
+        try:
+            self._tls.send(data)
+        except ssl.SSLError:
+            self.abort()
+            return
+        self._flush_tls()
+
     @property
     def partial(self) -> bool:
-        """True while part of a message is waiting for the rest."""
-        return self._framer.buffered > 0
+        """True while part of a message is waiting for the rest, or the
+        TLS handshake for its end (both bounded by the message timeout)."""
+        return self._framer.buffered > 0 or (self._tls is not None and not self._tls.handshaken)
 
     def pause_writing(self) -> None:
         """More than ``max_unsent`` octets wait for a peer that does not
@@ -325,7 +375,7 @@ class StreamConnection(asyncio.Protocol):
     def send(self, data: bytes) -> None:
         """Write a whole message."""
         if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(data)
+            self._write(data)
             if self._on_activity is not None:
                 self._on_activity(self, False)
 
@@ -335,9 +385,14 @@ class StreamConnection(asyncio.Protocol):
         return self._transport is not None and not self._transport.is_closing()
 
     def close(self) -> None:
-        """Close the connection, once what is queued for the peer is sent."""
-        if self._transport is not None:
-            self._transport.close()
+        """Close the connection, once what is queued for the peer is sent
+        (on TLS after a close_notify)."""
+        transport = self._transport
+        if transport is not None:
+            if self._tls is not None and not transport.is_closing():
+                self._tls.shutdown()
+                self._flush_tls()
+            transport.close()
 
     def abort(self) -> None:
         """Close the connection now, dropping what is queued: a graceful

@@ -1,0 +1,102 @@
+"""TlsSession, sans-IO: a server-side TLS session driven by hand against an
+in-memory client, with no socket and no event loop."""
+
+from __future__ import annotations
+
+import ssl
+
+import pytest
+
+from phonecast.net.tls_session import TlsSession
+from tests.tls import LoopbackPki
+
+
+class _Client:
+    """The client end, over memory BIOs too."""
+
+    def __init__(self, pki: LoopbackPki) -> None:
+        self.incoming = ssl.MemoryBIO()
+        self.outgoing = ssl.MemoryBIO()
+        self.tls = pki.client_context().wrap_bio(
+            self.incoming, self.outgoing, server_hostname="127.0.0.1"
+        )
+
+    def handshake(self) -> bool:
+        try:
+            self.tls.do_handshake()
+        except ssl.SSLWantReadError:
+            return False
+        return True
+
+    def read(self) -> bytes:
+        try:
+            return self.tls.read(65536)
+        except ssl.SSLWantReadError:
+            return b"(nothing)"
+
+
+def _shake(client: _Client, server: TlsSession) -> None:
+    """Exchange flights until both ends are done with the handshake."""
+    for _ in range(10):
+        done = client.handshake()
+        server.receive(client.outgoing.read())
+        client.incoming.write(server.to_send())
+        if done and server.handshaken:
+            return
+    raise AssertionError("the handshake did not complete")
+
+
+def test_handshake_then_plaintext_both_ways(pki: LoopbackPki) -> None:
+    client, server = _Client(pki), TlsSession(pki.server_context())
+    assert not server.handshaken
+    _shake(client, server)
+    client.tls.write(b"OPTIONS sip:a@127.0.0.1 SIP/2.0\r\n")
+    assert server.receive(client.outgoing.read()) == b"OPTIONS sip:a@127.0.0.1 SIP/2.0\r\n"
+    server.send(b"SIP/2.0 200 OK\r\n")
+    client.incoming.write(server.to_send())
+    assert client.read() == b"SIP/2.0 200 OK\r\n"
+    assert not server.peer_closed
+
+
+def test_records_split_across_reads_and_several_in_one(pki: LoopbackPki) -> None:
+    client, server = _Client(pki), TlsSession(pki.server_context())
+    _shake(client, server)
+    client.tls.write(b"first ")
+    client.tls.write(b"second")
+    wire = client.outgoing.read()
+    assert server.receive(wire[:7]) == b""  # part of a record: nothing yet
+    assert server.receive(wire[7:]) == b"first second"
+
+
+def test_what_is_sent_before_the_handshake_leaves_after_it(pki: LoopbackPki) -> None:
+    client, server = _Client(pki), TlsSession(pki.server_context())
+    server.send(b"early")
+    assert server.to_send() == b""  # nothing can be encrypted yet
+    _shake(client, server)
+    assert client.read() == b"early"
+
+
+def test_the_peers_close_notify_is_seen_and_ours_is_sent(pki: LoopbackPki) -> None:
+    client, server = _Client(pki), TlsSession(pki.server_context())
+    _shake(client, server)
+    with pytest.raises(ssl.SSLWantReadError):  # it would wait for our close_notify
+        client.tls.unwrap()
+    assert server.receive(client.outgoing.read()) == b""
+    assert server.peer_closed
+    server.shutdown()
+    client.incoming.write(server.to_send())
+    client.tls.unwrap()  # our close_notify arrived: the client's shutdown completes
+
+
+def test_a_handshake_refused_raises_and_leaves_the_alert_to_send(pki: LoopbackPki) -> None:
+    server = TlsSession(pki.server_context())
+    with pytest.raises(ssl.SSLError):
+        server.receive(b"\x16\x03\x01\x00\x05hello")  # a handshake record of nonsense
+    alert = server.to_send()
+    assert alert[:1] == b"\x15"  # a TLS alert record, for the peer to read why
+
+
+def test_shutdown_before_the_handshake_sends_nothing(pki: LoopbackPki) -> None:
+    server = TlsSession(pki.server_context())
+    server.shutdown()
+    assert server.to_send() == b""
