@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from phonecast.cli import cli
+from tests.conftest import require_binary
 from tests.interop.peers import emulated_phone, phonecast
 from tests.ports import free_ports
 from tests.tls import LoopbackPki
@@ -61,6 +62,71 @@ def test_a_phone_set_to_tls_is_not_reached_untrusted_or_in_plain_tcp(
         assert run.returncode == 5, run.stdout + run.stderr
         assert json.loads(run.stdout)["outcome"] in ("unreachable", "timeout")
         assert "Traceback" not in run.stderr
+
+
+def _requests(port: int) -> bytes:
+    """An OPTIONS and a NOTIFY without credentials, as one TLS client's writes."""
+    out = b""
+    for method, cseq, extra in (
+        ("OPTIONS", 1, ""),
+        ("NOTIFY", 2, "Event: xml-service\r\nContent-Type: text/plain\r\n"),
+    ):
+        body = "http://127.0.0.1:9/a.xml" if method == "NOTIFY" else ""
+        out += (
+            f"{method} sip:1001@127.0.0.1:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/TLS 127.0.0.1:5061;branch=z9hG4bKossl{cseq}\r\n"
+            "Max-Forwards: 70\r\nFrom: <sip:admin@127.0.0.1>;tag=o1\r\n"
+            f"To: <sip:1001@127.0.0.1:{port}>\r\nCall-ID: openssl-{cseq}@127.0.0.1\r\n"
+            f"CSeq: {cseq} {method}\r\n{extra}Content-Length: {len(body)}\r\n\r\n{body}"
+        ).encode()
+    return out
+
+
+def _status_lines(proc: subprocess.Popen[bytes], count: int, within: float) -> list[bytes]:
+    """The first ``count`` SIP status lines ``proc`` prints, within ``within`` s."""
+    import select
+    import time
+
+    assert proc.stdout is not None
+    deadline = time.monotonic() + within
+    buffered, found = b"", []
+    while len(found) < count and time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if not ready:
+            continue
+        chunk = proc.stdout.read1(65536)
+        if not chunk:
+            break
+        buffered += chunk
+        *lines, buffered = buffered.split(b"\n")
+        found += [line.strip() for line in lines if line.startswith(b"SIP/2.0 ")]
+    return found
+
+
+@pytest.mark.parametrize("version", ["-tls1_2", "-tls1_3"])
+def test_openssl_as_a_tls_client_gets_sip_answers(
+    pki: LoopbackPki, tmp_path: Path, version: str
+) -> None:
+    """OpenSSL's own client (not Python's ssl on both ends), over TLS 1.2 and
+    1.3, verifying the phone's certificate: the OPTIONS is answered 200 and
+    the NOTIFY without credentials 401, on the connection they came over."""
+    openssl = require_binary("openssl")
+    (port,) = free_ports(1)
+    with emulated_phone(f"1001:s3cr3t@{port}", events=tmp_path / "e", extra=_tls_args(pki)):
+        proc = subprocess.Popen(
+            [openssl, "s_client", "-connect", f"127.0.0.1:{port}", version, "-quiet",
+             "-CAfile", str(pki.ca_file), "-verify_return_error", "-verify_ip", "127.0.0.1"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            assert proc.stdin is not None
+            proc.stdin.write(_requests(port))
+            proc.stdin.flush()
+            statuses = _status_lines(proc, 2, within=10)
+        finally:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert [line.split(b" ")[1] for line in statuses] == [b"200", b"401"], statuses
 
 
 def test_a_tls_fleet_writes_tls_into_its_inventory_and_takes_an_alert(
