@@ -29,6 +29,7 @@ from phonecast.campaign.store import OUTCOMES, CampaignStore
 from phonecast.cli.push_cmd import fail, tls_context
 from phonecast.content import ContentServer
 from phonecast.net.endpoint import SipEndpoint
+from phonecast.net.limits import DEFAULT_MAX_CONNECTIONS, StreamLimits
 from phonecast.net.localaddr import local_ip_for
 from phonecast.net.loop import run as run_loop
 from phonecast.net.loop import settle
@@ -115,6 +116,15 @@ def _load(
 )
 @click.option("--skip-invalid", is_flag=True, help="Send to the valid rows despite bad ones.")
 @click.option("--concurrency", type=click.IntRange(1, 100_000), default=200, show_default=True)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1, 1_000_000),
+    help=(
+        "TCP (and, apart, TLS) connections to phones held at once; past it the least "
+        "recently used idle one is closed, and a push waits for one to come free "
+        f"(default: a quarter of the file limit, at most {DEFAULT_MAX_CONNECTIONS})."
+    ),
+)
 @click.option("--rate", type=float, default=0.0, show_default=True, help="Pushes/s (0: no limit).")
 @click.option("--retries", type=click.IntRange(0, 20), default=2, show_default=True)
 @click.option("--timeout", type=float, default=8.0, show_default=True, help="Per push.")
@@ -160,6 +170,7 @@ def alert(
     group_by: str,
     skip_invalid: bool,
     concurrency: int,
+    max_connections: int | None,
     rate: float,
     retries: int,
     timeout: float,
@@ -199,6 +210,7 @@ def alert(
         "insecure": insecure,
         "options": {
             "concurrency": concurrency,
+            "max_connections": max_connections,
             "rate": rate,
             "retries": retries,
             "timeout": timeout,
@@ -262,6 +274,13 @@ def _client_tls(params: dict[str, Any]) -> ssl.SSLContext | None:
     return tls_context(insecure, ca_file)
 
 
+def stream_limits(params: dict[str, Any]) -> StreamLimits:
+    """What the pusher's TCP and TLS connections are bounded by: the
+    campaign's ``--max-connections`` (stored campaigns from before it have
+    none: the default cap)."""
+    return StreamLimits(max_connections=params["options"].get("max_connections"))
+
+
 def _content_body(params: dict[str, Any]) -> bytes | None:
     if params["url"]:
         return None
@@ -311,7 +330,7 @@ async def _execute(
         confirm_timeout=o["confirm_timeout"],
     )
     local = local_ip_for(phones[0].target.hostname, phones[0].target.port or 5060)
-    endpoint = SipEndpoint(client_ssl=_client_tls(params))
+    endpoint = SipEndpoint(client_ssl=_client_tls(params), stream_limits=stream_limits(params))
     await endpoint.listen_udp(local, 0)
     runner = CampaignRunner(store, Pusher(endpoint), None, options)
     server: ContentServer | None = None
