@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 
 import pytest
 
@@ -441,6 +442,117 @@ async def test_a_crlf_ping_over_tls_gets_its_pong_over_tls(pki: LoopbackPki) -> 
         writer.write(MSG)
         assert (await inbox.get())[0] == MSG
         writer.close()
+    finally:
+        await server.close()
+
+
+class _HandTls:
+    """A TLS client run by hand over a plain connection, so that a test
+    decides when each of its bytes leaves: the peer that trickles."""
+
+    def __init__(self, pki: LoopbackPki) -> None:
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = pki.client_context().wrap_bio(
+            self.incoming, self.outgoing, server_hostname="127.0.0.1"
+        )
+
+    async def connect(self, addr: tuple[str, int]) -> None:
+        self.reader, self.writer = await _peer(addr)
+
+    async def handshake(self) -> bytes:
+        """Shake hands up to the client's last flight, which is returned
+        unsent (a TLS 1.3 client often sends it with its first data)."""
+        while True:
+            try:
+                self.tls.do_handshake()
+            except ssl.SSLWantReadError:
+                self.writer.write(self.outgoing.read())
+                self.incoming.write(await asyncio.wait_for(self.reader.read(65536), 3))
+                continue
+            return self.outgoing.read()
+
+    def record(self, data: bytes) -> bytes:
+        """``data`` as the ciphertext of one record, not sent."""
+        self.tls.write(data)
+        return self.outgoing.read()
+
+
+async def test_a_tls_record_trickled_in_is_cut_off_as_a_message_would_be(
+    pki: LoopbackPki,
+) -> None:
+    """After the handshake, a byte of a record now and then refreshes no
+    clock: the record is part of a message, bounded by the message timeout
+    (it decrypts to nothing until whole, so it must be followed as a record)."""
+    server = StreamTransport(
+        "tls",
+        Inbox(),
+        server_ssl=pki.server_context(),
+        limits=StreamLimits(message_timeout=0.5, idle_timeout=1.0),
+    )
+    addr = await server.listen("127.0.0.1", 0)
+    try:
+        client = _HandTls(pki)
+        await client.connect(addr)
+        client.writer.write(await client.handshake())
+        wire = client.record(MSG)
+        for octet in wire[:-1]:
+            client.writer.write(bytes([octet]))
+            await client.writer.drain()
+            if client.reader.at_eof() or server.counters.stalled:
+                break
+            await asyncio.sleep(0.1)
+        await until(lambda: server.counters.stalled == 1, timeout=3)
+        assert await _closed_by_server(client.reader)
+    finally:
+        await server.close()
+
+
+async def test_the_first_message_is_timed_from_the_handshake_not_the_accept(
+    pki: LoopbackPki,
+) -> None:
+    inbox = Inbox()
+    server = StreamTransport(
+        "tls", inbox, server_ssl=pki.server_context(), limits=StreamLimits(message_timeout=1.0)
+    )
+    addr = await server.listen("127.0.0.1", 0)
+    try:
+        client = _HandTls(pki)
+        await client.connect(addr)
+        await asyncio.sleep(0.8)  # a slow client: most of the timeout before its hello
+        finished = await client.handshake()
+        # One flight: the handshake's end and the start of a message, whose
+        # clock starts here.
+        client.writer.write(finished + client.record(MSG[:20]))
+        await asyncio.sleep(0.6)  # the message takes 0.6 s: 1.4 s after the accept
+        client.writer.write(client.record(MSG[20:]))
+        assert (await inbox.get())[0] == MSG
+        assert server.counters.stalled == 0
+    finally:
+        await server.close()
+
+
+async def test_what_waits_for_a_tls_handshake_is_bounded_as_unread_answers_are(
+    pki: LoopbackPki,
+) -> None:
+    """Sent to an accepted connection still handshaking (its peer's address
+    is pooled from the accept), at most ``max_unsent`` waits; past it the
+    connection is dropped, as for a peer that does not read."""
+    server = StreamTransport(
+        "tls",
+        Inbox(),
+        server_ssl=pki.server_context(),
+        limits=StreamLimits(max_unsent=1000, message_timeout=30),
+    )
+    addr = await server.listen("127.0.0.1", 0)
+    try:
+        reader, _writer = await _peer(addr)  # no ClientHello
+        await until(lambda: len(server._open) == 1)
+        conn = next(iter(server._open))
+        conn.send(b"x" * 600)
+        assert conn.is_open
+        conn.send(b"x" * 600)
+        assert await _closed_by_server(reader)
+        await until(lambda: server.counters.unread == 1)
     finally:
         await server.close()
 

@@ -88,12 +88,49 @@ def test_the_peers_close_notify_is_seen_and_ours_is_sent(pki: LoopbackPki) -> No
     client.tls.unwrap()  # our close_notify arrived: the client's shutdown completes
 
 
-def test_a_handshake_refused_raises_and_leaves_the_alert_to_send(pki: LoopbackPki) -> None:
+def test_a_handshake_refused_fails_and_leaves_the_alert_to_send(pki: LoopbackPki) -> None:
     server = TlsSession(pki.server_context())
-    with pytest.raises(ssl.SSLError):
-        server.receive(b"\x16\x03\x01\x00\x05hello")  # a handshake record of nonsense
+    assert server.receive(b"\x16\x03\x01\x00\x05hello") == b""  # a handshake of nonsense
+    assert server.failed
     alert = server.to_send()
     assert alert[:1] == b"\x15"  # a TLS alert record, for the peer to read why
+    assert server.receive(b"more") == b""  # nothing more is read
+
+
+def test_a_bad_record_after_a_good_one_still_delivers_the_good_one(pki: LoopbackPki) -> None:
+    client, server = _Client(pki), TlsSession(pki.server_context())
+    _shake(client, server)
+    client.tls.write(b"a whole request")
+    good = client.outgoing.read()
+    bad = good[:5] + bytes(b ^ 0xFF for b in good[5:])  # same length, MAC broken
+    assert server.to_send() == b""  # the handshake's flights all taken
+    assert server.receive(good + bad) == b"a whole request"
+    assert server.failed and server.to_send()  # the alert (encrypted, in TLS 1.3)
+
+
+def test_the_record_framing_is_followed_across_split_headers(pki: LoopbackPki) -> None:
+    """``mid_record`` is what lets the transport time a trickled record."""
+    client, server = _Client(pki), TlsSession(pki.server_context())
+    _shake(client, server)
+    assert not server.mid_record
+    client.tls.write(b"x" * 100)
+    client.tls.write(b"y" * 10)
+    wire = client.outgoing.read()
+    for at in (2, 5, 40):  # inside the header, at its end, inside the body
+        server.receive(wire[:at])
+        assert server.mid_record
+        wire = wire[at:]
+    assert server.receive(wire) == b"x" * 100 + b"y" * 10
+    assert not server.mid_record
+
+
+def test_what_waits_for_the_handshake_is_counted(pki: LoopbackPki) -> None:
+    server = TlsSession(pki.server_context())
+    server.send(b"12345")
+    server.send(b"678")
+    assert server.early_size == 8
+    _shake(_Client(pki), server)
+    assert server.early_size == 0
 
 
 def test_shutdown_before_the_handshake_sends_nothing(pki: LoopbackPki) -> None:

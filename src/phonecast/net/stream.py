@@ -270,6 +270,10 @@ class StreamTransport:
         ssl_ctx = self._server_ssl if self.name == "tls" else None
         if self.name == "tls" and ssl_ctx is None:
             raise ValueError("a TLS listener needs a server SSL context")
+        if ssl_ctx is not None:
+            # A peer may not renegotiate (OpenSSL 3 refuses it already): a
+            # connection's record pump then never has to read to write.
+            ssl_ctx.options |= ssl.OP_NO_RENEGOTIATION
         bound: list[Address] = []  # known once listening; nothing is accepted before
 
         def accepted() -> StreamConnection:

@@ -19,6 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+from typing import Final
+
+#: A TLS record's header: type (1), version (2), length (2).
+_HEADER: Final = 5
 
 
 class TlsSession:
@@ -32,14 +36,52 @@ class TlsSession:
         self.handshaken = False
         #: True once the peer has closed its side (close_notify).
         self.peer_closed = False
-        #: Plaintext written before the handshake completed, sent after it.
+        #: True once the handshake failed or a record was bad: the alert that
+        #: says why is in :meth:`to_send`, and nothing more is read.
+        self.failed = False
+        #: Plaintext written before the handshake completed, sent after it,
+        #: and its size (which the connection bounds, as it bounds unsent data).
         self._early: list[bytes] = []
+        self.early_size = 0
+        #: Where the peer's ciphertext is in its record framing: octets of a
+        #: header seen, octets of a record's body still owed.
+        self._header = b""
+        self._owed = 0
+
+    @property
+    def mid_record(self) -> bool:
+        """True while part of a record has arrived and the rest has not: a
+        peer trickling a record is stalling a message, as one trickling
+        plaintext would (OpenSSL buffers it without a word)."""
+        return self._owed > 0 or len(self._header) > 0
+
+    def _track(self, data: bytes) -> None:
+        """Follow the record framing over ``data`` (headers may be split)."""
+        at, end = 0, len(data)
+        while at < end:
+            if self._owed:
+                taken = min(self._owed, end - at)
+                self._owed -= taken
+                at += taken
+                continue
+            part = data[at : at + _HEADER - len(self._header)]
+            at += len(part)
+            header = self._header + part
+            if len(header) < _HEADER:
+                self._header = header
+                break
+            self._header = b""
+            self._owed = int.from_bytes(header[3:5], "big")
 
     def receive(self, data: bytes) -> bytes:
         """Take ciphertext from the peer; return the plaintext it completes.
 
-        Raises ``ssl.SSLError`` when the handshake fails or a record is
-        bad; the alert to tell the peer is then in :meth:`to_send`."""
+        When the handshake fails or a record is bad, ``failed`` is set and
+        the plaintext of the records before it is still returned; the alert
+        to tell the peer is then in :meth:`to_send`."""
+        if self.failed or self.peer_closed:
+            return b""
+        self._track(data)
         self._incoming.write(data)
         tls = self._tls
         if not self.handshaken:
@@ -47,8 +89,11 @@ class TlsSession:
                 tls.do_handshake()
             except ssl.SSLWantReadError:
                 return b""
+            except ssl.SSLError:
+                self.failed = True
+                return b""
             self.handshaken = True
-            early, self._early = self._early, []
+            early, self._early, self.early_size = self._early, [], 0
             for chunk in early:
                 tls.write(chunk)
         chunks: list[bytes] = []
@@ -60,6 +105,9 @@ class TlsSession:
             except ssl.SSLZeroReturnError:
                 self.peer_closed = True
                 break
+            except ssl.SSLError:
+                self.failed = True
+                break
             if not chunk:  # what the ssl module reads at the peer's close_notify
                 self.peer_closed = True
                 break
@@ -69,16 +117,19 @@ class TlsSession:
         return b"".join(chunks)
 
     def send(self, data: bytes) -> None:
-        """Encrypt ``data`` for the peer (see :meth:`to_send`)."""
+        """Encrypt ``data`` for the peer (see :meth:`to_send`); before the
+        handshake is done, hold it (``early_size``) until it is.  Raises
+        ``ssl.SSLError`` if the session cannot take it."""
         if self.handshaken:
             self._tls.write(data)
         else:
             self._early.append(data)
+            self.early_size += len(data)
 
     def shutdown(self) -> None:
         """Say close_notify to the peer (see :meth:`to_send`), without
         waiting for the peer's own."""
-        if not self.handshaken:
+        if not self.handshaken or self.failed:
             return
         # The peer's close_notify is not awaited: unwrap says it wants to read.
         with contextlib.suppress(ssl.SSLError, ValueError):

@@ -291,16 +291,22 @@ class StreamConnection(asyncio.Protocol):
         self._on_open(self)
 
     def data_received(self, data: bytes) -> None:
-        if self._tls is not None:
-            data = self._decrypt(data)
+        # ``whole`` tells the transport's stalled-message clock that what is
+        # buffered now began now: after a whole message, and when a TLS
+        # handshake completes (the first message is not timed from the accept).
+        whole = False
+        tls = self._tls
+        if tls is not None:
+            handshaking = not tls.handshaken
+            data = tls.receive(data)
+            self._flush_tls()
+            whole = handshaking and tls.handshaken
             if not data:
-                if self._on_activity is not None and self.is_open:
-                    self._on_activity(self, False)
+                self._after_tls(whole)
                 return
         framer = self._framer
         framer.feed(data)
         assert self.flow is not None
-        whole = False
         try:
             while (raw := framer.next_raw()) is not None:
                 whole = True
@@ -312,25 +318,21 @@ class StreamConnection(asyncio.Protocol):
         if pings and self.is_open:
             # RFC 5626 4.4.1: a pong per ping (the activity is told once, below).
             self._write(b"\r\n" * pings)
-        if self._on_activity is not None:
+        if tls is not None:
+            self._after_tls(whole)
+        elif self._on_activity is not None:
             self._on_activity(self, whole)
 
-    def _decrypt(self, data: bytes) -> bytes:
-        """The plaintext ``data`` completes on a TLS connection; a failed
-        handshake or a bad record closes the connection, after the alert
-        that says why."""
+    def _after_tls(self, whole: bool) -> None:
+        """Once what a read decrypted is delivered: a failed handshake or a
+        bad record closes the connection (its alert already sent), as does
+        the peer's close_notify (ours answers it); else the activity is told."""
         tls = self._tls
         assert tls is not None
-        try:
-            plain = tls.receive(data)
-        except ssl.SSLError:
-            self._flush_tls()
+        if tls.failed or tls.peer_closed:
             self.close()
-            return b""
-        self._flush_tls()
-        if tls.peer_closed:
-            self.close()
-        return plain
+        elif self._on_activity is not None and self.is_open:
+            self._on_activity(self, whole)
 
     def _flush_tls(self) -> None:
         tls = self._tls
@@ -346,8 +348,12 @@ class StreamConnection(asyncio.Protocol):
         if self._tls is None:
             self._transport.write(data)
             return
+        tls = self._tls
+        if not tls.handshaken and tls.early_size + len(data) > self._max_unsent:
+            self.pause_writing()  # as for a peer that does not read what it is sent
+            return
         try:
-            self._tls.send(data)
+            tls.send(data)
         except ssl.SSLError:
             self.abort()
             return
@@ -355,9 +361,13 @@ class StreamConnection(asyncio.Protocol):
 
     @property
     def partial(self) -> bool:
-        """True while part of a message is waiting for the rest, or the
-        TLS handshake for its end (both bounded by the message timeout)."""
-        return self._framer.buffered > 0 or (self._tls is not None and not self._tls.handshaken)
+        """True while part of a message is waiting for the rest, or the TLS
+        handshake for its end, or a TLS record for the rest of it (all
+        bounded by the message timeout)."""
+        tls = self._tls
+        return self._framer.buffered > 0 or (
+            tls is not None and (not tls.handshaken or tls.mid_record)
+        )
 
     def pause_writing(self) -> None:
         """More than ``max_unsent`` octets wait for a peer that does not
