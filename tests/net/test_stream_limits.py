@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import socket
 import ssl
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -40,6 +42,23 @@ async def _closed_by_server(reader: asyncio.StreamReader, within: float = 3.0) -
     except TimeoutError:
         return False
     return True
+
+
+def _tls_server(
+    pki: LoopbackPki,
+    inbox: Inbox | None = None,
+    *,
+    in_use: Callable[[StreamConnection], bool] | None = None,
+    **limits: Any,
+) -> StreamTransport:
+    """A TLS transport presenting the loopback certificate, with ``limits``."""
+    return StreamTransport(
+        "tls",
+        inbox or Inbox(),
+        server_ssl=pki.server_context(),
+        limits=StreamLimits(**limits),
+        in_use=in_use,
+    )
 
 
 async def test_an_idle_connection_is_closed_and_a_busy_one_kept() -> None:
@@ -354,12 +373,7 @@ async def test_a_crlf_ping_gets_a_pong_and_the_connection_carries_on() -> None:
 
 
 async def test_a_tls_handshake_never_begun_is_cut_off(pki: LoopbackPki) -> None:
-    server = StreamTransport(
-        "tls",
-        Inbox(),
-        server_ssl=pki.server_context(),
-        limits=StreamLimits(message_timeout=0.3),
-    )
+    server = _tls_server(pki, message_timeout=0.3)
     addr = await server.listen("127.0.0.1", 0)
     try:
         reader, _writer = await _peer(addr)  # plain TCP: no ClientHello, ever
@@ -384,12 +398,7 @@ async def test_tls_connections_still_handshaking_count_against_the_cap(
     handshake was done), so the least recently used goes for the next one,
     and a real client still gets a place."""
     inbox = Inbox()
-    server = StreamTransport(
-        "tls",
-        inbox,
-        server_ssl=pki.server_context(),
-        limits=StreamLimits(max_connections=2, message_timeout=30),
-    )
+    server = _tls_server(pki, inbox, max_connections=2, message_timeout=30)
     addr = await server.listen("127.0.0.1", 0)
     try:
         silent = [await _peer(addr) for _ in range(2)]
@@ -413,13 +422,7 @@ async def test_tls_connections_still_handshaking_count_against_the_cap(
 async def test_a_tls_handshake_past_the_cap_with_every_place_in_use_is_refused(
     pki: LoopbackPki,
 ) -> None:
-    server = StreamTransport(
-        "tls",
-        Inbox(),
-        server_ssl=pki.server_context(),
-        limits=StreamLimits(max_connections=1, message_timeout=30),
-        in_use=lambda conn: True,
-    )
+    server = _tls_server(pki, in_use=lambda conn: True, max_connections=1, message_timeout=30)
     addr = await server.listen("127.0.0.1", 0)
     try:
         first = await _peer(addr)
@@ -433,7 +436,7 @@ async def test_a_tls_handshake_past_the_cap_with_every_place_in_use_is_refused(
 
 async def test_a_crlf_ping_over_tls_gets_its_pong_over_tls(pki: LoopbackPki) -> None:
     inbox = Inbox()
-    server = StreamTransport("tls", inbox, server_ssl=pki.server_context())
+    server = _tls_server(pki, inbox)
     addr = await server.listen("127.0.0.1", 0)
     try:
         reader, writer = await asyncio.open_connection(*addr, ssl=pki.client_context())
@@ -483,12 +486,7 @@ async def test_a_tls_record_trickled_in_is_cut_off_as_a_message_would_be(
     """After the handshake, a byte of a record now and then refreshes no
     clock: the record is part of a message, bounded by the message timeout
     (it decrypts to nothing until whole, so it must be followed as a record)."""
-    server = StreamTransport(
-        "tls",
-        Inbox(),
-        server_ssl=pki.server_context(),
-        limits=StreamLimits(message_timeout=0.5, idle_timeout=1.0),
-    )
+    server = _tls_server(pki, message_timeout=0.5, idle_timeout=1.0)
     addr = await server.listen("127.0.0.1", 0)
     try:
         client = _HandTls(pki)
@@ -511,9 +509,7 @@ async def test_the_first_message_is_timed_from_the_handshake_not_the_accept(
     pki: LoopbackPki,
 ) -> None:
     inbox = Inbox()
-    server = StreamTransport(
-        "tls", inbox, server_ssl=pki.server_context(), limits=StreamLimits(message_timeout=1.0)
-    )
+    server = _tls_server(pki, inbox, message_timeout=1.0)
     addr = await server.listen("127.0.0.1", 0)
     try:
         client = _HandTls(pki)
@@ -537,12 +533,7 @@ async def test_what_waits_for_a_tls_handshake_is_bounded_as_unread_answers_are(
     """Sent to an accepted connection still handshaking (its peer's address
     is pooled from the accept), at most ``max_unsent`` waits; past it the
     connection is dropped, as for a peer that does not read."""
-    server = StreamTransport(
-        "tls",
-        Inbox(),
-        server_ssl=pki.server_context(),
-        limits=StreamLimits(max_unsent=1000, message_timeout=30),
-    )
+    server = _tls_server(pki, max_unsent=1000, message_timeout=30)
     addr = await server.listen("127.0.0.1", 0)
     try:
         reader, _writer = await _peer(addr)  # no ClientHello
