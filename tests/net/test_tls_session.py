@@ -137,3 +137,24 @@ def test_shutdown_before_the_handshake_sends_nothing(pki: LoopbackPki) -> None:
     server = TlsSession(pki.server_context())
     server.shutdown()
     assert server.to_send() == b""
+
+
+def test_an_sslv2_format_hello_is_followed_by_its_own_length(pki: LoopbackPki) -> None:
+    """TLS 1.2 E.2's backward-compatible hello has a 2-octet header; read
+    as a 5-octet one its length would be nonsense, and ``mid_record`` stuck
+    (a healthy connection then cut as stalled)."""
+    server = TlsSession(pki.server_context())
+    body = b"\x01\x03\x01\x00\x03\x00\x00\x00\x10" + b"\x00\x00\x2f" + b"c" * 16
+    server._track(bytes([0x80, len(body)]) + body)  # msg type 1: a ClientHello
+    assert not server.mid_record
+    server._track(b"\x17\x03\x03\x00\x02ab")  # the next record, framed as usual
+    assert not server.mid_record
+
+
+def test_a_v2_style_first_octet_is_not_taken_for_one_after_the_first_record(
+    pki: LoopbackPki,
+) -> None:
+    server = TlsSession(pki.server_context())
+    server._track(b"\x16\x03\x01\x00\x01x")
+    server._track(b"\x80\x05\x01\x00\x04")  # a record header like any other now
+    assert server._owed == 4  # its length from octets 3-4 (read as v2's: 2)

@@ -265,7 +265,10 @@ class StreamTransport:
         )
 
     async def listen(self, host: str, port: int) -> Address:
-        """Accept connections on ``host:port`` (call again for more listeners)."""
+        """Accept connections on ``host:port`` (call again for more listeners).
+
+        A TLS listener sets ``OP_NO_RENEGOTIATION`` on the server context it
+        was given (a server context, never one we dial with)."""
         loop = asyncio.get_running_loop()
         ssl_ctx = self._server_ssl if self.name == "tls" else None
         if self.name == "tls" and ssl_ctx is None:

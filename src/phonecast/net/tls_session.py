@@ -47,6 +47,7 @@ class TlsSession:
         #: header seen, octets of a record's body still owed.
         self._header = b""
         self._owed = 0
+        self._first_record = True
 
     @property
     def mid_record(self) -> bool:
@@ -71,7 +72,14 @@ class TlsSession:
                 self._header = header
                 break
             self._header = b""
-            self._owed = int.from_bytes(header[3:5], "big")
+            if self._first_record and header[0] & 0x80 and header[2] == 1:
+                # An SSLv2-format ClientHello (TLS 1.2 E.2, which OpenSSL still
+                # takes): a 2-octet header, its length in 15 bits, and the
+                # body's first 3 octets already read as ours.
+                self._owed = (((header[0] & 0x7F) << 8) | header[1]) - 3
+            else:
+                self._owed = int.from_bytes(header[3:5], "big")
+            self._first_record = False
 
     def receive(self, data: bytes) -> bytes:
         """Take ciphertext from the peer; return the plaintext it completes.

@@ -349,6 +349,8 @@ class StreamConnection(asyncio.Protocol):
             self._transport.write(data)
             return
         tls = self._tls
+        if tls.failed:
+            return  # closing, its alert queued: nothing more can be encrypted
         if not tls.handshaken and tls.early_size + len(data) > self._max_unsent:
             self.pause_writing()  # as for a peer that does not read what it is sent
             return
