@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from tests.interop.peers import emulated_phone, free_udp_port, phonecast
+from tests.ports import free_ports
 
 
 def test_alert_json_report_progress_and_exit_codes(tmp_path: Path) -> None:
-    ports = [free_udp_port(), free_udp_port()]
+    ports = free_ports(2)
     inventory = tmp_path / "phones.csv"
     inventory.write_text(
         "name,target,user,password,tags\n"

@@ -25,6 +25,7 @@ from phonecast.push.profiles import UnsupportedAction, get_profile
 from phonecast.push.pusher import Destination, Outcome, Pusher, PushOptions
 from phonecast.sip import Request, SipUri, make_response
 from tests.dnsmasq import dnsmasq, free_udp_port
+from tests.ports import free_ports
 from tests.tls import LoopbackPki
 from tests.waiting import until
 
@@ -75,7 +76,7 @@ async def test_tcp_pushes_to_more_phones_than_the_connection_cap() -> None:
     none does within its timeout."""
     host = PhoneHost()
     await host.start()
-    ports = [free_udp_port() for _ in range(13)]
+    ports = free_ports(13)  # distinct: thirteen single picks may repeat one
     for n, port in enumerate(ports):
         line = LineConfig(str(1001 + n), Secret(f"pw{n}"), port)
         await host.add_phone(PhoneConfig(f"p{n}", "127.0.0.1", (line,), PhoneSettings(tcp=True)))
