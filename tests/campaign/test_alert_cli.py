@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -122,14 +121,14 @@ def test_max_connections_caps_the_pushers_connections_and_pushes_wait_for_one(
     """Eight TCP phones, eight pushes at once, two connections allowed: each
     push past the second waits for a connection to come free (an idle one is
     closed for it) instead of failing, and every phone confirms."""
-    import random
+    import dataclasses
     import signal
-    import subprocess
-    import sys
 
     from click.testing import CliRunner
 
+    from phonecast.campaign.inventory import load_inventory, write_inventory_csv
     from phonecast.cli import campaign_cmd, cli
+    from phonecast.cli.demo_cmd import start_fleet
     from phonecast.net.endpoint import SipEndpoint
 
     made: list[SipEndpoint] = []
@@ -140,31 +139,11 @@ def test_max_connections_caps_the_pushers_connections_and_pushes_wait_for_one(
         return endpoint
 
     monkeypatch.setattr(campaign_cmd, "SipEndpoint", recorded)
-    inventory, events = tmp_path / "phones.csv", tmp_path / "fleet.jsonl"
-    for _ in range(5):
-        base = random.randint(30000, 59000)
-        fleet = subprocess.Popen(
-            [sys.executable, "-m", "phonecast", "fleet", "--count", "8", "--base-port",
-             str(base), "--tcp", "--inventory-out", str(inventory), "--events", str(events),
-             "--quiet", "--duration", "60"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        assert fleet.stderr is not None
-        if b"listening" in fleet.stderr.readline():
-            break
-        fleet.kill()
-        fleet.wait()
-    else:
-        raise AssertionError("could not start the fleet")
+    events = tmp_path / "fleet.jsonl"
+    fleet, inventory = start_fleet(tmp_path, 8, events=events, duration=60, options=["--tcp"])
     try:
-        with inventory.open(newline="") as f:
-            reader = csv.DictReader(f)
-            fields, rows = reader.fieldnames, list(reader)
-        assert fields is not None and "transport" in fields
-        with inventory.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fields)
-            writer.writeheader()
-            writer.writerows({**row, "transport": "tcp"} for row in rows)
+        phones = load_inventory(inventory).phones
+        write_inventory_csv(inventory, [dataclasses.replace(p, transport="tcp") for p in phones])
         run = CliRunner().invoke(
             cli,
             ["alert", "--inventory", str(inventory), "--text", "Drill", "--json",

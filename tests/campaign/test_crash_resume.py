@@ -10,9 +10,12 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from phonecast.cli.demo_cmd import start_fleet
 
 PHONES = 300
 
@@ -26,31 +29,9 @@ def _run(*args: str) -> subprocess.Popen[bytes]:
 
 
 @pytest.fixture
-def fleet(tmp_path: Path) -> tuple[Path, Path]:
-    inventory, events = tmp_path / "phones.csv", tmp_path / "fleet.jsonl"
-    for _ in range(5):
-        base = random.randint(30000, 60000 - PHONES)
-        proc = _run(
-            "fleet",
-            "--count",
-            str(PHONES),
-            "--base-port",
-            str(base),
-            "--inventory-out",
-            str(inventory),
-            "--events",
-            str(events),
-            "--quiet",
-            "--duration",
-            "120",
-        )
-        assert proc.stderr is not None
-        if b"listening" in proc.stderr.readline():
-            break
-        proc.kill()
-        proc.wait()
-    else:
-        pytest.fail("could not start the fleet")
+def fleet(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    events = tmp_path / "fleet.jsonl"
+    proc, inventory = start_fleet(tmp_path, PHONES, events=events, duration=120)
     yield inventory, events
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=10)
