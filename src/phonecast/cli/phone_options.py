@@ -285,9 +285,9 @@ def registration_transport(
         fail("--registrar-ca needs --register-transport tls")
     if tls_name is not None and transport != "tls":
         fail("--registrar-name needs --register-transport tls")
-    if transport == "tls" and not settings.tls:
+    if transport == "tls" and settings.stream_transport != "tls":
         fail("--register-transport tls needs --tls-cert: the registrar reaches the lines over TLS")
-    if transport == "tcp" and (settings.tls or not settings.tcp):
+    if transport == "tcp" and settings.stream_transport != "tcp":
         listener = "TLS (--tls-cert)" if settings.tls else "off (a fleet takes TCP with --tcp)"
         fail(f"--register-transport tcp needs the lines' TCP listener, which is {listener}")
     client = None

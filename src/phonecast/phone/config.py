@@ -79,15 +79,23 @@ class PhoneSettings:
     #: Register Retry Intvl, 30 s by default).
     register_retry: float = 30.0
 
+    @property
+    def stream_transport(self) -> str | None:
+        """What the stream listener on each line's port speaks: "tls" (which
+        takes TCP's place), "tcp", or None when there is none."""
+        if self.tls:
+            return "tls"
+        return "tcp" if self.tcp else None
+
     def __post_init__(self) -> None:
         # The registrar reaches a line over what its Contact names: a line
         # must listen on it (the CLI says the same, in its own words).
         transport = self.register_transport
         if transport not in ("udp", "tcp", "tls"):
             raise ValueError(f"register_transport {transport!r}: not udp, tcp or tls")
-        if transport == "tls" and not self.tls:
+        if transport == "tls" and self.stream_transport != "tls":
             raise ValueError("register_transport 'tls' needs tls: the line must take TLS")
-        if transport == "tcp" and (self.tls or not self.tcp):
+        if transport == "tcp" and self.stream_transport != "tcp":
             raise ValueError(
                 "register_transport 'tcp' needs tcp, and not tls: the line must take TCP"
             )

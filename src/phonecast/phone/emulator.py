@@ -223,10 +223,9 @@ class PhoneHost:
             if restrict is not None:
                 # One spelling, the kernel's, for the comparison per datagram.
                 self.endpoint.restrict_source(local, source_spelling(restrict))
-            if config.settings.tls:
-                await self.endpoint.listen_stream("tls", config.host, local[1])
-            elif config.settings.tcp:
-                await self.endpoint.listen_stream("tcp", config.host, local[1])
+            stream = config.settings.stream_transport
+            if stream is not None:
+                await self.endpoint.listen_stream(stream, config.host, local[1])
             ha1 = compute_ha1(
                 digest.algorithm, line.digest_user, digest.realm, line.password.reveal()
             )
@@ -286,8 +285,7 @@ class PhoneHost:
         settings = line.phone.config.settings
         if line.config.user != uri.user:
             return False
-        takes = "tls" if settings.tls else ("tcp" if settings.tcp else None)
-        if flow.transport != takes:
+        if flow.transport != settings.stream_transport:
             return False
         restrict = settings.restrict_source_ip
         return restrict is None or source_spelling(restrict) == flow.remote[0]
