@@ -33,6 +33,32 @@ class LoopbackPki:
         return ssl.create_default_context(cafile=str(self.ca_file))
 
 
+class MemoryTlsClient:
+    """A TLS client over memory BIOs, trusting the test CA: a test moves its
+    ciphertext itself, so it decides when (and in what pieces) each byte
+    reaches the server."""
+
+    def __init__(self, pki: LoopbackPki) -> None:
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = pki.client_context().wrap_bio(
+            self.incoming, self.outgoing, server_hostname="127.0.0.1"
+        )
+
+    def handshake_step(self) -> bool:
+        """One step of the handshake: True once it is done (its last flight
+        then waits in ``outgoing``), False while it waits for the server."""
+        try:
+            self.tls.do_handshake()
+        except ssl.SSLWantReadError:
+            return False
+        return True
+
+    def record(self, data: bytes) -> bytes:
+        """``data`` as the ciphertext of one record, not sent."""
+        self.tls.write(data)
+        return self.outgoing.read()
+
+
 def make_pki(directory: Path) -> LoopbackPki:
     """Create a CA and a server certificate signed by it, in ``directory``."""
     now = dt.datetime.now(dt.UTC)

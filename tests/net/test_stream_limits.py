@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +20,7 @@ from phonecast.net.limits import StreamLimits
 from phonecast.net.stream import StreamTransport
 from phonecast.net.transport import StreamConnection
 from tests.net.test_transport import MSG, Inbox
-from tests.tls import LoopbackPki
+from tests.tls import LoopbackPki, MemoryTlsClient
 from tests.waiting import until
 
 pytestmark = pytest.mark.both_loops
@@ -449,15 +448,9 @@ async def test_a_crlf_ping_over_tls_gets_its_pong_over_tls(pki: LoopbackPki) -> 
         await server.close()
 
 
-class _HandTls:
+class _HandTls(MemoryTlsClient):
     """A TLS client run by hand over a plain connection, so that a test
     decides when each of its bytes leaves: the peer that trickles."""
-
-    def __init__(self, pki: LoopbackPki) -> None:
-        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        self.tls = pki.client_context().wrap_bio(
-            self.incoming, self.outgoing, server_hostname="127.0.0.1"
-        )
 
     async def connect(self, addr: tuple[str, int]) -> None:
         self.reader, self.writer = await _peer(addr)
@@ -465,18 +458,9 @@ class _HandTls:
     async def handshake(self) -> bytes:
         """Shake hands up to the client's last flight, which is returned
         unsent (a TLS 1.3 client often sends it with its first data)."""
-        while True:
-            try:
-                self.tls.do_handshake()
-            except ssl.SSLWantReadError:
-                self.writer.write(self.outgoing.read())
-                self.incoming.write(await asyncio.wait_for(self.reader.read(65536), 3))
-                continue
-            return self.outgoing.read()
-
-    def record(self, data: bytes) -> bytes:
-        """``data`` as the ciphertext of one record, not sent."""
-        self.tls.write(data)
+        while not self.handshake_step():
+            self.writer.write(self.outgoing.read())
+            self.incoming.write(await asyncio.wait_for(self.reader.read(65536), 3))
         return self.outgoing.read()
 
 

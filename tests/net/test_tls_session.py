@@ -8,26 +8,10 @@ import ssl
 import pytest
 
 from phonecast.net.tls_session import TlsSession
-from tests.tls import LoopbackPki
+from tests.tls import LoopbackPki, MemoryTlsClient
 
 
-class _Client:
-    """The client end, over memory BIOs too."""
-
-    def __init__(self, pki: LoopbackPki) -> None:
-        self.incoming = ssl.MemoryBIO()
-        self.outgoing = ssl.MemoryBIO()
-        self.tls = pki.client_context().wrap_bio(
-            self.incoming, self.outgoing, server_hostname="127.0.0.1"
-        )
-
-    def handshake(self) -> bool:
-        try:
-            self.tls.do_handshake()
-        except ssl.SSLWantReadError:
-            return False
-        return True
-
+class _Client(MemoryTlsClient):
     def read(self) -> bytes:
         try:
             return self.tls.read(65536)
@@ -38,7 +22,7 @@ class _Client:
 def _shake(client: _Client, server: TlsSession) -> None:
     """Exchange flights until both ends are done with the handshake."""
     for _ in range(10):
-        done = client.handshake()
+        done = client.handshake_step()
         server.receive(client.outgoing.read())
         client.incoming.write(server.to_send())
         if done and server.handshaken:
