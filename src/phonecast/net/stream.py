@@ -63,7 +63,6 @@ class StreamTransport:
         self._server_ssl = server_ssl
         self._on_lost = on_lost
         self._limits = limits
-        self._cap = limits.connection_cap()
         self._in_use = in_use
         self._loop = asyncio.get_running_loop()
         #: Open connections not yet closing, least recently active first:
@@ -86,7 +85,7 @@ class StreamTransport:
         #: for the first one's connection instead of opening its own.
         self._dialing: dict[Address, asyncio.Future[StreamConnection]] = {}
         #: The places our dials hold under the cap, and the dials waiting.
-        self._room = Room(name, self._cap, self._recent, self._busy, self.counters)
+        self._room = Room(name, limits.connection_cap(), self._recent, self._busy, self.counters)
         self._closed = False
         self._servers: list[asyncio.AbstractServer] = []
         #: The first listening address (what a Via names).
@@ -102,7 +101,7 @@ class StreamTransport:
             if self._closed:
                 conn.abort()
                 return
-            if len(self._recent) >= self._cap:
+            if len(self._recent) >= self._room.cap:
                 if victim is not None and victim in self._recent and not self._busy(victim):
                     self._evict(victim)
                 else:
