@@ -10,6 +10,7 @@ import ssl
 import pytest
 
 from phonecast.net.stream import StreamTransport
+from phonecast.net.transport import Flow
 from tests.net.test_transport import MSG, Inbox
 from tests.tls import LoopbackPki
 from tests.waiting import until
@@ -69,6 +70,29 @@ async def test_tcp_framing_error_closes_connection() -> None:
         assert not conn.is_open
     finally:
         await client.close()
+        await server.close()
+
+
+async def test_a_receiver_that_closes_the_connection_hears_no_more_of_that_read() -> None:
+    """Three messages in one segment; the receiver closes the connection on
+    the first: the other two, which could be answered nowhere, are not
+    delivered."""
+    heard: list[bytes] = []
+
+    def close_on_first(data: bytes, flow: Flow) -> None:
+        heard.append(data)
+        assert flow.connection is not None
+        flow.connection.close()
+
+    server = StreamTransport("tcp", close_on_first)
+    addr = await server.listen("127.0.0.1", 0)
+    try:
+        reader, writer = await asyncio.open_connection(*addr)
+        writer.write(MSG * 3)
+        assert await asyncio.wait_for(reader.read(100), 2) == b""  # closed by the receiver
+        writer.close()
+        assert heard == [MSG]
+    finally:
         await server.close()
 
 

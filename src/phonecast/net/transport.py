@@ -311,6 +311,10 @@ class StreamConnection(asyncio.Protocol):
             while (raw := framer.next_raw()) is not None:
                 whole = True
                 self._receiver(raw, self.flow)
+                if not self.is_open:
+                    # The receiver closed it (or it was dropped meanwhile):
+                    # the rest of this read would be answered nowhere.
+                    return
         except ParseError:
             self.close()
             return
