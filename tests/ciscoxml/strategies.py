@@ -47,9 +47,10 @@ optional = st.none() | texts
 
 _URL_CHARS = st.sampled_from(list("abcXYZ019-._~/?#[]@!$&'()*+,;=%<>\"é"))
 http_urls = st.builds(
-    lambda scheme, host, path: f"{scheme}://{host}/{path}",
+    lambda scheme, host, port, path: f"{scheme}://{host}{port}/{path}",
     st.sampled_from(["http", "https", "HTTP"]),
-    st.from_regex(r"[a-z0-9]([a-z0-9.-]{0,10}[a-z0-9])?(:[0-9]{1,5})?", fullmatch=True),
+    st.from_regex(r"[a-z0-9]([a-z0-9.-]{0,10}[a-z0-9])?", fullmatch=True),
+    st.just("") | st.integers(1, 65535).map(lambda port: f":{port}"),
     st.text(_URL_CHARS, max_size=20),
 )
 EXECUTABLE_URIS = [

@@ -108,3 +108,8 @@ def test_is_http_url() -> None:
     assert is_http_url("http://h") and is_http_url("Https://h/x?y=1#z")
     assert not is_http_url("http://") and not is_http_url("http://h /x")
     assert not is_http_url("Key:Services") and not is_http_url("httpx://h")
+    # What the fetcher could not read as a URL is none here either.
+    for bad in ("http://[zz]/x", "http://[::1/x", "http://h:0/", "http://h:99999/", "http://u@/x"):
+        assert not is_http_url(bad), bad
+    assert not is_http_url("http://h/a\x00b") and not is_http_url("http://h/\x7f")
+    assert is_http_url("http://[::1]:8080/x") and is_http_url("http://h:65535/")

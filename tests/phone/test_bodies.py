@@ -7,6 +7,24 @@ import pytest
 from phonecast.ciscoxml import CiscoXmlError
 from phonecast.phone.bodies import page_refusal, xml_service_items
 
+_EXECUTE = (
+    '<CiscoIPPhoneExecute><ExecuteItem Priority="1" URL="http://h/a.xml"/></CiscoIPPhoneExecute>'
+)
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        b"\xef\xbb\xbf" + _EXECUTE.encode(),  # UTF-8 with its byte order mark
+        _EXECUTE.encode("utf-16"),  # UTF-16, its mark first
+        b"\r\n" + _EXECUTE.encode(),
+    ],
+)
+def test_an_execute_body_with_a_byte_order_mark_is_read_as_xml(encoded: bytes) -> None:
+    """The XML parser reads these; the check that sends a body to it
+    looked for a bare ``<`` and took them for a URL that was none."""
+    assert xml_service_items(encoded) == [("http://h/a.xml", 1)]
+
 
 @pytest.mark.parametrize(
     ("body", "items"),
@@ -38,6 +56,8 @@ def test_urls_and_execute_objects_are_what_the_phone_acts_on(
         b"Key:Services",  # an internal URI travels in an Execute, not bare
         b"http://",  # no host
         b"http:///alert.xml",
+        b"http://10.0.0.2/a\x00.xml",  # a control character the GET would carry raw
+        b"http://10.0.0.2:0/alert.xml",
         b"http://10.0.0.2/a b.xml",  # a blank the phone would send raw
         b"http://10.0.0.2/a.xml\r\nhttp://10.0.0.3/b.xml",
         b"10.0.0.2/alert.xml",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import gc
 import os
@@ -665,3 +666,90 @@ async def test_a_redirect_to_a_location_urljoin_refuses_ends_the_fetch_and_frees
         server.close()
         await server.wait_closed()
         await fetcher.close()
+
+
+async def _dripping() -> tuple[asyncio.Server, int]:
+    """A server that sends a response's head, then a body byte every 50 ms
+    for ever: always within a read timeout, never done."""
+
+    async def drip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n\r\n")
+        with contextlib.suppress(ConnectionError):
+            for _ in range(400):  # bounded: 20 s at most
+                writer.write(b"x")
+                await writer.drain()
+                await asyncio.sleep(0.05)
+        writer.close()
+
+    server = await asyncio.start_server(drip, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])  # the two carriers
+async def test_a_server_dripping_within_the_read_timeout_meets_the_fetch_deadline(
+    host: str,
+) -> None:
+    """Each read comes well within the timeout, so only the whole fetch's
+    deadline ends it, and the fetch queued behind it (one turn) then runs:
+    before, a drip of a byte a timeout held a turn for days."""
+    server, port = await _dripping()
+    ok_server, ok_url = await _canned(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 4\r\n\r\n<a/>"
+    )
+    fetcher = Fetcher(timeout=0.5, deadline=1.0, limit=1)
+    loop = asyncio.get_running_loop()
+    try:
+        start = loop.time()
+        slow, good = await asyncio.wait_for(
+            asyncio.gather(fetcher.fetch(f"http://{host}:{port}/slow"), fetcher.fetch(ok_url)), 10
+        )
+        assert not slow.ok and slow.error == "timed out: the fetch took more than 1 s in all"
+        assert good.ok and good.body == b"<a/>"
+        assert 0.9 <= loop.time() - start < 5
+    finally:
+        for s in (server, ok_server):
+            s.close()
+        await fetcher.close()
+
+
+async def test_the_deadline_covers_redirects_and_defaults_to_three_timeouts() -> None:
+    """A redirect does not restart the whole fetch's clock."""
+    assert Fetcher(timeout=2).deadline == 6
+    server, port = await _dripping()
+
+    async def moved(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(0.6)  # within the read timeout, most of the deadline
+        writer.write(f"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{port}/\r\n\r\n".encode())
+        writer.close()
+
+    hop = await asyncio.start_server(moved, "127.0.0.1", 0)
+    hop_port = hop.sockets[0].getsockname()[1]
+    fetcher = Fetcher(timeout=0.8, deadline=1.0)
+    loop = asyncio.get_running_loop()
+    try:
+        start = loop.time()
+        result = await asyncio.wait_for(fetcher.fetch(f"http://127.0.0.1:{hop_port}/"), 10)
+        assert result.error == "timed out: the fetch took more than 1 s in all"
+        assert loop.time() - start < 1.5  # not 0.6 + a fresh second
+    finally:
+        for s in (server, hop):
+            s.close()
+        await fetcher.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("http://[zz]/x", "invalid URL"),
+        ("http://[::1/x", "invalid URL"),
+        ("http://127.0.0.1:0/x", "invalid port in URL"),
+        ("http://127.0.0.1:99999/x", "invalid port in URL"),
+    ],
+)
+async def test_urls_urlsplit_refuses_are_refused_by_name(url: str, error: str) -> None:
+    """Not as "could not start: ValueError...", the text kept for faults of
+    ours, and port 0 is not taken for the default port."""
+    result = await Fetcher(timeout=1).fetch(url)
+    assert not result.ok and result.error == error

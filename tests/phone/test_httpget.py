@@ -104,3 +104,96 @@ def test_the_parser_is_made_at_the_first_bytes_and_gone_after_the_end() -> None:
     assert answered._parser is None
     answered.feed(b"HTTP/1.1 500 Oops\r\n\r\n")
     assert answered.status == 200
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [b"1;" + b"e" * 4096, b"0" * 4096],  # an endless chunk extension, endless size digits
+)
+def test_chunk_framing_without_end_is_cut_off_by_the_bytes_received(framing: bytes) -> None:
+    """The header and body caps count neither; the bytes received in all
+    do, so a server that frames nothing for ever cannot keep the fetch
+    reading (each read would look like progress to the read timeout)."""
+    exchange = _read(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", max_bytes=1024)
+    fed = 0
+    while not exchange.done and fed < 10_000_000:  # bounded, whatever happens
+        exchange.feed(framing)
+        fed += len(framing)
+    result = outcome(URL, exchange)
+    assert isinstance(result, FetchResult) and not result.ok
+    assert result.error == f"response exceeds {MAX_HEADER_BYTES + 2048} bytes with its framing"
+    assert fed <= MAX_HEADER_BYTES + 2048 + len(framing)
+
+
+def test_small_chunks_within_the_caps_are_still_read() -> None:
+    """The framing may add as much again as the body cap: a page sent a
+    byte a chunk, each with a short extension, is read whole."""
+    body = b"<CiscoIPPhoneText/>"
+    chunks = b"".join(b"1;n=v\r\n" + body[i : i + 1] + b"\r\n" for i in range(len(body)))
+    exchange = _read(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nTransfer-Encoding: chunked\r\n\r\n",
+        chunks,
+        b"0\r\n\r\n",
+        max_bytes=64,
+    )
+    assert outcome(URL, exchange) == FetchResult(URL, True, 200, "text/xml", body)
+
+
+@pytest.mark.parametrize(
+    "after",
+    [b"5", b"HTTP/1.1 500 Oops\r\nContent-Type: text/html\r\nContent-Length: 0\r\n\r\n"],
+)
+def test_bytes_after_the_response_change_nothing(after: bytes) -> None:
+    """llhttp reads on past a complete response within one feed: a second
+    response behind the first (or stray bytes) must not replace its
+    headers, status or body."""
+    page = b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 4\r\n\r\n<a/>"
+    exchange = _read(page + after)
+    assert outcome(URL, exchange) == FetchResult(URL, True, 200, "text/xml", b"<a/>")
+
+
+def test_a_switch_of_protocols_is_a_bad_response_even_with_a_page_behind_it() -> None:
+    """A 101 with Upgrade is not an HttpParserError in httptools: it used
+    to escape the exchange; and the 200 behind it must not count."""
+    exchange = _read(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 4\r\n\r\n<a/>"
+    )
+    result = outcome(URL, exchange)
+    assert isinstance(result, FetchResult) and not result.ok
+    assert result.error == "the server switched protocols (HTTP 101)"
+
+
+@pytest.mark.parametrize(
+    ("coding", "ok", "error"),
+    [
+        (b"identity", True, None),  # no coding: the body runs to the close
+        (b"gzip", False, "unsupported transfer coding 'gzip'"),
+        (b"gzip, chunked", False, "unsupported transfer coding 'gzip'"),
+    ],
+)
+def test_transfer_codings_other_than_chunked(coding: bytes, ok: bool, error: str | None) -> None:
+    """RFC 9112 6.3: without chunked last, the body runs to the close; a
+    coding the phone cannot undo is refused by name rather than handed to
+    the XML parser still coded."""
+    exchange = _read(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nTransfer-Encoding: " + coding + b"\r\n\r\n",
+        b"<a/>",
+        close=True,
+    )
+    result = outcome(URL, exchange)
+    assert isinstance(result, FetchResult) and result.ok is ok and result.error == error
+    if ok:
+        assert result.body == b"<a/>"
+
+
+def test_transfer_encoding_fields_are_read_together() -> None:
+    """Two Transfer-Encoding fields name one list of codings: a gzip in
+    the first is not hidden by a chunked in the second."""
+    exchange = _read(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"4\r\n<a/>\r\n0\r\n\r\n"
+    )
+    result = outcome(URL, exchange)
+    assert isinstance(result, FetchResult) and not result.ok
+    assert result.error == "unsupported transfer coding 'gzip'"

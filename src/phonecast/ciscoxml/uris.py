@@ -42,6 +42,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
+from urllib.parse import urlsplit
 
 from phonecast.ciscoxml.errors import InvalidUriError
 
@@ -82,7 +83,8 @@ FAMILY_KINDS: Mapping[PhoneFamily, frozenset[UriKind]] = {
 NOT_IN_EXECUTE: frozenset[UriKind] = frozenset({UriKind.SOFTKEY, UriKind.NOTIFY})
 
 _KINDS_BY_LOWER = {kind.value.lower(): kind for kind in UriKind}
-_HTTP = re.compile(r"https?://[^\s/?#]+\S*", re.IGNORECASE)
+#: No blank and no control character anywhere (\S lets NUL through).
+_HTTP = re.compile(r"https?://[^\s\x00-\x1f\x7f/?#]+[^\s\x00-\x1f\x7f]*", re.IGNORECASE)
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 _SOFTKEY_NAME = re.compile(r"[^\s:]+")
 _DIGITS = re.compile(r"[0-9*#A-D,]+")
@@ -92,10 +94,20 @@ _PRINTABLE = re.compile(r"[^\x00-\x1f\x7f]*")
 
 
 def is_http_url(url: str) -> bool:
-    """True for an absolute http:// or https:// URL with a host and no
-    blanks (the phone fetches it and would send a blank raw); the scheme is
-    compared case-insensitively, as RFC 3986 says."""
-    return _HTTP.fullmatch(url) is not None
+    """True for an absolute http:// or https:// URL with a host (a valid
+    one, as the fetcher reads it), a port other than 0 if any, and no blanks
+    or control characters (the phone fetches it and would send them raw);
+    the scheme is compared case-insensitively, as RFC 3986 says."""
+    if _HTTP.fullmatch(url) is None:
+        return False
+    # The authority as the fetcher will read it: a bracket left open, an
+    # IPv6 reference that is none, a port out of range or 0 make no URL.
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    return bool(parts.hostname) and port != 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +150,10 @@ def classify_uri(url: str) -> InternalUri | None:
         return None
     if url.lower().startswith(("http:", "https:")):
         raise InvalidUriError(
-            "URI", "URL", f"{url!r} is not an absolute http(s) URL with a host and no blanks"
+            "URI",
+            "URL",
+            f"{url!r} is not an absolute http(s) URL with a valid host and port"
+            " and no blanks or control characters",
         )
     return InternalUri.parse(url)
 

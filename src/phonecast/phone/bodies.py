@@ -32,6 +32,9 @@ __all__ = ["INTERNAL_SCHEMES", "PAGE_MEDIA_TYPE", "page_refusal", "xml_service_i
 #: item :func:`xml_service_items` returns is one of these or an http(s) URL.
 INTERNAL_SCHEMES: Final = tuple(sorted(kind.value.lower() + ":" for kind in SPA_KINDS))
 
+#: How an XML body can begin: its first tag (or declaration), or the byte
+#: order mark of UTF-8 or UTF-16 before it, which the XML parser reads.
+_XML_STARTS: Final = (b"<", b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 #: The one media type of a page the phone shows.
 PAGE_MEDIA_TYPE: Final = "text/xml"
 #: Longest piece of a peer's text (a URL body, a Content-Type) quoted in an error.
@@ -42,7 +45,7 @@ def xml_service_items(body: bytes, *, strict_url_body: bool = False) -> list[tup
     """``(http(s) URL or internal URI, priority)`` for each thing an accepted
     XML-Service ``body`` asks the phone to do.
 
-    A body starting with ``<`` (after blanks) must be a CiscoIPPhoneExecute
+    A body starting with ``<`` (after blanks, or a byte order mark) must be a CiscoIPPhoneExecute
     whose internal URIs an SPA runs; any other body must be one absolute
     http(s) URL with a host, surrounded by nothing but blanks (and by
     nothing at all with ``strict_url_body``, as SPA500 firmware 7.4.4 and
@@ -54,11 +57,11 @@ def xml_service_items(body: bytes, *, strict_url_body: bool = False) -> list[tup
     for anything else; its ``number`` is the CiscoIPPhoneError the phone
     reports.
     """
-    text = body.decode("utf-8", "replace")
-    if text.lstrip().startswith("<"):
+    if body.lstrip(b" \t\r\n").startswith(_XML_STARTS):
         execute = parse_execute(body)
         check_family(execute, "spa")
         return [(item.url, item.priority) for item in execute.items]
+    text = body.decode("utf-8", "replace")
     url = text.strip()
     if strict_url_body and url != text:
         raise CiscoXmlError("URL body has surrounding white space or CR/LF", number=PARSE_ERROR)

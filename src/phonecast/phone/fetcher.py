@@ -1,9 +1,12 @@
 """Fetching what a push points at, as a phone would: bounded in every way.
 
 A hostile or broken server must not hang or bloat the emulator: the connect
-and every read have a timeout, the body a size cap (the connection is
-dropped past the cap, without reading the rest), redirects a cap, and only
-http and https URLs are fetched.  The result says exactly what happened, so
+and every read have a timeout, the whole fetch (its redirects included) a
+deadline, so that a server dripping a byte before each timeout cannot hold
+a turn for days and starve the fetches queued behind it, the body a size cap
+(the connection is dropped past the cap, without reading the rest), the
+bytes received in all another, redirects a cap, and only http and https
+URLs are fetched.  The result says exactly what happened, so
 the event log can tell "fetched" from "tried".  The GET itself (the request
 written, the response read by llhttp) is :mod:`phonecast.phone.httpget`.
 
@@ -46,9 +49,13 @@ __all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_TIMEOUT", "Done", "FetchResult", "Fetch
 DEFAULT_TIMEOUT: Final = 5.0
 DEFAULT_MAX_BYTES: Final = 64 * 1024
 DEFAULT_MAX_REDIRECTS: Final = 3
+#: How long a whole fetch may take, redirects included, in timeouts.
+DEFAULT_DEADLINE_TIMEOUTS: Final = 3
 #: Reads per readable event before the loop gets its turn back.
 _READS_PER_EVENT: Final = 16
 
+#: A fetch's ``end_by`` until its first GET starts the clock.
+_NOT_STARTED: Final = float("inf")
 #: Called once with the result of :meth:`Fetcher.start`.
 Done = Callable[[FetchResult], None]
 #: A URL made ready to fetch: scheme, host, port and the request bytes.
@@ -95,36 +102,45 @@ class _Fetch:
     """One fetch from start to result: the URL it is at, redirects left,
     and who hears the result (``None`` once told: a fetch ends once)."""
 
-    __slots__ = ("done", "redirects_left", "url")
+    __slots__ = ("done", "end_by", "redirects_left", "url")
 
     def __init__(self, url: str, redirects: int, done: Done) -> None:
         self.url = url
         self.redirects_left = redirects
         self.done: Done | None = done
+        #: The loop's time the whole fetch must be over by, set when it first
+        #: gets a turn (the wait for one is not counted: see Fetcher).
+        self.end_by = _NOT_STARTED
 
 
 class _Idle:
     """How long a GET may go without progress: connect, then each read,
-    has a whole timeout.  Activity only moves the deadline; the one timer on
-    the fetcher's wheel, when it fires early, re-arms for the rest (cheaper
-    than cancelling and scheduling again on every read).  ``expire`` is
-    called once if the deadline passes; :meth:`stop` drops it (and with it
-    the reference back to the carrier).  Nothing is scheduled before the
-    first :meth:`touch`: a fetch refused at its first send needs no timer."""
+    has a whole timeout, and none may run past its fetch's ``end_by``.
+    Activity only moves the deadline; the one timer on the fetcher's wheel,
+    when it fires early, re-arms for the rest (cheaper than cancelling and
+    scheduling again on every read).  ``expire`` is called once if the
+    deadline passes, with the TimeoutError to end on; :meth:`stop` drops it
+    (and with it the reference back to the carrier).  Nothing is scheduled
+    before the first :meth:`touch`: a fetch refused at its first send needs
+    no timer."""
 
-    __slots__ = ("_deadline", "_expire", "_fetcher", "_timer")
+    __slots__ = ("_deadline", "_end_by", "_expire", "_fetcher", "_timer")
 
-    def __init__(self, fetcher: Fetcher, expire: Callable[[], None]) -> None:
+    def __init__(
+        self, fetcher: Fetcher, end_by: float, expire: Callable[[TimeoutError], None]
+    ) -> None:
         self._fetcher = fetcher
-        self._expire: Callable[[], None] | None = expire
+        self._end_by = end_by
+        self._expire: Callable[[TimeoutError], None] | None = expire
         self._timer: Timer | None = None
         self._deadline = 0.0
 
     def touch(self) -> None:
-        """Progress: the deadline is a whole timeout away."""
+        """Progress: the deadline is a whole timeout away (or the fetch's
+        end, if that is sooner)."""
         if self._expire is None:
             return
-        self._deadline = self._fetcher.loop.time() + self._fetcher.timeout
+        self._deadline = min(self._fetcher.loop.time() + self._fetcher.timeout, self._end_by)
         if self._timer is None:
             self._timer = self._fetcher.wheel.schedule(self._deadline, self._fire)
 
@@ -135,7 +151,11 @@ class _Idle:
             return
         if now >= self._deadline:
             self._expire = None
-            expire()
+            if now >= self._end_by:
+                spent = self._fetcher.deadline
+                expire(TimeoutError(f"the fetch took more than {spent:g} s in all"))
+            else:
+                expire(TimeoutError())
         else:
             self._timer = self._fetcher.wheel.schedule(self._deadline, self._fire)
 
@@ -177,7 +197,7 @@ class _SocketGet:
         #: Refused, and the refusal already read by connect: reusable as is.
         self._cleared = False
         self._address: tuple[str, int] | None = None
-        self._idle = _Idle(fetcher, self._timed_out)
+        self._idle = _Idle(fetcher, fetch.end_by, self._fail)
 
     def open(self, address: tuple[str, int]) -> None:
         """Connect and send the request (or wait until it can be sent)."""
@@ -262,9 +282,6 @@ class _SocketGet:
         else:
             self._idle.touch()  # a read: the next one has a whole timeout
 
-    def _timed_out(self) -> None:
-        self._fail(TimeoutError())
-
     def _fail(self, exc: BaseException) -> None:
         self.exchange.finish(exc)
         self._end()
@@ -300,12 +317,12 @@ class _SocketGet:
 class _Carrier(asyncio.Protocol):
     """An asyncio transport's side of an :class:`Exchange` (TLS, names)."""
 
-    def __init__(self, fetcher: Fetcher, exchange: Exchange, request: bytes) -> None:
+    def __init__(self, fetcher: Fetcher, exchange: Exchange, request: bytes, end_by: float) -> None:
         self.exchange = exchange
         self._request = request
         self.ended: asyncio.Future[None] = fetcher.loop.create_future()
         self._transport: asyncio.WriteTransport | None = None
-        self._idle = _Idle(fetcher, self._timed_out)
+        self._idle = _Idle(fetcher, end_by, self._timed_out)
         self._idle.touch()  # from now: nothing may leave the exchange waiting for ever
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -330,8 +347,8 @@ class _Carrier(asyncio.Protocol):
         self.exchange.finish(exc or ConnectionResetError("the server closed the connection early"))
         self.close()
 
-    def _timed_out(self) -> None:
-        self.exchange.finish(TimeoutError())
+    def _timed_out(self, exc: TimeoutError) -> None:
+        self.exchange.finish(exc)
         self.close()
 
     def close(self) -> None:
@@ -356,10 +373,15 @@ class Fetcher:
         user_agent: str = "Cisco/SPA504G-7.6.2 (phonecast emulator)",
         limit: int = 256,
         tls: ssl.SSLContext | None = None,
+        deadline: float | None = None,
     ) -> None:
-        """``tls`` verifies https servers (default: the system's trust store)."""
+        """``tls`` verifies https servers (default: the system's trust store);
+        ``deadline``: how long a whole fetch may take, redirects included
+        (default: ``DEFAULT_DEADLINE_TIMEOUTS`` timeouts)."""
         #: Connect, and each read, have this long.
         self.timeout = timeout
+        #: A whole fetch has this long.
+        self.deadline = timeout * DEFAULT_DEADLINE_TIMEOUTS if deadline is None else deadline
         #: Largest body accepted.
         self.max_bytes = max_bytes
         self._max_redirects = max_redirects
@@ -448,6 +470,8 @@ class Fetcher:
     def _attempt(self, fetch: _Fetch) -> None:
         """One GET of ``fetch.url`` (the fetch holds a turn)."""
         url = fetch.url
+        if fetch.end_by == _NOT_STARTED:  # its first GET: the whole fetch's clock starts
+            fetch.end_by = self.loop.time() + self.deadline
         target = self._targets.get(url)
         if target is None:
             target = remember(self._targets, url, self._target(url), _TARGETS_KEPT)
@@ -500,15 +524,21 @@ class Fetcher:
         cannot be fetched.  Kept per URL (phones are pushed the same URL
         again and again): splitting and writing it is a fifth of a fetch
         refused on loopback."""
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # an unclosed or invalid IPv6 bracket, say
+            return "invalid URL"
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https"):
             return f"unsupported URL scheme {scheme!r}"
         host = parts.hostname
         try:
-            port = parts.port or (443 if scheme == "https" else 80)
+            given = parts.port
         except ValueError:
             return "invalid port in URL"
+        if given == 0:
+            return "invalid port in URL"
+        port = given or (443 if scheme == "https" else 80)
         if not host:
             return "URL has no host"
         try:
@@ -522,10 +552,11 @@ class Fetcher:
     ) -> None:
         """One GET through an asyncio transport (https, or a host name)."""
         exchange = Exchange(self.max_bytes)
-        carrier = _Carrier(self, exchange, request)
+        carrier = _Carrier(self, exchange, request, fetch.end_by)
         https = scheme == "https"
         try:
-            async with asyncio.timeout(self.timeout):
+            connect_by = min(self.loop.time() + self.timeout, fetch.end_by)
+            async with asyncio.timeout_at(connect_by):
                 await self.loop.create_connection(
                     lambda: carrier,
                     host,

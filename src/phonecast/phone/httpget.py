@@ -25,6 +25,10 @@ import httptools
 #: than any content server sends).
 MAX_HEADER_BYTES: Final = 16 * 1024
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+#: Transfer codings a phone reads: ``chunked``, and ``identity`` (no coding,
+#: RFC 2616's name for it).  A page in any other (gzip...) would reach the
+#: XML parser still coded, so it is refused by name instead.
+_CODINGS_READ: Final = frozenset({b"chunked", b"identity"})
 #: What a Host field may hold once the name is IDNA-encoded: a name, an IPv4
 #: address or an IPv6 reference, and a port.
 _HOST_RE: Final = re.compile(rb"[A-Za-z0-9._\-]+(?::[0-9]*)?|\[[0-9A-Fa-f:.]+\](?::[0-9]*)?")
@@ -123,6 +127,14 @@ class Exchange:
         self._head_bytes = 0  # received while the header block was incomplete
         self._field_bytes = 0  # header fields parsed so far
         self._head_done = False
+        #: Every byte received, framing included, is bounded too: the caps on
+        #: the header block and the body count neither a chunk's size line
+        #: and extensions nor the trailers' CRLFs, and a server sending an
+        #: endless chunk extension (or size digits without end) would
+        #: otherwise keep a fetch reading, each read a sign of progress.
+        #: The framing may add as much again as the body cap.
+        self._received = 0
+        self._max_received = MAX_HEADER_BYTES + 2 * max_bytes
 
     def feed(self, data: bytes) -> None:
         """Bytes of the response, as received."""
@@ -133,15 +145,25 @@ class Exchange:
             parser = self._parser = httptools.HttpResponseParser(self)
         if not self._head_done:
             self._head_bytes += len(data)
+        self._received += len(data)
+        if self._received > self._max_received:
+            self.finish(TooBig(f"response exceeds {self._max_received} bytes with its framing"))
+            return
         try:
             parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
-            # A callback below raised (a cap was passed): that is the reason.
+            # A callback below raised (a cap was passed, or bytes came after
+            # the response): that is the reason.
             cause = exc.__context__
             self.finish(cause if isinstance(cause, Exception) else exc)
             return
         except httptools.HttpParserError as exc:
             self.finish(BadResponse(f"malformed response: {exc}"))
+            return
+        except httptools.HttpParserUpgrade:
+            # A 101 Switching Protocols (not an HttpParserError): nothing a
+            # GET of a page asked for, and llhttp would read on past it.
+            self.finish(BadResponse("the server switched protocols (HTTP 101)"))
             return
         if not self._head_done and self._head_bytes > MAX_HEADER_BYTES:
             self.finish(TooBig(f"response header block exceeds {MAX_HEADER_BYTES} bytes"))
@@ -168,25 +190,48 @@ class Exchange:
         return self.headers.get(b"content-type", b"").decode("latin-1")
 
     # -- llhttp callbacks
+    # llhttp reads on past a complete response within one feed_data: bytes
+    # after it (a second response the server had no business sending) must
+    # not change the one received, so a message begun once the exchange is
+    # over stops the parser, and the other callbacks ignore what follows.
+    def on_message_begin(self) -> None:
+        if self.done:
+            raise BadResponse("bytes after the end of the response")
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.done:
+            return
         self._field_bytes += len(name) + len(value) + 4
         if self._field_bytes > MAX_HEADER_BYTES:
             raise TooBig(f"response header block exceeds {MAX_HEADER_BYTES} bytes")
-        self.headers[name.lower()] = value
+        key = name.lower()
+        if key == b"transfer-encoding" and key in self.headers:
+            # A list header: its fields together name the codings in order.
+            value = self.headers[key] + b", " + value
+        self.headers[key] = value
 
     def on_headers_complete(self) -> None:
-        assert self._parser is not None  # called from within feed_data
-        status = self._parser.get_status_code()
+        parser = self._parser
+        if self.done or parser is None:
+            return
+        status = parser.get_status_code()
         if 100 <= status < 200:  # interim (100 Continue...): the final one follows
             self.headers = {}
             return
         self.status = status
         self._head_done = True
+        coded = self._codings()
+        unread = [c for c in coded if c not in _CODINGS_READ]
+        if unread:
+            shown = unread[0].decode("latin-1")[:40]
+            raise BadResponse(f"unsupported transfer coding {shown!r}")
         declared = self.headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self._max:
             raise TooBig(f"body of {int(declared)} bytes exceeds {self._max}")
 
     def on_body(self, body: bytes) -> None:
+        if self.done:
+            return
         self.body += body
         if len(self.body) > self._max:
             raise TooBig(f"body exceeds {self._max} bytes")
@@ -195,8 +240,21 @@ class Exchange:
         if self._head_done:
             self.finish()
 
+    def _codings(self) -> list[bytes]:
+        """The Transfer-Encoding's codings, lower-cased, in order."""
+        field = self.headers.get(b"transfer-encoding")
+        if field is None:
+            return []
+        return [c.strip().lower() for c in field.split(b",") if c.strip()]
+
     def _framed(self) -> bool:
-        return b"content-length" in self.headers or b"transfer-encoding" in self.headers
+        """Whether the body's end is known other than by the connection's:
+        a Content-Length, or chunked as the final transfer coding (else the
+        body runs to the close, RFC 9112 6.3 items 4 and 8)."""
+        if b"content-length" in self.headers:
+            return True
+        codings = self._codings()
+        return bool(codings) and codings[-1] == b"chunked"
 
 
 def outcome(url: str, exchange: Exchange) -> FetchResult | str:
@@ -204,7 +262,9 @@ def outcome(url: str, exchange: Exchange) -> FetchResult | str:
     URL a redirect points to."""
     exc = exchange.error
     if isinstance(exc, TimeoutError):
-        return FetchResult(url, False, exchange.status, error="timed out")
+        why = str(exc)  # the whole fetch's deadline says so; a read's does not
+        error = f"timed out: {why}" if why else "timed out"
+        return FetchResult(url, False, exchange.status, error=error)
     if isinstance(exc, TooBig):
         return FetchResult(url, False, exchange.status, exchange.content_type, error=str(exc))
     if isinstance(exc, BadResponse):
