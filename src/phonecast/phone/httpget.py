@@ -263,8 +263,8 @@ def outcome(url: str, exchange: Exchange) -> FetchResult | str:
     exc = exchange.error
     if isinstance(exc, TimeoutError):
         why = str(exc)  # the whole fetch's deadline says so; a read's does not
-        error = f"timed out: {why}" if why else "timed out"
-        return FetchResult(url, False, exchange.status, error=error)
+        said = f"timed out: {why}" if why else "timed out"
+        return FetchResult(url, False, exchange.status, error=said)
     if isinstance(exc, TooBig):
         return FetchResult(url, False, exchange.status, exchange.content_type, error=str(exc))
     if isinstance(exc, BadResponse):
