@@ -131,7 +131,8 @@ async def test_failures_are_reported_and_retried_only_where_they_should(tmp_path
     assert {(r["outcome"], r["code"], r["attempts"]) for r in of("badpw")} == {
         ("auth_rejected", 401, 1)
     }
-    assert {(r["outcome"], r["attempts"]) for r in of("dead")} == {("timeout", 3)}
+    # A closed port's ICMP unreachable: retried like a timeout, reported as what it is.
+    assert {(r["outcome"], r["attempts"]) for r in of("dead")} == {("unreachable", 3)}
     assert {(r["outcome"], r["code"], r["attempts"]) for r in of("busy")} == {("rejected", 486, 1)}
     assert {(r["outcome"], r["code"], r["attempts"]) for r in of("unavailable")} == {
         ("rejected", 503, 3)

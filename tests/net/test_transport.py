@@ -156,3 +156,63 @@ async def test_udp_send_to_closed_port_does_not_raise() -> None:
             await asyncio.sleep(0.01)
     finally:
         a.close()
+
+
+def _closed_udp_port(host: str) -> int:
+    """A UDP port nobody listens on (bound, read, closed)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+@pytest.mark.parametrize("count", [1, 300])
+async def test_icmp_unreachables_are_told_and_the_socket_reads_on(host: str, count: int) -> None:
+    """A datagram sent to a closed port comes back as an ICMP port
+    unreachable, which the transport reads from the error queue and tells
+    with the address it was sent to.  The socket then still receives: on
+    uvloop, an error on a descriptor stops its watcher, and a socket not
+    registered again was deaf from the first ICMP on.  With 300 sent in a
+    row, later sends report the pending error themselves (and the kernel
+    limits how many ICMPs it sends): the queue must still be read."""
+    told: list[tuple[tuple[str, int], tuple[str, int]]] = []
+    inbox = Inbox()
+    try:
+        a = await UdpTransport.bind(host, 0, inbox, unreachable=lambda *pair: told.append(pair))
+    except OSError:
+        pytest.skip(f"no {host} loopback on this machine")
+    b = await UdpTransport.bind(host, 0, Inbox())
+    dead = (host, _closed_udp_port(host))
+    try:
+        for _ in range(count):
+            a.sendto(MSG, dead)
+        for _ in range(200):
+            if told:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # the rest of them
+        assert told and set(told) == {(a.local, dead)} and len(told) <= count
+        b.sendto(b"still there?", a.local)
+        data, flow = await inbox.get()
+        assert data == b"still there?" and flow.remote == b.local
+    finally:
+        a.close()
+        b.close()
+
+
+async def test_without_a_listener_for_them_icmp_errors_are_not_queued() -> None:
+    """A socket nobody asked to hear of unreachables keeps the kernel's
+    default (no IP_RECVERR): nothing is queued for it to read."""
+    inbox = Inbox()
+    a = await UdpTransport.bind("127.0.0.1", 0, inbox)
+    b = await UdpTransport.bind("127.0.0.1", 0, Inbox())
+    try:
+        a.sendto(MSG, ("127.0.0.1", _closed_udp_port("127.0.0.1")))
+        await asyncio.sleep(0.05)
+        assert not a._errors_queued
+        b.sendto(b"x", a.local)
+        assert (await inbox.get())[0] == b"x"
+    finally:
+        a.close()
+        b.close()

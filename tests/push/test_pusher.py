@@ -183,7 +183,33 @@ async def test_dns_failover_to_the_second_srv_target(phone: int, tmp_path: Path)
             await pusher.endpoint.close()
     assert out.delivered
     assert [a.target for a in out.tried] == [f"udp:127.0.0.1:{dead}", f"udp:127.0.0.1:{phone}"]
-    assert out.tried[0].result == "timeout"
+    # The dead target's ICMP port unreachable is its transport error (RFC
+    # 3261 18.4), so the failover comes at once, not after the timeout.
+    assert out.tried[0].result == "transport" and out.tried[0].elapsed_ms < 500
+
+
+async def test_a_closed_port_fails_at_once_by_its_icmp_unreachable() -> None:
+    """No failover here: the push is unreachable in milliseconds, not after
+    its 10 s timeout (or Timer F's 32 s), and the endpoint counts it."""
+    pusher = await _pusher()
+    dead = free_udp_port()
+    try:
+        out = await asyncio.wait_for(
+            pusher.push(
+                SipUri("127.0.0.1", "1001", port=dead),
+                Secret("pw"),
+                url_payload("http://127.0.0.1:9/a"),
+                options=PushOptions(timeout=10.0),
+            ),
+            5,
+        )
+        assert out.status == "unreachable" and [a.result for a in out.tried] == ["transport"]
+        assert out.elapsed_ms < 1000
+        stats = pusher.endpoint.stats
+        assert stats.unreachable >= 1 and stats.unreachable_ended == 1
+        assert stats.transactions == 0
+    finally:
+        await pusher.endpoint.close()
 
 
 def parse_target(text: str) -> SipUri:

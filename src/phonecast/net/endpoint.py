@@ -150,6 +150,10 @@ class Stats:
     #: connection had closed (RFC 3261 18.2.2), and those that could not be.
     redialled: int = 0
     redial_failed: int = 0
+    #: ICMP unreachables read for our datagrams, and the client
+    #: transactions they ended (RFC 3261 18.4: a transport error).
+    unreachable: int = 0
+    unreachable_ended: int = 0
 
 
 class ServerHandle:
@@ -370,6 +374,11 @@ class SipEndpoint:
         #: Local address -> the only source host read there (see restrict_source).
         self._sources: dict[Address, str] = {}
         self._dropped_sources = 0
+        #: Client transactions over UDP by the address they send to: what an
+        #: ICMP unreachable for that address ends (see _unreachable).
+        self._udp_clients: dict[Address, set[_Entry]] = {}
+        self._icmp_unreachable = 0
+        self._icmp_ended = 0
 
     # ------------------------------------------------------------ lifecycle
     def restrict_source(self, local: Address, host: str) -> None:
@@ -383,7 +392,7 @@ class SipEndpoint:
 
     async def listen_udp(self, host: str, port: int = 0) -> Address:
         """Bind a UDP socket (call again for more: each answers on its own)."""
-        sock = await UdpTransport.bind(host, port, self._on_data)
+        sock = await UdpTransport.bind(host, port, self._on_data, unreachable=self._unreachable)
         self._udp[sock.local] = sock
         if self.udp is None:
             self.udp = sock
@@ -441,6 +450,7 @@ class SipEndpoint:
             if entry.callback is not None:
                 entry.callback(None, "closed")
         self._entries.clear()
+        self._udp_clients.clear()
         self._on_stream.clear()
         self._server_live = 0
         self._by_wire.clear()
@@ -469,6 +479,8 @@ class SipEndpoint:
             self._dropped_sources,
             self._redials.opened,
             self._redials.failed,
+            self._icmp_unreachable,
+            self._icmp_ended,
         )
 
     def now(self) -> float:
@@ -574,6 +586,11 @@ class SipEndpoint:
         entry.callback = callback
         if flow is not None and flow.connection is not None:
             self._carried(entry, flow.connection)
+        elif transport == "udp":
+            waiting = self._udp_clients.get(remote)
+            if waiting is None:
+                waiting = self._udp_clients[remote] = set()
+            waiting.add(entry)
         self._table.add(tx)
         self._entries[id(tx)] = entry
         self._pump(entry)
@@ -927,8 +944,15 @@ class SipEndpoint:
             entry.timer = None
         self._table.remove(entry.tx)
         if self._entries.pop(id(entry.tx), None) is not None:
-            if entry.destination is None:
+            destination = entry.destination
+            if destination is None:
                 self._server_live -= 1
+            elif destination[0] == "udp":
+                waiting = self._udp_clients.get(destination[1])
+                if waiting is not None:
+                    waiting.discard(entry)
+                    if not waiting:
+                        del self._udp_clients[destination[1]]
             if entry.flow is not None and entry.flow.connection is not None:
                 conn = entry.flow.connection
                 carried = self._on_stream.get(conn)
@@ -1003,6 +1027,28 @@ class SipEndpoint:
             if self._entries.get(id(entry.tx)) is entry:
                 entry.tx.handle_transport_error(now)
                 self._pump(entry)
+
+    def _unreachable(self, local: Address, remote: Address) -> None:
+        """An ICMP unreachable says nobody listens at ``remote`` for what
+        the socket at ``local`` sent there: the client transactions waiting
+        on an answer from it over that socket hear of a transport error
+        (RFC 3261 18.4; 8.1.3.1: the TU may try the next target), instead
+        of retransmitting until Timer F or B.  Server transactions run on:
+        their peer's retransmission is what matters to them."""
+        self._icmp_unreachable += 1
+        waiting = self._udp_clients.get(remote)
+        if not waiting:
+            return
+        now = self.now()
+        first = self.udp
+        for entry in list(waiting):
+            flow = entry.flow
+            sent_from = flow.local if flow is not None else (first.local if first else None)
+            if sent_from != local or self._entries.get(id(entry.tx)) is not entry:
+                continue
+            self._icmp_ended += 1
+            entry.tx.handle_transport_error(now)
+            self._pump(entry)
 
     def _refused(self, flow: Flow, status_code: int, why: str) -> None:
         if self.on_refused is not None:

@@ -16,6 +16,15 @@ connections and its limits are :mod:`phonecast.net.stream`'s.
 Everything received is handed up as ``(data, flow)``: the raw message bytes
 and the :class:`Flow` it arrived on, which is what a response must go back
 over (RFC 3261 18.2.2; for UDP with RFC 3581 rport, the source address).
+
+An ICMP "port unreachable" (or host or network unreachable) for a datagram
+we sent is a transport error for whatever waits on an answer from there
+(RFC 3261 18.4, 8.1.3.1): on Linux an unconnected UDP socket hears of it only
+with ``IP_RECVERR``, in its error queue, with the address the datagram went
+to.  The transport reads that queue and says which address could not be
+reached (``unreachable``), so a push to a phone whose SIP port is closed
+fails at once, and RFC 3263 failover moves on, instead of retransmitting
+to nobody until Timer F (32 s).
 """
 
 from __future__ import annotations
@@ -26,6 +35,8 @@ import contextlib
 import errno
 import socket
 import ssl
+import struct
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, cast
@@ -46,6 +57,21 @@ _Held = tuple[bytes, Address, Callable[[], None] | None]
 _HELD_MAX: Final = 32
 #: Bound of a UDP transport's table of peers' flows.
 _FLOWS_KEPT: Final = 4096
+#: Told (local address, address a datagram could not reach) for each ICMP
+#: unreachable read from a UDP socket's error queue.
+Unreachable = Callable[[Address, Address], None]
+#: Linux's socket options and values for the error queue (linux/in.h,
+#: linux/in6.h, linux/errqueue.h); the socket module names none but the flag.
+_IS_LINUX: Final = sys.platform.startswith("linux")
+_IP_RECVERR: Final = 11
+_IPV6_RECVERR: Final = 25
+_MSG_ERRQUEUE: Final = 0x2000
+_SO_EE_ORIGIN_ICMP: Final = 2
+_SO_EE_ORIGIN_ICMP6: Final = 3
+#: What an ICMP error for a datagram means here: nobody will answer there.
+_UNREACHABLE_ERRNOS: Final = frozenset({errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH})
+#: Error-queue entries read per readable event at most.
+_ERRORS_BATCH: Final = 64
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -80,9 +106,16 @@ def sockaddr_address(sockaddr: tuple[object, ...]) -> Address:
 class UdpTransport:
     """One UDP socket, drained with ``add_reader``."""
 
-    def __init__(self, sock: socket.socket, receiver: Receiver) -> None:
+    def __init__(
+        self, sock: socket.socket, receiver: Receiver, unreachable: Unreachable | None = None
+    ) -> None:
         self._sock = sock
         self._receiver = receiver
+        self._unreachable = unreachable
+        #: True when the socket queues its ICMP errors (IP_RECVERR, set by bind).
+        self._errors_queued = False
+        #: True while a read of the error queue is scheduled (see sendto).
+        self._errors_due = False
         self._loop = asyncio.get_running_loop()
         self._pending: collections.deque[tuple[bytes, Address]] = collections.deque()
         self._closed = False
@@ -97,20 +130,39 @@ class UdpTransport:
 
     @classmethod
     async def bind(
-        cls, host: str, port: int, receiver: Receiver, *, rcvbuf: int = 4 << 20
+        cls,
+        host: str,
+        port: int,
+        receiver: Receiver,
+        *,
+        rcvbuf: int = 4 << 20,
+        unreachable: Unreachable | None = None,
     ) -> UdpTransport:
-        """Bind ``host:port`` (port 0 picks a free one) and start receiving."""
-        sock = socket.socket(family_of(host), socket.SOCK_DGRAM)
+        """Bind ``host:port`` (port 0 picks a free one) and start receiving;
+        ``unreachable`` hears of the ICMP errors for datagrams sent from it
+        (see the module's docstring)."""
+        family = family_of(host)
+        sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             sock.setblocking(False)
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, rcvbuf)
+            errors_queued = False
+            if unreachable is not None and _IS_LINUX:
+                with contextlib.suppress(OSError):
+                    if family == socket.AF_INET6:
+                        sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVERR, 1)
+                    else:
+                        sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
+                    errors_queued = True
             sock.bind((host, port))
         except BaseException:
             sock.close()
             raise
-        return cls(sock, receiver)
+        transport = cls(sock, receiver, unreachable)
+        transport._errors_queued = errors_queued
+        return transport
 
     def _on_readable(self) -> None:
         if self._held is None:
@@ -130,14 +182,55 @@ class UdpTransport:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
-                # ICMP errors surface here on some kernels; they concern an
-                # earlier send, not this read.  Keep draining.
+                # An ICMP error for an earlier send, not this read: with
+                # IP_RECVERR its entries wait in the error queue.
+                self._read_errors()
+                if self._closed:  # closed by whoever heard of the error
+                    return
                 continue
             flow = flows.get(sockaddr)
             if flow is None:
                 flow = Flow("udp", (sockaddr[0], sockaddr[1]), self.local)
                 remember(flows, sockaddr, flow, _FLOWS_KEPT)
             receiver(data, flow)
+        if self._errors_queued:
+            # The batch ran out before the socket's error (which a read
+            # reports only once the datagrams before it are read) showed.
+            self._read_errors()
+
+    def _read_errors(self) -> None:
+        """Empty the error queue; tell ``unreachable`` of each ICMP
+        unreachable in it (a local error, EMSGSIZE say, is no such news).
+
+        Then register the reader afresh: while the queue holds an entry,
+        epoll reports an error on the socket, and uvloop (libuv's poll
+        handle) stops watching a descriptor on an error, after one last
+        call, so without this a single ICMP would leave the socket unread
+        for good (asyncio's loop just calls the reader again)."""
+        sock = self._sock
+        read = 0
+        for _ in range(_ERRORS_BATCH):
+            try:
+                _data, ancillary, _flags, sockaddr = sock.recvmsg(1, 512, _MSG_ERRQUEUE)
+            except OSError:  # empty (EAGAIN), or no error queue at all
+                break
+            read += 1
+            unreachable = self._unreachable
+            if unreachable is None or not sockaddr:
+                continue
+            for _level, _kind, cdata in ancillary:
+                if len(cdata) < 5:
+                    continue
+                # struct sock_extended_err: ee_errno (u32), ee_origin (u8), ...
+                ee_errno, ee_origin = struct.unpack_from("=IB", cdata)
+                if ee_origin in (_SO_EE_ORIGIN_ICMP, _SO_EE_ORIGIN_ICMP6) and (
+                    ee_errno in _UNREACHABLE_ERRNOS
+                ):
+                    unreachable(self.local, sockaddr_address(sockaddr))
+        if read and not self._closed:
+            fd = sock.fileno()
+            self._loop.remove_reader(fd)
+            self._loop.add_reader(fd, self._on_readable)
 
     def send_soon(
         self, data: bytes, remote: Address, failed: Callable[[], None] | None = None
@@ -190,8 +283,23 @@ class UdpTransport:
             self._pending.append((data, remote))
             self._loop.add_writer(self._sock.fileno(), self._on_writable)
         except OSError as exc:
-            if exc.errno not in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH):
+            if exc.errno not in _UNREACHABLE_ERRNOS:
                 raise
+            self._errors_reported()
+
+    def _errors_reported(self) -> None:
+        """A send reported the socket's pending ICMP error (a send does,
+        before a read can): its entries still wait in the error queue, and
+        no read will say so any more, so read them soon (not from inside
+        this send, which its caller may be in the middle of)."""
+        if self._errors_queued and not self._errors_due:
+            self._errors_due = True
+            self._loop.call_soon(self._read_errors_due)
+
+    def _read_errors_due(self) -> None:
+        self._errors_due = False
+        if not self._closed:
+            self._read_errors()
 
     def _on_writable(self) -> None:
         while self._pending:
@@ -200,8 +308,9 @@ class UdpTransport:
                 self._sock.sendto(data, remote)
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:
-                pass
+            except OSError as exc:
+                if exc.errno in _UNREACHABLE_ERRNOS:
+                    self._errors_reported()
             self._pending.popleft()
         self._loop.remove_writer(self._sock.fileno())
 
