@@ -111,9 +111,9 @@ class UdpTransport:
     ) -> None:
         self._sock = sock
         self._receiver = receiver
+        #: Told of ICMP unreachables; given only for a socket that queues its
+        #: errors (IP_RECVERR, which bind sets), so None means none are queued.
         self._unreachable = unreachable
-        #: True when the socket queues its ICMP errors (IP_RECVERR, set by bind).
-        self._errors_queued = False
         #: True while a read of the error queue is scheduled (see sendto).
         self._errors_due = False
         self._loop = asyncio.get_running_loop()
@@ -148,21 +148,24 @@ class UdpTransport:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, rcvbuf)
-            errors_queued = False
+            told: Unreachable | None = None
             if unreachable is not None and _IS_LINUX:
                 with contextlib.suppress(OSError):
                     if family == socket.AF_INET6:
                         sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVERR, 1)
                     else:
                         sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
-                    errors_queued = True
+                    told = unreachable
             sock.bind((host, port))
         except BaseException:
             sock.close()
             raise
-        transport = cls(sock, receiver, unreachable)
-        transport._errors_queued = errors_queued
-        return transport
+        return cls(sock, receiver, told)
+
+    @property
+    def _errors_queued(self) -> bool:
+        """Whether the socket queues its ICMP errors for us to read."""
+        return self._unreachable is not None
 
     def _on_readable(self) -> None:
         if self._held is None:
@@ -207,16 +210,18 @@ class UdpTransport:
         handle) stops watching a descriptor on an error, after one last
         call, so without this a single ICMP would leave the socket unread
         for good (asyncio's loop just calls the reader again)."""
+        unreachable = self._unreachable
+        if unreachable is None:  # no IP_RECVERR: nothing is queued
+            return
         sock = self._sock
         read = 0
         for _ in range(_ERRORS_BATCH):
             try:
                 _data, ancillary, _flags, sockaddr = sock.recvmsg(1, 512, _MSG_ERRQUEUE)
-            except OSError:  # empty (EAGAIN), or no error queue at all
+            except OSError:  # empty (EAGAIN)
                 break
             read += 1
-            unreachable = self._unreachable
-            if unreachable is None or not sockaddr:
+            if not sockaddr:
                 continue
             for _level, _kind, cdata in ancillary:
                 if len(cdata) < 5:
