@@ -84,7 +84,11 @@ def _common(func: F) -> F:
             "--events",
             "events_path",
             type=click.Path(dir_okay=False),
-            help="Write one JSON object per event to this file.",
+            help=(
+                "Write one JSON object per event to this file.  If writing it fails "
+                "later (disk full), that is said once on stderr and the phones go on "
+                "without it."
+            ),
         ),
         click.option(
             "--no-auth",
