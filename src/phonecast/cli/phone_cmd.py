@@ -21,21 +21,20 @@ from rich.table import Table
 from rich.text import Text as RichText
 
 from phonecast.campaign.inventory import Phone, write_inventory_csv
+from phonecast.cli.checks import fail, parse_seconds, parsed_by
 from phonecast.cli.phone_options import (
     fleet_addresses,
     fleet_passwords,
     parse_line,
     parse_nonce_lifetime,
+    parse_realm,
     parse_registrar,
     parse_ring_seconds,
-    parse_seconds,
     parse_source_address,
-    parsed_by,
     registration_transport,
     server_tls_context,
     stream_limit_options,
 )
-from phonecast.cli.push_cmd import fail
 from phonecast.credentials import Secret
 from phonecast.net.endpoint import DEFAULT_MAX_SERVER_TRANSACTIONS
 from phonecast.net.limits import DEFAULT_STREAM_LIMITS, StreamLimits
@@ -95,7 +94,13 @@ def _common(func: F) -> F:
             is_flag=True,
             help="Accept NOTIFYs without a digest (Auth_Resync-Reboot = no).",
         ),
-        click.option("--realm", default="phonecast", show_default=True),
+        click.option(
+            "--realm",
+            default="phonecast",
+            show_default=True,
+            callback=parsed_by(parse_realm),
+            help="The digest realm of the challenges (no control characters, '\"' or '\\').",
+        ),
         click.option(
             "--algorithm",
             type=click.Choice(["MD5", "SHA-256", "SHA-512-256"]),
@@ -211,7 +216,12 @@ def _common(func: F) -> F:
     "lines",
     multiple=True,
     required=True,
-    help="USER[/AUTHID]:PASSWORD@PORT, once per line.",
+    help=(
+        "USER[/AUTHID]:PASSWORD@PORT, once per line.  A PASSWORD starting with env: "
+        "or file: is read from that environment variable (env:VAR) or file (file:PATH, "
+        "without its trailing newline), so it stays out of the process list; a "
+        "literal password that itself starts with env: or file: must be given that way."
+    ),
 )
 @click.option("--name", default="phone-1", show_default=True)
 @click.option("--quiet", is_flag=True, help="Do not draw the screen.")
