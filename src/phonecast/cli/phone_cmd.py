@@ -294,10 +294,19 @@ def screen_printer(console: Console) -> Callable[[PhoneState], None]:
 
     The emulator calls it for every page shown, and a campaign pushes the
     same page again and again: a phone whose rendering is the one last
-    drawn is not drawn again (the ``screen`` event still records each)."""
+    drawn is not drawn again (the ``screen`` event still records each).
+
+    A console that cannot be written any more (stderr a closed pipe, as in
+    ``phonecast phone ... 2>&1 | head -1``) ends the drawing, not the
+    phone: the drawing is rendered apart and written here, since rich
+    answers a broken pipe with SystemExit, which would stop the phone
+    answering SIP."""
     drawn: dict[str, str] = {}
+    broken: list[bool] = []
 
     def show(state: PhoneState) -> None:
+        if broken:
+            return
         name, drawing = state.config.name, state.screen.render()
         if drawn.get(name) == drawing:
             return
@@ -305,7 +314,13 @@ def screen_printer(console: Console) -> Callable[[PhoneState], None]:
         # The drawing is a pushed page's text: printed as it is, never read
         # as rich markup ("[/]" in a title would stop the drawing, "[red]"
         # would vanish).
-        console.print(RichText.assemble((name, "bold"), " shows:\n", drawing))
+        with console.capture() as capture:
+            console.print(RichText.assemble((name, "bold"), " shows:\n", drawing))
+        try:
+            console.file.write(capture.get())
+            console.file.flush()
+        except (OSError, ValueError):  # ValueError: the file was closed
+            broken.append(True)
 
     return show
 
@@ -491,7 +506,8 @@ REGISTERING_AT_ONCE: Final = 64
 async def _register_and_report(host: PhoneHost, registrar: str) -> None:
     codes = await _register_all(host)
     ok = sum(code is not None and 200 <= code < 300 for code in codes)
-    click.echo(f"phonecast: {ok} of {len(codes)} line(s) registered at {registrar}", err=True)
+    with contextlib.suppress(OSError):  # a closed stderr must not stop the phones
+        click.echo(f"phonecast: {ok} of {len(codes)} line(s) registered at {registrar}", err=True)
 
 
 async def _register_all(host: PhoneHost) -> list[int | None]:
@@ -577,7 +593,8 @@ async def _serve(
             registering.cancel()
         await host.close()
     if tally is not None and not live:
-        click.echo(tally.line(), err=True)
+        with contextlib.suppress(OSError):  # stderr may be a closed pipe by now
+            click.echo(tally.line(), err=True)
 
 
 def _line_not_bound(host: PhoneHost, cfg: PhoneConfig) -> LineConfig:
