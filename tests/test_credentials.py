@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from phonecast.credentials import Secret, SecretError, resolve_secret
+from phonecast.credentials import Secret, SecretError, redact_uri, resolve_secret
 
 
 def test_secret_is_redacted_everywhere() -> None:
@@ -30,3 +30,22 @@ def test_resolve_errors_name_the_reference(tmp_path: Path, monkeypatch: pytest.M
         resolve_secret("env:PHONECAST_UNSET")
     with pytest.raises(SecretError, match=r"missing\.txt"):
         resolve_secret("file:missing.txt", base=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("sip:1001:TOPSECRET@127.0.0.1:5060", "sip:1001:***@127.0.0.1:5060"),
+        ("sips:1001:a:b@h", "sips:1001:***@h"),
+        ("sip:1001:p@q@h", "sip:1001:***@h"),
+        ("1001:TOPSECRET@h", "1001:***@h"),
+        ("http://u:URLSECRET@127.0.0.1:27999/t.xml", "http://u:***@127.0.0.1:27999/t.xml"),
+        ("HTTP://u:URLSECRET@h/", "HTTP://u:***@h/"),
+        ("sip:1001@h", "sip:1001@h"),
+        ("http://u@h/", "http://u@h/"),
+        ("http://h/a", "http://h/a"),
+        ("no uri", "no uri"),
+    ],
+)
+def test_redact_uri_hides_the_userinfo_password(text: str, shown: str) -> None:
+    assert redact_uri(text) == shown

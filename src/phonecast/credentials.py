@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import os
 from pathlib import Path
+from typing import Final
 
 
 class SecretError(ValueError):
@@ -75,3 +76,34 @@ def resolve_secret(spec: str, *, base: Path | None = None) -> Secret:
             raise SecretError(f"password file {raw} is not UTF-8 text") from None
         return Secret(text.rstrip("\r\n"), f"file:{raw}")
     return Secret(spec)
+
+
+#: Schemes whose ``scheme:user:password@host`` form :func:`redact_uri` knows.
+_URI_SCHEMES: Final = frozenset({"sip", "sips", "tel", "http", "https"})
+
+
+def redact_uri(text: str) -> str:
+    """``text`` (a URI, well formed or not) with the password of its
+    userinfo shown as ``***``, for an error message, a log or an event.
+
+    Works on the text, not a parse, since it must also serve URIs that do
+    not parse: the userinfo ends at the *last* ``@`` (an ``@`` later in the
+    text than the real end only hides more), and its password is whatever
+    follows the user's colon.  A text without a known scheme
+    (``1001:secret@host``) has no scheme colon, so the first colon is the
+    user's.  Over-redacting is harmless; showing a password is not.
+    """
+    at = text.rfind("@")
+    if at < 0:
+        return text
+    head, tail = text[:at], text[at:]
+    scheme, colon, rest = head.partition(":")
+    if not colon:
+        return text
+    if scheme.lower() not in _URI_SCHEMES:
+        return f"{scheme}:***{tail}"
+    if rest.startswith("//"):  # http://user:password@host
+        user, colon, _ = rest[2:].partition(":")
+        return f"{scheme}://{user}:***{tail}" if colon else text
+    user, colon, _ = rest.partition(":")
+    return f"{scheme}:{user}:***{tail}" if colon else text

@@ -107,3 +107,24 @@ async def test_the_phone_command_draws_a_page_pushed_twice_once(tmp_path: Path) 
     drawn = err.decode()
     assert drawn.count("desk shows:") == 2, drawn
     assert drawn.count("|Drill") == 1 and drawn.count("|Later") == 1
+
+
+class _GoneFile(io.StringIO):
+    """A stderr that cannot be written (a closed pipe, a vanished tty)."""
+
+    writes = 0
+
+    def write(self, text: str) -> int:
+        if not text:  # as a real stream: nothing to write, nothing fails
+            return 0
+        _GoneFile.writes += 1
+        raise OSError(5, "Input/output error")
+
+
+def test_a_console_that_cannot_be_written_stops_the_drawing_not_the_phone() -> None:
+    show = screen_printer(Console(file=_GoneFile(), width=80, color_system=None))
+    state = _state("desk")
+    for title in ("Drill", "Later", "Again"):
+        state.screen = screen_for(_page(title))
+        show(state)  # must not raise into the phone
+    assert _GoneFile.writes == 1  # drawing stopped after the first failure

@@ -516,3 +516,16 @@ async def test_challenges_cost_the_phone_no_transaction(rig: Rig) -> None:
     good = await rig.push(0, "secret", url_payload("http://127.0.0.1:9/x"))
     assert good.delivered and endpoint.stats.transactions == 1
     assert len(rig.kinds("auth")) == 12  # every request was still checked and logged
+
+
+async def test_a_fetched_url_s_password_is_not_in_the_events(rig: Rig) -> None:
+    """A pushed URL may carry ``user:password@``: the phone fetches it as
+    given, but its events (and the screen) show the password as ``***``."""
+    url = rig.content.publish("desk", to_xml(Text("Facilities", None, (), "Fire drill")))
+    secret_url = url.replace("http://", "http://u:URLSECRET@", 1)
+    assert (await rig.push(0, "secret", url_payload(secret_url))).delivered
+    await until(lambda: rig.kinds("screen"), what="the page shown")
+    assert "URLSECRET" not in repr(rig.events)
+    (started,) = rig.kinds("fetch_started")
+    assert started["url"] == url.replace("http://", "http://u:***@", 1)
+    assert rig.kinds("fetch_finished")[0]["url"] == started["url"]

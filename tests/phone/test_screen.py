@@ -25,3 +25,21 @@ def test_large_bodies_are_not_kept() -> None:
     body = to_xml(Text("T", None, (), "x" * 3000)) + b" " * 6000  # over 8 KiB
     assert len(body) > 8192
     assert screen_for(body) is not screen_for(body)
+
+
+def test_the_box_stays_straight_with_wide_characters_tabs_and_controls() -> None:
+    from rich.cells import cell_len
+
+    from phonecast.phone.screen import Screen
+
+    screen = Screen(
+        "Text",
+        "Ti\ttle",
+        "全角",
+        "全角文字の長いテキストです" * 3 + "\nend\x1b[2J\ra",
+        ("a\u0301b",),
+    )
+    drawing = screen.render()
+    assert {cell_len(row) for row in drawing.splitlines()} == {40}
+    assert "\t" not in drawing and "\x1b" not in drawing and "\r" not in drawing
+    assert "|Ti      tle" in drawing and "全角文字の長いテキストです" in drawing.replace("|\n|", "")

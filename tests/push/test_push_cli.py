@@ -128,3 +128,88 @@ def test_the_commands_push_to_the_emulator_over_each_transport(
     verdicts = [e["ok"] for e in seen if e["event"] == "auth"]
     assert verdicts == [False, True], seen
     assert {e["transport"] for e in seen if e["event"] == "request"} == {transport}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["sip:1001:TOPSECRET@127.0.0.1:27052", "--url", "http://x/a"], "carries no password"),
+        (["sip:1001:TOP SECRET@127.0.0.1:27052", "--url", "http://x/a"], "invalid password"),
+        (["sip:1001:TOPSECRET@exa mple", "--url", "http://x/a"], "invalid host"),
+        (["1001:TOPSECRET@127.0.0.1", "--url", "http://x/a"], "not a URI"),
+    ],
+)
+def test_a_target_with_a_password_is_refused_and_never_echoed(
+    args: list[str], message: str
+) -> None:
+    result = CliRunner().invoke(cli, ["push", *args], env={"PHONECAST_PASSWORD": "pw"})
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "SECRET" not in result.output and ":***@" in result.output
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--content-type", "text/html\r\nX-Evil: 1"),
+        ("--subscription-state", "active\r\nX-Evil: 1"),
+        ("--event", "XML-Service\nX-Evil: 1"),
+        ("--event", "XML-Service\x00"),
+    ],
+)
+def test_a_control_character_in_a_header_option_is_refused(option: str, value: str) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["push", "sip:1001@127.0.0.1:1", "--url", "http://x/a", option, value],
+        env={"PHONECAST_PASSWORD": "pw"},
+    )
+    assert result.exit_code == 2, result.output
+    assert f"bad {option}" in result.output and "control character" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "0", "x", "1e300"])
+def test_a_timeout_that_is_not_a_positive_finite_number_is_refused(value: str) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["push", "sip:1001@127.0.0.1:1", "--url", "http://x/a", "--timeout", value],
+        env={"PHONECAST_PASSWORD": "pw"},
+    )
+    assert result.exit_code == 2, result.output
+    assert "bad --timeout" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("proxy", ["bad:p=x", "pbx:99999", "a||b", "pbx:q=1", "[::1"])
+def test_a_malformed_proxy_is_bad_usage_not_unreachable(proxy: str) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["push", "sip:1001@127.0.0.1:1", "--url", "http://x/a", "--proxy", proxy],
+        env={"PHONECAST_PASSWORD": "pw"},
+    )
+    assert result.exit_code == 2, result.output
+    assert "bad --proxy" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--url", "http://x/a", "--execute", "Key:Services"], "cannot go together"),
+        (["--execute", "Key:Services", "--event", "resync"], "carries no body"),
+        (["--url", "http://x/a", "--event", "reboot"], "carries no body"),
+        (["--execute", "Key:Services", "--body", "url"], "--body"),
+        (["--event", "resync", "--content-type", "text/plain"], "--content-type"),
+    ],
+)
+def test_conflicting_options_are_refused(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(
+        cli, ["push", "sip:1001@127.0.0.1:1", *args], env={"PHONECAST_PASSWORD": "pw"}
+    )
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+def test_an_event_beside_execute_is_the_notify_s_event() -> None:
+    from phonecast.cli.push_cmd import build_payload
+
+    payload = build_payload(None, ("Key:Services",), "x-custom", None, None, None)
+    assert payload.event == "x-custom" and payload.kind == "execute"

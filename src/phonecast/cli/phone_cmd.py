@@ -21,21 +21,20 @@ from rich.table import Table
 from rich.text import Text as RichText
 
 from phonecast.campaign.inventory import Phone, write_inventory_csv
+from phonecast.cli.checks import fail, parse_seconds, parsed_by
 from phonecast.cli.phone_options import (
     fleet_addresses,
     fleet_passwords,
     parse_line,
     parse_nonce_lifetime,
+    parse_realm,
     parse_registrar,
     parse_ring_seconds,
-    parse_seconds,
     parse_source_address,
-    parsed_by,
     registration_transport,
     server_tls_context,
     stream_limit_options,
 )
-from phonecast.cli.push_cmd import fail
 from phonecast.credentials import Secret
 from phonecast.net.endpoint import DEFAULT_MAX_SERVER_TRANSACTIONS
 from phonecast.net.limits import DEFAULT_STREAM_LIMITS, StreamLimits
@@ -84,14 +83,24 @@ def _common(func: F) -> F:
             "--events",
             "events_path",
             type=click.Path(dir_okay=False),
-            help="Write one JSON object per event to this file.",
+            help=(
+                "Write one JSON object per event to this file.  If writing it fails "
+                "later (disk full), that is said once on stderr and the phones go on "
+                "without it."
+            ),
         ),
         click.option(
             "--no-auth",
             is_flag=True,
             help="Accept NOTIFYs without a digest (Auth_Resync-Reboot = no).",
         ),
-        click.option("--realm", default="phonecast", show_default=True),
+        click.option(
+            "--realm",
+            default="phonecast",
+            show_default=True,
+            callback=parsed_by(parse_realm),
+            help="The digest realm of the challenges (no control characters, '\"' or '\\').",
+        ),
         click.option(
             "--algorithm",
             type=click.Choice(["MD5", "SHA-256", "SHA-512-256"]),
@@ -207,7 +216,12 @@ def _common(func: F) -> F:
     "lines",
     multiple=True,
     required=True,
-    help="USER[/AUTHID]:PASSWORD@PORT, once per line.",
+    help=(
+        "USER[/AUTHID]:PASSWORD@PORT, once per line.  A PASSWORD starting with env: "
+        "or file: is read from that environment variable (env:VAR) or file (file:PATH, "
+        "without its trailing newline), so it stays out of the process list; a "
+        "literal password that itself starts with env: or file: must be given that way."
+    ),
 )
 @click.option("--name", default="phone-1", show_default=True)
 @click.option("--quiet", is_flag=True, help="Do not draw the screen.")
@@ -280,10 +294,19 @@ def screen_printer(console: Console) -> Callable[[PhoneState], None]:
 
     The emulator calls it for every page shown, and a campaign pushes the
     same page again and again: a phone whose rendering is the one last
-    drawn is not drawn again (the ``screen`` event still records each)."""
+    drawn is not drawn again (the ``screen`` event still records each).
+
+    A console that cannot be written any more (stderr a closed pipe, as in
+    ``phonecast phone ... 2>&1 | head -1``) ends the drawing, not the
+    phone: the drawing is rendered apart and written here, since rich
+    answers a broken pipe with SystemExit, which would stop the phone
+    answering SIP."""
     drawn: dict[str, str] = {}
+    broken: list[bool] = []
 
     def show(state: PhoneState) -> None:
+        if broken:
+            return
         name, drawing = state.config.name, state.screen.render()
         if drawn.get(name) == drawing:
             return
@@ -291,7 +314,13 @@ def screen_printer(console: Console) -> Callable[[PhoneState], None]:
         # The drawing is a pushed page's text: printed as it is, never read
         # as rich markup ("[/]" in a title would stop the drawing, "[red]"
         # would vanish).
-        console.print(RichText.assemble((name, "bold"), " shows:\n", drawing))
+        with console.capture() as capture:
+            console.print(RichText.assemble((name, "bold"), " shows:\n", drawing))
+        try:
+            console.file.write(capture.get())
+            console.file.flush()
+        except (OSError, ValueError):  # ValueError: the file was closed
+            broken.append(True)
 
     return show
 
@@ -477,7 +506,8 @@ REGISTERING_AT_ONCE: Final = 64
 async def _register_and_report(host: PhoneHost, registrar: str) -> None:
     codes = await _register_all(host)
     ok = sum(code is not None and 200 <= code < 300 for code in codes)
-    click.echo(f"phonecast: {ok} of {len(codes)} line(s) registered at {registrar}", err=True)
+    with contextlib.suppress(OSError):  # a closed stderr must not stop the phones
+        click.echo(f"phonecast: {ok} of {len(codes)} line(s) registered at {registrar}", err=True)
 
 
 async def _register_all(host: PhoneHost) -> list[int | None]:
@@ -563,7 +593,8 @@ async def _serve(
             registering.cancel()
         await host.close()
     if tally is not None and not live:
-        click.echo(tally.line(), err=True)
+        with contextlib.suppress(OSError):  # stderr may be a closed pipe by now
+            click.echo(tally.line(), err=True)
 
 
 def _line_not_bound(host: PhoneHost, cfg: PhoneConfig) -> LineConfig:

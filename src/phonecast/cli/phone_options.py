@@ -20,10 +20,11 @@ from typing import Any, Final, TypeVar, cast
 
 import click
 
-from phonecast.cli.push_cmd import fail
+from phonecast.cli.checks import fail, parse_seconds, parsed_by
 from phonecast.credentials import SecretError, resolve_secret
 from phonecast.net.limits import DEFAULT_MAX_CONNECTIONS, StreamLimits
 from phonecast.phone.config import LineConfig, PhoneSettings, source_spelling
+from phonecast.sip._abnf import USER_RE
 
 T = TypeVar("T")
 
@@ -37,12 +38,43 @@ def parse_line(spec: str) -> LineConfig:
     ident, colon, password = head.partition(":")
     if not colon or not ident or not password:
         fail(f"{shown}: expected USER[/AUTHID]:PASSWORD@PORT")
-    user, _, auth_id = ident.partition("/")
+    user, slash, auth_id = ident.partition("/")
+    if not user or (slash and not auth_id):
+        fail(f"{shown}: expected USER[/AUTHID]:PASSWORD@PORT, USER and AUTHID not empty")
+    for part, value in (("USER", user), ("AUTHID", auth_id)):
+        if value and not is_sip_user(value):
+            fail(
+                f"{shown}: {part} {value!r} is not a SIP user (RFC 3261 25.1: letters, digits, "
+                "-_.!~*'()&=+$,;? and %XX escapes)"
+            )
     try:
         secret = resolve_secret(password)
     except SecretError as exc:
         fail(f"{shown}: {exc}")
     return LineConfig(user, secret, int(port_text), auth_id or None)
+
+
+def is_sip_user(text: str) -> bool:
+    """Whether ``text`` is a SIP URI's user part (RFC 3261 25.1 ``user``):
+    a line's user goes into the From, To, Contact and Call-ID the phone
+    makes, and its auth id into a digest's quoted ``username``, so a space,
+    ``>``, ``"``, ``@``, ``:`` or a control character would break them."""
+    return USER_RE.fullmatch(text) is not None
+
+
+def parse_realm(text: str) -> str:
+    """--realm: the content of the challenge's quoted ``realm`` (RFC 3261
+    25.1 ``qdtext``): no control character (a CR/LF would end the
+    WWW-Authenticate header, and every push would get a 500), no ``"`` or
+    ``\\`` (which would end or escape the quoted string)."""
+    for char in text:
+        if ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F:
+            raise ValueError(f"a realm may not contain the control character {char!r}")
+        if char in '"\\':
+            raise ValueError(f"a realm may not contain {char!r} (it is quoted in the challenge)")
+    if not text.strip():
+        raise ValueError("a realm may not be empty")
+    return text
 
 
 def _without_password(spec: str) -> str:
@@ -113,17 +145,6 @@ def parse_registrar(text: str) -> str:
 MAX_NONCE_LIFETIME: Final = 86_400.0
 
 
-def parse_seconds(text: str) -> float:
-    """A positive, finite number of seconds (``nan`` and ``inf`` are not)."""
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = math.nan
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise ValueError("expected a positive number of seconds")
-    return seconds
-
-
 #: The longest --ring-seconds: an hour (the phone sends a 180 every minute
 #: meanwhile, RFC 3261 13.3.1.1).
 MAX_RING_SECONDS: Final = 3600.0
@@ -157,24 +178,6 @@ def parse_source_address(text: str) -> str:
         return source_spelling(text)
     except ValueError:
         raise ValueError("expected an IP address (IPv4 or IPv6), the proxy's") from None
-
-
-def parsed_by(
-    parse: Callable[[str], T],
-) -> Callable[[click.Context, click.Parameter, str | None], T | None]:
-    """A click callback that reads an option with ``parse`` while the command
-    line is parsed, before anything starts: a ValueError becomes one line
-    naming the option and the value (the form of :func:`fail`, exit 2)."""
-
-    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> T | None:
-        if value is None:
-            return None
-        try:
-            return parse(value)
-        except ValueError as exc:
-            fail(f"bad {param.opts[0]} {value!r}: {exc}")
-
-    return callback
 
 
 #: The longest password --password-pattern may make, in characters.  The
@@ -242,7 +245,9 @@ def fleet_addresses(first: str, count: int) -> list[str]:
     top = (1 << (32 if start.version == 4 else 128)) - 1
     if int(start) + count - 1 > top:
         fail(f"--host {first} + --count {count} runs past the last IPv{start.version} address")
-    return [str(ipaddress.ip_address(int(start) + i)) for i in range(count)]
+    # Counted on the address itself, which keeps its family: an int goes
+    # back to an address by its size (``ip_address(1)`` is 0.0.0.1, not ::1).
+    return [str(start + i) for i in range(count)]
 
 
 def server_tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:

@@ -7,24 +7,28 @@ import os
 import re
 import ssl
 import sys
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import Any, Final
 
 import click
 
+from phonecast.cli.checks import fail, parse_seconds, parsed_by, redact_uri
 from phonecast.credentials import Secret, SecretError, resolve_secret
 from phonecast.net.endpoint import SipEndpoint
+from phonecast.net.hostlist import HostListError, parse_host_list
 from phonecast.net.localaddr import local_ip_for
 from phonecast.net.loop import run as run_loop
 from phonecast.push.payload import (
     Payload,
     PayloadError,
     action_payload,
+    check_header_value,
     execute_payload,
     url_payload,
 )
 from phonecast.push.profiles import ACTIONS, UnsupportedAction, get_profile
 from phonecast.push.pusher import Outcome, Pusher, PushOptions
-from phonecast.sip import ParseError, SipUri, parse_uri
+from phonecast.sip import ParseError, SipUri, UriError, parse_uri
 
 #: Exit codes (shared with the other commands).
 EXIT_OK, EXIT_USAGE, EXIT_AUTH, EXIT_REJECTED, EXIT_UNREACHABLE = 0, 2, 3, 4, 5
@@ -39,10 +43,7 @@ _EXIT_FOR = {
 _RESPONSE_RE = re.compile(r'(response\s*=\s*)"[^"]*"', re.I)
 
 
-def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    """One clear line on stderr, then exit."""
-    click.echo(f"phonecast: {message}", err=True)
-    sys.exit(code)
+__all__ = ["fail", "push", "redact_trace", "tls_context"]  # fail: the other commands'
 
 
 def redact_trace(data: bytes) -> str:
@@ -57,16 +58,39 @@ def redact_trace(data: bytes) -> str:
 
 
 def parse_target(text: str) -> SipUri:
-    """The target line's URI, or exit 2 with what is wrong."""
+    """The target line's URI, or exit 2 with what is wrong.
+
+    The target is echoed with any password of its userinfo as ``***``; a
+    target that carries one is refused: it would go out in the
+    Request-URI, the To and the digest's uri, and show in --trace (RFC 3261
+    19.1.1: the password field SHOULD NOT be used)."""
+    shown = f"bad target {redact_uri(text)!r}"
     try:
         uri = parse_uri(text)
     except ParseError as exc:
-        fail(f"bad target {text!r}: {exc.message}")
+        fail(f"{shown}: {_uri_fault(exc)}")
     if not isinstance(uri, SipUri):
-        fail(f"bad target {text!r}: push needs a sip: or sips: URI, not {uri.scheme}:")
+        fail(f"{shown}: push needs a sip: or sips: URI, not {uri.scheme}:")
+    if uri.password is not None:
+        fail(
+            f"{shown}: a target carries no password (RFC 3261 19.1.1); give it with "
+            "--password-env, --password-file or the prompt"
+        )
     if not uri.user:
-        fail(f"bad target {text!r}: name the line's user, e.g. sip:1001@{uri.host}")
+        fail(f"{shown}: name the line's user, e.g. sip:1001@{uri.host}")
     return uri
+
+
+def _uri_fault(exc: ParseError) -> str:
+    """What is wrong with a target, without the target: a UriError's
+    message ends with the URI it quotes, which is already shown redacted
+    (and may hold a password); any other message is redacted as a URI."""
+    if isinstance(exc, UriError):
+        quoted = exc.uri if len(exc.uri) <= 80 else exc.uri[:77] + "..."
+        suffix = f": {quoted!r}"
+        if exc.message.endswith(suffix):
+            return exc.message[: -len(suffix)]
+    return redact_uri(exc.message)
 
 
 def read_password(env: str, file: str | None, literal: str | None) -> Secret:
@@ -99,18 +123,28 @@ def build_payload(
     content_type: str | None,
     vendor: str | None,
 ) -> Payload:
-    """The payload the options describe, or exit 2."""
+    """The payload the options describe, or exit 2.
+
+    Options that cannot go together are refused rather than one of them
+    dropped: a NOTIFY has one body (--url or --execute), an action
+    (resync, reboot...) carries none, and --body shapes only --url."""
+    if url is not None and items:
+        fail("--url and --execute cannot go together: a NOTIFY has one body")
+    if body is not None and url is None:
+        fail("--body is the form of --url's body: give --url")
+    if event in ACTIONS and (url is not None or items):
+        fail(f"--event {event} is an action and carries no body: drop --url/--execute")
+    if content_type is not None and url is None and not items:
+        fail("--content-type is the type of a body: give --url or --execute")
     try:
         if items:
-            return execute_payload(items, content_type=content_type)
+            return execute_payload(items, content_type=content_type, event=event or "XML-Service")
         if url is not None:
             if body == "execute":
-                return execute_payload([url], content_type=content_type)
-            return url_payload(
-                url,
-                content_type=content_type,
-                event=event if event and event not in ACTIONS else "XML-Service",
-            )
+                return execute_payload(
+                    [url], content_type=content_type, event=event or "XML-Service"
+                )
+            return url_payload(url, content_type=content_type, event=event or "XML-Service")
         if event is None:
             fail("nothing to push: give --url, --execute or --event")
         if event in ACTIONS:
@@ -118,6 +152,46 @@ def build_payload(
         return Payload(event)
     except (PayloadError, UnsupportedAction) as exc:
         fail(str(exc))
+
+
+def header_option(
+    header: str,
+) -> Callable[[click.Context, click.Parameter, str | None], str | None]:
+    """A click callback refusing a value that would break out of ``header``
+    (CR/LF, other controls): named by option, exit 2, before any send."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return check_header_value(header, value)
+        except PayloadError as exc:
+            fail(f"bad {param.opts[0]}: {exc}")
+
+    return callback
+
+
+#: The longest --timeout: an hour a target is past any phone's answer, and
+#: far short of what overflows the event loop's timer arithmetic.
+MAX_PUSH_TIMEOUT: Final = 3600.0
+
+
+def parse_timeout(text: str) -> float:
+    """--timeout: a positive, finite number of seconds, at most an hour."""
+    seconds = parse_seconds(text)
+    if seconds > MAX_PUSH_TIMEOUT:
+        raise ValueError(f"at most {MAX_PUSH_TIMEOUT:.0f} seconds")
+    return seconds
+
+
+def parse_proxy(text: str) -> str:
+    """--proxy: a Cisco host list, checked here so that a malformed one is
+    bad usage (exit 2) rather than "unreachable" (exit 5) at delivery."""
+    try:
+        parse_host_list(text)
+    except HostListError as exc:
+        raise ValueError(str(exc)) from None
+    return text
 
 
 def tls_context(insecure: bool, ca_file: str | None) -> ssl.SSLContext:
@@ -143,9 +217,17 @@ def tls_context(insecure: bool, ca_file: str | None) -> ssl.SSLContext:
     help="CiscoIPPhoneExecute item (URL or internal URI such as Key:Services); "
     "repeat up to 3 times.",
 )
-@click.option("--event", help="Event, or an action: " + ", ".join(ACTIONS) + ".")
+@click.option(
+    "--event",
+    callback=header_option("Event"),
+    help="Event, or an action: " + ", ".join(ACTIONS) + ".",
+)
 @click.option("--body", type=click.Choice(["url", "execute"]), help="Body form for --url.")
-@click.option("--content-type", help="Override the body's Content-Type.")
+@click.option(
+    "--content-type",
+    callback=header_option("Content-Type"),
+    help="Override the body's Content-Type.",
+)
 @click.option("--vendor", help="Vendor profile for --event actions (default cisco-spa).")
 @click.option("--user", help="Digest user (default: the target's user).")
 @click.option(
@@ -156,13 +238,26 @@ def tls_context(insecure: bool, ca_file: str | None) -> ssl.SSLContext:
 )
 @click.option("--password-file", type=str, help="File holding the password.")
 @click.option("--password", "password_literal", help="The password (visible to other users!).")
-@click.option("--proxy", help="Outbound proxy host list: host[:port][:p=N][:w=N][:A=ip]|...")
+@click.option(
+    "--proxy",
+    callback=parsed_by(parse_proxy),
+    help="Outbound proxy host list: host[:port][:p=N][:w=N][:A=ip]|...",
+)
 @click.option("--transport", type=click.Choice(["udp", "tcp", "tls"]))
 @click.option("--nameserver", help="DNS server HOST[:PORT] for SRV/NAPTR lookups.")
 @click.option(
-    "--timeout", type=float, default=8.0, show_default=True, help="Seconds to wait for each target."
+    "--timeout",
+    default="8",
+    show_default=True,
+    metavar="SECONDS",
+    callback=parsed_by(parse_timeout),
+    help="Seconds to wait for each target (at most an hour).",
 )
-@click.option("--subscription-state", help="Add a Subscription-State header (e.g. active).")
+@click.option(
+    "--subscription-state",
+    callback=header_option("Subscription-State"),
+    help="Add a Subscription-State header (e.g. active).",
+)
 @click.option("--insecure", is_flag=True, help="TLS: do not verify the phone's certificate.")
 @click.option("--ca-file", type=str, help="TLS: trust this CA file.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")

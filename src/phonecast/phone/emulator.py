@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from phonecast.credentials import redact_uri
 from phonecast.net.endpoint import DEFAULT_MAX_SERVER_TRANSACTIONS, ServerHandle, SipEndpoint
 from phonecast.net.limits import DEFAULT_STREAM_LIMITS, StreamLimits
 from phonecast.net.timers import Timer
@@ -530,14 +531,16 @@ class PhoneHost:
                 self._dial(phone)
             return
         if priority == 2 and phone.calls.busy:
-            self.events.emit("dropped", phone=name, url=uri, reason="busy (priority 2)")
+            self.events.emit("dropped", phone=name, url=redact_uri(uri), reason="busy (priority 2)")
             return
         if priority == 1 and phone.calls.busy:
             if len(phone.deferred) >= MAX_DEFERRED:
-                self.events.emit("dropped", phone=name, url=uri, reason="too many deferred pushes")
+                self.events.emit(
+                    "dropped", phone=name, url=redact_uri(uri), reason="too many deferred pushes"
+                )
                 return
             phone.deferred.append(uri)
-            self.events.emit("deferred", phone=name, url=uri)
+            self.events.emit("deferred", phone=name, url=redact_uri(uri))
             return
         self._fetch_and_show(phone, uri)
 
@@ -586,10 +589,12 @@ class PhoneHost:
         whose browser is saturated would."""
         name = phone.config.name
         if self.fetcher.waiting + len(self._to_fetch) >= self.max_pending:
-            self.events.emit("dropped", phone=name, url=url, reason="too many pending fetches")
+            self.events.emit(
+                "dropped", phone=name, url=redact_uri(url), reason="too many pending fetches"
+            )
             return False
         if self.events.detailed:
-            self.events.emit("fetch_started", phone=name, url=url)
+            self.events.emit("fetch_started", phone=name, url=redact_uri(url))
         else:
             self.events.count("fetch_started")
 
@@ -641,7 +646,7 @@ class PhoneHost:
             events.emit(
                 "fetch_finished",
                 phone=name,
-                url=url,
+                url=redact_uri(url),
                 ok=error is None,
                 status=result.status,
                 content_type=result.content_type,

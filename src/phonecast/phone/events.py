@@ -9,7 +9,9 @@ never contain a password or a digest response.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -19,11 +21,34 @@ from typing import IO, Any
 Listener = Callable[[dict[str, Any]], None]
 
 
-class EventLog:
-    """Append events to a JSONL file (if given) and to listeners; count kinds."""
+def _to_stderr(message: str) -> None:
+    """Where a failing events file is reported by default: a line on
+    stderr, which may itself be gone (a closed pipe); nothing is raised."""
+    with contextlib.suppress(OSError, ValueError):
+        print(f"phonecast: {message}", file=sys.stderr, flush=True)
 
-    def __init__(self, path: str | Path | None = None, *, clock: Callable[[], float] = time.time):
+
+class EventLog:
+    """Append events to a JSONL file (if given) and to listeners; count kinds.
+
+    A file that cannot be written any more (disk full, a device error) is
+    reported once, through ``on_failure``, and dropped: the phones go on
+    without it.  Raised into the phone, the error would make it answer
+    every request with a 500, and the record of events is not worth the
+    phone itself.  :attr:`failure` says what happened, for the caller."""
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        on_failure: Callable[[str], None] = _to_stderr,
+    ):
         self._fh: IO[str] | None = None
+        self._path = str(path) if path is not None else ""
+        self._on_failure = on_failure
+        #: Why the file was dropped, if it was ("" while it is written).
+        self.failure = ""
         if path is not None:
             # Long-lived, line-buffered; closed by close().
             self._fh = Path(path).open("a", encoding="utf-8", buffering=1)  # noqa: SIM115
@@ -62,13 +87,42 @@ class EventLog:
         if self._fh is None and not self._listeners:
             return  # counted only: a fleet under load must not pay for a dict
         event = {"t": round(self._clock(), 6), "event": kind, **fields}
-        if self._fh is not None:
-            self._fh.write(json.dumps(event, separators=(",", ":"), default=str) + "\n")
+        fh = self._fh
+        if fh is not None:
+            try:
+                fh.write(json.dumps(event, separators=(",", ":"), default=str) + "\n")
+            except OSError as exc:
+                self._drop_file(exc)
         for listener in self._listeners:
             listener(event)
 
     def close(self) -> None:
-        """Close the file."""
-        if self._fh is not None:
-            self._fh.close()
+        """Close the file (a failure to write its last lines is reported
+        like any other, not raised)."""
+        fh = self._fh
+        if fh is not None:
             self._fh = None
+            try:
+                fh.close()
+            except OSError as exc:
+                self._fail(exc)
+
+    def _drop_file(self, exc: OSError) -> None:
+        """Stop writing the file after ``exc``; report it once."""
+        fh = self._fh
+        self._fh = None
+        if fh is not None:
+            with contextlib.suppress(OSError):
+                fh.close()
+            # What the buffer held is lost either way; a second close (at
+            # exit) must not try to write it again.
+        self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        if self.failure:
+            return
+        self.failure = f"{exc.strerror or exc}"
+        self._on_failure(
+            f"cannot write the events file {self._path!r}: {self.failure}; "
+            "the phones go on without the events file"
+        )

@@ -8,8 +8,11 @@ directory entries, soft keys).  :func:`render` draws it for a terminal.
 from __future__ import annotations
 
 import functools
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
+
+from rich.cells import cell_len
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,24 +36,53 @@ class Screen:
         }
 
     def render(self, width: int = 40) -> str:
-        """A plain-text drawing of the display, ``width`` columns wide."""
+        """A plain-text drawing of the display, ``width`` columns wide.
+
+        Text is measured in terminal cells, not characters: a CJK character
+        takes two, a combining mark none, and a tab is expanded first, so
+        that every row of the box is ``width`` cells and its right edge
+        stays straight.  Other control characters are drawn as U+FFFD: a
+        pushed page must not move the cursor or send escape sequences to
+        the operator's terminal."""
         inner = width - 2
         lines = ["+" + "-" * inner + "+"]
         for text in (self.title, self.prompt):
             if text:
-                lines.append("|" + text[:inner].ljust(inner) + "|")
+                lines.append("|" + _rows(text, inner)[0] + "|")
         if self.title or self.prompt:
             lines.append("|" + "-" * inner + "|")
         for para in self.text.splitlines() or ([""] if not self.items else []):
-            while True:
-                lines.append("|" + para[:inner].ljust(inner) + "|")
-                para = para[inner:]
-                if not para:
-                    break
+            lines.extend("|" + row + "|" for row in _rows(para, inner))
         for i, item in enumerate(self.items, 1):
-            lines.append("|" + f"{i}. {item}"[:inner].ljust(inner) + "|")
+            lines.append("|" + _rows(f"{i}. {item}", inner)[0] + "|")
         lines.append("+" + "-" * inner + "+")
         return "\n".join(lines)
+
+
+#: Tab stops every 8 cells, as a terminal's.
+TAB_SIZE = 8
+
+
+def _rows(text: str, inner: int) -> list[str]:
+    """``text`` cut into rows of exactly ``inner`` terminal cells (padded
+    with spaces; a wide character that would straddle the edge starts the
+    next row), at least one row."""
+    shown = "".join(
+        "\ufffd" if unicodedata.category(char) == "Cc" else char
+        for char in text.expandtabs(TAB_SIZE)
+    )
+    rows: list[str] = []
+    row: list[str] = []
+    used = 0
+    for char in shown:
+        cells = cell_len(char)
+        if used + cells > inner:
+            rows.append("".join(row) + " " * (inner - used))
+            row, used = [], 0
+        row.append(char)
+        used += cells
+    rows.append("".join(row) + " " * (inner - used))
+    return rows
 
 
 def parse_object(body: bytes) -> Any:

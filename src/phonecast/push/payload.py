@@ -22,6 +22,23 @@ class PayloadError(ValueError):
     """The payload cannot be built (bad URL, Execute over its limits...)."""
 
 
+def check_header_value(name: str, value: str) -> str:
+    """``value`` if it may stand as the value of header ``name``, else a
+    :class:`PayloadError` naming the header and the character.
+
+    A CR or LF in a value ends the header there and starts another of the
+    sender's choosing (header injection); the other controls (C0, DEL,
+    C1) have no place in a header value either (RFC 3261 25.1, TEXT-UTF8char
+    excludes them).  Checked where a value is made, so that no caller of the
+    library, not only the command line, can inject.  The value itself is
+    not shown: it may be anything."""
+    for char in value:
+        code = ord(char)
+        if code < 0x20 or 0x7F <= code <= 0x9F:
+            raise PayloadError(f"{name} may not contain the control character {char!r}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Payload:
     """The Event header value, body and Content-Type of one NOTIFY."""
@@ -33,6 +50,12 @@ class Payload:
     kind: str = "event"
     #: The URL the phone should fetch (for confirmation), if any.
     url: str | None = None
+
+    def __post_init__(self) -> None:
+        if not check_header_value("Event", self.event).strip():
+            raise PayloadError("Event may not be empty")
+        if self.content_type is not None:
+            check_header_value("Content-Type", self.content_type)
 
 
 def _check_url(url: str) -> str:

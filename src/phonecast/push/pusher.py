@@ -28,7 +28,7 @@ from typing import Any, Final
 
 from phonecast.credentials import Secret
 from phonecast.net.endpoint import SipEndpoint
-from phonecast.push.payload import Payload
+from phonecast.push.payload import Payload, PayloadError, check_header_value
 from phonecast.sip import Request, Response, SipError, SipUri, token_hex
 
 #: RFC 3261 18.1.1: a UDP request within 200 octets of the path MTU (1500)
@@ -146,6 +146,19 @@ class PushOptions:
     from_user: str = "phonecast"
     user_agent: str = "phonecast/0.1"
     extra_headers: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        """Refuse, where the options are made, a value that would break out
+        of its header (a CR/LF starts a header of the caller's choosing)."""
+        if self.subscription_state is not None:
+            check_header_value("Subscription-State", self.subscription_state)
+        check_header_value("From user", self.from_user)
+        check_header_value("User-Agent", self.user_agent)
+        for name, value in self.extra_headers:
+            if not name or any(c in name for c in " \t:") or not name.isascii():
+                raise PayloadError(f"{name!r} is not a header name")
+            check_header_value("a header name", name)
+            check_header_value(name, value)
 
 
 class Pusher:
