@@ -178,34 +178,52 @@ async def test_dispatch_is_a_fixed_pool_within_the_concurrency_window(tmp_path: 
     assert report.summary()["accepted"] == 300
 
 
-async def test_fetches_share_a_commit_and_each_returns_once_committed(tmp_path: Path) -> None:
-    import asyncio
+async def test_a_failed_commit_neither_errs_the_phone_nor_confirms_without_its_page(
+    tmp_path: Path,
+) -> None:
+    """A fetch was once committed before its answer: a commit that failed
+    (database locked, disk full) answered the phone 500, and the next flush
+    committed the fetch anyway, "confirmed" for a phone without its page.
+    Now the page is sent first and the fetch recorded after: a store whose
+    commit fails once delays the record, the phone has its page, and the
+    fetch is committed by the next flush."""
+    import sqlite3
 
-    from phonecast.content import Fetch
+    import aiohttp
+    import pytest
 
     store = CampaignStore(tmp_path / "g.db")
-    cid = store.create({}, [(f"p{i}", f"sip:{i}@127.0.0.1", None) for i in range(4)])
-    runner = CampaignRunner(store, None, None, RunOptions(commit_window=0.05))  # type: ignore[arg-type]
+    cid = store.create({}, [("p0", "sip:0@127.0.0.1", None)])
+    runner = CampaignRunner(store, None, None, RunOptions())  # type: ignore[arg-type]
     runner._cid = cid
-    commits: list[int] = []
     flush = store.flush
+    failures = [sqlite3.OperationalError("database is locked")]
 
-    def counting_flush() -> None:
-        commits.append(store.pending)
+    def failing_once() -> None:
+        if failures and store.pending:
+            raise failures.pop()
         flush()
 
-    store.flush = counting_flush  # type: ignore[method-assign]
-    first = [
-        asyncio.ensure_future(runner.record_fetch(Fetch(f"p{i}", "t", 1.0, "127.0.0.1", 200)))
-        for i in range(3)
-    ]
-    await asyncio.sleep(0.01)
-    assert not any(f.done() for f in first)  # nothing answered before the commit
-    assert store.fetch_count(cid) == 0
-    await asyncio.gather(*first)
-    assert commits == [3] and store.fetch_count(cid) == 3  # one commit for all three
-    await runner.record_fetch(Fetch("p3", "t", 2.0, "127.0.0.1", 200))  # a later one: its own
-    assert commits == [3, 1] and store.fetch_count(cid, "p3") == 1
+    store.flush = failing_once  # type: ignore[method-assign]
+    content = ContentServer(on_fetch=runner.record_fetch)
+    await content.start()
+    runner.content = content
+    try:
+        urls = runner.publish(cid, [_phone(0)], lambda p: b"<page/>", "text/xml")
+        async with aiohttp.ClientSession() as http, http.get(urls["p0"]) as resp:
+            assert resp.status == 200 and await resp.read() == b"<page/>"
+    finally:
+        await content.stop()
+    with pytest.raises(sqlite3.OperationalError):
+        store.flush()
+    assert not failures and store.pending == 1  # kept through the failed commit
+    store.flush()
+    (row,) = store.phones(cid)
+    assert row.state == "confirmed" and store.fetch_count(cid, "p0") == 1
+
+
+def _phone(n: int) -> Phone:
+    return Phone(f"p{n}", SipUri("127.0.0.1", f"{n}", port=5060), f"{n}", Secret("x"))
 
 
 async def test_progress_is_redrawn_a_few_times_a_second_not_per_event(tmp_path: Path) -> None:

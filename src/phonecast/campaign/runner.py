@@ -13,9 +13,10 @@ A campaign is a row in the store plus one row per phone.  The runner
    finished (its result committed) or marked in flight (``sending``);
 3. records each outcome; timeouts, transport failures and 503 are retried
    with exponential backoff and jitter (never an authentication refusal);
-4. waits for confirmations: a phone is ``confirmed`` when it fetches its URL
-   (the content server commits the fetch); ``accepted`` means only that it
-   said 200 to the NOTIFY.
+4. waits for confirmations: a phone is ``confirmed`` when its page was
+   written to it in answer to its fetch (recorded after the write, committed
+   with the next flush); ``accepted`` means only that it said 200 to the
+   NOTIFY.
 
 Resume takes the phones still ``queued`` and those in flight at the kill:
 ``sending``, and — when confirmation is on — ``accepted`` without a fetch
@@ -80,9 +81,6 @@ class RunOptions:
     transport: str | None = None
     flush_interval: float = 0.05
     progress_interval: float = 0.25
-    #: Fetches arriving within this many seconds share one commit (each is
-    #: answered only once it is committed); 0 commits each on its own.
-    commit_window: float = 0.005
     seed: int | None = None
 
 
@@ -158,49 +156,28 @@ class CampaignRunner:
         self._cid = ""
         self._progress = Progress(0)
         self._confirm_event = asyncio.Event()
-        self._commit: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------- content
-    async def record_fetch(self, fetch: Fetch) -> None:
-        """Content-server callback: a phone fetched its content.
+    def record_fetch(self, fetch: Fetch) -> None:
+        """Content-server callback: a phone was sent its whole page.
 
-        Returns once the fetch is committed, and the server answers the phone
-        only then: after a crash the store never lacks a fetch that a phone
-        was served.  Fetches arriving within ``commit_window`` share one
-        commit (group commit): a commit per fetch was a tenth of the runner's
-        CPU in a 10,000-phone campaign.
+        The server calls it only once the response body was written, so a
+        fetch answered with an error, or one the phone gave up on, is never
+        counted; the store commits it with the next flush (and keeps it
+        buffered through a failed commit: the phone did get its page).  A
+        kill before that commit leaves the phone ``accepted`` or ``sending``,
+        and resume pushes it again: a duplicate, never a confirmation
+        without the page.  (The fetch was once committed before the answer,
+        so a failed or interrupted answer still left "confirmed".)
         """
         name = fetch.phone
         self.store.record_fetch(self._cid, name, fetch.at, fetch.source)
-        await self._committed()
         if name not in self._confirmed:
             self._confirmed.add(name)
             if name in self._accepted:
                 self._unconfirmed -= 1
         if self._unconfirmed == 0:
             self._confirm_event.set()
-
-    def _committed(self) -> asyncio.Future[None]:
-        """A future resolved when what is buffered now has been committed."""
-        pending = self._commit
-        if pending is None or pending.done():
-            loop = asyncio.get_running_loop()
-            pending = self._commit = loop.create_future()
-            if self.options.commit_window > 0:
-                loop.call_later(self.options.commit_window, self._commit_now, pending)
-            else:
-                self._commit_now(pending)
-        return pending
-
-    def _commit_now(self, pending: asyncio.Future[None]) -> None:
-        try:
-            self.store.flush()
-        except Exception as exc:  # the waiting fetches are answered 500
-            if not pending.done():
-                pending.set_exception(exc)
-            return
-        if not pending.done():
-            pending.set_result(None)
 
     def publish(
         self,
