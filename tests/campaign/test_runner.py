@@ -273,3 +273,44 @@ async def test_a_fault_in_one_push_is_recorded_and_the_rest_go_on(tmp_path: Path
     assert faulty.state == "failed" and faulty.outcome == "unreachable"
     assert faulty.reason == "internal error: TypeError: an object expected; got None"
     assert not store.phones(cid, ["sending"])
+
+
+async def test_a_store_failure_stops_the_run_unfinished_and_resume_loses_no_phone(
+    tmp_path: Path,
+) -> None:
+    """A batch the store could not commit ``sending`` once ended its worker
+    silently (the batch already off the queue), the other workers went on,
+    and the campaign was marked finished with phones never sent.  Now the
+    run stops with the store's error, the campaign stays unfinished, and a
+    resume pushes every phone not yet pushed."""
+    import pytest
+
+    from phonecast.campaign.store import StoreError
+
+    phones = [_phone(n) for n in range(10)]
+    store = CampaignStore(tmp_path / "s.db")
+    cid = store.create({"test": True}, [(p.name, str(p.target), None) for p in phones])
+    mark_sending = store.mark_sending
+    calls = [0]
+
+    def failing_third(cid: str, names: Any, *, now: float) -> None:
+        calls[0] += 1
+        if calls[0] == 3:
+            raise StoreError(store.path, "database is locked")
+        mark_sending(cid, names, now=now)
+
+    store.mark_sending = failing_third  # type: ignore[method-assign]
+    pusher = _CountingPusher()
+    runner = CampaignRunner(store, pusher, None, RunOptions(concurrency=2, confirm=False))  # type: ignore[arg-type]
+    with pytest.raises(StoreError, match="database is locked"):
+        await runner.run(cid, phones, lambda p: url_payload("http://127.0.0.1:9/x"))
+    assert store.campaign(cid).status == "running"  # type: ignore[union-attr]
+    assert store.latest_unfinished() is not None
+    assert len(pusher.pushed) == 4  # two batches of two; the third never left
+    assert store.counts(cid) == {"accepted": 4, "queued": 6}
+    store.mark_sending = mark_sending  # type: ignore[method-assign]
+    again = CampaignRunner(store, pusher, None, RunOptions(concurrency=2, confirm=False))  # type: ignore[arg-type]
+    report = await again.run(cid, phones, lambda p: url_payload("http://127.0.0.1:9/x"))
+    assert sorted(pusher.pushed) == sorted(str(p.target) for p in phones)  # each once
+    assert report.summary()["accepted"] == 10
+    assert store.campaign(cid).status == "finished"  # type: ignore[union-attr]

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from phonecast.campaign.store import CampaignStore, Result
+from phonecast.campaign.store import CampaignStore, Result, StoreError
 
 
 def _store(tmp_path: Path) -> tuple[CampaignStore, str]:
@@ -62,7 +62,7 @@ def test_committed_state_survives_sigkill(tmp_path: Path) -> None:
     db = tmp_path / "k.db"
     code = f"""
 import os, signal
-from phonecast.campaign.store import CampaignStore, Result
+from phonecast.campaign.store import CampaignStore, Result, StoreError
 s = CampaignStore({str(db)!r})
 cid = s.create({{}}, [("a", "sip:a@h", None), ("b", "sip:b@h", None)], now=1.0)
 s.mark_sending(cid, ["a", "b"], now=2.0)
@@ -91,7 +91,7 @@ def test_a_failed_commit_keeps_the_buffered_writes(tmp_path: Path) -> None:
     blocker = sqlite3.connect(tmp_path / "c.db", timeout=0)
     blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock
     store._db.execute("PRAGMA busy_timeout=0")
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(StoreError, match=r"c\.db: database is locked"):
         store.flush()
     assert store.pending == 2  # nothing dropped
     blocker.rollback()

@@ -39,7 +39,7 @@ from typing import Any
 
 from phonecast.campaign.inventory import Phone
 from phonecast.campaign.report import Report, make_report
-from phonecast.campaign.store import CampaignStore, Result
+from phonecast.campaign.store import CampaignStore, Result, StoreError
 from phonecast.content import ContentServer, Fetch
 from phonecast.push.payload import Payload
 from phonecast.push.pusher import Destination, Outcome, Pusher, PushOptions
@@ -156,6 +156,11 @@ class CampaignRunner:
         self._cid = ""
         self._progress = Progress(0)
         self._confirm_event = asyncio.Event()
+        #: The store's failure that stopped the run, if one did.
+        self._store_failure: StoreError | None = None
+        self._halt = asyncio.Event()
+        #: Phones the dispatch deadline left unsent in the last run.
+        self.unsent = 0
 
     # ------------------------------------------------------------- content
     def record_fetch(self, fetch: Fetch) -> None:
@@ -220,17 +225,34 @@ class CampaignRunner:
         self._accepted, self._unconfirmed = set(), 0
         self._progress = Progress(len(todo))
         self._progress.counts = self.store.counts(cid)
+        self._store_failure, self.unsent = None, 0
+        self._halt.clear()
         flusher = asyncio.ensure_future(self._flush_loop())
         try:
-            await self._dispatch(todo, payload_for)
-            if opts.confirm and self.content is not None:
+            self.unsent = await self._dispatch(todo, payload_for)
+            if opts.confirm and self.content is not None and self._store_failure is None:
                 await self._await_confirmations()
         finally:
             flusher.cancel()
-            self.store.flush()
-            self._show_progress()  # the final counts, however short the run
-        self.store.finish(cid)
+            try:
+                self.store.flush()
+                self._show_progress()  # the final counts, however short the run
+            except StoreError as exc:
+                self._store_failure = self._store_failure or exc
+        if self._store_failure is not None:
+            # Left unfinished: what was committed stands, the rest is pushed
+            # by resume (phones queued, and those in flight, again).
+            raise self._store_failure
+        self.store.finish(cid, status="stopped" if self.unsent else "finished")
         return make_report(cid, self.store.phones(cid))
+
+    def _stop_for(self, failure: StoreError) -> None:
+        """The store failed: no phone more is taken, and the run ends (an
+        earlier failure is the one reported)."""
+        if self._store_failure is None:
+            self._store_failure = failure
+        self._halt.set()
+        self._confirm_event.set()
 
     async def _flush_loop(self) -> None:
         """Commit buffered results every ``flush_interval``; refresh the
@@ -240,7 +262,11 @@ class CampaignRunner:
         last_progress = float("-inf")
         while True:
             await asyncio.sleep(self.options.flush_interval)
-            self.store.flush()
+            try:
+                self.store.flush()
+            except StoreError as exc:
+                self._stop_for(exc)
+                return
             now = time.monotonic()
             if (
                 self.on_progress is not None
@@ -256,10 +282,17 @@ class CampaignRunner:
 
     async def _dispatch(
         self, todo: Sequence[Phone], payload_for: Callable[[Phone], Payload]
-    ) -> None:
+    ) -> int:
         """``concurrency`` workers take phones until none is left: a fixed
         pool of tasks, not one task per phone.  Phones are committed
-        ``sending`` in batches before any of them is pushed."""
+        ``sending`` in batches before any of them is pushed.  Returns how
+        many phones the deadline left unsent.
+
+        A store that cannot commit a batch stops every worker (a phone must
+        never leave uncommitted; the batch stays ``queued`` in the store), and
+        a worker's fault is raised once the others are done: both once ended
+        workers silently, the campaign then marked finished with phones never
+        sent."""
         opts = self.options
         limiter = RateLimiter(opts.rate, burst=max(1, int(opts.rate // 10) or 1))
         deadline = None if opts.deadline is None else time.monotonic() + opts.deadline
@@ -268,11 +301,19 @@ class CampaignRunner:
         batch_size = max(1, min(64, opts.concurrency))
 
         def take() -> Phone | None:
+            if self._halt.is_set():
+                return None
             if not marked:
                 if not queue or (deadline is not None and time.monotonic() >= deadline):
                     return None  # past the deadline: the rest stays queued
-                batch = [queue.popleft() for _ in range(min(batch_size, len(queue)))]
-                self.store.mark_sending(self._cid, [p.name for p in batch], now=time.time())
+                batch = [queue[i] for i in range(min(batch_size, len(queue)))]
+                try:
+                    self.store.mark_sending(self._cid, [p.name for p in batch], now=time.time())
+                except StoreError as exc:
+                    self._stop_for(exc)
+                    return None
+                for _ in batch:
+                    queue.popleft()
                 marked.extend(batch)
             return marked.popleft()
 
@@ -282,7 +323,11 @@ class CampaignRunner:
                 await self._push_one(phone, payload_for(phone), deadline)
 
         workers = [asyncio.ensure_future(worker()) for _ in range(min(opts.concurrency, len(todo)))]
-        await asyncio.gather(*workers, return_exceptions=True)
+        ended = await asyncio.gather(*workers, return_exceptions=True)
+        for fault in ended:
+            if isinstance(fault, BaseException):
+                raise fault
+        return 0 if self._store_failure is not None else len(queue) + len(marked)
 
     async def _push_one(self, phone: Phone, payload: Payload, deadline: float | None) -> None:
         opts = self.options
@@ -374,6 +419,8 @@ class CampaignRunner:
         if self._unconfirmed == 0:
             return
         self._confirm_event.clear()
+        if self._halt.is_set():
+            return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._confirm_event.wait(), self.options.confirm_timeout)
 

@@ -25,11 +25,12 @@ resume reads the inventory again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -72,6 +73,8 @@ CREATE TABLE IF NOT EXISTS fetches (
 """
 
 STATES = ("queued", "sending", "accepted", "confirmed", "failed")
+#: Campaign statuses ``resume`` takes by default.
+UNFINISHED = ("running", "stopped")
 #: Report outcomes, best first.
 OUTCOMES = (
     "confirmed",
@@ -82,6 +85,17 @@ OUTCOMES = (
     "unreachable",
     "invalid",
 )
+
+
+class StoreError(Exception):
+    """The campaign store could not be read or written (locked past the busy
+    timeout, disk full, not a store): one line naming the file and why, for
+    the command to say instead of a traceback."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"campaign store {path}: {problem}")
+        self.path = path
+        self.problem = problem
 
 
 class PhoneRow(NamedTuple):
@@ -172,32 +186,39 @@ class CampaignStore:
 
     def campaigns(self) -> list[CampaignRow]:
         """Every campaign, newest first."""
-        rows = self._db.execute(
+        rows = self._query(
             "SELECT id, created, finished, status, params FROM campaigns ORDER BY created DESC"
-        ).fetchall()
+        )
         return [CampaignRow(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
 
     def campaign(self, cid: str) -> CampaignRow | None:
         """One campaign, or ``None``."""
-        r = self._db.execute(
+        found = self._query(
             "SELECT id, created, finished, status, params FROM campaigns WHERE id=?", (cid,)
-        ).fetchone()
-        return None if r is None else CampaignRow(r[0], r[1], r[2], r[3], json.loads(r[4]))
+        )
+        if not found:
+            return None
+        r = found[0]
+        return CampaignRow(r[0], r[1], r[2], r[3], json.loads(r[4]))
 
     def latest_unfinished(self) -> CampaignRow | None:
-        """The newest campaign still running (what ``resume`` takes by default)."""
+        """The newest campaign not finished: still running (or killed), or
+        stopped with phones unsent (what ``resume`` takes by default)."""
         for row in self.campaigns():
-            if row.status == "running":
+            if row.status in UNFINISHED:
                 return row
         return None
 
-    def finish(self, cid: str, *, now: float | None = None) -> None:
-        """Mark a campaign finished."""
+    def finish(self, cid: str, *, now: float | None = None, status: str = "finished") -> None:
+        """Mark a campaign ``finished``, or ``stopped``: its run ended (the
+        dispatch deadline) with phones never sent, which a plain ``resume``
+        takes up again."""
+        assert status in ("finished", "stopped"), status
         self.flush()
         with self._tx():
             self._db.execute(
-                "UPDATE campaigns SET status='finished', finished=? WHERE id=?",
-                (time.time() if now is None else now, cid),
+                "UPDATE campaigns SET status=?, finished=? WHERE id=?",
+                (status, time.time() if now is None else now, cid),
             )
 
     # ---------------------------------------------------------------- phones
@@ -212,13 +233,12 @@ class CampaignStore:
             wanted = list(states)
             sql += f" AND state IN ({','.join('?' * len(wanted))})"
             args += wanted
-        rows = self._db.execute(sql + " ORDER BY seq", args).fetchall()
-        return list(map(PhoneRow._make, rows))
+        return list(map(PhoneRow._make, self._query(sql + " ORDER BY seq", args)))
 
     def states(self, cid: str) -> dict[str, tuple[str, str | None]]:
         """Each phone's ``(state, token)`` by name: what starting a run needs,
         without building a full row per phone (10,000 rows cost 75 ms)."""
-        rows = self._db.execute("SELECT name, state, token FROM phones WHERE campaign=?", (cid,))
+        rows = self._query("SELECT name, state, token FROM phones WHERE campaign=?", (cid,))
         return {name: (state, token) for name, state, token in rows}
 
     def in_flight(self, cid: str) -> list[PhoneRow]:
@@ -227,9 +247,9 @@ class CampaignStore:
 
     def counts(self, cid: str) -> dict[str, int]:
         """How many phones are in each state."""
-        rows = self._db.execute(
+        rows = self._query(
             "SELECT state, count(*) FROM phones WHERE campaign=? GROUP BY state", (cid,)
-        ).fetchall()
+        )
         return {state: n for state, n in rows}
 
     def set_tokens(self, cid: str, tokens: Sequence[tuple[str, str]]) -> None:
@@ -319,25 +339,36 @@ class CampaignStore:
     def fetch_count(self, cid: str, name: str | None = None) -> int:
         """Fetches recorded for a campaign (or one phone of it)."""
         if name is None:
-            row = self._db.execute("SELECT count(*) FROM fetches WHERE campaign=?", (cid,))
+            rows = self._query("SELECT count(*) FROM fetches WHERE campaign=?", (cid,))
         else:
-            row = self._db.execute(
+            rows = self._query(
                 "SELECT count(*) FROM fetches WHERE campaign=? AND name=?", (cid, name)
             )
-        return int(row.fetchone()[0])
+        return int(rows[0][0])
 
-    def _tx(self) -> _Transaction:
-        return _Transaction(self._db)
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        """The rows of a read, SQLite's errors as :class:`StoreError`."""
+        try:
+            return self._db.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(self.path, str(exc)) from None
 
-
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT (or ROLLBACK on error)."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error (a failed
+        COMMIT too: a transaction left open would refuse every later BEGIN);
+        SQLite's errors come out as :class:`StoreError`."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(self.path, str(exc)) from None
+        try:
+            yield
+            self._db.execute("COMMIT")
+        except BaseException as exc:
+            if self._db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(self.path, str(exc)) from None
+            raise

@@ -7,7 +7,7 @@ import resource
 import ssl
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from phonecast.campaign.runner import (
     affordable_concurrency,
     summary_line,
 )
-from phonecast.campaign.store import OUTCOMES, CampaignStore
+from phonecast.campaign.store import OUTCOMES, CampaignStore, StoreError
 from phonecast.cli.push_cmd import fail, tls_context
 from phonecast.content import ContentServer
 from phonecast.net.endpoint import SipEndpoint
@@ -37,6 +37,8 @@ from phonecast.push.payload import Payload, PayloadError, execute_payload, url_p
 from phonecast.push.pusher import Pusher
 
 EXIT_INCOMPLETE = 6
+#: The campaign store failed during a run: the campaign is left unfinished.
+EXIT_STORE_FAILED = 7
 DEFAULT_DB = "phonecast.db"
 
 
@@ -225,10 +227,25 @@ def alert(
     cid = store.create(params, groups)
     if not (quiet or as_json):
         click.echo(f"campaign {cid}: {len(phones)} phone(s)", err=True)
-    report = run_loop(
-        _execute(store, cid, phones, params, content, quiet or as_json, as_json and not quiet)
+    report = _run(
+        store,
+        cid,
+        _execute(store, cid, phones, params, content, quiet or as_json, as_json and not quiet),
     )
     _finish(report, params, report_path, as_json)
+
+
+def _run(store: CampaignStore, cid: str, execute: Coroutine[Any, Any, Report]) -> Report:
+    """Run a campaign; a store that fails on the way stops it with one line
+    that says so and how to resume it (exit 7), not a traceback."""
+    try:
+        return run_loop(execute)
+    except StoreError as exc:
+        fail(
+            f"{exc}; campaign {cid} stopped and left unfinished: once the store is"
+            f" writable, resume it with: phonecast campaign resume {cid} --db {store.path}",
+            EXIT_STORE_FAILED,
+        )
 
 
 def text_alert_params(
@@ -547,7 +564,9 @@ def resume_cmd(
         )
     if not (quiet or as_json):
         click.echo(f"resuming campaign {row.id}", err=True)
-    report = run_loop(
+    report = _run(
+        store,
+        row.id,
         _execute(
             store,
             row.id,
@@ -556,6 +575,6 @@ def resume_cmd(
             _content_body(params),
             quiet or as_json,
             as_json and not quiet,
-        )
+        ),
     )
     _finish(report, params, report_path, as_json)
