@@ -51,15 +51,16 @@ def test_outcomes_and_summary() -> None:
         "accepted",
         "auth_rejected",
         "rejected",
-        "timeout",
-        "timeout",
+        "in_flight",
+        "not_sent",
     ]
     report = make_report("cid", ROWS)
     summary = report.summary()
     assert list(summary) == list(OUTCOMES)
-    assert summary["confirmed"] == 1 and summary["timeout"] == 2 and summary["invalid"] == 0
+    assert summary["confirmed"] == 1 and summary["timeout"] == 0 and summary["invalid"] == 0
+    assert summary["in_flight"] == 1 and summary["not_sent"] == 1
     assert report.groups()["A"] == {"rejected": 1}
-    assert report.groups()["-"] == {"timeout": 1}
+    assert report.groups()["-"] == {"not_sent": 1}
     assert not report.complete()
     assert make_report("x", ROWS[:2]).complete(confirm=False)
     assert not make_report("x", ROWS[:2]).complete(confirm=True)

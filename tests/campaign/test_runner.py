@@ -314,3 +314,37 @@ async def test_a_store_failure_stops_the_run_unfinished_and_resume_loses_no_phon
     assert sorted(pusher.pushed) == sorted(str(p.target) for p in phones)  # each once
     assert report.summary()["accepted"] == 10
     assert store.campaign(cid).status == "finished"  # type: ignore[union-attr]
+
+
+async def test_a_deadline_leaves_the_rest_not_sent_and_the_campaign_resumable(
+    tmp_path: Path,
+) -> None:
+    """Phones the dispatch deadline left were reported "timeout", as if
+    tried, and the campaign "finished", which a plain resume skips.  Now
+    they are ``not_sent``, the campaign ``stopped``, and resume sends them."""
+    import asyncio
+
+    class _SlowPusher(_CountingPusher):
+        async def push(self, target: SipUri, *args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(0.05)
+            return await super().push(target, *args, **kwargs)
+
+    phones = [_phone(n) for n in range(20)]
+    store = CampaignStore(tmp_path / "d.db")
+    cid = store.create({"test": True}, [(p.name, str(p.target), None) for p in phones])
+    pusher = _SlowPusher()
+    options = RunOptions(concurrency=1, confirm=False, deadline=0.12)
+    report = await CampaignRunner(store, pusher, None, options).run(  # type: ignore[arg-type]
+        cid, phones, lambda p: url_payload("http://127.0.0.1:9/x")
+    )
+    summary = report.summary()
+    assert 0 < summary["accepted"] < 20 and summary["timeout"] == 0
+    assert summary["accepted"] + summary["not_sent"] == 20
+    unfinished = store.latest_unfinished()
+    assert unfinished is not None and unfinished.status == "stopped"
+    options = RunOptions(concurrency=4, confirm=False)
+    report = await CampaignRunner(store, pusher, None, options).run(  # type: ignore[arg-type]
+        cid, phones, lambda p: url_payload("http://127.0.0.1:9/x")
+    )
+    assert report.summary()["accepted"] == 20 and store.latest_unfinished() is None
+    assert sorted(pusher.pushed) == sorted(str(p.target) for p in phones)  # each once

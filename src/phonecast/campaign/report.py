@@ -24,11 +24,21 @@ from phonecast.campaign.store import OUTCOMES, PhoneRow
 
 
 def outcome_of(row: PhoneRow) -> str:
-    """The report outcome of a phone row (unfinished phones count as timeout)."""
+    """The report outcome of a phone row.
+
+    A phone without a result is said to be what it is, ``not_sent``
+    (``queued``: never pushed, after a kill, a dispatch deadline, or a
+    phone no longer in the inventory) or ``in_flight`` (``sending``: its
+    NOTIFY may or may not have left); both were once reported ``timeout``,
+    which says a phone was tried and did not answer."""
     if row.state == "confirmed":
         return "confirmed"
     if row.state == "accepted":
         return "accepted"
+    if row.state == "queued":
+        return "not_sent"
+    if row.state == "sending":
+        return "in_flight"
     if row.state == "failed" and row.outcome in OUTCOMES:
         return row.outcome
     return "timeout"

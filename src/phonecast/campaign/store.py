@@ -84,6 +84,8 @@ OUTCOMES = (
     "timeout",
     "unreachable",
     "invalid",
+    "in_flight",  # marked sending, no result: its NOTIFY may or may not have left
+    "not_sent",  # never pushed: the run was killed, stopped, or the phone left the inventory
 )
 
 

@@ -232,7 +232,7 @@ def alert(
         cid,
         _execute(store, cid, phones, params, content, quiet or as_json, as_json and not quiet),
     )
-    _finish(report, params, report_path, as_json)
+    _finish(store, report, params, report_path, as_json)
 
 
 def _run(store: CampaignStore, cid: str, execute: Coroutine[Any, Any, Report]) -> Report:
@@ -420,7 +420,22 @@ def _progress_table(progress: Progress) -> Table:
     return table
 
 
-def _finish(report: Report, params: dict[str, Any], report_path: str | None, as_json: bool) -> None:
+def _finish(
+    store: CampaignStore,
+    report: Report,
+    params: dict[str, Any],
+    report_path: str | None,
+    as_json: bool,
+) -> None:
+    row = store.campaign(report.campaign)
+    unsent = report.summary()["not_sent"]
+    if row is not None and row.status == "stopped" and unsent:
+        click.echo(
+            f"phonecast: the dispatch deadline left {unsent} phone(s) not sent; campaign"
+            f" {row.id} is stopped; phonecast campaign resume --db {store.path} takes it up again"
+            " (under the same --deadline)",
+            err=True,
+        )
     if report_path:
         report.write(report_path)
     if as_json:
@@ -577,4 +592,4 @@ def resume_cmd(
             as_json and not quiet,
         ),
     )
-    _finish(report, params, report_path, as_json)
+    _finish(store, report, params, report_path, as_json)
