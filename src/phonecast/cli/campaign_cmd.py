@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import resource
 import ssl
@@ -17,6 +18,7 @@ from rich.live import Live
 from rich.table import Table
 
 from phonecast.campaign.inventory import InventoryError, Phone, load_inventory, select
+from phonecast.campaign.lock import CampaignBusy, campaign_lock
 from phonecast.campaign.report import Report, make_report
 from phonecast.campaign.runner import (
     CampaignRunner,
@@ -236,8 +238,22 @@ def alert(
 
 
 def _run(store: CampaignStore, cid: str, execute: Coroutine[Any, Any, Report]) -> Report:
-    """Run a campaign; a store that fails on the way stops it with one line
+    """Run a campaign holding its lock (another live process running it:
+    refused, exit 2); a store that fails on the way stops it with one line
     that says so and how to resume it (exit 7), not a traceback."""
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(campaign_lock(store.path.resolve(), cid))
+        except CampaignBusy as exc:
+            execute.close()
+            fail(str(exc))
+        except OSError as exc:
+            execute.close()
+            fail(f"cannot make the lock file of campaign {cid}: {exc.strerror} ({exc.filename})")
+        return _run_locked(store, cid, execute)
+
+
+def _run_locked(store: CampaignStore, cid: str, execute: Coroutine[Any, Any, Report]) -> Report:
     try:
         return run_loop(execute)
     except StoreError as exc:
