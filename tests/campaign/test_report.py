@@ -6,6 +6,8 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
+
 from phonecast.campaign.report import make_report, outcome_of
 from phonecast.campaign.store import OUTCOMES, PhoneRow
 
@@ -16,6 +18,7 @@ def _row(
     outcome: str | None = None,
     group: str | None = "B",
     code: int | None = None,
+    reason: str | None = None,
 ) -> PhoneRow:
     return PhoneRow(
         name,
@@ -24,7 +27,7 @@ def _row(
         state,
         outcome,
         code,
-        None,
+        reason,
         1,
         None,
         None,
@@ -38,7 +41,7 @@ def _row(
 ROWS = [
     _row("a", "confirmed", "confirmed", code=200),
     _row("b", "accepted", code=200),
-    _row("c", "failed", "auth_rejected", code=401),
+    _row("c", "failed", "auth_rejected", code=401, reason="Unauthorized"),
     _row("d", "failed", "rejected", "A", code=486),
     _row("e", "sending"),
     _row("f", "queued", group=None),
@@ -77,12 +80,24 @@ def test_json_and_csv_files(tmp_path: Path) -> None:
         "target",
         "outcome",
         "code",
+        "reason",
         "attempts",
         "latency_ms",
         "confirmed_at",
     }
+    assert doc["phones"][2]["reason"] == "Unauthorized" and first["reason"] is None
     assert first["latency_ms"] == 1.235 and first["confirmed_at"] == 12.0
     report.write(tmp_path / "r.csv")
     rows = list(csv.DictReader((tmp_path / "r.csv").open()))
     assert [r["outcome"] for r in rows][:3] == ["confirmed", "accepted", "auth_rejected"]
     assert rows[1]["confirmed_at"] == ""
+    assert [r["reason"] for r in rows][:3] == ["", "", "Unauthorized"]
+
+
+def test_the_table_gives_the_reason_of_phones_not_confirmed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from phonecast.cli.campaign_cmd import print_report
+
+    print_report(make_report("cid", ROWS))
+    assert "Unauthorized" in capsys.readouterr().out

@@ -6,8 +6,11 @@ content server): only the second proves the phone acted.  JSON form::
 
     {"campaign": ID, "summary": {OUTCOME: COUNT, ...},
      "groups": {GROUP: {OUTCOME: COUNT}},
-     "phones": [{"name", "target", "outcome", "code", "attempts", "latency_ms",
-                 "confirmed_at"}, ...]}
+     "phones": [{"name", "target", "outcome", "code", "reason", "attempts",
+                 "latency_ms", "confirmed_at"}, ...]}
+
+``reason`` is what the store kept of why: the phone's reason phrase
+("Unauthorized") or what the pusher found ("no target answered").
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ class Report:
                     "target": p.target,
                     "outcome": outcome_of(p),
                     "code": p.code,
+                    "reason": p.reason,
                     "attempts": p.attempts,
                     "latency_ms": None if p.latency_ms is None else round(p.latency_ms, 3),
                     "confirmed_at": p.confirmed_at,
@@ -95,7 +99,16 @@ class Report:
         if path.suffix.lower() == ".json":
             path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
             return
-        fields = ("name", "target", "outcome", "code", "attempts", "latency_ms", "confirmed_at")
+        fields = (
+            "name",
+            "target",
+            "outcome",
+            "code",
+            "reason",
+            "attempts",
+            "latency_ms",
+            "confirmed_at",
+        )
         with path.open("w", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=fields)
             writer.writeheader()

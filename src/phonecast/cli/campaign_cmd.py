@@ -481,11 +481,16 @@ def print_report(report: Report, *, limit: int = 50) -> None:
     problems = [p for p in doc["phones"] if p["outcome"] != "confirmed"]
     if problems:
         pt = Table(title=f"phones not confirmed ({len(problems)})")
-        for col in ("name", "target", "outcome", "code", "attempts"):
+        for col in ("name", "target", "outcome", "code", "reason", "attempts"):
             pt.add_column(col)
         for p in problems[:limit]:
             pt.add_row(
-                p["name"], p["target"], p["outcome"], str(p["code"] or ""), str(p["attempts"])
+                p["name"],
+                p["target"],
+                p["outcome"],
+                str(p["code"] or ""),
+                p["reason"] or "",
+                str(p["attempts"]),
             )
         console.print(pt)
         if len(problems) > limit:
