@@ -262,6 +262,16 @@ class CampaignStore:
                 [(tok, cid, name) for name, tok in tokens],
             )
 
+    def set_targets(self, cid: str, targets: Sequence[tuple[str, str]]) -> None:
+        """Record the target each phone is pushed at now (its inventory
+        changed between the run and a resume): the report names the target
+        actually pushed."""
+        with self._tx():
+            self._db.executemany(
+                "UPDATE phones SET target=? WHERE campaign=? AND name=?",
+                [(target, cid, name) for name, target in targets],
+            )
+
     def mark_sending(self, cid: str, names: Sequence[str], *, now: float) -> None:
         """Commit ``sending`` for a batch *before* any of their NOTIFYs leave."""
         self.flush()

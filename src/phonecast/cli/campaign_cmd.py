@@ -573,8 +573,14 @@ def report_cmd(cid: str, db: str, report_path: str | None, as_json: bool) -> Non
 @click.option("--report", "report_path", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", is_flag=True)
+@click.option("--skip-invalid", is_flag=True, help="Resume despite invalid inventory rows.")
 def resume_cmd(
-    cid: str | None, db: str, report_path: str | None, as_json: bool, quiet: bool
+    cid: str | None,
+    db: str,
+    report_path: str | None,
+    as_json: bool,
+    quiet: bool,
+    skip_invalid: bool,
 ) -> None:
     """Finish a campaign after a crash (default: the latest unfinished one).
 
@@ -586,18 +592,7 @@ def resume_cmd(
     if row is None:
         fail(f"no campaign {cid}" if cid else "no unfinished campaign to resume")
     params = row.params
-    try:
-        inv = load_inventory(params["inventory"])
-    except InventoryError as exc:
-        fail(f"cannot re-read the campaign's inventory: {exc}")
-    names = {r.name for r in store.phones(row.id)}
-    phones = [p for p in inv.phones if p.name in names]
-    missing = names - {p.name for p in phones}
-    if missing:
-        click.echo(
-            f"phonecast: {len(missing)} phone(s) no longer in the inventory are left as they are",
-            err=True,
-        )
+    phones = _resumable_phones(store, row.id, params, skip_invalid)
     if not (quiet or as_json):
         click.echo(f"resuming campaign {row.id}", err=True)
     report = _run(
@@ -614,3 +609,51 @@ def resume_cmd(
         ),
     )
     _finish(store, report, params, report_path, as_json)
+
+
+def _resumable_phones(
+    store: CampaignStore, cid: str, params: dict[str, Any], skip_invalid: bool
+) -> list[Phone]:
+    """The campaign's phones as its inventory has them now (the store keeps
+    no passwords), checked as ``alert`` checks them.
+
+    The inventory may have been edited since the run: its invalid rows are
+    reported (and refused without ``--skip-invalid``), phones it no longer
+    has are said and left as they are, and a phone whose target changed is
+    said and pushed at the new one, which the store then records, so the
+    report names the target actually pushed."""
+    inventory = params["inventory"]
+    try:
+        inv = load_inventory(inventory)
+    except InventoryError as exc:
+        fail(f"cannot re-read the campaign's inventory: {exc}")
+    for problem in inv.problems:
+        click.echo(f"{problem}", err=True)
+    if inv.problems and not skip_invalid:
+        fail(f"{len(inv.problems)} invalid row(s) in {inventory}; fix them or pass --skip-invalid")
+    rows = {r.name: r for r in store.phones(cid)}
+    phones = [p for p in inv.phones if p.name in rows]
+    missing = len(rows) - len(phones)
+    if missing:
+        click.echo(
+            f"phonecast: {missing} phone(s) no longer in the inventory are left as they are",
+            err=True,
+        )
+    if not phones:
+        fail(f"none of campaign {cid}'s phones is in its inventory {inventory} any more")
+    pending = {"queued", "sending"} | ({"accepted"} if params["confirm"] else set())
+    moved = [
+        (p.name, str(p.target))
+        for p in phones
+        if rows[p.name].state in pending and rows[p.name].target != str(p.target)
+    ]
+    if moved:
+        first = rows[moved[0][0]]
+        click.echo(
+            f"phonecast: {len(moved)} phone(s) have another target in {inventory} than the"
+            f" campaign recorded (e.g. {first.name}: {first.target} -> {moved[0][1]});"
+            " they are pushed at the new one",
+            err=True,
+        )
+        store.set_targets(cid, moved)
+    return phones
