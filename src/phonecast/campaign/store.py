@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -71,6 +73,16 @@ CREATE TABLE IF NOT EXISTS fetches (
     source TEXT
 );
 """
+
+#: Each table's columns, to tell a store (or an older one) from other data.
+COLUMNS = {
+    "campaigns": {"id", "created", "finished", "status", "params"},
+    "phones": {
+        "campaign", "name", "seq", "target", "grp", "state", "outcome", "code", "reason",
+        "attempts", "token", "sent_at", "accepted_at", "confirmed_at", "latency_ms", "sends",
+    },
+    "fetches": {"campaign", "name", "at", "source"},
+}  # fmt: skip
 
 STATES = ("queued", "sending", "accepted", "confirmed", "failed")
 #: Campaign statuses ``resume`` takes by default.
@@ -148,15 +160,67 @@ class Result:
 class CampaignStore:
     """All campaigns in one SQLite file."""
 
-    def __init__(self, path: str | Path, *, durable: bool = False) -> None:
+    def __init__(self, path: str | Path, *, durable: bool = False, readonly: bool = False) -> None:
+        """Open (or, unless ``readonly``, create) the store at ``path``.
+
+        Anything that makes it unusable is a :class:`StoreError` naming the
+        file and the problem: a directory, a missing directory, a file that
+        is not SQLite or is damaged, a database of something else, a full
+        disk, a read-only one where writing.  ``readonly`` (what ``list``,
+        ``show`` and ``report`` need) writes nothing, so a store on a
+        read-only filesystem can still be read."""
         self.path = Path(path)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(SCHEMA)
         self._results: list[tuple[str, Result]] = []
         self._fetches: list[tuple[str, str, float, str]] = []
+        self._sends = "sends"
+        if self.path.is_dir():
+            raise StoreError(self.path, "is a directory, not a store file")
+        parent = self.path.parent
+        if not parent.is_dir():
+            raise StoreError(self.path, f"directory {parent} does not exist")
+        if readonly and not self.path.exists():
+            raise StoreError(self.path, "no such file")
+        try:
+            self._db = _connect(self.path, readonly)
+            self._db.execute("PRAGMA busy_timeout=5000")
+            if not readonly:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._check_schema(readonly)
+            if not readonly:
+                self._db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            problem = _said(exc)
+            if not readonly and not _writable(self.path):
+                problem = f"cannot be written (a read-only file or directory): {problem}"
+            raise StoreError(self.path, problem) from None
+
+    def _check_schema(self, readonly: bool) -> None:
+        """Refuse another program's database; bring an older store's tables
+        up to date (``sends`` came later: read as 0 where it cannot be added)."""
+        tables = {
+            name: {col[1] for col in self._db.execute(f"PRAGMA table_info({name!r})")}
+            for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        if not tables:
+            if readonly:
+                raise sqlite3.DatabaseError("empty: no campaign was ever stored in it")
+            return
+        for table, wanted in COLUMNS.items():
+            have = tables.get(table)
+            if have is None and table != "fetches":
+                found = ", ".join(sorted(tables))
+                raise sqlite3.DatabaseError(f"not a phonecast campaign store (its tables: {found})")
+            lacking = sorted(wanted - (have or wanted) - {"sends"})
+            if lacking:
+                raise sqlite3.DatabaseError(
+                    f"not a phonecast campaign store (table {table} lacks {', '.join(lacking)})"
+                )
+        if "sends" not in tables["phones"]:
+            if readonly:
+                self._sends = "0"
+            else:
+                self._db.execute("ALTER TABLE phones ADD COLUMN sends INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         """Flush and close."""
@@ -228,7 +292,7 @@ class CampaignStore:
         """Phones of a campaign in inventory order, optionally by state."""
         sql = (
             "SELECT name, target, grp, state, outcome, code, reason, attempts, token, sent_at, "
-            "accepted_at, confirmed_at, latency_ms, sends FROM phones WHERE campaign=?"
+            f"accepted_at, confirmed_at, latency_ms, {self._sends} FROM phones WHERE campaign=?"
         )
         args: list[Any] = [cid]
         if states is not None:
@@ -384,3 +448,39 @@ class CampaignStore:
             if isinstance(exc, sqlite3.Error):
                 raise StoreError(self.path, str(exc)) from None
             raise
+
+
+def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
+    """A connection; read-only ones by URI, falling back to ``immutable``
+    where the WAL's shared-memory file cannot be made (a read-only
+    filesystem), as nothing can change the file there anyway."""
+    if not readonly:
+        return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
+    try:
+        db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        if os.access(path.parent, os.W_OK):
+            raise
+    return sqlite3.connect(
+        uri + "&immutable=1", uri=True, isolation_level=None, check_same_thread=False
+    )
+
+
+def _writable(path: Path) -> bool:
+    """Whether the store and its directory (for the WAL's files) can be written."""
+    return os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+
+
+def _said(exc: sqlite3.Error) -> str:
+    """SQLite's words, with what they mean where they are cryptic."""
+    text = str(exc)
+    if text == "file is not a database":
+        return "not an SQLite database (file is not a database)"
+    if text == "database disk image is malformed":
+        return "damaged or truncated (database disk image is malformed)"
+    if text == "attempt to write a readonly database":
+        return "read-only (attempt to write a readonly database)"
+    return text

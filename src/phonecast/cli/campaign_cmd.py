@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import resource
 import ssl
 import sys
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec
 
 import click
 from rich.console import Console
@@ -38,10 +39,25 @@ from phonecast.net.loop import settle
 from phonecast.push.payload import Payload, PayloadError, execute_payload, url_payload
 from phonecast.push.pusher import Pusher
 
+P = ParamSpec("P")
 EXIT_INCOMPLETE = 6
 #: The campaign store failed during a run: the campaign is left unfinished.
 EXIT_STORE_FAILED = 7
 DEFAULT_DB = "phonecast.db"
+
+
+def store_errors_said(command: Callable[P, None]) -> Callable[P, None]:
+    """A store that cannot be used before anything is sent (a bad file, a
+    full disk, a read-only one): one line naming it, exit 2, no traceback."""
+
+    @functools.wraps(command)
+    def said(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except StoreError as exc:
+            fail(str(exc))
+
+    return said
 
 
 def text_object(title: str, text: str) -> bytes:
@@ -162,6 +178,7 @@ def _load(
 @click.option("--quiet", is_flag=True, help="No live progress.")
 @click.option("--ca-file", help="TLS: trust this CA file for the phones' certificates.")
 @click.option("--insecure", is_flag=True, help="TLS: do not verify the phones' certificates.")
+@store_errors_said
 def alert(
     inventory: str,
     text: str | None,
@@ -507,6 +524,7 @@ def campaign() -> None:
 
 @campaign.command("list")
 @click.option("--db", default=DEFAULT_DB, show_default=True)
+@store_errors_said
 def list_cmd(db: str) -> None:
     """Campaigns, newest first."""
     store = _open(db)
@@ -525,15 +543,18 @@ def list_cmd(db: str) -> None:
     Console().print(table)
 
 
-def _open(db: str) -> CampaignStore:
+def _open(db: str, *, readonly: bool = True) -> CampaignStore:
+    """The store for a command; only read (``list``, ``show``, ``report``):
+    opened read-only, so a store on a read-only filesystem still reports."""
     if not Path(db).exists():
         fail(f"no campaign store at {db}")
-    return CampaignStore(db)
+    return CampaignStore(db, readonly=readonly)
 
 
 @campaign.command("show")
 @click.argument("cid")
 @click.option("--db", default=DEFAULT_DB, show_default=True)
+@store_errors_said
 def show_cmd(cid: str, db: str) -> None:
     """A campaign's parameters and counts."""
     store = _open(db)
@@ -553,6 +574,7 @@ def show_cmd(cid: str, db: str) -> None:
 @click.option("--db", default=DEFAULT_DB, show_default=True)
 @click.option("--report", "report_path", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True)
+@store_errors_said
 def report_cmd(cid: str, db: str, report_path: str | None, as_json: bool) -> None:
     """A campaign's report (table, CSV or JSON)."""
     store = _open(db)
@@ -574,6 +596,7 @@ def report_cmd(cid: str, db: str, report_path: str | None, as_json: bool) -> Non
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", is_flag=True)
 @click.option("--skip-invalid", is_flag=True, help="Resume despite invalid inventory rows.")
+@store_errors_said
 def resume_cmd(
     cid: str | None,
     db: str,
@@ -587,7 +610,7 @@ def resume_cmd(
     Phones already confirmed or failed are left alone; those queued or in
     flight at the crash are pushed (again).
     """
-    store = _open(db)
+    store = _open(db, readonly=False)
     row = store.campaign(cid) if cid else store.latest_unfinished()
     if row is None:
         fail(f"no campaign {cid}" if cid else "no unfinished campaign to resume")
