@@ -101,3 +101,29 @@ def test_the_table_gives_the_reason_of_phones_not_confirmed(
 
     print_report(make_report("cid", ROWS))
     assert "Unauthorized" in capsys.readouterr().out
+
+
+def test_a_report_is_replaced_whole_or_not_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report was written in place: a failure half-way (a full disk, a
+    kill) left half a report where the last whole one had been."""
+    path = tmp_path / "r.csv"
+    path.write_text("the previous report\n")
+    written = [0]
+    writerow = csv.DictWriter.writerow
+
+    def failing_second(self: csv.DictWriter[str], row: dict[str, object]) -> object:
+        written[0] += 1
+        if written[0] == 3:
+            raise OSError(28, "No space left on device")
+        return writerow(self, row)
+
+    monkeypatch.setattr(csv.DictWriter, "writerow", failing_second)
+    with pytest.raises(OSError, match="No space left"):
+        make_report("cid", ROWS).write(path)
+    assert path.read_text() == "the previous report\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv"]  # no temporary left
+    monkeypatch.undo()
+    make_report("cid", ROWS).write(path)
+    assert len(list(csv.DictReader(path.open()))) == len(ROWS)

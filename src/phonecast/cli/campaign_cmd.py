@@ -20,7 +20,7 @@ from rich.table import Table
 
 from phonecast.campaign.inventory import InventoryError, Phone, load_inventory, select
 from phonecast.campaign.lock import CampaignBusy, campaign_lock
-from phonecast.campaign.report import Report, make_report
+from phonecast.campaign.report import Report, check_report_path, make_report
 from phonecast.campaign.runner import (
     CampaignRunner,
     Progress,
@@ -214,6 +214,7 @@ def alert(
     """
     if sum(x is not None for x in (text, object_file, url)) != 1:
         fail("give exactly one of --text, --file or --url")
+    _check_report(report_path)
     phones = _load(inventory, where, tags, skip_invalid, quiet or as_json)
     params: dict[str, Any] = {
         "inventory": str(Path(inventory).resolve()),
@@ -439,6 +440,26 @@ async def _execute(
             await server.stop()
 
 
+def _check_report(report_path: str | None) -> None:
+    """An unwritable ``--report`` said before anything is sent (exit 2)."""
+    if report_path is None:
+        return
+    try:
+        check_report_path(report_path)
+    except OSError as exc:
+        fail(f"cannot write the report {report_path}: {exc.strerror}")
+
+
+def _write_report(report: Report, report_path: str) -> None:
+    try:
+        report.write(report_path)
+    except OSError as exc:
+        fail(
+            f"cannot write the report {report_path}: {exc.strerror}; it stays in the store"
+            f" (phonecast campaign report {report.campaign} --report ...)"
+        )
+
+
 def _progress_table(progress: Progress) -> Table:
     table = Table(title="campaign progress", show_header=True)
     for col in ("queued", "sending", "accepted", "confirmed", "failed", "rate/s", "ETA s"):
@@ -470,7 +491,7 @@ def _finish(
             err=True,
         )
     if report_path:
-        report.write(report_path)
+        _write_report(report, report_path)
     if as_json:
         click.echo(json.dumps(report.as_dict()))
     else:
@@ -577,12 +598,13 @@ def show_cmd(cid: str, db: str) -> None:
 @store_errors_said
 def report_cmd(cid: str, db: str, report_path: str | None, as_json: bool) -> None:
     """A campaign's report (table, CSV or JSON)."""
+    _check_report(report_path)
     store = _open(db)
     if store.campaign(cid) is None:
         fail(f"no campaign {cid} in {db}")
     report = make_report(cid, store.phones(cid))
     if report_path:
-        report.write(report_path)
+        _write_report(report, report_path)
     if as_json:
         click.echo(json.dumps(report.as_dict()))
     else:
@@ -610,6 +632,7 @@ def resume_cmd(
     Phones already confirmed or failed are left alone; those queued or in
     flight at the crash are pushed (again).
     """
+    _check_report(report_path)
     store = _open(db, readonly=False)
     row = store.campaign(cid) if cid else store.latest_unfinished()
     if row is None:
