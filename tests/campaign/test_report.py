@@ -97,7 +97,7 @@ def test_json_and_csv_files(tmp_path: Path) -> None:
 def test_the_table_gives_the_reason_of_phones_not_confirmed(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from phonecast.cli.campaign_cmd import print_report
+    from phonecast.cli.campaign_views import print_report
 
     print_report(make_report("cid", ROWS))
     assert "Unauthorized" in capsys.readouterr().out

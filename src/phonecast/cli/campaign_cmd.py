@@ -7,7 +7,6 @@ import functools
 import json
 import resource
 import ssl
-import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -20,7 +19,7 @@ from rich.table import Table
 
 from phonecast.campaign.inventory import InventoryError, Phone, load_inventory, select
 from phonecast.campaign.lock import CampaignBusy, campaign_lock
-from phonecast.campaign.report import Report, check_report_path, make_report
+from phonecast.campaign.report import Report, make_report
 from phonecast.campaign.runner import (
     CampaignRunner,
     Progress,
@@ -28,7 +27,14 @@ from phonecast.campaign.runner import (
     affordable_concurrency,
     summary_line,
 )
-from phonecast.campaign.store import OUTCOMES, CampaignStore, StoreError
+from phonecast.campaign.store import CampaignStore, StoreError
+from phonecast.cli.campaign_views import (
+    check_report,
+    finish,
+    print_report,
+    progress_table,
+    write_report,
+)
 from phonecast.cli.push_cmd import fail, tls_context
 from phonecast.content import ContentServer
 from phonecast.net.endpoint import SipEndpoint
@@ -40,7 +46,6 @@ from phonecast.push.payload import Payload, PayloadError, execute_payload, url_p
 from phonecast.push.pusher import Pusher
 
 P = ParamSpec("P")
-EXIT_INCOMPLETE = 6
 #: The campaign store failed during a run: the campaign is left unfinished.
 EXIT_STORE_FAILED = 7
 DEFAULT_DB = "phonecast.db"
@@ -214,7 +219,7 @@ def alert(
     """
     if sum(x is not None for x in (text, object_file, url)) != 1:
         fail("give exactly one of --text, --file or --url")
-    _check_report(report_path)
+    check_report(report_path)
     phones = _load(inventory, where, tags, skip_invalid, quiet or as_json)
     params: dict[str, Any] = {
         "inventory": str(Path(inventory).resolve()),
@@ -252,7 +257,7 @@ def alert(
         cid,
         _execute(store, cid, phones, params, content, quiet or as_json, as_json and not quiet),
     )
-    _finish(store, report, params, report_path, as_json)
+    finish(store, report, params, report_path, as_json)
 
 
 def _run(store: CampaignStore, cid: str, execute: Coroutine[Any, Any, Report]) -> Report:
@@ -428,111 +433,16 @@ async def _execute(
         if quiet:
             return await runner.run(cid, phones, payload_for)
         with Live(
-            _progress_table(Progress(len(phones))),
+            progress_table(Progress(len(phones))),
             console=Console(stderr=True),
             refresh_per_second=4,
         ) as live:
-            runner.on_progress = lambda prog: live.update(_progress_table(prog))
+            runner.on_progress = lambda prog: live.update(progress_table(prog))
             return await runner.run(cid, phones, payload_for)
     finally:
         await endpoint.close()
         if server is not None:
             await server.stop()
-
-
-def _check_report(report_path: str | None) -> None:
-    """An unwritable ``--report`` said before anything is sent (exit 2)."""
-    if report_path is None:
-        return
-    try:
-        check_report_path(report_path)
-    except OSError as exc:
-        fail(f"cannot write the report {report_path}: {exc.strerror}")
-
-
-def _write_report(report: Report, report_path: str) -> None:
-    try:
-        report.write(report_path)
-    except OSError as exc:
-        fail(
-            f"cannot write the report {report_path}: {exc.strerror}; it stays in the store"
-            f" (phonecast campaign report {report.campaign} --report ...)"
-        )
-
-
-def _progress_table(progress: Progress) -> Table:
-    table = Table(title="campaign progress", show_header=True)
-    for col in ("queued", "sending", "accepted", "confirmed", "failed", "rate/s", "ETA s"):
-        table.add_column(col, justify="right")
-    c = progress.counts
-    eta = "-" if progress.eta is None else f"{progress.eta:.0f}"
-    table.add_row(
-        *(str(c.get(s, 0)) for s in ("queued", "sending", "accepted", "confirmed", "failed")),
-        f"{progress.rate:.0f}",
-        eta,
-    )
-    return table
-
-
-def _finish(
-    store: CampaignStore,
-    report: Report,
-    params: dict[str, Any],
-    report_path: str | None,
-    as_json: bool,
-) -> None:
-    row = store.campaign(report.campaign)
-    unsent = report.summary()["not_sent"]
-    if row is not None and row.status == "stopped" and unsent:
-        click.echo(
-            f"phonecast: the dispatch deadline left {unsent} phone(s) not sent; campaign"
-            f" {row.id} is stopped; phonecast campaign resume --db {store.path} takes it up again"
-            " (under the same --deadline)",
-            err=True,
-        )
-    if report_path:
-        _write_report(report, report_path)
-    if as_json:
-        click.echo(json.dumps(report.as_dict()))
-    else:
-        print_report(report)
-    sys.exit(0 if report.complete(confirm=params["confirm"]) else EXIT_INCOMPLETE)
-
-
-def print_report(report: Report, *, limit: int = 50) -> None:
-    """The report as tables: summary, groups, and the phones that need a look."""
-    console = Console()
-    summary = Table(title=f"campaign {report.campaign}")
-    for outcome in OUTCOMES:
-        summary.add_column(outcome, justify="right")
-    summary.add_row(*(str(n) for n in report.summary().values()))
-    console.print(summary)
-    groups = report.groups()
-    if len(groups) > 1:
-        gt = Table(title="by group")
-        gt.add_column("group")
-        gt.add_column("outcomes")
-        for name, counts in groups.items():
-            gt.add_row(name, ", ".join(f"{k} {v}" for k, v in counts.items()))
-        console.print(gt)
-    doc = report.as_dict()
-    problems = [p for p in doc["phones"] if p["outcome"] != "confirmed"]
-    if problems:
-        pt = Table(title=f"phones not confirmed ({len(problems)})")
-        for col in ("name", "target", "outcome", "code", "reason", "attempts"):
-            pt.add_column(col)
-        for p in problems[:limit]:
-            pt.add_row(
-                p["name"],
-                p["target"],
-                p["outcome"],
-                str(p["code"] or ""),
-                p["reason"] or "",
-                str(p["attempts"]),
-            )
-        console.print(pt)
-        if len(problems) > limit:
-            console.print(f"... and {len(problems) - limit} more (see --report)")
 
 
 # --------------------------------------------------------------- campaign ...
@@ -598,13 +508,13 @@ def show_cmd(cid: str, db: str) -> None:
 @store_errors_said
 def report_cmd(cid: str, db: str, report_path: str | None, as_json: bool) -> None:
     """A campaign's report (table, CSV or JSON)."""
-    _check_report(report_path)
+    check_report(report_path)
     store = _open(db)
     if store.campaign(cid) is None:
         fail(f"no campaign {cid} in {db}")
     report = make_report(cid, store.phones(cid))
     if report_path:
-        _write_report(report, report_path)
+        write_report(report, report_path)
     if as_json:
         click.echo(json.dumps(report.as_dict()))
     else:
@@ -632,7 +542,7 @@ def resume_cmd(
     Phones already confirmed or failed are left alone; those queued or in
     flight at the crash are pushed (again).
     """
-    _check_report(report_path)
+    check_report(report_path)
     store = _open(db, readonly=False)
     row = store.campaign(cid) if cid else store.latest_unfinished()
     if row is None:
@@ -654,7 +564,7 @@ def resume_cmd(
             as_json and not quiet,
         ),
     )
-    _finish(store, report, params, report_path, as_json)
+    finish(store, report, params, report_path, as_json)
 
 
 def _resumable_phones(
