@@ -127,3 +127,15 @@ def test_a_report_is_replaced_whole_or_not_at_all(
     monkeypatch.undo()
     make_report("cid", ROWS).write(path)
     assert len(list(csv.DictReader(path.open()))) == len(ROWS)
+
+
+def test_the_summary_table_fits_a_terminal_with_every_outcome_had(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from phonecast.cli.campaign_views import print_report
+
+    print_report(make_report("cid", ROWS))
+    out = capsys.readouterr().out
+    for outcome in ("confirmed", "accepted", "auth_rejected", "rejected", "in_flight", "not_sent"):
+        assert outcome in out  # not cut to "confi…"
+    assert "unreachable" not in out  # no phone has it

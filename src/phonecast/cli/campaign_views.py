@@ -14,7 +14,7 @@ from rich.table import Table
 
 from phonecast.campaign.report import Report, check_report_path
 from phonecast.campaign.runner import Progress
-from phonecast.campaign.store import OUTCOMES, CampaignStore
+from phonecast.campaign.store import CampaignStore
 from phonecast.cli.push_cmd import fail
 
 EXIT_INCOMPLETE = 6
@@ -83,9 +83,12 @@ def print_report(report: Report, *, limit: int = 50) -> None:
     """The report as tables: summary, groups, and the phones that need a look."""
     console = Console()
     summary = Table(title=f"campaign {report.campaign}")
-    for outcome in OUTCOMES:
+    # The outcomes any phone has, and confirmed always: nine columns did not
+    # fit a terminal's 80 and were cut to "confi…" (the JSON has every one).
+    shown = {o: n for o, n in report.summary().items() if n or o == "confirmed"}
+    for outcome in shown:
         summary.add_column(outcome, justify="right")
-    summary.add_row(*(str(n) for n in report.summary().values()))
+    summary.add_row(*(str(n) for n in shown.values()))
     console.print(summary)
     groups = report.groups()
     if len(groups) > 1:
