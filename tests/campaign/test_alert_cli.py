@@ -171,3 +171,38 @@ def test_max_connections_caps_the_pushers_connections_and_pushes_wait_for_one(
         "alert", "--inventory", str(inventory), "--text", "x", "--max-connections", "0"
     )
     assert refused.returncode == 2 and "--max-connections" in refused.stderr
+
+
+def test_a_store_failing_mid_run_is_one_line_exit_7_and_the_campaign_resumable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store that cannot commit a batch ``sending`` (locked past its busy
+    timeout, disk full) once left the campaign "finished", phones unsent,
+    exit 6 or a traceback; now one line naming the store, how to resume,
+    exit 7, and the campaign is still the one ``resume`` takes."""
+    from click.testing import CliRunner
+
+    from phonecast.campaign.store import CampaignStore, StoreError
+    from phonecast.cli import cli
+
+    def locked(self: CampaignStore, *args: Any, **kwargs: Any) -> None:
+        raise StoreError(self.path, "database is locked")
+
+    ports = free_ports(2)
+    inventory = tmp_path / "phones.csv"
+    inventory.write_text(
+        "name,target,user,password\n"
+        f"a,sip:1001@127.0.0.1:{ports[0]},,pw\nb,sip:1002@127.0.0.1:{ports[1]},,pw\n"
+    )
+    db = tmp_path / "c.db"
+    monkeypatch.setattr(CampaignStore, "mark_sending", locked)
+    run = CliRunner().invoke(
+        cli, ["alert", "--inventory", str(inventory), "--text", "x", "--quiet", "--db", str(db)]
+    )
+    assert run.exit_code == 7, run.output
+    (line,) = run.stderr.splitlines()
+    assert line.startswith(f"phonecast: campaign store {db}: database is locked; campaign ")
+    assert "phonecast campaign resume " in line and "Traceback" not in run.output
+    store = CampaignStore(db)
+    row = store.latest_unfinished()
+    assert row is not None and store.counts(row.id) == {"queued": 2}

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from phonecast.campaign.inventory import (
     InventoryError,
@@ -110,3 +112,58 @@ def test_select_and_write_round_trip(tmp_path: Path) -> None:
     assert [(p.name, str(p.target), p.user, p.password.reveal(), p.tags) for p in again.phones] == [
         (p.name, str(p.target), p.user, p.password.reveal(), p.tags) for p in inv.phones
     ]
+
+
+def test_an_unclosed_quote_is_an_error_naming_its_line(tmp_path: Path) -> None:
+    """Parsed leniently, the quote swallowed every later row into one field."""
+    text = (
+        "name,target,user,password\n"
+        "a,sip:1@127.0.0.1:5070,,pw\n"
+        'b,sip:2@127.0.0.1:5071,,"pw\n'
+        "c,sip:3@127.0.0.1:5072,,pw\n"
+        "d,sip:4@127.0.0.1:5073,,pw\n"
+    )
+    path = _write(tmp_path, "phones.csv", text)
+    with pytest.raises(InventoryError) as caught:
+        load_inventory(path)
+    assert str(caught.value).startswith(f"{path}:3: malformed CSV: ")
+    assert "quoted field never closed" in str(caught.value)
+
+
+def test_a_yaml_error_gives_line_and_column_but_never_the_source(tmp_path: Path) -> None:
+    """The YAML error's text quoted the offending line: here a password."""
+    text = "phones:\n  - name: a\n    password: s3cr3t: oops\n"
+    path = _write(tmp_path, "phones.yaml", text)
+    with pytest.raises(InventoryError) as caught:
+        load_inventory(path)
+    said = str(caught.value)
+    assert said.startswith(f"{path}:3:") and "invalid YAML: " in said
+    assert "s3cr3t" not in said and "\n" not in said
+
+
+_PASSWORDS = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    min_size=1,
+).filter(lambda pw: pw.strip() != "") | st.sampled_from(
+    ["env:HOME1", "file:pw.txt", "literal:x", "pw  ", "  pw", " env:X", "a\nb", 'q"uote,']
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(password=_PASSWORDS)
+def test_a_written_inventory_reads_back_every_password(password: str) -> None:
+    """``fleet --inventory-out`` wrote passwords as they were: 'env:HOME1'
+    read back as an environment reference, trailing spaces were trimmed."""
+    import tempfile
+
+    from phonecast.campaign.inventory import Phone
+    from phonecast.credentials import Secret
+    from phonecast.sip import SipUri
+
+    phone = Phone("a", SipUri("127.0.0.1", "1001", port=5070), "1001", Secret(password))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "phones.csv"
+        write_inventory_csv(path, [phone])
+        inv = load_inventory(path)
+    assert inv.ok, inv.problems
+    assert inv.phones[0].password.reveal() == password

@@ -6,6 +6,8 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
+
 from phonecast.campaign.report import make_report, outcome_of
 from phonecast.campaign.store import OUTCOMES, PhoneRow
 
@@ -16,6 +18,7 @@ def _row(
     outcome: str | None = None,
     group: str | None = "B",
     code: int | None = None,
+    reason: str | None = None,
 ) -> PhoneRow:
     return PhoneRow(
         name,
@@ -24,7 +27,7 @@ def _row(
         state,
         outcome,
         code,
-        None,
+        reason,
         1,
         None,
         None,
@@ -38,7 +41,7 @@ def _row(
 ROWS = [
     _row("a", "confirmed", "confirmed", code=200),
     _row("b", "accepted", code=200),
-    _row("c", "failed", "auth_rejected", code=401),
+    _row("c", "failed", "auth_rejected", code=401, reason="Unauthorized"),
     _row("d", "failed", "rejected", "A", code=486),
     _row("e", "sending"),
     _row("f", "queued", group=None),
@@ -51,15 +54,16 @@ def test_outcomes_and_summary() -> None:
         "accepted",
         "auth_rejected",
         "rejected",
-        "timeout",
-        "timeout",
+        "in_flight",
+        "not_sent",
     ]
     report = make_report("cid", ROWS)
     summary = report.summary()
     assert list(summary) == list(OUTCOMES)
-    assert summary["confirmed"] == 1 and summary["timeout"] == 2 and summary["invalid"] == 0
+    assert summary["confirmed"] == 1 and summary["timeout"] == 0 and summary["invalid"] == 0
+    assert summary["in_flight"] == 1 and summary["not_sent"] == 1
     assert report.groups()["A"] == {"rejected": 1}
-    assert report.groups()["-"] == {"timeout": 1}
+    assert report.groups()["-"] == {"not_sent": 1}
     assert not report.complete()
     assert make_report("x", ROWS[:2]).complete(confirm=False)
     assert not make_report("x", ROWS[:2]).complete(confirm=True)
@@ -76,12 +80,63 @@ def test_json_and_csv_files(tmp_path: Path) -> None:
         "target",
         "outcome",
         "code",
+        "reason",
         "attempts",
         "latency_ms",
         "confirmed_at",
     }
+    assert doc["phones"][2]["reason"] == "Unauthorized" and first["reason"] is None
     assert first["latency_ms"] == 1.235 and first["confirmed_at"] == 12.0
     report.write(tmp_path / "r.csv")
     rows = list(csv.DictReader((tmp_path / "r.csv").open()))
     assert [r["outcome"] for r in rows][:3] == ["confirmed", "accepted", "auth_rejected"]
     assert rows[1]["confirmed_at"] == ""
+    assert [r["reason"] for r in rows][:3] == ["", "", "Unauthorized"]
+
+
+def test_the_table_gives_the_reason_of_phones_not_confirmed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from phonecast.cli.campaign_views import print_report
+
+    print_report(make_report("cid", ROWS))
+    assert "Unauthorized" in capsys.readouterr().out
+
+
+def test_a_report_is_replaced_whole_or_not_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report was written in place: a failure half-way (a full disk, a
+    kill) left half a report where the last whole one had been."""
+    path = tmp_path / "r.csv"
+    path.write_text("the previous report\n")
+    written = [0]
+    writerow = csv.DictWriter.writerow
+
+    def failing_second(self: csv.DictWriter[str], row: dict[str, object]) -> object:
+        written[0] += 1
+        if written[0] == 3:
+            raise OSError(28, "No space left on device")
+        return writerow(self, row)
+
+    monkeypatch.setattr(csv.DictWriter, "writerow", failing_second)
+    with pytest.raises(OSError, match="No space left"):
+        make_report("cid", ROWS).write(path)
+    assert path.read_text() == "the previous report\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv"]  # no temporary left
+    monkeypatch.undo()
+    make_report("cid", ROWS).write(path)
+    assert len(list(csv.DictReader(path.open()))) == len(ROWS)
+
+
+def test_the_summary_table_fits_a_terminal_with_every_outcome_had(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from phonecast.cli.campaign_views import print_report
+
+    monkeypatch.setenv("COLUMNS", "80")
+    print_report(make_report("cid", ROWS))
+    summary = capsys.readouterr().out.split("by group")[0]
+    for outcome in ("confirmed", "accepted", "auth_rejected", "rejected", "in_flight", "not_sent"):
+        assert outcome in summary  # not cut to "confi…"
+    assert "unreachable" not in summary  # no phone has it

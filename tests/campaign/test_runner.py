@@ -179,34 +179,52 @@ async def test_dispatch_is_a_fixed_pool_within_the_concurrency_window(tmp_path: 
     assert report.summary()["accepted"] == 300
 
 
-async def test_fetches_share_a_commit_and_each_returns_once_committed(tmp_path: Path) -> None:
-    import asyncio
+async def test_a_failed_commit_neither_errs_the_phone_nor_confirms_without_its_page(
+    tmp_path: Path,
+) -> None:
+    """A fetch was once committed before its answer: a commit that failed
+    (database locked, disk full) answered the phone 500, and the next flush
+    committed the fetch anyway, "confirmed" for a phone without its page.
+    Now the page is sent first and the fetch recorded after: a store whose
+    commit fails once delays the record, the phone has its page, and the
+    fetch is committed by the next flush."""
+    import sqlite3
 
-    from phonecast.content import Fetch
+    import aiohttp
+    import pytest
 
     store = CampaignStore(tmp_path / "g.db")
-    cid = store.create({}, [(f"p{i}", f"sip:{i}@127.0.0.1", None) for i in range(4)])
-    runner = CampaignRunner(store, None, None, RunOptions(commit_window=0.05))  # type: ignore[arg-type]
+    cid = store.create({}, [("p0", "sip:0@127.0.0.1", None)])
+    runner = CampaignRunner(store, None, None, RunOptions())  # type: ignore[arg-type]
     runner._cid = cid
-    commits: list[int] = []
     flush = store.flush
+    failures = [sqlite3.OperationalError("database is locked")]
 
-    def counting_flush() -> None:
-        commits.append(store.pending)
+    def failing_once() -> None:
+        if failures and store.pending:
+            raise failures.pop()
         flush()
 
-    store.flush = counting_flush  # type: ignore[method-assign]
-    first = [
-        asyncio.ensure_future(runner.record_fetch(Fetch(f"p{i}", "t", 1.0, "127.0.0.1", 200)))
-        for i in range(3)
-    ]
-    await asyncio.sleep(0.01)
-    assert not any(f.done() for f in first)  # nothing answered before the commit
-    assert store.fetch_count(cid) == 0
-    await asyncio.gather(*first)
-    assert commits == [3] and store.fetch_count(cid) == 3  # one commit for all three
-    await runner.record_fetch(Fetch("p3", "t", 2.0, "127.0.0.1", 200))  # a later one: its own
-    assert commits == [3, 1] and store.fetch_count(cid, "p3") == 1
+    store.flush = failing_once  # type: ignore[method-assign]
+    content = ContentServer(on_fetch=runner.record_fetch)
+    await content.start()
+    runner.content = content
+    try:
+        urls = runner.publish(cid, [_phone(0)], lambda p: b"<page/>", "text/xml")
+        async with aiohttp.ClientSession() as http, http.get(urls["p0"]) as resp:
+            assert resp.status == 200 and await resp.read() == b"<page/>"
+    finally:
+        await content.stop()
+    with pytest.raises(sqlite3.OperationalError):
+        store.flush()
+    assert not failures and store.pending == 1  # kept through the failed commit
+    store.flush()
+    (row,) = store.phones(cid)
+    assert row.state == "confirmed" and store.fetch_count(cid, "p0") == 1
+
+
+def _phone(n: int) -> Phone:
+    return Phone(f"p{n}", SipUri("127.0.0.1", f"{n}", port=5060), f"{n}", Secret("x"))
 
 
 async def test_progress_is_redrawn_a_few_times_a_second_not_per_event(tmp_path: Path) -> None:
@@ -256,3 +274,78 @@ async def test_a_fault_in_one_push_is_recorded_and_the_rest_go_on(tmp_path: Path
     assert faulty.state == "failed" and faulty.outcome == "unreachable"
     assert faulty.reason == "internal error: TypeError: an object expected; got None"
     assert not store.phones(cid, ["sending"])
+
+
+async def test_a_store_failure_stops_the_run_unfinished_and_resume_loses_no_phone(
+    tmp_path: Path,
+) -> None:
+    """A batch the store could not commit ``sending`` once ended its worker
+    silently (the batch already off the queue), the other workers went on,
+    and the campaign was marked finished with phones never sent.  Now the
+    run stops with the store's error, the campaign stays unfinished, and a
+    resume pushes every phone not yet pushed."""
+    import pytest
+
+    from phonecast.campaign.store import StoreError
+
+    phones = [_phone(n) for n in range(10)]
+    store = CampaignStore(tmp_path / "s.db")
+    cid = store.create({"test": True}, [(p.name, str(p.target), None) for p in phones])
+    mark_sending = store.mark_sending
+    calls = [0]
+
+    def failing_third(cid: str, names: Any, *, now: float) -> None:
+        calls[0] += 1
+        if calls[0] == 3:
+            raise StoreError(store.path, "database is locked")
+        mark_sending(cid, names, now=now)
+
+    store.mark_sending = failing_third  # type: ignore[method-assign]
+    pusher = _CountingPusher()
+    runner = CampaignRunner(store, pusher, None, RunOptions(concurrency=2, confirm=False))  # type: ignore[arg-type]
+    with pytest.raises(StoreError, match="database is locked"):
+        await runner.run(cid, phones, lambda p: url_payload("http://127.0.0.1:9/x"))
+    assert store.campaign(cid).status == "running"  # type: ignore[union-attr]
+    assert store.latest_unfinished() is not None
+    assert len(pusher.pushed) == 4  # two batches of two; the third never left
+    assert store.counts(cid) == {"accepted": 4, "queued": 6}
+    store.mark_sending = mark_sending  # type: ignore[method-assign]
+    again = CampaignRunner(store, pusher, None, RunOptions(concurrency=2, confirm=False))  # type: ignore[arg-type]
+    report = await again.run(cid, phones, lambda p: url_payload("http://127.0.0.1:9/x"))
+    assert sorted(pusher.pushed) == sorted(str(p.target) for p in phones)  # each once
+    assert report.summary()["accepted"] == 10
+    assert store.campaign(cid).status == "finished"  # type: ignore[union-attr]
+
+
+async def test_a_deadline_leaves_the_rest_not_sent_and_the_campaign_resumable(
+    tmp_path: Path,
+) -> None:
+    """Phones the dispatch deadline left were reported "timeout", as if
+    tried, and the campaign "finished", which a plain resume skips.  Now
+    they are ``not_sent``, the campaign ``stopped``, and resume sends them."""
+    import asyncio
+
+    class _SlowPusher(_CountingPusher):
+        async def push(self, target: SipUri, *args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(0.05)
+            return await super().push(target, *args, **kwargs)
+
+    phones = [_phone(n) for n in range(20)]
+    store = CampaignStore(tmp_path / "d.db")
+    cid = store.create({"test": True}, [(p.name, str(p.target), None) for p in phones])
+    pusher = _SlowPusher()
+    options = RunOptions(concurrency=1, confirm=False, deadline=0.12)
+    report = await CampaignRunner(store, pusher, None, options).run(  # type: ignore[arg-type]
+        cid, phones, lambda p: url_payload("http://127.0.0.1:9/x")
+    )
+    summary = report.summary()
+    assert 0 < summary["accepted"] < 20 and summary["timeout"] == 0
+    assert summary["accepted"] + summary["not_sent"] == 20
+    unfinished = store.latest_unfinished()
+    assert unfinished is not None and unfinished.status == "stopped"
+    options = RunOptions(concurrency=4, confirm=False)
+    report = await CampaignRunner(store, pusher, None, options).run(  # type: ignore[arg-type]
+        cid, phones, lambda p: url_payload("http://127.0.0.1:9/x")
+    )
+    assert report.summary()["accepted"] == 20 and store.latest_unfinished() is None
+    assert sorted(pusher.pushed) == sorted(str(p.target) for p in phones)  # each once

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from phonecast.campaign.store import CampaignStore, Result
+from phonecast.campaign.store import CampaignStore, Result, StoreError
 
 
 def _store(tmp_path: Path) -> tuple[CampaignStore, str]:
@@ -62,7 +62,7 @@ def test_committed_state_survives_sigkill(tmp_path: Path) -> None:
     db = tmp_path / "k.db"
     code = f"""
 import os, signal
-from phonecast.campaign.store import CampaignStore, Result
+from phonecast.campaign.store import CampaignStore, Result, StoreError
 s = CampaignStore({str(db)!r})
 cid = s.create({{}}, [("a", "sip:a@h", None), ("b", "sip:b@h", None)], now=1.0)
 s.mark_sending(cid, ["a", "b"], now=2.0)
@@ -91,7 +91,7 @@ def test_a_failed_commit_keeps_the_buffered_writes(tmp_path: Path) -> None:
     blocker = sqlite3.connect(tmp_path / "c.db", timeout=0)
     blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock
     store._db.execute("PRAGMA busy_timeout=0")
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(StoreError, match=r"c\.db: database is locked"):
         store.flush()
     assert store.pending == 2  # nothing dropped
     blocker.rollback()
@@ -115,3 +115,61 @@ def test_states_give_each_phones_state_and_token(tmp_path: Path) -> None:
         "p4": ("queued", None),
     }
     assert states == {r.name: (r.state, r.token) for r in store.phones(cid)}
+
+
+def test_a_file_that_is_no_store_is_one_clear_error(tmp_path: Path) -> None:
+    """Each of these was an sqlite3 traceback (or, a foreign database, our
+    tables created inside it)."""
+    import sqlite3
+
+    import pytest
+
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(bytes(range(256)) * 32)
+    good = tmp_path / "good.db"
+    _store(tmp_path)[0].close()
+    (tmp_path / "c.db").rename(good)
+    truncated = tmp_path / "truncated.db"
+    truncated.write_bytes(good.read_bytes()[:5000])
+    foreign = tmp_path / "foreign.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE phones(id int, name text)")
+    cases = {
+        garbage: "not an SQLite database",
+        truncated: "damaged or truncated",
+        foreign: "not a phonecast campaign store (its tables: phones)",
+        tmp_path: "is a directory, not a store file",
+        tmp_path / "no" / "c.db": f"directory {tmp_path / 'no'} does not exist",
+    }
+    for path, problem in cases.items():
+        for readonly in (False, True):
+            with pytest.raises(StoreError) as caught:
+                CampaignStore(path, readonly=readonly)
+            assert str(caught.value).startswith(f"campaign store {path}: {problem}"), readonly
+    with sqlite3.connect(foreign) as conn:
+        assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["phones"]
+
+
+def test_an_older_store_without_sends_is_read_and_brought_up_to_date(tmp_path: Path) -> None:
+    import sqlite3
+
+    store, cid = _store(tmp_path)
+    store.close()
+    with sqlite3.connect(tmp_path / "c.db") as conn:
+        conn.execute("ALTER TABLE phones DROP COLUMN sends")
+    reader = CampaignStore(tmp_path / "c.db", readonly=True)
+    assert {p.sends for p in reader.phones(cid)} == {0}
+    writer = CampaignStore(tmp_path / "c.db")
+    writer.mark_sending(cid, ["p0"], now=1.0)
+    assert writer.phones(cid)[0].sends == 1
+
+
+def test_a_store_opened_read_only_writes_nothing(tmp_path: Path) -> None:
+    import pytest
+
+    store, cid = _store(tmp_path)
+    store.close()
+    reader = CampaignStore(tmp_path / "c.db", readonly=True)
+    assert reader.counts(cid) == {"queued": 5}
+    with pytest.raises(StoreError, match="readonly database"):
+        reader.mark_sending(cid, ["p0"], now=1.0)

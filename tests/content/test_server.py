@@ -43,29 +43,33 @@ async def test_public_url_overrides_base() -> None:
         await server.stop()
 
 
-async def test_an_awaitable_on_fetch_holds_the_answer_until_it_is_done() -> None:
+async def test_a_fetch_is_reported_only_once_its_page_was_written() -> None:
+    """The report's "confirmed" is this callback.  It once ran before the
+    answer, so a phone whose connection broke before its page went (or that
+    was answered an error) was counted as served.  A client that asks for a
+    page too large for the socket buffers, reads nothing and resets its
+    connection gets no page: no fetch is reported, and it is counted as
+    undelivered."""
     import asyncio
+    import socket
+    import struct
 
-    released = asyncio.Event()
-    seen: list[str] = []
-
-    async def record(fetch: Fetch) -> None:
-        seen.append(fetch.phone)
-        await released.wait()  # e.g. the store committing the fetch
-
-    server = ContentServer("127.0.0.1", 0, on_fetch=record)
-    await server.start()
+    fetches: list[Fetch] = []
+    server = ContentServer("127.0.0.1", 0, on_fetch=fetches.append)
+    base = await server.start()
     try:
-        url = server.publish("phone-a", b"<a/>")
-        async with aiohttp.ClientSession() as http:
-            get = asyncio.ensure_future(http.get(url))
-            while not seen:
-                await asyncio.sleep(0.01)
-            await asyncio.sleep(0.1)
-            assert not get.done()  # recorded, not yet answered
-            released.set()
-            async with await get as resp:
-                assert resp.status == 200 and await resp.read() == b"<a/>"
+        url = server.publish("phone-a", b"x" * (64 << 20))
+        host, port = base.removeprefix("http://").split(":")
+        sock = socket.create_connection((host, int(port)))
+        sock.sendall(f"GET {url.removeprefix(base)} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        await asyncio.sleep(0.3)  # the server is writing, stalled on the full buffers
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # a reset, as a phone that gave up
+        for _ in range(100):
+            if server.undelivered:
+                break
+            await asyncio.sleep(0.02)
+        assert (server.fetches, server.undelivered, fetches) == (1, 1, [])
     finally:
         await server.stop()
 
@@ -88,7 +92,7 @@ async def test_only_content_and_health_are_served() -> None:
                     assert resp.status == 404, path
             async with http.get(url + ".xml") as resp:  # the suffix phones may add
                 assert resp.status == 200 and await resp.read() == b"<a/>"
-        assert [f.phone for f in fetches] == ["phone-a", "phone-a"]  # HEAD and GET
+        assert [f.phone for f in fetches] == ["phone-a"]  # the GET: a HEAD gets no page
         assert server.unknown == 0  # paths that are not /c/<token> are not guesses
     finally:
         await server.stop()

@@ -6,7 +6,9 @@ Format (CSV with a header row; YAML and TOML hold the same records)::
     lobby-1,sip:1001@10.0.0.5:5060,,env:LOBBY_PW,,udp,cisco-spa,building=B lobby
 
 ``name``, ``target`` and ``password`` are required; ``user`` defaults to the
-target URI's user; ``password`` is ``env:VAR``, ``file:PATH`` or a literal;
+target URI's user; ``password`` is ``env:VAR``, ``file:PATH``, a literal, or
+``literal:`` and the password exactly as it follows (one that starts like
+the others, or with spaces at either end, which are otherwise trimmed);
 ``proxy`` is a Cisco host list; ``tags`` are space- or ';'-separated items,
 each ``key=value`` or a bare tag.  Everything is validated before anything is
 sent: :func:`load_inventory` returns every bad row with its line number and
@@ -29,6 +31,8 @@ from phonecast.sip import ParseError, SipUri, parse_uri
 REQUIRED = ("name", "target", "password")
 COLUMNS = ("name", "target", "user", "password", "proxy", "transport", "vendor", "tags")
 TRANSPORTS = ("udp", "tcp", "tls")
+#: A password column starting so is the password exactly as it follows.
+LITERAL = "literal:"
 
 Tag = tuple[str, str | None]
 
@@ -140,7 +144,13 @@ def _row_to_phone(
     if target is not None and not user:
         bad("user", "no user: give one or put it in the target URI")
     secret: Secret | None = None
-    if values.get("password"):
+    if values.get("password", "").startswith(LITERAL):
+        exact = str(row["password"]).lstrip()[len(LITERAL) :]  # untrimmed on the right
+        if exact:
+            secret = Secret(exact)
+        else:
+            bad("password", f"{LITERAL} needs the password after it")
+    elif values.get("password"):
         try:
             secret = resolve_secret(values["password"], base=base)
         except SecretError as exc:
@@ -178,7 +188,10 @@ def _row_to_phone(
 def _records(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
     suffix = path.suffix.lower()
     try:
-        text = path.read_text(encoding="utf-8")
+        # newline="": the csv module's own line handling (a quoted CR in a
+        # password is kept, not turned into LF)
+        with path.open(encoding="utf-8", newline="") as fh:
+            text = fh.read()
     except OSError as exc:
         raise InventoryError(f"cannot read inventory {path}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
@@ -191,21 +204,32 @@ def _records(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
 
 
 def _csv_records(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
-    reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip().lower() for h in (reader.fieldnames or [])]
-    missing = [c for c in REQUIRED if c not in header]
-    if missing:
-        raise InventoryError(f"{path}:1: header row lacks column(s) {', '.join(missing)}")
-    reader.fieldnames = header
-    out: list[tuple[int, dict[str, Any]]] = []
-    for row in reader:
-        if not any((v or "").strip() for k, v in row.items() if k):
-            continue
-        extra = row.pop(None, None)
-        if extra:
-            row["_extra"] = ",".join(extra)
-        out.append((reader.line_num, row))
-    return out
+    """Rows by line, parsed strictly: a quote never closed once swallowed
+    every later row into one field, silently; now it is an error naming
+    the line where that row began."""
+    reader = csv.DictReader(io.StringIO(text), strict=True)
+    start = 1
+    try:
+        header = [h.strip().lower() for h in (reader.fieldnames or [])]
+        missing = [c for c in REQUIRED if c not in header]
+        if missing:
+            raise InventoryError(f"{path}:1: header row lacks column(s) {', '.join(missing)}")
+        reader.fieldnames = header
+        out: list[tuple[int, dict[str, Any]]] = []
+        while True:
+            start = reader.line_num + 1
+            row = next(reader, None)
+            if row is None:
+                return out
+            if not any((v or "").strip() for k, v in row.items() if k):
+                continue
+            extra = row.pop(None, None)
+            if extra:
+                row["_extra"] = ",".join(extra)
+            out.append((reader.line_num, row))
+    except csv.Error as exc:
+        hint = " (a quoted field never closed?)" if "end of data" in str(exc) else ""
+        raise InventoryError(f"{path}:{start}: malformed CSV: {exc}{hint}") from None
 
 
 def _listed(path: Path, data: Any, lines: Sequence[int] | None) -> list[tuple[int, dict[str, Any]]]:
@@ -231,9 +255,14 @@ def _yaml_records(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
+        # Line, column and the problem only: the error's own text quotes the
+        # source line, which may be a password.
         mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise InventoryError(f"{path}{where}: invalid YAML: {exc}") from None
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        context = getattr(exc, "context", None)
+        said = f"{context}: {problem}" if context else problem
+        raise InventoryError(f"{path}{where}: invalid YAML: {said}") from None
     lines: list[int] = []
     seq = node
     if isinstance(node, yaml.MappingNode):
@@ -319,7 +348,10 @@ def write_inventory_csv(path: str | Path, phones: Iterable[Phone], *, reveal: bo
     """Write phones in the CSV form :func:`load_inventory` reads.
 
     With ``reveal`` the password column holds the literal password (the
-    emulator's own test credentials); otherwise the phone's secret source.
+    emulator's own test credentials), written so that :func:`load_inventory`
+    reads it back exactly: one that would read otherwise (``env:...``,
+    ``file:...``, spaces at either end) is written ``literal:...``;
+    otherwise the phone's secret source.
     """
     with Path(path).open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
@@ -330,10 +362,17 @@ def write_inventory_csv(path: str | Path, phones: Iterable[Phone], *, reveal: bo
                     p.name,
                     str(p.target),
                     p.user,
-                    p.password.reveal() if reveal else p.password.source,
+                    _password_cell(p.password.reveal()) if reveal else p.password.source,
                     p.proxy or "",
                     p.transport or "",
                     p.vendor or "",
                     p.tags_text(),
                 ]
             )
+
+
+def _password_cell(password: str) -> str:
+    """A literal password as the inventory column that reads back as it."""
+    if password != password.strip() or password.startswith(("env:", "file:", LITERAL)):
+        return LITERAL + password
+    return password

@@ -6,29 +6,45 @@ content server): only the second proves the phone acted.  JSON form::
 
     {"campaign": ID, "summary": {OUTCOME: COUNT, ...},
      "groups": {GROUP: {OUTCOME: COUNT}},
-     "phones": [{"name", "target", "outcome", "code", "attempts", "latency_ms",
-                 "confirmed_at"}, ...]}
+     "phones": [{"name", "target", "outcome", "code", "reason", "attempts",
+                 "latency_ms", "confirmed_at"}, ...]}
+
+``reason`` is what the store kept of why: the phone's reason phrase
+("Unauthorized") or what the pusher found ("no target answered").
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
+import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from phonecast.campaign.store import OUTCOMES, PhoneRow
 
 
 def outcome_of(row: PhoneRow) -> str:
-    """The report outcome of a phone row (unfinished phones count as timeout)."""
+    """The report outcome of a phone row.
+
+    A phone without a result is said to be what it is, ``not_sent``
+    (``queued``: never pushed, after a kill, a dispatch deadline, or a
+    phone no longer in the inventory) or ``in_flight`` (``sending``: its
+    NOTIFY may or may not have left); both were once reported ``timeout``,
+    which says a phone was tried and did not answer."""
     if row.state == "confirmed":
         return "confirmed"
     if row.state == "accepted":
         return "accepted"
+    if row.state == "queued":
+        return "not_sent"
+    if row.state == "sending":
+        return "in_flight"
     if row.state == "failed" and row.outcome in OUTCOMES:
         return row.outcome
     return "timeout"
@@ -70,6 +86,7 @@ class Report:
                     "target": p.target,
                     "outcome": outcome_of(p),
                     "code": p.code,
+                    "reason": p.reason,
                     "attempts": p.attempts,
                     "latency_ms": None if p.latency_ms is None else round(p.latency_ms, 3),
                     "confirmed_at": p.confirmed_at,
@@ -79,18 +96,68 @@ class Report:
         }
 
     def write(self, path: str | Path) -> None:
-        """Write JSON (``.json``) or CSV (anything else)."""
+        """Write JSON (``.json``) or CSV (anything else), atomically: into a
+        temporary file beside ``path``, then renamed over it, so a reader
+        (or a crash, or a full disk) never leaves half a report where a
+        whole one was."""
         path = Path(path)
         doc = self.as_dict()
-        if path.suffix.lower() == ".json":
-            path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-            return
-        fields = ("name", "target", "outcome", "code", "attempts", "latency_ms", "confirmed_at")
-        with path.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=fields)
-            writer.writeheader()
-            for row in doc["phones"]:
-                writer.writerow({k: "" if row[k] is None else row[k] for k in fields})
+        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+                if path.suffix.lower() == ".json":
+                    fh.write(json.dumps(doc, indent=2) + "\n")
+                else:
+                    self._write_csv(fh, doc)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(temporary, 0o666 & ~_umask())
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+
+    @staticmethod
+    def _write_csv(fh: TextIO, doc: dict[str, Any]) -> None:
+        fields = (
+            "name",
+            "target",
+            "outcome",
+            "code",
+            "reason",
+            "attempts",
+            "latency_ms",
+            "confirmed_at",
+        )
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        for row in doc["phones"]:
+            writer.writerow({k: "" if row[k] is None else row[k] for k in fields})
+
+
+def check_report_path(path: str | Path) -> None:
+    """Raise ``OSError`` (with its file named) now if a report cannot be
+    written at ``path``: a campaign once ran to its end and only then
+    failed on an unwritable ``--report``.  Tried for real, by making a
+    temporary file where the report's will be (a permission check alone
+    misses read-only filesystems)."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(21, "is a directory", str(path))
+    if not path.parent.is_dir():
+        raise FileNotFoundError(2, "its directory does not exist", str(path.parent))
+    if path.exists() and not os.access(path, os.W_OK):
+        raise PermissionError(13, "not writable", str(path))
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    os.unlink(temporary)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def make_report(campaign: str, phones: Sequence[PhoneRow]) -> Report:

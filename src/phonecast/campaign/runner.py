@@ -13,9 +13,10 @@ A campaign is a row in the store plus one row per phone.  The runner
    finished (its result committed) or marked in flight (``sending``);
 3. records each outcome; timeouts, transport failures and 503 are retried
    with exponential backoff and jitter (never an authentication refusal);
-4. waits for confirmations: a phone is ``confirmed`` when it fetches its URL
-   (the content server commits the fetch); ``accepted`` means only that it
-   said 200 to the NOTIFY.
+4. waits for confirmations: a phone is ``confirmed`` when its page was
+   written to it in answer to its fetch (recorded after the write, committed
+   with the next flush); ``accepted`` means only that it said 200 to the
+   NOTIFY.
 
 Resume takes the phones still ``queued`` and those in flight at the kill:
 ``sending``, and — when confirmation is on — ``accepted`` without a fetch
@@ -38,7 +39,7 @@ from typing import Any
 
 from phonecast.campaign.inventory import Phone
 from phonecast.campaign.report import Report, make_report
-from phonecast.campaign.store import CampaignStore, Result
+from phonecast.campaign.store import CampaignStore, Result, StoreError
 from phonecast.content import ContentServer, Fetch
 from phonecast.push.payload import Payload
 from phonecast.push.pusher import Destination, Outcome, Pusher, PushOptions
@@ -80,9 +81,6 @@ class RunOptions:
     transport: str | None = None
     flush_interval: float = 0.05
     progress_interval: float = 0.25
-    #: Fetches arriving within this many seconds share one commit (each is
-    #: answered only once it is committed); 0 commits each on its own.
-    commit_window: float = 0.005
     seed: int | None = None
 
 
@@ -158,49 +156,33 @@ class CampaignRunner:
         self._cid = ""
         self._progress = Progress(0)
         self._confirm_event = asyncio.Event()
-        self._commit: asyncio.Future[None] | None = None
+        #: The store's failure that stopped the run, if one did.
+        self._store_failure: StoreError | None = None
+        self._halt = asyncio.Event()
+        #: Phones the dispatch deadline left unsent in the last run.
+        self.unsent = 0
 
     # ------------------------------------------------------------- content
-    async def record_fetch(self, fetch: Fetch) -> None:
-        """Content-server callback: a phone fetched its content.
+    def record_fetch(self, fetch: Fetch) -> None:
+        """Content-server callback: a phone was sent its whole page.
 
-        Returns once the fetch is committed, and the server answers the phone
-        only then: after a crash the store never lacks a fetch that a phone
-        was served.  Fetches arriving within ``commit_window`` share one
-        commit (group commit): a commit per fetch was a tenth of the runner's
-        CPU in a 10,000-phone campaign.
+        The server calls it only once the response body was written, so a
+        fetch answered with an error, or one the phone gave up on, is never
+        counted; the store commits it with the next flush (and keeps it
+        buffered through a failed commit: the phone did get its page).  A
+        kill before that commit leaves the phone ``accepted`` or ``sending``,
+        and resume pushes it again: a duplicate, never a confirmation
+        without the page.  (The fetch was once committed before the answer,
+        so a failed or interrupted answer still left "confirmed".)
         """
         name = fetch.phone
         self.store.record_fetch(self._cid, name, fetch.at, fetch.source)
-        await self._committed()
         if name not in self._confirmed:
             self._confirmed.add(name)
             if name in self._accepted:
                 self._unconfirmed -= 1
         if self._unconfirmed == 0:
             self._confirm_event.set()
-
-    def _committed(self) -> asyncio.Future[None]:
-        """A future resolved when what is buffered now has been committed."""
-        pending = self._commit
-        if pending is None or pending.done():
-            loop = asyncio.get_running_loop()
-            pending = self._commit = loop.create_future()
-            if self.options.commit_window > 0:
-                loop.call_later(self.options.commit_window, self._commit_now, pending)
-            else:
-                self._commit_now(pending)
-        return pending
-
-    def _commit_now(self, pending: asyncio.Future[None]) -> None:
-        try:
-            self.store.flush()
-        except Exception as exc:  # the waiting fetches are answered 500
-            if not pending.done():
-                pending.set_exception(exc)
-            return
-        if not pending.done():
-            pending.set_result(None)
 
     def publish(
         self,
@@ -243,17 +225,34 @@ class CampaignRunner:
         self._accepted, self._unconfirmed = set(), 0
         self._progress = Progress(len(todo))
         self._progress.counts = self.store.counts(cid)
+        self._store_failure, self.unsent = None, 0
+        self._halt.clear()
         flusher = asyncio.ensure_future(self._flush_loop())
         try:
-            await self._dispatch(todo, payload_for)
-            if opts.confirm and self.content is not None:
+            self.unsent = await self._dispatch(todo, payload_for)
+            if opts.confirm and self.content is not None and self._store_failure is None:
                 await self._await_confirmations()
         finally:
             flusher.cancel()
-            self.store.flush()
-            self._show_progress()  # the final counts, however short the run
-        self.store.finish(cid)
+            try:
+                self.store.flush()
+                self._show_progress()  # the final counts, however short the run
+            except StoreError as exc:
+                self._store_failure = self._store_failure or exc
+        if self._store_failure is not None:
+            # Left unfinished: what was committed stands, the rest is pushed
+            # by resume (phones queued, and those in flight, again).
+            raise self._store_failure
+        self.store.finish(cid, status="stopped" if self.unsent else "finished")
         return make_report(cid, self.store.phones(cid))
+
+    def _stop_for(self, failure: StoreError) -> None:
+        """The store failed: no phone more is taken, and the run ends (an
+        earlier failure is the one reported)."""
+        if self._store_failure is None:
+            self._store_failure = failure
+        self._halt.set()
+        self._confirm_event.set()
 
     async def _flush_loop(self) -> None:
         """Commit buffered results every ``flush_interval``; refresh the
@@ -263,7 +262,11 @@ class CampaignRunner:
         last_progress = float("-inf")
         while True:
             await asyncio.sleep(self.options.flush_interval)
-            self.store.flush()
+            try:
+                self.store.flush()
+            except StoreError as exc:
+                self._stop_for(exc)
+                return
             now = time.monotonic()
             if (
                 self.on_progress is not None
@@ -279,10 +282,17 @@ class CampaignRunner:
 
     async def _dispatch(
         self, todo: Sequence[Phone], payload_for: Callable[[Phone], Payload]
-    ) -> None:
+    ) -> int:
         """``concurrency`` workers take phones until none is left: a fixed
         pool of tasks, not one task per phone.  Phones are committed
-        ``sending`` in batches before any of them is pushed."""
+        ``sending`` in batches before any of them is pushed.  Returns how
+        many phones the deadline left unsent.
+
+        A store that cannot commit a batch stops every worker (a phone must
+        never leave uncommitted; the batch stays ``queued`` in the store), and
+        a worker's fault is raised once the others are done: both once ended
+        workers silently, the campaign then marked finished with phones never
+        sent."""
         opts = self.options
         limiter = RateLimiter(opts.rate, burst=max(1, int(opts.rate // 10) or 1))
         deadline = None if opts.deadline is None else time.monotonic() + opts.deadline
@@ -291,11 +301,19 @@ class CampaignRunner:
         batch_size = max(1, min(64, opts.concurrency))
 
         def take() -> Phone | None:
+            if self._halt.is_set():
+                return None
             if not marked:
                 if not queue or (deadline is not None and time.monotonic() >= deadline):
                     return None  # past the deadline: the rest stays queued
-                batch = [queue.popleft() for _ in range(min(batch_size, len(queue)))]
-                self.store.mark_sending(self._cid, [p.name for p in batch], now=time.time())
+                batch = [queue[i] for i in range(min(batch_size, len(queue)))]
+                try:
+                    self.store.mark_sending(self._cid, [p.name for p in batch], now=time.time())
+                except StoreError as exc:
+                    self._stop_for(exc)
+                    return None
+                for _ in batch:
+                    queue.popleft()
                 marked.extend(batch)
             return marked.popleft()
 
@@ -305,7 +323,11 @@ class CampaignRunner:
                 await self._push_one(phone, payload_for(phone), deadline)
 
         workers = [asyncio.ensure_future(worker()) for _ in range(min(opts.concurrency, len(todo)))]
-        await asyncio.gather(*workers, return_exceptions=True)
+        ended = await asyncio.gather(*workers, return_exceptions=True)
+        for fault in ended:
+            if isinstance(fault, BaseException):
+                raise fault
+        return 0 if self._store_failure is not None else len(queue) + len(marked)
 
     async def _push_one(self, phone: Phone, payload: Payload, deadline: float | None) -> None:
         opts = self.options
@@ -397,6 +419,8 @@ class CampaignRunner:
         if self._unconfirmed == 0:
             return
         self._confirm_event.clear()
+        if self._halt.is_set():
+            return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._confirm_event.wait(), self.options.confirm_timeout)
 

@@ -25,11 +25,14 @@ resume reads the inventory again.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import time
+import urllib.parse
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -71,7 +74,19 @@ CREATE TABLE IF NOT EXISTS fetches (
 );
 """
 
+#: Each table's columns, to tell a store (or an older one) from other data.
+COLUMNS = {
+    "campaigns": {"id", "created", "finished", "status", "params"},
+    "phones": {
+        "campaign", "name", "seq", "target", "grp", "state", "outcome", "code", "reason",
+        "attempts", "token", "sent_at", "accepted_at", "confirmed_at", "latency_ms", "sends",
+    },
+    "fetches": {"campaign", "name", "at", "source"},
+}  # fmt: skip
+
 STATES = ("queued", "sending", "accepted", "confirmed", "failed")
+#: Campaign statuses ``resume`` takes by default.
+UNFINISHED = ("running", "stopped")
 #: Report outcomes, best first.
 OUTCOMES = (
     "confirmed",
@@ -81,7 +96,20 @@ OUTCOMES = (
     "timeout",
     "unreachable",
     "invalid",
+    "in_flight",  # marked sending, no result: its NOTIFY may or may not have left
+    "not_sent",  # never pushed: the run was killed, stopped, or the phone left the inventory
 )
+
+
+class StoreError(Exception):
+    """The campaign store could not be read or written (locked past the busy
+    timeout, disk full, not a store): one line naming the file and why, for
+    the command to say instead of a traceback."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"campaign store {path}: {problem}")
+        self.path = path
+        self.problem = problem
 
 
 class PhoneRow(NamedTuple):
@@ -132,15 +160,67 @@ class Result:
 class CampaignStore:
     """All campaigns in one SQLite file."""
 
-    def __init__(self, path: str | Path, *, durable: bool = False) -> None:
+    def __init__(self, path: str | Path, *, durable: bool = False, readonly: bool = False) -> None:
+        """Open (or, unless ``readonly``, create) the store at ``path``.
+
+        Anything that makes it unusable is a :class:`StoreError` naming the
+        file and the problem: a directory, a missing directory, a file that
+        is not SQLite or is damaged, a database of something else, a full
+        disk, a read-only one where writing.  ``readonly`` (what ``list``,
+        ``show`` and ``report`` need) writes nothing, so a store on a
+        read-only filesystem can still be read."""
         self.path = Path(path)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(SCHEMA)
         self._results: list[tuple[str, Result]] = []
         self._fetches: list[tuple[str, str, float, str]] = []
+        self._sends = "sends"
+        if self.path.is_dir():
+            raise StoreError(self.path, "is a directory, not a store file")
+        parent = self.path.parent
+        if not parent.is_dir():
+            raise StoreError(self.path, f"directory {parent} does not exist")
+        if readonly and not self.path.exists():
+            raise StoreError(self.path, "no such file")
+        try:
+            self._db = _connect(self.path, readonly)
+            self._db.execute("PRAGMA busy_timeout=5000")
+            if not readonly:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._check_schema(readonly)
+            if not readonly:
+                self._db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            problem = _said(exc)
+            if not readonly and not _writable(self.path):
+                problem = f"cannot be written (a read-only file or directory): {problem}"
+            raise StoreError(self.path, problem) from None
+
+    def _check_schema(self, readonly: bool) -> None:
+        """Refuse another program's database; bring an older store's tables
+        up to date (``sends`` came later: read as 0 where it cannot be added)."""
+        tables = {
+            name: {col[1] for col in self._db.execute(f"PRAGMA table_info({name!r})")}
+            for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        if not tables:
+            if readonly:
+                raise sqlite3.DatabaseError("empty: no campaign was ever stored in it")
+            return
+        for table, wanted in COLUMNS.items():
+            have = tables.get(table)
+            if have is None and table != "fetches":
+                found = ", ".join(sorted(tables))
+                raise sqlite3.DatabaseError(f"not a phonecast campaign store (its tables: {found})")
+            lacking = sorted(wanted - (have or wanted) - {"sends"})
+            if lacking:
+                raise sqlite3.DatabaseError(
+                    f"not a phonecast campaign store (table {table} lacks {', '.join(lacking)})"
+                )
+        if "sends" not in tables["phones"]:
+            if readonly:
+                self._sends = "0"
+            else:
+                self._db.execute("ALTER TABLE phones ADD COLUMN sends INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         """Flush and close."""
@@ -172,32 +252,39 @@ class CampaignStore:
 
     def campaigns(self) -> list[CampaignRow]:
         """Every campaign, newest first."""
-        rows = self._db.execute(
+        rows = self._query(
             "SELECT id, created, finished, status, params FROM campaigns ORDER BY created DESC"
-        ).fetchall()
+        )
         return [CampaignRow(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
 
     def campaign(self, cid: str) -> CampaignRow | None:
         """One campaign, or ``None``."""
-        r = self._db.execute(
+        found = self._query(
             "SELECT id, created, finished, status, params FROM campaigns WHERE id=?", (cid,)
-        ).fetchone()
-        return None if r is None else CampaignRow(r[0], r[1], r[2], r[3], json.loads(r[4]))
+        )
+        if not found:
+            return None
+        r = found[0]
+        return CampaignRow(r[0], r[1], r[2], r[3], json.loads(r[4]))
 
     def latest_unfinished(self) -> CampaignRow | None:
-        """The newest campaign still running (what ``resume`` takes by default)."""
+        """The newest campaign not finished: still running (or killed), or
+        stopped with phones unsent (what ``resume`` takes by default)."""
         for row in self.campaigns():
-            if row.status == "running":
+            if row.status in UNFINISHED:
                 return row
         return None
 
-    def finish(self, cid: str, *, now: float | None = None) -> None:
-        """Mark a campaign finished."""
+    def finish(self, cid: str, *, now: float | None = None, status: str = "finished") -> None:
+        """Mark a campaign ``finished``, or ``stopped``: its run ended (the
+        dispatch deadline) with phones never sent, which a plain ``resume``
+        takes up again."""
+        assert status in ("finished", "stopped"), status
         self.flush()
         with self._tx():
             self._db.execute(
-                "UPDATE campaigns SET status='finished', finished=? WHERE id=?",
-                (time.time() if now is None else now, cid),
+                "UPDATE campaigns SET status=?, finished=? WHERE id=?",
+                (status, time.time() if now is None else now, cid),
             )
 
     # ---------------------------------------------------------------- phones
@@ -205,20 +292,19 @@ class CampaignStore:
         """Phones of a campaign in inventory order, optionally by state."""
         sql = (
             "SELECT name, target, grp, state, outcome, code, reason, attempts, token, sent_at, "
-            "accepted_at, confirmed_at, latency_ms, sends FROM phones WHERE campaign=?"
+            f"accepted_at, confirmed_at, latency_ms, {self._sends} FROM phones WHERE campaign=?"
         )
         args: list[Any] = [cid]
         if states is not None:
             wanted = list(states)
             sql += f" AND state IN ({','.join('?' * len(wanted))})"
             args += wanted
-        rows = self._db.execute(sql + " ORDER BY seq", args).fetchall()
-        return list(map(PhoneRow._make, rows))
+        return list(map(PhoneRow._make, self._query(sql + " ORDER BY seq", args)))
 
     def states(self, cid: str) -> dict[str, tuple[str, str | None]]:
         """Each phone's ``(state, token)`` by name: what starting a run needs,
         without building a full row per phone (10,000 rows cost 75 ms)."""
-        rows = self._db.execute("SELECT name, state, token FROM phones WHERE campaign=?", (cid,))
+        rows = self._query("SELECT name, state, token FROM phones WHERE campaign=?", (cid,))
         return {name: (state, token) for name, state, token in rows}
 
     def in_flight(self, cid: str) -> list[PhoneRow]:
@@ -227,9 +313,9 @@ class CampaignStore:
 
     def counts(self, cid: str) -> dict[str, int]:
         """How many phones are in each state."""
-        rows = self._db.execute(
+        rows = self._query(
             "SELECT state, count(*) FROM phones WHERE campaign=? GROUP BY state", (cid,)
-        ).fetchall()
+        )
         return {state: n for state, n in rows}
 
     def set_tokens(self, cid: str, tokens: Sequence[tuple[str, str]]) -> None:
@@ -238,6 +324,16 @@ class CampaignStore:
             self._db.executemany(
                 "UPDATE phones SET token=? WHERE campaign=? AND name=?",
                 [(tok, cid, name) for name, tok in tokens],
+            )
+
+    def set_targets(self, cid: str, targets: Sequence[tuple[str, str]]) -> None:
+        """Record the target each phone is pushed at now (its inventory
+        changed between the run and a resume): the report names the target
+        actually pushed."""
+        with self._tx():
+            self._db.executemany(
+                "UPDATE phones SET target=? WHERE campaign=? AND name=?",
+                [(target, cid, name) for name, target in targets],
             )
 
     def mark_sending(self, cid: str, names: Sequence[str], *, now: float) -> None:
@@ -319,25 +415,72 @@ class CampaignStore:
     def fetch_count(self, cid: str, name: str | None = None) -> int:
         """Fetches recorded for a campaign (or one phone of it)."""
         if name is None:
-            row = self._db.execute("SELECT count(*) FROM fetches WHERE campaign=?", (cid,))
+            rows = self._query("SELECT count(*) FROM fetches WHERE campaign=?", (cid,))
         else:
-            row = self._db.execute(
+            rows = self._query(
                 "SELECT count(*) FROM fetches WHERE campaign=? AND name=?", (cid, name)
             )
-        return int(row.fetchone()[0])
+        return int(rows[0][0])
 
-    def _tx(self) -> _Transaction:
-        return _Transaction(self._db)
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        """The rows of a read, SQLite's errors as :class:`StoreError`."""
+        try:
+            return self._db.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(self.path, str(exc)) from None
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error (a failed
+        COMMIT too: a transaction left open would refuse every later BEGIN);
+        SQLite's errors come out as :class:`StoreError`."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(self.path, str(exc)) from None
+        try:
+            yield
+            self._db.execute("COMMIT")
+        except BaseException as exc:
+            if self._db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(self.path, str(exc)) from None
+            raise
 
 
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT (or ROLLBACK on error)."""
+def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
+    """A connection; read-only ones by URI, falling back to ``immutable``
+    where the WAL's shared-memory file cannot be made (a read-only
+    filesystem), as nothing can change the file there anyway."""
+    if not readonly:
+        return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
+    try:
+        db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        if os.access(path.parent, os.W_OK):
+            raise
+    return sqlite3.connect(
+        uri + "&immutable=1", uri=True, isolation_level=None, check_same_thread=False
+    )
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
 
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+def _writable(path: Path) -> bool:
+    """Whether the store and its directory (for the WAL's files) can be written."""
+    return os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
 
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+def _said(exc: sqlite3.Error) -> str:
+    """SQLite's words, with what they mean where they are cryptic."""
+    text = str(exc)
+    if text == "file is not a database":
+        return "not an SQLite database (file is not a database)"
+    if text == "database disk image is malformed":
+        return "damaged or truncated (database disk image is malformed)"
+    if text == "attempt to write a readonly database":
+        return "read-only (attempt to write a readonly database)"
+    return text

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import resource
 import ssl
-import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec
 
 import click
 from rich.console import Console
@@ -17,6 +18,7 @@ from rich.live import Live
 from rich.table import Table
 
 from phonecast.campaign.inventory import InventoryError, Phone, load_inventory, select
+from phonecast.campaign.lock import CampaignBusy, campaign_lock
 from phonecast.campaign.report import Report, make_report
 from phonecast.campaign.runner import (
     CampaignRunner,
@@ -25,7 +27,14 @@ from phonecast.campaign.runner import (
     affordable_concurrency,
     summary_line,
 )
-from phonecast.campaign.store import OUTCOMES, CampaignStore
+from phonecast.campaign.store import CampaignStore, StoreError
+from phonecast.cli.campaign_views import (
+    check_report,
+    finish,
+    print_report,
+    progress_table,
+    write_report,
+)
 from phonecast.cli.push_cmd import fail, tls_context
 from phonecast.content import ContentServer
 from phonecast.net.endpoint import SipEndpoint
@@ -36,8 +45,24 @@ from phonecast.net.loop import settle
 from phonecast.push.payload import Payload, PayloadError, execute_payload, url_payload
 from phonecast.push.pusher import Pusher
 
-EXIT_INCOMPLETE = 6
+P = ParamSpec("P")
+#: The campaign store failed during a run: the campaign is left unfinished.
+EXIT_STORE_FAILED = 7
 DEFAULT_DB = "phonecast.db"
+
+
+def store_errors_said(command: Callable[P, None]) -> Callable[P, None]:
+    """A store that cannot be used before anything is sent (a bad file, a
+    full disk, a read-only one): one line naming it, exit 2, no traceback."""
+
+    @functools.wraps(command)
+    def said(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except StoreError as exc:
+            fail(str(exc))
+
+    return said
 
 
 def text_object(title: str, text: str) -> bytes:
@@ -158,6 +183,7 @@ def _load(
 @click.option("--quiet", is_flag=True, help="No live progress.")
 @click.option("--ca-file", help="TLS: trust this CA file for the phones' certificates.")
 @click.option("--insecure", is_flag=True, help="TLS: do not verify the phones' certificates.")
+@store_errors_said
 def alert(
     inventory: str,
     text: str | None,
@@ -193,6 +219,7 @@ def alert(
     """
     if sum(x is not None for x in (text, object_file, url)) != 1:
         fail("give exactly one of --text, --file or --url")
+    check_report(report_path)
     phones = _load(inventory, where, tags, skip_invalid, quiet or as_json)
     params: dict[str, Any] = {
         "inventory": str(Path(inventory).resolve()),
@@ -225,10 +252,39 @@ def alert(
     cid = store.create(params, groups)
     if not (quiet or as_json):
         click.echo(f"campaign {cid}: {len(phones)} phone(s)", err=True)
-    report = run_loop(
-        _execute(store, cid, phones, params, content, quiet or as_json, as_json and not quiet)
+    report = _run(
+        store,
+        cid,
+        _execute(store, cid, phones, params, content, quiet or as_json, as_json and not quiet),
     )
-    _finish(report, params, report_path, as_json)
+    finish(store, report, params, report_path, as_json)
+
+
+def _run(store: CampaignStore, cid: str, execute: Coroutine[Any, Any, Report]) -> Report:
+    """Run a campaign holding its lock (another live process running it:
+    refused, exit 2); a store that fails on the way stops it with one line
+    that says so and how to resume it (exit 7), not a traceback."""
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(campaign_lock(store.path.resolve(), cid))
+        except CampaignBusy as exc:
+            execute.close()
+            fail(str(exc))
+        except OSError as exc:
+            execute.close()
+            fail(f"cannot make the lock file of campaign {cid}: {exc.strerror} ({exc.filename})")
+        return _run_locked(store, cid, execute)
+
+
+def _run_locked(store: CampaignStore, cid: str, execute: Coroutine[Any, Any, Report]) -> Report:
+    try:
+        return run_loop(execute)
+    except StoreError as exc:
+        fail(
+            f"{exc}; campaign {cid} stopped and left unfinished: once the store is"
+            f" writable, resume it with: phonecast campaign resume {cid} --db {store.path}",
+            EXIT_STORE_FAILED,
+        )
 
 
 def text_alert_params(
@@ -377,71 +433,16 @@ async def _execute(
         if quiet:
             return await runner.run(cid, phones, payload_for)
         with Live(
-            _progress_table(Progress(len(phones))),
+            progress_table(Progress(len(phones))),
             console=Console(stderr=True),
             refresh_per_second=4,
         ) as live:
-            runner.on_progress = lambda prog: live.update(_progress_table(prog))
+            runner.on_progress = lambda prog: live.update(progress_table(prog))
             return await runner.run(cid, phones, payload_for)
     finally:
         await endpoint.close()
         if server is not None:
             await server.stop()
-
-
-def _progress_table(progress: Progress) -> Table:
-    table = Table(title="campaign progress", show_header=True)
-    for col in ("queued", "sending", "accepted", "confirmed", "failed", "rate/s", "ETA s"):
-        table.add_column(col, justify="right")
-    c = progress.counts
-    eta = "-" if progress.eta is None else f"{progress.eta:.0f}"
-    table.add_row(
-        *(str(c.get(s, 0)) for s in ("queued", "sending", "accepted", "confirmed", "failed")),
-        f"{progress.rate:.0f}",
-        eta,
-    )
-    return table
-
-
-def _finish(report: Report, params: dict[str, Any], report_path: str | None, as_json: bool) -> None:
-    if report_path:
-        report.write(report_path)
-    if as_json:
-        click.echo(json.dumps(report.as_dict()))
-    else:
-        print_report(report)
-    sys.exit(0 if report.complete(confirm=params["confirm"]) else EXIT_INCOMPLETE)
-
-
-def print_report(report: Report, *, limit: int = 50) -> None:
-    """The report as tables: summary, groups, and the phones that need a look."""
-    console = Console()
-    summary = Table(title=f"campaign {report.campaign}")
-    for outcome in OUTCOMES:
-        summary.add_column(outcome, justify="right")
-    summary.add_row(*(str(n) for n in report.summary().values()))
-    console.print(summary)
-    groups = report.groups()
-    if len(groups) > 1:
-        gt = Table(title="by group")
-        gt.add_column("group")
-        gt.add_column("outcomes")
-        for name, counts in groups.items():
-            gt.add_row(name, ", ".join(f"{k} {v}" for k, v in counts.items()))
-        console.print(gt)
-    doc = report.as_dict()
-    problems = [p for p in doc["phones"] if p["outcome"] != "confirmed"]
-    if problems:
-        pt = Table(title=f"phones not confirmed ({len(problems)})")
-        for col in ("name", "target", "outcome", "code", "attempts"):
-            pt.add_column(col)
-        for p in problems[:limit]:
-            pt.add_row(
-                p["name"], p["target"], p["outcome"], str(p["code"] or ""), str(p["attempts"])
-            )
-        console.print(pt)
-        if len(problems) > limit:
-            console.print(f"... and {len(problems) - limit} more (see --report)")
 
 
 # --------------------------------------------------------------- campaign ...
@@ -454,6 +455,7 @@ def campaign() -> None:
 
 @campaign.command("list")
 @click.option("--db", default=DEFAULT_DB, show_default=True)
+@store_errors_said
 def list_cmd(db: str) -> None:
     """Campaigns, newest first."""
     store = _open(db)
@@ -472,15 +474,18 @@ def list_cmd(db: str) -> None:
     Console().print(table)
 
 
-def _open(db: str) -> CampaignStore:
+def _open(db: str, *, readonly: bool = True) -> CampaignStore:
+    """The store for a command; only read (``list``, ``show``, ``report``):
+    opened read-only, so a store on a read-only filesystem still reports."""
     if not Path(db).exists():
         fail(f"no campaign store at {db}")
-    return CampaignStore(db)
+    return CampaignStore(db, readonly=readonly)
 
 
 @campaign.command("show")
 @click.argument("cid")
 @click.option("--db", default=DEFAULT_DB, show_default=True)
+@store_errors_said
 def show_cmd(cid: str, db: str) -> None:
     """A campaign's parameters and counts."""
     store = _open(db)
@@ -500,14 +505,16 @@ def show_cmd(cid: str, db: str) -> None:
 @click.option("--db", default=DEFAULT_DB, show_default=True)
 @click.option("--report", "report_path", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True)
+@store_errors_said
 def report_cmd(cid: str, db: str, report_path: str | None, as_json: bool) -> None:
     """A campaign's report (table, CSV or JSON)."""
+    check_report(report_path)
     store = _open(db)
     if store.campaign(cid) is None:
         fail(f"no campaign {cid} in {db}")
     report = make_report(cid, store.phones(cid))
     if report_path:
-        report.write(report_path)
+        write_report(report, report_path)
     if as_json:
         click.echo(json.dumps(report.as_dict()))
     else:
@@ -520,34 +527,33 @@ def report_cmd(cid: str, db: str, report_path: str | None, as_json: bool) -> Non
 @click.option("--report", "report_path", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", is_flag=True)
+@click.option("--skip-invalid", is_flag=True, help="Resume despite invalid inventory rows.")
+@store_errors_said
 def resume_cmd(
-    cid: str | None, db: str, report_path: str | None, as_json: bool, quiet: bool
+    cid: str | None,
+    db: str,
+    report_path: str | None,
+    as_json: bool,
+    quiet: bool,
+    skip_invalid: bool,
 ) -> None:
     """Finish a campaign after a crash (default: the latest unfinished one).
 
     Phones already confirmed or failed are left alone; those queued or in
     flight at the crash are pushed (again).
     """
-    store = _open(db)
+    check_report(report_path)
+    store = _open(db, readonly=False)
     row = store.campaign(cid) if cid else store.latest_unfinished()
     if row is None:
         fail(f"no campaign {cid}" if cid else "no unfinished campaign to resume")
     params = row.params
-    try:
-        inv = load_inventory(params["inventory"])
-    except InventoryError as exc:
-        fail(f"cannot re-read the campaign's inventory: {exc}")
-    names = {r.name for r in store.phones(row.id)}
-    phones = [p for p in inv.phones if p.name in names]
-    missing = names - {p.name for p in phones}
-    if missing:
-        click.echo(
-            f"phonecast: {len(missing)} phone(s) no longer in the inventory are left as they are",
-            err=True,
-        )
+    phones = _resumable_phones(store, row.id, params, skip_invalid)
     if not (quiet or as_json):
         click.echo(f"resuming campaign {row.id}", err=True)
-    report = run_loop(
+    report = _run(
+        store,
+        row.id,
         _execute(
             store,
             row.id,
@@ -556,6 +562,54 @@ def resume_cmd(
             _content_body(params),
             quiet or as_json,
             as_json and not quiet,
-        )
+        ),
     )
-    _finish(report, params, report_path, as_json)
+    finish(store, report, params, report_path, as_json)
+
+
+def _resumable_phones(
+    store: CampaignStore, cid: str, params: dict[str, Any], skip_invalid: bool
+) -> list[Phone]:
+    """The campaign's phones as its inventory has them now (the store keeps
+    no passwords), checked as ``alert`` checks them.
+
+    The inventory may have been edited since the run: its invalid rows are
+    reported (and refused without ``--skip-invalid``), phones it no longer
+    has are said and left as they are, and a phone whose target changed is
+    said and pushed at the new one, which the store then records, so the
+    report names the target actually pushed."""
+    inventory = params["inventory"]
+    try:
+        inv = load_inventory(inventory)
+    except InventoryError as exc:
+        fail(f"cannot re-read the campaign's inventory: {exc}")
+    for problem in inv.problems:
+        click.echo(f"{problem}", err=True)
+    if inv.problems and not skip_invalid:
+        fail(f"{len(inv.problems)} invalid row(s) in {inventory}; fix them or pass --skip-invalid")
+    rows = {r.name: r for r in store.phones(cid)}
+    phones = [p for p in inv.phones if p.name in rows]
+    missing = len(rows) - len(phones)
+    if missing:
+        click.echo(
+            f"phonecast: {missing} phone(s) no longer in the inventory are left as they are",
+            err=True,
+        )
+    if not phones:
+        fail(f"none of campaign {cid}'s phones is in its inventory {inventory} any more")
+    pending = {"queued", "sending"} | ({"accepted"} if params["confirm"] else set())
+    moved = [
+        (p.name, str(p.target))
+        for p in phones
+        if rows[p.name].state in pending and rows[p.name].target != str(p.target)
+    ]
+    if moved:
+        first = rows[moved[0][0]]
+        click.echo(
+            f"phonecast: {len(moved)} phone(s) have another target in {inventory} than the"
+            f" campaign recorded (e.g. {first.name}: {first.target} -> {moved[0][1]});"
+            " they are pushed at the new one",
+            err=True,
+        )
+        store.set_targets(cid, moved)
+    return phones

@@ -23,9 +23,9 @@ from phonecast.cli.campaign_cmd import (
     _content_body,
     _execute,
     _load,
-    print_report,
     text_alert_params,
 )
+from phonecast.cli.campaign_views import print_report
 from phonecast.cli.push_cmd import fail
 from phonecast.net.loop import run as run_loop
 

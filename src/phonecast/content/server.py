@@ -7,11 +7,15 @@ Tokens are 128-bit ``secrets.token_urlsafe`` values, compared by dictionary
 lookup of the whole token (no prefix oracle).
 
 The server is aiohttp (a well-kept async HTTP implementation, not
-hand-written HTTP).  Each fetch is reported through ``on_fetch`` with the
-phone, time, source address and status, before the content is sent; if
-``on_fetch`` returns an awaitable, the response waits for it (the campaign
-runner commits the fetch first).  Unknown tokens get 404 and are counted but
-reveal nothing.
+hand-written HTTP).  A GET of a phone's content is reported through
+``on_fetch`` (phone, time, source address, status) only once the whole
+response, body included, was written to the phone's connection: the report's
+"confirmed" must mean the phone got its page, so a response that could not
+be written (the phone gave up, the connection was reset) is not a fetch
+(``undelivered`` counts them), and nothing the callback does can turn into an
+error answered to a phone that is then counted as served.  A HEAD gets the
+headers and is no proof of delivery.  Unknown tokens get 404 and are counted
+but reveal nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from __future__ import annotations
 import secrets
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -56,7 +60,7 @@ class ContentServer:
         *,
         public_url: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
-        on_fetch: Callable[[Fetch], Awaitable[None] | None] | None = None,
+        on_fetch: Callable[[Fetch], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._host = host
@@ -69,6 +73,7 @@ class ContentServer:
         self._runner: web.BaseRunner | None = None
         self.fetches = 0
         self.unknown = 0
+        self.undelivered = 0
         self.base_url = ""
 
     async def start(self) -> str:
@@ -143,14 +148,18 @@ class ContentServer:
             self.unknown += 1
             return web.Response(status=404, text="not found")
         self.fetches += 1
-        if self._on_fetch is not None:
-            recorded = self._on_fetch(
-                Fetch(
-                    item.phone, token, self._clock(), source, 200, request.headers.get("User-Agent")
-                )
-            )
-            if recorded is not None:
-                await recorded  # e.g. until the fetch is committed: answer only then
-        return web.Response(
+        response = web.Response(
             body=item.body, headers={"Content-Type": item.content_type, "Cache-Control": "no-store"}
         )
+        if self._on_fetch is None or request.method != "GET":
+            return response
+        try:
+            await response.prepare(request)
+            await response.write_eof()  # the body handed to the connection, or an error
+        except ConnectionError:  # reset or closed before the body went: the phone has no page
+            self.undelivered += 1
+            return response  # aiohttp sees the same error and drops the connection quietly
+        self._on_fetch(
+            Fetch(item.phone, token, self._clock(), source, 200, request.headers.get("User-Agent"))
+        )
+        return response

@@ -1,0 +1,75 @@
+"""One process at a time runs a campaign: an exclusive lock file per campaign.
+
+Why: ``campaign resume`` while the alert (or another resume) still ran the
+same campaign pushed its phones twice, both processes taking the phones
+queued and in flight.  The process running a campaign holds an exclusive
+``flock`` on ``<store>.<campaign>.lock`` for as long as it runs, and writes
+its pid there for the message another process gives.  The kernel drops the
+lock when its process ends, however it ends, so a run killed with SIGKILL
+never blocks the resume that finishes it (a pid and heartbeat kept in the
+store would have to guess when an owner is dead).
+
+The file is removed when the run ends.  A process that opened it just
+before then locks a file no longer at that path: the lock is therefore
+taken only once the open file is the one the path names (compared by inode).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+
+class CampaignBusy(Exception):
+    """Another live process runs the campaign."""
+
+    def __init__(self, cid: str, path: Path, owner: str) -> None:
+        who = f"process {owner}" if owner else "another process"
+        super().__init__(
+            f"campaign {cid} is being run by {who} (lock {path}); wait for it to end"
+            " or stop it before resuming"
+        )
+        self.path = path
+
+
+def lock_path(db: str | Path, cid: str) -> Path:
+    """The lock file of campaign ``cid`` in store ``db``: beside the store."""
+    return Path(f"{db}.{cid}.lock")
+
+
+@contextlib.contextmanager
+def campaign_lock(db: str | Path, cid: str) -> Iterator[Path]:
+    """Hold the campaign's lock for the ``with`` block, or raise
+    :class:`CampaignBusy` at once (never wait: a second runner must not
+    start later either).  ``OSError`` when the lock file cannot be made."""
+    path = lock_path(db, cid)
+    fd = _locked_file(path, cid)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()  # still ours: unlinked before the lock is let go
+        os.close(fd)
+
+
+def _locked_file(path: Path, cid: str) -> int:
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.read(fd, 32).decode("ascii", "replace").strip()
+            os.close(fd)
+            raise CampaignBusy(cid, path, owner) from None
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # removed by its last owner meanwhile: take the new one

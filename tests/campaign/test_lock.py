@@ -1,0 +1,85 @@
+"""One live process at a time runs a campaign; a dead one blocks nothing."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from phonecast.campaign.lock import CampaignBusy, campaign_lock, lock_path
+
+
+def test_a_campaign_held_by_a_live_process_is_refused_and_freed_when_it_ends(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "c.db"
+    with campaign_lock(db, "cid") as path:
+        assert path == lock_path(db, "cid") and path.exists()
+        busy = pytest.raises(CampaignBusy, match=r"campaign cid is being run by process \d+")
+        with busy, campaign_lock(db, "cid"):
+            pass
+        with campaign_lock(db, "other"):  # another campaign of the store: its own lock
+            pass
+    assert not path.exists()
+    with campaign_lock(db, "cid"):
+        pass
+
+
+def test_an_owner_killed_with_sigkill_does_not_block(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    code = f"""
+import os, signal
+from phonecast.campaign.lock import campaign_lock
+with campaign_lock({str(db)!r}, "cid"):
+    print("held", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL and proc.stdout == "held\n"
+    assert lock_path(db, "cid").exists()  # left behind, but nobody holds it
+    with campaign_lock(db, "cid"):
+        pass
+
+
+def test_resume_while_another_process_runs_the_campaign_is_refused(tmp_path: Path) -> None:
+    """Resume while the alert still ran pushed the campaign's phones twice."""
+    from click.testing import CliRunner
+
+    from phonecast.campaign.store import CampaignStore
+    from phonecast.cli import cli
+
+    inventory = tmp_path / "phones.csv"
+    inventory.write_text("name,target,user,password\na,sip:1001@127.0.0.1:9,,pw\n")
+    db = tmp_path / "c.db"
+    store = CampaignStore(db)
+    cid = store.create(
+        {
+            "inventory": str(inventory),
+            "text": "x",
+            "title": "t",
+            "file": None,
+            "url": None,
+            "body": "url",
+            "group_by": "building",
+            "confirm": False,
+            "serve": None,
+            "public_url": None,
+            "options": {
+                "concurrency": 1,
+                "rate": 0.0,
+                "retries": 0,
+                "timeout": 0.2,
+                "deadline": None,
+                "confirm_timeout": 0.2,
+            },
+        },
+        [("a", "sip:1001@127.0.0.1:9", None)],
+    )
+    with campaign_lock(db.resolve(), cid):
+        run = CliRunner().invoke(cli, ["campaign", "resume", "--db", str(db), "--quiet"])
+    assert run.exit_code == 2, run.output
+    assert f"phonecast: campaign {cid} is being run by process " in run.stderr
+    assert store.counts(cid) == {"queued": 1}  # nothing pushed
