@@ -6,6 +6,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from phonecast.campaign.inventory import Phone
 from phonecast.campaign.runner import CampaignRunner, RunOptions
 from phonecast.campaign.store import CampaignStore
@@ -349,3 +351,24 @@ async def test_a_deadline_leaves_the_rest_not_sent_and_the_campaign_resumable(
     )
     assert report.summary()["accepted"] == 20 and store.latest_unfinished() is None
     assert sorted(pusher.pushed) == sorted(str(p.target) for p in phones)  # each once
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"rate": float("nan")},
+        {"rate": -1.0},
+        {"push_timeout": float("inf")},
+        {"push_timeout": 0.0},
+        {"confirm_timeout": float("nan")},
+        {"deadline": float("inf")},
+        {"deadline": 0.0},
+        {"concurrency": 0},
+        {"retries": -1},
+        {"flush_interval": 0.0},
+    ],
+)
+def test_run_options_refuse_what_would_hang_or_spin_a_run(bad: dict[str, Any]) -> None:
+    name = next(iter(bad))
+    with pytest.raises(ValueError, match=name):
+        RunOptions(**bad)

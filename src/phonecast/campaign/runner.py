@@ -31,6 +31,7 @@ import collections
 import contextlib
 import functools
 import ipaddress
+import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -82,6 +83,26 @@ class RunOptions:
     flush_interval: float = 0.05
     progress_interval: float = 0.25
     seed: int | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse what would hang or spin a run: a NaN rate is "no limit" to
+        one comparison and a busy loop to the next, and an infinite timeout
+        overflows the loop's timers.  The command line says the same per
+        option before it gets here."""
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {self.concurrency}")
+        if self.retries < 0:
+            raise ValueError(f"retries must not be negative, not {self.retries}")
+        for name in ("rate", "backoff", "backoff_max", "confirm_timeout"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number, 0 or more, not {value!r}")
+        for name in ("push_timeout", "flush_interval", "progress_interval"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number above 0, not {value!r}")
+        if self.deadline is not None and not (math.isfinite(self.deadline) and self.deadline > 0):
+            raise ValueError(f"deadline must be a finite number above 0, not {self.deadline!r}")
 
 
 @dataclass

@@ -35,7 +35,15 @@ from phonecast.cli.campaign_views import (
     progress_table,
     write_report,
 )
-from phonecast.cli.push_cmd import fail, tls_context
+from phonecast.cli.checks import (
+    fail,
+    parse_long_seconds,
+    parse_rate,
+    parse_timeout,
+    parse_wait,
+    parsed_by,
+)
+from phonecast.cli.push_cmd import tls_context
 from phonecast.content import ContentServer
 from phonecast.net.endpoint import SipEndpoint
 from phonecast.net.limits import DEFAULT_MAX_CONNECTIONS, StreamLimits
@@ -150,14 +158,34 @@ def _load(
         f"(default: a quarter of the file limit, at most {DEFAULT_MAX_CONNECTIONS})."
     ),
 )
-@click.option("--rate", type=float, default=0.0, show_default=True, help="Pushes/s (0: no limit).")
+@click.option(
+    "--rate",
+    default="0",
+    show_default=True,
+    metavar="PER_SECOND",
+    callback=parsed_by(parse_rate),
+    help="Pushes/s (0: no limit).",
+)
 @click.option("--retries", type=click.IntRange(0, 20), default=2, show_default=True)
-@click.option("--timeout", type=float, default=8.0, show_default=True, help="Per push.")
-@click.option("--deadline", type=float, help="Stop dispatching after this many seconds.")
+@click.option(
+    "--timeout",
+    default="8",
+    show_default=True,
+    metavar="SECONDS",
+    callback=parsed_by(parse_timeout),
+    help="Seconds per push (at most an hour).",
+)
+@click.option(
+    "--deadline",
+    metavar="SECONDS",
+    callback=parsed_by(parse_long_seconds),
+    help="Stop dispatching after this many seconds.",
+)
 @click.option(
     "--confirm-timeout",
-    type=float,
-    default=15.0,
+    default="15",
+    metavar="SECONDS",
+    callback=parsed_by(parse_wait),
     show_default=True,
     help="Seconds to wait for phones to fetch their content.",
 )
@@ -376,15 +404,18 @@ async def _execute(
     stderr (``json_progress``, for scripts), or nothing (``quiet``)."""
     o = params["options"]
     concurrency = _concurrency(o["concurrency"], phones, quiet, json_progress)
-    options = RunOptions(
-        concurrency=concurrency,
-        rate=o["rate"],
-        retries=o["retries"],
-        push_timeout=o["timeout"],
-        deadline=o["deadline"],
-        confirm=params["confirm"],
-        confirm_timeout=o["confirm_timeout"],
-    )
+    try:
+        options = RunOptions(
+            concurrency=concurrency,
+            rate=o["rate"],
+            retries=o["retries"],
+            push_timeout=o["timeout"],
+            deadline=o["deadline"],
+            confirm=params["confirm"],
+            confirm_timeout=o["confirm_timeout"],
+        )
+    except ValueError as exc:  # a store written before the options were checked
+        fail(f"the campaign's stored options cannot run: {exc}")
     local = local_ip_for(phones[0].target.hostname, phones[0].target.port or 5060)
     endpoint = SipEndpoint(client_ssl=_client_tls(params), stream_limits=stream_limits(params))
     await endpoint.listen_udp(local, 0)

@@ -39,6 +39,55 @@ def parse_seconds(text: str) -> float:
     return seconds
 
 
+#: The longest --timeout: an hour a target is past any phone's answer, and
+#: far short of what overflows the event loop's timer arithmetic.
+MAX_PUSH_TIMEOUT: Final = 3600.0
+
+#: The longest --deadline and --confirm-timeout: thirty days.  Past that a
+#: number is a typo, and ``inf`` or 1e300 would overflow the loop's timers.
+MAX_CAMPAIGN_SECONDS: Final = 30 * 86400.0
+
+#: The highest --rate: a million pushes a second is far past what any sender
+#: here makes, so a larger figure is a typo; 0 is "no limit".
+MAX_RATE: Final = 1_000_000.0
+
+
+def parse_timeout(text: str) -> float:
+    """--timeout: a positive, finite number of seconds, at most an hour."""
+    seconds = parse_seconds(text)
+    if seconds > MAX_PUSH_TIMEOUT:
+        raise ValueError(f"at most {MAX_PUSH_TIMEOUT:.0f} seconds")
+    return seconds
+
+
+def parse_long_seconds(text: str) -> float:
+    """--deadline: a positive, finite number of seconds, at most thirty days."""
+    seconds = parse_seconds(text)
+    if seconds > MAX_CAMPAIGN_SECONDS:
+        raise ValueError(f"at most {MAX_CAMPAIGN_SECONDS:.0f} seconds (thirty days)")
+    return seconds
+
+
+def _non_negative(text: str, most: float, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 <= value <= most):
+        raise ValueError(f"expected {what} from 0 to {most:.0f}")
+    return value
+
+
+def parse_wait(text: str) -> float:
+    """--confirm-timeout: seconds from 0 (do not wait) to thirty days."""
+    return _non_negative(text, MAX_CAMPAIGN_SECONDS, "a number of seconds")
+
+
+def parse_rate(text: str) -> float:
+    """--rate: pushes a second, 0 for no limit."""
+    return _non_negative(text, MAX_RATE, "pushes a second")
+
+
 def parsed_by(
     parse: Callable[[str], T],
 ) -> Callable[[click.Context, click.Parameter, str | None], T | None]:
@@ -57,4 +106,15 @@ def parsed_by(
     return callback
 
 
-__all__ = ["EXIT_USAGE", "fail", "parse_seconds", "parsed_by", "redact_uri"]
+__all__ = [
+    "EXIT_USAGE",
+    "MAX_PUSH_TIMEOUT",
+    "fail",
+    "parse_long_seconds",
+    "parse_rate",
+    "parse_seconds",
+    "parse_timeout",
+    "parse_wait",
+    "parsed_by",
+    "redact_uri",
+]

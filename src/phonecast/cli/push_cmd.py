@@ -8,11 +8,11 @@ import re
 import ssl
 import sys
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any
 
 import click
 
-from phonecast.cli.checks import fail, parse_seconds, parsed_by, redact_uri
+from phonecast.cli.checks import fail, parse_timeout, parsed_by, redact_uri
 from phonecast.credentials import Secret, SecretError, resolve_secret
 from phonecast.net.endpoint import SipEndpoint
 from phonecast.net.hostlist import HostListError, parse_host_list
@@ -169,19 +169,6 @@ def header_option(
             fail(f"bad {param.opts[0]}: {exc}")
 
     return callback
-
-
-#: The longest --timeout: an hour a target is past any phone's answer, and
-#: far short of what overflows the event loop's timer arithmetic.
-MAX_PUSH_TIMEOUT: Final = 3600.0
-
-
-def parse_timeout(text: str) -> float:
-    """--timeout: a positive, finite number of seconds, at most an hour."""
-    seconds = parse_seconds(text)
-    if seconds > MAX_PUSH_TIMEOUT:
-        raise ValueError(f"at most {MAX_PUSH_TIMEOUT:.0f} seconds")
-    return seconds
 
 
 def parse_proxy(text: str) -> str:
