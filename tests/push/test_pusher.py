@@ -269,6 +269,36 @@ async def test_proxy_route_header(phone: int) -> None:
         await proxy_ep.close()
 
 
+async def test_a_password_in_the_target_is_never_sent() -> None:
+    """RFC 3261 19.1.1: ``sip:1001:pw@host`` names the line 1001; the password
+    would travel in clear in the Request-URI and the To.  The pusher sends
+    the URI without it."""
+    seen: list[bytes] = []
+
+    def phone(request: Request, handle: ServerHandle | None, flow: Flow) -> None:
+        seen.append(bytes(request))
+        assert handle is not None
+        handle.respond(make_response(request, 200, to_tag="p"))
+
+    phone_ep = SipEndpoint(handler=phone)
+    _, port = await phone_ep.listen_udp("127.0.0.1", 0)
+    pusher = await _pusher()
+    try:
+        out = await pusher.push(
+            parse_target(f"sip:1001:Hunter2secret@127.0.0.1:{port}"),
+            Secret("pw"),
+            url_payload("http://x/a"),
+        )
+        assert out.delivered, out
+        assert len(seen) == 1
+        assert b"Hunter2secret" not in seen[0]
+        assert seen[0].startswith(f"NOTIFY sip:1001@127.0.0.1:{port} SIP/2.0".encode())
+        assert "Hunter2secret" not in repr(out.as_dict())
+    finally:
+        await pusher.endpoint.close()
+        await phone_ep.close()
+
+
 def test_payloads_and_profiles() -> None:
     url = url_payload("http://10.0.0.2/alert.xml")
     assert url.body == b"http://10.0.0.2/alert.xml" and url.content_type == "text/html"

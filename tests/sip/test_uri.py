@@ -22,6 +22,21 @@ def test_sip_uri_with_password_round_trip(uri: SipUri) -> None:
     assert str(parse_uri(str(uri))) == str(uri)
 
 
+@given(sip_uris_with_password)
+def test_without_password_keeps_everything_else(uri: SipUri) -> None:
+    bare = uri.without_password()
+    assert bare.password is None
+    assert (bare.scheme, bare.user, bare.host, bare.port, bare.params, bare.headers) == (
+        uri.scheme,
+        uri.user,
+        uri.host,
+        uri.port,
+        uri.params,
+        uri.headers,
+    )
+    assert parse_uri(str(bare)) == bare
+
+
 @given(tel_uris)
 def test_tel_uri_round_trip(uri: TelUri) -> None:
     assert parse_uri(str(uri)) == uri

@@ -179,9 +179,15 @@ class Pusher:
         destinations: list[Destination] | None = None,
     ) -> Outcome:
         """Push ``payload`` to the line ``target``; never raises for network
-        trouble (that is an :class:`Outcome`)."""
+        trouble (that is an :class:`Outcome`).  A password in ``target``'s
+        userinfo is dropped, never sent."""
         opts = options or PushOptions()
         start = time.monotonic()
+        # A password in the target's userinfo never leaves (RFC 3261 19.1.1):
+        # the Request-URI, the To and the digest's uri would all carry it in
+        # clear.  The line is the same without it; the digest's password is
+        # the ``password`` argument.
+        target = target.without_password()
         auth_user = user or target.user_unescaped or ""
         try:
             dests = destinations if destinations is not None else await self.locate(target, opts)

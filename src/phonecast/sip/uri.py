@@ -202,6 +202,12 @@ class SipUri:
         lowered = {n.lower() for n in names}
         return replace(self, params=tuple(p for p in self.params if p[0].lower() not in lowered))
 
+    def without_password(self) -> SipUri:
+        """A copy without the userinfo's password (RFC 3261 19.1.1: it SHOULD
+        NOT be used; sent, it would travel in clear in every header that
+        names the URI)."""
+        return self if self.password is None else replace(self, password=None)
+
     def _key(self) -> tuple[object, ...]:
         user = None if self.user is None else _abnf.normalize_escapes(self.user)
         password = None if self.password is None else _abnf.normalize_escapes(self.password)
