@@ -37,6 +37,12 @@ def test_defaults_and_fields() -> None:
         ("a:A=not-an-ip", "not an IP"),
         ("a:q=1", "unknown field"),
         ("[::1", "unterminated"),
+        ("[::1]5060", "after ']'"),
+        ("[pbx.example.com]:5060", "not an IPv6 address"),
+        ("pbx x.example.com", "not a host name"),
+        ("pbx\r\nRoute: <sip:evil>", "not a host name"),
+        ('pbx"', "not a host name"),
+        ("a|-bad-.example.com:5070", "entry 2"),
     ],
 )
 def test_errors_name_the_entry(text: str, message: str) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from phonecast.sip._abnf import HOST_RE
 from phonecast.sip.uri import DEFAULT_PORTS
 
 
@@ -72,6 +73,23 @@ def _number(entry: str, index: int, name: str, text: str, limit: int) -> int:
     return int(text)
 
 
+def _check_host(entry: str, index: int, host: str, *, bracketed: bool) -> None:
+    """A host is a name or an address by RFC 3261's grammar, nothing else:
+    it goes into a Route header and a DNS query, where a space, a quote or a
+    control character would break the one and mean nothing to the other."""
+    if bracketed:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise HostListError(
+                f"host list entry {index} ({entry!r}): {host!r} is not an IPv6 address"
+            ) from None
+    elif HOST_RE.fullmatch(host) is None:
+        raise HostListError(
+            f"host list entry {index} ({entry!r}): {host!r} is not a host name or IPv4 address"
+        )
+
+
 def parse_host_list(text: str) -> tuple[HostEntry, ...]:
     """Parse a Cisco host list (see the module docstring)."""
     entries: list[HostEntry] = []
@@ -84,11 +102,17 @@ def parse_host_list(text: str) -> tuple[HostEntry, ...]:
             if close < 0:
                 raise HostListError(f"host list entry {index} ({entry!r}): unterminated '['")
             host, rest = entry[1:close], entry[close + 1 :]
+            if rest and not rest.startswith(":"):
+                raise HostListError(
+                    f"host list entry {index} ({entry!r}): {rest!r} after ']' "
+                    "is not ':' and a field"
+                )
         else:
             host, _, rest = entry.partition(":")
             rest = ":" + rest if _ else ""
         if not host:
             raise HostListError(f"host list entry {index} ({entry!r}): empty host")
+        _check_host(entry, index, host, bracketed=entry.startswith("["))
         port, priority, weight = 0, 0, 1
         addresses: tuple[str, ...] = ()
         for part in [p for p in rest.split(":")[1:]] if rest else []:
