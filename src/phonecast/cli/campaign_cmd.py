@@ -18,7 +18,7 @@ from rich.live import Live
 from rich.table import Table
 
 from phonecast.campaign.inventory import InventoryError, Phone, load_inventory, select
-from phonecast.campaign.lock import CampaignBusy, campaign_lock
+from phonecast.campaign.lock import CampaignBusy, campaign_lock, is_live
 from phonecast.campaign.report import Report, make_report
 from phonecast.campaign.runner import (
     CampaignRunner,
@@ -497,12 +497,21 @@ def list_cmd(db: str) -> None:
         counts = store.counts(row.id)
         table.add_row(
             row.id,
-            row.status,
+            shown_status(store, row.id, row.status),
             str(sum(counts.values())),
             str(counts.get("confirmed", 0)),
             str(counts.get("failed", 0)),
         )
     Console().print(table)
+
+
+def shown_status(store: CampaignStore, cid: str, status: str) -> str:
+    """The status to show: a campaign the store calls "running" that no live
+    process holds was killed (SIGKILL, a crash, a power cut) and is
+    "interrupted" until ``campaign resume`` takes it up."""
+    if status == "running" and not is_live(store.path.resolve(), cid):
+        return "interrupted"
+    return status
 
 
 def _open(db: str, *, readonly: bool = True) -> CampaignStore:
@@ -525,7 +534,12 @@ def show_cmd(cid: str, db: str) -> None:
         fail(f"no campaign {cid} in {db}")
     click.echo(
         json.dumps(
-            {"id": row.id, "status": row.status, "params": row.params, "counts": store.counts(cid)},
+            {
+                "id": row.id,
+                "status": shown_status(store, cid, row.status),
+                "params": row.params,
+                "counts": store.counts(cid),
+            },
             indent=2,
         )
     )
