@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -167,3 +168,54 @@ def test_a_written_inventory_reads_back_every_password(password: str) -> None:
         inv = load_inventory(path)
     assert inv.ok, inv.problems
     assert inv.phones[0].password.reveal() == password
+
+
+_SAME_IN_EACH_FORMAT = {
+    "p.csv": "name,target,password\na,sip:1@127.0.0.1:5070,x\nb,sip:2@127.0.0.1,\n",
+    "p.yaml": (
+        "phones:\n"
+        "  - name: a\n    target: sip:1@127.0.0.1:5070\n    password: x\n"
+        "  - name: b\n    target: sip:2@127.0.0.1\n"
+    ),
+    "p.toml": (
+        '[[phones]]\nname = "a"\ntarget = "sip:1@127.0.0.1:5070"\npassword = "x"\n\n'
+        '[[phones]]\nname = "b"\ntarget = "sip:2@127.0.0.1"\n'
+    ),
+}
+#: Where phone b (no password: a problem) starts in each file.
+_B_LINE = {"p.csv": 3, "p.yaml": 5, "p.toml": 6}
+
+
+@pytest.mark.parametrize("name", sorted(_SAME_IN_EACH_FORMAT))
+@pytest.mark.parametrize(
+    ("form", "encode"),
+    [
+        ("LF", lambda t: t.encode()),
+        ("CRLF", lambda t: t.replace("\n", "\r\n").encode()),
+        # Excel's "CSV UTF-8" and Notepad write a byte order mark first.
+        ("BOM", lambda t: b"\xef\xbb\xbf" + t.encode()),
+        ("BOM+CRLF", lambda t: b"\xef\xbb\xbf" + t.replace("\n", "\r\n").encode()),
+    ],
+)
+def test_line_endings_and_a_byte_order_mark_change_nothing(
+    tmp_path: Path, name: str, form: str, encode: Any
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(encode(_SAME_IN_EACH_FORMAT[name]))
+    inv = load_inventory(path)
+    assert [p.name for p in inv.phones] == ["a"], (form, inv.problems)
+    assert inv.phones[0].password.reveal() == "x"
+    assert str(inv.phones[0].target) == "sip:1@127.0.0.1:5070"
+    assert [(p.line, p.column) for p in inv.problems] == [(_B_LINE[name], "password")]
+
+
+def test_toml_lines_are_counted_at_newlines_only(tmp_path: Path) -> None:
+    """A TOML string may hold U+2028 or U+0085 as they are; the line of
+    each [[phones]] is counted as TOML counts, at LF."""
+    text = (
+        '[[phones]]\nname = "a"\ntarget = "sip:1@127.0.0.1"\npassword = "x\u2028y\x85z"\n\n'
+        '[[phones]]\nname = "b"\ntarget = "sip:2@127.0.0.1"\n'
+    )
+    inv = load_inventory(_write(tmp_path, "p.toml", text))
+    assert inv.phones[0].password.reveal() == "x\u2028y\x85z"
+    assert [p.line for p in inv.problems if p.column == "password"] == [6]

@@ -189,8 +189,10 @@ def _records(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
     suffix = path.suffix.lower()
     try:
         # newline="": the csv module's own line handling (a quoted CR in a
-        # password is kept, not turned into LF)
-        with path.open(encoding="utf-8", newline="") as fh:
+        # password is kept, not turned into LF).  utf-8-sig: a byte order
+        # mark (Excel's "CSV UTF-8", Notepad) is not part of the first
+        # column's name, nor an invalid TOML statement.
+        with path.open(encoding="utf-8-sig", newline="") as fh:
             text = fh.read()
     except OSError as exc:
         raise InventoryError(f"cannot read inventory {path}: {exc.strerror}") from None
@@ -279,7 +281,9 @@ def _toml_records(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InventoryError(f"{path}: invalid TOML: {exc}") from None
-    starts = [n + 1 for n, ln in enumerate(text.splitlines()) if ln.strip() == "[[phones]]"]
+    # Lines as TOML counts them, at LF only: splitlines() also breaks at
+    # U+2028, U+0085 and others, which a TOML string may hold.
+    starts = [n + 1 for n, ln in enumerate(text.split("\n")) if ln.strip() == "[[phones]]"]
     return _listed(path, data, starts)
 
 
