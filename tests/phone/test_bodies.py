@@ -69,6 +69,13 @@ def test_any_other_body_is_a_cisco_parse_error(body: bytes) -> None:
     assert caught.value.number == 1
 
 
+def test_a_refused_url_body_is_quoted_without_its_password() -> None:
+    with pytest.raises(CiscoXmlError) as caught:
+        xml_service_items(b"http://admin:Hunter2secret@10.0.0.2/a b.xml")
+    assert "Hunter2secret" not in str(caught.value)
+    assert "http://admin:***@10.0.0.2/a b.xml" in str(caught.value)
+
+
 def test_a_long_body_is_quoted_short_in_the_error() -> None:
     with pytest.raises(CiscoXmlError) as caught:
         xml_service_items(b"x" * 10_000)

@@ -25,6 +25,7 @@ from typing import Final
 
 from phonecast.ciscoxml import PARSE_ERROR, CiscoXmlError, check_family, is_http_url, parse_execute
 from phonecast.ciscoxml.uris import SPA_KINDS
+from phonecast.credentials import redact_uri
 
 __all__ = ["INTERNAL_SCHEMES", "PAGE_MEDIA_TYPE", "page_refusal", "xml_service_items"]
 
@@ -66,7 +67,10 @@ def xml_service_items(body: bytes, *, strict_url_body: bool = False) -> list[tup
     if strict_url_body and url != text:
         raise CiscoXmlError("URL body has surrounding white space or CR/LF", number=PARSE_ERROR)
     if not is_http_url(url):
-        shown = url if len(url) <= _QUOTED else url[:_QUOTED] + "..."
+        # Quoted into the xml_error event: a URL that failed only for a
+        # blank or a control character may still carry user:password@.
+        shown = redact_uri(url)
+        shown = shown if len(shown) <= _QUOTED else shown[:_QUOTED] + "..."
         raise CiscoXmlError(
             f"body {shown!r} is neither an http(s) URL nor a CiscoIPPhoneExecute object",
             number=PARSE_ERROR,
