@@ -219,3 +219,21 @@ def test_toml_lines_are_counted_at_newlines_only(tmp_path: Path) -> None:
     inv = load_inventory(_write(tmp_path, "p.toml", text))
     assert inv.phones[0].password.reveal() == "x\u2028y\x85z"
     assert [p.line for p in inv.problems if p.column == "password"] == [6]
+
+
+def test_a_target_with_a_password_is_a_bad_row_that_never_shows_it(tmp_path: Path) -> None:
+    """It would be stored, reported and printed with the target."""
+    text = "name,target,password\na,sip:1001:TOPSECRET@127.0.0.1:5070,pw\n"
+    inv = load_inventory(_write(tmp_path, "p.csv", text))
+    assert not inv.phones and len(inv.problems) == 1
+    problem = inv.problems[0]
+    assert (problem.line, problem.column) == (2, "target")
+    assert "password column" in problem.message and "TOPSECRET" not in str(problem)
+
+
+def test_extra_fields_are_counted_not_echoed(tmp_path: Path) -> None:
+    """An unquoted comma in a password spills its tail into extra fields."""
+    text = "name,target,password\na,sip:1001@127.0.0.1:5070,Sec,retPart\n"
+    inv = load_inventory(_write(tmp_path, "p.csv", text))
+    assert len(inv.problems) == 1 and "retPart" not in str(inv.problems[0])
+    assert "1 field(s) more" in inv.problems[0].message

@@ -136,7 +136,14 @@ def _row_to_phone(
         except ParseError as exc:
             bad("target", f"not a SIP URI: {exc.message}")
         else:
-            if isinstance(uri, SipUri):
+            if isinstance(uri, SipUri) and uri.password is not None:
+                # Never echoed: it would be stored, reported and shown with
+                # the target.  The line's password has its own column.
+                bad(
+                    "target",
+                    "a target carries no password (RFC 3261 19.1.1): use the password column",
+                )
+            elif isinstance(uri, SipUri):
                 target = uri
             else:
                 bad("target", f"scheme {uri.scheme!r} is not sip or sips")
@@ -227,7 +234,10 @@ def _csv_records(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
                 continue
             extra = row.pop(None, None)
             if extra:
-                row["_extra"] = ",".join(extra)
+                row["_extra"] = (
+                    f"{len(extra)} field(s) more than the header's columns"
+                    " (a value holding a comma must be quoted)"
+                )
             out.append((reader.line_num, row))
     except csv.Error as exc:
         hint = " (a quoted field never closed?)" if "end of data" in str(exc) else ""
@@ -298,7 +308,9 @@ def load_inventory(path: str | Path) -> Inventory:
     for line, row in _records(path):
         extra = row.pop("_extra", None)
         if extra:
-            problems.append(InventoryProblem(source, line, f"unexpected extra fields: {extra}"))
+            # How many, not what: a password with an unquoted comma spills
+            # its tail into them.
+            problems.append(InventoryProblem(source, line, str(extra)))
             continue
         phone, row_problems = _row_to_phone(row, source, line, path.parent)
         problems.extend(row_problems)
