@@ -73,18 +73,15 @@ def test_a_run_starting_while_a_probe_holds_the_lock_waits_it_out(tmp_path: Path
         assert is_live(db, "cid")
 
 
-def test_resume_while_another_process_runs_the_campaign_is_refused(tmp_path: Path) -> None:
-    """Resume while the alert still ran pushed the campaign's phones twice."""
-    from click.testing import CliRunner
-
+def _stored_campaign(tmp_path: Path, inventory_target: str) -> tuple[Path, str]:
+    """A store holding one unfinished campaign of one phone recorded at
+    ``sip:1001@127.0.0.1:9``, whose inventory now names ``inventory_target``."""
     from phonecast.campaign.store import CampaignStore
-    from phonecast.cli import cli
 
     inventory = tmp_path / "phones.csv"
-    inventory.write_text("name,target,user,password\na,sip:1001@127.0.0.1:9,,pw\n")
+    inventory.write_text(f"name,target,user,password\na,{inventory_target},,pw\n")
     db = tmp_path / "c.db"
-    store = CampaignStore(db)
-    cid = store.create(
+    cid = CampaignStore(db).create(
         {
             "inventory": str(inventory),
             "text": "x",
@@ -107,11 +104,30 @@ def test_resume_while_another_process_runs_the_campaign_is_refused(tmp_path: Pat
         },
         [("a", "sip:1001@127.0.0.1:9", None)],
     )
+    return db, cid
+
+
+@pytest.mark.parametrize("inventory_target", ["sip:1001@127.0.0.1:9", "sip:1001@127.0.0.1:10"])
+def test_resume_while_another_process_runs_the_campaign_is_refused(
+    tmp_path: Path, inventory_target: str
+) -> None:
+    """Resume while the alert still ran pushed the campaign's phones twice;
+    and it recorded an edited inventory's new target in the running
+    campaign before it found the lock held."""
+    from click.testing import CliRunner
+
+    from phonecast.campaign.store import CampaignStore
+    from phonecast.cli import cli
+
+    db, cid = _stored_campaign(tmp_path, inventory_target)
     with campaign_lock(db.resolve(), cid):
         run = CliRunner().invoke(cli, ["campaign", "resume", "--db", str(db), "--quiet"])
     assert run.exit_code == 2, run.output
     assert f"phonecast: campaign {cid} is being run by process " in run.stderr
+    assert "another target" not in run.stderr
+    store = CampaignStore(db)
     assert store.counts(cid) == {"queued": 1}  # nothing pushed
+    assert [p.target for p in store.phones(cid)] == ["sip:1001@127.0.0.1:9"]
 
 
 def test_campaign_list_and_show_call_a_killed_run_interrupted(tmp_path: Path) -> None:

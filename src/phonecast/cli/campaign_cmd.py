@@ -283,25 +283,31 @@ def alert(
     report = _run(
         store,
         cid,
-        _execute(store, cid, phones, params, content, quiet or as_json, as_json and not quiet),
+        lambda: _execute(
+            store, cid, phones, params, content, quiet or as_json, as_json and not quiet
+        ),
     )
     finish(store, report, params, report_path, as_json)
 
 
-def _run(store: CampaignStore, cid: str, execute: Coroutine[Any, Any, Report]) -> Report:
+def _run(
+    store: CampaignStore, cid: str, prepare: Callable[[], Coroutine[Any, Any, Report]]
+) -> Report:
     """Run a campaign holding its lock (another live process running it:
     refused, exit 2); a store that fails on the way stops it with one line
-    that says so and how to resume it (exit 7), not a traceback."""
+    that says so and how to resume it (exit 7), not a traceback.
+
+    ``prepare`` is called only once the lock is held: whatever it writes to
+    the store (a resume's new targets) must not touch a campaign that
+    another process is running."""
     with contextlib.ExitStack() as held:
         try:
             held.enter_context(campaign_lock(store.path.resolve(), cid))
         except CampaignBusy as exc:
-            execute.close()
             fail(str(exc))
         except OSError as exc:
-            execute.close()
             fail(f"cannot make the lock file of campaign {cid}: {exc.strerror} ({exc.filename})")
-        return _run_locked(store, cid, execute)
+        return _run_locked(store, cid, prepare())
 
 
 def _run_locked(store: CampaignStore, cid: str, execute: Coroutine[Any, Any, Report]) -> Report:
@@ -593,22 +599,18 @@ def resume_cmd(
     if row is None:
         fail(f"no campaign {cid}" if cid else "no unfinished campaign to resume")
     params = row.params
-    phones = _resumable_phones(store, row.id, params, skip_invalid)
-    if not (quiet or as_json):
-        click.echo(f"resuming campaign {row.id}", err=True)
-    report = _run(
-        store,
-        row.id,
-        _execute(
-            store,
-            row.id,
-            phones,
-            params,
-            _content_body(params),
-            quiet or as_json,
-            as_json and not quiet,
-        ),
-    )
+    cid = row.id
+
+    def prepare() -> Coroutine[Any, Any, Report]:
+        phones = _resumable_phones(store, cid, params, skip_invalid)
+        if not (quiet or as_json):
+            click.echo(f"resuming campaign {cid}", err=True)
+        content = _content_body(params)
+        return _execute(
+            store, cid, phones, params, content, quiet or as_json, as_json and not quiet
+        )
+
+    report = _run(store, cid, prepare)
     finish(store, report, params, report_path, as_json)
 
 
