@@ -319,6 +319,34 @@ async def test_a_store_failure_stops_the_run_unfinished_and_resume_loses_no_phon
     assert store.campaign(cid).status == "finished"  # type: ignore[union-attr]
 
 
+async def test_a_deadline_holds_under_a_rate_limit_and_phones_never_pushed_are_put_back(
+    tmp_path: Path,
+) -> None:
+    """A whole batch was committed ``sending`` at once and each of its phones
+    pushed when the rate limit let it, however long past the deadline (20
+    phones at 2/s ran 10 s against a 2 s deadline).  Now the deadline is
+    looked at before each push, and phones committed but not pushed get
+    back their state: ``not_sent``, their send not counted."""
+    import time
+
+    phones = [_phone(n) for n in range(20)]
+    store = CampaignStore(tmp_path / "r.db")
+    cid = store.create({"test": True}, [(p.name, str(p.target), None) for p in phones])
+    pusher = _CountingPusher()
+    options = RunOptions(concurrency=20, rate=4.0, confirm=False, deadline=0.6)
+    started = time.monotonic()
+    report = await CampaignRunner(store, pusher, None, options).run(  # type: ignore[arg-type]
+        cid, phones, lambda p: url_payload("http://127.0.0.1:9/x")
+    )
+    assert time.monotonic() - started < 2.0
+    summary = report.summary()
+    assert 1 <= summary["accepted"] <= 5, summary
+    assert summary["accepted"] + summary["not_sent"] == 20 and summary["in_flight"] == 0
+    rows = {r.name: r for r in store.phones(cid)}
+    assert sorted(pusher.pushed) == sorted(r.target for r in rows.values() if r.sends == 1)
+    assert all(r.sends == 0 and r.sent_at is None for r in rows.values() if r.state == "queued")
+
+
 async def test_a_deadline_leaves_the_rest_not_sent_and_the_campaign_resumable(
     tmp_path: Path,
 ) -> None:

@@ -136,18 +136,25 @@ class RateLimiter:
         self._burst = float(max(burst, 1))
         self._last = time.monotonic()
 
-    async def acquire(self) -> None:
-        """Wait for a token."""
+    async def acquire(self, deadline: float | None = None) -> bool:
+        """Wait for a token; False, without one, once ``deadline`` (a
+        ``time.monotonic()`` instant) comes first: a push waiting its turn
+        must not run past the campaign's deadline."""
         if self._rate <= 0:
-            return
+            return True
         while True:
             now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return False
             self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
             self._last = now
             if self._tokens >= 1:
                 self._tokens -= 1
-                return
-            await asyncio.sleep((1 - self._tokens) / self._rate)
+                return True
+            wait = (1 - self._tokens) / self._rate
+            if deadline is not None:
+                wait = min(wait, deadline - now)
+            await asyncio.sleep(wait)
 
 
 class CampaignRunner:
@@ -319,17 +326,25 @@ class CampaignRunner:
         deadline = None if opts.deadline is None else time.monotonic() + opts.deadline
         queue = collections.deque(todo)
         marked: collections.deque[Phone] = collections.deque()
-        batch_size = max(1, min(64, opts.concurrency))
+        priors: dict[str, tuple[str, float | None]] = {}
+        # A batch is at most about a second of pushes at the rate asked: a
+        # deadline finds few committed ahead of it to put back.
+        batch_size = max(1, min(64, opts.concurrency, int(opts.rate) or 64))
+
+        def out_of_time() -> bool:
+            return self._halt.is_set() or (deadline is not None and time.monotonic() >= deadline)
 
         def take() -> Phone | None:
-            if self._halt.is_set():
-                return None
+            if out_of_time():
+                return None  # past the deadline: the rest stays queued
             if not marked:
-                if not queue or (deadline is not None and time.monotonic() >= deadline):
-                    return None  # past the deadline: the rest stays queued
+                if not queue:
+                    return None
                 batch = [queue[i] for i in range(min(batch_size, len(queue)))]
+                names = [p.name for p in batch]
                 try:
-                    self.store.mark_sending(self._cid, [p.name for p in batch], now=time.time())
+                    priors.update(self.store.sending_priors(self._cid, names))
+                    self.store.mark_sending(self._cid, names, now=time.time())
                 except StoreError as exc:
                     self._stop_for(exc)
                     return None
@@ -340,7 +355,10 @@ class CampaignRunner:
 
         async def worker() -> None:
             while (phone := take()) is not None:
-                await limiter.acquire()
+                if not await limiter.acquire(deadline) or out_of_time():
+                    # the rate limit held it past the deadline (or a halt)
+                    marked.appendleft(phone)
+                    return
                 await self._push_one(phone, payload_for(phone), deadline)
 
         workers = [asyncio.ensure_future(worker()) for _ in range(min(opts.concurrency, len(todo)))]
@@ -348,7 +366,15 @@ class CampaignRunner:
         for fault in ended:
             if isinstance(fault, BaseException):
                 raise fault
-        return 0 if self._store_failure is not None else len(queue) + len(marked)
+        if self._store_failure is not None:
+            return 0
+        if marked:  # committed sending, never pushed: as they were
+            try:
+                self.store.unmark_sending(self._cid, [(p.name, priors[p.name]) for p in marked])
+            except StoreError as exc:
+                self._stop_for(exc)
+                return 0
+        return len(queue) + len(marked)
 
     async def _push_one(self, phone: Phone, payload: Payload, deadline: float | None) -> None:
         opts = self.options

@@ -346,6 +346,30 @@ class CampaignStore:
                 [(now, cid, n) for n in names],
             )
 
+    def sending_priors(self, cid: str, names: Sequence[str]) -> dict[str, tuple[str, float | None]]:
+        """Each phone's state and ``sent_at`` as they are, for
+        :meth:`unmark_sending` to put back if it is not pushed after all."""
+        rows = self._db.execute(
+            "SELECT name, state, sent_at FROM phones WHERE campaign=? AND name IN "
+            f"({','.join('?' * len(names))})",
+            (cid, *names),
+        ).fetchall()
+        return {name: (state, sent_at) for name, state, sent_at in rows}
+
+    def unmark_sending(
+        self, cid: str, priors: Sequence[tuple[str, tuple[str, float | None]]]
+    ) -> None:
+        """Undo :meth:`mark_sending` for phones a run committed ``sending``
+        but never pushed (the deadline came first): each gets back the state
+        it had, so a phone never sent is reported ``not_sent``, not
+        ``in_flight``, and its send is not counted."""
+        with self._tx():
+            self._db.executemany(
+                "UPDATE phones SET state=?, sent_at=?, sends=MAX(sends-1, 0) "
+                "WHERE campaign=? AND name=? AND state='sending'",
+                [(state, sent_at, cid, name) for name, (state, sent_at) in priors],
+            )
+
     def record(self, cid: str, result: Result) -> None:
         """Buffer a result; it is committed by the next :meth:`flush`."""
         self._results.append((cid, result))
