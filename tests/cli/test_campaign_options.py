@@ -61,3 +61,44 @@ def test_the_edges_that_mean_something_are_taken(option: str, value: str) -> Non
     assert result.exit_code == 2, result.output
     assert f"bad {option}" not in result.output
     assert "nonexistent.csv" in result.output
+
+
+def _alert(tmp_path: Path, *args: str) -> tuple[int, str, Path]:
+    inventory = tmp_path / "phones.csv"
+    inventory.write_text("name,target,password\np1,sip:1001@127.0.0.1:1,pw\n")
+    db = tmp_path / "c.db"
+    result = CliRunner().invoke(
+        cli, ["alert", "--inventory", str(inventory), "--db", str(db), *args]
+    )
+    return result.exit_code, result.output, db
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--url", "ftp://host/x"], "bad --url"),
+        (["--url", "http://admin:URLSECRET@h/a b.xml"], "bad --url"),
+        (["--text", "hi", "--serve", "127.0.0.1:abc"], "bad --serve"),
+        (["--text", "hi", "--serve", "localhost"], "bad --serve"),
+        (["--text", "hi", "--serve", "127.0.0.1:99999"], "bad --serve"),
+        (["--text", "hi", "--serve", "[not-v6]:80"], "bad --serve"),
+        (["--text", "hi", "--serve", "bad host:80"], "bad --serve"),
+        (["--text", "hi", "--serve", "0.0.0.0:8080"], "give --public-url too"),
+        (["--text", "hi", "--serve", "[::]:8080"], "give --public-url too"),
+        (["--text", "hi", "--public-url", "ftp://h/"], "bad --public-url"),
+        (["--text", "hi", "--public-url", "http://u:PUBSECRET@/"], "bad --public-url"),
+    ],
+)
+def test_a_bad_url_or_serve_address_is_said_once_before_anything_is_stored(
+    tmp_path: Path, args: list[str], said: str
+) -> None:
+    """A bad --url was found by each worker (one line per phone, the store
+    left with every phone "sending"); a bad --serve port was a traceback
+    after the campaign was stored; --serve 0.0.0.0 gave phones
+    http://0.0.0.0/ URLs."""
+    code, output, db = _alert(tmp_path, *args)
+    assert code == 2, output
+    lines = [ln for ln in output.splitlines() if ln.startswith("phonecast:")]
+    assert len(lines) == 1 and said in lines[0], output
+    assert "Traceback" not in output and "SECRET" not in output
+    assert not db.exists()

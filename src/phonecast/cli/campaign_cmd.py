@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import ipaddress
 import json
 import resource
 import ssl
@@ -38,10 +39,14 @@ from phonecast.cli.campaign_views import (
 from phonecast.cli.checks import (
     fail,
     parse_long_seconds,
+    parse_public_url,
     parse_rate,
+    parse_serve,
     parse_timeout,
     parse_wait,
     parsed_by,
+    redact_uri,
+    serve_host,
 )
 from phonecast.cli.push_cmd import tls_context
 from phonecast.content import ContentServer
@@ -193,9 +198,17 @@ def _load(
 @click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite campaign store.")
 @click.option(
     "--serve",
-    help="HOST:PORT for the content server (default: our address toward the phones, any port).",
+    callback=parsed_by(parse_serve),
+    help=(
+        "HOST:PORT (or :PORT) for the content server (default: our address toward the"
+        " phones, any port)."
+    ),
 )
-@click.option("--public-url", help="Base URL phones use to reach the content server (NAT).")
+@click.option(
+    "--public-url",
+    callback=parsed_by(parse_public_url),
+    help="Base URL phones use to reach the content server (NAT).",
+)
 @click.option(
     "--report",
     "report_path",
@@ -247,6 +260,13 @@ def alert(
     """
     if sum(x is not None for x in (text, object_file, url)) != 1:
         fail("give exactly one of --text, --file or --url")
+    if url is not None:
+        _url_payload(url, body, "--url")  # a bad one: said once, before anything is stored
+    elif serve is not None and public_url is None and _wildcard(serve_host(serve)):
+        fail(
+            f"--serve {serve} listens on every address, but the phones need one to fetch"
+            " from: give --public-url too (or serve on an address)"
+        )
     check_report(report_path)
     phones = _load(inventory, where, tags, skip_invalid, quiet or as_json)
     params: dict[str, Any] = {
@@ -371,6 +391,21 @@ def stream_limits(params: dict[str, Any]) -> StreamLimits:
     return StreamLimits(max_connections=params["options"].get("max_connections"))
 
 
+def _url_payload(url: str, body: str, what: str) -> Payload:
+    """The NOTIFY body that makes a phone fetch ``url``."""
+    try:
+        return execute_payload([url]) if body == "execute" else url_payload(url)
+    except PayloadError as exc:
+        fail(f"bad {what} {redact_uri(url)!r}: {exc}")
+
+
+def _wildcard(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
+
+
 def _content_body(params: dict[str, Any]) -> bytes | None:
     if params["url"]:
         return None
@@ -429,10 +464,10 @@ async def _execute(
     server: ContentServer | None = None
     if content_body is not None:
         body: bytes = content_body
-        host, _, port = (params["serve"] or f"{local}:0").rpartition(":")
+        serve = params["serve"] or ":0"
         server = ContentServer(
-            host.strip("[]"),
-            int(port or 0),
+            serve_host(serve) or local,
+            int(serve.rpartition(":")[2]),
             public_url=params["public_url"],
             on_fetch=runner.record_fetch,
         )
@@ -447,13 +482,12 @@ async def _execute(
 
     settle()  # inventory loaded, content published: keep the collector off them
 
+    # Built before any push, so that a URL no payload can carry (a store
+    # from before --url was checked) is one line, not one per worker.
+    payloads = {name: _url_payload(u, params["body"], "URL") for name, u in urls.items()}
+
     def payload_for(phone: Phone) -> Payload:
-        try:
-            if params["body"] == "execute":
-                return execute_payload([urls[phone.name]])
-            return url_payload(urls[phone.name])
-        except PayloadError as exc:
-            fail(str(exc))
+        return payloads[phone.name]
 
     try:
         if json_progress:

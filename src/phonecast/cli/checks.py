@@ -7,6 +7,7 @@ seconds, with no import cycle between the commands.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import sys
 from collections.abc import Callable
@@ -14,7 +15,9 @@ from typing import Final, NoReturn, TypeVar
 
 import click
 
+from phonecast.ciscoxml import is_http_url
 from phonecast.credentials import redact_uri
+from phonecast.sip._abnf import HOSTNAME_RE
 
 #: Exit status of bad usage or input (README, "Exit status").
 EXIT_USAGE: Final = 2
@@ -88,6 +91,40 @@ def parse_rate(text: str) -> float:
     return _non_negative(text, MAX_RATE, "pushes a second")
 
 
+def parse_serve(text: str) -> str:
+    """--serve: ``HOST:PORT``, ``[IPV6]:PORT`` or ``:PORT`` (our address
+    toward the phones); port 0 picks a free one.  Returned as given."""
+    host, colon, port = text.rpartition(":")
+    if not colon:
+        raise ValueError("expected HOST:PORT (or :PORT)")
+    if not (port.isdigit() and int(port) <= 65535):
+        raise ValueError(f"port {port!r} is not a number from 0 to 65535")
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise ValueError(f"{host!r} is not an IPv6 address") from None
+    elif host:
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            if HOSTNAME_RE.fullmatch(host) is None:
+                raise ValueError(f"{host!r} is not a host name or IP address") from None
+    return text
+
+
+def serve_host(text: str) -> str:
+    """The host of a checked --serve, without brackets ('' for :PORT)."""
+    return text.rpartition(":")[0].strip("[]")
+
+
+def parse_public_url(text: str) -> str:
+    """--public-url: the http(s) base the phones fetch their pages under."""
+    if not is_http_url(text):
+        raise ValueError("expected an http:// or https:// URL with a host")
+    return text
+
+
 def parsed_by(
     parse: Callable[[str], T],
 ) -> Callable[[click.Context, click.Parameter, str | None], T | None]:
@@ -101,7 +138,8 @@ def parsed_by(
         try:
             return parse(value)
         except ValueError as exc:
-            fail(f"bad {param.opts[0]} {value!r}: {exc}")
+            # A URL's password, if the value has one, is not echoed.
+            fail(f"bad {param.opts[0]} {redact_uri(value)!r}: {exc}")
 
     return callback
 
@@ -111,10 +149,13 @@ __all__ = [
     "MAX_PUSH_TIMEOUT",
     "fail",
     "parse_long_seconds",
+    "parse_public_url",
     "parse_rate",
     "parse_seconds",
+    "parse_serve",
     "parse_timeout",
     "parse_wait",
     "parsed_by",
     "redact_uri",
+    "serve_host",
 ]
