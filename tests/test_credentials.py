@@ -45,6 +45,13 @@ def test_resolve_errors_name_the_reference(tmp_path: Path, monkeypatch: pytest.M
         ("http://u@h/", "http://u@h/"),
         ("http://h/a", "http://h/a"),
         ("no uri", "no uri"),
+        ("http://u:pwP@127.0.0.1:1/x?q=a@b", "http://u:***@127.0.0.1:1/x?q=a@b"),
+        ("http://u:a/b@h/", "http://u:***@h/"),
+        ("http://u:p@w@h/x#f@g", "http://u:***@h/x#f@g"),
+        ("http://h/x?q=a@b", "http://h/x?q=a@b"),
+        ("sip:1001:secret", "sip:1001:***"),
+        ("sip:pbx.example.com:5060", "sip:pbx.example.com:5060"),
+        ("sip:pbx:5060;transport=tcp", "sip:pbx:5060;transport=tcp"),
     ],
 )
 def test_redact_uri_hides_the_userinfo_password(text: str, shown: str) -> None:

@@ -89,21 +89,36 @@ def redact_uri(text: str) -> str:
     Works on the text, not a parse, since it must also serve URIs that do
     not parse: the userinfo ends at the *last* ``@`` (an ``@`` later in the
     text than the real end only hides more), and its password is whatever
-    follows the user's colon.  A text without a known scheme
+    follows the user's colon; in an ``http://`` URL the userinfo is sought
+    in the authority only.  A text without a known scheme
     (``1001:secret@host``) has no scheme colon, so the first colon is the
     user's.  Over-redacting is harmless; showing a password is not.
     """
     at = text.rfind("@")
+    scheme, colon, rest = text.partition(":")
     if at < 0:
+        # ``sip:1001:secret`` with its ``@host`` forgotten: what follows the
+        # second colon is no port, so it may be the password.
+        host, colon2, port = rest.partition(":")
+        if scheme.lower() in ("sip", "sips") and colon2 and not port.split(";")[0].isdigit():
+            return f"{scheme}:{host}:***"
         return text
+    if colon and scheme.lower() in _URI_SCHEMES and rest.startswith("//"):
+        # http://user:password@host/path?query: the userinfo ends at the
+        # last '@' before the authority ends (the first '/', '?' or '#'
+        # after its first '@'), so an '@' in the path or query does not
+        # move the host shown, and a '/' in a password keeps it hidden.
+        after = rest[2:]
+        first_at = after.find("@")
+        ends = [i for i in (after.find(c, first_at) for c in "/?#") if i >= 0]
+        last_at = after.rfind("@", 0, min(ends)) if ends else after.rfind("@")
+        user, colon, _ = after[:last_at].partition(":")
+        return f"{scheme}://{user}:***{after[last_at:]}" if colon else text
     head, tail = text[:at], text[at:]
     scheme, colon, rest = head.partition(":")
     if not colon:
         return text
     if scheme.lower() not in _URI_SCHEMES:
         return f"{scheme}:***{tail}"
-    if rest.startswith("//"):  # http://user:password@host
-        user, colon, _ = rest[2:].partition(":")
-        return f"{scheme}://{user}:***{tail}" if colon else text
     user, colon, _ = rest.partition(":")
     return f"{scheme}:{user}:***{tail}" if colon else text

@@ -113,3 +113,13 @@ def test_is_http_url() -> None:
         assert not is_http_url(bad), bad
     assert not is_http_url("http://h/a\x00b") and not is_http_url("http://h/\x7f")
     assert is_http_url("http://[::1]:8080/x") and is_http_url("http://h:65535/")
+
+
+def test_a_refused_execute_url_is_quoted_without_its_password() -> None:
+    """The message becomes the phone's xml_error event."""
+    from phonecast.ciscoxml import parse_execute
+
+    body = b'<CiscoIPPhoneExecute><ExecuteItem URL="http://u:pwA@127.0.0.1:99999/x"/></CiscoIPPhoneExecute>'
+    with pytest.raises(ValueError) as caught:
+        parse_execute(body)
+    assert "pwA" not in str(caught.value) and "http://u:***@127.0.0.1:99999/x" in str(caught.value)

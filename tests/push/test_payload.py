@@ -36,3 +36,18 @@ def test_an_empty_event_is_refused() -> None:
 def test_push_options_refuse_header_injection(fields: dict[str, object], named: str) -> None:
     with pytest.raises(ValueError, match=named):
         PushOptions(**fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://u:URLSECRET@127.0.0.1/x",
+        "http://u:URLSECRET@127.0.0.1/x y",
+        "http://u:URLSECRET@[::1/x",
+    ],
+)
+def test_a_refused_url_is_quoted_without_its_password(url: str) -> None:
+    for build in (url_payload, lambda u: execute_payload([u])):
+        with pytest.raises((PayloadError, ValueError)) as caught:
+            build(url)
+        assert "URLSECRET" not in str(caught.value) and "***@" in str(caught.value)

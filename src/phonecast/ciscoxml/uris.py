@@ -45,6 +45,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from phonecast.ciscoxml.errors import InvalidUriError
+from phonecast.credentials import redact_uri
 
 PhoneFamily = Literal["spa", "enterprise"]
 """``spa``: SPA300/500 and Multiplatform (MPP) firmware; ``enterprise``:
@@ -134,7 +135,7 @@ class InternalUri:
         is kept as written.  Raises :class:`InvalidUriError` otherwise."""
         name, colon, argument = uri.partition(":")
         if not colon:
-            raise InvalidUriError("URI", "URL", f"{uri!r} is not a URI (no colon)")
+            raise InvalidUriError("URI", "URL", f"{redact_uri(uri)!r} is not a URI (no colon)")
         return cls(_kind_of(name, uri), argument)
 
     def supported_by(self, family: PhoneFamily) -> bool:
@@ -152,7 +153,7 @@ def classify_uri(url: str) -> InternalUri | None:
         raise InvalidUriError(
             "URI",
             "URL",
-            f"{url!r} is not an absolute http(s) URL with a valid host and port"
+            f"{redact_uri(url)!r} is not an absolute http(s) URL with a valid host and port"
             " and no blanks or control characters",
         )
     return InternalUri.parse(url)
@@ -179,14 +180,16 @@ def check_uri(
         return None
     if in_execute and uri.kind in NOT_IN_EXECUTE:
         raise InvalidUriError(
-            owner, field, f"{field} {url!r}: {uri.kind.value}: URIs are not allowed in Execute"
+            owner,
+            field,
+            f"{field} {redact_uri(url)!r}: {uri.kind.value}: URIs are not allowed in Execute",
         )
     if not uri.supported_by(family):
         supported = ", ".join(sorted(k.value for k in FAMILY_KINDS[family]))
         raise InvalidUriError(
             owner,
             field,
-            f"{field} {url!r}: {family} phones do not run {uri.kind.value}: URIs "
+            f"{field} {redact_uri(url)!r}: {family} phones do not run {uri.kind.value}: URIs "
             f"(they run {supported})",
         )
     return uri
@@ -200,13 +203,15 @@ def _kind_of(name: str, uri: str) -> UriKind:
     if kind is None:
         known = ", ".join(k.value for k in UriKind)
         raise InvalidUriError(
-            "URI", "URL", f"{uri!r} is neither an http(s) URL nor an internal URI ({known})"
+            "URI",
+            "URL",
+            f"{redact_uri(uri)!r} is neither an http(s) URL nor an internal URI ({known})",
         )
     return kind
 
 
 def _bad(uri: str, rule: str) -> InvalidUriError:
-    return InvalidUriError("URI", "URL", f"{uri!r}: {rule}")
+    return InvalidUriError("URI", "URL", f"{redact_uri(uri)!r}: {rule}")
 
 
 def _full(pattern: re.Pattern[str], rule: str) -> Callable[[str, str], None]:

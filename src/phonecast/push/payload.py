@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from phonecast.ciscoxml import is_http_url
+from phonecast.credentials import redact_uri
 from phonecast.push.profiles import VendorProfile, get_profile
 
 DEFAULT_URL_TYPE = "text/html"
@@ -59,10 +61,16 @@ class Payload:
 
 
 def _check_url(url: str) -> str:
-    if not url or any(c in url for c in " \r\n\t"):
-        raise PayloadError(f"not a URL: {url!r}")
+    """The URL as the phone will take it (``ciscoxml.is_http_url``, which the
+    emulator uses too): refused here, it would be a CiscoIPPhoneError on the
+    phone after a 200, which the pusher would report as delivered."""
     if not (url.startswith("http://") or url.startswith("https://")):
-        raise PayloadError(f"the phone fetches http:// or https:// URLs, not {url!r}")
+        raise PayloadError(f"the phone fetches http:// or https:// URLs, not {redact_uri(url)!r}")
+    if not is_http_url(url):
+        raise PayloadError(
+            f"not a URL the phone takes: {redact_uri(url)!r} (a host, a port from 1 to"
+            " 65535, and no blanks or control characters)"
+        )
     return url
 
 
