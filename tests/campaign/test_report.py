@@ -140,3 +140,35 @@ def test_the_summary_table_fits_a_terminal_with_every_outcome_had(
     for outcome in ("confirmed", "accepted", "auth_rejected", "rejected", "in_flight", "not_sent"):
         assert outcome in summary  # not cut to "confi…"
     assert "unreachable" not in summary  # no phone has it
+
+
+def test_a_report_through_a_symlink_writes_the_file_it_names(tmp_path: Path) -> None:
+    """The link was replaced by a regular file, its target left empty."""
+    from phonecast.campaign.report import check_report_path
+
+    (tmp_path / "reports").mkdir()
+    real = tmp_path / "reports" / "real.csv"
+    real.write_text("")
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    check_report_path(link)
+    make_report("cid", ROWS).write(link)
+    assert link.is_symlink() and "confirmed" in real.read_text()
+
+
+def test_a_report_to_a_fifo_is_written_into_it(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    from phonecast.campaign.report import check_report_path
+
+    fifo = tmp_path / "report.json"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader.start()
+    check_report_path(fifo)
+    make_report("cid", ROWS).write(fifo)
+    reader.join(10)
+    assert json.loads(got[0])["campaign"] == "cid"
+    assert not fifo.is_file() and fifo.exists()  # still the FIFO

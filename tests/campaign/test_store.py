@@ -173,3 +173,34 @@ def test_a_store_opened_read_only_writes_nothing(tmp_path: Path) -> None:
     assert reader.counts(cid) == {"queued": 5}
     with pytest.raises(StoreError, match="readonly database"):
         reader.mark_sending(cid, ["p0"], now=1.0)
+
+
+def test_a_later_result_replaces_the_last_ones_code_and_reason(tmp_path: Path) -> None:
+    """Accepted (200) in one run, timed out in its resume: reported "timeout"
+    with code 200 and reason OK, kept from the first."""
+    store, cid = _store(tmp_path)
+    store.mark_sending(cid, ["p0"], now=101.0)
+    store.record(cid, Result("p0", "accepted", None, 200, "OK", 1, 3.5, at=101.1))
+    store.flush()
+    store.mark_sending(cid, ["p0"], now=102.0)
+    store.record(cid, Result("p0", "failed", "timeout", None, "no target answered", 3, None))
+    store.flush()
+    row = next(p for p in store.phones(cid) if p.name == "p0")
+    assert (row.outcome, row.code, row.reason, row.latency_ms) == (
+        "timeout",
+        None,
+        "no target answered",
+        None,
+    )
+
+
+def test_a_fetch_committed_before_the_200_keeps_the_200s_details(tmp_path: Path) -> None:
+    store, cid = _store(tmp_path)
+    store.mark_sending(cid, ["p0"], now=101.0)
+    store.record_fetch(cid, "p0", 101.2, "127.0.0.1")
+    store.flush()
+    store.record(cid, Result("p0", "accepted", None, 200, "OK", 1, 3.5, at=101.3))
+    store.flush()
+    row = next(p for p in store.phones(cid) if p.name == "p0")
+    assert row.state == "confirmed" and (row.code, row.reason, row.attempts) == (200, "OK", 1)
+    assert row.latency_ms == 3.5

@@ -102,3 +102,19 @@ def test_a_bad_url_or_serve_address_is_said_once_before_anything_is_stored(
     assert len(lines) == 1 and said in lines[0], output
     assert "Traceback" not in output and "SECRET" not in output
     assert not db.exists()
+
+
+def test_campaign_show_hides_the_passwords_of_the_stored_urls(tmp_path: Path) -> None:
+    from phonecast.campaign.store import CampaignStore
+
+    db = tmp_path / "c.db"
+    params = {
+        "url": "http://admin:URLSECRET@127.0.0.1:9/x.xml",
+        "public_url": "http://u:PUBSECRET@h/",
+        "options": {},
+    }
+    cid = CampaignStore(db).create(params, [("a", "sip:1001@127.0.0.1:9", None)])
+    shown = CliRunner().invoke(cli, ["campaign", "show", cid, "--db", str(db)])
+    assert shown.exit_code == 0, shown.output
+    assert "SECRET" not in shown.output and "http://admin:***@127.0.0.1:9/x.xml" in shown.output
+    assert CampaignStore(db).campaign(cid).params["url"] == params["url"]  # type: ignore[union-attr]

@@ -100,15 +100,18 @@ class Report:
         temporary file beside ``path``, then renamed over it, so a reader
         (or a crash, or a full disk) never leaves half a report where a
         whole one was."""
-        path = Path(path)
+        # Through a symbolic link to the file it names (the link stays); to
+        # a FIFO or a device (``/dev/stdout``) as it is, not renamed over it.
+        path = Path(os.path.realpath(path))
         doc = self.as_dict()
+        if path.exists() and not path.is_file():
+            with path.open("w", newline="", encoding="utf-8") as fh:
+                self._write_doc(fh, path, doc)
+            return
         fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
             with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-                if path.suffix.lower() == ".json":
-                    fh.write(json.dumps(doc, indent=2) + "\n")
-                else:
-                    self._write_csv(fh, doc)
+                self._write_doc(fh, path, doc)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.chmod(temporary, 0o666 & ~_umask())
@@ -117,6 +120,13 @@ class Report:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
             raise
+
+    @classmethod
+    def _write_doc(cls, fh: TextIO, path: Path, doc: dict[str, Any]) -> None:
+        if path.suffix.lower() == ".json":
+            fh.write(json.dumps(doc, indent=2) + "\n")
+        else:
+            cls._write_csv(fh, doc)
 
     @staticmethod
     def _write_csv(fh: TextIO, doc: dict[str, Any]) -> None:
@@ -142,9 +152,13 @@ def check_report_path(path: str | Path) -> None:
     failed on an unwritable ``--report``.  Tried for real, by making a
     temporary file where the report's will be (a permission check alone
     misses read-only filesystems)."""
-    path = Path(path)
+    path = Path(os.path.realpath(path))
     if path.is_dir():
         raise IsADirectoryError(21, "is a directory", str(path))
+    if path.exists() and not path.is_file():  # a FIFO or a device: written as it is
+        if not os.access(path, os.W_OK):
+            raise PermissionError(13, "not writable", str(path))
+        return
     if not path.parent.is_dir():
         raise FileNotFoundError(2, "its directory does not exist", str(path.parent))
     if path.exists() and not os.access(path, os.W_OK):

@@ -405,10 +405,11 @@ class CampaignStore:
     ) -> None:
         with self._tx():  # one statement per kind of write, not per row
             self._db.executemany(
+                # Each result replaces the last one's code, reason and
+                # latency: a phone accepted (200) in one run and timed out
+                # in its resume was reported "timeout" with code 200.
                 "UPDATE phones SET state=?, outcome=coalesce(?, outcome),"
-                " code=coalesce(?, code), reason=coalesce(?, reason),"
-                " attempts=coalesce(?, attempts),"
-                " latency_ms=coalesce(?, latency_ms),"
+                " code=?, reason=?, attempts=coalesce(?, attempts), latency_ms=?,"
                 " accepted_at=CASE WHEN ?='accepted' THEN ? ELSE accepted_at END"
                 " WHERE campaign=? AND name=? AND state != 'confirmed'",
                 [
@@ -425,6 +426,19 @@ class CampaignStore:
                         r.name,
                     )
                     for cid, r in results
+                ],
+            )
+            # A phone whose fetch was committed before its 200 was recorded
+            # is confirmed already: the 200's details are still its own.
+            self._db.executemany(
+                "UPDATE phones SET code=coalesce(code, ?), reason=coalesce(reason, ?),"
+                " attempts=coalesce(nullif(attempts, 0), ?),"
+                " latency_ms=coalesce(latency_ms, ?)"
+                " WHERE campaign=? AND name=? AND state='confirmed'",
+                [
+                    (r.code, r.reason, r.attempts, r.latency_ms, cid, r.name)
+                    for cid, r in results
+                    if r.state in ("accepted", "confirmed")
                 ],
             )
             self._db.executemany(

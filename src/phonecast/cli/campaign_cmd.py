@@ -577,7 +577,12 @@ def show_cmd(cid: str, db: str) -> None:
             {
                 "id": row.id,
                 "status": shown_status(store, cid, row.status),
-                "params": row.params,
+                # The store keeps the real URLs for a resume; shown, a
+                # password in them is not.
+                "params": {
+                    k: redact_uri(v) if k in ("url", "public_url") and isinstance(v, str) else v
+                    for k, v in row.params.items()
+                },
                 "counts": store.counts(cid),
             },
             indent=2,
