@@ -237,3 +237,10 @@ def test_extra_fields_are_counted_not_echoed(tmp_path: Path) -> None:
     inv = load_inventory(_write(tmp_path, "p.csv", text))
     assert len(inv.problems) == 1 and "retPart" not in str(inv.problems[0])
     assert "1 field(s) more" in inv.problems[0].message
+
+
+def test_a_target_with_a_transport_we_do_not_speak_is_a_bad_row(tmp_path: Path) -> None:
+    text = "name,target,password\na,sip:1001@127.0.0.1:5070;transport=sctp,pw\n"
+    inv = load_inventory(_write(tmp_path, "p.csv", text))
+    assert not inv.phones and [(p.line, p.column) for p in inv.problems] == [(2, "target")]
+    assert "transport=sctp" in inv.problems[0].message

@@ -98,3 +98,18 @@ def test_make_resolver_forms() -> None:
     assert make_resolver("[::1]:5300").nameservers == ["::1"]
     with pytest.raises(ValueError):
         make_resolver("dns.example.com")
+
+
+@pytest.mark.parametrize("transport", ["sctp", "ws", "x-y"])
+async def test_a_transport_we_do_not_speak_is_a_locate_error(transport: str) -> None:
+    """It reached the endpoint and raised a bare ValueError out of push."""
+    uri = parse_uri(f"sip:1001@127.0.0.1:5070;transport={transport}")
+    assert isinstance(uri, SipUri)
+    with pytest.raises(LocateError, match=f"transport '{transport}' is not one we speak"):
+        await locate(uri)
+
+
+async def test_the_transport_parameter_is_read_without_regard_to_case() -> None:
+    uri = parse_uri("sip:1001@127.0.0.1:5070;transport=TCP")
+    assert isinstance(uri, SipUri)
+    assert [t.transport for t in await locate(uri)] == ["tcp"]

@@ -38,6 +38,7 @@ from phonecast.cli import cli
         (["sip:1001@127.0.0.1", "--url", "ftp://x/a"], "http:// or https://"),
         (["sip:1001@127.0.0.1"], "nothing to push"),
         (["sip:1001@127.0.0.1", "--event", "report", "--vendor", "polycom"], "no event"),
+        (["sip:1001@127.0.0.1:5070;transport=sctp", "--event", "resync"], "not udp, tcp or tls"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:

@@ -143,6 +143,8 @@ def _row_to_phone(
                     "target",
                     "a target carries no password (RFC 3261 19.1.1): use the password column",
                 )
+            elif isinstance(uri, SipUri) and (uri.transport or "udp").lower() not in TRANSPORTS:
+                bad("target", f"transport={uri.transport} is not one of {', '.join(TRANSPORTS)}")
             elif isinstance(uri, SipUri):
                 target = uri
             else:

@@ -17,6 +17,7 @@ from phonecast.credentials import Secret, SecretError, resolve_secret
 from phonecast.net.endpoint import SipEndpoint
 from phonecast.net.hostlist import HostListError, parse_host_list
 from phonecast.net.localaddr import local_ip_for
+from phonecast.net.locate import SPOKEN_TRANSPORTS
 from phonecast.net.loop import run as run_loop
 from phonecast.push.payload import (
     Payload,
@@ -78,6 +79,8 @@ def parse_target(text: str) -> SipUri:
         )
     if not uri.user:
         fail(f"{shown}: name the line's user, e.g. sip:1001@{uri.host}")
+    if uri.transport is not None and uri.transport.lower() not in SPOKEN_TRANSPORTS:
+        fail(f"{shown}: transport={uri.transport} is not udp, tcp or tls")
     return uri
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
-from typing import Any
+from typing import Any, Final
 
 import dns.asyncresolver
 import dns.exception
@@ -34,6 +34,11 @@ from phonecast.sip.uri import SipUri
 Resolver = dns.asyncresolver.Resolver
 _NAPTR_SERVICES = {"sip+d2u": "udp", "sip+d2t": "tcp", "sips+d2t": "tls"}
 _SRV_PREFIX = {"udp": "_sip._udp", "tcp": "_sip._tcp", "tls": "_sips._tcp"}
+
+
+#: The transports a request can be sent over here (RFC 3261 18; no SCTP,
+#: no WebSocket).
+SPOKEN_TRANSPORTS: Final = ("udp", "tcp", "tls")
 
 
 class LocateError(SipError):
@@ -123,6 +128,12 @@ async def locate(
     rng = rng or random.Random()
     host = uri.maddr or uri.hostname
     chosen: str | None = transport or uri.transport or ("tls" if uri.secure else None)
+    if chosen is not None:
+        chosen = chosen.lower()
+        if chosen not in SPOKEN_TRANSPORTS:
+            raise LocateError(
+                f"transport {chosen!r} is not one we speak ({', '.join(SPOKEN_TRANSPORTS)})"
+            )
     if _is_ip(host):
         t = chosen or "udp"
         return [Target(host, uri.port or default_port(t), t, "literal", uri.hostname)]

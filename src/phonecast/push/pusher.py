@@ -285,7 +285,7 @@ class Pusher:
                 )
             except TimeoutError:  # opening a stream connection timed out
                 return _Result("timeout", requests=requests, challenged=challenged)
-            except OSError as exc:
+            except (OSError, ValueError) as exc:  # ValueError: a transport not spoken
                 return _Result(
                     "transport",
                     requests=requests,
