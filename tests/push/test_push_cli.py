@@ -95,6 +95,51 @@ def test_trace_shows_messages_with_digests_redacted(tmp_path: Path) -> None:
     assert "s3cr3t-pw" not in trace + run.stdout
 
 
+def test_trace_hides_the_passwords_of_the_uris_in_a_message() -> None:
+    from phonecast.cli.push_cmd import redact_trace
+
+    message = (
+        b"NOTIFY sip:1001@h SIP/2.0\r\nContact: <sip:1001:CONTACTPW@10.0.0.1:5060>\r\n\r\n"
+        b"http://uuu:BODYPW@127.0.0.1:28080/a.xml?q=a@b\r\n"
+        b'<CiscoIPPhoneExecute><ExecuteItem URL="https://u:ITEMPW@h/x"/></CiscoIPPhoneExecute>'
+    )
+    shown = redact_trace(message)
+    assert "PW" not in shown, shown
+    assert "<sip:1001:***@10.0.0.1:5060>" in shown
+    assert "http://uuu:***@127.0.0.1:28080/a.xml?q=a@b" in shown
+    assert 'URL="https://u:***@h/x"' in shown
+    assert "sip:1001@h SIP/2.0" in shown
+
+
+def test_a_trace_that_cannot_be_written_does_not_change_the_outcome() -> None:
+    """With stderr on a full disk the tracer's error was taken for a
+    transport error: "unreachable", exit 5, for a push the phone took."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.interop.peers import emulated_phone, free_udp_port
+
+    port = free_udp_port()
+    with (
+        Path("/dev/full").open("w") as full,
+        emulated_phone(f"1001:s3cr3t-pw@{port}", events=Path("/dev/null")),
+    ):
+        run = subprocess.run(
+            [
+                *(sys.executable, "-m", "phonecast", "push", f"sip:1001@127.0.0.1:{port}"),
+                *("--event", "resync", "--trace"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=full,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PHONECAST_PASSWORD": "s3cr3t-pw"},
+        )
+    assert run.returncode == 0, run.stdout
+    assert run.stdout.startswith("delivered: 200")
+
+
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 def test_the_commands_push_to_the_emulator_over_each_transport(
     tmp_path: Path, transport: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -47,14 +48,20 @@ _RESPONSE_RE = re.compile(r'(response\s*=\s*)"[^"]*"', re.I)
 __all__ = ["fail", "push", "redact_trace", "tls_context"]  # fail: the other commands'
 
 
+#: A URI's ``user:password@`` anywhere in a message (an http URL in the
+#: body or in an Execute item's attribute, a sip URI in a header).
+_USERINFO_RE = re.compile(r"""((?:https?://|sips?:)[^:@/\s<>"';?]*):[^@/\s<>"']*@""", re.I)
+
+
 def redact_trace(data: bytes) -> str:
-    """A SIP message for --trace with digest responses hidden."""
+    """A SIP message for --trace with digest responses and the passwords
+    of the URIs it names hidden."""
     text = data.decode("utf-8", "replace")
     out = []
     for line in text.split("\r\n"):
         if line.lower().startswith(("authorization", "proxy-authorization")):
             line = _RESPONSE_RE.sub(r'\1"<redacted>"', line)
-        out.append(line)
+        out.append(_USERINFO_RE.sub(r"\1:***@", line))
     return "\n".join(out)
 
 
@@ -295,10 +302,10 @@ def push(
         proxy=proxy, transport=transport, timeout=timeout, subscription_state=subscription_state
     )
     outcome = run_loop(_run(uri, secret, payload, user, opts, nameserver, ssl_ctx, trace))
-    if as_json:
-        click.echo(json.dumps(outcome.as_dict()))
-    else:
-        click.echo(_describe(outcome))
+    # The outcome's exit status stands even if stdout cannot take its line
+    # (a full disk, a closed pipe): the push happened either way.
+    with contextlib.suppress(OSError, ValueError):
+        click.echo(json.dumps(outcome.as_dict()) if as_json else _describe(outcome))
     sys.exit(_EXIT_FOR.get(outcome.status, EXIT_UNREACHABLE))
 
 
@@ -324,8 +331,14 @@ async def _run(
     if trace:
 
         def show(direction: str, data: bytes, where: object) -> None:
+            # A trace that cannot be written (stderr a full disk or a closed
+            # pipe) stops; raised into the endpoint it was taken for a
+            # transport error, and the push reported unreachable.
             arrow = ">>" if direction == "send" else "<<"
-            click.echo(f"{arrow} {where}\n{redact_trace(data)}", err=True)
+            try:
+                click.echo(f"{arrow} {where}\n{redact_trace(data)}", err=True)
+            except (OSError, ValueError):
+                endpoint.tracer = None
 
         endpoint.tracer = show
     pusher = Pusher(endpoint, resolver=resolver)
