@@ -64,3 +64,23 @@ def test_authorization_is_redacted(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["sip", "parse", "--json", str(path)])
     assert result.exit_code == 0
     assert "deadbeef" not in result.output
+
+
+def test_square_brackets_in_a_message_are_text_not_markup(tmp_path: Path) -> None:
+    """A reason phrase ``OK [/]`` raised rich's MarkupError (exit 1, which
+    also means "invalid message"); ``[bold]`` in a request line vanished."""
+    good = tmp_path / "r1.sip"
+    good.write_bytes(
+        b"SIP/2.0 200 OK [/]\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@h>;tag=1\r\n"
+        b"To: <sip:b@h>\r\nCall-ID: x\r\nCSeq: 1 NOTIFY\r\nSubject: [red]x[/]\r\n"
+        b"Content-Length: 0\r\n\r\n"
+    )
+    bad = tmp_path / "r2.sip"
+    bad.write_bytes(b"garbage [bold]\r\n\r\n")
+    shown = CliRunner().invoke(cli, ["sip", "parse", str(good)], terminal_width=200)
+    assert shown.exit_code == 0, shown.output
+    assert "200 OK [/]" in shown.output and "[red]x[/]" in shown.output
+    refused = CliRunner().invoke(cli, ["sip", "parse", str(bad)], terminal_width=200)
+    assert refused.exit_code == 1, refused.output
+    assert "MarkupError" not in repr(refused.exception)
+    assert "garbage [bold]" in refused.output

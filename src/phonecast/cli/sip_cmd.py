@@ -10,6 +10,7 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from phonecast.sip import (
     HeaderError,
@@ -105,21 +106,24 @@ def parse_cmd(files: tuple[str, ...], as_json: bool, uas_checks: bool) -> None:
 
 
 def _print_human(results: list[dict[str, Any]]) -> None:
+    """The results as tables.  What comes from the message is handed to rich
+    as ``Text``, never as markup: a reason phrase ``OK [/]`` raised a
+    MarkupError, and ``[bold]`` in a request line was silently eaten."""
     console = Console(highlight=False)
     for r in results:
         if "start_line" in r:
-            console.print(f"[bold]{r['file']}[/]: {r['start_line']}", markup=True)
+            console.print(Text.assemble((str(r["file"]), "bold"), f": {r['start_line']}"))
         if not r["ok"]:
             where = f":{r['line']}" if r.get("line") else ""
             header = f" [{r['header']}]" if r.get("header") else ""
             code = f" (a UAS answers {r['status_code']})" if r.get("status_code") else ""
             line = f"{r['file']}{where}: {r['stage']} error{header}: {r['error']}{code}"
-            console.print(f"[red]{line}[/]")
+            console.print(Text(line, style="red"))
             continue
         table = Table(show_header=True, header_style="bold", box=None)
         table.add_column("header")
         table.add_column("value", overflow="fold")
         for name, value in r["headers"]:
-            table.add_row(name, value)
+            table.add_row(Text(name), Text(value))
         console.print(table)
-        console.print(f"body: {r['body_length']} octets\n")
+        console.print(f"body: {r['body_length']} octets\n", markup=False)
