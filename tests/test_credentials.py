@@ -56,3 +56,14 @@ def test_resolve_errors_name_the_reference(tmp_path: Path, monkeypatch: pytest.M
 )
 def test_redact_uri_hides_the_userinfo_password(text: str, shown: str) -> None:
     assert redact_uri(text) == shown
+
+
+def test_a_password_file_is_read_only_up_to_its_bound(tmp_path: Path) -> None:
+    """/dev/zero was read to the end of memory (MemoryError)."""
+    with pytest.raises(SecretError, match="longer than 4096 bytes"):
+        resolve_secret("file:/dev/zero")
+    (tmp_path / "pw.txt").write_text("x" * 4096)
+    assert resolve_secret("file:pw.txt", base=tmp_path).reveal() == "x" * 4096
+    (tmp_path / "big.txt").write_text("x" * 4097)
+    with pytest.raises(SecretError, match="longer than"):
+        resolve_secret("file:big.txt", base=tmp_path)

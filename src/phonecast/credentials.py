@@ -69,14 +69,26 @@ def resolve_secret(spec: str, *, base: Path | None = None) -> Secret:
         if base is not None and not path.is_absolute():
             path = base / path
         try:
-            text = path.read_text(encoding="utf-8")
+            # At most a little more than any password: /dev/zero or a log
+            # named by mistake would otherwise be read to the end of memory.
+            with path.open("rb") as fh:
+                data = fh.read(MAX_PASSWORD_FILE + 1)
         except OSError as exc:
             raise SecretError(f"cannot read password file {raw}: {exc.strerror}") from None
+        if len(data) > MAX_PASSWORD_FILE:
+            raise SecretError(
+                f"password file {raw} is longer than {MAX_PASSWORD_FILE} bytes: not a password"
+            )
+        try:
+            text = data.decode("utf-8")
         except UnicodeDecodeError:
             raise SecretError(f"password file {raw} is not UTF-8 text") from None
         return Secret(text.rstrip("\r\n"), f"file:{raw}")
     return Secret(spec)
 
+
+#: The longest password file read (a password, a newline, and room to spare).
+MAX_PASSWORD_FILE: Final = 4096
 
 #: Schemes whose ``scheme:user:password@host`` form :func:`redact_uri` knows.
 _URI_SCHEMES: Final = frozenset({"sip", "sips", "tel", "http", "https"})

@@ -39,6 +39,8 @@ from phonecast.cli import cli
         (["sip:1001@127.0.0.1"], "nothing to push"),
         (["sip:1001@127.0.0.1", "--event", "report", "--vendor", "polycom"], "no event"),
         (["sip:1001@127.0.0.1:5070;transport=sctp", "--event", "resync"], "not udp, tcp or tls"),
+        (["sip:1001@127.0.0.1:1", "--event", "resync", "--user", "1001\r\nX-Inj: 1"], "--user"),
+        (["sip:1001@127.0.0.1:1", "--event", "resync", "--user", ""], "may not be empty"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:

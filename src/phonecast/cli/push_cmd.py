@@ -164,6 +164,18 @@ def build_payload(
         fail(str(exc))
 
 
+def parse_digest_user(text: str) -> str:
+    """--user: the digest username, quoted into the Authorization header: not
+    empty (an empty one was ignored), and no control characters (refused
+    only after the first NOTIFY had gone, as "authentication rejected")."""
+    if not text:
+        raise ValueError("the digest user may not be empty")
+    try:
+        return check_header_value("Authorization", text)
+    except PayloadError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def header_option(
     header: str,
 ) -> Callable[[click.Context, click.Parameter, str | None], str | None]:
@@ -226,7 +238,11 @@ def tls_context(insecure: bool, ca_file: str | None) -> ssl.SSLContext:
     help="Override the body's Content-Type.",
 )
 @click.option("--vendor", help="Vendor profile for --event actions (default cisco-spa).")
-@click.option("--user", help="Digest user (default: the target's user).")
+@click.option(
+    "--user",
+    callback=parsed_by(parse_digest_user),
+    help="Digest user (default: the target's user).",
+)
 @click.option(
     "--password-env",
     default="PHONECAST_PASSWORD",
