@@ -589,3 +589,40 @@ def test_the_stream_limits_reach_the_phone(tmp_path: Path) -> None:
 def test_stream_limits_that_cannot_be_are_refused(option: str, value: str) -> None:
     result = phonecast("phone", "--line", "1001:pw@5999", option, value)
     assert result.returncode == 2 and option in result.stderr, result.stderr
+
+
+def test_a_phone_whose_stderr_is_full_still_answers() -> None:
+    """Its "listening" line on a full stderr ended the phone at its start."""
+    import time
+
+    from tests.interop.peers import free_udp_port, phonecast
+
+    port = free_udp_port()
+    with Path("/dev/full").open("w") as full:
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "phonecast", "phone", "--host", "127.0.0.1"),
+                *("--line", f"1001:s3cr3t@{port}", "--duration", "20", "--quiet"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=full,
+        )
+    try:
+        deadline = time.monotonic() + 15
+        while True:  # bounded: until the phone answers, or 15 s
+            run = phonecast(
+                "push",
+                f"sip:1001@127.0.0.1:{port}",
+                "--event",
+                "resync",
+                "--timeout",
+                "1",
+                env={"PHONECAST_PASSWORD": "s3cr3t"},
+            )
+            if run.returncode == 0 or time.monotonic() > deadline or proc.poll() is not None:
+                break
+        assert run.returncode == 0, (run.stdout, run.stderr, proc.poll())
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -570,7 +570,8 @@ async def _serve(
             if first.host == last.host
             else f"{first.host}-{last.host} port {first.lines[0].port}"  # one address each
         )
-        click.echo(f"phonecast: {len(configs)} phone(s) listening on {where}", err=True)
+        with contextlib.suppress(OSError, ValueError):  # stderr full or closed: phones first
+            click.echo(f"phonecast: {len(configs)} phone(s) listening on {where}", err=True)
         # The signals and --duration hold from here on, while the lines
         # register too (a dead registrar costs each REGISTER 32 s).
         stop = asyncio.Event()
