@@ -70,3 +70,14 @@ def test_addresses_per_phone_keep_the_family_of_the_first() -> None:
         "127.0.0.255",
         "127.0.1.0",
     ]
+
+
+@pytest.mark.parametrize("port", ["9" * 4400, "065535x", "\u0662\u0665\u0660", "0", "65536"])
+def test_a_line_s_port_is_one_to_65535_in_ascii_digits(
+    port: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 4,400-digit port made int() raise (a traceback, exit 1)."""
+    with pytest.raises(SystemExit) as exit_:
+        phone_options.parse_line(f"1001:secret@{port}")
+    assert exit_.value.code == 2
+    assert "bad --line" in capsys.readouterr().err

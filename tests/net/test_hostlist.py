@@ -43,6 +43,9 @@ def test_defaults_and_fields() -> None:
         ("pbx\r\nRoute: <sip:evil>", "not a host name"),
         ('pbx"', "not a host name"),
         ("a|-bad-.example.com:5070", "entry 2"),
+        ("127.0.0.1:\u0662\u0665\u0660\u0667\u0660", "port"),  # Arabic-Indic digits
+        ("h:\u00b2", "port"),
+        ("h:" + "9" * 5000, "port"),
     ],
 )
 def test_errors_name_the_entry(text: str, message: str) -> None:

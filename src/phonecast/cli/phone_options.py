@@ -33,7 +33,10 @@ def parse_line(spec: str) -> LineConfig:
     """``USER[/AUTHID]:PASSWORD@PORT`` (PASSWORD may be env:VAR or file:PATH)."""
     shown = f"bad --line {_without_password(spec)!r}"
     head, at, port_text = spec.rpartition("@")
-    if not at or not _is_ascii_number(port_text) or not 0 < int(port_text) < 65536:
+    # At most five digits before int(): Python refuses to read 4,300 or more.
+    if not at or not _is_ascii_number(port_text) or len(port_text) > 5:
+        fail(f"{shown}: expected USER[/AUTHID]:PASSWORD@PORT")
+    if not 0 < int(port_text) < 65536:
         fail(f"{shown}: expected USER[/AUTHID]:PASSWORD@PORT")
     ident, colon, password = head.partition(":")
     if not colon or not ident or not password:

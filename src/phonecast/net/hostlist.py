@@ -65,7 +65,7 @@ def default_port(transport: str) -> int:
 
 
 def _number(entry: str, index: int, name: str, text: str, limit: int) -> int:
-    if not text.isdigit() or int(text) > limit:
+    if not (text.isascii() and text.isdigit()) or len(text) > 5 or int(text) > limit:
         raise HostListError(
             f"host list entry {index} ({entry!r}): {name} {text!r} is not a "
             f"number from 0 to {limit}"
