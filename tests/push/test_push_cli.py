@@ -41,6 +41,7 @@ from phonecast.cli import cli
         (["sip:1001@127.0.0.1:5070;transport=sctp", "--event", "resync"], "not udp, tcp or tls"),
         (["sip:1001@127.0.0.1:1", "--event", "resync", "--user", "1001\r\nX-Inj: 1"], "--user"),
         (["sip:1001@127.0.0.1:1", "--event", "resync", "--user", ""], "may not be empty"),
+        (["sip:1001@127.0.0.1:1", "--event", "xml"], "give --url or --execute"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:
@@ -261,3 +262,15 @@ def test_an_event_beside_execute_is_the_notify_s_event() -> None:
 
     payload = build_payload(None, ("Key:Services",), "x-custom", None, None, None)
     assert payload.event == "x-custom" and payload.kind == "execute"
+
+
+def test_event_xml_is_the_xml_push_with_its_body() -> None:
+    """--event xml was called an action with no body: refused with --url,
+    and sent alone as an empty XML-Service NOTIFY the phone reports as an
+    error, while the push said "delivered"."""
+    from phonecast.cli.push_cmd import build_payload
+
+    payload = build_payload("http://h/a.xml", (), "xml", None, None, None)
+    assert payload.event == "XML-Service" and payload.body == b"http://h/a.xml"
+    executed = build_payload(None, ("Key:Services",), "xml", None, None, None)
+    assert executed.event == "XML-Service" and b"CiscoIPPhoneExecute" in executed.body

@@ -142,11 +142,16 @@ def build_payload(
         fail("--url and --execute cannot go together: a NOTIFY has one body")
     if body is not None and url is None:
         fail("--body is the form of --url's body: give --url")
-    if event in ACTIONS and (url is not None or items):
+    if event == "xml":  # the XML push itself: its body is the point
+        if url is None and not items:
+            fail("--event xml is the XML push: give --url or --execute")
+    elif event in ACTIONS and (url is not None or items):
         fail(f"--event {event} is an action and carries no body: drop --url/--execute")
     if content_type is not None and url is None and not items:
         fail("--content-type is the type of a body: give --url or --execute")
     try:
+        if event == "xml":  # the vendor's spelling of it (XML-Service on an SPA)
+            event = get_profile(vendor).event_for("xml")
         if items:
             return execute_payload(items, content_type=content_type, event=event or "XML-Service")
         if url is not None:
