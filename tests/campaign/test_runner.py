@@ -400,3 +400,26 @@ def test_run_options_refuse_what_would_hang_or_spin_a_run(bad: dict[str, Any]) -
     name = next(iter(bad))
     with pytest.raises(ValueError, match=name):
         RunOptions(**bad)
+
+
+async def test_a_phone_confirmed_by_a_late_fetch_is_not_pushed_again(tmp_path: Path) -> None:
+    """A resume's phones may still fetch the first run's URLs; one confirmed
+    that way while it waits in the queue was pushed again all the same."""
+    from phonecast.content.server import Fetch
+
+    phones = [_phone(n) for n in range(4)]
+    store = CampaignStore(tmp_path / "l.db")
+    cid = store.create({"test": True}, [(p.name, str(p.target), None) for p in phones])
+    runner: CampaignRunner
+
+    class _FetchingPusher(_CountingPusher):
+        async def push(self, target: SipUri, *args: Any, **kwargs: Any) -> Any:
+            if not self.pushed:  # while p0 is pushed, p2 fetches its old URL
+                runner.record_fetch(Fetch("p2", "tok", 1.0, "127.0.0.1", 200))
+            return await super().push(target, *args, **kwargs)
+
+    pusher = _FetchingPusher()
+    runner = CampaignRunner(store, pusher, None, RunOptions(concurrency=1, confirm=False))  # type: ignore[arg-type]
+    report = await runner.run(cid, phones, lambda p: url_payload("http://127.0.0.1:9/x"))
+    assert sorted(pusher.pushed) == sorted(str(p.target) for p in phones if p.name != "p2")
+    assert {p.name: p.state for p in report.phones}["p2"] == "confirmed"

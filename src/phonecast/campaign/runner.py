@@ -338,18 +338,23 @@ class CampaignRunner:
             if out_of_time():
                 return None  # past the deadline: the rest stays queued
             if not marked:
-                if not queue:
+                # A phone a late fetch confirmed meanwhile (a resume's phones
+                # still fetch the first run's URLs) is not pushed again.
+                batch: list[Phone] = []
+                while queue and len(batch) < batch_size:
+                    phone = queue.popleft()
+                    if phone.name not in self._confirmed:
+                        batch.append(phone)
+                if not batch:
                     return None
-                batch = [queue[i] for i in range(min(batch_size, len(queue)))]
                 names = [p.name for p in batch]
                 try:
                     priors.update(self.store.sending_priors(self._cid, names))
                     self.store.mark_sending(self._cid, names, now=time.time())
                 except StoreError as exc:
+                    queue.extendleft(reversed(batch))  # still queued in the store
                     self._stop_for(exc)
                     return None
-                for _ in batch:
-                    queue.popleft()
                 marked.extend(batch)
             return marked.popleft()
 

@@ -489,7 +489,7 @@ async def _execute(
     def payload_for(phone: Phone) -> Payload:
         return payloads[phone.name]
 
-    try:
+    async def drive() -> Report:
         if json_progress:
             last = [float("-inf")]
 
@@ -510,10 +510,20 @@ async def _execute(
         ) as live:
             runner.on_progress = lambda prog: live.update(progress_table(prog))
             return await runner.run(cid, phones, payload_for)
+
+    try:
+        report = await drive()
     finally:
         await endpoint.close()
         if server is not None:
             await server.stop()
+    if store.pending:
+        # A fetch answered after the run's last flush, while the server shut
+        # down: the phone has its page, so it is committed and reported
+        # (left buffered, it was lost, and a resume pushed the phone again).
+        store.flush()
+        report = make_report(cid, store.phones(cid))
+    return report
 
 
 # --------------------------------------------------------------- campaign ...
