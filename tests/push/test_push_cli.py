@@ -42,6 +42,20 @@ from phonecast.cli import cli
         (["sip:1001@127.0.0.1:1", "--event", "resync", "--user", "1001\r\nX-Inj: 1"], "--user"),
         (["sip:1001@127.0.0.1:1", "--event", "resync", "--user", ""], "may not be empty"),
         (["sip:1001@127.0.0.1:1", "--event", "xml"], "give --url or --execute"),
+        (["sip:1001@127.0.0.1:1", "--url", "http://x/a", "--content-type", ""], "may not be empty"),
+        (
+            ["sip:1001@127.0.0.1:1", "--event", "resync", "--subscription-state", " "],
+            "may not be empty",
+        ),
+        (
+            [
+                *("sip:1001@127.0.0.1:1", "--event", "resync", "--password", "a"),
+                *("--password-file", "/dev/null"),
+            ],
+            "cannot go together",
+        ),
+        (["sip:1001@h.test", "--event", "resync", "--nameserver", "127.0.0.1:99999"], "bad port"),
+        (["sip:1001@h.test", "--event", "resync", "--nameserver", "[::1]x"], "bad port"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:

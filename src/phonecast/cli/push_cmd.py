@@ -105,6 +105,8 @@ def _uri_fault(exc: ParseError) -> str:
 
 def read_password(env: str, file: str | None, literal: str | None) -> Secret:
     """The line's SIP password from --password-file, --password, $ENV or a prompt."""
+    if file is not None and literal is not None:
+        fail("--password-file and --password cannot go together: give one")
     if file is not None:
         try:
             return resolve_secret(f"file:{file}")
@@ -190,6 +192,8 @@ def header_option(
     def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
         if value is None:
             return None
+        if not value.strip():  # was dropped silently
+            fail(f"bad {param.opts[0]}: {header} may not be empty")
         try:
             return check_header_value(header, value)
         except PayloadError as exc:

@@ -53,17 +53,22 @@ def make_resolver(nameserver: str | None, *, timeout: float = 2.0) -> Resolver:
         return dns.asyncresolver.Resolver()
     text = nameserver.strip()
     port = 53
+    port_text = ""
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
-        if rest.startswith(":"):
-            port = int(rest[1:])
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"bad port in {nameserver!r}")
+            port_text = rest[1:]
     elif text.count(":") == 1:
         host, _, port_text = text.partition(":")
-        if not port_text.isdigit():
-            raise ValueError(f"bad port in {nameserver!r}")
-        port = int(port_text)
     else:
         host = text
+    if port_text or text.endswith(":"):
+        digits = port_text.isascii() and port_text.isdigit() and len(port_text) <= 5
+        if not (digits and 0 < int(port_text) < 65536):
+            raise ValueError(f"bad port in {nameserver!r}: a number from 1 to 65535")
+        port = int(port_text)
     ipaddress.ip_address(host)  # raises ValueError for a name
     resolver = dns.asyncresolver.Resolver(configure=False)
     resolver.nameservers = [host]
