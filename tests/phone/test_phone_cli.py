@@ -128,6 +128,24 @@ def test_an_inventory_write_that_fails_part_way_leaves_the_earlier_one_whole(
     assert not started
 
 
+def test_an_inventory_through_a_symlink_or_into_a_device_is_written_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Renamed over, the link became a file, and /dev/full (as root) would
+    have."""
+    monkeypatch.setattr(phone_cmd, "run_loop", lambda coroutine: coroutine.close())
+    real = tmp_path / "real.csv"
+    real.write_text("")
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    result = CliRunner().invoke(cli, ["fleet", "--count", "2", "--inventory-out", str(link)])
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink() and real.read_text().startswith("name,")
+    full = CliRunner().invoke(cli, ["fleet", "--count", "2", "--inventory-out", "/dev/full"])
+    assert full.exit_code == 2 and "No space left on device" in full.stderr
+    assert Path("/dev/full").is_char_device()
+
+
 def _refused_here(monkeypatch: pytest.MonkeyPatch, *args: str) -> str:
     """The command run in this process, refused as bad usage before any phone
     starts; returns its one line of stderr."""

@@ -476,7 +476,12 @@ def write_fleet_inventory(path: str | Path, configs: Sequence[PhoneConfig]) -> N
                 line=i + 2,
             )
         )
-    final = Path(path)
+    # Through a symbolic link to the file it names; into a FIFO or a device
+    # (/dev/stdout) as it is: renamed over, /dev/full became a file.
+    final = Path(os.path.realpath(path))
+    if final.exists() and not final.is_file() and not final.is_dir():
+        write_inventory_csv(final, phones)
+        return
     fd, partial = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
     os.close(fd)
     try:
