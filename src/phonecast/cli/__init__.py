@@ -3,10 +3,13 @@
 Every subcommand turns its options into calls on the library and prints the
 result; no protocol logic lives here.  Exit codes are shared by all commands:
 0 success, 2 bad usage or input, 3 authentication rejected, 4 rejected by the
-peer, 5 timed out or unreachable, 6 incomplete (some targets failed).
+peer, 5 timed out or unreachable, 6 incomplete (some targets failed), 7
+a campaign's store failed, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
+
+import sys
 
 import click
 
@@ -34,6 +37,23 @@ cli.add_command(campaign)
 cli.add_command(demo)
 
 
+#: Exit status after Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
+
+
 def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="phonecast")
+    """Console-script entry point.
+
+    Ctrl-C ends any command with one line and status 130 (click's own is
+    "Aborted!" and 1, which README gives to other outcomes); a campaign's
+    store stays consistent through it, and ``campaign resume`` finishes the
+    run."""
+    try:
+        status = cli.main(prog_name="phonecast", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("phonecast: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(status if isinstance(status, int) else 0)
