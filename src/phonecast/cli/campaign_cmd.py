@@ -31,10 +31,9 @@ from phonecast.campaign.runner import (
 from phonecast.campaign.store import CampaignStore, StoreError
 from phonecast.cli.campaign_views import (
     check_report,
+    emit_report,
     finish,
-    print_report,
     progress_table,
-    write_report,
 )
 from phonecast.cli.checks import (
     fail,
@@ -612,13 +611,7 @@ def report_cmd(cid: str, db: str, report_path: str | None, as_json: bool) -> Non
     store = _open(db)
     if store.campaign(cid) is None:
         fail(f"no campaign {cid} in {db}")
-    report = make_report(cid, store.phones(cid))
-    if report_path:
-        write_report(report, report_path)
-    if as_json:
-        click.echo(json.dumps(report.as_dict()))
-    else:
-        print_report(report)
+    emit_report(make_report(cid, store.phones(cid)), report_path, as_json)
 
 
 @campaign.command("resume")

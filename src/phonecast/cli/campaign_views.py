@@ -66,17 +66,22 @@ def finish(
     if row is not None and row.status == "stopped" and unsent:
         click.echo(
             f"phonecast: the dispatch deadline left {unsent} phone(s) not sent; campaign"
-            f" {row.id} is stopped; phonecast campaign resume --db {store.path} takes it up again"
-            " (under the same --deadline)",
+            f" {row.id} is stopped; phonecast campaign resume {row.id} --db {store.path}"
+            " takes it up again (under the same --deadline)",
             err=True,
         )
+    emit_report(report, report_path, as_json)
+    sys.exit(0 if report.complete(confirm=params["confirm"]) else EXIT_INCOMPLETE)
+
+
+def emit_report(report: Report, report_path: str | None, as_json: bool) -> None:
+    """The report to ``--report`` (if given), then as JSON or a table."""
     if report_path:
         write_report(report, report_path)
     if as_json:
         click.echo(json.dumps(report.as_dict()))
     else:
         print_report(report)
-    sys.exit(0 if report.complete(confirm=params["confirm"]) else EXIT_INCOMPLETE)
 
 
 def print_report(report: Report, *, limit: int = 50) -> None:

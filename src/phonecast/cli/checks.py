@@ -55,20 +55,23 @@ MAX_CAMPAIGN_SECONDS: Final = 30 * 86400.0
 MAX_RATE: Final = 1_000_000.0
 
 
-def parse_timeout(text: str) -> float:
-    """--timeout: a positive, finite number of seconds, at most an hour."""
-    seconds = parse_seconds(text)
-    if seconds > MAX_PUSH_TIMEOUT:
-        raise ValueError(f"at most {MAX_PUSH_TIMEOUT:.0f} seconds")
-    return seconds
+def seconds_up_to(most: float, spelt: str = "") -> Callable[[str], float]:
+    """A reader of a positive, finite number of seconds, at most ``most``
+    (``spelt`` says it in words, for the error)."""
+
+    def parse(text: str) -> float:
+        seconds = parse_seconds(text)
+        if seconds > most:
+            raise ValueError(f"at most {most:.0f} seconds{spelt}")
+        return seconds
+
+    return parse
 
 
-def parse_long_seconds(text: str) -> float:
-    """--deadline: a positive, finite number of seconds, at most thirty days."""
-    seconds = parse_seconds(text)
-    if seconds > MAX_CAMPAIGN_SECONDS:
-        raise ValueError(f"at most {MAX_CAMPAIGN_SECONDS:.0f} seconds (thirty days)")
-    return seconds
+#: --timeout: at most an hour.
+parse_timeout: Final = seconds_up_to(MAX_PUSH_TIMEOUT)
+#: --deadline: at most thirty days.
+parse_long_seconds: Final = seconds_up_to(MAX_CAMPAIGN_SECONDS, " (thirty days)")
 
 
 def _non_negative(text: str, most: float, what: str) -> float:
@@ -157,5 +160,6 @@ __all__ = [
     "parse_wait",
     "parsed_by",
     "redact_uri",
+    "seconds_up_to",
     "serve_host",
 ]

@@ -20,7 +20,7 @@ from typing import Any, Final, TypeVar, cast
 
 import click
 
-from phonecast.cli.checks import fail, parse_seconds, parsed_by
+from phonecast.cli.checks import fail, parse_seconds, parsed_by, seconds_up_to
 from phonecast.credentials import SecretError, resolve_secret
 from phonecast.net.limits import DEFAULT_MAX_CONNECTIONS, StreamLimits
 from phonecast.phone.config import LineConfig, PhoneSettings, source_spelling
@@ -166,12 +166,8 @@ def parse_ring_seconds(text: str) -> float:
     return seconds
 
 
-def parse_nonce_lifetime(text: str) -> float:
-    """Seconds a nonce stays good: positive, at most :data:`MAX_NONCE_LIFETIME`."""
-    seconds = parse_seconds(text)
-    if seconds > MAX_NONCE_LIFETIME:
-        raise ValueError(f"at most {MAX_NONCE_LIFETIME:.0f} seconds (a day)")
-    return seconds
+#: Seconds a nonce stays good: positive, at most :data:`MAX_NONCE_LIFETIME`.
+parse_nonce_lifetime: Final = seconds_up_to(MAX_NONCE_LIFETIME, " (a day)")
 
 
 def parse_source_address(text: str) -> str:
