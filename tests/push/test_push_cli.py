@@ -288,3 +288,12 @@ def test_event_xml_is_the_xml_push_with_its_body() -> None:
     assert payload.event == "XML-Service" and payload.body == b"http://h/a.xml"
     executed = build_payload(None, ("Key:Services",), "xml", None, None, None)
     assert executed.event == "XML-Service" and b"CiscoIPPhoneExecute" in executed.body
+
+
+def test_an_outcome_line_draws_what_the_peer_sent_printable() -> None:
+    """A reason phrase with BEL or an escape sequence reached the terminal."""
+    from phonecast.cli.push_cmd import _describe
+    from phonecast.push.pusher import Outcome
+
+    line = _describe(Outcome("rejected", 403, "No\x07 \x1b[2Jway\x9b"))
+    assert line == "rejected: 403 No\ufffd \ufffd[2Jway\ufffd"

@@ -381,7 +381,21 @@ async def _run(
         await endpoint.close()
 
 
+#: C0 and C1 controls and DEL: a phone's reason phrase or an error's text
+#: is printed to the operator's terminal, where they would ring or steer it.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    return _CONTROLS.sub("\N{REPLACEMENT CHARACTER}", text)
+
+
 def _describe(outcome: Outcome) -> str:
+    """The outcome in one line, what the peer sent drawn printable."""
+    return _printable(_line_of(outcome))
+
+
+def _line_of(outcome: Outcome) -> str:
     code = f" {outcome.code} {outcome.reason or ''}".rstrip() if outcome.code else ""
     where = f" by {outcome.target}" if outcome.target else ""
     tried = ", ".join(f"{a.target} ({a.code or a.result})" for a in outcome.tried)
