@@ -204,3 +204,56 @@ def test_a_fetch_committed_before_the_200_keeps_the_200s_details(tmp_path: Path)
     row = next(p for p in store.phones(cid) if p.name == "p0")
     assert row.state == "confirmed" and (row.code, row.reason, row.attempts) == (200, "OK", 1)
     assert row.latency_ms == 3.5
+
+
+def _on_a_read_only_mount(directory: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    """``command`` run with ``directory`` bind-mounted read-only over itself,
+    in a mount namespace of its own (nothing outside it sees the mount)."""
+    import os
+    import shlex
+    import shutil
+
+    import pytest
+
+    if shutil.which("unshare") is None or shutil.which("mount") is None:
+        reason = "unshare and mount (util-linux) are needed for a read-only mount"
+        if os.environ.get("PHONECAST_REQUIRE_PEERS"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    d = shlex.quote(str(directory))
+    script = f"mount --bind {d} {d} && mount -o remount,bind,ro {d} && cd {d} && " + shlex.join(
+        command
+    )
+    run = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=60
+    )
+    if "Operation not permitted" in run.stderr or "permission denied" in run.stderr:
+        pytest.skip("this machine does not allow mount namespaces here")
+    return run
+
+
+def test_a_read_only_store_whose_log_holds_commits_is_said_not_shown_empty(
+    tmp_path: Path,
+) -> None:
+    """Read where the WAL's shared-memory file cannot be made, a store was
+    opened immutable, which ignores its -wal: a killed run's commits were
+    missing and ``campaign list`` said the store was empty."""
+    code = f"""
+import os, signal
+from phonecast.campaign.store import CampaignStore
+store = CampaignStore({str(tmp_path / "c.db")!r})
+store.create({{"x": 1}}, [("a", "sip:1@h", None)])
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    subprocess.run([sys.executable, "-c", code], check=False, timeout=60)
+    assert (tmp_path / "c.db-wal").stat().st_size > 0
+    (tmp_path / "c.db-shm").unlink()
+    phonecast = (sys.executable, "-m", "phonecast", "campaign", "list", "--db", "c.db")
+    run = _on_a_read_only_mount(tmp_path, *phonecast)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "write-ahead log c.db-wal holds commits" in run.stderr
+    # Checkpointed and closed, the same store reads there.
+    CampaignStore(tmp_path / "c.db").close()
+    assert not (tmp_path / "c.db-wal").exists() or (tmp_path / "c.db-wal").stat().st_size == 0
+    run = _on_a_read_only_mount(tmp_path, *phonecast)
+    assert run.returncode == 0 and "interrupted" in run.stdout, run.stdout + run.stderr

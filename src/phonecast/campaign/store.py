@@ -502,6 +502,16 @@ def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
     except sqlite3.OperationalError:
         if os.access(path.parent, os.W_OK):
             raise
+    wal = Path(f"{path}-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        # immutable=1 reads the main file only: what the log holds (a killed
+        # run's last commits) would be missing without a word.
+        raise StoreError(
+            path,
+            f"its write-ahead log {wal.name} holds commits that cannot be read without"
+            f" write access to {path.parent}: copy the store with its -wal file to a"
+            " writable directory and read it there",
+        )
     return sqlite3.connect(
         uri + "&immutable=1", uri=True, isolation_level=None, check_same_thread=False
     )
