@@ -71,9 +71,16 @@ def start_fleet(
         line = proc.stderr.readline().decode(errors="replace")
         if "listening" in line:
             return proc, inventory
-        proc.kill()
-        proc.wait()
-    fail("could not start the emulated fleet (no free port range?)")
+        try:  # a fleet that refused to start exits by itself, having said why
+            rest = proc.communicate(timeout=10)[1].decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rest = proc.communicate()[1].decode(errors="replace")
+        if "in use" not in line:  # not the port range: another draw will not help
+            told = (line + rest).strip().splitlines()
+            said = told[-1].removeprefix("phonecast: ") if told else "it exited without a word"
+            fail(f"could not start the emulated fleet: {said}")
+    fail("could not start the emulated fleet: no free port range after 5 tries")
 
 
 def _ports_for_listeners(count: int) -> tuple[int, int]:
@@ -105,7 +112,10 @@ def demo(count: int, keep: str | None) -> None:
     """Alert an emulated fleet and print which phones confirmed."""
     with tempfile.TemporaryDirectory(prefix="phonecast-demo-") as tmp:
         workdir = Path(keep) if keep else Path(tmp)
-        workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            workdir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file of that name, no permission, a read-only place
+            fail(f"cannot use --keep {keep!r} as a folder: {exc.strerror or exc}")
         click.echo(f"phonecast demo: starting an emulated fleet of {count} SPA phones ...")
         proc, inventory = start_fleet(workdir, count, events=workdir / "fleet-events.jsonl")
         try:
