@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from phonecast.ciscoxml import Text, to_xml
 from phonecast.phone.screen import screen_for
@@ -43,3 +45,15 @@ def test_the_box_stays_straight_with_wide_characters_tabs_and_controls() -> None
     assert {cell_len(row) for row in drawing.splitlines()} == {40}
     assert "\t" not in drawing and "\x1b" not in drawing and "\r" not in drawing
     assert "|Ti      tle" in drawing and "全角文字の長いテキストです" in drawing.replace("|\n|", "")
+
+
+@given(st.text(alphabet=st.sampled_from(["a", "中", "\u2764", "\ufe0f", "\u0301", "\t", "😀"])))
+def test_every_row_is_exactly_the_box_s_width(text: str) -> None:
+    """Measured char by char, "❤️" (U+2764 U+FE0F, two cells in rich's
+    reckoning as a pair) counted one: the row ran 43 cells in a 40 box."""
+    from rich.cells import cell_len
+
+    from phonecast.phone.screen import Screen
+
+    drawing = Screen("Text", "t", None, text, ()).render()
+    assert {cell_len(row) for row in drawing.splitlines()} == {40}, drawing

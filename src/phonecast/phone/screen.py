@@ -72,16 +72,19 @@ def _rows(text: str, inner: int) -> list[str]:
         for char in text.expandtabs(TAB_SIZE)
     )
     rows: list[str] = []
-    row: list[str] = []
+    row = ""
     used = 0
     for char in shown:
-        cells = cell_len(char)
-        if used + cells > inner:
-            rows.append("".join(row) + " " * (inner - used))
-            row, used = [], 0
-        row.append(char)
-        used += cells
-    rows.append("".join(row) + " " * (inner - used))
+        # The row as it grows, not char by char: a variation selector (U+FE0F
+        # after U+2764) makes the character before it two cells wide.
+        wider = cell_len(row + char)
+        if wider > inner and row:
+            rows.append(row + " " * (inner - used))
+            row, wider = char, cell_len(char)
+        else:
+            row += char
+        used = wider
+    rows.append(row + " " * max(0, inner - used))
     return rows
 
 
