@@ -52,6 +52,8 @@ def test_resolve_errors_name_the_reference(tmp_path: Path, monkeypatch: pytest.M
         ("sip:1001:secret", "sip:1001:***"),
         ("sip:pbx.example.com:5060", "sip:pbx.example.com:5060"),
         ("sip:pbx:5060;transport=tcp", "sip:pbx:5060;transport=tcp"),
+        ("sip:[::1]:5070", "sip:[::1]:5070"),
+        ("sip:[2001:db8::1]", "sip:[2001:db8::1]"),
     ],
 )
 def test_redact_uri_hides_the_userinfo_password(text: str, shown: str) -> None:

@@ -112,7 +112,13 @@ def redact_uri(text: str) -> str:
         # ``sip:1001:secret`` with its ``@host`` forgotten: what follows the
         # second colon is no port, so it may be the password.
         host, colon2, port = rest.partition(":")
-        if scheme.lower() in ("sip", "sips") and colon2 and not port.split(";")[0].isdigit():
+        bracketed = rest.startswith("[")  # an IPv6 host's colons are no password's
+        if (
+            scheme.lower() in ("sip", "sips")
+            and colon2
+            and not bracketed
+            and not port.split(";")[0].isdigit()
+        ):
             return f"{scheme}:{host}:***"
         return text
     if colon and scheme.lower() in _URI_SCHEMES and rest.startswith("//"):

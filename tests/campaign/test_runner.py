@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -423,3 +424,59 @@ async def test_a_phone_confirmed_by_a_late_fetch_is_not_pushed_again(tmp_path: P
     report = await runner.run(cid, phones, lambda p: url_payload("http://127.0.0.1:9/x"))
     assert sorted(pusher.pushed) == sorted(str(p.target) for p in phones if p.name != "p2")
     assert {p.name: p.state for p in report.phones}["p2"] == "confirmed"
+
+
+async def test_a_cancelled_run_puts_back_the_phones_it_never_pushed(tmp_path: Path) -> None:
+    """Ctrl-C left every phone committed for sending (and each worker's,
+    waiting on the rate limit) ``sending``: reported in_flight, never sent."""
+    import asyncio
+
+    phones = [_phone(n) for n in range(10)]
+    store = CampaignStore(tmp_path / "x.db")
+    cid = store.create({"test": True}, [(p.name, str(p.target), None) for p in phones])
+    pusher = _CountingPusher()
+    runner = CampaignRunner(
+        store, pusher, None, RunOptions(concurrency=10, rate=2.0, confirm=False)
+    )  # type: ignore[arg-type]
+    run = asyncio.ensure_future(
+        runner.run(cid, phones, lambda p: url_payload("http://127.0.0.1:9/x"))
+    )
+    await asyncio.sleep(0.3)
+    run.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await run
+    store.flush()
+    counts = store.counts(cid)
+    assert counts.get("sending", 0) == 0, counts
+    assert counts["queued"] == 10 - len(pusher.pushed) and 1 <= len(pusher.pushed) <= 2
+
+
+@pytest.mark.parametrize("rate", [0.5, 1.5])
+async def test_a_batch_is_about_a_second_of_a_slow_rate(tmp_path: Path, rate: float) -> None:
+    """``int(0.5) or 64`` made a rate under one a push a second a 64-phone
+    batch: a kill left them all in flight."""
+    import asyncio
+    import math
+
+    phones = [_phone(n) for n in range(20)]
+    store = CampaignStore(tmp_path / "b.db")
+    cid = store.create({"test": True}, [(p.name, str(p.target), None) for p in phones])
+    seen: list[int] = []
+    mark = store.mark_sending
+
+    def counting(cid: str, names: list[str], *, now: float) -> None:
+        seen.append(len(names))
+        mark(cid, names, now=now)
+
+    store.mark_sending = counting  # type: ignore[method-assign]
+    runner = CampaignRunner(
+        store, _CountingPusher(), None, RunOptions(concurrency=20, rate=rate, confirm=False)
+    )  # type: ignore[arg-type]
+    run = asyncio.ensure_future(
+        runner.run(cid, phones, lambda p: url_payload("http://127.0.0.1:9/x"))
+    )
+    await asyncio.sleep(0.2)
+    run.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await run
+    assert seen and max(seen) == math.ceil(rate)

@@ -118,3 +118,26 @@ def test_campaign_show_hides_the_passwords_of_the_stored_urls(tmp_path: Path) ->
     assert shown.exit_code == 0, shown.output
     assert "SECRET" not in shown.output and "http://admin:***@127.0.0.1:9/x.xml" in shown.output
     assert CampaignStore(db).campaign(cid).params["url"] == params["url"]  # type: ignore[union-attr]
+
+
+def test_a_report_to_dev_stdout_goes_to_stdout_piped_or_redirected(tmp_path: Path) -> None:
+    """Resolved first, /dev/stdout became pipe:[N] (no such file, exit 2), or
+    the redirected file, renamed over: the JSON after it was lost."""
+    import subprocess
+    import sys
+
+    from phonecast.campaign.store import CampaignStore
+
+    db = tmp_path / "c.db"
+    cid = CampaignStore(db).create({"options": {}}, [("a", "sip:1001@127.0.0.1:9", None)])
+    command = [sys.executable, "-m", "phonecast", "campaign", "report", cid, "--db", str(db)]
+    command += ["--report", "/dev/stdout", "--json"]
+    piped = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.startswith("name,target,outcome") and f'"campaign": "{cid}"' in piped.stdout
+    out = tmp_path / "out.txt"
+    with out.open("w") as fh:
+        redirected = subprocess.run(command, stdout=fh, stderr=subprocess.PIPE, timeout=60)
+    assert redirected.returncode == 0, redirected.stderr
+    text = out.read_text()
+    assert text.startswith("name,target,outcome") and f'"campaign": "{cid}"' in text

@@ -115,6 +115,8 @@ def test_trace_shows_messages_with_digests_redacted(tmp_path: Path) -> None:
 def test_trace_hides_the_passwords_of_the_uris_in_a_message() -> None:
     from phonecast.cli.push_cmd import redact_trace
 
+    assert "SEMIPW" not in redact_trace(b"http://ad;min:SEMIPW@10.0.0.1/x")
+    assert "QUOTEPW" not in redact_trace(b'URL="http://admin:it\'sQUOTEPW@h/x"')
     message = (
         b"NOTIFY sip:1001@h SIP/2.0\r\nContact: <sip:1001:CONTACTPW@10.0.0.1:5060>\r\n\r\n"
         b"http://uuu:BODYPW@127.0.0.1:28080/a.xml?q=a@b\r\n"

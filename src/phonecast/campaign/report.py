@@ -19,6 +19,7 @@ import contextlib
 import csv
 import json
 import os
+import sys
 import tempfile
 from collections import Counter
 from collections.abc import Sequence
@@ -100,14 +101,16 @@ class Report:
         temporary file beside ``path``, then renamed over it, so a reader
         (or a crash, or a full disk) never leaves half a report where a
         whole one was."""
-        # Through a symbolic link to the file it names (the link stays); to
-        # a FIFO or a device (``/dev/stdout``) as it is, not renamed over it.
-        path = Path(os.path.realpath(path))
         doc = self.as_dict()
-        if path.exists() and not path.is_file():
-            with path.open("w", newline="", encoding="utf-8") as fh:
-                self._write_doc(fh, path, doc)
+        if _is_stdout(path):  # through our own stream: reopened, the file is truncated
+            self._write_doc(sys.stdout, Path(path), doc)
+            sys.stdout.flush()
             return
+        if written_in_place(path):
+            with Path(path).open("w", newline="", encoding="utf-8") as fh:
+                self._write_doc(fh, Path(path), doc)
+            return
+        path = Path(os.path.realpath(path))  # a symlink's file is replaced, the link stays
         fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
             with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
@@ -152,13 +155,13 @@ def check_report_path(path: str | Path) -> None:
     failed on an unwritable ``--report``.  Tried for real, by making a
     temporary file where the report's will be (a permission check alone
     misses read-only filesystems)."""
-    path = Path(os.path.realpath(path))
-    if path.is_dir():
+    if Path(path).is_dir():
         raise IsADirectoryError(21, "is a directory", str(path))
-    if path.exists() and not path.is_file():  # a FIFO or a device: written as it is
+    if written_in_place(path):
         if not os.access(path, os.W_OK):
             raise PermissionError(13, "not writable", str(path))
         return
+    path = Path(os.path.realpath(path))
     if not path.parent.is_dir():
         raise FileNotFoundError(2, "its directory does not exist", str(path.parent))
     if path.exists() and not os.access(path, os.W_OK):
@@ -166,6 +169,28 @@ def check_report_path(path: str | Path) -> None:
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     os.unlink(temporary)
+
+
+def written_in_place(path: str | Path) -> bool:
+    """Whether a file written at ``path`` is written into what is there
+    rather than made beside it and renamed over it: a FIFO, a device, and
+    whatever ``/dev`` or ``/proc`` names (``/dev/stdout`` redirected to a
+    file is that file, but renamed over, the shell's descriptor would keep
+    the old one and what else goes to stdout would be lost)."""
+    original = Path(path)
+    if not original.exists() or original.is_dir():
+        return False
+    return not original.is_file() or str(original.absolute()).startswith(("/dev/", "/proc/"))
+
+
+def _is_stdout(path: str | Path) -> bool:
+    """Whether ``path`` names this process's standard output (/dev/stdout,
+    /proc/self/fd/1, or the file it is redirected to)."""
+    try:
+        here, there = os.fstat(1), os.stat(path)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
 def _umask() -> int:

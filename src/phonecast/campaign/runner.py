@@ -329,7 +329,7 @@ class CampaignRunner:
         priors: dict[str, tuple[str, float | None]] = {}
         # A batch is at most about a second of pushes at the rate asked: a
         # deadline finds few committed ahead of it to put back.
-        batch_size = max(1, min(64, opts.concurrency, int(opts.rate) or 64))
+        batch_size = max(1, min(64, opts.concurrency, math.ceil(opts.rate) or 64))
 
         def out_of_time() -> bool:
             return self._halt.is_set() or (deadline is not None and time.monotonic() >= deadline)
@@ -360,25 +360,37 @@ class CampaignRunner:
 
         async def worker() -> None:
             while (phone := take()) is not None:
-                if not await limiter.acquire(deadline) or out_of_time():
+                try:
+                    allowed = await limiter.acquire(deadline)
+                except BaseException:  # cancelled (Ctrl-C) while it waited its turn
+                    marked.appendleft(phone)
+                    raise
+                if not allowed or out_of_time():
                     # the rate limit held it past the deadline (or a halt)
                     marked.appendleft(phone)
                     return
                 await self._push_one(phone, payload_for(phone), deadline)
 
+        def put_back() -> None:
+            """Phones committed sending but never pushed: as they were."""
+            if marked and self._store_failure is None:
+                try:
+                    self.store.unmark_sending(self._cid, [(p.name, priors[p.name]) for p in marked])
+                except StoreError as exc:
+                    self._stop_for(exc)
+
         workers = [asyncio.ensure_future(worker()) for _ in range(min(opts.concurrency, len(todo)))]
-        ended = await asyncio.gather(*workers, return_exceptions=True)
+        try:
+            ended = await asyncio.gather(*workers, return_exceptions=True)
+        except BaseException:  # Ctrl-C or a cancel: no more is pushed either
+            put_back()
+            raise
+        put_back()
         for fault in ended:
             if isinstance(fault, BaseException):
                 raise fault
         if self._store_failure is not None:
             return 0
-        if marked:  # committed sending, never pushed: as they were
-            try:
-                self.store.unmark_sending(self._cid, [(p.name, priors[p.name]) for p in marked])
-            except StoreError as exc:
-                self._stop_for(exc)
-                return 0
         return len(queue) + len(marked)
 
     async def _push_one(self, phone: Phone, payload: Payload, deadline: float | None) -> None:

@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text as RichText
 
 from phonecast.campaign.inventory import Phone, write_inventory_csv
+from phonecast.campaign.report import written_in_place
 from phonecast.cli.checks import fail, parse_seconds, parsed_by
 from phonecast.cli.phone_options import (
     fleet_addresses,
@@ -478,10 +479,10 @@ def write_fleet_inventory(path: str | Path, configs: Sequence[PhoneConfig]) -> N
         )
     # Through a symbolic link to the file it names; into a FIFO or a device
     # (/dev/stdout) as it is: renamed over, /dev/full became a file.
-    final = Path(os.path.realpath(path))
-    if final.exists() and not final.is_file() and not final.is_dir():
-        write_inventory_csv(final, phones)
+    if written_in_place(path):
+        write_inventory_csv(path, phones)
         return
+    final = Path(os.path.realpath(path))
     fd, partial = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
     os.close(fd)
     try:

@@ -48,9 +48,21 @@ _RESPONSE_RE = re.compile(r'(response\s*=\s*)"[^"]*"', re.I)
 __all__ = ["fail", "push", "redact_trace", "tls_context"]  # fail: the other commands'
 
 
-#: A URI's ``user:password@`` anywhere in a message (an http URL in the
-#: body or in an Execute item's attribute, a sip URI in a header).
-_USERINFO_RE = re.compile(r"""((?:https?://|sips?:)[^:@/\s<>"';?]*):[^@/\s<>"']*@""", re.I)
+#: The userinfo of an http(s) URL anywhere in a message (the URL body, an
+#: Execute item's attribute): the whole authority, up to its last ``@``, as
+#: RFC 3986 allows ``;`` and ``'`` in it; and of a sip URI in a header.
+_HTTP_USERINFO_RE = re.compile(r"""(https?://)([^/?#\s<>"@]*(?:@[^/?#\s<>"@]*)*)@""", re.I)
+_SIP_USERINFO_RE = re.compile(r"""(sips?:[^:@/\s<>"';?]*):[^@/\s<>"']*@""", re.I)
+
+
+def _hide_http_password(match: re.Match[str]) -> str:
+    user, colon, _ = match.group(2).partition(":")
+    return f"{match.group(1)}{user}:***@" if colon else match.group(0)
+
+
+def _hide_passwords(line: str) -> str:
+    line = _HTTP_USERINFO_RE.sub(_hide_http_password, line)
+    return _SIP_USERINFO_RE.sub(r"\1:***@", line)
 
 
 def redact_trace(data: bytes) -> str:
@@ -61,7 +73,7 @@ def redact_trace(data: bytes) -> str:
     for line in text.split("\r\n"):
         if line.lower().startswith(("authorization", "proxy-authorization")):
             line = _RESPONSE_RE.sub(r'\1"<redacted>"', line)
-        out.append(_USERINFO_RE.sub(r"\1:***@", line))
+        out.append(_hide_passwords(line))
     return "\n".join(out)
 
 
