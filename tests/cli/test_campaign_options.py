@@ -85,6 +85,7 @@ def _alert(tmp_path: Path, *args: str) -> tuple[int, str, Path]:
         (["--text", "hi", "--serve", "bad host:80"], "bad --serve"),
         (["--text", "hi", "--serve", "0.0.0.0:8080"], "give --public-url too"),
         (["--text", "hi", "--serve", "[::]:8080"], "give --public-url too"),
+        (["--text", "hi", "--serve", "::1:0"], "goes in brackets: [::1]:0"),
         (["--text", "hi", "--public-url", "ftp://h/"], "bad --public-url"),
         (["--text", "hi", "--public-url", "http://u:PUBSECRET@/"], "bad --public-url"),
     ],

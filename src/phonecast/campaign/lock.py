@@ -16,7 +16,7 @@ taken only once the open file is the one the path names (compared by inode).
 Whether a campaign marked "running" in the store still runs is the same
 question (:func:`is_live`): a shared lock taken and let go at once.  A run
 starting in that instant finds the lock held; it tries again a few times,
-over a tenth of a second, before it calls the campaign busy.
+over a fifth of a second, before it calls the campaign busy.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def campaign_lock(db: str | Path, cid: str) -> Iterator[Path]:
 
 #: How often, and how far apart, a run asks again for a lock it found held:
 #: long past a probe's microseconds, far short of any run.
-BUSY_TRIES = 5
+BUSY_TRIES = 10
 BUSY_PAUSE = 0.02
 
 

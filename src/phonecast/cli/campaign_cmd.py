@@ -326,12 +326,14 @@ def _run(
             fail(str(exc))
         except OSError as exc:
             fail(f"cannot make the lock file of campaign {cid}: {exc.strerror} ({exc.filename})")
-        return _run_locked(store, cid, prepare())
+        return _run_locked(store, cid, prepare)
 
 
-def _run_locked(store: CampaignStore, cid: str, execute: Coroutine[Any, Any, Report]) -> Report:
+def _run_locked(
+    store: CampaignStore, cid: str, prepare: Callable[[], Coroutine[Any, Any, Report]]
+) -> Report:
     try:
-        return run_loop(execute)
+        return run_loop(prepare())
     except StoreError as exc:
         fail(
             f"{exc}; campaign {cid} stopped and left unfinished: once the store is"

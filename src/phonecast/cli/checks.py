@@ -107,6 +107,8 @@ def parse_serve(text: str) -> str:
             ipaddress.IPv6Address(host[1:-1])
         except ValueError:
             raise ValueError(f"{host!r} is not an IPv6 address") from None
+    elif ":" in host:
+        raise ValueError(f"an IPv6 address goes in brackets: [{host}]:{port}")
     elif host:
         try:
             ipaddress.IPv4Address(host)
