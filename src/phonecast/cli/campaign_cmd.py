@@ -41,11 +41,11 @@ from phonecast.cli.checks import (
     parse_public_url,
     parse_rate,
     parse_serve,
-    parse_timeout,
     parse_wait,
     parsed_by,
     redact_uri,
     serve_host,
+    timeout_option,
 )
 from phonecast.cli.push_cmd import tls_context
 from phonecast.content import ContentServer
@@ -171,14 +171,7 @@ def _load(
     help="Pushes/s (0: no limit).",
 )
 @click.option("--retries", type=click.IntRange(0, 20), default=2, show_default=True)
-@click.option(
-    "--timeout",
-    default="8",
-    show_default=True,
-    metavar="SECONDS",
-    callback=parsed_by(parse_timeout),
-    help="Seconds per push (at most an hour).",
-)
+@timeout_option("Seconds per push (at most an hour).")
 @click.option(
     "--deadline",
     metavar="SECONDS",

@@ -74,7 +74,8 @@ parse_timeout: Final = seconds_up_to(MAX_PUSH_TIMEOUT)
 parse_long_seconds: Final = seconds_up_to(MAX_CAMPAIGN_SECONDS, " (thirty days)")
 
 
-def _non_negative(text: str, most: float, what: str) -> float:
+def number_from_zero(text: str, most: float, what: str) -> float:
+    """A finite number from 0 to ``most`` (``what`` names it in the error)."""
     try:
         value = float(text)
     except ValueError:
@@ -86,12 +87,12 @@ def _non_negative(text: str, most: float, what: str) -> float:
 
 def parse_wait(text: str) -> float:
     """--confirm-timeout: seconds from 0 (do not wait) to thirty days."""
-    return _non_negative(text, MAX_CAMPAIGN_SECONDS, "a number of seconds")
+    return number_from_zero(text, MAX_CAMPAIGN_SECONDS, "a number of seconds")
 
 
 def parse_rate(text: str) -> float:
     """--rate: pushes a second, 0 for no limit."""
-    return _non_negative(text, MAX_RATE, "pushes a second")
+    return number_from_zero(text, MAX_RATE, "pushes a second")
 
 
 def parse_serve(text: str) -> str:
@@ -130,6 +131,19 @@ def parse_public_url(text: str) -> str:
     return text
 
 
+def timeout_option(help_text: str) -> Callable[[Callable[..., object]], Callable[..., object]]:
+    """The --timeout of ``push`` and ``alert``: seconds per push, read by
+    :func:`parse_timeout`."""
+    return click.option(
+        "--timeout",
+        default="8",
+        show_default=True,
+        metavar="SECONDS",
+        callback=parsed_by(parse_timeout),
+        help=help_text,
+    )
+
+
 def parsed_by(
     parse: Callable[[str], T],
 ) -> Callable[[click.Context, click.Parameter, str | None], T | None]:
@@ -153,6 +167,7 @@ __all__ = [
     "EXIT_USAGE",
     "MAX_PUSH_TIMEOUT",
     "fail",
+    "number_from_zero",
     "parse_long_seconds",
     "parse_public_url",
     "parse_rate",
@@ -164,4 +179,5 @@ __all__ = [
     "redact_uri",
     "seconds_up_to",
     "serve_host",
+    "timeout_option",
 ]

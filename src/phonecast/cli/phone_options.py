@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import ipaddress
-import math
 import re
 import ssl
 import string
@@ -20,7 +19,13 @@ from typing import Any, Final, TypeVar, cast
 
 import click
 
-from phonecast.cli.checks import fail, parse_seconds, parsed_by, seconds_up_to
+from phonecast.cli.checks import (
+    fail,
+    number_from_zero,
+    parse_seconds,
+    parsed_by,
+    seconds_up_to,
+)
 from phonecast.credentials import SecretError, resolve_secret
 from phonecast.net.limits import DEFAULT_MAX_CONNECTIONS, StreamLimits
 from phonecast.phone.config import LineConfig, PhoneSettings, source_spelling
@@ -157,13 +162,7 @@ def parse_ring_seconds(text: str) -> float:
     """Seconds an INVITE rings: 0 (answer at once) up to an hour; ``nan``
     and ``inf`` are refused (click's FloatRange lets ``nan`` through, and a
     deadline of ``nan`` would leave the phone ringing for ever)."""
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = math.nan
-    if not (math.isfinite(seconds) and 0 <= seconds <= MAX_RING_SECONDS):
-        raise ValueError(f"expected 0 to {MAX_RING_SECONDS:.0f} seconds")
-    return seconds
+    return number_from_zero(text, MAX_RING_SECONDS, "a number of seconds")
 
 
 #: Seconds a nonce stays good: positive, at most :data:`MAX_NONCE_LIFETIME`.

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from phonecast.cli.checks import fail, parse_timeout, parsed_by, redact_uri
+from phonecast.cli.checks import fail, parsed_by, redact_uri, timeout_option
 from phonecast.credentials import Secret, SecretError, resolve_secret
 from phonecast.net.endpoint import SipEndpoint
 from phonecast.net.hostlist import HostListError, parse_host_list
@@ -279,14 +279,7 @@ def tls_context(insecure: bool, ca_file: str | None) -> ssl.SSLContext:
 )
 @click.option("--transport", type=click.Choice(["udp", "tcp", "tls"]))
 @click.option("--nameserver", help="DNS server HOST[:PORT] for SRV/NAPTR lookups.")
-@click.option(
-    "--timeout",
-    default="8",
-    show_default=True,
-    metavar="SECONDS",
-    callback=parsed_by(parse_timeout),
-    help="Seconds to wait for each target (at most an hour).",
-)
+@timeout_option("Seconds to wait for each target (at most an hour).")
 @click.option(
     "--subscription-state",
     callback=header_option("Subscription-State"),
