@@ -17,7 +17,7 @@ import click
 
 from phonecast.ciscoxml import is_http_url
 from phonecast.credentials import redact_uri
-from phonecast.sip._abnf import HOSTNAME_RE
+from phonecast.sip._abnf import HOSTNAME_RE, small_number
 
 #: Exit status of bad usage or input (README, "Exit status").
 EXIT_USAGE: Final = 2
@@ -101,7 +101,7 @@ def parse_serve(text: str) -> str:
     host, colon, port = text.rpartition(":")
     if not colon:
         raise ValueError("expected HOST:PORT (or :PORT)")
-    if not (port.isdigit() and int(port) <= 65535):
+    if small_number(port) is None:
         raise ValueError(f"port {port!r} is not a number from 0 to 65535")
     if host.startswith("[") and host.endswith("]"):
         try:

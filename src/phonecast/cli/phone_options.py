@@ -29,7 +29,7 @@ from phonecast.cli.checks import (
 from phonecast.credentials import SecretError, resolve_secret
 from phonecast.net.limits import DEFAULT_MAX_CONNECTIONS, StreamLimits
 from phonecast.phone.config import LineConfig, PhoneSettings, source_spelling
-from phonecast.sip._abnf import USER_RE
+from phonecast.sip._abnf import USER_RE, small_number
 
 T = TypeVar("T")
 
@@ -38,10 +38,8 @@ def parse_line(spec: str) -> LineConfig:
     """``USER[/AUTHID]:PASSWORD@PORT`` (PASSWORD may be env:VAR or file:PATH)."""
     shown = f"bad --line {_without_password(spec)!r}"
     head, at, port_text = spec.rpartition("@")
-    # At most five digits before int(): Python refuses to read 4,300 or more.
-    if not at or not _is_ascii_number(port_text) or len(port_text) > 5:
-        fail(f"{shown}: expected USER[/AUTHID]:PASSWORD@PORT")
-    if not 0 < int(port_text) < 65536:
+    port = small_number(port_text)
+    if not at or not port:
         fail(f"{shown}: expected USER[/AUTHID]:PASSWORD@PORT")
     ident, colon, password = head.partition(":")
     if not colon or not ident or not password:
@@ -59,7 +57,7 @@ def parse_line(spec: str) -> LineConfig:
         secret = resolve_secret(password)
     except SecretError as exc:
         fail(f"{shown}: {exc}")
-    return LineConfig(user, secret, int(port_text), auth_id or None)
+    return LineConfig(user, secret, port, auth_id or None)
 
 
 def is_sip_user(text: str) -> bool:
@@ -138,10 +136,10 @@ def parse_registrar(text: str) -> str:
         raise ValueError("only an IPv6 address goes in brackets")
     port = DEFAULT_SIP_PORT
     if port_text is not None:
-        digits = port_text.isascii() and port_text.isdigit() and len(port_text) <= 5
-        if not (digits and 0 < int(port_text) < 65536):
+        given = small_number(port_text)
+        if not given:
             raise ValueError(f"PORT must be a number from 1 to 65535, not {port_text!r}")
-        port = int(port_text)
+        port = given
     shown = f"[{address}]" if address.version == 6 else str(address)
     return f"{shown}:{port}"
 

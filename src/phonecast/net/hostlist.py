@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from phonecast.sip._abnf import HOST_RE
+from phonecast.sip._abnf import HOST_RE, small_number
 from phonecast.sip.uri import DEFAULT_PORTS
 
 
@@ -65,12 +65,13 @@ def default_port(transport: str) -> int:
 
 
 def _number(entry: str, index: int, name: str, text: str, limit: int) -> int:
-    if not (text.isascii() and text.isdigit()) or len(text) > 5 or int(text) > limit:
+    value = small_number(text, limit)
+    if value is None:
         raise HostListError(
             f"host list entry {index} ({entry!r}): {name} {text!r} is not a "
             f"number from 0 to {limit}"
         )
-    return int(text)
+    return value
 
 
 def _check_host(entry: str, index: int, host: str, *, bracketed: bool) -> None:

@@ -28,6 +28,7 @@ from phonecast.net.hostlist import (
     order_srv,
     parse_host_list,
 )
+from phonecast.sip._abnf import small_number
 from phonecast.sip.errors import SipError
 from phonecast.sip.uri import SipUri
 
@@ -65,10 +66,10 @@ def make_resolver(nameserver: str | None, *, timeout: float = 2.0) -> Resolver:
     else:
         host = text
     if port_text or text.endswith(":"):
-        digits = port_text.isascii() and port_text.isdigit() and len(port_text) <= 5
-        if not (digits and 0 < int(port_text) < 65536):
+        given = small_number(port_text)
+        if not given:
             raise ValueError(f"bad port in {nameserver!r}: a number from 1 to 65535")
-        port = int(port_text)
+        port = given
     ipaddress.ip_address(host)  # raises ValueError for a name
     resolver = dns.asyncresolver.Resolver(configure=False)
     resolver.nameservers = [host]

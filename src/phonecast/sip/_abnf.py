@@ -110,6 +110,18 @@ STATUS_LINE_RE: Final = re.compile(rf"({SIP_Version}) ({Status_Code}) ({Reason_P
 _ESCAPE_RE: Final = re.compile(r"%([0-9A-Fa-f]{2})")
 
 
+def small_number(text: str, most: int = 65535) -> int | None:
+    """``text`` as a number from 0 to ``most`` if it is ASCII digits, no more
+    of them than ``most`` has; else None.  ``str.isdigit`` is also true of
+    ``²`` and of other scripts' digits (which ``int`` reads), and ``int``
+    refuses 4,300 digits and more: a port, a priority or a weight is read
+    here rather than each reader checking those three things its own way."""
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(most)):
+        return None
+    value = int(text)
+    return value if value <= most else None
+
+
 def unescape(text: str) -> str:
     """Decode %HH escapes as UTF-8 (invalid sequences kept as surrogates)."""
     if "%" not in text:
