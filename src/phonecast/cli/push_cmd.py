@@ -48,21 +48,18 @@ _RESPONSE_RE = re.compile(r'(response\s*=\s*)"[^"]*"', re.I)
 __all__ = ["fail", "push", "redact_trace", "tls_context"]  # fail: the other commands'
 
 
-#: The userinfo of an http(s) URL anywhere in a message (the URL body, an
-#: Execute item's attribute): the whole authority, up to its last ``@``, as
-#: RFC 3986 allows ``;`` and ``'`` in it; and of a sip URI in a header.
-_HTTP_USERINFO_RE = re.compile(r"""(https?://)([^/?#\s<>"@]*(?:@[^/?#\s<>"@]*)*)@""", re.I)
-_SIP_USERINFO_RE = re.compile(r"""(sips?:[^:@/\s<>"';?]*):[^@/\s<>"']*@""", re.I)
-
-
-def _hide_http_password(match: re.Match[str]) -> str:
-    user, colon, _ = match.group(2).partition(":")
-    return f"{match.group(1)}{user}:***@" if colon else match.group(0)
+#: Where a URI's userinfo may be in a message (an http URL in the body or an
+#: Execute item's attribute, the whole authority up to its last ``@``, as
+#: RFC 3986 allows ``;`` and ``'`` in it; a sip URI in a header): each is
+#: shown as :func:`redact_uri` shows a URI, the one spelling of that.
+_USERINFO_RE = re.compile(
+    r"""https?://[^/?#\s<>"@]*(?:@[^/?#\s<>"@]*)*@|sips?:[^:@/\s<>"';?]*:[^@/\s<>"']*@""",
+    re.I,
+)
 
 
 def _hide_passwords(line: str) -> str:
-    line = _HTTP_USERINFO_RE.sub(_hide_http_password, line)
-    return _SIP_USERINFO_RE.sub(r"\1:***@", line)
+    return _USERINFO_RE.sub(lambda found: redact_uri(found.group(0)), line)
 
 
 def redact_trace(data: bytes) -> str:
@@ -183,18 +180,6 @@ def build_payload(
         fail(str(exc))
 
 
-def parse_digest_user(text: str) -> str:
-    """--user: the digest username, quoted into the Authorization header: not
-    empty (an empty one was ignored), and no control characters (refused
-    only after the first NOTIFY had gone, as "authentication rejected")."""
-    if not text:
-        raise ValueError("the digest user may not be empty")
-    try:
-        return check_header_value("Authorization", text)
-    except PayloadError as exc:
-        raise ValueError(str(exc)) from None
-
-
 def header_option(
     header: str,
 ) -> Callable[[click.Context, click.Parameter, str | None], str | None]:
@@ -261,7 +246,9 @@ def tls_context(insecure: bool, ca_file: str | None) -> ssl.SSLContext:
 @click.option("--vendor", help="Vendor profile for --event actions (default cisco-spa).")
 @click.option(
     "--user",
-    callback=parsed_by(parse_digest_user),
+    # Quoted into the Authorization header: refused here, before anything is
+    # sent (a CR LF was found only after the first NOTIFY had gone).
+    callback=header_option("Authorization"),
     help="Digest user (default: the target's user).",
 )
 @click.option(
