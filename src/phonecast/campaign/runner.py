@@ -382,10 +382,8 @@ class CampaignRunner:
         workers = [asyncio.ensure_future(worker()) for _ in range(min(opts.concurrency, len(todo)))]
         try:
             ended = await asyncio.gather(*workers, return_exceptions=True)
-        except BaseException:  # Ctrl-C or a cancel: no more is pushed either
+        finally:  # however it ended, Ctrl-C or a cancel too: no more is pushed
             put_back()
-            raise
-        put_back()
         for fault in ended:
             if isinstance(fault, BaseException):
                 raise fault
