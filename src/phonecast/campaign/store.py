@@ -349,11 +349,11 @@ class CampaignStore:
     def sending_priors(self, cid: str, names: Sequence[str]) -> dict[str, tuple[str, float | None]]:
         """Each phone's state and ``sent_at`` as they are, for
         :meth:`unmark_sending` to put back if it is not pushed after all."""
-        rows = self._db.execute(
+        rows = self._query(
             "SELECT name, state, sent_at FROM phones WHERE campaign=? AND name IN "
             f"({','.join('?' * len(names))})",
             (cid, *names),
-        ).fetchall()
+        )
         return {name: (state, sent_at) for name, state, sent_at in rows}
 
     def unmark_sending(
