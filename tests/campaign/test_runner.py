@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -480,3 +482,103 @@ async def test_a_batch_is_about_a_second_of_a_slow_rate(tmp_path: Path, rate: fl
     with contextlib.suppress(asyncio.CancelledError):
         await run
     assert seen and max(seen) == math.ceil(rate)
+
+
+def _hold_write_lock_after(
+    path: Path, pusher: _CountingPusher, pushes: int, release: Any
+) -> threading.Thread:
+    """Once ``pushes`` phones are pushed, take the store's write lock on a
+    connection of a thread's own (another campaign committing), and hold
+    it until ``release()`` says so.  A thread, as another process would be:
+    a writer on the run's loop could not let go while SQLite blocks it."""
+    import sqlite3
+
+    def hold() -> None:
+        while len(pusher.pushed) < pushes:
+            time.sleep(0.001)
+        other = sqlite3.connect(path, timeout=0, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            while not release():
+                time.sleep(0.005)
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    return holder
+
+
+async def test_a_store_locked_by_another_writer_does_not_stop_the_event_loop(
+    tmp_path: Path,
+) -> None:
+    """SQLite waited for the other writer's lock by sleeping in the loop's
+    thread: for up to 5 s nothing else ran, and a phone's fetch timed out
+    meanwhile.  Now the run's writes retry after an await; the loop keeps
+    its pace, and the run ends with every phone pushed once."""
+    import asyncio
+
+    phones = [_phone(n) for n in range(200)]
+    store = CampaignStore(tmp_path / "w.db")
+    cid = store.create({"test": True}, [(p.name, str(p.target), None) for p in phones])
+    pusher = _CountingPusher()
+    runner = CampaignRunner(store, pusher, None, RunOptions(concurrency=4, confirm=False))  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    locked_at = [0.0]
+    lags: list[float] = []
+    started = time.monotonic()
+
+    async def ticker() -> None:
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            lags.append(loop.time() - before - 0.01)
+
+    def release() -> bool:
+        if not locked_at[0]:
+            locked_at[0] = time.monotonic() - started
+        return time.monotonic() - started - locked_at[0] >= 1.5
+
+    ticking = asyncio.ensure_future(ticker())
+    holder = _hold_write_lock_after(store.path, pusher, 20, release)
+    try:
+        report = await runner.run(cid, phones, lambda p: url_payload("http://127.0.0.1:9/x"))
+    finally:
+        ticking.cancel()
+        holder.join(5)
+    assert locked_at[0], "the lock was never taken"
+    assert max(lags) < 0.75, max(lags)  # the lock was held 1.5 s
+    assert sorted(pusher.pushed) == sorted(str(p.target) for p in phones)  # each once
+    assert report.summary()["accepted"] == 200
+
+
+async def test_a_store_locked_past_the_wait_stops_the_run_and_loses_no_phone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the wait, the run stops with the store's error, resumable; the
+    phones committed ``sending`` but never pushed were left so (reported
+    in flight) when any store failure had stopped the run."""
+
+    from phonecast.campaign import runner as runner_module
+    from phonecast.campaign.store import StoreBusy
+
+    monkeypatch.setattr(runner_module, "BUSY_WAIT", 0.3)
+    phones = [_phone(n) for n in range(200)]
+    store = CampaignStore(tmp_path / "v.db")
+    cid = store.create({"test": True}, [(p.name, str(p.target), None) for p in phones])
+    pusher = _CountingPusher()
+    # Under a rate, workers wait their turn holding a phone each: the halt
+    # hands those back, and they are put back although the store had failed.
+    options = RunOptions(concurrency=10, rate=50, confirm=False)
+    runner = CampaignRunner(store, pusher, None, options)  # type: ignore[arg-type]
+    holder = _hold_write_lock_after(
+        store.path, pusher, 20, lambda: runner._store_failure is not None
+    )
+    with pytest.raises(StoreBusy, match=r"v\.db: database is locked: .* for 0\.3 s"):
+        await runner.run(cid, phones, lambda p: url_payload("http://127.0.0.1:9/x"))
+    holder.join(5)
+    assert store.campaign(cid).status == "running"  # type: ignore[union-attr]
+    counts = store.counts(cid)
+    assert counts.get("sending", 0) == 0, counts
+    assert counts["accepted"] == len(pusher.pushed) and counts["queued"] == 200 - len(pusher.pushed)

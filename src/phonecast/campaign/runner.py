@@ -36,15 +36,17 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from phonecast.campaign.inventory import Phone
 from phonecast.campaign.report import Report, make_report
-from phonecast.campaign.store import CampaignStore, Result, StoreError
+from phonecast.campaign.store import BUSY_WAIT, CampaignStore, Result, StoreBusy, StoreError
 from phonecast.content import ContentServer, Fetch
 from phonecast.push.payload import Payload
 from phonecast.push.pusher import Destination, Outcome, Pusher, PushOptions
 from phonecast.sip import SipError
+
+_T = TypeVar("_T")
 
 #: Outcomes worth another try.
 RETRYABLE = frozenset({"timeout", "unreachable"})
@@ -291,7 +293,7 @@ class CampaignRunner:
         while True:
             await asyncio.sleep(self.options.flush_interval)
             try:
-                self.store.flush()
+                await self._write(self.store.flush)
             except StoreError as exc:
                 self._stop_for(exc)
                 return
@@ -302,6 +304,31 @@ class CampaignRunner:
             ):
                 last_progress = now
                 self._show_progress()
+
+    async def _write(self, write: Callable[[], _T]) -> _T:
+        """``write()``, retried after a pause while another connection holds
+        the store's write lock (another campaign of the same store
+        committing), for up to :data:`BUSY_WAIT` seconds in all.
+
+        SQLite's own wait sleeps in this thread: the event loop, and with it
+        every push, fetch and timer of the run, stopped for as long as the
+        other writer took.  The writes between pushes come here; those at a
+        run's start and end, with nothing in flight, still wait in SQLite."""
+        give_up = time.monotonic() + BUSY_WAIT
+        pause = 0.002
+        while True:
+            try:
+                with self.store.not_waiting():
+                    return write()
+            except StoreBusy:
+                if time.monotonic() >= give_up:
+                    raise StoreBusy(
+                        self.store.path,
+                        f"database is locked: another connection held its write lock"
+                        f" for {BUSY_WAIT:g} s",
+                    ) from None
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     def _show_progress(self) -> None:
         if self.on_progress is not None:
@@ -334,10 +361,20 @@ class CampaignRunner:
         def out_of_time() -> bool:
             return self._halt.is_set() or (deadline is not None and time.monotonic() >= deadline)
 
-        def take() -> Phone | None:
+        # One worker at a time commits the next batch; the others wait for
+        # it instead of each committing a batch of its own meanwhile.
+        refill = asyncio.Lock()
+
+        async def take() -> Phone | None:
             if out_of_time():
                 return None  # past the deadline: the rest stays queued
-            if not marked:
+            if marked:
+                return marked.popleft()
+            async with refill:
+                if out_of_time():
+                    return None
+                if marked:  # committed by the worker this one waited for
+                    return marked.popleft()
                 # A phone a late fetch confirmed meanwhile (a resume's phones
                 # still fetch the first run's URLs) is not pushed again.
                 batch: list[Phone] = []
@@ -348,18 +385,24 @@ class CampaignRunner:
                 if not batch:
                     return None
                 names = [p.name for p in batch]
-                try:
+
+                def commit() -> None:
                     priors.update(self.store.sending_priors(self._cid, names))
                     self.store.mark_sending(self._cid, names, now=time.time())
-                except StoreError as exc:
+
+                try:
+                    await self._write(commit)
+                except BaseException as exc:
                     queue.extendleft(reversed(batch))  # still queued in the store
+                    if not isinstance(exc, StoreError):
+                        raise  # cancelled (Ctrl-C) while the lock was held
                     self._stop_for(exc)
                     return None
                 marked.extend(batch)
-            return marked.popleft()
+                return marked.popleft()
 
         async def worker() -> None:
-            while (phone := take()) is not None:
+            while (phone := await take()) is not None:
                 try:
                     allowed = await limiter.acquire(deadline)
                 except BaseException:  # cancelled (Ctrl-C) while it waited its turn
@@ -372,8 +415,10 @@ class CampaignRunner:
                 await self._push_one(phone, payload_for(phone), deadline)
 
         def put_back() -> None:
-            """Phones committed sending but never pushed: as they were."""
-            if marked and self._store_failure is None:
+            """Phones committed sending but never pushed: as they were, even
+            after a store failure (a lock held too long passes; a store that
+            still fails leaves them ``sending``, which resume pushes)."""
+            if marked:
                 try:
                     self.store.unmark_sending(self._cid, [(p.name, priors[p.name]) for p in marked])
                 except StoreError as exc:

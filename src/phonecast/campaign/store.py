@@ -100,6 +100,10 @@ OUTCOMES = (
     "not_sent",  # never pushed: the run was killed, stopped, or the phone left the inventory
 )
 
+#: How long a write waits for another connection's write lock (another
+#: campaign of the same store committing) before it is a :class:`StoreBusy`.
+BUSY_WAIT = 5.0
+
 
 class StoreError(Exception):
     """The campaign store could not be read or written (locked past the busy
@@ -110,6 +114,14 @@ class StoreError(Exception):
         super().__init__(f"campaign store {path}: {problem}")
         self.path = path
         self.problem = problem
+
+
+class StoreBusy(StoreError):
+    """Another connection held the store's write lock (SQLite's
+    ``SQLITE_BUSY``) longer than this write would wait: its own class so that
+    a caller on an event loop can ask for no wait at all and retry later
+    (:meth:`CampaignStore.not_waiting`), where SQLite's wait would stop the
+    whole loop."""
 
 
 class PhoneRow(NamedTuple):
@@ -182,7 +194,7 @@ class CampaignStore:
             raise StoreError(self.path, "no such file")
         try:
             self._db = _connect(self.path, readonly)
-            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.execute(f"PRAGMA busy_timeout={int(BUSY_WAIT * 1000)}")
             if not readonly:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
@@ -468,6 +480,26 @@ class CampaignStore:
             raise StoreError(self.path, str(exc)) from None
 
     @contextlib.contextmanager
+    def not_waiting(self) -> Iterator[None]:
+        """Writes made inside fail at once with :class:`StoreBusy` while
+        another connection holds the write lock, instead of waiting up to
+        :data:`BUSY_WAIT` for it.  SQLite waits by sleeping in the calling
+        thread: on an event loop that stops every push, fetch and timer of
+        the run for as long (a phone's fetch timed out that way), so the
+        runner writes inside this and retries after an ``await``."""
+        self._pragma("PRAGMA busy_timeout=0")
+        try:
+            yield
+        finally:
+            self._pragma(f"PRAGMA busy_timeout={int(BUSY_WAIT * 1000)}")
+
+    def _pragma(self, sql: str) -> None:
+        try:
+            self._db.execute(sql)
+        except sqlite3.Error as exc:
+            raise StoreError(self.path, str(exc)) from None
+
+    @contextlib.contextmanager
     def _tx(self) -> Iterator[None]:
         """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error (a failed
         COMMIT too: a transaction left open would refuse every later BEGIN);
@@ -475,6 +507,8 @@ class CampaignStore:
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
+            if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+                raise StoreBusy(self.path, str(exc)) from None
             raise StoreError(self.path, str(exc)) from None
         try:
             yield
