@@ -206,3 +206,89 @@ def test_a_store_failing_mid_run_is_one_line_exit_7_and_the_campaign_resumable(
     store = CampaignStore(db)
     row = store.latest_unfinished()
     assert row is not None and store.counts(row.id) == {"queued": 2}
+
+
+def test_a_fetch_answered_while_the_content_server_stops_is_committed_and_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A phone's page written after the run's last flush, as the server shut
+    down, was left buffered and lost: the report said the phone was not
+    reached, and a resume pushed it again.  The fetch is made here from
+    inside ``stop``, where the race puts it."""
+    from click.testing import CliRunner
+
+    from phonecast.campaign.store import CampaignStore
+    from phonecast.cli import cli
+    from phonecast.content import ContentServer, Fetch
+
+    stop = ContentServer.stop
+
+    async def stop_after_a_late_fetch(self: ContentServer) -> None:
+        token, item = next((t, i) for t, i in self._items.items() if i.phone == "a")
+        assert self._on_fetch is not None
+        self._on_fetch(Fetch(item.phone, token, 1.0, "127.0.0.1", 200))
+        await stop(self)
+
+    monkeypatch.setattr(ContentServer, "stop", stop_after_a_late_fetch)
+    ports = free_ports(2)  # nothing listens: both pushes are unreachable
+    inventory = tmp_path / "phones.csv"
+    inventory.write_text(
+        "name,target,user,password\n"
+        f"a,sip:1001@127.0.0.1:{ports[0]},,pw\nb,sip:1002@127.0.0.1:{ports[1]},,pw\n"
+    )
+    db = tmp_path / "c.db"
+    run = CliRunner().invoke(
+        cli,
+        ["alert", "--inventory", str(inventory), "--text", "x", "--json", "--quiet",
+         "--retries", "0", "--timeout", "1", "--db", str(db)],
+    )  # fmt: skip
+    report = json.loads(run.stdout)
+    assert {p["name"]: p["outcome"] for p in report["phones"]}["a"] == "confirmed", report
+    store = CampaignStore(db, readonly=True)
+    (row,) = store.campaigns()
+    assert store.fetch_count(row.id, "a") == 1
+    assert {p.name: p.state for p in store.phones(row.id)}["a"] == "confirmed"
+
+
+def test_a_late_fetch_the_store_cannot_commit_is_said_with_its_phone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The campaign is finished by then: the failure once said "left
+    unfinished, resume it", which would push the phone again."""
+    from click.testing import CliRunner
+
+    from phonecast.campaign.store import CampaignStore, StoreError
+    from phonecast.cli import cli
+    from phonecast.content import ContentServer, Fetch
+
+    stop, flush = ContentServer.stop, CampaignStore.flush
+    stopped = [False]
+
+    async def stop_after_a_late_fetch(self: ContentServer) -> None:
+        token, item = next((t, i) for t, i in self._items.items() if i.phone == "a")
+        assert self._on_fetch is not None
+        self._on_fetch(Fetch(item.phone, token, 1.0, "127.0.0.1", 200))
+        stopped[0] = True
+        await stop(self)
+
+    def flush_failing_once_stopped(self: CampaignStore) -> None:
+        if stopped[0] and self.pending:
+            raise StoreError(self.path, "disk I/O error")
+        flush(self)
+
+    monkeypatch.setattr(ContentServer, "stop", stop_after_a_late_fetch)
+    monkeypatch.setattr(CampaignStore, "flush", flush_failing_once_stopped)
+    ports = free_ports(1)
+    inventory = tmp_path / "phones.csv"
+    inventory.write_text(f"name,target,user,password\na,sip:1001@127.0.0.1:{ports[0]},,pw\n")
+    db = tmp_path / "c.db"
+    run = CliRunner().invoke(
+        cli,
+        ["alert", "--inventory", str(inventory), "--text", "x", "--quiet",
+         "--retries", "0", "--timeout", "1", "--db", str(db)],
+    )  # fmt: skip
+    assert "left unfinished" not in run.stderr and "Traceback" not in run.output
+    (line,) = [s for s in run.stderr.splitlines() if "disk I/O error" in s]
+    assert line.startswith(f"phonecast: campaign store {db}: disk I/O error: the fetches of 1 ")
+    assert line.endswith("though they have their page: a")
+    assert run.exit_code != 7

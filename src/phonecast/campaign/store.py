@@ -395,6 +395,11 @@ class CampaignStore:
         """Buffered writes not yet committed."""
         return len(self._results) + len(self._fetches)
 
+    @property
+    def buffered_fetch_phones(self) -> list[str]:
+        """The phones whose fetches are buffered, not yet committed."""
+        return sorted({name for _, name, _, _ in self._fetches})
+
     def flush(self) -> None:
         """Commit every buffered result and fetch in one transaction.
 

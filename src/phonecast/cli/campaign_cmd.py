@@ -515,7 +515,20 @@ async def _execute(
         # A fetch answered after the run's last flush, while the server shut
         # down: the phone has its page, so it is committed and reported
         # (left buffered, it was lost, and a resume pushed the phone again).
-        store.flush()
+        try:
+            store.flush()
+        except StoreError as exc:
+            # The campaign is finished, so "resume" is not the answer: the
+            # phones named did get their page, which the report cannot show.
+            names = store.buffered_fetch_phones
+            why = (
+                f"{exc}: the fetches of {len(names)} phone(s) answered as the content server"
+                f" stopped are not in the store, and the report counts them unconfirmed,"
+                f" though they have their page: {', '.join(names[:20])}"
+                + (" ..." if len(names) > 20 else "")
+            )
+            message = json.dumps({"warning": why}) if json_progress else f"phonecast: {why}"
+            click.echo(message, err=True)
         report = make_report(cid, store.phones(cid))
     return report
 
