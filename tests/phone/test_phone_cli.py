@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import re
+import select
 import socket
 import subprocess
 import sys
@@ -646,3 +647,43 @@ def test_a_phone_whose_stderr_is_full_still_answers() -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_an_events_fifo_without_a_reader_is_said_and_waited_for(tmp_path: Path) -> None:
+    """Opening a FIFO for writing waits for its reader; the phone sat
+    silent meanwhile, as if hung.  It now says so, starts once a reader
+    opens the FIFO, and the reader gets every event from the first."""
+    fifo = tmp_path / "events"
+    os.mkfifo(fifo)
+    port = free_udp_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "phonecast", "phone", "--host", "127.0.0.1", "--quiet",
+         "--line", f"1001:secret@{port}", "--events", str(fifo), "--duration", "30"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        # bounded: without the notice, a bare readline would wait forever
+        assert select.select([proc.stderr], [], [], 20)[0], "the phone said nothing"
+        first = proc.stderr.readline()
+        assert first == (
+            f"phonecast: --events {str(fifo)!r} is a FIFO with no reader yet;"
+            " waiting for one before the phones start\n"
+        ), first
+        with fifo.open(encoding="utf-8") as reader:
+            assert "listening" in proc.stderr.readline()
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.bind(("127.0.0.1", 0))
+                sock.settimeout(10)
+                sock.sendto(
+                    _request("OPTIONS", port, sock.getsockname()[1], 1), ("127.0.0.1", port)
+                )
+                assert sock.recv(65535).startswith(b"SIP/2.0 200 ")
+            event = json.loads(reader.readline())
+            assert event["event"] == "request" and event["method"] == "OPTIONS", event
+            proc.terminate()
+            proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)

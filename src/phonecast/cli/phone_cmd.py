@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import os
 import signal
 import ssl
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -497,10 +499,35 @@ def open_event_log(path: str | None) -> EventLog:
     """The --events log, opened before any phone starts: a path that cannot
     be written is bad input, better refused at once than found out as a
     traceback once the phones are listening."""
+    with contextlib.ExitStack() as probe:
+        if path is not None and not _fifo_reader_held(path, probe):
+            # Opening a FIFO for writing waits for a reader, as it should
+            # (no event is lost), but said nothing: the phone looked hung.
+            with contextlib.suppress(OSError):
+                click.echo(
+                    f"phonecast: --events {path!r} is a FIFO with no reader yet;"
+                    " waiting for one before the phones start",
+                    err=True,
+                )
+        try:
+            return EventLog(path)
+        except OSError as exc:
+            fail(f"cannot write --events {path!r}: {exc.strerror or exc}")
+
+
+def _fifo_reader_held(path: str, stack: contextlib.ExitStack) -> bool:
+    """False if ``path`` is a FIFO that nothing reads yet (a non-blocking
+    open for writing says ENXIO then).  One with a reader stays open on
+    ``stack`` until the log has its own: closing the probe at once would be
+    the reader's end of file, before the log's first line."""
     try:
-        return EventLog(path)
+        if not stat.S_ISFIFO(os.stat(path).st_mode):
+            return True
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
     except OSError as exc:
-        fail(f"cannot write --events {path!r}: {exc.strerror or exc}")
+        return exc.errno != errno.ENXIO
+    stack.callback(os.close, fd)
+    return True
 
 
 #: REGISTERs of a fleet under way at once: a dead registrar costs each line
