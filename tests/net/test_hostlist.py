@@ -67,6 +67,30 @@ def test_priority_always_respected_and_zero_weight_first_possible() -> None:
         assert [r.priority for r in order] == [1, 1, 2]
 
 
+def test_a_zero_weight_is_first_one_time_in_sum_plus_one() -> None:
+    """RFC 2782 picks an integer from 0 to the sum, inclusive: a weight-0
+    record comes first one time in (sum + 1).  A float pick was never 0,
+    and such a record was never first."""
+    rng = random.Random(7)
+    draws = 20_000
+    for heavy in (1, 10):
+        recs = [Rec("zero", 0, 0), Rec("heavy", 0, heavy)]
+        first = sum(order_srv(recs, rng)[0].name == "zero" for _ in range(draws))
+        p = 1 / (heavy + 1)
+        assert abs(first - draws * p) < 5 * math.sqrt(draws * p * (1 - p)), (heavy, first)
+
+
+def test_ipv6_addresses_in_a_fields() -> None:
+    """``:A=`` was split at every colon: no IPv6 address could be given."""
+    assert parse_host_list("pbx:A=2001:db8::1")[0].addresses == ("2001:db8::1",)
+    (entry,) = parse_host_list("pbx:5070:A=[2001:db8::1],127.0.0.2:p=1")
+    assert (entry.port, entry.priority) == (5070, 1)
+    assert entry.addresses == ("2001:db8::1", "127.0.0.2")
+    assert parse_host_list("pbx:A=127.0.0.2,::1")[0].addresses == ("127.0.0.2", "::1")
+    with pytest.raises(HostListError, match="is not an IP address"):
+        parse_host_list("pbx:A=2001:db8::1:zz")
+
+
 def test_weighted_choice_statistics() -> None:
     recs = [Rec("light", 0, 1), Rec("heavy", 0, 3)]
     rng = random.Random(12345)

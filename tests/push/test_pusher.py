@@ -377,3 +377,20 @@ async def test_push_over_ipv6_loopback() -> None:
     finally:
         await ep.close()
         await host.close()
+
+
+async def test_a_sips_push_goes_to_its_proxy_over_tls() -> None:
+    """RFC 3261 26.2.2: TLS on every hop.  The host list's default, UDP,
+    sent a sips: push in clear to the outbound proxy."""
+    pusher = Pusher(SipEndpoint())
+    target = SipUri("phone.invalid", "1001", scheme="sips")
+    found = await pusher.locate(target, PushOptions(proxy="127.0.0.9"))
+    assert found == [Destination("tls", "127.0.0.9", 5061, "127.0.0.9")]
+    found = await pusher.locate(target, PushOptions(proxy="127.0.0.9", transport="tcp"))
+    assert [d.transport for d in found] == ["tls"]
+    outcome = await pusher.push(
+        target, Secret("x"), url_payload("http://127.0.0.1:9/x"),
+        options=PushOptions(proxy="127.0.0.9", transport="udp"),
+    )  # fmt: skip
+    assert outcome.status == "unreachable"
+    assert "a sips: URI needs TLS, which udp cannot carry" in (outcome.detail or "")

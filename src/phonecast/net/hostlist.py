@@ -116,8 +116,15 @@ def parse_host_list(text: str) -> tuple[HostEntry, ...]:
         _check_host(entry, index, host, bracketed=entry.startswith("["))
         port, priority, weight = 0, 0, 1
         addresses: tuple[str, ...] = ()
-        for part in [p for p in rest.split(":")[1:]] if rest else []:
+        parts = rest.split(":")[1:] if rest else []
+        while parts:
+            part = parts.pop(0)
             key, eq, value = part.partition("=")
+            if key == "A":
+                # IPv6 addresses hold colons: what follows up to the next
+                # field (a part with "=") is the list's, bracketed or not.
+                while parts and "=" not in parts[0]:
+                    value += ":" + parts.pop(0)
             if not eq:
                 port = _number(entry, index, "port", key, 65535)
             elif key == "p":
@@ -125,7 +132,11 @@ def parse_host_list(text: str) -> tuple[HostEntry, ...]:
             elif key == "w":
                 weight = _number(entry, index, "weight", value, 65535)
             elif key == "A":
-                addresses = tuple(a.strip() for a in value.split(",") if a.strip())
+                addresses = tuple(
+                    a.strip().removeprefix("[").removesuffix("]")
+                    for a in value.split(",")
+                    if a.strip()
+                )
                 for addr in addresses:
                     try:
                         ipaddress.ip_address(addr)
@@ -146,14 +157,17 @@ def order_srv(records: Sequence[W], rng: random.Random) -> list[W]:
         group = [r for r in records if r.priority == priority]
         group.sort(key=lambda r: r.weight != 0)  # zero weights first
         while group:
-            total = sum(r.weight for r in group)
-            pick = rng.uniform(0, total) if total else 0.0
+            # An integer, as RFC 2782 has it.  From 0 only while a weight-0
+            # record is left (first in the group): 0 picks it, one chance in
+            # sum + 1, which a float from uniform() never gave.  From 1
+            # otherwise, so that the first record is not favoured by the
+            # extra number.
+            low = 0 if group[0].weight == 0 else 1
+            pick = rng.randint(low, max(low, sum(r.weight for r in group)))
             running = 0
             for i, r in enumerate(group):
                 running += r.weight
                 if running >= pick:
                     out.append(group.pop(i))
                     break
-            else:  # pragma: no cover - float edge: take the last
-                out.append(group.pop())
     return out

@@ -97,6 +97,16 @@ async def _query(resolver: Resolver, name: str, rdtype: str) -> list[Any]:
     return list(answer)
 
 
+def _spoken(transport: str) -> str:
+    """``transport`` in lower case, if it is one we speak."""
+    chosen = transport.lower()
+    if chosen not in SPOKEN_TRANSPORTS:
+        raise LocateError(
+            f"transport {chosen!r} is not one we speak ({', '.join(SPOKEN_TRANSPORTS)})"
+        )
+    return chosen
+
+
 async def resolve_addresses(resolver: Resolver, name: str) -> list[str]:
     """A and AAAA of ``name`` (IPv4 first)."""
     if name.lower() in ("localhost", "localhost."):
@@ -113,14 +123,33 @@ async def _srv_targets(
     rng: random.Random,
     server_name: str,
     source: str = "srv",
+    seen: list[str] | None = None,
 ) -> list[Target]:
-    """Addresses of the SRV records of ``srv_name``, in RFC 2782 order."""
+    """Addresses of the SRV records of ``srv_name``, in RFC 2782 order.
+
+    ``srv_name`` is added to ``seen`` if it has any record at all: RFC 3263
+    4.2 falls back to the name's A records only where no SRV record exists.
+    A target of ``.`` says the service is "decidedly not available" there
+    (RFC 2782), and is no address; it once sent the push to the domain's A
+    record (its web server, say)."""
     out: list[Target] = []
-    for rec in order_srv(await _query(resolver, srv_name, "SRV"), rng):
+    records = await _query(resolver, srv_name, "SRV")
+    if records and seen is not None:
+        seen.append(srv_name)
+    for rec in order_srv(records, rng):
         target = str(rec.target).rstrip(".")
+        if not target:
+            continue
         for addr in await resolve_addresses(resolver, target):
             out.append(Target(addr, int(rec.port), transport, source, server_name))
     return out
+
+
+def _no_service(seen: list[str]) -> LocateError:
+    return LocateError(
+        f"{', '.join(seen)}: SRV records, but none names a reachable server"
+        " (a target '.' says there is no such service)"
+    )
 
 
 async def locate(
@@ -133,13 +162,18 @@ async def locate(
     """Ordered targets for ``uri`` (RFC 3263 section 4)."""
     rng = rng or random.Random()
     host = uri.maddr or uri.hostname
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]  # an IPv6 maddr (maddr = host, RFC 3261 19.1.1)
     chosen: str | None = transport or uri.transport or ("tls" if uri.secure else None)
     if chosen is not None:
-        chosen = chosen.lower()
-        if chosen not in SPOKEN_TRANSPORTS:
-            raise LocateError(
-                f"transport {chosen!r} is not one we speak ({', '.join(SPOKEN_TRANSPORTS)})"
-            )
+        chosen = _spoken(chosen)
+        if uri.secure and chosen != "tls":
+            # RFC 3261 26.2.2: a sips URI is TLS on every hop.  Its
+            # ";transport=tcp" names TLS's own transport, and went out in
+            # clear; UDP cannot carry TLS at all.
+            if chosen != "tcp":
+                raise LocateError(f"a sips: URI needs TLS, which {chosen} cannot carry")
+            chosen = "tls"
     if _is_ip(host):
         t = chosen or "udp"
         return [Target(host, uri.port or default_port(t), t, "literal", uri.hostname)]
@@ -150,6 +184,7 @@ async def locate(
         if not addrs:
             raise LocateError(f"{host} has no A or AAAA record")
         return [Target(a, uri.port, t, "a", host) for a in addrs]
+    seen_srv: list[str] = []
     if chosen is None:
         for rec in sorted(
             await _query(resolver, host, "NAPTR"), key=lambda r: (r.order, r.preference)
@@ -159,18 +194,24 @@ async def locate(
             if naptr_t is None or (uri.secure and naptr_t != "tls"):
                 continue
             replacement = str(rec.replacement).rstrip(".")
-            found = await _srv_targets(resolver, replacement, naptr_t, rng, host, "naptr")
+            found = await _srv_targets(resolver, replacement, naptr_t, rng, host, "naptr", seen_srv)
             if found:
                 return found
         for t in ("tls",) if uri.secure else ("udp", "tcp", "tls"):
-            found = await _srv_targets(resolver, f"{_SRV_PREFIX[t]}.{host}", t, rng, host)
+            found = await _srv_targets(
+                resolver, f"{_SRV_PREFIX[t]}.{host}", t, rng, host, seen=seen_srv
+            )
             if found:
                 return found
         chosen = "tls" if uri.secure else "udp"
     else:
-        found = await _srv_targets(resolver, f"{_SRV_PREFIX[chosen]}.{host}", chosen, rng, host)
+        found = await _srv_targets(
+            resolver, f"{_SRV_PREFIX[chosen]}.{host}", chosen, rng, host, seen=seen_srv
+        )
         if found:
             return found
+    if seen_srv:
+        raise _no_service(seen_srv)
     addrs = await resolve_addresses(resolver, host)
     if not addrs:
         raise LocateError(f"{host} has no NAPTR, SRV, A or AAAA record")
@@ -192,12 +233,19 @@ async def locate_host_list(
     port 0 is first tried as an SRV name (``_sip._udp.<name>``), then A/AAAA.
     """
     rng = rng or random.Random()
-    t = transport or "udp"
+    t = _spoken(transport or "udp")
     out: list[Target] = []
+    failures: list[str] = []
     for entry in order_srv(list(parse_host_list(text)), rng):
-        out.extend(await _entry_targets(entry, t, resolver, rng))
+        # One entry's DNS failing (a timeout, no such service) is what the
+        # list's later entries are there for: it once ended the whole list.
+        try:
+            out.extend(await _entry_targets(entry, t, resolver, rng))
+        except LocateError as exc:
+            failures.append(str(exc))
     if not out:
-        raise LocateError(f"no address for any entry of {text!r}")
+        why = f": {'; '.join(failures)}" if failures else ""
+        raise LocateError(f"no address for any entry of {text!r}{why}")
     return out
 
 
@@ -212,9 +260,12 @@ async def _entry_targets(
     resolver = resolver or dns.asyncresolver.Resolver()
     if entry.port == 0:
         srv_name = f"{_SRV_PREFIX[transport]}.{entry.host}"
-        found = await _srv_targets(resolver, srv_name, transport, rng, entry.host)
+        seen: list[str] = []
+        found = await _srv_targets(resolver, srv_name, transport, rng, entry.host, seen=seen)
         if found:
             return found
+        if seen:
+            raise _no_service(seen)
     return [
         Target(a, port, transport, "a", entry.host)
         for a in await resolve_addresses(resolver, entry.host)
