@@ -394,3 +394,63 @@ async def test_a_sips_push_goes_to_its_proxy_over_tls() -> None:
     )  # fmt: skip
     assert outcome.status == "unreachable"
     assert "a sips: URI needs TLS, which udp cannot carry" in (outcome.detail or "")
+
+
+async def test_a_proxys_407_then_the_phones_401_are_both_answered() -> None:
+    """RFC 3261 22.3: challenged by an outbound proxy (407) and then by the
+    phone (401), a UAC sends both credentials.  The 401 after a 407 was
+    reported as the phone refusing the credentials, and the retry would
+    have dropped the Proxy-Authorization.  One endpoint plays both."""
+    from phonecast.sip.digest import DigestServer, parse_credentials
+
+    proxy_auth = DigestServer("proxy.example", secret=b"p" * 32)
+    phone_auth = DigestServer("phone", secret=b"f" * 32)
+    seen: list[tuple[int, int]] = []
+
+    def handler(request: Request, handle: ServerHandle, flow: Flow) -> None:
+        now = server.now()
+        proxy = request.get_all("Proxy-Authorization")
+        phone = request.get_all("Authorization")
+        seen.append((len(proxy), len(phone)))
+        if not proxy or not proxy_auth.verify(
+            parse_credentials(proxy[0], "Proxy-Authorization"),
+            method="NOTIFY", now=now, password="pw",
+        ).ok:  # fmt: skip
+            challenge = ("Proxy-Authenticate", str(proxy_auth.challenge(now)))
+            handle.respond(make_response(request, 407, to_tag="x", headers=[challenge]))
+        elif (
+            not phone
+            or not phone_auth.verify(
+                parse_credentials(phone[0]), method="NOTIFY", now=now, password="pw"
+            ).ok
+        ):
+            challenge = ("WWW-Authenticate", str(phone_auth.challenge(now)))
+            handle.respond(make_response(request, 401, to_tag="x", headers=[challenge]))
+        else:
+            handle.respond(make_response(request, 200, to_tag="x"))
+
+    server = SipEndpoint(handler=handler)
+    _, port = await server.listen_udp("127.0.0.1", 0)
+    pusher = await _pusher()
+    try:
+        out = await pusher.push(
+            SipUri("phone.invalid", "1001"), Secret("pw"), url_payload("http://127.0.0.1:9/a"),
+            options=PushOptions(proxy=f"127.0.0.1:{port}", timeout=2),
+        )  # fmt: skip
+        assert out.delivered and out.requests == 3, out
+        assert seen == [(0, 0), (1, 0), (1, 1)]
+        seen.clear()
+        # A proxy refusing its credentials says so, not "the phone".
+        out = await pusher.push(
+            SipUri("phone.invalid", "1001"), Secret("wrong"), url_payload("http://127.0.0.1:9/a"),
+            options=PushOptions(proxy=f"127.0.0.1:{port}", timeout=2),
+        )  # fmt: skip
+        assert (out.status, out.code, out.detail) == (
+            "auth_rejected",
+            407,
+            "the proxy refused the credentials",
+        ), out
+        assert seen == [(0, 0), (1, 0)]
+    finally:
+        await pusher.endpoint.close()
+        await server.close()

@@ -1149,3 +1149,15 @@ def test_challenge_text_is_the_challenge_written_out(
     server.opaque = "op-2"
     (read,) = parse_challenges(server.challenge_text(NOW, stale=stale))
     assert (read.realm, read.opaque) == ("renamed", "op-2")
+
+
+def test_the_repr_of_other_schemes_credentials_shows_no_secret() -> None:
+    """Basic's token68 is base64 of user:password; its repr printed it."""
+    import base64
+
+    from phonecast.sip.digest import parse_credentials
+
+    token = base64.b64encode(b"1001:hunter2-Very-Secret").decode()
+    for value in (f"Basic {token}", f"Bearer {token}", f"Other secret={token}"):
+        creds = parse_credentials(value)
+        assert token not in repr(creds) and "hunter2" not in repr(creds), repr(creds)

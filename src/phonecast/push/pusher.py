@@ -30,6 +30,7 @@ from phonecast.credentials import Secret
 from phonecast.net.endpoint import SipEndpoint
 from phonecast.push.payload import Payload, PayloadError, check_header_value
 from phonecast.sip import Request, Response, SipError, SipUri, token_hex
+from phonecast.sip.digest import DigestClient
 
 #: RFC 3261 18.1.1: a UDP request within 200 octets of the path MTU (1500)
 #: must go over a congestion-controlled transport instead.
@@ -274,8 +275,14 @@ class Pusher:
         cseq = 1
         requests = 0
         challenged = False
-        authorization: tuple[str, str] | None = None
-        stale_retry_used = False
+        # Authorization for the phone (401) and Proxy-Authorization for an
+        # authenticating outbound proxy (407, RFC 3261 22.3): a push through
+        # such a proxy answers both, and sends both from then on.  One header
+        # once stood for either, and the phone's 401 after the proxy's 407
+        # was reported as the phone refusing the credentials.
+        authorization: dict[str, str] = {}
+        clients: dict[str, DigestClient] = {}  # by header: each counts its nc
+        stale_retried: set[str] = set()
         while True:
             request, transport = self._build(
                 target, dest, payload, opts, call_id, from_tag, cseq, route, authorization
@@ -306,24 +313,39 @@ class Pusher:
                 )
             code = response.status_code
             if code in (401, 407):
-                # Answer a fresh challenge once; answer again only a stale one
-                # (right password, expired nonce), and only once: no loops.
-                retry_stale = (
-                    authorization is not None and not stale_retry_used and _is_stale(response)
-                )
-                if authorization is not None and not retry_stale:
-                    return _auth_rejected(response, requests, "the phone refused the credentials")
-                stale_retry_used = stale_retry_used or retry_stale
+                # Answer each one's fresh challenge once; answer again only a
+                # stale one (right password, expired nonce), and only once:
+                # no loops (four requests more at most).
+                header = "Authorization" if code == 401 else "Proxy-Authorization"
+                answered = header in authorization
+                retry_stale = answered and header not in stale_retried and _is_stale(response)
+                if answered and not retry_stale:
+                    who = "phone" if code == 401 else "proxy"
+                    return _auth_rejected(response, requests, f"the {who} refused the credentials")
+                if retry_stale:
+                    stale_retried.add(header)
                 challenged = True
+                client = clients.get(header)
+                if client is None:
+                    client = clients[header] = DigestClient(user, password.reveal())
                 try:
-                    authorization = _authorize(response, request, user, password)
+                    authorization[header] = client.authorize(response, request)[1]
+                    # The other one's nonce is answered again, with its next
+                    # nc: the same credentials twice are a replay.
+                    for other, earlier in clients.items():
+                        if other != header:
+                            again = earlier.respond_again(
+                                method=request.method, uri=str(request.uri), body=request.body
+                            )
+                            if again is not None:
+                                authorization[other] = str(again)
                 except SipError as exc:
                     return _auth_rejected(response, requests, f"cannot answer the challenge: {exc}")
                 cseq += 1
                 continue
             if 200 <= code < 300:
                 return _Result("final", code, response.reason, "delivered", requests, challenged)
-            status = "auth_rejected" if code == 403 and authorization is not None else "rejected"
+            status = "auth_rejected" if code == 403 and authorization else "rejected"
             return _Result("final", code, response.reason, status, requests, challenged)
 
     def _build(
@@ -336,7 +358,7 @@ class Pusher:
         from_tag: str,
         cseq: int,
         route: str | None,
-        authorization: tuple[str, str] | None,
+        authorization: dict[str, str],
     ) -> tuple[Request, str]:
         def build(transport: str) -> Request:
             return self._request(
@@ -360,7 +382,7 @@ class Pusher:
         from_tag: str,
         cseq: int,
         route: str | None,
-        authorization: tuple[str, str] | None,
+        authorization: dict[str, str],
     ) -> Request:
         ep = self.endpoint
         via = ep.top_via(transport)
@@ -381,8 +403,7 @@ class Pusher:
             headers.append(("Subscription-State", opts.subscription_state))
         headers.append(("User-Agent", opts.user_agent))
         headers += opts.extra_headers
-        if authorization is not None:
-            headers.append(authorization)
+        headers += authorization.items()
         if payload.body and payload.content_type:
             headers.append(("Content-Type", payload.content_type))
         headers.append(("Content-Length", str(len(payload.body))))
@@ -466,12 +487,3 @@ def _is_stale(response: Response) -> bool:
             except SipError:
                 continue
     return False
-
-
-def _authorize(
-    response: Response, request: Request, user: str, password: Secret
-) -> tuple[str, str]:
-    """The Authorization (or Proxy-Authorization) header answering ``response``."""
-    from phonecast.sip.digest import authorize
-
-    return authorize(response, request, user, password.reveal())

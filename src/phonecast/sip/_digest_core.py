@@ -407,10 +407,11 @@ class Credentials:
     """One Authorization / Proxy-Authorization value.
 
     ``response`` is kept out of ``repr`` (it is a password-equivalent for
-    offline guessing).  ``nc`` is kept exactly as received, because the
-    response was hashed over that spelling; :class:`DigestClient` always
-    writes it as 8 lowercase hex digits.  ``username`` holds the userhash
-    when ``userhash`` is true.
+    offline guessing), and so are ``token68`` and other schemes' ``params``
+    (Basic's token68 is the password itself, base64-encoded).  ``nc`` is
+    kept exactly as received, because the response was hashed over that
+    spelling; :class:`DigestClient` always writes it as 8 lowercase hex
+    digits.  ``username`` holds the userhash when ``userhash`` is true.
     """
 
     scheme: str = "Digest"
@@ -425,8 +426,8 @@ class Credentials:
     qop: str | None = None
     nc: str | None = None
     userhash: bool = False
-    params: Params = ()
-    token68: str | None = None
+    params: Params = field(default=(), repr=False)
+    token68: str | None = field(default=None, repr=False)
 
     def __init__(  # written out: see Challenge.__init__
         self,
