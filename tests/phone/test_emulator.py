@@ -529,3 +529,74 @@ async def test_a_fetched_url_s_password_is_not_in_the_events(rig: Rig) -> None:
     (started,) = rig.kinds("fetch_started")
     assert started["url"] == url.replace("http://", "http://u:***@", 1)
     assert rig.kinds("fetch_finished")[0]["url"] == started["url"]
+
+
+def _with_header(request: Request, *headers: tuple[str, str]) -> bytes:
+    """``request``'s bytes with ``headers`` added before the body."""
+    head, _, body = bytes(request).partition(b"\r\n\r\n")
+    extra = "".join(f"\r\n{name}: {value}" for name, value in headers).encode()
+    return head + extra + b"\r\n\r\n" + body
+
+
+async def test_each_phone_challenges_with_its_own_realm_and_algorithm() -> None:
+    """One digest authority per host took the first phone's settings: a
+    phone set to realm "b-realm" and SHA-256 challenged as "phonecast" with
+    MD5, and its own credentials could never have passed."""
+    from phonecast.phone.config import PhoneSettings
+    from phonecast.sip.digest import parse_challenges
+
+    host = PhoneHost()
+    await host.start()
+    pa, pb = _free_ports(2)
+    await host.add_phone(
+        PhoneConfig("a", "127.0.0.1", (LineConfig("1001", Secret("pw"), pa),), PhoneSettings())
+    )
+    b_settings = PhoneSettings(realm="b-realm", algorithm="SHA-256")
+    await host.add_phone(
+        PhoneConfig("b", "127.0.0.1", (LineConfig("2001", Secret("pw"), pb),), b_settings)
+    )
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    me = sock.getsockname()[1]
+    try:
+        for port, user, realm, algorithm in ((pa, "1001", "phonecast", "MD5"),
+                                             (pb, "2001", "b-realm", "SHA-256")):  # fmt: skip
+            request = _notify(port, user, f"z9hG4bKrealm{user}", me)
+            challenge = await _exchange(sock, bytes(request), port)
+            assert challenge.status_code == 401
+            (offered,) = parse_challenges(challenge.get_all("WWW-Authenticate")[0])
+            assert (offered.realm, offered.algorithm) == (realm, algorithm)
+            retry = _notify(port, user, f"z9hG4bKrealm{user}b", me, cseq=2)
+            header = authorize(challenge, retry, user, "pw")
+            assert (await _exchange(sock, _with_header(retry, header), port)).status_code == 200
+    finally:
+        sock.close()
+        await host.close()
+
+
+async def test_the_authorization_for_the_phones_realm_is_used_among_several(rig: Rig) -> None:
+    """RFC 3261 22.3: one Authorization per realm.  Only the first was read:
+    credentials for another realm (or a header that does not parse) before
+    the phone's own got a 401."""
+    port = rig.ports[0]
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    me = sock.getsockname()[1]
+    other = (
+        "Authorization",
+        'Digest username="1001", realm="other-uas", nonce="xyz", uri="sip:1001@127.0.0.1",'
+        ' response="00000000000000000000000000000000"',
+    )
+    broken = ("Authorization", 'Digest username="1001", realm=')
+    try:
+        for n, first in enumerate((other, broken)):
+            request = _notify(port, "1001", f"z9hG4bKmulti{n}", me, cseq=10 * n + 1)
+            challenge = await _exchange(sock, bytes(request), port)
+            retry = _notify(port, "1001", f"z9hG4bKmulti{n}b", me, cseq=10 * n + 2)
+            header = authorize(challenge, retry, "1001", "secret")
+            answer = await _exchange(sock, _with_header(retry, first, header), port)
+            assert answer.status_code == 200, answer
+    finally:
+        sock.close()

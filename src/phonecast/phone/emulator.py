@@ -3,7 +3,8 @@
 One :class:`PhoneHost` runs any number of phones (a single ``phonecast
 phone`` or a ``phonecast fleet`` of thousands) on ONE
 :class:`~phonecast.net.endpoint.SipEndpoint`: one UDP socket per line, one
-transaction table, one timer heap, one digest authority, one HTTP client.
+transaction table, one timer heap, one HTTP client, and a digest authority
+per distinct realm, algorithm and nonce lifetime (``authorities.py``).
 Requests are dispatched by the local address they arrived on.
 
 XML-Service NOTIFY, as the seed describes it: without valid credentials the
@@ -35,6 +36,7 @@ from phonecast.net.endpoint import DEFAULT_MAX_SERVER_TRANSACTIONS, ServerHandle
 from phonecast.net.limits import DEFAULT_STREAM_LIMITS, StreamLimits
 from phonecast.net.timers import Timer
 from phonecast.net.transport import Address, Flow
+from phonecast.phone.authorities import DigestAuthorities, credentials_for_realm
 from phonecast.phone.bodies import INTERNAL_SCHEMES, page_refusal, xml_service_items
 from phonecast.phone.call_driver import CallDriver
 from phonecast.phone.calls import ALLOW_HANDLED, CallAgent, CallSettings
@@ -83,6 +85,9 @@ class LineState:
     phone: PhoneState
     config: LineConfig
     ha1: str = field(repr=False)
+    #: The authority of the phone's own settings (realm, algorithm, nonce
+    #: lifetime), which ``ha1`` was computed for.
+    digest: DigestServer
     bind: bytes = b""
 
 
@@ -145,6 +150,7 @@ class PhoneHost:
         self.max_server_transactions = max_server_transactions
         self.fetcher: PageFetcher = fetcher or Fetcher()
         self._digest = digest
+        self._digests = DigestAuthorities()
         self.rng = rng or random.Random()
         self.on_screen = on_screen
         self.endpoint: SipEndpoint | None = None
@@ -193,13 +199,9 @@ class PhoneHost:
         )
 
     def digest_for(self, phone: PhoneConfig) -> DigestServer:
-        """The digest authority (one per host; settings of the first phone)."""
-        if self._digest is None:
-            s = phone.settings
-            self._digest = DigestServer(
-                s.realm, lifetime=s.nonce_lifetime, algorithm=s.algorithm, strict_uri=s.strict_uri
-            )
-        return self._digest
+        """The digest authority for ``phone``'s settings (or the one given
+        to the host, for all): see :class:`DigestAuthorities`."""
+        return self._digest or self._digests.for_settings(phone.settings)
 
     async def add_phone(self, config: PhoneConfig) -> PhoneState:
         """Bind every line of ``config`` and start answering."""
@@ -230,7 +232,9 @@ class PhoneHost:
             ha1 = compute_ha1(
                 digest.algorithm, line.digest_user, digest.realm, line.password.reveal()
             )
-            self.lines[local] = LineState(phone, line, ha1, f"{config.name}/{line.user}".encode())
+            self.lines[local] = LineState(
+                phone, line, ha1, digest, f"{config.name}/{line.user}".encode()
+            )
         return phone
 
     async def register(self, phone: PhoneState) -> list[int | None]:
@@ -441,13 +445,18 @@ class PhoneHost:
 
     def _authenticated(self, line: LineState, request: Request, handle: ServerHandle) -> bool:
         assert self.endpoint is not None
-        digest = self.digest_for(line.phone.config)
+        digest = line.digest
         now = self.endpoint.now()
         name = line.phone.config.name
         try:
             creds = request.authorization
         except SipError:
             creds = None
+        if creds is None or creds.realm != digest.realm:
+            # RFC 3261 22.3: one Authorization per realm.  The first one
+            # only was read, and credentials for another realm before the
+            # phone's own (or a first one that does not parse) got a 401.
+            creds = credentials_for_realm(request, digest.realm) or creds
         if creds is None:
             reason, stale = "no-credentials", False
         else:
