@@ -1161,3 +1161,43 @@ def test_the_repr_of_other_schemes_credentials_shows_no_secret() -> None:
     for value in (f"Basic {token}", f"Bearer {token}", f"Other secret={token}"):
         creds = parse_credentials(value)
         assert token not in repr(creds) and "hunter2" not in repr(creds), repr(creds)
+
+
+_STAR = (
+    "Digest username*=UTF-8''J%C3%A4s%C3%B8n%20Doe, realm=\"api@example.org\","
+    ' uri="/doe.json", qop=auth, nc=00000001,'
+    ' cnonce="NTg6RKcb9boFIAS3KrFK9BGeh+iDa/sm6jUMp2wds69v",'
+    ' nonce="5TsQWLVdgBdmrQ0XsxbDODV+57QdFR34I9HAbC/RVvkK",'
+    ' opaque="HRPCssKJSGjCrkzDg8OhwpzCiGPChXYjwrI2QmXDnsOS",'
+    ' response="3798d4131c277846293534c3edc11bd8a5e4cdcbff78b05db9d95eeb1cec68a5",'
+    " algorithm=SHA-512-256"
+)
+
+
+def test_username_star_is_decoded_as_the_username() -> None:
+    """RFC 7616 3.4.4 (its example in 3.9.2): username*, an RFC 8187
+    ext-value, was refused as credentials lacking a username."""
+    from phonecast.sip.digest import parse_credentials
+
+    creds = parse_credentials(_STAR)
+    assert creds.username == "J\u00e4s\u00f8n Doe"
+    assert all(name.lower() != "username*" for name, _ in creds.params)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("username*=", 'username="x", username*='), "username and username\\* together"),
+        (("algorithm=", "userhash=true, algorithm="), "username\\* with userhash=true"),
+        (("UTF-8''", "UTF-16''"), "not charset'language'value"),
+        (("UTF-8''", ""), "not charset'language'value"),
+        (("%C3%A4", "*"), "characters RFC 8187 does not allow"),
+        (("%C3%A4", "%C3"), "not valid utf-8"),
+    ],
+)
+def test_a_bad_username_star_is_named(change: tuple[str, str], message: str) -> None:
+    from phonecast.sip.digest import parse_credentials
+    from phonecast.sip.errors import HeaderError
+
+    with pytest.raises(HeaderError, match=message):
+        parse_credentials(_STAR.replace(*change, 1))

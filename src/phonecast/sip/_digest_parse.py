@@ -16,6 +16,7 @@ parameters, a malformed ``nc``, text after a value).
 from __future__ import annotations
 
 import re
+import urllib.parse
 from typing import Final
 
 from phonecast.sip import _abnf
@@ -380,9 +381,12 @@ def _credentials(raw: _Raw, reader: _Reader) -> Credentials:
     if raw.token68 is not None:
         raise reader.fail("the Digest scheme takes parameters, not a token68")
     f, rest = _typed(raw, CREDENTIAL_FIELDS, reader)
+    username = f.get("username")
+    if any(name.lower() == "username*" for name, _ in rest):
+        username, rest = _extended_username(f, rest, reader)
     return Credentials(
         scheme=raw.scheme,
-        username=f.get("username"),
+        username=username,
         realm=f.get("realm"),
         nonce=f.get("nonce"),
         uri=f.get("uri"),
@@ -395,6 +399,36 @@ def _credentials(raw: _Raw, reader: _Reader) -> Credentials:
         userhash=_flag(f.get("userhash")),
         params=rest,
     )
+
+
+#: RFC 8187 value-chars: attr-char or a percent-encoded octet.
+_EXT_VALUE_RE: Final = re.compile(r"(?:[A-Za-z0-9!#$&+\-.^_`|~]|%[0-9A-Fa-f]{2})*")
+
+
+def _extended_username(f: dict[str, str], rest: Params, reader: _Reader) -> tuple[str, Params]:
+    """RFC 7616 3.4.4: ``username*`` (an RFC 8187 ext-value, for a name
+    that a quoted string cannot carry), decoded; instead of ``username``,
+    never with it or with ``userhash=true``.  It was refused as credentials
+    lacking a username."""
+    given = [wire for name, wire in rest if name.lower() == "username*"]
+    if len(given) > 1:
+        raise reader.fail("duplicate parameter 'username*'")
+    if "username" in f:
+        raise reader.fail("username and username* together (RFC 7616 3.4.4)")
+    if _flag(f.get("userhash")):
+        raise reader.fail("username* with userhash=true (RFC 7616 3.4.4)")
+    charset, quote1, after = given[0].partition("'")
+    _language, quote2, encoded = after.partition("'")
+    charset = charset.lower()
+    if not (quote1 and quote2) or charset not in ("utf-8", "iso-8859-1"):
+        raise reader.fail("username* is not charset'language'value in UTF-8 (RFC 8187)")
+    if not _EXT_VALUE_RE.fullmatch(encoded):
+        raise reader.fail("username* holds characters RFC 8187 does not allow")
+    try:
+        name = urllib.parse.unquote_to_bytes(encoded).decode(charset)
+    except UnicodeDecodeError:
+        raise reader.fail(f"username* is not valid {charset}") from None
+    return name, tuple((n, w) for n, w in rest if n.lower() != "username*")
 
 
 def parse_credentials(value: str, header: str = "Authorization") -> Credentials:
