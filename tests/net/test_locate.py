@@ -23,6 +23,8 @@ def dns_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "--srv-host=_sip._udp.phones.test,pbx2.phones.test,5072,1,1",
         "--srv-host=_sip._tcp.tcponly.test,pbx2.phones.test,5080,0,1",
         "--naptr-record=naptr.test,10,50,s,SIP+D2T,,_sip._tcp.tcponly.test",
+        # A NAPTR flagged "a" ahead of the "s" one: not an SRV name.
+        "--naptr-record=naptr.test,5,50,a,SIP+D2U,,_sip._udp.phones.test",
         "--srv-host=_sip._udp.hl.test,pbx1.phones.test,5090,0,1",
         # SRV records whose target is "." (no such service), and an A record
         # of the same name (its web server): the A record is not a SIP server.

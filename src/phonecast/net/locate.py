@@ -193,6 +193,10 @@ async def locate(
             naptr_t = _NAPTR_SERVICES.get(service)
             if naptr_t is None or (uri.secure and naptr_t != "tls"):
                 continue
+            if not isinstance(rec.flags, bytes) or rec.flags.lower() != b"s":
+                # RFC 3263 4.1: the replacement is an SRV name only under
+                # flag "s"; another flag (a terminal "a", a rewrite) is not.
+                continue
             replacement = str(rec.replacement).rstrip(".")
             found = await _srv_targets(resolver, replacement, naptr_t, rng, host, "naptr", seen_srv)
             if found:
