@@ -122,3 +122,25 @@ def test_emulator_registers_with_digest_and_is_reached_through_kamailio(
     assert any(e["event"] == "registered" and e["code"] == 200 for e in seen)
     notifies = [e for e in seen if e["event"] == "request" and e["method"] == "NOTIFY"]
     assert notifies and all(e["transport"] == transport for e in notifies)
+
+
+def test_a_push_through_kamailio_demanding_proxy_auth_answers_it_and_the_phone(
+    tmp_path: Path,
+) -> None:
+    """RFC 3261 22.3 with a real proxy: Kamailio answers the push 407, the
+    phone behind it 401, and the third NOTIFY carries both credentials,
+    the proxy's with its next nc (Kamailio checks nc).  The 401 was
+    reported as the phone refusing the credentials."""
+    require_binary("kamailio")
+    phone_port = free_udp_port()
+    events = tmp_path / "events.jsonl"
+    with (
+        kamailio("kamailio_proxy_auth.cfg", tmp_path) as port,
+        emulated_phone(f"1001:secret@{phone_port}", events=events),
+    ):
+        assert asyncio.run(_register(port, phone_port)) == 200
+        report = _push_to_the_aor(port)
+        assert report["requests"] == 3, report
+    seen = [json.loads(line) for line in events.read_text().splitlines()]
+    verdicts = [e["ok"] for e in seen if e["event"] == "auth"]
+    assert verdicts == [False, True], verdicts
