@@ -183,6 +183,19 @@ def test_bye_ends_call_then_481() -> None:
     assert agent.on_bye(_req("BYE", 3, to_tag=tag)).status_code == 481
 
 
+def test_a_bye_with_a_lower_cseq_is_500_and_the_call_stays_up() -> None:
+    """RFC 3261 12.2.2: a BYE is an in-dialog request like any other; one
+    with a CSeq below the last (an old copy) must not end the call."""
+    agent = _agent()
+    tag = _call(agent).to.tag
+    agent.on_ack(_req("ACK", 1, to_tag=tag))
+    assert agent.on_update(_req("UPDATE", 5, to_tag=tag)).status_code == 200
+    assert agent.on_bye(_req("BYE", 3, to_tag=tag)).status_code == 500
+    assert agent.busy and len(agent.dialogs) == 1
+    assert agent.on_bye(_req("BYE", 6, to_tag=tag)).status_code == 200
+    assert not agent.busy
+
+
 def test_unacknowledged_call_ends_and_frees_the_phone() -> None:
     agent = _agent()
     ok = _call(agent)

@@ -282,10 +282,17 @@ class CallAgent:
 
     def on_bye(self, request: Request) -> Response:
         """200 and the end of the call, or 481 outside a dialog.  A BYE in an
-        early dialog also ends the ringing: see :meth:`cancel`."""
+        early dialog also ends the ringing: see :meth:`cancel`.  Its CSeq is
+        checked like any in-dialog request's: one lower than the last is
+        refused 500 and the call stays up (RFC 3261 12.2.2), as an old copy
+        of a BYE must not end a call that went on after it."""
         dialog = self.dialogs.for_request(request)
         if dialog is None:
             return make_response(request, 481)
+        try:
+            dialog = dialog.receive_request(request)
+        except ValidationError as exc:
+            return error_response(request, exc)
         self.dialogs.put(dialog.terminated())
         self.busy_reasons.discard(_call_key(dialog.id))
         return make_response(request, 200)
