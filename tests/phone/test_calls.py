@@ -196,6 +196,21 @@ def test_a_bye_with_a_lower_cseq_is_500_and_the_call_stays_up() -> None:
     assert not agent.busy
 
 
+def test_an_rfc_2543_invite_without_a_from_tag_is_a_call() -> None:
+    """RFC 4475 3.4.1 (inv2543): no From tag is a valid RFC 2543 INVITE;
+    the phone rings and answers it in a dialog with a null remote tag
+    (RFC 3261 12.1.1), and that peer's BYE, untagged too, ends it."""
+    agent = _agent()
+    untagged = "<sip:caller@127.0.0.1>"
+    ring = _ring(agent, _req("INVITE", 1, body=OFFER).with_header_replaced("From", untagged))
+    assert ring.dialog_id[2] == ""
+    ok = agent.answer(ring, ring.answer_at)
+    assert ok is not None and ok.status_code == 200
+    agent.on_ack(_req("ACK", 1, to_tag=ok.to.tag).with_header_replaced("From", untagged))
+    bye = _req("BYE", 2, to_tag=ok.to.tag).with_header_replaced("From", untagged)
+    assert agent.on_bye(bye).status_code == 200 and not agent.busy
+
+
 def test_unacknowledged_call_ends_and_frees_the_phone() -> None:
     agent = _agent()
     ok = _call(agent)

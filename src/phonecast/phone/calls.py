@@ -167,9 +167,9 @@ class CallAgent:
         except SdpError as exc:
             return InviteReply([make_response(request, 488, str(exc)[:60], to_tag=tag)])
         ringing = make_response(request, 180, to_tag=tag, headers=self._headers())
-        # Early; the INVITE's offer (if any) is owed its answer until the 200.
-        dialog = Dialog.from_uas(request, ringing)
         try:
+            # Early; the INVITE's offer (if any) is owed its answer until the 200.
+            dialog = Dialog.from_uas(request, ringing)
             self.dialogs.put(dialog)
         except ValidationError as exc:
             return InviteReply([error_response(request, exc, to_tag=tag)])
