@@ -168,6 +168,23 @@ def test_ack_without_the_answer_still_ends_the_offer() -> None:
     assert agent.on_update(_req("UPDATE", 2, to_tag=ok.to.tag, body=OFFER)).status_code == 200
 
 
+def test_only_the_ack_of_the_invite_that_carried_our_offer_ends_it() -> None:
+    """RFC 3261 13.3.1.4 / 17.1.1.3: an ACK acknowledges the 2xx of the
+    INVITE with its CSeq.  A late copy of the first INVITE's ACK does not
+    answer the offer the phone made in the 200 to a later re-INVITE."""
+    agent = _agent()
+    tag = _call(agent).to.tag
+    agent.on_ack(_req("ACK", 1, to_tag=tag))
+    reinvite, _ = agent.on_invite(_req("INVITE", 2, to_tag=tag), 3.0)  # no SDP: we offer
+    assert [r.status_code for r in reinvite] == [200]
+    agent.on_ack(_req("ACK", 1, to_tag=tag))  # stale
+    assert next(iter(agent.dialogs)).offer is OfferState.LOCAL_OFFER
+    assert agent.on_update(_req("UPDATE", 3, to_tag=tag, body=OFFER)).status_code == 491
+    agent.on_ack(_req("ACK", 2, to_tag=tag))
+    assert next(iter(agent.dialogs)).offer is OfferState.IDLE
+    assert agent.on_update(_req("UPDATE", 4, to_tag=tag, body=OFFER)).status_code == 200
+
+
 def test_reinvite_while_ringing_is_500_with_retry_after() -> None:
     agent = _agent()
     ring = _ring(agent, _req("INVITE", 1, body=OFFER))

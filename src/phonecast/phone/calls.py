@@ -31,7 +31,7 @@ an injected ``random.Random``.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final, NamedTuple
 
 from phonecast.phone.sdp import SdpError, make_answer, make_offer
@@ -191,7 +191,7 @@ class CallAgent:
         # The 200 carries the answer to the INVITE's offer, or, to an INVITE
         # without one, the phone's offer, outstanding until the ACK.
         offer = OfferState.IDLE if invite.body else OfferState.LOCAL_OFFER
-        self.dialogs.put(dialog.confirmed().with_offer(offer))
+        self.dialogs.put(_with_offer(dialog.confirmed(), offer, invite.cseq.seq))
         return make_response(
             invite,
             200,
@@ -241,7 +241,7 @@ class CallAgent:
             return error_response(request, exc)
         except SdpError as exc:
             return make_response(request, 488, str(exc)[:60])
-        self.dialogs.put(dialog.with_offer(offer_state))
+        self.dialogs.put(_with_offer(dialog, offer_state, request.cseq.seq))
         return make_response(
             request, 200, headers=self._headers(), body=body, content_type="application/sdp"
         )
@@ -265,11 +265,17 @@ class CallAgent:
         """ACK of our 2xx: the dialog is confirmed and the INVITE's offer/answer
         exchange is over (the answer to our offer, if we made one, is in it;
         an ACK without it ends the exchange too, unanswered, rather than
-        leave every later offer refused as glare)."""
+        leave every later offer refused as glare).  Only the ACK of the
+        INVITE whose 2xx carried our offer does so (RFC 3261 13.3.1.4,
+        17.1.1.3: an ACK has its INVITE's CSeq): a late copy of an earlier
+        INVITE's ACK leaves the offer outstanding."""
         dialog = self.dialogs.for_request(request)
         if dialog is None or dialog.id in self.ringing:
             return  # nothing of ours to acknowledge (an early dialog has no 2xx yet)
-        if dialog.offer is OfferState.LOCAL_OFFER:
+        if dialog.offer is OfferState.LOCAL_OFFER and _offer_cseq(dialog) in (
+            None,
+            request.cseq.seq,
+        ):
             dialog = dialog.with_offer(OfferState.IDLE)
         self.dialogs.put(dialog.receive_request(request).confirmed())
 
@@ -394,6 +400,28 @@ class CallAgent:
         return make_response(
             request, 200, headers=self._headers(), body=body, content_type="application/sdp"
         )
+
+
+#: ``Dialog.extra`` key: the CSeq of the INVITE whose 2xx carries the
+#: phone's outstanding offer, which only that INVITE's ACK answers.
+_OFFER_CSEQ: Final = "offer-cseq"
+
+
+def _with_offer(dialog: Dialog, offer: OfferState, invite_cseq: int) -> Dialog:
+    """``dialog`` in ``offer``; for our own offer (in the 2xx to the INVITE
+    numbered ``invite_cseq``), the INVITE whose ACK will answer it."""
+    kept = tuple(item for item in dialog.extra if item[0] != _OFFER_CSEQ)
+    if offer is OfferState.LOCAL_OFFER:
+        kept = (*kept, (_OFFER_CSEQ, str(invite_cseq)))
+    return replace(dialog.with_offer(offer), extra=kept)
+
+
+def _offer_cseq(dialog: Dialog) -> int | None:
+    """The CSeq of the INVITE whose ACK answers our offer, if recorded."""
+    for name, value in dialog.extra:
+        if name == _OFFER_CSEQ:
+            return int(value)
+    return None
 
 
 def _call_key(dialog_id: DialogId) -> str:
