@@ -146,6 +146,18 @@ def test_update_in_dialog_outside_and_glare() -> None:
     assert no_offer.status_code == 200 and not no_offer.body
 
 
+def test_an_update_refused_488_still_sets_the_remote_cseq() -> None:
+    """RFC 3261 12.2.2: the remote CSeq is that of every in-dialog request
+    received, one answered 488 too; a lower one afterwards gets 500."""
+    agent = _agent()
+    tag = _call(agent).to.tag
+    agent.on_ack(_req("ACK", 1, to_tag=tag))
+    bad = agent.on_update(_req("UPDATE", 10, to_tag=tag, body=b"v=0\r\nm=bogus\r\n"))
+    assert bad.status_code == 488
+    assert next(iter(agent.dialogs)).remote_seq == 10
+    assert agent.on_update(_req("UPDATE", 6, to_tag=tag, body=OFFER)).status_code == 500
+
+
 def test_invite_without_offer_gets_ours_glare_until_the_ack_settles_it() -> None:
     agent = _agent()
     ok = _call(agent, body=b"")

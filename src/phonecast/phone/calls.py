@@ -395,6 +395,9 @@ class CallAgent:
         try:
             body, _ = self._answer_or_offer(request)
         except SdpError as exc:
+            # Refused, but received: its CSeq is the dialog's now (RFC 3261
+            # 12.2.2), or a lower one after it would be taken.
+            self.dialogs.put(dialog)
             return make_response(request, 488, str(exc)[:60])
         self.dialogs.put(dialog.with_offer(OfferState.IDLE))
         return make_response(
