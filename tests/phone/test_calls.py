@@ -212,6 +212,14 @@ def test_bye_ends_call_then_481() -> None:
     assert agent.on_bye(_req("BYE", 3, to_tag=tag)).status_code == 481
 
 
+def test_a_481_outside_any_dialog_has_a_to_tag_of_its_own() -> None:
+    """RFC 3261 8.2.6.2: a final response to a request whose To has no tag
+    adds one, a 481 to a BYE or an UPDATE naming no dialog too."""
+    agent = _agent()
+    refusals = [agent.on_bye(_req("BYE", 1)), agent.on_update(_req("UPDATE", 1))]
+    assert [(r.status_code, bool(r.to.tag)) for r in refusals] == [(481, True)] * 2
+
+
 def test_a_bye_with_a_lower_cseq_is_500_and_the_call_stays_up() -> None:
     """RFC 3261 12.2.2: a BYE is an in-dialog request like any other; one
     with a CSeq below the last (an old copy) must not end the call."""

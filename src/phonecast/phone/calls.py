@@ -294,7 +294,8 @@ class CallAgent:
         of a BYE must not end a call that went on after it."""
         dialog = self.dialogs.for_request(request)
         if dialog is None:
-            return make_response(request, 481)
+            # A To tag of ours unless it has one (RFC 3261 8.2.6.2).
+            return make_response(request, 481, to_tag=self._tag())
         try:
             dialog = dialog.receive_request(request)
         except ValidationError as exc:
@@ -380,7 +381,7 @@ class CallAgent:
         """RFC 3311: see the module docstring."""
         dialog = self.dialogs.for_request(request)
         if dialog is None or dialog.state is DialogState.TERMINATED:
-            return make_response(request, 481)
+            return make_response(request, 481, to_tag=self._tag())  # 8.2.6.2, as on_bye
         try:
             dialog = dialog.receive_request(request)
         except ValidationError as exc:
