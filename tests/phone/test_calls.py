@@ -255,6 +255,17 @@ def test_unacknowledged_call_ends_and_frees_the_phone() -> None:
     assert not agent.busy and len(agent.dialogs) == 0
 
 
+@pytest.mark.parametrize(("mode", "code"), [("busy", 486), ("decline", 603)])
+def test_options_gets_the_code_an_invite_would(mode: str, code: int) -> None:
+    """RFC 3261 11.2: the response to OPTIONS is the one an INVITE would get."""
+    opts = _agent(mode).on_options(_req("OPTIONS", 1))
+    assert opts.status_code == code and opts.get("Allow") == ALLOW and opts.to.tag
+    agent = _agent()
+    tag = _call(agent).to.tag
+    assert agent.on_options(_req("OPTIONS", 1, call_id="other@x")).status_code == 486  # in a call
+    assert agent.on_options(_req("OPTIONS", 2, to_tag=tag)).status_code == 200  # in its dialog
+
+
 def test_options_and_reinvite() -> None:
     agent = _agent()
     opts: Response = agent.on_options(_req("OPTIONS", 1))

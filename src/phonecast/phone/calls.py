@@ -147,10 +147,22 @@ class CallAgent:
 
     # -------------------------------------------------------------- requests
     def on_options(self, request: Request) -> Response:
-        """200 with the capabilities a real SPA advertises."""
+        """The capabilities a real SPA advertises, with the code an INVITE
+        would get now (RFC 3261 11.2: 486 while busy, 603 declining, else
+        200), so that a peer probing the phone learns whether it can call.
+        Inside a dialog (To tag) the INVITE would be a re-INVITE: 200."""
+        code = 200 if request.to.tag else self._refusal_code() or 200
         return make_response(
-            request, 200, to_tag=self._tag(), headers=[*self._headers(), ("Accept", ACCEPT)]
+            request, code, to_tag=self._tag(), headers=[*self._headers(), ("Accept", ACCEPT)]
         )
+
+    def _refusal_code(self) -> int | None:
+        """How a new INVITE is refused now, if it is: busy (486) or declining (603)."""
+        if self.busy or self.settings.mode == "busy":
+            return 486
+        if self.settings.mode == "decline":
+            return 603
+        return None
 
     def on_invite(self, request: Request, now: float) -> InviteReply:
         """Answer an INVITE: a re-INVITE at once; a new one with a 180 (its
@@ -158,10 +170,9 @@ class CallAgent:
         if request.to.tag:
             return InviteReply([self._reinvite(request)])
         tag = self._tag()
-        if self.busy or self.settings.mode == "busy":
-            return InviteReply([make_response(request, 486, to_tag=tag)])
-        if self.settings.mode == "decline":
-            return InviteReply([make_response(request, 603, to_tag=tag)])
+        refusal = self._refusal_code()
+        if refusal is not None:
+            return InviteReply([make_response(request, refusal, to_tag=tag)])
         try:
             sdp, _ = self._answer_or_offer(request)
         except SdpError as exc:
