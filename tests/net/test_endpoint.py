@@ -464,6 +464,49 @@ async def test_byte_identical_retransmission_skips_the_parser() -> None:
         await server.close()
 
 
+@pytest.mark.parametrize("branch", [";branch=z9hG4bKinvite", ""], ids=["same-branch", "rfc2543"])
+async def test_an_ack_matching_the_invite_transaction_reaches_the_tu(branch: str) -> None:
+    """RFC 6026 7.1, 8.7: an INVITE server transaction in Accepted passes a
+    matching ACK of its 2xx to the TU.  One reusing the INVITE's branch, or
+    an RFC 2543 client's without any (matched by 17.2.3's older rules),
+    matches it; the TU must still get it, on the flow it came on, or it
+    never learns its 2xx was acknowledged."""
+    tu = Answerer()
+    server = SipEndpoint(handler=tu, timers=FAST)
+    _, sport = await server.listen_udp("127.0.0.1")
+    raw = _raw_socket()
+    via = f"SIP/2.0/UDP 127.0.0.1:{raw.getsockname()[1]}{branch}"
+
+    def request(method: str, to_tag: str = "") -> bytes:
+        return bytes(
+            Request(
+                method,
+                SipUri("127.0.0.1", "1001", port=sport),
+                [
+                    ("Via", via),
+                    ("Max-Forwards", "70"),
+                    ("From", "<sip:pc@127.0.0.1>;tag=abc"),
+                    ("To", f"<sip:1001@127.0.0.1:{sport}>{to_tag}"),
+                    ("Call-ID", "ack-matching@127.0.0.1"),
+                    ("CSeq", f"1 {method}"),
+                    ("Contact", "<sip:pc@127.0.0.1>"),
+                ],
+            )
+        )
+
+    try:
+        raw.sendto(request("INVITE"), ("127.0.0.1", sport))
+        assert (await _recv(raw)).status_code == 200
+        raw.sendto(request("ACK", ";tag=srv"), ("127.0.0.1", sport))
+        await asyncio.sleep(0.1)
+        assert [r.method for r, _ in tu.seen] == ["INVITE", "ACK"]
+        assert tu.seen[1][1].remote == raw.getsockname()
+        assert server.stats.transactions == 1  # the INVITE's, in Accepted (Timer L)
+    finally:
+        raw.close()
+        await server.close()
+
+
 async def test_a_stateless_answer_keeps_no_transaction_and_a_copy_gets_the_same_bytes() -> None:
     """RFC 3261 8.2.7: a TU may answer without a server transaction (the
     phone's challenges).  Nothing is kept but the answer's bytes: the same

@@ -146,6 +146,18 @@ def test_update_in_dialog_outside_and_glare() -> None:
     assert no_offer.status_code == 200 and not no_offer.body
 
 
+def test_an_update_refused_488_still_sets_the_remote_cseq() -> None:
+    """RFC 3261 12.2.2: the remote CSeq is that of every in-dialog request
+    received, one answered 488 too; a lower one afterwards gets 500."""
+    agent = _agent()
+    tag = _call(agent).to.tag
+    agent.on_ack(_req("ACK", 1, to_tag=tag))
+    bad = agent.on_update(_req("UPDATE", 10, to_tag=tag, body=b"v=0\r\nm=bogus\r\n"))
+    assert bad.status_code == 488
+    assert next(iter(agent.dialogs)).remote_seq == 10
+    assert agent.on_update(_req("UPDATE", 6, to_tag=tag, body=OFFER)).status_code == 500
+
+
 def test_invite_without_offer_gets_ours_glare_until_the_ack_settles_it() -> None:
     agent = _agent()
     ok = _call(agent, body=b"")
@@ -168,6 +180,23 @@ def test_ack_without_the_answer_still_ends_the_offer() -> None:
     assert agent.on_update(_req("UPDATE", 2, to_tag=ok.to.tag, body=OFFER)).status_code == 200
 
 
+def test_only_the_ack_of_the_invite_that_carried_our_offer_ends_it() -> None:
+    """RFC 3261 13.3.1.4 / 17.1.1.3: an ACK acknowledges the 2xx of the
+    INVITE with its CSeq.  A late copy of the first INVITE's ACK does not
+    answer the offer the phone made in the 200 to a later re-INVITE."""
+    agent = _agent()
+    tag = _call(agent).to.tag
+    agent.on_ack(_req("ACK", 1, to_tag=tag))
+    reinvite, _ = agent.on_invite(_req("INVITE", 2, to_tag=tag), 3.0)  # no SDP: we offer
+    assert [r.status_code for r in reinvite] == [200]
+    agent.on_ack(_req("ACK", 1, to_tag=tag))  # stale
+    assert next(iter(agent.dialogs)).offer is OfferState.LOCAL_OFFER
+    assert agent.on_update(_req("UPDATE", 3, to_tag=tag, body=OFFER)).status_code == 491
+    agent.on_ack(_req("ACK", 2, to_tag=tag))
+    assert next(iter(agent.dialogs)).offer is OfferState.IDLE
+    assert agent.on_update(_req("UPDATE", 4, to_tag=tag, body=OFFER)).status_code == 200
+
+
 def test_reinvite_while_ringing_is_500_with_retry_after() -> None:
     agent = _agent()
     ring = _ring(agent, _req("INVITE", 1, body=OFFER))
@@ -183,11 +212,58 @@ def test_bye_ends_call_then_481() -> None:
     assert agent.on_bye(_req("BYE", 3, to_tag=tag)).status_code == 481
 
 
+def test_a_481_outside_any_dialog_has_a_to_tag_of_its_own() -> None:
+    """RFC 3261 8.2.6.2: a final response to a request whose To has no tag
+    adds one, a 481 to a BYE or an UPDATE naming no dialog too."""
+    agent = _agent()
+    refusals = [agent.on_bye(_req("BYE", 1)), agent.on_update(_req("UPDATE", 1))]
+    assert [(r.status_code, bool(r.to.tag)) for r in refusals] == [(481, True)] * 2
+
+
+def test_a_bye_with_a_lower_cseq_is_500_and_the_call_stays_up() -> None:
+    """RFC 3261 12.2.2: a BYE is an in-dialog request like any other; one
+    with a CSeq below the last (an old copy) must not end the call."""
+    agent = _agent()
+    tag = _call(agent).to.tag
+    agent.on_ack(_req("ACK", 1, to_tag=tag))
+    assert agent.on_update(_req("UPDATE", 5, to_tag=tag)).status_code == 200
+    assert agent.on_bye(_req("BYE", 3, to_tag=tag)).status_code == 500
+    assert agent.busy and len(agent.dialogs) == 1
+    assert agent.on_bye(_req("BYE", 6, to_tag=tag)).status_code == 200
+    assert not agent.busy
+
+
+def test_an_rfc_2543_invite_without_a_from_tag_is_a_call() -> None:
+    """RFC 4475 3.4.1 (inv2543): no From tag is a valid RFC 2543 INVITE;
+    the phone rings and answers it in a dialog with a null remote tag
+    (RFC 3261 12.1.1), and that peer's BYE, untagged too, ends it."""
+    agent = _agent()
+    untagged = "<sip:caller@127.0.0.1>"
+    ring = _ring(agent, _req("INVITE", 1, body=OFFER).with_header_replaced("From", untagged))
+    assert ring.dialog_id[2] == ""
+    ok = agent.answer(ring, ring.answer_at)
+    assert ok is not None and ok.status_code == 200
+    agent.on_ack(_req("ACK", 1, to_tag=ok.to.tag).with_header_replaced("From", untagged))
+    bye = _req("BYE", 2, to_tag=ok.to.tag).with_header_replaced("From", untagged)
+    assert agent.on_bye(bye).status_code == 200 and not agent.busy
+
+
 def test_unacknowledged_call_ends_and_frees_the_phone() -> None:
     agent = _agent()
     ok = _call(agent)
     agent.end_unacknowledged((ok.call_id, ok.to.tag or "", ok.from_.tag or ""))
     assert not agent.busy and len(agent.dialogs) == 0
+
+
+@pytest.mark.parametrize(("mode", "code"), [("busy", 486), ("decline", 603)])
+def test_options_gets_the_code_an_invite_would(mode: str, code: int) -> None:
+    """RFC 3261 11.2: the response to OPTIONS is the one an INVITE would get."""
+    opts = _agent(mode).on_options(_req("OPTIONS", 1))
+    assert opts.status_code == code and opts.get("Allow") == ALLOW and opts.to.tag
+    agent = _agent()
+    tag = _call(agent).to.tag
+    assert agent.on_options(_req("OPTIONS", 1, call_id="other@x")).status_code == 486  # in a call
+    assert agent.on_options(_req("OPTIONS", 2, to_tag=tag)).status_code == 200  # in its dialog
 
 
 def test_options_and_reinvite() -> None:

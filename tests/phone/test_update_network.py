@@ -312,12 +312,14 @@ async def test_bye_in_the_early_dialog_ends_the_ringing_with_487() -> None:
 
 
 async def test_no_method_the_405_allows_is_answered_405() -> None:
-    """MESSAGE (not advertised by the SPA) gets 405; its Allow names what
-    the emulator handles, REFER included, and none of those is refused 405."""
+    """MESSAGE (not advertised by the SPA) gets 405, with a To tag like any
+    final response to a request without one (RFC 3261 8.2.6.2); its Allow
+    names what the emulator handles, REFER included, and none of those is
+    refused 405."""
     async with _phone(ring_seconds=0) as (_host, ep, port):
         dest = ("127.0.0.1", port)
         refused, _ = await ep.request(_request(ep, "MESSAGE", port, 1), "udp", dest, timeout=5)
-        assert refused is not None and refused.status_code == 405
+        assert refused is not None and refused.status_code == 405 and refused.to.tag
         allowed = [m.strip() for m in (refused.get("Allow") or "").split(",")]
         assert {"INVITE", "UPDATE", "CANCEL", "REFER", "INFO"} <= set(allowed)
         for seq, method in enumerate(allowed, start=2):

@@ -123,3 +123,17 @@ def test_dialog_needs_tags_and_falls_back_to_from_without_contact() -> None:
     assert str(dlg.remote_target) == "sip:caller@127.0.0.1"  # RFC 2543: no Contact
     with pytest.raises(ValidationError):
         Dialog.from_uas(_invite(), make_response(_invite(), 200))
+
+
+def test_a_uas_dialog_without_a_from_tag_has_a_null_remote_tag() -> None:
+    """RFC 3261 12.1.1: a UAS MUST be prepared for a request without a From
+    tag (RFC 2543, RFC 4475 inv2543); the remote tag is null, and requests
+    from that peer, without a From tag either, find the dialog."""
+    inv = _invite().with_header_replaced("From", "<sip:caller@127.0.0.1>")
+    dlg = Dialog.from_uas(inv, make_response(inv, 180, to_tag="phone1"))
+    assert dlg.id == ("call-1@127.0.0.1", "phone1", "")
+    table = DialogTable()
+    table.put(dlg)
+    bye = _in_dialog("BYE", 11).with_header_replaced("From", "<sip:caller@127.0.0.1>")
+    assert table.for_request(bye) is dlg
+    assert table.for_request(_in_dialog("BYE", 11)) is None  # a tag that is not ours

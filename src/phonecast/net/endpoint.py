@@ -795,7 +795,7 @@ class SipEndpoint:
             entry = self._entries.get(id(existing))
             if entry is not None:
                 existing.handle_request(request, now)
-                self._pump(entry)
+                self._pump(entry, flow)
             return
         if self._retired:
             done = self._table.match_completed(request)
@@ -852,13 +852,24 @@ class SipEndpoint:
                 self._pump(entry)
 
     # ------------------------------------------------------------------ pump
-    def _pump(self, entry: _Entry) -> None:
+    def _pump(self, entry: _Entry, arrived: Flow | None = None) -> None:
+        """Send what ``entry``'s machine queued and hand its events up;
+        ``arrived`` is the flow of the request just fed to it, if one was."""
         tx = entry.tx
         for data in tx.datagrams_to_send():
             self._transmit(entry, data)
         while (event := tx.next_event()) is not None:
             if isinstance(event, RequestReceived):
-                continue  # the request: the TU had it before its transaction opened
+                # The creating request: the TU had it before its transaction
+                # opened.  An ACK is the one request a machine passes up
+                # later: the ACK of a 2xx matching the INVITE's own
+                # transaction (its branch, or RFC 2543 rules), which the
+                # Accepted state gives the TU (RFC 6026 7.1, 8.7): without
+                # it the 2xx would be resent, then the call hung up.
+                ack = event.request.method == "ACK"
+                if ack and arrived is not None and self._handler is not None:
+                    self._call_handler(event.request, None, arrived)
+                continue
             if isinstance(event, ResponseReceived):
                 if entry.callback is not None:
                     entry.callback(event.response, "response")

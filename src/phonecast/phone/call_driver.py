@@ -252,12 +252,12 @@ class CallDriver:
         ring = calls.ringing_for(request)
         response = calls.on_bye(request)
         self._respond(line, handle, response)
-        if response.is_success:
-            # A BYE before the ACK ends the call too: the 2xx is not resent.
-            self._stop_resending((request.call_id, request.to.tag or "", request.from_.tag or ""))
+        if not response.is_success:
+            return  # refused (481, or 500 for an old CSeq): nothing ends
+        # A BYE before the ACK ends the call too: the 2xx is not resent.
+        self._stop_resending((request.call_id, request.to.tag or "", request.from_.tag or ""))
         if ring is None:
-            if response.is_success:
-                self._call_event(line, request, "ended", reason="BYE")
+            self._call_event(line, request, "ended", reason="BYE")
             return
         key = server_key(ring.invite)
         invite = self._invites.get(key)

@@ -31,7 +31,7 @@ an injected ``random.Random``.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final, NamedTuple
 
 from phonecast.phone.sdp import SdpError, make_answer, make_offer
@@ -147,10 +147,22 @@ class CallAgent:
 
     # -------------------------------------------------------------- requests
     def on_options(self, request: Request) -> Response:
-        """200 with the capabilities a real SPA advertises."""
+        """The capabilities a real SPA advertises, with the code an INVITE
+        would get now (RFC 3261 11.2: 486 while busy, 603 declining, else
+        200), so that a peer probing the phone learns whether it can call.
+        Inside a dialog (To tag) the INVITE would be a re-INVITE: 200."""
+        code = 200 if request.to.tag else self._refusal_code() or 200
         return make_response(
-            request, 200, to_tag=self._tag(), headers=[*self._headers(), ("Accept", ACCEPT)]
+            request, code, to_tag=self._tag(), headers=[*self._headers(), ("Accept", ACCEPT)]
         )
+
+    def _refusal_code(self) -> int | None:
+        """How a new INVITE is refused now, if it is: busy (486) or declining (603)."""
+        if self.busy or self.settings.mode == "busy":
+            return 486
+        if self.settings.mode == "decline":
+            return 603
+        return None
 
     def on_invite(self, request: Request, now: float) -> InviteReply:
         """Answer an INVITE: a re-INVITE at once; a new one with a 180 (its
@@ -158,18 +170,17 @@ class CallAgent:
         if request.to.tag:
             return InviteReply([self._reinvite(request)])
         tag = self._tag()
-        if self.busy or self.settings.mode == "busy":
-            return InviteReply([make_response(request, 486, to_tag=tag)])
-        if self.settings.mode == "decline":
-            return InviteReply([make_response(request, 603, to_tag=tag)])
+        refusal = self._refusal_code()
+        if refusal is not None:
+            return InviteReply([make_response(request, refusal, to_tag=tag)])
         try:
             sdp, _ = self._answer_or_offer(request)
         except SdpError as exc:
             return InviteReply([make_response(request, 488, str(exc)[:60], to_tag=tag)])
         ringing = make_response(request, 180, to_tag=tag, headers=self._headers())
-        # Early; the INVITE's offer (if any) is owed its answer until the 200.
-        dialog = Dialog.from_uas(request, ringing)
         try:
+            # Early; the INVITE's offer (if any) is owed its answer until the 200.
+            dialog = Dialog.from_uas(request, ringing)
             self.dialogs.put(dialog)
         except ValidationError as exc:
             return InviteReply([error_response(request, exc, to_tag=tag)])
@@ -191,7 +202,7 @@ class CallAgent:
         # The 200 carries the answer to the INVITE's offer, or, to an INVITE
         # without one, the phone's offer, outstanding until the ACK.
         offer = OfferState.IDLE if invite.body else OfferState.LOCAL_OFFER
-        self.dialogs.put(dialog.confirmed().with_offer(offer))
+        self.dialogs.put(_with_offer(dialog.confirmed(), offer, invite.cseq.seq))
         return make_response(
             invite,
             200,
@@ -241,7 +252,7 @@ class CallAgent:
             return error_response(request, exc)
         except SdpError as exc:
             return make_response(request, 488, str(exc)[:60])
-        self.dialogs.put(dialog.with_offer(offer_state))
+        self.dialogs.put(_with_offer(dialog, offer_state, request.cseq.seq))
         return make_response(
             request, 200, headers=self._headers(), body=body, content_type="application/sdp"
         )
@@ -265,11 +276,17 @@ class CallAgent:
         """ACK of our 2xx: the dialog is confirmed and the INVITE's offer/answer
         exchange is over (the answer to our offer, if we made one, is in it;
         an ACK without it ends the exchange too, unanswered, rather than
-        leave every later offer refused as glare)."""
+        leave every later offer refused as glare).  Only the ACK of the
+        INVITE whose 2xx carried our offer does so (RFC 3261 13.3.1.4,
+        17.1.1.3: an ACK has its INVITE's CSeq): a late copy of an earlier
+        INVITE's ACK leaves the offer outstanding."""
         dialog = self.dialogs.for_request(request)
         if dialog is None or dialog.id in self.ringing:
             return  # nothing of ours to acknowledge (an early dialog has no 2xx yet)
-        if dialog.offer is OfferState.LOCAL_OFFER:
+        if dialog.offer is OfferState.LOCAL_OFFER and _offer_cseq(dialog) in (
+            None,
+            request.cseq.seq,
+        ):
             dialog = dialog.with_offer(OfferState.IDLE)
         self.dialogs.put(dialog.receive_request(request).confirmed())
 
@@ -282,10 +299,18 @@ class CallAgent:
 
     def on_bye(self, request: Request) -> Response:
         """200 and the end of the call, or 481 outside a dialog.  A BYE in an
-        early dialog also ends the ringing: see :meth:`cancel`."""
+        early dialog also ends the ringing: see :meth:`cancel`.  Its CSeq is
+        checked like any in-dialog request's: one lower than the last is
+        refused 500 and the call stays up (RFC 3261 12.2.2), as an old copy
+        of a BYE must not end a call that went on after it."""
         dialog = self.dialogs.for_request(request)
         if dialog is None:
-            return make_response(request, 481)
+            # A To tag of ours unless it has one (RFC 3261 8.2.6.2).
+            return make_response(request, 481, to_tag=self._tag())
+        try:
+            dialog = dialog.receive_request(request)
+        except ValidationError as exc:
+            return error_response(request, exc)
         self.dialogs.put(dialog.terminated())
         self.busy_reasons.discard(_call_key(dialog.id))
         return make_response(request, 200)
@@ -367,7 +392,7 @@ class CallAgent:
         """RFC 3311: see the module docstring."""
         dialog = self.dialogs.for_request(request)
         if dialog is None or dialog.state is DialogState.TERMINATED:
-            return make_response(request, 481)
+            return make_response(request, 481, to_tag=self._tag())  # 8.2.6.2, as on_bye
         try:
             dialog = dialog.receive_request(request)
         except ValidationError as exc:
@@ -382,11 +407,36 @@ class CallAgent:
         try:
             body, _ = self._answer_or_offer(request)
         except SdpError as exc:
+            # Refused, but received: its CSeq is the dialog's now (RFC 3261
+            # 12.2.2), or a lower one after it would be taken.
+            self.dialogs.put(dialog)
             return make_response(request, 488, str(exc)[:60])
         self.dialogs.put(dialog.with_offer(OfferState.IDLE))
         return make_response(
             request, 200, headers=self._headers(), body=body, content_type="application/sdp"
         )
+
+
+#: ``Dialog.extra`` key: the CSeq of the INVITE whose 2xx carries the
+#: phone's outstanding offer, which only that INVITE's ACK answers.
+_OFFER_CSEQ: Final = "offer-cseq"
+
+
+def _with_offer(dialog: Dialog, offer: OfferState, invite_cseq: int) -> Dialog:
+    """``dialog`` in ``offer``; for our own offer (in the 2xx to the INVITE
+    numbered ``invite_cseq``), the INVITE whose ACK will answer it."""
+    kept = tuple(item for item in dialog.extra if item[0] != _OFFER_CSEQ)
+    if offer is OfferState.LOCAL_OFFER:
+        kept = (*kept, (_OFFER_CSEQ, str(invite_cseq)))
+    return replace(dialog.with_offer(offer), extra=kept)
+
+
+def _offer_cseq(dialog: Dialog) -> int | None:
+    """The CSeq of the INVITE whose ACK answers our offer, if recorded."""
+    for name, value in dialog.extra:
+        if name == _OFFER_CSEQ:
+            return int(value)
+    return None
 
 
 def _call_key(dialog_id: DialogId) -> str:

@@ -385,7 +385,10 @@ class PhoneHost:
         elif method == "INFO":
             responses = [calls.on_info(request)]
         else:
-            responses = [make_response(request, 405, headers=[("Allow", ALLOW_HANDLED)])]
+            # Outside a dialog it needs a To tag like any final response
+            # (RFC 3261 8.2.6.2); make_response keeps the request's own.
+            allow = [("Allow", ALLOW_HANDLED)]
+            responses = [make_response(request, 405, to_tag=new_tag(), headers=allow)]
         for resp in responses:
             self._respond(line, handle, resp)
 

@@ -86,11 +86,19 @@ class Dialog:
     @classmethod
     def from_uas(cls, request: Request, response: Response) -> Dialog:
         """The dialog a UAS creates when it answers ``request`` with a 1xx
-        (with To tag) or 2xx (RFC 3261 12.1.1)."""
+        (with To tag) or 2xx (RFC 3261 12.1.1).
+
+        The response must carry our To tag.  A request without a From tag is
+        an RFC 2543 peer's (RFC 4475 3.4.1 inv2543): 12.1.1 says a UAS MUST
+        be prepared for it and take the remote tag as null, so the dialog's
+        remote tag is then ``""`` (and :meth:`DialogTable.for_request`
+        finds it from requests without a From tag too)."""
         to_tag = response.to.tag
-        from_tag = request.from_.tag
-        if not to_tag or not from_tag:
-            raise ValidationError("a dialog needs both tags", status_code=400, reason="Bad Request")
+        if not to_tag:
+            raise ValidationError(
+                "a dialog needs the response's To tag", status_code=400, reason="Bad Request"
+            )
+        from_tag = request.from_.tag or ""
         contact = request.contact
         # RFC 2543 did not require Contact (RFC 4475 3.4.1 inv2543): the
         # From URI is then the only target there is.
@@ -250,12 +258,13 @@ class DialogTable:
         return self._dialogs.get(dialog_id)
 
     def for_request(self, request: Request) -> Dialog | None:
-        """The dialog an incoming in-dialog request belongs to, if any."""
+        """The dialog an incoming in-dialog request belongs to, if any (a
+        missing From tag is the null remote tag of an RFC 2543 peer's
+        dialog, RFC 3261 12.2.2)."""
         to_tag = request.to.tag
-        from_tag = request.from_.tag
-        if not to_tag or not from_tag:
+        if not to_tag:
             return None
-        return self._dialogs.get((request.call_id, to_tag, from_tag))
+        return self._dialogs.get((request.call_id, to_tag, request.from_.tag or ""))
 
     def remove(self, dialog_id: DialogId) -> None:
         """Forget a dialog."""
