@@ -84,18 +84,27 @@ def _push_to_the_aor(port: int) -> dict[str, object]:
     return report
 
 
-def test_push_to_an_aor_through_kamailio_reaches_the_registered_phone(tmp_path: Path) -> None:
+def _push_to_a_registered_phone(
+    config: str, tmp_path: Path
+) -> tuple[dict[str, object], list[dict[str, object]]]:
+    """An emulated phone registered at Kamailio (``config``), pushed to
+    through it: the push's report and the phone's events."""
     require_binary("kamailio")
     phone_port = free_udp_port()
     events = tmp_path / "events.jsonl"
     with (
-        kamailio("kamailio_registrar.cfg", tmp_path) as port,
+        kamailio(config, tmp_path) as port,
         emulated_phone(f"1001:secret@{phone_port}", events=events),
     ):
         assert asyncio.run(_register(port, phone_port)) == 200
-        assert _push_to_the_aor(port)["challenged"] is True
-    verdicts = [json.loads(line) for line in events.read_text().splitlines()]
-    assert any(e["event"] == "auth" and e["ok"] for e in verdicts)
+        report = _push_to_the_aor(port)
+    return report, [json.loads(line) for line in events.read_text().splitlines()]
+
+
+def test_push_to_an_aor_through_kamailio_reaches_the_registered_phone(tmp_path: Path) -> None:
+    report, seen = _push_to_a_registered_phone("kamailio_registrar.cfg", tmp_path)
+    assert report["challenged"] is True
+    assert any(e["event"] == "auth" and e["ok"] for e in seen)
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
@@ -131,16 +140,7 @@ def test_a_push_through_kamailio_demanding_proxy_auth_answers_it_and_the_phone(
     phone behind it 401, and the third NOTIFY carries both credentials,
     the proxy's with its next nc (Kamailio checks nc).  The 401 was
     reported as the phone refusing the credentials."""
-    require_binary("kamailio")
-    phone_port = free_udp_port()
-    events = tmp_path / "events.jsonl"
-    with (
-        kamailio("kamailio_proxy_auth.cfg", tmp_path) as port,
-        emulated_phone(f"1001:secret@{phone_port}", events=events),
-    ):
-        assert asyncio.run(_register(port, phone_port)) == 200
-        report = _push_to_the_aor(port)
-        assert report["requests"] == 3, report
-    seen = [json.loads(line) for line in events.read_text().splitlines()]
+    report, seen = _push_to_a_registered_phone("kamailio_proxy_auth.cfg", tmp_path)
+    assert report["requests"] == 3, report
     verdicts = [e["ok"] for e in seen if e["event"] == "auth"]
     assert verdicts == [False, True], verdicts
