@@ -232,6 +232,29 @@ def _phone(n: int) -> Phone:
     return Phone(f"p{n}", SipUri("127.0.0.1", f"{n}", port=5060), f"{n}", Secret("x"))
 
 
+def _stored_campaign(path: Path, count: int) -> tuple[list[Phone], CampaignStore, str]:
+    """``count`` phones (:func:`_phone`) in a new campaign of a store at ``path``."""
+    phones = [_phone(n) for n in range(count)]
+    store = CampaignStore(path)
+    cid = store.create({"test": True}, [(p.name, str(p.target), None) for p in phones])
+    return phones, store, cid
+
+
+async def _run_cancelled_after(
+    runner: CampaignRunner, cid: str, phones: list[Phone], seconds: float
+) -> None:
+    """``runner`` runs the campaign and is cancelled after ``seconds`` (Ctrl-C)."""
+    import asyncio
+
+    run = asyncio.ensure_future(
+        runner.run(cid, phones, lambda p: url_payload("http://127.0.0.1:9/x"))
+    )
+    await asyncio.sleep(seconds)
+    run.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await run
+
+
 async def test_progress_is_redrawn_a_few_times_a_second_not_per_event(tmp_path: Path) -> None:
     import asyncio
 
@@ -293,9 +316,7 @@ async def test_a_store_failure_stops_the_run_unfinished_and_resume_loses_no_phon
 
     from phonecast.campaign.store import StoreError
 
-    phones = [_phone(n) for n in range(10)]
-    store = CampaignStore(tmp_path / "s.db")
-    cid = store.create({"test": True}, [(p.name, str(p.target), None) for p in phones])
+    phones, store, cid = _stored_campaign(tmp_path / "s.db", 10)
     mark_sending = store.mark_sending
     calls = [0]
 
@@ -332,9 +353,7 @@ async def test_a_deadline_holds_under_a_rate_limit_and_phones_never_pushed_are_p
     back their state: ``not_sent``, their send not counted."""
     import time
 
-    phones = [_phone(n) for n in range(20)]
-    store = CampaignStore(tmp_path / "r.db")
-    cid = store.create({"test": True}, [(p.name, str(p.target), None) for p in phones])
+    phones, store, cid = _stored_campaign(tmp_path / "r.db", 20)
     pusher = _CountingPusher()
     options = RunOptions(concurrency=20, rate=4.0, confirm=False, deadline=0.6)
     started = time.monotonic()
@@ -363,9 +382,7 @@ async def test_a_deadline_leaves_the_rest_not_sent_and_the_campaign_resumable(
             await asyncio.sleep(0.05)
             return await super().push(target, *args, **kwargs)
 
-    phones = [_phone(n) for n in range(20)]
-    store = CampaignStore(tmp_path / "d.db")
-    cid = store.create({"test": True}, [(p.name, str(p.target), None) for p in phones])
+    phones, store, cid = _stored_campaign(tmp_path / "d.db", 20)
     pusher = _SlowPusher()
     options = RunOptions(concurrency=1, confirm=False, deadline=0.12)
     report = await CampaignRunner(store, pusher, None, options).run(  # type: ignore[arg-type]
@@ -410,9 +427,7 @@ async def test_a_phone_confirmed_by_a_late_fetch_is_not_pushed_again(tmp_path: P
     that way while it waits in the queue was pushed again all the same."""
     from phonecast.content.server import Fetch
 
-    phones = [_phone(n) for n in range(4)]
-    store = CampaignStore(tmp_path / "l.db")
-    cid = store.create({"test": True}, [(p.name, str(p.target), None) for p in phones])
+    phones, store, cid = _stored_campaign(tmp_path / "l.db", 4)
     runner: CampaignRunner
 
     class _FetchingPusher(_CountingPusher):
@@ -431,22 +446,13 @@ async def test_a_phone_confirmed_by_a_late_fetch_is_not_pushed_again(tmp_path: P
 async def test_a_cancelled_run_puts_back_the_phones_it_never_pushed(tmp_path: Path) -> None:
     """Ctrl-C left every phone committed for sending (and each worker's,
     waiting on the rate limit) ``sending``: reported in_flight, never sent."""
-    import asyncio
 
-    phones = [_phone(n) for n in range(10)]
-    store = CampaignStore(tmp_path / "x.db")
-    cid = store.create({"test": True}, [(p.name, str(p.target), None) for p in phones])
+    phones, store, cid = _stored_campaign(tmp_path / "x.db", 10)
     pusher = _CountingPusher()
     runner = CampaignRunner(
         store, pusher, None, RunOptions(concurrency=10, rate=2.0, confirm=False)
     )  # type: ignore[arg-type]
-    run = asyncio.ensure_future(
-        runner.run(cid, phones, lambda p: url_payload("http://127.0.0.1:9/x"))
-    )
-    await asyncio.sleep(0.3)
-    run.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await run
+    await _run_cancelled_after(runner, cid, phones, 0.3)
     store.flush()
     counts = store.counts(cid)
     assert counts.get("sending", 0) == 0, counts
@@ -457,12 +463,9 @@ async def test_a_cancelled_run_puts_back_the_phones_it_never_pushed(tmp_path: Pa
 async def test_a_batch_is_about_a_second_of_a_slow_rate(tmp_path: Path, rate: float) -> None:
     """``int(0.5) or 64`` made a rate under one a push a second a 64-phone
     batch: a kill left them all in flight."""
-    import asyncio
     import math
 
-    phones = [_phone(n) for n in range(20)]
-    store = CampaignStore(tmp_path / "b.db")
-    cid = store.create({"test": True}, [(p.name, str(p.target), None) for p in phones])
+    phones, store, cid = _stored_campaign(tmp_path / "b.db", 20)
     seen: list[int] = []
     mark = store.mark_sending
 
@@ -474,13 +477,7 @@ async def test_a_batch_is_about_a_second_of_a_slow_rate(tmp_path: Path, rate: fl
     runner = CampaignRunner(
         store, _CountingPusher(), None, RunOptions(concurrency=20, rate=rate, confirm=False)
     )  # type: ignore[arg-type]
-    run = asyncio.ensure_future(
-        runner.run(cid, phones, lambda p: url_payload("http://127.0.0.1:9/x"))
-    )
-    await asyncio.sleep(0.2)
-    run.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await run
+    await _run_cancelled_after(runner, cid, phones, 0.2)
     assert seen and max(seen) == math.ceil(rate)
 
 
@@ -519,9 +516,7 @@ async def test_a_store_locked_by_another_writer_does_not_stop_the_event_loop(
     its pace, and the run ends with every phone pushed once."""
     import asyncio
 
-    phones = [_phone(n) for n in range(200)]
-    store = CampaignStore(tmp_path / "w.db")
-    cid = store.create({"test": True}, [(p.name, str(p.target), None) for p in phones])
+    phones, store, cid = _stored_campaign(tmp_path / "w.db", 200)
     pusher = _CountingPusher()
     runner = CampaignRunner(store, pusher, None, RunOptions(concurrency=4, confirm=False))  # type: ignore[arg-type]
     loop = asyncio.get_running_loop()
@@ -564,9 +559,7 @@ async def test_a_store_locked_past_the_wait_stops_the_run_and_loses_no_phone(
     from phonecast.campaign.store import StoreBusy
 
     monkeypatch.setattr(runner_module, "BUSY_WAIT", 0.3)
-    phones = [_phone(n) for n in range(200)]
-    store = CampaignStore(tmp_path / "v.db")
-    cid = store.create({"test": True}, [(p.name, str(p.target), None) for p in phones])
+    phones, store, cid = _stored_campaign(tmp_path / "v.db", 200)
     pusher = _CountingPusher()
     # Under a rate, workers wait their turn holding a phone each: the halt
     # hands those back, and they are put back although the store had failed.
