@@ -107,6 +107,16 @@ def _spoken(transport: str) -> str:
     return chosen
 
 
+def secure_transport(transport: str | None) -> str:
+    """The transport of a ``sips:`` URI's every hop, given the one asked
+    for: TLS (RFC 3261 26.2.2).  A ``;transport=tcp`` names TLS's own
+    transport, and went out in clear; UDP cannot carry TLS at all."""
+    chosen = _spoken(transport or "tls")
+    if chosen == "udp":
+        raise LocateError("a sips: URI needs TLS, which udp cannot carry")
+    return "tls"
+
+
 async def resolve_addresses(resolver: Resolver, name: str) -> list[str]:
     """A and AAAA of ``name`` (IPv4 first)."""
     if name.lower() in ("localhost", "localhost."):
@@ -166,14 +176,7 @@ async def locate(
         host = host[1:-1]  # an IPv6 maddr (maddr = host, RFC 3261 19.1.1)
     chosen: str | None = transport or uri.transport or ("tls" if uri.secure else None)
     if chosen is not None:
-        chosen = _spoken(chosen)
-        if uri.secure and chosen != "tls":
-            # RFC 3261 26.2.2: a sips URI is TLS on every hop.  Its
-            # ";transport=tcp" names TLS's own transport, and went out in
-            # clear; UDP cannot carry TLS at all.
-            if chosen != "tcp":
-                raise LocateError(f"a sips: URI needs TLS, which {chosen} cannot carry")
-            chosen = "tls"
+        chosen = secure_transport(chosen) if uri.secure else _spoken(chosen)
     if _is_ip(host):
         t = chosen or "udp"
         return [Target(host, uri.port or default_port(t), t, "literal", uri.hostname)]

@@ -241,16 +241,12 @@ class Pusher:
 
     async def locate(self, target: SipUri, opts: PushOptions) -> list[Destination]:
         """Transport targets for ``target`` (or for the outbound proxy)."""
-        from phonecast.net.locate import LocateError, locate, locate_host_list
+        from phonecast.net.locate import locate, locate_host_list, secure_transport
 
         if opts.proxy:
-            transport = opts.transport
-            if target.secure:
-                # RFC 3261 26.2.2: TLS to the proxy too; the host list's
-                # default, UDP, sent a sips: push in clear to the first hop.
-                if transport not in (None, "tls", "tcp"):
-                    raise LocateError(f"a sips: URI needs TLS, which {transport} cannot carry")
-                transport = "tls"
+            # TLS to the proxy too: the host list's default, UDP, sent a
+            # sips: push in clear to the first hop.
+            transport = secure_transport(opts.transport) if target.secure else opts.transport
             found = await locate_host_list(opts.proxy, transport=transport, resolver=self.resolver)
         else:
             found = await locate(target, transport=opts.transport, resolver=self.resolver)
