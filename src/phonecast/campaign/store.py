@@ -35,7 +35,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS campaigns (
@@ -103,6 +103,8 @@ OUTCOMES = (
 #: How long a write waits for another connection's write lock (another
 #: campaign of the same store committing) before it is a :class:`StoreBusy`.
 BUSY_WAIT = 5.0
+#: The pragma that sets that wait (again, after :meth:`CampaignStore.not_waiting`).
+_WAITING: Final = f"PRAGMA busy_timeout={int(BUSY_WAIT * 1000)}"
 
 
 class StoreError(Exception):
@@ -194,7 +196,7 @@ class CampaignStore:
             raise StoreError(self.path, "no such file")
         try:
             self._db = _connect(self.path, readonly)
-            self._db.execute(f"PRAGMA busy_timeout={int(BUSY_WAIT * 1000)}")
+            self._db.execute(_WAITING)
             if not readonly:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
@@ -496,7 +498,7 @@ class CampaignStore:
         try:
             yield
         finally:
-            self._pragma(f"PRAGMA busy_timeout={int(BUSY_WAIT * 1000)}")
+            self._pragma(_WAITING)
 
     def _pragma(self, sql: str) -> None:
         try:

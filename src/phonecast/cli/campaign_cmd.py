@@ -421,9 +421,14 @@ def _concurrency(asked: int, phones: Sequence[Phone], quiet: bool, json_progress
             f" and each push in flight may hold {'two' if streams else 'one'}"
             " (raise the limit with ulimit -n)"
         )
-        message = json.dumps({"warning": why}) if json_progress else f"phonecast: {why}"
-        click.echo(message, err=True)
+        _warn(why, json_progress)
     return allowed
+
+
+def _warn(why: str, json_progress: bool) -> None:
+    """A warning on stderr: a JSON line among ``--json`` progress, else text."""
+    message = json.dumps({"warning": why}) if json_progress else f"phonecast: {why}"
+    click.echo(message, err=True)
 
 
 async def _execute(
@@ -527,8 +532,7 @@ async def _execute(
                 f" though they have their page: {', '.join(names[:20])}"
                 + (" ..." if len(names) > 20 else "")
             )
-            message = json.dumps({"warning": why}) if json_progress else f"phonecast: {why}"
-            click.echo(message, err=True)
+            _warn(why, json_progress)
         report = make_report(cid, store.phones(cid))
     return report
 
