@@ -72,10 +72,14 @@ def start_fleet(
         if "listening" in line:
             return proc, inventory
         try:  # a fleet that refused to start exits by itself, having said why
-            rest = proc.communicate(timeout=10)[1].decode(errors="replace")
+            proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
-            rest = proc.communicate()[1].decode(errors="replace")
+            proc.wait()
+        # Read through the buffer readline() filled: communicate(timeout=...)
+        # reads the descriptor itself, and what that buffer held (the rest
+        # of a usage error, say) was lost, leaving "Usage: ..." as the reason.
+        rest = proc.stderr.read().decode(errors="replace")
         if "in use" not in line:  # not the port range: another draw will not help
             told = (line + rest).strip().splitlines()
             said = told[-1].removeprefix("phonecast: ") if told else "it exited without a word"
