@@ -377,7 +377,8 @@ def _fleet_answering_two_notifies(*extra: str) -> str:
         peer.sendto(again, ("127.0.0.1", base))
         answer = parse_message(peer.recv(65535))
         assert isinstance(answer, Response) and answer.status_code == 200
-        _, rest = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        rest = proc.stderr.read()  # through readline()'s buffer, as demo_cmd reads it
     finally:
         peer.close()
         if proc.poll() is None:
