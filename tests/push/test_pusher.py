@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,22 @@ async def _pusher(**kw: object) -> Pusher:
     ep = SipEndpoint(**kw)  # type: ignore[arg-type]
     await ep.listen_udp("127.0.0.1", 0)
     return Pusher(ep)
+
+
+@contextlib.asynccontextmanager
+async def _pusher_and_peer(
+    handler: Callable[[Request, ServerHandle | None, Flow], None],
+) -> AsyncIterator[tuple[Pusher, int]]:
+    """A pusher, and a peer answering with ``handler`` on a UDP port of
+    127.0.0.1 (a phone or a proxy); both closed after the block."""
+    peer = SipEndpoint(handler=handler)
+    _, port = await peer.listen_udp("127.0.0.1", 0)
+    pusher = await _pusher()
+    try:
+        yield pusher, port
+    finally:
+        await pusher.endpoint.close()
+        await peer.close()
 
 
 async def test_tcp_push_with_challenge(phone: int) -> None:
@@ -225,11 +242,8 @@ async def test_503_moves_on_other_codes_stop(phone: int) -> None:
         assert handle is not None
         handle.respond(make_response(request, 503, to_tag="x"))
 
-    busy_ep = SipEndpoint(handler=unavailable)
-    _, busy_port = await busy_ep.listen_udp("127.0.0.1", 0)
-    pusher = await _pusher()
-    dests = [Destination("udp", "127.0.0.1", busy_port), Destination("udp", "127.0.0.1", phone)]
-    try:
+    async with _pusher_and_peer(unavailable) as (pusher, busy_port):
+        dests = [Destination("udp", "127.0.0.1", busy_port), Destination("udp", "127.0.0.1", phone)]
         out = await pusher.push(
             SipUri("127.0.0.1", "1001", port=phone),
             Secret("pw"),
@@ -237,9 +251,6 @@ async def test_503_moves_on_other_codes_stop(phone: int) -> None:
             destinations=dests,
         )
         assert out.delivered and [a.code for a in out.tried] == [503, 200]
-    finally:
-        await pusher.endpoint.close()
-        await busy_ep.close()
 
 
 async def test_proxy_route_header(phone: int) -> None:
@@ -250,10 +261,7 @@ async def test_proxy_route_header(phone: int) -> None:
         assert handle is not None
         handle.respond(make_response(request, 200, to_tag="p"))
 
-    proxy_ep = SipEndpoint(handler=proxy)
-    _, pport = await proxy_ep.listen_udp("127.0.0.1", 0)
-    pusher = await _pusher()
-    try:
+    async with _pusher_and_peer(proxy) as (pusher, pport):
         out = await pusher.push(
             parse_target("sip:1001@pbx.example.com"),
             Secret("pw"),
@@ -264,9 +272,6 @@ async def test_proxy_route_header(phone: int) -> None:
         request = seen[0]
         assert str(request.uri) == "sip:1001@pbx.example.com"
         assert str(request.route[0].uri) == f"sip:127.0.0.1:{pport};lr"
-    finally:
-        await pusher.endpoint.close()
-        await proxy_ep.close()
 
 
 async def test_a_password_in_the_target_is_never_sent() -> None:
@@ -280,10 +285,7 @@ async def test_a_password_in_the_target_is_never_sent() -> None:
         assert handle is not None
         handle.respond(make_response(request, 200, to_tag="p"))
 
-    phone_ep = SipEndpoint(handler=phone)
-    _, port = await phone_ep.listen_udp("127.0.0.1", 0)
-    pusher = await _pusher()
-    try:
+    async with _pusher_and_peer(phone) as (pusher, port):
         out = await pusher.push(
             parse_target(f"sip:1001:Hunter2secret@127.0.0.1:{port}"),
             Secret("pw"),
@@ -294,9 +296,6 @@ async def test_a_password_in_the_target_is_never_sent() -> None:
         assert b"Hunter2secret" not in seen[0]
         assert seen[0].startswith(f"NOTIFY sip:1001@127.0.0.1:{port} SIP/2.0".encode())
         assert "Hunter2secret" not in repr(out.as_dict())
-    finally:
-        await pusher.endpoint.close()
-        await phone_ep.close()
 
 
 def test_payloads_and_profiles() -> None:
@@ -326,7 +325,7 @@ async def test_stale_challenge_is_retried_once_and_never_loops() -> None:
     def phone(request: Request, handle: ServerHandle | None, flow: Flow) -> None:
         assert handle is not None
         creds = request.authorization
-        now = server.now()
+        now = asyncio.get_running_loop().time()  # the endpoint's clock
         if creds is not None and digest.verify(creds, method="NOTIFY", now=now, password="pw").ok:
             if stale_answers["left"] == 0:
                 handle.respond(make_response(request, 200, to_tag="s"))
@@ -337,19 +336,13 @@ async def test_stale_challenge_is_retried_once_and_never_loops() -> None:
             make_response(request, 401, to_tag="s", headers=[("WWW-Authenticate", str(challenge))])
         )
 
-    server = SipEndpoint(handler=phone)
-    _, port = await server.listen_udp("127.0.0.1", 0)
-    pusher = await _pusher()
-    target = SipUri("127.0.0.1", "1001", port=port)
-    try:
+    async with _pusher_and_peer(phone) as (pusher, port):
+        target = SipUri("127.0.0.1", "1001", port=port)
         once = await pusher.push(target, Secret("pw"), url_payload("http://x/a"))
         assert once.delivered and once.requests == 3  # plain, stale, fresh
         stale_answers["left"] = 5  # stale forever: one retry, then give up
         looping = await pusher.push(target, Secret("pw"), url_payload("http://x/a"))
         assert looping.status == "auth_rejected" and looping.requests == 3
-    finally:
-        await pusher.endpoint.close()
-        await server.close()
 
 
 async def test_push_over_ipv6_loopback() -> None:
@@ -408,7 +401,7 @@ async def test_a_proxys_407_then_the_phones_401_are_both_answered() -> None:
     seen: list[tuple[int, int]] = []
 
     def handler(request: Request, handle: ServerHandle, flow: Flow) -> None:
-        now = server.now()
+        now = asyncio.get_running_loop().time()  # the endpoint's clock
         proxy = request.get_all("Proxy-Authorization")
         phone = request.get_all("Authorization")
         seen.append((len(proxy), len(phone)))
@@ -429,10 +422,7 @@ async def test_a_proxys_407_then_the_phones_401_are_both_answered() -> None:
         else:
             handle.respond(make_response(request, 200, to_tag="x"))
 
-    server = SipEndpoint(handler=handler)
-    _, port = await server.listen_udp("127.0.0.1", 0)
-    pusher = await _pusher()
-    try:
+    async with _pusher_and_peer(handler) as (pusher, port):
         out = await pusher.push(
             SipUri("phone.invalid", "1001"), Secret("pw"), url_payload("http://127.0.0.1:9/a"),
             options=PushOptions(proxy=f"127.0.0.1:{port}", timeout=2),
@@ -451,6 +441,3 @@ async def test_a_proxys_407_then_the_phones_401_are_both_answered() -> None:
             "the proxy refused the credentials",
         ), out
         assert seen == [(0, 0), (1, 0)]
-    finally:
-        await pusher.endpoint.close()
-        await server.close()
