@@ -7,8 +7,9 @@ headers in the Request-URI) and reads the typed value of every header it knows,
 so a malformed known header is refused with 400 before a feature sees it.
 With a :class:`UasPolicy` it also applies the checks that depend on what the
 UA supports (URI schemes 416, extensions 420, body types 415, authorization
-schemes 401, acceptable answer types 406), each error carrying the headers
-the response needs (Unsupported, Accept...).
+schemes 401, acceptable answer types 406, and the Replaces rules of RFC
+3891 3 when it supports ``replaces``), each error carrying the headers the
+response needs (Unsupported, Accept...).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from phonecast.sip import headers as h
 from phonecast.sip.errors import SipError, ValidationError
 from phonecast.sip.message import Message, Request, Response
 from phonecast.sip.names import display_name
+from phonecast.sip.replaces import replaces_of
 from phonecast.sip.uri import SipUri
 
 _REQUIRED: Final = ("to", "from", "cseq", "call-id", "via")
@@ -229,6 +231,15 @@ def check_policy(request: Request, policy: UasPolicy) -> None:
                 reason="Bad Extension",
                 headers=(("Unsupported", ", ".join(unknown)),),
             )
+    # A UAS that supports RFC 3891 refuses a second Replaces, one outside
+    # an INVITE, or a malformed one (400; ACK and CANCEL cannot be refused,
+    # and copy what their INVITE carried).
+    if (
+        "replaces" in fields
+        and "replaces" in policy.extensions
+        and request.method not in ("ACK", "CANCEL")
+    ):
+        replaces_of(request)
     ctype = request.content_type if request.body and "content-type" in fields else None
     if ctype is not None and ctype.mime not in policy.body_types:
         raise ValidationError(
