@@ -82,8 +82,17 @@ def test_cseq_must_grow_and_target_refresh() -> None:
     assert info.value.status_code == 500
     ack = dlg.receive_request(_in_dialog("ACK", 10))
     assert ack.remote_seq == 10
-    moved = dlg.receive_request(_in_dialog("UPDATE", 11, contact="<sip:caller@127.0.0.9:5999>"))
+    update = _in_dialog("UPDATE", 11, contact="<sip:caller@127.0.0.9:5999>")
+    received = dlg.receive_request(update)
+    assert received.remote_seq == 11 and received.remote_target == dlg.remote_target
+    moved = received.refreshed_by(update)
     assert moved.remote_seq == 11 and str(moved.remote_target) == "sip:caller@127.0.0.9:5999"
+
+
+def test_only_target_refresh_methods_move_the_remote_target() -> None:
+    dlg = _uas_dialog()
+    info = _in_dialog("INFO", 11, contact="<sip:caller@127.0.0.9:5999>")
+    assert dlg.refreshed_by(info).remote_target == dlg.remote_target
 
 
 def test_update_offer_rules() -> None:

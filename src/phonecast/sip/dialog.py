@@ -157,10 +157,14 @@ class Dialog:
         return replace(self, offer=offer)
 
     def receive_request(self, request: Request) -> Dialog:
-        """Check an in-dialog request's CSeq and apply target refresh.
+        """Check an in-dialog request's CSeq and take it as the last one.
 
         Raises :class:`ValidationError` 500 for a CSeq lower than the last
-        (RFC 3261 12.2.2); ACK and CANCEL reuse the INVITE's number.
+        (RFC 3261 12.2.2); ACK and CANCEL reuse the INVITE's number.  The
+        remote target is left as it was: a target refresh takes effect
+        only with the 2xx that accepts it (:meth:`refreshed_by`), so a
+        re-INVITE or UPDATE refused 491 or 500 does not move the dialog
+        (RFC 6141 4).
         """
         seq = request.cseq.seq
         method = request.method
@@ -171,12 +175,17 @@ class Dialog:
                 status_code=500,
                 reason="Server Internal Error",
             )
-        updated = self
-        if method not in ("ACK", "CANCEL"):
-            updated = replace(updated, remote_seq=seq)
-        if method in TARGET_REFRESH and request.contact:
-            updated = replace(updated, remote_target=request.contact[0].uri)
-        return updated
+        if method in ("ACK", "CANCEL"):
+            return self
+        return replace(self, remote_seq=seq)
+
+    def refreshed_by(self, request: Request) -> Dialog:
+        """The dialog once a target refresh request (re-INVITE, UPDATE,
+        REFER...) has been accepted: its Contact is the new remote target
+        (RFC 3261 12.2.2, RFC 3311 5.2).  Other requests change nothing."""
+        if request.method in TARGET_REFRESH and request.contact:
+            return replace(self, remote_target=request.contact[0].uri)
+        return self
 
     def check_update(self, request: Request, retry_after: int) -> ValidationError | None:
         """RFC 3311 5.2: may an UPDATE carrying an offer be accepted now?
