@@ -53,7 +53,7 @@ def _agent(mode: str = "answer") -> CallAgent:
 
 def _ring(agent: CallAgent, invite: Request) -> Ringing:
     """Send ``invite`` at t=0: the phone rings, a 180 with its To tag."""
-    responses, ring = agent.on_invite(invite, 0.0)
+    responses, ring, _ = agent.on_invite(invite, 0.0)
     assert [r.status_code for r in responses] == [180] and ring is not None
     assert responses[0].to.tag == ring.dialog_id[1] and ring.answer_at == 2.0
     return ring
@@ -87,18 +87,18 @@ def test_invite_rings_in_an_early_dialog_then_is_answered_with_sdp() -> None:
     assert confirmed is not None and confirmed.state is DialogState.CONFIRMED
     assert agent.answer(ring, 3.0) is None  # answered once
     assert agent.busy and len(agent.dialogs) == 1
-    second, _ = agent.on_invite(_req("INVITE", 1, call_id="c2@127.0.0.1", body=OFFER), 3.0)
+    second, _, _ = agent.on_invite(_req("INVITE", 1, call_id="c2@127.0.0.1", body=OFFER), 3.0)
     assert [r.status_code for r in second] == [486]
 
 
 @pytest.mark.parametrize(("mode", "code"), [("busy", 486), ("decline", 603)])
 def test_modes(mode: str, code: int) -> None:
-    responses, ring = _agent(mode).on_invite(_req("INVITE", 1, body=OFFER), 0.0)
+    responses, ring, _ = _agent(mode).on_invite(_req("INVITE", 1, body=OFFER), 0.0)
     assert [r.status_code for r in responses] == [code] and ring is None
 
 
 def test_bad_offer_is_488() -> None:
-    responses, ring = _agent().on_invite(_req("INVITE", 1, body=b"not sdp"), 0.0)
+    responses, ring, _ = _agent().on_invite(_req("INVITE", 1, body=b"not sdp"), 0.0)
     assert [r.status_code for r in responses] == [488] and ring is None
 
 
@@ -165,7 +165,7 @@ def test_invite_without_offer_gets_ours_glare_until_the_ack_settles_it() -> None
     assert next(iter(agent.dialogs)).offer is OfferState.LOCAL_OFFER
     glare = agent.on_update(_req("UPDATE", 2, to_tag=ok.to.tag, body=OFFER))
     assert glare.status_code == 491
-    reinvite, _ = agent.on_invite(_req("INVITE", 3, to_tag=ok.to.tag, body=OFFER), 3.0)
+    reinvite, _, _ = agent.on_invite(_req("INVITE", 3, to_tag=ok.to.tag, body=OFFER), 3.0)
     assert [r.status_code for r in reinvite] == [491]
     answer = make_answer(ok.body, address="127.0.0.1", port=4000, session_id=1)
     agent.on_ack(_req("ACK", 1, to_tag=ok.to.tag, body=answer))
@@ -187,7 +187,7 @@ def test_only_the_ack_of_the_invite_that_carried_our_offer_ends_it() -> None:
     agent = _agent()
     tag = _call(agent).to.tag
     agent.on_ack(_req("ACK", 1, to_tag=tag))
-    reinvite, _ = agent.on_invite(_req("INVITE", 2, to_tag=tag), 3.0)  # no SDP: we offer
+    reinvite, _, _ = agent.on_invite(_req("INVITE", 2, to_tag=tag), 3.0)  # no SDP: we offer
     assert [r.status_code for r in reinvite] == [200]
     agent.on_ack(_req("ACK", 1, to_tag=tag))  # stale
     assert next(iter(agent.dialogs)).offer is OfferState.LOCAL_OFFER
@@ -200,7 +200,7 @@ def test_only_the_ack_of_the_invite_that_carried_our_offer_ends_it() -> None:
 def test_reinvite_while_ringing_is_500_with_retry_after() -> None:
     agent = _agent()
     ring = _ring(agent, _req("INVITE", 1, body=OFFER))
-    responses, _ = agent.on_invite(_req("INVITE", 2, to_tag=ring.dialog_id[1], body=OFFER), 1.0)
+    responses, _, _ = agent.on_invite(_req("INVITE", 2, to_tag=ring.dialog_id[1], body=OFFER), 1.0)
     assert [r.status_code for r in responses] == [500] and responses[0].retry_after is not None
 
 
@@ -272,9 +272,9 @@ def test_options_and_reinvite() -> None:
     assert opts.status_code == 200 and opts.get("Accept") == "application/sdp"
     tag = _call(agent).to.tag
     agent.on_ack(_req("ACK", 1, to_tag=tag))
-    re, _ = agent.on_invite(_req("INVITE", 2, to_tag=tag, body=OFFER), 3.0)
+    re, _, _ = agent.on_invite(_req("INVITE", 2, to_tag=tag, body=OFFER), 3.0)
     assert [r.status_code for r in re] == [200]
-    other, _ = agent.on_invite(_req("INVITE", 3, to_tag="other", body=OFFER), 3.0)
+    other, _, _ = agent.on_invite(_req("INVITE", 3, to_tag="other", body=OFFER), 3.0)
     assert [r.status_code for r in other] == [481]
 
 
@@ -289,3 +289,39 @@ def test_sdp_errors() -> None:
     for bad in (b"", b"v=0\r\n", b"v=0\r\nm=audio x RTP/AVP 0\r\n", b"\xff\xfe"):
         with pytest.raises(SdpError):
             parse_offer(bad)
+
+
+def test_a_merged_copy_of_an_invite_is_482_and_no_second_call() -> None:
+    """RFC 3261 8.2.2.2: the same INVITE (From tag, Call-ID, CSeq) arriving
+    again by another path (another branch) while the phone rings for it,
+    or after it answered."""
+    agent = _agent()
+    first = _req("INVITE", 1, body=OFFER)
+    ring = _ring(agent, first)
+    copy = first.with_first_header_replaced(
+        "Via", "SIP/2.0/UDP 127.0.0.1:5998;branch=z9hG4bKforked"
+    )
+    (merged,) = agent.on_invite(copy, 0.1).responses
+    assert merged.status_code == 482 and merged.to.tag
+    assert list(agent.ringing) == [ring.dialog_id] and len(agent.dialogs) == 1
+    assert agent.answer(ring, ring.answer_at) is not None
+    (late,) = agent.on_invite(copy, 3.0).responses
+    assert late.status_code == 482 and len(agent.dialogs) == 1
+
+
+def test_a_refused_target_refresh_leaves_the_remote_target_where_it_was() -> None:
+    """RFC 6141 4: a re-INVITE or UPDATE moves the remote target only when
+    it is accepted (2xx); refused 491 for glare, it does not."""
+    agent = _agent()
+    ok = _call(agent, body=b"")  # the phone's offer is outstanding until the ACK
+    tag = ok.to.tag
+    moved = "<sip:caller@127.0.0.9:5999>"
+    reinvite = _req("INVITE", 2, to_tag=tag, body=OFFER).with_header_replaced("Contact", moved)
+    assert [r.status_code for r in agent.on_invite(reinvite, 3.0).responses] == [491]
+    update = _req("UPDATE", 3, to_tag=tag, body=OFFER).with_header_replaced("Contact", moved)
+    assert agent.on_update(update).status_code == 491
+    assert str(next(iter(agent.dialogs)).remote_target) == "sip:caller@127.0.0.1:5999"
+    agent.on_ack(_req("ACK", 1, to_tag=tag))
+    accepted = _req("UPDATE", 4, to_tag=tag, body=OFFER).with_header_replaced("Contact", moved)
+    assert agent.on_update(accepted).status_code == 200
+    assert str(next(iter(agent.dialogs)).remote_target) == "sip:caller@127.0.0.9:5999"

@@ -116,6 +116,9 @@ class CallDriver:
         #: The CSeq of the INVITE each of those 2xx answers: only its ACK
         #: stops them (a late ACK of an earlier INVITE does not).
         self._unacked_cseq: dict[DialogId, int] = {}
+        #: Where each answered call's INVITE came from, by dialog id: where
+        #: the BYE of a call replaced by another (RFC 3891) is sent.
+        self._calls_flow: dict[DialogId, Flow] = {}
         #: Requests of the phones being handed to the endpoint.
         self._sending: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -135,6 +138,7 @@ class CallDriver:
             timer.cancel()
         self._unacked.clear()
         self._unacked_cseq.clear()
+        self._calls_flow.clear()
 
     # ---------------------------------------------------------------- INVITE
     def on_invite(self, line: LineState, request: Request, handle: ServerHandle) -> None:
@@ -150,7 +154,7 @@ class CallDriver:
             return  # unreachable for a validated request; then no CANCEL can match
         self._invites[key] = invite
         if reply.ringing is not None:
-            self._call_event(line, request, "ringing")
+            self._call_event(line, request.call_id, "ringing")
             invite.timer = self._endpoint.call_at(
                 reply.ringing.answer_at, lambda now: self._answer(key, invite, now)
             )
@@ -160,8 +164,26 @@ class CallDriver:
             return
         final = reply.responses[-1]
         if final.is_success:
+            self._calls_flow[_dialog_key(final)] = handle.flow
             self._retransmit_2xx(line, handle, final)
+            if reply.replaced is not None:
+                self._call_event(line, request.call_id, "answered", reason="Replaces")
+                self._end_replaced(line, reply.replaced)
         self._forget_later(key, invite)
+
+    def _end_replaced(self, line: LineState, dialog_id: DialogId) -> None:
+        """RFC 3891 3: the call an INVITE with Replaces was accepted for is
+        shut down with a BYE in its own dialog, sent where its requests
+        came from; its 2xx, if still unacknowledged, is not sent again."""
+        self._stop_resending(dialog_id)
+        flow = self._calls_flow.pop(dialog_id, None)
+        calls = line.phone.calls
+        dialog = calls.dialogs.get(dialog_id)
+        if flow is not None:
+            self._send_in_dialog(line, flow, dialog_id, "BYE", [], _ignore)
+        calls.end_replaced(dialog_id)
+        if dialog is not None:
+            self._call_event(line, dialog.call_id, "ended", reason="replaced")
 
     def _keep_ringing(self, invite: _Invite, ringing: Response) -> None:
         """RFC 3261 13.3.1.1: a UAS taking long to answer sends a non-100
@@ -193,8 +215,9 @@ class CallDriver:
             return
         ok = invite.line.phone.calls.answer(ring, now)
         if ok is not None:
+            self._calls_flow[_dialog_key(ok)] = invite.handle.flow
             self._respond(invite.line, invite.handle, ok)
-            self._call_event(invite.line, ring.invite, "answered")
+            self._call_event(invite.line, ring.invite.call_id, "answered")
             self._retransmit_2xx(invite.line, invite.handle, ok)
         self._forget_later(key, invite)
 
@@ -209,7 +232,7 @@ class CallDriver:
             terminated = invite.line.phone.calls.cancel(ring)
             if terminated is not None:
                 self._respond(invite.line, invite.handle, terminated)
-                self._call_event(invite.line, ring.invite, "cancelled", reason=why)
+                self._call_event(invite.line, ring.invite.call_id, "cancelled", reason=why)
         self._forget_later(key, invite)
 
     def _forget_later(self, key: ServerKey, invite: _Invite) -> None:
@@ -255,14 +278,16 @@ class CallDriver:
         if not response.is_success:
             return  # refused (481, or 500 for an old CSeq): nothing ends
         # A BYE before the ACK ends the call too: the 2xx is not resent.
-        self._stop_resending((request.call_id, request.to.tag or "", request.from_.tag or ""))
+        key = (request.call_id, request.to.tag or "", request.from_.tag or "")
+        self._stop_resending(key)
+        self._calls_flow.pop(key, None)
         if ring is None:
-            self._call_event(line, request, "ended", reason="BYE")
+            self._call_event(line, request.call_id, "ended", reason="BYE")
             return
-        key = server_key(ring.invite)
-        invite = self._invites.get(key)
+        invite_key = server_key(ring.invite)
+        invite = self._invites.get(invite_key)
         if invite is not None:
-            self._stop_ringing(key, invite, "BYE")
+            self._stop_ringing(invite_key, invite, "BYE")
         else:
             calls.cancel(ring)
 
@@ -300,13 +325,14 @@ class CallDriver:
             if now >= give_up_at:
                 del self._unacked[key]
                 self._unacked_cseq.pop(key, None)
+                self._calls_flow.pop(key, None)
                 calls = line.phone.calls
                 if calls.dialogs.get(key) is None:
                     return  # ended meanwhile (and said so then)
                 # RFC 3261 13.3.1.4: the session SHOULD be ended with a BYE.
                 self._send_in_dialog(line, handle.flow, key, "BYE", [], _ignore)
                 calls.end_unacknowledged(key)
-                self._call_event(line, handle.request, "ended", reason="no ACK")
+                self._call_event(line, handle.request.call_id, "ended", reason="no ACK")
                 return
             handle.respond(ok)
             self._events.emit(
@@ -408,14 +434,14 @@ class CallDriver:
         except OSError:  # no route, no connection, no TLS (ssl errors are OSErrors)
             sent(None, "transport")
 
-    def _call_event(self, line: LineState, request: Request, state: str, **why: str) -> None:
-        """A ``call`` event: the call of ``request`` entered ``state``; the
+    def _call_event(self, line: LineState, call_id: str, state: str, **why: str) -> None:
+        """A ``call`` event: the call ``call_id`` entered ``state``; the
         host is told when that state ends the call."""
         self._events.emit(
             "call",
             phone=line.phone.config.name,
             line=line.config.user,
-            call_id=request.call_id,
+            call_id=call_id,
             state=state,
             **why,
         )
@@ -488,6 +514,11 @@ def _next_hop(dialog: Dialog, flow: Flow) -> tuple[str, Address]:
         if transport in ("udp", "tcp", "tls"):
             return transport, (host, hop.port or (5061 if transport == "tls" else 5060))
     return flow.transport, flow.remote
+
+
+def _dialog_key(response: Response) -> DialogId:
+    """The UAS dialog id of the call a 2xx of the phone answers."""
+    return (response.call_id, response.to.tag or "", response.from_.tag or "")
 
 
 def _tag_unless_tagged(request: Request) -> str | None:

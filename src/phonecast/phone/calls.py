@@ -18,7 +18,16 @@ dialogs and decides what the phone says.  INFO (RFC 6086) is a mid-dialog
 request too: 200 inside a dialog, 481 outside one.  REFER (call transfer)
 is decided by :mod:`phonecast.phone.transfer`; the requests the phone sends
 in its dialogs (the NOTIFYs of a transfer, the BYE of a call whose 2xx was
-never acknowledged) are built by :meth:`CallAgent.request_in`.
+never acknowledged or that another call replaced) are built by
+:meth:`CallAgent.request_in`.
+
+The phone lists ``replaces`` in Supported, as the SPA does, so it honours
+RFC 3891: an INVITE whose Replaces names one of its confirmed calls is
+answered at once and the old call ended (see :meth:`CallAgent._replacing`
+for the other cases).  A second copy of an INVITE the phone already has a
+dialog for, arriving by another path, is 482 (RFC 3261 8.2.2.2).  A
+re-INVITE, UPDATE or REFER moves the remote target only when it is
+accepted (RFC 6141 4), not when it is refused.
 
 It is sans-IO like the core: every method takes the request (and the time,
 where a deadline follows from it) and returns the responses to send; the
@@ -56,6 +65,7 @@ from phonecast.sip import (
     new_tag,
 )
 from phonecast.sip.dialog import DialogId
+from phonecast.sip.replaces import Replaces, replaces_of
 
 #: What SPA303/SPA525G firmware 7.4/7.6 advertise (field guide), sent as the
 #: real phones send it in answers to OPTIONS, INVITE and UPDATE.
@@ -107,6 +117,9 @@ class InviteReply(NamedTuple):
     responses: list[Response]
     #: Set when the phone rings: call :meth:`CallAgent.answer` at its deadline.
     ringing: Ringing | None = None
+    #: Set when the INVITE's 200 replaces a call (RFC 3891): the phone ends
+    #: that dialog with a BYE, then :meth:`CallAgent.end_replaced`.
+    replaced: DialogId | None = None
 
 
 @dataclass
@@ -124,6 +137,9 @@ class CallAgent:
     #: Transfers still being reported (NOTIFYs under way), by dialog: one
     #: per dialog at most (see :mod:`phonecast.phone.transfer`).
     transfers: dict[DialogId, Transfer] = field(default_factory=dict)
+    #: The last dialogs that ended, oldest first (at most :data:`ENDED_KEPT`):
+    #: a Replaces naming one is declined 603, not 481 (RFC 3891 3).
+    ended: dict[DialogId, None] = field(default_factory=dict)
 
     @property
     def busy(self) -> bool:
@@ -170,6 +186,16 @@ class CallAgent:
         if request.to.tag:
             return InviteReply([self._reinvite(request)])
         tag = self._tag()
+        if self._merged(request):
+            # RFC 3261 8.2.2.2: a second copy of an INVITE the phone already
+            # has (forked, then merged on the way): 482, not a second call.
+            return InviteReply([make_response(request, 482, to_tag=tag)])
+        try:
+            replaces = replaces_of(request)
+        except ValidationError as exc:
+            return InviteReply([error_response(request, exc, to_tag=tag)])
+        if replaces is not None:
+            return self._replacing(request, replaces, tag)
         refusal = self._refusal_code()
         if refusal is not None:
             return InviteReply([make_response(request, refusal, to_tag=tag)])
@@ -188,6 +214,75 @@ class CallAgent:
         ring = Ringing(request, dialog.id, now + self.settings.ring_seconds, sdp)
         self.ringing[dialog.id] = ring
         return InviteReply([ringing], ring)
+
+    def _merged(self, request: Request) -> bool:
+        """Whether a new INVITE is a merged copy of one the phone holds a
+        dialog for: the same From tag, Call-ID and CSeq as the INVITE that
+        made it, which no later request of that dialog has passed.  (A
+        copy with the transaction's own branch never comes here: the
+        transaction absorbs it.)"""
+        from_tag = request.from_.tag
+        if not from_tag:
+            return False  # RFC 2543: nothing identifies the copy
+        call_id, seq = request.call_id, request.cseq.seq
+        return any(
+            d.call_id == call_id and d.remote_tag == from_tag and d.remote_seq == seq
+            for d in self.dialogs
+        )
+
+    def _replacing(self, request: Request, replaces: Replaces, tag: str) -> InviteReply:
+        """An INVITE with Replaces (RFC 3891 3).  Only a confirmed call of
+        the phone's can be replaced: the new INVITE is answered 200 at once
+        (no ringing, and whether the phone is busy does not matter: the
+        call it is busy with is the one going), and the caller ends the old
+        call (:attr:`InviteReply.replaced`).  A dialog that ended is
+        declined 603; an early one, which the phone did not initiate (it
+        only answers INVITEs), or none at all, is 481; ``early-only``
+        against a confirmed call is 486.  Knowing both tags of the call is
+        what authorises the replacement (RFC 3891 5)."""
+        target = self.dialogs.get(replaces.dialog_id)
+        if target is None:
+            if replaces.dialog_id in self.ended:
+                return InviteReply([make_response(request, 603, to_tag=tag)])
+            return InviteReply([make_response(request, 481, to_tag=tag)])
+        if target.state is not DialogState.CONFIRMED or target.id in self.ringing:
+            return InviteReply([make_response(request, 481, to_tag=tag)])
+        if replaces.early_only:
+            return InviteReply([make_response(request, 486, to_tag=tag)])
+        try:
+            sdp, offer = self._answer_or_offer(request)
+        except SdpError as exc:
+            return InviteReply([make_response(request, 488, str(exc)[:60], to_tag=tag)])
+        ok = make_response(
+            request,
+            200,
+            to_tag=tag,
+            headers=self._headers(),
+            body=sdp,
+            content_type="application/sdp",
+        )
+        try:
+            dialog = Dialog.from_uas(request, ok)  # confirmed: made by a 2xx
+            self.dialogs.put(_with_offer(dialog, offer, request.cseq.seq))
+        except ValidationError as exc:
+            return InviteReply([error_response(request, exc, to_tag=tag)])
+        self.busy_reasons.add(_call_key(dialog.id))
+        return InviteReply([ok], replaced=target.id)
+
+    def end_replaced(self, dialog_id: DialogId) -> None:
+        """The call an INVITE with Replaces took the place of is over (its
+        BYE was built first, with :meth:`request_in`)."""
+        self._end(dialog_id)
+
+    def _end(self, dialog_id: DialogId) -> None:
+        """A call is over: forget its dialog, free the phone, and remember
+        that it ended (for a Replaces naming it)."""
+        self.dialogs.remove(dialog_id)
+        self.busy_reasons.discard(_call_key(dialog_id))
+        self.ended.pop(dialog_id, None)
+        self.ended[dialog_id] = None
+        while len(self.ended) > ENDED_KEPT:
+            del self.ended[next(iter(self.ended))]
 
     def answer(self, ring: Ringing, now: float) -> Response | None:
         """The 200 for a ringing INVITE once its deadline has come (the
@@ -217,8 +312,7 @@ class CallAgent:
         INVITE gets (RFC 3261 9.2, 15.1.2), or ``None`` if it rings no more."""
         if self.ringing.pop(ring.dialog_id, None) is not ring:
             return None
-        self.dialogs.remove(ring.dialog_id)
-        self.busy_reasons.discard(_call_key(ring.dialog_id))
+        self._end(ring.dialog_id)
         return make_response(ring.invite, 487, to_tag=ring.dialog_id[1])
 
     def ringing_for(self, request: Request) -> Ringing | None:
@@ -252,7 +346,8 @@ class CallAgent:
             return error_response(request, exc)
         except SdpError as exc:
             return make_response(request, 488, str(exc)[:60])
-        self.dialogs.put(_with_offer(dialog, offer_state, request.cseq.seq))
+        accepted = dialog.refreshed_by(request)  # the 2xx makes the refresh
+        self.dialogs.put(_with_offer(accepted, offer_state, request.cseq.seq))
         return make_response(
             request, 200, headers=self._headers(), body=body, content_type="application/sdp"
         )
@@ -294,8 +389,7 @@ class CallAgent:
         """Our 2xx was never acknowledged (64*T1 passed, RFC 3261 13.3.1.4):
         the call is over, and the phone is no longer busy with it.  The BYE
         that tells the caller so is built first, with :meth:`request_in`."""
-        self.dialogs.remove(dialog_id)
-        self.busy_reasons.discard(_call_key(dialog_id))
+        self._end(dialog_id)
 
     def on_bye(self, request: Request) -> Response:
         """200 and the end of the call, or 481 outside a dialog.  A BYE in an
@@ -311,8 +405,7 @@ class CallAgent:
             dialog = dialog.receive_request(request)
         except ValidationError as exc:
             return error_response(request, exc)
-        self.dialogs.put(dialog.terminated())
-        self.busy_reasons.discard(_call_key(dialog.id))
+        self._end(dialog.id)
         return make_response(request, 200)
 
     def on_info(self, request: Request) -> Response:
@@ -347,6 +440,8 @@ class CallAgent:
             return make_response(request, 403, "No Call To Transfer"), None
         if dialog.id in self.transfers:
             return make_response(request, 491), None
+        dialog = dialog.refreshed_by(request)  # accepted: REFER refreshes the target
+        self.dialogs.put(dialog)
         event = event_for(refers_received(dialog), request.cseq.seq)
         transfer = Transfer(dialog.id, shown_target(target), event, dialog)
         self.transfers[dialog.id] = transfer
@@ -402,7 +497,7 @@ class CallAgent:
             self.dialogs.put(dialog)
             return error_response(request, refusal)
         if not request.body:
-            self.dialogs.put(dialog)
+            self.dialogs.put(dialog.refreshed_by(request))
             return make_response(request, 200, headers=self._headers())
         try:
             body, _ = self._answer_or_offer(request)
@@ -411,11 +506,14 @@ class CallAgent:
             # 12.2.2), or a lower one after it would be taken.
             self.dialogs.put(dialog)
             return make_response(request, 488, str(exc)[:60])
-        self.dialogs.put(dialog.with_offer(OfferState.IDLE))
+        self.dialogs.put(dialog.refreshed_by(request).with_offer(OfferState.IDLE))
         return make_response(
             request, 200, headers=self._headers(), body=body, content_type="application/sdp"
         )
 
+
+#: How many ended dialogs a line remembers, for Replaces (603 against 481).
+ENDED_KEPT: Final = 32
 
 #: ``Dialog.extra`` key: the CSeq of the INVITE whose 2xx carries the
 #: phone's outstanding offer, which only that INVITE's ACK answers.

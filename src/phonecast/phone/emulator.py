@@ -63,8 +63,10 @@ from phonecast.sip import (
 )
 from phonecast.sip.digest import DigestServer, compute_ha1
 
-#: What the emulated phone accepts in requests (bodies it reads, schemes...).
+#: What the emulated phone accepts in requests (bodies it reads, schemes...;
+#: ``replaces``, RFC 3891, which it lists in Supported as the SPA does).
 PHONE_POLICY: Final = UasPolicy(
+    extensions=frozenset({"replaces"}),
     body_types=frozenset(
         {
             "application/sdp",
