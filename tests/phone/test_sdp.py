@@ -1,0 +1,107 @@
+"""The emulated phone's SDP: what it reads of an offer (RFC 4566) and how
+it answers (RFC 3264)."""
+
+from __future__ import annotations
+
+import pytest
+
+from phonecast.phone.sdp import MAX_MEDIA, Media, SdpError, parse_offer
+
+
+def _sdp(*lines: str) -> bytes:
+    """An SDP body: v=0, an o= and s= line, then ``lines``, CRLF ended."""
+    head = ("v=0", "o=caller 1 1 IN IP4 192.0.2.1", "s=-", "c=IN IP4 192.0.2.1", "t=0 0")
+    return ("\r\n".join((*head, *lines)) + "\r\n").encode()
+
+
+def test_parse_reads_formats_rtpmaps_fmtps_and_the_default_direction() -> None:
+    offer = _sdp(
+        "m=audio 4000 RTP/AVP 96 0 101",
+        "a=rtpmap:96 opus/48000/2",
+        "a=rtpmap:101 telephone-event/8000",
+        "a=fmtp:101 0-16",
+        "a=rtpmap:102 PCMA/8000",  # not a format of the m= line: not kept
+    )
+    assert parse_offer(offer) == (
+        Media(
+            "audio",
+            4000,
+            "RTP/AVP",
+            ("96", "0", "101"),
+            "sendrecv",
+            (("96", "opus/48000/2"), ("101", "telephone-event/8000")),
+            (("101", "0-16"),),
+        ),
+    )
+
+
+def test_parse_direction_media_level_wins_over_session_level() -> None:
+    offer = _sdp(
+        "a=inactive",
+        "m=audio 4000 RTP/AVP 0",
+        "a=sendonly",
+        "m=audio 4002 RTP/AVP 0",
+        "m=audio 4004 RTP/AVP 0",
+        "a=recvonly",
+    )
+    assert [m.direction for m in parse_offer(offer)] == ["sendonly", "inactive", "recvonly"]
+
+
+def test_parse_non_rtp_formats_are_tokens_and_the_port_count_is_read_past() -> None:
+    offer = _sdp("m=audio 4000/2 RTP/AVP 008", "m=message 9 TCP/MSRP *", "m=image 0 udptl t38")
+    assert [(m.port, m.formats) for m in parse_offer(offer)] == [
+        (4000, ("8",)),
+        (9, ("*",)),
+        (0, ("t38",)),
+    ]
+
+
+def test_seventeen_media_lines_are_refused() -> None:
+    streams = [f"m=audio {4000 + 2 * i} RTP/AVP 0" for i in range(MAX_MEDIA + 1)]
+    assert len(parse_offer(_sdp(*streams[:MAX_MEDIA]))) == MAX_MEDIA
+    with pytest.raises(SdpError, match="media lines"):
+        parse_offer(_sdp(*streams))
+
+
+def test_too_many_lines_and_too_long_a_line_are_refused() -> None:
+    with pytest.raises(SdpError, match="lines"):
+        parse_offer(_sdp("m=audio 4000 RTP/AVP 0", *["a=x"] * 600))
+    with pytest.raises(SdpError, match="bad SDP line"):
+        parse_offer(_sdp("m=audio 4000 RTP/AVP 0", "a=" + "x" * 2000))
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("m=audio 4000 RTP/AVP 128", "bad payload type in 'm=audio 4000 RTP/AVP 128'"),
+        ("m=audio 4000 RTP/AVP PCMU", "bad payload type in"),
+        ("m=audio 4000 RTP/SAVPF -1", "bad payload type in"),
+        ("m=audio 65536 RTP/AVP 0", "bad media line 'm=audio 65536"),
+        ("m=audio 4000 RTP/AVP", "bad media line"),
+        ("m=audio \uff14\uff10\uff10\uff10 RTP/AVP 0", "bad media line"),  # full-width digits
+        ("m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU", "bad rtpmap 'rtpmap:0 PCMU'"),
+        ("m=audio 4000 RTP/AVP 0\r\na=rtpmap:200 x/8000", "bad rtpmap"),
+        ("m=audio 4000 RTP/AVP 0\r\na=fmtp:0", "bad fmtp"),
+        ("m=audio 4000 RTP/AVP 0\r\nnot sdp", "bad SDP line 'not sdp'"),
+        ("m=audio 4000 RTP/AVP 0\r\nM=audio 4000 RTP/AVP 0", "bad SDP line"),
+        ("m=audio 4000 RTP/AVP 0\r\na=x\x00y", "bad SDP line"),
+        ("a=sendrecv", "no media line"),
+    ],
+)
+def test_bad_lines_are_refused_naming_the_line(line: str, message: str) -> None:
+    with pytest.raises(SdpError, match=message):
+        parse_offer(_sdp(line))
+
+
+def test_bad_line_is_named_truncated() -> None:
+    with pytest.raises(SdpError) as refused:
+        parse_offer(_sdp("m=audio 4000 RTP/AVP " + "0 " * 100 + "999"))
+    assert len(str(refused.value)) < 80
+
+
+@pytest.mark.parametrize(
+    "body", [b"", b"\r\n", b"v=1\r\nm=audio 4000 RTP/AVP 0\r\n", b"\xff\xfe", b"v=0\r\n"]
+)
+def test_not_sdp_is_refused(body: bytes) -> None:
+    with pytest.raises(SdpError):
+        parse_offer(body)
