@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from phonecast.phone.sdp import MAX_MEDIA, Media, SdpError, parse_offer
+from phonecast.phone.sdp import MAX_MEDIA, Media, Origin, SdpError, SessionBody, parse_offer
 
 
 def _sdp(*lines: str) -> bytes:
@@ -105,3 +105,55 @@ def test_bad_line_is_named_truncated() -> None:
 def test_not_sdp_is_refused(body: bytes) -> None:
     with pytest.raises(SdpError):
         parse_offer(body)
+
+
+HOLD = SessionBody(("s=-", "c=IN IP4 192.0.2.9", "t=0 0", "m=audio 5004 RTP/AVP 0", "a=sendonly"))
+RESUME = SessionBody(("s=-", "c=IN IP4 192.0.2.9", "t=0 0", "m=audio 5004 RTP/AVP 0"))
+
+
+def _origin_line(sdp: bytes) -> str:
+    lines = sdp.decode().split("\r\n")
+    assert lines[0] == "v=0" and sdp.endswith(b"\r\n")
+    return lines[1]
+
+
+def test_origin_renders_v_o_then_the_body_with_crlf_line_ends() -> None:
+    origin, sdp = Origin(session_id=7, version=7).render(RESUME, address="192.0.2.9")
+    assert sdp == (
+        b"v=0\r\no=phonecast 7 7 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\n"
+        b"t=0 0\r\nm=audio 5004 RTP/AVP 0\r\n"
+    )
+    assert origin == Origin(7, 7, RESUME.lines, "192.0.2.9")
+    _, sdp6 = Origin(7, 7).render(RESUME, address="2001:db8::9")
+    assert _origin_line(sdp6) == "o=phonecast 7 7 IN IP6 2001:db8::9"
+
+
+def test_origin_version_goes_up_by_one_on_a_change_and_stays_on_a_repeat() -> None:
+    origin = Origin(42, 42)
+    versions = []
+    for body in (RESUME, RESUME, HOLD, HOLD, RESUME):
+        origin, sdp = origin.render(body, address="192.0.2.9")
+        versions.append(_origin_line(sdp))
+    assert versions == [
+        "o=phonecast 42 42 IN IP4 192.0.2.9",
+        "o=phonecast 42 42 IN IP4 192.0.2.9",
+        "o=phonecast 42 43 IN IP4 192.0.2.9",
+        "o=phonecast 42 43 IN IP4 192.0.2.9",
+        "o=phonecast 42 44 IN IP4 192.0.2.9",
+    ]
+
+
+def test_origin_address_stays_the_first_one_while_the_media_moves() -> None:
+    origin, _ = Origin(1, 1).render(RESUME, address="192.0.2.9")
+    moved = SessionBody(("s=-", "c=IN IP4 198.51.100.3", "t=0 0", "m=audio 5004 RTP/AVP 0"))
+    _, sdp = origin.render(moved, address="198.51.100.3")
+    assert _origin_line(sdp) == "o=phonecast 1 2 IN IP4 192.0.2.9"
+    assert b"c=IN IP4 198.51.100.3\r\n" in sdp
+
+
+def test_origin_and_session_body_refuse_what_cannot_be_sent() -> None:
+    with pytest.raises(ValueError):
+        Origin(-1, 0)
+    for line in ("o=x 1 1 IN IP4 a", "v=0", "a=x\r\nm=y", "nonsense"):
+        with pytest.raises(ValueError):
+            SessionBody(("s=-", line))

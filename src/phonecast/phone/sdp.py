@@ -161,31 +161,92 @@ def parse_offer(body: bytes) -> tuple[Media, ...]:
     return tuple(_with_attributes(m, attrs, session_direction) for m, attrs in sections)
 
 
-def make_answer(offer: bytes, *, address: str, port: int, session_id: int) -> bytes:
+def _family(address: str) -> str:
+    return "IP6" if ":" in address else "IP4"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionBody:
+    """What an SDP says after its ``o=`` line: ``s=``, ``c=``, ``t=``, ``m=``,
+    ``a=``... lines, without line ends.
+
+    Kept apart from ``v=`` and ``o=`` so that :class:`Origin` can tell
+    whether the SDP of a session changed since it last sent one.
+    """
+
+    lines: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        for line in self.lines:
+            if not _LINE.fullmatch(line) or line[0] in "vo":
+                raise ValueError(f"not a session body line: {line[:40]!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """The ``o=`` line of one session (one dialog), as the phone last sent it.
+
+    RFC 3264 8: every SDP the phone sends in a session keeps the origin's
+    username, session id and address; its version goes up by exactly one
+    when the SDP differs from the one sent before, and stays when it is the
+    same (RFC 4566 5.2).  ``Origin(session_id=n, version=n)`` starts a
+    session; :meth:`render` gives the SDP to send and the Origin to keep
+    for the next.  ``last`` holds the body lines last sent (None before the
+    first) and ``address`` the origin's address, fixed by the first render.
+    """
+
+    session_id: int
+    version: int
+    last: tuple[str, ...] | None = None
+    address: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.session_id < 0 or self.version < 0:
+            raise ValueError("SDP session id and version are non-negative")
+
+    def render(self, body: SessionBody, *, address: str) -> tuple[Origin, bytes]:
+        """The full SDP of ``body`` (``v=0``, ``o=``, its lines, CRLF ends)
+        and the Origin that follows it.
+
+        ``address`` is the origin's on the first render only: the ``o=``
+        line names where the session was created and must not change later
+        (the media address is the body's ``c=`` line).
+        """
+        if self.last is None or self.address is None:
+            version, origin_address = self.version, address
+        else:
+            same = body.lines == self.last
+            version, origin_address = self.version if same else self.version + 1, self.address
+        family = _family(origin_address)
+        o_line = f"o=phonecast {self.session_id} {version} IN {family} {origin_address}"
+        text = "\r\n".join(("v=0", o_line, *body.lines)) + "\r\n"
+        return Origin(self.session_id, version, body.lines, origin_address), text.encode()
+
+
+def make_answer(offer: bytes, *, address: str, port: int) -> SessionBody:
     """An answer to ``offer``: audio accepted on ``port``, other kinds rejected."""
     media = parse_offer(offer)
-    family = "IP6" if ":" in address else "IP4"
-    out = [
-        "v=0",
-        f"o=phonecast {session_id} {session_id} IN {family} {address}",
-        "s=-",
-        f"c=IN {family} {address}",
-        "t=0 0",
-    ]
+    family = _family(address)
+    out = ["s=-", f"c=IN {family} {address}", "t=0 0"]
     for i, m in enumerate(media):
         if m.kind == "audio" and m.port != 0:
             out.append(f"m=audio {port + 2 * i} {m.proto} {m.formats[0]}")
             out.append("a=sendrecv")
         else:
             out.append(f"m={m.kind} 0 {m.proto} {m.formats[0]}")
-    return ("\r\n".join(out) + "\r\n").encode()
+    return SessionBody(tuple(out))
 
 
-def make_offer(*, address: str, port: int, session_id: int) -> bytes:
+def make_offer(*, address: str, port: int) -> SessionBody:
     """The phone's own offer (PCMU), for INVITEs that arrive without one."""
-    family = "IP6" if ":" in address else "IP4"
-    return (
-        f"v=0\r\no=phonecast {session_id} {session_id} IN {family} {address}\r\ns=-\r\n"
-        f"c=IN {family} {address}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\n"
-        "a=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
-    ).encode()
+    family = _family(address)
+    return SessionBody(
+        (
+            "s=-",
+            f"c=IN {family} {address}",
+            "t=0 0",
+            f"m=audio {port} RTP/AVP 0",
+            "a=rtpmap:0 PCMU/8000",
+            "a=sendrecv",
+        )
+    )
