@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from phonecast.phone.sdp import MAX_MEDIA, Media, Origin, SdpError, SessionBody, parse_offer
+from phonecast.phone.sdp import (
+    MAX_MEDIA,
+    Media,
+    Origin,
+    SdpError,
+    SessionBody,
+    make_answer,
+    parse_offer,
+)
 
 
 def _sdp(*lines: str) -> bytes:
@@ -157,3 +165,139 @@ def test_origin_and_session_body_refuse_what_cannot_be_sent() -> None:
     for line in ("o=x 1 1 IN IP4 a", "v=0", "a=x\r\nm=y", "nonsense"):
         with pytest.raises(ValueError):
             SessionBody(("s=-", line))
+
+
+def _answer(*lines: str, port: int = 5004) -> tuple[str, ...]:
+    """The lines of the phone's answer to an offer of ``lines``."""
+    return make_answer(_sdp(*lines), address="192.0.2.9", port=port).lines
+
+
+def _media_of(answer: tuple[str, ...]) -> tuple[str, ...]:
+    """``answer`` from its first m= line on."""
+    return answer[next(i for i, ln in enumerate(answer) if ln.startswith("m=")) :]
+
+
+def test_answer_has_session_lines_then_one_stream_with_rtpmap_and_direction() -> None:
+    assert _answer("m=audio 4000 RTP/AVP 0 8") == (
+        "s=-",
+        "c=IN IP4 192.0.2.9",
+        "t=0 0",
+        "m=audio 5004 RTP/AVP 0",
+        "a=rtpmap:0 PCMU/8000",
+        "a=sendrecv",
+    )
+
+
+def test_opus_only_offer_is_refused_naming_why() -> None:
+    with pytest.raises(SdpError, match="no common audio codec"):
+        _answer("m=audio 4000 RTP/AVP 96", "a=rtpmap:96 opus/48000/2")
+
+
+def test_offer_of_opus_then_pcmu_is_answered_pcmu_with_its_rtpmap() -> None:
+    answer = _answer("m=audio 4000 RTP/AVP 96 0", "a=rtpmap:96 opus/48000/2")
+    assert _media_of(answer) == ("m=audio 5004 RTP/AVP 0", "a=rtpmap:0 PCMU/8000", "a=sendrecv")
+
+
+def test_dynamic_pcma_is_kept_with_its_rtpmap() -> None:
+    answer = _answer("m=audio 4000 RTP/AVP 97 0", "a=rtpmap:97 pcma/8000/1")
+    assert _media_of(answer)[:2] == ("m=audio 5004 RTP/AVP 97", "a=rtpmap:97 PCMA/8000")
+
+
+def test_a_codec_the_phone_has_at_another_rate_or_in_stereo_is_not_taken() -> None:
+    answer = _answer(
+        "m=audio 4000 RTP/AVP 96 97 98 9",
+        "a=rtpmap:96 PCMU/16000",
+        "a=rtpmap:97 PCMA/8000/2",
+        "a=rtpmap:98 G723/8000",  # no rtpmap for 9: G.722 by its static number
+    )
+    assert _media_of(answer)[:2] == ("m=audio 5004 RTP/AVP 9", "a=rtpmap:9 G722/8000")
+
+
+def test_a_dynamic_payload_type_without_rtpmap_is_not_guessed() -> None:
+    answer = _answer("m=audio 4000 RTP/AVP 100 18")
+    assert _media_of(answer)[:2] == ("m=audio 5004 RTP/AVP 18", "a=rtpmap:18 G729/8000")
+
+
+def test_telephone_event_is_answered_with_its_payload_type_and_fmtp() -> None:
+    answer = _answer(
+        "m=audio 4000 RTP/SAVP 101 8 0",
+        "a=rtpmap:101 telephone-event/8000",
+        "a=fmtp:101 0-16",
+        "a=fmtp:8 ignored",
+    )
+    assert _media_of(answer) == (
+        "m=audio 5004 RTP/SAVP 8 101",
+        "a=rtpmap:8 PCMA/8000",
+        "a=rtpmap:101 telephone-event/8000",
+        "a=fmtp:101 0-16",
+        "a=sendrecv",
+    )
+
+
+def test_telephone_event_alone_is_no_common_codec() -> None:
+    with pytest.raises(SdpError, match="no common audio codec"):
+        _answer("m=audio 4000 RTP/AVP 101", "a=rtpmap:101 telephone-event/8000")
+
+
+@pytest.mark.parametrize(
+    ("offered", "answered"),
+    [
+        ("a=sendonly", "a=recvonly"),
+        ("a=recvonly", "a=sendonly"),
+        ("a=inactive", "a=inactive"),
+        ("a=sendrecv", "a=sendrecv"),
+    ],
+)
+def test_direction_is_answered_by_its_inverse(offered: str, answered: str) -> None:
+    assert _answer("m=audio 4000 RTP/AVP 0", offered)[-1] == answered
+
+
+def test_hold_with_sendonly_is_answered_recvonly() -> None:
+    assert "a=recvonly" in _answer("m=audio 4000 RTP/AVP 0", "a=sendonly")
+
+
+def test_session_level_inactive_is_answered_inactive() -> None:
+    answer = _answer("a=inactive", "m=audio 4000 RTP/AVP 0", "m=audio 4002 RTP/AVP 8")
+    assert [ln for ln in answer if ln.startswith("a=") and "rtpmap" not in ln] == [
+        "a=inactive",
+        "a=inactive",
+    ]
+
+
+def test_every_offered_stream_is_answered_in_order_rejected_ones_with_port_0() -> None:
+    answer = _answer(
+        "m=video 4000 RTP/AVP 31 34",
+        "a=sendonly",
+        "m=audio 4002 RTP/AVP 0",
+        "m=audio 0 RTP/AVP 8",
+        "m=audio 4006 RTP/AVP 96",
+        "a=rtpmap:96 opus/48000/2",
+        "m=image 4008 udptl t38",
+        "m=audio 4010 RTP/AVP 8",
+    )
+    assert _media_of(answer) == (
+        "m=video 0 RTP/AVP 31 34",
+        "m=audio 5004 RTP/AVP 0",
+        "a=rtpmap:0 PCMU/8000",
+        "a=sendrecv",
+        "m=audio 0 RTP/AVP 8",
+        "m=audio 0 RTP/AVP 96",
+        "m=image 0 udptl t38",
+        "m=audio 5006 RTP/AVP 8",
+        "a=rtpmap:8 PCMA/8000",
+        "a=sendrecv",
+    )
+
+
+def test_no_audio_or_only_disabled_audio_is_refused_naming_why() -> None:
+    with pytest.raises(SdpError, match="no audio stream"):
+        _answer("m=video 4000 RTP/AVP 31")
+    with pytest.raises(SdpError, match="disabled"):
+        _answer("m=audio 0 RTP/AVP 0", "m=video 4000 RTP/AVP 31")
+
+
+def test_answer_keeps_the_offers_timing_and_speaks_ipv6() -> None:
+    offer = b"v=0\r\no=c 1 1 IN IP6 ::1\r\ns=-\r\nt=3034423619 3042462419\r\n"
+    offer += b"m=audio 4000 RTP/AVP 0\r\n"
+    answer = make_answer(offer, address="2001:db8::9", port=5004).lines
+    assert answer[1:3] == ("c=IN IP6 2001:db8::9", "t=3034423619 3042462419")

@@ -1,19 +1,23 @@
-"""Just enough SDP (RFC 4566 / RFC 3264) for an emulated phone to answer.
+"""Just enough SDP (RFC 4566 / RFC 3264) for an emulated phone to answer and offer.
 
-The emulator does not carry media; it must still produce a well-formed
-answer so a caller's offer/answer state machine completes: one ``m=`` line
-per offered stream, in the same order, with the first offered format (a
-port of 0 rejects a stream the phone does not take: anything but audio).
+The emulator carries no media, but a caller's offer/answer state machine
+must still complete, and the phone's SDP should say what a Cisco SPA says:
+one answered ``m=`` line per offered stream, in order, port 0 for those it
+does not take (RFC 3264 6); for audio, the first offered codec it has and
+telephone-event (RFC 4733), each with its ``a=rtpmap`` so that a dynamic
+payload type stays identifiable, and the direction that mirrors the
+offer's, recvonly to a hold (6.1); within a session, an ``o=`` line whose
+version goes up by one whenever the SDP changes (8, :class:`Origin`).
 
-An offer is hostile input: :func:`parse_offer` bounds how many lines and
-streams it reads and refuses, with :class:`SdpError`, any line it cannot
-read, rather than guess.
+An offer is hostile input: :func:`parse_offer` bounds what it reads and
+refuses any line it cannot read with :class:`SdpError` (the phone answers
+488) rather than guess.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 #: Bounds on what :func:`parse_offer` reads.  An SPA offers one stream in
@@ -32,6 +36,20 @@ _PORT: Final = re.compile(r"(\d{1,5})(?:/\d{1,5})?", re.ASCII)  # port[/count], 
 _PAYLOAD_TYPE: Final = re.compile(r"\d{1,3}", re.ASCII)
 _RTPMAP: Final = re.compile(r"rtpmap:(\d{1,3}) ([^/\s]+)/(\d{1,6})(?:/(\d{1,2}))?", re.ASCII)
 _FMTP: Final = re.compile(r"fmtp:(\S+) (\S.*)")
+_TIMING: Final = re.compile(r"\d{1,20} \d{1,20}", re.ASCII)
+
+#: How an answer turns an offered direction (RFC 3264 6.1): sending and
+#: receiving swap; sendrecv and inactive stay.
+_ANSWER_DIRECTION: Final = {"sendonly": "recvonly", "recvonly": "sendonly"}
+
+#: The phone's audio codecs by static payload type (RFC 3551 6), and every
+#: encoding it has, by (lower-case name, clock rate), as its rtpmap writes it.
+_STATIC: Final = {"0": "PCMU/8000", "8": "PCMA/8000", "9": "G722/8000", "18": "G729/8000"}
+_EVENTS: Final = "telephone-event/8000"
+_ENCODINGS: Final = {
+    (name.lower(), int(rate)): f"{name}/{rate}"
+    for name, rate in (e.split("/") for e in (*_STATIC.values(), _EVENTS))
+}
 
 
 class SdpError(ValueError):
@@ -127,14 +145,12 @@ def _with_attributes(media: Media, attributes: list[str], session_direction: str
                 raise _bad("bad fmtp", value)
             fmt = fmtp[1]
             fmtps.setdefault(str(int(fmt)) if _PAYLOAD_TYPE.fullmatch(fmt) else fmt, fmtp[2])
-    return Media(
-        media.kind,
-        media.port,
-        media.proto,
-        media.formats,
-        direction or session_direction,
-        tuple((f, rtpmaps[f]) for f in dict.fromkeys(media.formats) if f in rtpmaps),
-        tuple((f, fmtps[f]) for f in dict.fromkeys(media.formats) if f in fmtps),
+    formats = dict.fromkeys(media.formats)
+    return replace(
+        media,
+        direction=direction or session_direction,
+        rtpmaps=tuple((f, rtpmaps[f]) for f in formats if f in rtpmaps),
+        fmtps=tuple((f, fmtps[f]) for f in formats if f in fmtps),
     )
 
 
@@ -145,6 +161,11 @@ def parse_offer(body: bytes) -> tuple[Media, ...]:
     most :data:`MAX_LINE_LENGTH` characters are read; for RTP protos every
     format must be a payload type, 0-127 (RFC 3551 3, RFC 4566 5.14).
     """
+    return _parse(body)[0]
+
+
+def _parse(body: bytes) -> tuple[tuple[Media, ...], str]:
+    """The streams of an offer and its session's ``t=`` value."""
     lines = _lines(body)
     session: list[str] = []
     sections: list[tuple[Media, list[str]]] = []
@@ -158,7 +179,9 @@ def parse_offer(body: bytes) -> tuple[Media, ...]:
     if not sections:
         raise SdpError("SDP offer has no media line")
     session_direction = next((a for a in session if a in DIRECTIONS), "sendrecv")
-    return tuple(_with_attributes(m, attrs, session_direction) for m, attrs in sections)
+    media = tuple(_with_attributes(m, attrs, session_direction) for m, attrs in sections)
+    timing = next((ln[2:] for ln in lines if ln.startswith("t=")), "0 0")
+    return media, timing if _TIMING.fullmatch(timing) else "0 0"
 
 
 def _family(address: str) -> str:
@@ -167,12 +190,8 @@ def _family(address: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class SessionBody:
-    """What an SDP says after its ``o=`` line: ``s=``, ``c=``, ``t=``, ``m=``,
-    ``a=``... lines, without line ends.
-
-    Kept apart from ``v=`` and ``o=`` so that :class:`Origin` can tell
-    whether the SDP of a session changed since it last sent one.
-    """
+    """The lines of an SDP after ``o=`` (``s=``, ``c=``, ``t=``, ``m=``, ``a=``...),
+    apart so that :class:`Origin` can tell whether a session's SDP changed."""
 
     lines: tuple[str, ...]
 
@@ -186,13 +205,11 @@ class SessionBody:
 class Origin:
     """The ``o=`` line of one session (one dialog), as the phone last sent it.
 
-    RFC 3264 8: every SDP the phone sends in a session keeps the origin's
-    username, session id and address; its version goes up by exactly one
-    when the SDP differs from the one sent before, and stays when it is the
-    same (RFC 4566 5.2).  ``Origin(session_id=n, version=n)`` starts a
-    session; :meth:`render` gives the SDP to send and the Origin to keep
-    for the next.  ``last`` holds the body lines last sent (None before the
-    first) and ``address`` the origin's address, fixed by the first render.
+    RFC 3264 8: every SDP sent in a session keeps the origin's username,
+    session id and address, and its version goes up by exactly one when the
+    SDP differs from the one sent before (RFC 4566 5.2), not otherwise.
+    ``Origin(n, n)`` starts a session.  ``last``: the body lines last sent
+    (None before the first); ``address``: fixed by the first render.
     """
 
     session_id: int
@@ -205,12 +222,10 @@ class Origin:
             raise ValueError("SDP session id and version are non-negative")
 
     def render(self, body: SessionBody, *, address: str) -> tuple[Origin, bytes]:
-        """The full SDP of ``body`` (``v=0``, ``o=``, its lines, CRLF ends)
-        and the Origin that follows it.
+        """The Origin to keep and the SDP to send: ``v=0``, ``o=``, ``body``, CRLFs.
 
-        ``address`` is the origin's on the first render only: the ``o=``
-        line names where the session was created and must not change later
-        (the media address is the body's ``c=`` line).
+        ``address`` counts on the first render only: the ``o=`` line names
+        where the session began (the media's address is the body's ``c=``).
         """
         if self.last is None or self.address is None:
             version, origin_address = self.version, address
@@ -223,17 +238,74 @@ class Origin:
         return Origin(self.session_id, version, body.lines, origin_address), text.encode()
 
 
+def _encoding(media: Media, fmt: str) -> str | None:
+    """The phone's spelling of ``fmt``'s encoding if the phone has it, else None.
+
+    A payload type with an rtpmap is known by its encoding name (any case)
+    and clock rate, mono only; one without, by its static number.
+    """
+    rtpmap = media.rtpmap(fmt)
+    if rtpmap is None:
+        return _STATIC.get(fmt) if _is_rtp(media.proto) else None
+    name, rate, *channels = rtpmap.split("/")
+    return None if channels not in ([], ["1"]) else _ENCODINGS.get((name.lower(), int(rate)))
+
+
+def _choose(media: Media) -> list[tuple[str, str]] | None:
+    """The (payload type, encoding) pairs the phone answers ``media`` with:
+    its first offered codec the phone has, then telephone-event if offered;
+    None if the phone takes no codec of it, or it is not audio."""
+    if media.kind != "audio" or media.port == 0:
+        return None
+    known = [(fmt, enc) for fmt in media.formats if (enc := _encoding(media, fmt)) is not None]
+    codec = next((pair for pair in known if pair[1] != _EVENTS), None)
+    if codec is None:
+        return None
+    events = next((pair for pair in known if pair[1] == _EVENTS), None)
+    return [codec] if events is None else [codec, events]
+
+
+def _refusal(media: tuple[Media, ...]) -> str:
+    """Why no stream of an offer could be accepted, for the 488."""
+    audio = [m for m in media if m.kind == "audio"]
+    if not audio:
+        return "no audio stream offered"
+    if all(m.port == 0 for m in audio):
+        return "every audio stream offered is disabled"
+    return "no common audio codec (PCMU PCMA G722 G729)"
+
+
 def make_answer(offer: bytes, *, address: str, port: int) -> SessionBody:
-    """An answer to ``offer``: audio accepted on ``port``, other kinds rejected."""
-    media = parse_offer(offer)
-    family = _family(address)
-    out = ["s=-", f"c=IN {family} {address}", "t=0 0"]
-    for i, m in enumerate(media):
-        if m.kind == "audio" and m.port != 0:
-            out.append(f"m=audio {port + 2 * i} {m.proto} {m.formats[0]}")
-            out.append("a=sendrecv")
-        else:
-            out.append(f"m={m.kind} 0 {m.proto} {m.formats[0]}")
+    """The phone's answer to ``offer`` (RFC 3264 6), media on ``address``.
+
+    One ``m=`` line per offered stream, in order, ``t=`` as offered.  The
+    i-th accepted stream (0-based) is on ``port + 2*i``, offered proto,
+    formats of :func:`_choose` with rtpmaps (telephone-event's fmtp if
+    offered), direction answering the offered one (6.1).  Any other stream
+    is rejected: port 0, the offered formats, no attributes.  Raises
+    :class:`SdpError`, naming why, if no stream is accepted.
+    """
+    if not 0 < port <= 65535:
+        raise ValueError(f"media port {port} out of range")
+    media, timing = _parse(offer)
+    out = ["s=-", f"c=IN {_family(address)} {address}", f"t={timing}"]
+    accepted = 0
+    for m in media:
+        chosen = _choose(m)
+        if chosen is None or port + 2 * accepted > 65535:
+            out.append(f"m={m.kind} 0 {m.proto} {' '.join(m.formats)}")
+            continue
+        out.append(f"m=audio {port + 2 * accepted} {m.proto} {' '.join(f for f, _ in chosen)}")
+        out.extend(f"a=rtpmap:{fmt} {enc}" for fmt, enc in chosen)
+        out.extend(
+            f"a=fmtp:{fmt} {params}"
+            for fmt, enc in chosen
+            if enc == _EVENTS and (params := m.fmtp(fmt)) is not None
+        )
+        out.append(f"a={_ANSWER_DIRECTION.get(m.direction, m.direction)}")
+        accepted += 1
+    if not accepted:
+        raise SdpError(_refusal(media))
     return SessionBody(tuple(out))
 
 
