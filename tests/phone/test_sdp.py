@@ -12,6 +12,7 @@ from phonecast.phone.sdp import (
     SdpError,
     SessionBody,
     make_answer,
+    make_offer,
     parse_offer,
 )
 
@@ -301,3 +302,36 @@ def test_answer_keeps_the_offers_timing_and_speaks_ipv6() -> None:
     offer += b"m=audio 4000 RTP/AVP 0\r\n"
     answer = make_answer(offer, address="2001:db8::9", port=5004).lines
     assert answer[1:3] == ("c=IN IP6 2001:db8::9", "t=3034423619 3042462419")
+
+
+def test_offer_is_what_an_spa_offers() -> None:
+    assert make_offer(address="192.0.2.9", port=5004).lines == (
+        "s=-",
+        "c=IN IP4 192.0.2.9",
+        "t=0 0",
+        "m=audio 5004 RTP/AVP 0 8 18 101",
+        "a=rtpmap:0 PCMU/8000",
+        "a=rtpmap:8 PCMA/8000",
+        "a=rtpmap:18 G729/8000",
+        "a=rtpmap:101 telephone-event/8000",
+        "a=fmtp:101 0-15",
+        "a=sendrecv",
+    )
+
+
+def test_the_phones_own_offer_is_one_it_answers_pcmu_with_events() -> None:
+    _, offer = Origin(3, 3).render(make_offer(address="192.0.2.9", port=5004), address="192.0.2.9")
+    assert _media_of(make_answer(offer, address="192.0.2.1", port=4000).lines) == (
+        "m=audio 4000 RTP/AVP 0 101",
+        "a=rtpmap:0 PCMU/8000",
+        "a=rtpmap:101 telephone-event/8000",
+        "a=fmtp:101 0-15",
+        "a=sendrecv",
+    )
+
+
+def test_a_media_port_out_of_range_is_a_caller_error() -> None:
+    with pytest.raises(ValueError):
+        make_offer(address="192.0.2.9", port=0)
+    with pytest.raises(ValueError):
+        make_answer(_sdp("m=audio 4000 RTP/AVP 0"), address="192.0.2.9", port=65536)

@@ -1,17 +1,14 @@
 """Just enough SDP (RFC 4566 / RFC 3264) for an emulated phone to answer and offer.
 
-The emulator carries no media, but a caller's offer/answer state machine
-must still complete, and the phone's SDP should say what a Cisco SPA says:
-one answered ``m=`` line per offered stream, in order, port 0 for those it
-does not take (RFC 3264 6); for audio, the first offered codec it has and
-telephone-event (RFC 4733), each with its ``a=rtpmap`` so that a dynamic
-payload type stays identifiable, and the direction that mirrors the
-offer's, recvonly to a hold (6.1); within a session, an ``o=`` line whose
-version goes up by one whenever the SDP changes (8, :class:`Origin`).
-
-An offer is hostile input: :func:`parse_offer` bounds what it reads and
-refuses any line it cannot read with :class:`SdpError` (the phone answers
-488) rather than guess.
+The emulator carries no media, but a caller's offer/answer must complete
+and the phone's SDP should say what a Cisco SPA says: an answer per offered
+``m=`` line, in order, port 0 for a stream it does not take (RFC 3264 6);
+the first offered codec it has plus telephone-event (RFC 4733), each with
+its ``a=rtpmap`` so a dynamic payload type stays identifiable; the mirror
+of the offered direction, recvonly to a hold (6.1); an ``o=`` version that
+goes up by one whenever a session's SDP changes (8, :class:`Origin`).  An
+offer is hostile input: :func:`parse_offer` bounds what it reads and
+refuses with :class:`SdpError` (answered 488) a line it cannot read.
 """
 
 from __future__ import annotations
@@ -58,15 +55,10 @@ class SdpError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Media:
-    """One offered stream: ``m=<kind> <port> <proto> <formats...>`` and what
-    its attributes say about it.
-
-    ``direction`` is the stream's own direction attribute, else the
-    session's, else sendrecv (RFC 3264 5.1).  ``rtpmaps`` pairs a payload
-    type with its ``<encoding>/<clock rate>[/<channels>]`` and ``fmtps`` a
-    format with its parameters (RFC 4566 6), each for formats of the
-    ``m=`` line only, the first attribute for a format winning.
-    """
+    """One offered stream, ``m=<kind> <port> <proto> <formats...>``: its own
+    direction attribute, else the session's, else sendrecv (RFC 3264 5.1);
+    ``(format, "<encoding>/<rate>[/<channels>]")`` rtpmaps and ``(format,
+    parameters)`` fmtps (RFC 4566 6), of its formats only, first one wins."""
 
     kind: str
     port: int
@@ -239,11 +231,8 @@ class Origin:
 
 
 def _encoding(media: Media, fmt: str) -> str | None:
-    """The phone's spelling of ``fmt``'s encoding if the phone has it, else None.
-
-    A payload type with an rtpmap is known by its encoding name (any case)
-    and clock rate, mono only; one without, by its static number.
-    """
+    """The phone's spelling of ``fmt``'s encoding if the phone has it, else None:
+    by rtpmap name (any case), clock rate and mono, or by static number."""
     rtpmap = media.rtpmap(fmt)
     if rtpmap is None:
         return _STATIC.get(fmt) if _is_rtp(media.proto) else None
@@ -259,10 +248,8 @@ def _choose(media: Media) -> list[tuple[str, str]] | None:
         return None
     known = [(fmt, enc) for fmt in media.formats if (enc := _encoding(media, fmt)) is not None]
     codec = next((pair for pair in known if pair[1] != _EVENTS), None)
-    if codec is None:
-        return None
-    events = next((pair for pair in known if pair[1] == _EVENTS), None)
-    return [codec] if events is None else [codec, events]
+    events = [pair for pair in known if pair[1] == _EVENTS][:1]
+    return None if codec is None else [codec, *events]
 
 
 def _refusal(media: tuple[Media, ...]) -> str:
@@ -310,15 +297,12 @@ def make_answer(offer: bytes, *, address: str, port: int) -> SessionBody:
 
 
 def make_offer(*, address: str, port: int) -> SessionBody:
-    """The phone's own offer (PCMU), for INVITEs that arrive without one."""
-    family = _family(address)
-    return SessionBody(
-        (
-            "s=-",
-            f"c=IN {family} {address}",
-            "t=0 0",
-            f"m=audio {port} RTP/AVP 0",
-            "a=rtpmap:0 PCMU/8000",
-            "a=sendrecv",
-        )
-    )
+    """The phone's own offer, for an INVITE that arrives without one: what an
+    SPA offers, PCMU, PCMA, G729 and telephone-event 101 for DTMF (RFC 4733),
+    each with its rtpmap (RFC 4566 6), sendrecv."""
+    if not 0 < port <= 65535:
+        raise ValueError(f"media port {port} out of range")
+    rtpmaps = ("0 PCMU/8000", "8 PCMA/8000", "18 G729/8000", f"101 {_EVENTS}")
+    session = ("s=-", f"c=IN {_family(address)} {address}", "t=0 0")
+    media = (f"m=audio {port} RTP/AVP 0 8 18 101", *(f"a=rtpmap:{r}" for r in rtpmaps))
+    return SessionBody((*session, *media, "a=fmtp:101 0-15", "a=sendrecv"))
