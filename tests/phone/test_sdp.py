@@ -3,9 +3,14 @@ it answers (RFC 3264)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from phonecast.phone.sdp import (
+    DIRECTIONS,
     MAX_MEDIA,
     Media,
     Origin,
@@ -335,3 +340,122 @@ def test_a_media_port_out_of_range_is_a_caller_error() -> None:
         make_offer(address="192.0.2.9", port=0)
     with pytest.raises(ValueError):
         make_answer(_sdp("m=audio 4000 RTP/AVP 0"), address="192.0.2.9", port=65536)
+
+
+# Offers generated for the invariants.  Each offered format is drawn with
+# what the phone should make of it: the payload type, its rtpmap (or none),
+# and "codec", "events" or None (not the phone's).
+Format = tuple[str, str | None, str | None]
+STATIC: list[Format] = [("0", None, "codec"), ("8", None, "codec"), ("9", None, "codec")]
+STATIC += [("18", None, "codec"), ("3", None, None), ("4", None, None), ("31", None, None)]
+DYNAMIC: list[tuple[str | None, str | None]] = [
+    ("opus/48000/2", None),
+    ("PCMA/8000", "codec"),
+    ("pcmu/8000/1", "codec"),
+    ("g722/8000", "codec"),
+    ("G729/8000", "codec"),
+    ("PCMU/8000/2", None),
+    ("PCMA/16000", None),
+    ("speex/16000", None),
+    ("telephone-event/8000", "events"),
+    ("TELEPHONE-EVENT/8000", "events"),
+    ("telephone-event/48000", None),
+    (None, None),  # a dynamic payload type without rtpmap: unknown
+]
+
+
+def _dynamic(pt: int, encoding: tuple[str | None, str | None]) -> Format:
+    return (str(pt), *encoding)
+
+
+_formats = st.lists(
+    st.sampled_from(STATIC) | st.builds(_dynamic, st.integers(96, 127), st.sampled_from(DYNAMIC)),
+    min_size=1,
+    max_size=6,
+    unique_by=lambda f: f[0],
+)
+_directions = st.none() | st.sampled_from(DIRECTIONS)
+
+
+@dataclass(frozen=True)
+class Stream:
+    kind: str
+    port: int
+    proto: str
+    formats: list[Format]
+    direction: str | None
+
+    def lines(self) -> list[str]:
+        pts = " ".join(pt for pt, _, _ in self.formats)
+        out = [f"m={self.kind} {self.port} {self.proto} {pts}"]
+        out += [f"a=rtpmap:{pt} {enc}" for pt, enc, _ in self.formats if enc is not None]
+        out += [f"a=fmtp:{pt} 0-15" for pt, _, use in self.formats if use == "events"]
+        return out + ([f"a={self.direction}"] if self.direction else [])
+
+    def expected(self) -> list[str] | None:
+        """The formats the phone should answer with, None to reject."""
+        if self.kind != "audio" or self.port == 0:
+            return None
+        codecs = [pt for pt, _, use in self.formats if use == "codec"]
+        events = [pt for pt, _, use in self.formats if use == "events"]
+        return [codecs[0], *events[:1]] if codecs else None
+
+
+_streams = st.builds(
+    Stream,
+    st.sampled_from(["audio", "audio", "audio", "video", "application"]),
+    st.sampled_from([0, 4000, 30000, 65534]),
+    st.sampled_from(["RTP/AVP", "RTP/SAVP"]),
+    _formats,
+    _directions,
+)
+INVERSE = {"sendonly": "recvonly", "recvonly": "sendonly"}
+
+
+@given(st.lists(_streams, min_size=1, max_size=5), _directions)
+def test_any_offer_is_answered_stream_for_stream_in_order(
+    streams: list[Stream], session_direction: str | None
+) -> None:
+    lines = [f"a={session_direction}"] if session_direction else []
+    offer = _sdp(*lines, *(ln for stream in streams for ln in stream.lines()))
+    if all(stream.expected() is None for stream in streams):
+        with pytest.raises(SdpError):
+            make_answer(offer, address="192.0.2.9", port=5004)
+        return
+    body = make_answer(offer, address="192.0.2.9", port=5004)
+    answer = parse_offer(Origin(1, 1).render(body, address="192.0.2.9")[1])
+    offered = parse_offer(offer)
+    assert [m.kind for m in answer] == [s.kind for s in streams]
+    accepted = 0
+    for stream, m, o in zip(streams, answer, offered, strict=True):
+        expected = stream.expected()
+        assert set(m.formats) <= {pt for pt, _, _ in stream.formats}
+        if expected is None:
+            assert (m.port, m.formats, m.rtpmaps) == (0, o.formats, ())
+            continue
+        assert (m.port, list(m.formats), m.proto) == (5004 + 2 * accepted, expected, o.proto)
+        assert [pt for pt, _ in m.rtpmaps] == expected
+        offered_direction = stream.direction or session_direction or "sendrecv"
+        assert m.direction == INVERSE.get(offered_direction, offered_direction)
+        accepted += 1
+
+
+_bodies = st.sampled_from([HOLD, RESUME, SessionBody(("s=-", "t=0 0", "m=audio 9 RTP/AVP 8"))])
+
+
+@given(st.integers(0, 2**62), st.lists(_bodies, min_size=1, max_size=12))
+def test_origin_keeps_its_id_and_counts_one_version_per_change(
+    session_id: int, bodies: list[SessionBody]
+) -> None:
+    origin = Origin(session_id, session_id)
+    expected_version = session_id
+    previous: SessionBody | None = None
+    for body in bodies:
+        origin, sdp = origin.render(body, address="192.0.2.9")
+        if previous is not None and body != previous:
+            expected_version += 1
+        username, sess_id, version, *rest = _origin_line(sdp)[2:].split()
+        assert (username, int(sess_id), int(version)) == ("phonecast", session_id, expected_version)
+        assert rest == ["IN", "IP4", "192.0.2.9"]
+        assert sdp.decode().split("\r\n")[2:-1] == list(body.lines)
+        previous = body
