@@ -14,7 +14,7 @@ from phonecast.phone.calls import (
     CallSettings,
     Ringing,
 )
-from phonecast.phone.sdp import SdpError, make_answer, parse_offer
+from phonecast.phone.sdp import Origin, SdpError, make_answer, parse_offer
 from phonecast.sip import DialogState, OfferState, Request, Response, parse_message
 
 OFFER = (
@@ -167,7 +167,8 @@ def test_invite_without_offer_gets_ours_glare_until_the_ack_settles_it() -> None
     assert glare.status_code == 491
     reinvite, _, _ = agent.on_invite(_req("INVITE", 3, to_tag=ok.to.tag, body=OFFER), 3.0)
     assert [r.status_code for r in reinvite] == [491]
-    answer = make_answer(ok.body, address="127.0.0.1", port=4000, session_id=1)
+    body = make_answer(ok.body, address="127.0.0.1", port=4000)
+    answer = Origin(1, 1).render(body, address="127.0.0.1")[1]
     agent.on_ack(_req("ACK", 1, to_tag=ok.to.tag, body=answer))
     assert next(iter(agent.dialogs)).offer is OfferState.IDLE
     assert agent.on_update(_req("UPDATE", 4, to_tag=ok.to.tag, body=OFFER)).status_code == 200

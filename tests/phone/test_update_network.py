@@ -19,7 +19,7 @@ from phonecast.net.transport import Flow
 from phonecast.phone.call_driver import CallDriver
 from phonecast.phone.config import LineConfig, PhoneConfig, PhoneSettings
 from phonecast.phone.emulator import PhoneHost
-from phonecast.phone.sdp import make_answer, parse_offer
+from phonecast.phone.sdp import Origin, make_answer, parse_offer
 from phonecast.sip import (
     DialogState,
     Request,
@@ -243,7 +243,8 @@ async def test_glare_while_the_phones_offer_awaits_the_ack_then_offer_and_outsid
         glare = await call.send(_request(ep, "UPDATE", port, 2, tag, OFFER))
         assert glare.status_code == 491
 
-        call.ack(tag, make_answer(ok.body, address="127.0.0.1", port=4000, session_id=1))
+        answer = make_answer(ok.body, address="127.0.0.1", port=4000)
+        call.ack(tag, Origin(1, 1).render(answer, address="127.0.0.1")[1])
         await asyncio.sleep(0.05)
         update = await call.send(_request(ep, "UPDATE", port, 3, tag, OFFER))
         assert update.status_code == 200 and parse_offer(update.body)[0].port != 0

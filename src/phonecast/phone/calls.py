@@ -43,7 +43,7 @@ import random
 from dataclasses import dataclass, field, replace
 from typing import Final, NamedTuple
 
-from phonecast.phone.sdp import SdpError, make_answer, make_offer
+from phonecast.phone.sdp import Origin, SdpError, make_answer, make_offer
 from phonecast.phone.transfer import (
     Transfer,
     counting_refer,
@@ -323,13 +323,12 @@ class CallAgent:
     def _answer_or_offer(self, request: Request) -> tuple[bytes, OfferState]:
         sid = self.rng.getrandbits(31)
         s = self.settings
+        origin = Origin(sid, sid)
         if request.body:
-            answer = make_answer(
-                request.body, address=s.media_address, port=s.media_port, session_id=sid
-            )
-            return answer, OfferState.IDLE
-        offer = make_offer(address=s.media_address, port=s.media_port, session_id=sid)
-        return offer, OfferState.LOCAL_OFFER
+            answer = make_answer(request.body, address=s.media_address, port=s.media_port)
+            return origin.render(answer, address=s.media_address)[1], OfferState.IDLE
+        offer = make_offer(address=s.media_address, port=s.media_port)
+        return origin.render(offer, address=s.media_address)[1], OfferState.LOCAL_OFFER
 
     def _reinvite(self, request: Request) -> Response:
         dialog = self.dialogs.for_request(request)
