@@ -65,8 +65,8 @@ def parse_replaces(value: str) -> Replaces:
     for name, param in parse_params(value[m.end() :], "Replaces"):
         key = name.lower()
         if key == "early-only":
-            if param is not None:
-                raise HeaderError("Replaces", "early-only takes no value", value=value)
+            # The flag has no value; ``early-only=1`` is a generic-param of
+            # the same name, and taken as the flag: asking for less.
             early_only = True
         elif key in ("to-tag", "from-tag"):
             if key in tags:
