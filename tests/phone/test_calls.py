@@ -326,3 +326,45 @@ def test_a_refused_target_refresh_leaves_the_remote_target_where_it_was() -> Non
     accepted = _req("UPDATE", 4, to_tag=tag, body=OFFER).with_header_replaced("Contact", moved)
     assert agent.on_update(accepted).status_code == 200
     assert str(next(iter(agent.dialogs)).remote_target) == "sip:caller@127.0.0.9:5999"
+
+
+def _origin(response: Response) -> tuple[str, int]:
+    """The session id and version of a response's SDP."""
+    (line,) = [ln for ln in response.body.decode().split("\r\n") if ln.startswith("o=")]
+    _, session, version, *_ = line.split()
+    return session, int(version)
+
+
+def test_the_phone_keeps_one_sdp_session_per_call() -> None:
+    """RFC 3264 8: every SDP of a call has the same o= session id, and a
+    version one up when it differs from the last one sent, the same when
+    it does not."""
+    agent = _agent()
+    ok = _call(agent, body=b"")  # the phone's offer in the 200
+    tag = ok.to.tag
+    session, version = _origin(ok)
+    agent.on_ack(_req("ACK", 1, to_tag=tag))
+    (answer,) = agent.on_invite(_req("INVITE", 2, to_tag=tag, body=OFFER), 3.0).responses
+    assert _origin(answer) == (session, version + 1)
+    same = agent.on_update(_req("UPDATE", 3, to_tag=tag, body=OFFER))
+    assert _origin(same) == (session, version + 1)
+    (offer,) = agent.on_invite(_req("INVITE", 4, to_tag=tag), 4.0).responses
+    assert _origin(offer) == (session, version + 2)
+    assert agent.on_bye(_req("BYE", 5, to_tag=tag)).status_code == 200
+    ring = _ring(agent, _req("INVITE", 1, body=OFFER, call_id="c2@127.0.0.1"))
+    other = agent.answer(ring, ring.answer_at)
+    assert other is not None and _origin(other)[0] != session  # a session of its own
+
+
+def test_an_early_update_answered_before_the_200_comes_first_in_the_versions() -> None:
+    """INVITE without an offer, an UPDATE answered in the early dialog, then
+    the 200 with the phone's offer: one session, the version growing."""
+    agent = _agent()
+    ring = _ring(agent, _req("INVITE", 1))
+    early = agent.on_update(_req("UPDATE", 2, to_tag=ring.dialog_id[1], body=OFFER))
+    ok = agent.answer(ring, ring.answer_at)
+    assert ok is not None and early.status_code == 200
+    session, version = _origin(early)
+    assert _origin(ok) == (session, version + 1)
+    agent.on_bye(_req("BYE", 3, to_tag=ring.dialog_id[1]))
+    assert not agent.origins

@@ -4,10 +4,25 @@ replaced call ended with a BYE to its caller."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
+from phonecast.credentials import Secret
+from phonecast.net.endpoint import SipEndpoint
 from phonecast.phone.calls import ENDED_KEPT, CallAgent
-from phonecast.sip import DialogState, Request, Response
+from phonecast.phone.config import LineConfig, PhoneConfig, PhoneSettings
+from phonecast.phone.emulator import PhoneHost
+from phonecast.sip import DialogState, Request, Response, Timers
 from tests.phone.test_calls import OFFER, _agent, _call, _req, _ring
-from tests.phone.test_update_network import _answered_call, _Peer, _phone, _request
+from tests.phone.test_update_network import (
+    CLIENT_POLICY,
+    _answered_call,
+    _Call,
+    _events_of,
+    _Peer,
+    _request,
+)
+from tests.ports import free_ports
 
 
 def _replacing(dialog_id: tuple[str, str, str], *extra: str, seq: int = 1) -> Request:
@@ -99,21 +114,82 @@ def test_the_ended_dialogs_kept_are_bounded() -> None:
     assert len(agent.ended) == ENDED_KEPT and ("c0", "l", "r") not in agent.ended
 
 
-async def test_the_replaced_caller_gets_a_bye_and_the_new_caller_the_call() -> None:
+def test_a_from_tag_of_0_names_an_rfc_2543_callers_call() -> None:
+    """RFC 3891 6.1: such a call's remote tag is null; ``from-tag=0`` names it."""
+    agent = _agent()
+    untagged = _req("INVITE", 1, body=OFFER).with_header_replaced("From", "<sip:caller@127.0.0.1>")
+    ring = _ring(agent, untagged)
+    ok = agent.answer(ring, ring.answer_at)
+    assert ok is not None and ring.dialog_id[2] == ""
+    reply = agent.on_invite(_replacing((ring.dialog_id[0], ring.dialog_id[1], "0")), 3.0)
+    assert [r.status_code for r in reply.responses] == [200]
+    assert reply.replaced == ring.dialog_id
+
+
+def test_a_fork_to_another_line_of_the_phone_is_no_merged_request() -> None:
+    """The phone's lines are separate UAs to the network: the same INVITE
+    forked to two of them rings the first and is busy on the second, not
+    a 482 (RFC 3261 8.2.2.2 is one UA's own transactions)."""
+    agent = _agent()
+    first = _req("INVITE", 1, body=OFFER)
+    assert [r.status_code for r in agent.on_invite(first, 0.0, "1001").responses] == [180]
+    fork = first.with_first_header_replaced("Via", "SIP/2.0/UDP 127.0.0.1:5998;branch=z9hG4bKfork2")
+    assert [r.status_code for r in agent.on_invite(fork, 0.0, "2002").responses] == [486]
+    assert [r.status_code for r in agent.on_invite(fork, 0.0, "1001").responses] == [482]
+
+
+@contextlib.asynccontextmanager
+async def _phone(peer: _Peer, t1: float = 0.5) -> AsyncIterator[tuple[PhoneHost, SipEndpoint, int]]:
+    """A phone answering at once (its 2xx resent from ``t1``, given up at
+    64*t1), and a client endpoint whose ``peer`` gets the phone's requests."""
+    host = PhoneHost(call_timers=Timers(t1=t1))
+    await host.start()
+    (port,) = free_ports(1)
+    settings = PhoneSettings(tcp=False, ring_seconds=0.0)
+    await host.add_phone(
+        PhoneConfig("p", "127.0.0.1", (LineConfig("1001", Secret("pw"), port),), settings)
+    )
+    ep = SipEndpoint(handler=peer, policy=CLIENT_POLICY)
+    await ep.listen_udp("127.0.0.1", 0)
+    try:
+        yield host, ep, port
+    finally:
+        await ep.close()
+        await host.close()
+
+
+async def _replace(ep: SipEndpoint, port: int, call: _Call, tag: str) -> Response:
+    """A third party's INVITE replacing ``call`` (the phone's tag ``tag``): its 200."""
+    third = _request(ep, "INVITE", port, 1, body=OFFER, call_id="third@127.0.0.1")
+    third = third.with_header_replaced("From", "<sip:third@127.0.0.1>;tag=third")
+    caller_tag = call.invite.from_.tag or ""
+    third = third.with_header_replaced(
+        "Replaces", f"{call.invite.call_id};to-tag={tag};from-tag={caller_tag}"
+    )
+    answer, why = await ep.request(third, "udp", ("127.0.0.1", port), timeout=5)
+    assert answer is not None and answer.status_code == 200, why
+    return answer
+
+
+def _ack_third(ep: SipEndpoint, port: int, ok: Response) -> None:
+    ack = _request(ep, "ACK", port, 1, ok.to.tag, call_id="third@127.0.0.1")
+    ack = ack.with_header_replaced("From", "<sip:third@127.0.0.1>;tag=third")
+    assert ep.udp is not None
+    ep.udp.sendto(bytes(ack), ("127.0.0.1", port))
+
+
+async def test_the_replaced_caller_gets_a_bye_once_the_new_call_is_acknowledged() -> None:
     """Over UDP: A's answered call is replaced by a third party's INVITE
-    naming it; the third party gets 200 at once, A gets the phone's BYE in
-    its own dialog, and A's call is gone (its BYE then gets 481)."""
+    naming it.  The third party gets 200 at once; once it acknowledges it,
+    A gets the phone's BYE in its own dialog, and A's call is gone (its
+    own BYE then gets 481)."""
     peer = _Peer()
-    async with _phone(ring_seconds=0.0, handler=peer) as (host, ep, port):
+    async with _phone(peer) as (host, ep, port):
         call, tag = await _answered_call(ep, port)
         caller_tag = call.invite.from_.tag or ""
-        third = _request(ep, "INVITE", port, 1, body=OFFER, call_id="third@127.0.0.1")
-        third = third.with_header_replaced("From", "<sip:third@127.0.0.1>;tag=third")
-        third = third.with_header_replaced(
-            "Replaces", f"{call.invite.call_id};to-tag={tag};from-tag={caller_tag}"
-        )
-        answer, why = await ep.request(third, "udp", ("127.0.0.1", port), timeout=5)
-        assert answer is not None and answer.status_code == 200, why
+        ok = await _replace(ep, port, call, tag)
+        await peer.nothing_more(0.3)  # no BYE before the new call's ACK
+        _ack_third(ep, port, ok)
         bye = await peer.next()
         assert bye.method == "BYE" and bye.call_id == call.invite.call_id
         assert bye.from_.tag == tag and bye.to.tag == caller_tag
@@ -122,3 +198,38 @@ async def test_the_replaced_caller_gets_a_bye_and_the_new_caller_the_call() -> N
         assert calls.busy  # with the third party's call
         late = await call.send(_request(ep, "BYE", port, 2, tag))
         assert late.status_code == 481
+
+
+async def test_a_call_replaced_before_its_own_ack_gets_its_bye_after_it() -> None:
+    """RFC 3261 15: no BYE in a dialog before the ACK of the phone's 2xx.
+    A call replaced while its 200 is still resent keeps being resent, and
+    its BYE waits for its ACK."""
+    peer = _Peer()
+    async with _phone(peer, t1=0.1) as (host, ep, port):
+        retransmits = _events_of(host, "retransmit")
+        call = await _Call(ep, _request(ep, "INVITE", port, 1, body=OFFER), port).start()
+        first = await call.next()
+        while first.status_code < 200:
+            first = await call.next()
+        tag = first.to.tag or ""
+        ok = await _replace(ep, port, call, tag)
+        _ack_third(ep, port, ok)
+        await peer.nothing_more(0.5)
+        assert retransmits  # A's 200 still being resent
+        call.ack(tag)
+        bye = await peer.next()
+        assert bye.method == "BYE" and bye.call_id == call.invite.call_id
+
+
+async def test_a_replacement_never_acknowledged_leaves_the_old_call_up() -> None:
+    """The replacing call's 2xx gives up after 64*T1 (the phone BYEs it):
+    the call it was to replace was never ended, and stays."""
+    peer = _Peer()
+    async with _phone(peer, t1=0.03) as (host, ep, port):
+        call, tag = await _answered_call(ep, port)
+        caller_tag = call.invite.from_.tag or ""
+        await _replace(ep, port, call, tag)
+        bye = await peer.next(timeout=5)  # after 64*T1 = 1.9 s
+        assert bye.call_id == "third@127.0.0.1"
+        await peer.nothing_more(0.3)
+        assert host.phones["p"].calls.dialogs.get((call.invite.call_id, tag, caller_tag))

@@ -116,9 +116,14 @@ class CallDriver:
         #: The CSeq of the INVITE each of those 2xx answers: only its ACK
         #: stops them (a late ACK of an earlier INVITE does not).
         self._unacked_cseq: dict[DialogId, int] = {}
-        #: Where each answered call's INVITE came from, by dialog id: where
-        #: the BYE of a call replaced by another (RFC 3891) is sent.
-        self._calls_flow: dict[DialogId, Flow] = {}
+        #: The line and flow of each answered call's INVITE, by dialog id:
+        #: where the BYE of a call replaced by another (RFC 3891) goes from and to.
+        self._calls_flow: dict[DialogId, tuple[LineState, Flow]] = {}
+        #: Calls answered for an INVITE with Replaces, until their ACK: the
+        #: call each replaces.
+        self._replacing: dict[DialogId, DialogId] = {}
+        #: Replaced calls whose own 2xx awaits its ACK before their BYE.
+        self._bye_when_acked: set[DialogId] = set()
         #: Requests of the phones being handed to the endpoint.
         self._sending: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -139,12 +144,14 @@ class CallDriver:
         self._unacked.clear()
         self._unacked_cseq.clear()
         self._calls_flow.clear()
+        self._replacing.clear()
+        self._bye_when_acked.clear()
 
     # ---------------------------------------------------------------- INVITE
     def on_invite(self, line: LineState, request: Request, handle: ServerHandle) -> None:
         """Answer an INVITE (a retransmission never comes here: its
         transaction absorbs it and resends the last response)."""
-        reply = line.phone.calls.on_invite(request, self._endpoint.now())
+        reply = line.phone.calls.on_invite(request, self._endpoint.now(), line.config.user)
         for response in reply.responses:
             self._respond(line, handle, response)
         invite = _Invite(line, handle, reply.ringing)
@@ -164,26 +171,41 @@ class CallDriver:
             return
         final = reply.responses[-1]
         if final.is_success:
-            self._calls_flow[_dialog_key(final)] = handle.flow
+            call = _dialog_key(final)
+            self._calls_flow[call] = (line, handle.flow)
             self._retransmit_2xx(line, handle, final)
             if reply.replaced is not None:
-                self._call_event(line, request.call_id, "answered", reason="Replaces")
-                self._end_replaced(line, reply.replaced)
+                old = reply.replaced
+                self._call_event(
+                    line, request.call_id, "answered", reason="Replaces", replaces=old[0]
+                )
+                # The old call goes once this one's 2xx is acknowledged: a
+                # replacement whose ACK never comes leaves it up.
+                self._replacing[call] = old
         self._forget_later(key, invite)
 
-    def _end_replaced(self, line: LineState, dialog_id: DialogId) -> None:
+    def _end_replaced(self, dialog_id: DialogId) -> None:
         """RFC 3891 3: the call an INVITE with Replaces was accepted for is
-        shut down with a BYE in its own dialog, sent where its requests
-        came from; its 2xx, if still unacknowledged, is not sent again."""
-        self._stop_resending(dialog_id)
-        flow = self._calls_flow.pop(dialog_id, None)
+        shut down with a BYE in its own dialog, from its own line to where
+        its INVITE came from.  Not before the ACK of its own 2xx, if that
+        is still being resent (RFC 3261 15: no BYE before it, or before the
+        2xx gives up, which sends a BYE of its own)."""
+        found = self._calls_flow.get(dialog_id)
+        if found is None:
+            return  # over already, however it ended
+        if dialog_id in self._unacked:
+            self._bye_when_acked.add(dialog_id)
+            return
+        del self._calls_flow[dialog_id]
+        self._bye_when_acked.discard(dialog_id)
+        line, flow = found
         calls = line.phone.calls
         dialog = calls.dialogs.get(dialog_id)
-        if flow is not None:
-            self._send_in_dialog(line, flow, dialog_id, "BYE", [], _ignore)
+        if dialog is None:
+            return
+        self._send_in_dialog(line, flow, dialog_id, "BYE", [], _ignore)
         calls.end_replaced(dialog_id)
-        if dialog is not None:
-            self._call_event(line, dialog.call_id, "ended", reason="replaced")
+        self._call_event(line, dialog.call_id, "ended", reason="replaced")
 
     def _keep_ringing(self, invite: _Invite, ringing: Response) -> None:
         """RFC 3261 13.3.1.1: a UAS taking long to answer sends a non-100
@@ -215,7 +237,7 @@ class CallDriver:
             return
         ok = invite.line.phone.calls.answer(ring, now)
         if ok is not None:
-            self._calls_flow[_dialog_key(ok)] = invite.handle.flow
+            self._calls_flow[_dialog_key(ok)] = (invite.line, invite.handle.flow)
             self._respond(invite.line, invite.handle, ok)
             self._call_event(invite.line, ring.invite.call_id, "answered")
             self._retransmit_2xx(invite.line, invite.handle, ok)
@@ -280,7 +302,7 @@ class CallDriver:
         # A BYE before the ACK ends the call too: the 2xx is not resent.
         key = (request.call_id, request.to.tag or "", request.from_.tag or "")
         self._stop_resending(key)
-        self._calls_flow.pop(key, None)
+        self._forget_call(key)
         if ring is None:
             self._call_event(line, request.call_id, "ended", reason="BYE")
             return
@@ -301,6 +323,17 @@ class CallDriver:
             return
         if self._unacked_cseq.get(key) == seq:  # RFC 3261 13.3.1.4: this 2xx's ACK
             self._stop_resending(key)
+            replaced = self._replacing.pop(key, None)
+            if replaced is not None:
+                self._end_replaced(replaced)
+            if key in self._bye_when_acked:
+                self._end_replaced(key)
+
+    def _forget_call(self, key: DialogId) -> None:
+        """A call is over: nothing of it is kept for a replacement."""
+        self._calls_flow.pop(key, None)
+        self._replacing.pop(key, None)
+        self._bye_when_acked.discard(key)
 
     def _stop_resending(self, key: DialogId) -> None:
         self._unacked_cseq.pop(key, None)
@@ -325,7 +358,7 @@ class CallDriver:
             if now >= give_up_at:
                 del self._unacked[key]
                 self._unacked_cseq.pop(key, None)
-                self._calls_flow.pop(key, None)
+                self._forget_call(key)
                 calls = line.phone.calls
                 if calls.dialogs.get(key) is None:
                     return  # ended meanwhile (and said so then)

@@ -43,7 +43,7 @@ import random
 from dataclasses import dataclass, field, replace
 from typing import Final, NamedTuple
 
-from phonecast.phone.sdp import Origin, SdpError, make_answer, make_offer
+from phonecast.phone.sdp import Origin, SdpError, SessionBody, make_answer, make_offer
 from phonecast.phone.transfer import (
     Transfer,
     counting_refer,
@@ -105,9 +105,10 @@ class Ringing:
     dialog_id: DialogId
     #: The deadline, on the clock of the ``now`` given to :meth:`CallAgent.on_invite`.
     answer_at: float
-    #: What the 200 will carry: the answer to the INVITE's offer, or the
-    #: phone's own offer when the INVITE had none.
-    sdp: bytes
+    #: The answer to the INVITE's offer the 200 will carry, made (and so
+    #: checked) when the INVITE came; ``None`` when the INVITE had none, and
+    #: the 200 carries the phone's own offer.
+    answer: SessionBody | None
 
 
 class InviteReply(NamedTuple):
@@ -137,6 +138,9 @@ class CallAgent:
     #: Transfers still being reported (NOTIFYs under way), by dialog: one
     #: per dialog at most (see :mod:`phonecast.phone.transfer`).
     transfers: dict[DialogId, Transfer] = field(default_factory=dict)
+    #: The o= line of each call's SDP (RFC 3264 8: one session id, and a
+    #: version that grows with each changed SDP), by dialog.
+    origins: dict[DialogId, Origin] = field(default_factory=dict)
     #: The last dialogs that ended, oldest first (at most :data:`ENDED_KEPT`):
     #: a Replaces naming one is declined 603, not 481 (RFC 3891 3).
     ended: dict[DialogId, None] = field(default_factory=dict)
@@ -180,13 +184,15 @@ class CallAgent:
             return 603
         return None
 
-    def on_invite(self, request: Request, now: float) -> InviteReply:
+    def on_invite(self, request: Request, now: float, line: str = "") -> InviteReply:
         """Answer an INVITE: a re-INVITE at once; a new one with a 180 (its
-        early dialog made) and a deadline for the 200, or a refusal."""
+        early dialog made) and a deadline for the 200, or a refusal.
+        ``line`` names the line it came to (the phone's lines are separate
+        UAs to the network: a fork to two of them is no merged request)."""
         if request.to.tag:
             return InviteReply([self._reinvite(request)])
         tag = self._tag()
-        if self._merged(request):
+        if self._merged(request, line):
             # RFC 3261 8.2.2.2: a second copy of an INVITE the phone already
             # has (forked, then merged on the way): 482, not a second call.
             return InviteReply([make_response(request, 482, to_tag=tag)])
@@ -195,42 +201,45 @@ class CallAgent:
         except ValidationError as exc:
             return InviteReply([error_response(request, exc, to_tag=tag)])
         if replaces is not None:
-            return self._replacing(request, replaces, tag)
+            return self._replacing(request, replaces, tag, line)
         refusal = self._refusal_code()
         if refusal is not None:
             return InviteReply([make_response(request, refusal, to_tag=tag)])
         try:
-            sdp, _ = self._answer_or_offer(request)
+            answer = self._answer(request) if request.body else None
         except SdpError as exc:
             return InviteReply([make_response(request, 488, str(exc)[:60], to_tag=tag)])
         ringing = make_response(request, 180, to_tag=tag, headers=self._headers())
         try:
             # Early; the INVITE's offer (if any) is owed its answer until the 200.
-            dialog = Dialog.from_uas(request, ringing)
+            dialog = _on_line(Dialog.from_uas(request, ringing), line)
             self.dialogs.put(dialog)
         except ValidationError as exc:
             return InviteReply([error_response(request, exc, to_tag=tag)])
         self.busy_reasons.add(_call_key(dialog.id))
-        ring = Ringing(request, dialog.id, now + self.settings.ring_seconds, sdp)
+        ring = Ringing(request, dialog.id, now + self.settings.ring_seconds, answer)
         self.ringing[dialog.id] = ring
         return InviteReply([ringing], ring)
 
-    def _merged(self, request: Request) -> bool:
-        """Whether a new INVITE is a merged copy of one the phone holds a
-        dialog for: the same From tag, Call-ID and CSeq as the INVITE that
-        made it, which no later request of that dialog has passed.  (A
-        copy with the transaction's own branch never comes here: the
+    def _merged(self, request: Request, line: str) -> bool:
+        """Whether a new INVITE is a merged copy of one that ``line`` holds
+        a dialog for: the same From tag, Call-ID and CSeq as the INVITE
+        that made it, which no later request of that dialog has passed.
+        (A copy with the transaction's own branch never comes here: the
         transaction absorbs it.)"""
         from_tag = request.from_.tag
         if not from_tag:
             return False  # RFC 2543: nothing identifies the copy
         call_id, seq = request.call_id, request.cseq.seq
         return any(
-            d.call_id == call_id and d.remote_tag == from_tag and d.remote_seq == seq
+            d.call_id == call_id
+            and d.remote_tag == from_tag
+            and d.remote_seq == seq
+            and _line_of(d) == line
             for d in self.dialogs
         )
 
-    def _replacing(self, request: Request, replaces: Replaces, tag: str) -> InviteReply:
+    def _replacing(self, request: Request, replaces: Replaces, tag: str, line: str) -> InviteReply:
         """An INVITE with Replaces (RFC 3891 3).  Only a confirmed call of
         the phone's can be replaced: the new INVITE is answered 200 at once
         (no ringing, and whether the phone is busy does not matter: the
@@ -239,8 +248,14 @@ class CallAgent:
         declined 603; an early one, which the phone did not initiate (it
         only answers INVITEs), or none at all, is 481; ``early-only``
         against a confirmed call is 486.  Knowing both tags of the call is
-        what authorises the replacement (RFC 3891 5)."""
+        what authorises the replacement here (RFC 3891 5: they travel only
+        between the call's two ends; the emulator asks for nothing more,
+        where a deployment would also want TLS or an authenticated
+        Referred-By, RFC 3891 7).  A from-tag of ``0`` names the null tag
+        of an RFC 2543 caller's call too (RFC 3891 6.1)."""
         target = self.dialogs.get(replaces.dialog_id)
+        if target is None and replaces.from_tag == "0":
+            target = self.dialogs.get((replaces.call_id, replaces.to_tag, ""))
         if target is None:
             if replaces.dialog_id in self.ended:
                 return InviteReply([make_response(request, 603, to_tag=tag)])
@@ -249,8 +264,9 @@ class CallAgent:
             return InviteReply([make_response(request, 481, to_tag=tag)])
         if replaces.early_only:
             return InviteReply([make_response(request, 486, to_tag=tag)])
+        dialog_id = (request.call_id, tag, request.from_.tag or "")
         try:
-            sdp, offer = self._answer_or_offer(request)
+            sdp, offer = self._answer_or_offer(request, dialog_id)
         except SdpError as exc:
             return InviteReply([make_response(request, 488, str(exc)[:60], to_tag=tag)])
         ok = make_response(
@@ -262,9 +278,10 @@ class CallAgent:
             content_type="application/sdp",
         )
         try:
-            dialog = Dialog.from_uas(request, ok)  # confirmed: made by a 2xx
+            dialog = _on_line(Dialog.from_uas(request, ok), line)  # confirmed: made by a 2xx
             self.dialogs.put(_with_offer(dialog, offer, request.cseq.seq))
         except ValidationError as exc:
+            self.origins.pop(dialog_id, None)
             return InviteReply([error_response(request, exc, to_tag=tag)])
         self.busy_reasons.add(_call_key(dialog.id))
         return InviteReply([ok], replaced=target.id)
@@ -278,6 +295,7 @@ class CallAgent:
         """A call is over: forget its dialog, free the phone, and remember
         that it ended (for a Replaces naming it)."""
         self.dialogs.remove(dialog_id)
+        self.origins.pop(dialog_id, None)
         self.busy_reasons.discard(_call_key(dialog_id))
         self.ended.pop(dialog_id, None)
         self.ended[dialog_id] = None
@@ -296,14 +314,15 @@ class CallAgent:
         invite = ring.invite
         # The 200 carries the answer to the INVITE's offer, or, to an INVITE
         # without one, the phone's offer, outstanding until the ACK.
-        offer = OfferState.IDLE if invite.body else OfferState.LOCAL_OFFER
+        offer = OfferState.IDLE if ring.answer is not None else OfferState.LOCAL_OFFER
+        body = ring.answer if ring.answer is not None else self._offer()
         self.dialogs.put(_with_offer(dialog.confirmed(), offer, invite.cseq.seq))
         return make_response(
             invite,
             200,
             to_tag=dialog.local_tag,
             headers=self._headers(),
-            body=ring.sdp,
+            body=self._render(dialog.id, body),
             content_type="application/sdp",
         )
 
@@ -320,15 +339,32 @@ class CallAgent:
         dialog = self.dialogs.for_request(request)
         return None if dialog is None else self.ringing.get(dialog.id)
 
-    def _answer_or_offer(self, request: Request) -> tuple[bytes, OfferState]:
-        sid = self.rng.getrandbits(31)
+    def _answer(self, request: Request) -> SessionBody:
+        """The answer to ``request``'s offer (raises :class:`SdpError`: 488)."""
         s = self.settings
-        origin = Origin(sid, sid)
+        return make_answer(request.body, address=s.media_address, port=s.media_port)
+
+    def _offer(self) -> SessionBody:
+        s = self.settings
+        return make_offer(address=s.media_address, port=s.media_port)
+
+    def _render(self, dialog_id: DialogId, body: SessionBody) -> bytes:
+        """``body`` as the SDP the phone sends in ``dialog_id``: under the
+        call's one o= line, its version one up when the body changed since
+        the last SDP the phone sent in it (RFC 3264 8)."""
+        origin = self.origins.get(dialog_id)
+        if origin is None:
+            sid = self.rng.getrandbits(31)
+            origin = Origin(sid, sid)
+        self.origins[dialog_id], data = origin.render(body, address=self.settings.media_address)
+        return data
+
+    def _answer_or_offer(self, request: Request, dialog_id: DialogId) -> tuple[bytes, OfferState]:
+        """The SDP a request of the call gets in its 2xx: the answer to its
+        offer, or, to a request without one, the phone's own offer."""
         if request.body:
-            answer = make_answer(request.body, address=s.media_address, port=s.media_port)
-            return origin.render(answer, address=s.media_address)[1], OfferState.IDLE
-        offer = make_offer(address=s.media_address, port=s.media_port)
-        return origin.render(offer, address=s.media_address)[1], OfferState.LOCAL_OFFER
+            return self._render(dialog_id, self._answer(request)), OfferState.IDLE
+        return self._render(dialog_id, self._offer()), OfferState.LOCAL_OFFER
 
     def _reinvite(self, request: Request) -> Response:
         dialog = self.dialogs.for_request(request)
@@ -340,7 +376,7 @@ class CallAgent:
             refusal = self._reinvite_refusal(dialog)
             if refusal is not None:
                 return error_response(request, refusal)
-            body, offer_state = self._answer_or_offer(request)
+            body, offer_state = self._answer_or_offer(request, dialog.id)
         except ValidationError as exc:
             return error_response(request, exc)
         except SdpError as exc:
@@ -499,7 +535,7 @@ class CallAgent:
             self.dialogs.put(dialog.refreshed_by(request))
             return make_response(request, 200, headers=self._headers())
         try:
-            body, _ = self._answer_or_offer(request)
+            body, _ = self._answer_or_offer(request, dialog.id)
         except SdpError as exc:
             # Refused, but received: its CSeq is the dialog's now (RFC 3261
             # 12.2.2), or a lower one after it would be taken.
@@ -526,6 +562,21 @@ def _with_offer(dialog: Dialog, offer: OfferState, invite_cseq: int) -> Dialog:
     if offer is OfferState.LOCAL_OFFER:
         kept = (*kept, (_OFFER_CSEQ, str(invite_cseq)))
     return replace(dialog.with_offer(offer), extra=kept)
+
+
+#: ``Dialog.extra`` key: the line of the phone the dialog's INVITE came to.
+_LINE: Final = "line"
+
+
+def _on_line(dialog: Dialog, line: str) -> Dialog:
+    return replace(dialog, extra=(*dialog.extra, (_LINE, line)))
+
+
+def _line_of(dialog: Dialog) -> str:
+    for name, value in dialog.extra:
+        if name == _LINE:
+            return value
+    return ""
 
 
 def _offer_cseq(dialog: Dialog) -> int | None:
