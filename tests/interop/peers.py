@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -118,8 +118,10 @@ def sipp_uac(
     tmp: Path,
     rate: int = 10,
     timeout: int = 20,
+    extra: Sequence[str] = (),
 ) -> subprocess.CompletedProcess[str]:
-    """SIPp as the sender; exit code 0 means every call succeeded."""
+    """SIPp as the sender; exit code 0 means every call succeeded.
+    ``extra`` adds options (a message trace, say)."""
     return subprocess.run(
         [
             "sipp",
@@ -140,6 +142,7 @@ def sipp_uac(
             "-timeout",
             str(timeout),
             "-timeout_error",
+            *extra,
         ],
         capture_output=True,
         text=True,

@@ -148,3 +148,39 @@ def test_sipp_updates_a_call_with_the_emulator_and_is_refused_outside_one(
     answered = [(e["method"], e["code"]) for e in seen if e["event"] == "response"]
     assert answered.count(("UPDATE", 200)) == 3 and answered.count(("UPDATE", 481)) == 2
     assert answered.count(("BYE", 200)) == 3
+
+
+def test_sipp_holds_and_resumes_a_call_and_the_phone_keeps_one_sdp_session(
+    tmp_path: Path,
+) -> None:
+    """RFC 3264 against a real peer: SIPp offers opus (dynamic), PCMU and
+    telephone-event; the phone answers PCMU with its rtpmap.  A re-INVITE
+    with a=sendonly (hold) gets a=recvonly, one with a=sendrecv gets
+    sendrecv back (6.1, 8.4), and the phone's three answers share one o=
+    session id, its version one up each time the answer changed (8)."""
+    require_binary("sipp")
+    port = free_udp_port()
+    trace = tmp_path / "messages.log"
+    events = tmp_path / "events.jsonl"
+    with emulated_phone(f"1001:secret@{port}", events=events, extra=["--ring-seconds", "0.1"]):
+        call = sipp_uac(
+            scenario("uac_hold_reinvite.xml", tmp_path),
+            port,
+            "1001",
+            calls=1,
+            tmp=tmp_path,
+            extra=["-trace_msg", "-message_file", str(trace)],
+        )
+    assert call.returncode == 0, call.stdout[-2000:]
+    origins = [
+        line.split()[1:3]
+        for line in trace.read_text(errors="replace").splitlines()
+        if line.startswith("o=phonecast ")
+    ]
+    assert len(origins) == 3, origins
+    assert len({session for session, _ in origins}) == 1
+    versions = [int(version) for _, version in origins]
+    assert versions == [versions[0], versions[0] + 1, versions[0] + 2]
+    seen = [json.loads(line) for line in events.read_text().splitlines()]
+    answered = [(e["method"], e["code"]) for e in seen if e["event"] == "response"]
+    assert answered.count(("INVITE", 200)) == 3 and ("BYE", 200) in answered
