@@ -368,3 +368,14 @@ def test_an_early_update_answered_before_the_200_comes_first_in_the_versions() -
     assert _origin(ok) == (session, version + 1)
     agent.on_bye(_req("BYE", 3, to_tag=ring.dialog_id[1]))
     assert not agent.origins
+
+
+def test_the_phones_re_offer_in_a_call_keeps_its_streams_in_place() -> None:
+    """RFC 3264 8: after an answer of audio and a rejected video, the offer
+    in the 200 to a re-INVITE without SDP has both m= lines, in order."""
+    agent = _agent()
+    ok = _call(agent)  # OFFER: audio, then video (rejected)
+    agent.on_ack(_req("ACK", 1, to_tag=ok.to.tag))
+    (offer,) = agent.on_invite(_req("INVITE", 2, to_tag=ok.to.tag), 3.0).responses
+    assert [m.kind for m in parse_offer(offer.body)] == ["audio", "video"]
+    assert parse_offer(offer.body)[1].port == 0

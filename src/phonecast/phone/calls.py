@@ -315,7 +315,7 @@ class CallAgent:
         # The 200 carries the answer to the INVITE's offer, or, to an INVITE
         # without one, the phone's offer, outstanding until the ACK.
         offer = OfferState.IDLE if ring.answer is not None else OfferState.LOCAL_OFFER
-        body = ring.answer if ring.answer is not None else self._offer()
+        body = ring.answer if ring.answer is not None else self._offer(dialog.id)
         self.dialogs.put(_with_offer(dialog.confirmed(), offer, invite.cseq.seq))
         return make_response(
             invite,
@@ -344,9 +344,13 @@ class CallAgent:
         s = self.settings
         return make_answer(request.body, address=s.media_address, port=s.media_port)
 
-    def _offer(self) -> SessionBody:
+    def _offer(self, dialog_id: DialogId) -> SessionBody:
+        """The phone's offer in ``dialog_id``: its streams where the last SDP
+        the phone sent in it had them (RFC 3264 8)."""
         s = self.settings
-        return make_offer(address=s.media_address, port=s.media_port)
+        origin = self.origins.get(dialog_id)
+        last = None if origin is None or origin.last is None else SessionBody(origin.last)
+        return make_offer(address=s.media_address, port=s.media_port, previous=last)
 
     def _render(self, dialog_id: DialogId, body: SessionBody) -> bytes:
         """``body`` as the SDP the phone sends in ``dialog_id``: under the
@@ -364,7 +368,7 @@ class CallAgent:
         offer, or, to a request without one, the phone's own offer."""
         if request.body:
             return self._render(dialog_id, self._answer(request)), OfferState.IDLE
-        return self._render(dialog_id, self._offer()), OfferState.LOCAL_OFFER
+        return self._render(dialog_id, self._offer(dialog_id)), OfferState.LOCAL_OFFER
 
     def _reinvite(self, request: Request) -> Response:
         dialog = self.dialogs.for_request(request)

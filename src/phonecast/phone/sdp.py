@@ -35,6 +35,16 @@ _RTPMAP: Final = re.compile(r"rtpmap:(\d{1,3}) ([^/\s]+)/(\d{1,6})(?:/(\d{1,2}))
 _FMTP: Final = re.compile(r"fmtp:(\S+) (\S.*)")
 _TIMING: Final = re.compile(r"\d{1,20} \d{1,20}", re.ASCII)
 
+#: The RTP profiles the phone answers (RFC 3551, RFC 4585): plain RTP.  A
+#: secure profile (RTP/SAVP, UDP/TLS/RTP/SAVPF) needs keys the phone has
+#: none of (RFC 4568 crypto, RFC 5763 fingerprint): such a stream is rejected.
+_PROFILES: Final = frozenset({"RTP/AVP", "RTP/AVPF"})
+#: The telephone events the phone sends and receives (RFC 4733 3.2: 0-9,
+#: *, #, A-D, flash: 0-16 is the DTMF table; the SPA says 0-15).
+_PHONE_EVENTS: Final = frozenset(range(16))
+_EVENT_RANGE: Final = re.compile(r"(\d{1,3})(?:-(\d{1,3}))?", re.ASCII)
+_ANNEXB: Final = re.compile(r"annexb=(yes|no)", re.ASCII | re.IGNORECASE)
+
 #: How an answer turns an offered direction (RFC 3264 6.1): sending and
 #: receiving swap; sendrecv and inactive stay.
 _ANSWER_DIRECTION: Final = {"sendonly": "recvonly", "recvonly": "sendonly"}
@@ -128,13 +138,13 @@ def _with_attributes(media: Media, attributes: list[str], session_direction: str
         elif value.startswith("rtpmap:"):
             rtpmap = _RTPMAP.fullmatch(value)
             if rtpmap is None or int(rtpmap[1]) > 127:
-                raise _bad("bad rtpmap", value)
+                continue  # unreadable: its format is one the phone cannot take
             encoding = "/".join(g for g in rtpmap.groups()[1:] if g is not None)
             rtpmaps.setdefault(str(int(rtpmap[1])), encoding)
         elif value.startswith("fmtp:"):
             fmtp = _FMTP.fullmatch(value)
             if fmtp is None:
-                raise _bad("bad fmtp", value)
+                continue  # an attribute not understood is ignored (RFC 4566 5.13)
             fmt = fmtp[1]
             fmtps.setdefault(str(int(fmt)) if _PAYLOAD_TYPE.fullmatch(fmt) else fmt, fmtp[2])
     formats = dict.fromkeys(media.formats)
@@ -244,12 +254,48 @@ def _choose(media: Media) -> list[tuple[str, str]] | None:
     """The (payload type, encoding) pairs the phone answers ``media`` with:
     its first offered codec the phone has, then telephone-event if offered;
     None if the phone takes no codec of it, or it is not audio."""
-    if media.kind != "audio" or media.port == 0:
+    if media.kind != "audio" or media.port == 0 or media.proto.upper() not in _PROFILES:
         return None
     known = [(fmt, enc) for fmt in media.formats if (enc := _encoding(media, fmt)) is not None]
     codec = next((pair for pair in known if pair[1] != _EVENTS), None)
     events = [pair for pair in known if pair[1] == _EVENTS][:1]
     return None if codec is None else [codec, *events]
+
+
+def _events_fmtp(params: str | None) -> str | None:
+    """The answer's fmtp for telephone-event offered with ``params``: the
+    events both sides have (RFC 4733 2.4.1), as ranges; ``""`` when none
+    are shared or the list cannot be read (then no telephone-event).  No
+    fmtp offered means 0-15 (RFC 4733 2.4.1), which the answer need not say."""
+    if params is None:
+        return None
+    offered: set[int] = set()
+    for item in params.replace(" ", "").split(","):
+        m = _EVENT_RANGE.fullmatch(item)
+        if m is None or int(m[2] or m[1]) > 255 or int(m[2] or m[1]) < int(m[1]):
+            return ""
+        offered.update(range(int(m[1]), int(m[2] or m[1]) + 1))
+    shared = sorted(offered & _PHONE_EVENTS)
+    ranges: list[str] = []
+    for event in shared:
+        if ranges and int(ranges[-1].split("-")[-1]) == event - 1:
+            ranges[-1] = f"{ranges[-1].split('-')[0]}-{event}"
+        else:
+            ranges.append(str(event))
+    return ",".join(ranges)
+
+
+def _answered_fmtp(media: Media, fmt: str, encoding: str) -> str | None:
+    """The ``a=fmtp`` parameters the answer gives ``fmt``, if any: the
+    shared telephone events, or G.729's Annex B as offered (RFC 4856 2.1.9:
+    absent means yes, so a ``no`` must be echoed)."""
+    params = media.fmtp(fmt)
+    if encoding == _EVENTS:
+        return _events_fmtp(params)
+    if encoding == "G729/8000" and params is not None:
+        annexb = _ANNEXB.search(params)
+        return None if annexb is None else f"annexb={annexb[1].lower()}"
+    return None
 
 
 def _refusal(media: tuple[Media, ...]) -> str:
@@ -282,13 +328,12 @@ def make_answer(offer: bytes, *, address: str, port: int) -> SessionBody:
         if chosen is None or port + 2 * accepted > 65535:
             out.append(f"m={m.kind} 0 {m.proto} {' '.join(m.formats)}")
             continue
+        fmtps = [(fmt, _answered_fmtp(m, fmt, enc)) for fmt, enc in chosen]
+        # Telephone events with none in common are left out of the answer.
+        chosen = [pair for pair, (_, params) in zip(chosen, fmtps, strict=True) if params != ""]
         out.append(f"m=audio {port + 2 * accepted} {m.proto} {' '.join(f for f, _ in chosen)}")
         out.extend(f"a=rtpmap:{fmt} {enc}" for fmt, enc in chosen)
-        out.extend(
-            f"a=fmtp:{fmt} {params}"
-            for fmt, enc in chosen
-            if enc == _EVENTS and (params := m.fmtp(fmt)) is not None
-        )
+        out.extend(f"a=fmtp:{fmt} {params}" for fmt, params in fmtps if params)
         out.append(f"a={_ANSWER_DIRECTION.get(m.direction, m.direction)}")
         accepted += 1
     if not accepted:
@@ -296,13 +341,34 @@ def make_answer(offer: bytes, *, address: str, port: int) -> SessionBody:
     return SessionBody(tuple(out))
 
 
-def make_offer(*, address: str, port: int) -> SessionBody:
+def make_offer(*, address: str, port: int, previous: SessionBody | None = None) -> SessionBody:
     """The phone's own offer, for an INVITE that arrives without one: what an
     SPA offers, PCMU, PCMA, G729 and telephone-event 101 for DTMF (RFC 4733),
-    each with its rtpmap (RFC 4566 6), sendrecv."""
+    each with its rtpmap (RFC 4566 6), sendrecv.
+
+    In a session that had an SDP already (``previous``, the last one the
+    phone sent), the offer keeps its ``m=`` lines where they were (RFC 3264
+    8: at least as many, matched by position): audio in the first slot
+    that carried it, every other slot rejected (port 0, its formats)."""
     if not 0 < port <= 65535:
         raise ValueError(f"media port {port} out of range")
     rtpmaps = ("0 PCMU/8000", "8 PCMA/8000", "18 G729/8000", f"101 {_EVENTS}")
     session = ("s=-", f"c=IN {_family(address)} {address}", "t=0 0")
-    media = (f"m=audio {port} RTP/AVP 0 8 18 101", *(f"a=rtpmap:{r}" for r in rtpmaps))
-    return SessionBody((*session, *media, "a=fmtp:101 0-15", "a=sendrecv"))
+    audio = (
+        f"m=audio {port} RTP/AVP 0 8 18 101",
+        *(f"a=rtpmap:{r}" for r in rtpmaps),
+        "a=fmtp:101 0-15",
+        "a=sendrecv",
+    )
+    slots = [ln[2:].split() for ln in (previous.lines if previous else ()) if ln.startswith("m=")]
+    out = list(session)
+    placed = False
+    for kind, slot_port, proto, *formats in (s for s in slots if len(s) >= 3):
+        if not placed and kind == "audio" and slot_port != "0":
+            out.extend(audio)
+            placed = True
+        else:
+            out.append(f"m={kind} 0 {proto} {' '.join(formats)}".rstrip())
+    if not placed:
+        out.extend(audio)
+    return SessionBody(tuple(out))
