@@ -4,25 +4,18 @@ replaced call ended with a BYE to its caller."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-
-from phonecast.credentials import Secret
 from phonecast.net.endpoint import SipEndpoint
 from phonecast.phone.calls import ENDED_KEPT, CallAgent
-from phonecast.phone.config import LineConfig, PhoneConfig, PhoneSettings
-from phonecast.phone.emulator import PhoneHost
-from phonecast.sip import DialogState, Request, Response, Timers
+from phonecast.sip import DialogState, Request, Response
 from tests.phone.test_calls import OFFER, _agent, _call, _req, _ring
 from tests.phone.test_update_network import (
-    CLIENT_POLICY,
     _answered_call,
     _Call,
     _events_of,
     _Peer,
+    _phone,
     _request,
 )
-from tests.ports import free_ports
 
 
 def _replacing(dialog_id: tuple[str, str, str], *extra: str, seq: int = 1) -> Request:
@@ -138,26 +131,6 @@ def test_a_fork_to_another_line_of_the_phone_is_no_merged_request() -> None:
     assert [r.status_code for r in agent.on_invite(fork, 0.0, "1001").responses] == [482]
 
 
-@contextlib.asynccontextmanager
-async def _phone(peer: _Peer, t1: float = 0.5) -> AsyncIterator[tuple[PhoneHost, SipEndpoint, int]]:
-    """A phone answering at once (its 2xx resent from ``t1``, given up at
-    64*t1), and a client endpoint whose ``peer`` gets the phone's requests."""
-    host = PhoneHost(call_timers=Timers(t1=t1))
-    await host.start()
-    (port,) = free_ports(1)
-    settings = PhoneSettings(tcp=False, ring_seconds=0.0)
-    await host.add_phone(
-        PhoneConfig("p", "127.0.0.1", (LineConfig("1001", Secret("pw"), port),), settings)
-    )
-    ep = SipEndpoint(handler=peer, policy=CLIENT_POLICY)
-    await ep.listen_udp("127.0.0.1", 0)
-    try:
-        yield host, ep, port
-    finally:
-        await ep.close()
-        await host.close()
-
-
 async def _replace(ep: SipEndpoint, port: int, call: _Call, tag: str) -> Response:
     """A third party's INVITE replacing ``call`` (the phone's tag ``tag``): its 200."""
     third = _request(ep, "INVITE", port, 1, body=OFFER, call_id="third@127.0.0.1")
@@ -184,7 +157,7 @@ async def test_the_replaced_caller_gets_a_bye_once_the_new_call_is_acknowledged(
     A gets the phone's BYE in its own dialog, and A's call is gone (its
     own BYE then gets 481)."""
     peer = _Peer()
-    async with _phone(peer) as (host, ep, port):
+    async with _phone(0.0, peer) as (host, ep, port):
         call, tag = await _answered_call(ep, port)
         caller_tag = call.invite.from_.tag or ""
         ok = await _replace(ep, port, call, tag)
@@ -205,7 +178,7 @@ async def test_a_call_replaced_before_its_own_ack_gets_its_bye_after_it() -> Non
     A call replaced while its 200 is still resent keeps being resent, and
     its BYE waits for its ACK."""
     peer = _Peer()
-    async with _phone(peer, t1=0.1) as (host, ep, port):
+    async with _phone(0.0, peer, t1=0.1) as (host, ep, port):
         retransmits = _events_of(host, "retransmit")
         call = await _Call(ep, _request(ep, "INVITE", port, 1, body=OFFER), port).start()
         first = await call.next()
@@ -225,7 +198,7 @@ async def test_a_replacement_never_acknowledged_leaves_the_old_call_up() -> None
     """The replacing call's 2xx gives up after 64*T1 (the phone BYEs it):
     the call it was to replace was never ended, and stays."""
     peer = _Peer()
-    async with _phone(peer, t1=0.03) as (host, ep, port):
+    async with _phone(0.0, peer, t1=0.03) as (host, ep, port):
         call, tag = await _answered_call(ep, port)
         caller_tag = call.invite.from_.tag or ""
         await _replace(ep, port, call, tag)

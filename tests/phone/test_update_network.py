@@ -77,13 +77,15 @@ CLIENT_POLICY = UasPolicy(body_types=frozenset({"application/sdp", "message/sipf
 
 @contextlib.asynccontextmanager
 async def _phone(
-    ring_seconds: float, handler: RequestHandler | None = None
+    ring_seconds: float, handler: RequestHandler | None = None, t1: float | None = None
 ) -> AsyncIterator[tuple[PhoneHost, SipEndpoint, int]]:
     """A phone ringing ``ring_seconds`` per call, and a client endpoint
     (whose ``handler`` sees the requests the phone sends it).  Another
     phone is bound first, so that the one under test is not the host's
-    first socket (the phone's own requests must leave from its own)."""
-    host = PhoneHost()
+    first socket (the phone's own requests must leave from its own).
+    ``t1``: the calls' T1, which their 2xx is resent from (and given up at
+    64 times), if not the default."""
+    host = PhoneHost() if t1 is None else PhoneHost(call_timers=Timers(t1=t1))
     await host.start()
     other, port = free_ports(2)
     settings = PhoneSettings(tcp=False, ring_seconds=ring_seconds)
