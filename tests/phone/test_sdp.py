@@ -364,6 +364,20 @@ def test_answer_keeps_the_offers_timing_and_speaks_ipv6() -> None:
     assert answer[1:3] == ("c=IN IP6 2001:db8::9", "t=3034423619 3042462419")
 
 
+def test_answer_repeats_every_timing_of_the_offer_and_leaves_out_unreadable_ones() -> None:
+    offer = b"v=0\r\no=c 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\n"
+    offer += b"t=3034423619 3042462419\r\nr=7d 1h 0 25h\r\nt=3034423620 0\r\nr=1x 2 3\r\n"
+    offer += b"t=soon never\r\nr=1d 1h 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+    answer = make_answer(offer, address="192.0.2.9", port=5004).lines
+    assert answer[2:5] == ("t=3034423619 3042462419", "r=7d 1h 0 25h", "t=3034423620 0")
+    assert answer[5].startswith("m=audio 5004 ")
+
+
+def test_answer_to_an_offer_without_a_readable_timing_is_unbounded() -> None:
+    offer = b"v=0\r\no=c 1 1 IN IP4 192.0.2.1\r\ns=-\r\nt=later 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+    assert make_answer(offer, address="192.0.2.9", port=5004).lines[2] == "t=0 0"
+
+
 def test_offer_is_what_an_spa_offers() -> None:
     assert make_offer(address="192.0.2.9", port=5004).lines == (
         "s=-",

@@ -34,6 +34,9 @@ _PAYLOAD_TYPE: Final = re.compile(r"\d{1,3}", re.ASCII)
 _RTPMAP: Final = re.compile(r"rtpmap:(\d{1,3}) ([^/\s]+)/(\d{1,6})(?:/(\d{1,2}))?", re.ASCII)
 _FMTP: Final = re.compile(r"fmtp:(\S+) (\S.*)")
 _TIMING: Final = re.compile(r"\d{1,20} \d{1,20}", re.ASCII)
+#: An ``r=`` value: interval, active duration, offsets, each a number with
+#: an optional unit (RFC 4566 5.10); at most 32 offsets.
+_REPEAT: Final = re.compile(r"\d{1,20}[dhms]?(?: \d{1,20}[dhms]?){2,33}", re.ASCII)
 
 #: The RTP profiles the phone answers (RFC 3551, RFC 4585): plain RTP.  A
 #: secure profile (RTP/SAVP, UDP/TLS/RTP/SAVPF) needs keys the phone has
@@ -166,13 +169,29 @@ def parse_offer(body: bytes) -> tuple[Media, ...]:
     return _parse(body)[0]
 
 
-def _parse(body: bytes) -> tuple[tuple[Media, ...], str]:
-    """The streams of an offer and its session's ``t=`` value."""
+def _parse(body: bytes) -> tuple[tuple[Media, ...], tuple[str, ...]]:
+    """The streams of an offer and its session's timing lines, in order.
+
+    A session may be active at several times, one ``t=`` line each, with
+    ``r=`` repeat lines after it (RFC 4566 5.9, 5.10); the answer repeats
+    them all, since its timing must be the offer's (RFC 3264 6).
+    Unreadable ones are left out (an ``r=`` with its ``t=``); none readable
+    is ``t=0 0``, an unbounded session.
+    """
     lines = _lines(body)
     session: list[str] = []
+    timings: list[str] = []
+    timed = False
     sections: list[tuple[Media, list[str]]] = []
     for line in lines[1:]:
-        if line.startswith("m="):
+        if line.startswith("t=") and not sections:
+            timed = _TIMING.fullmatch(line[2:]) is not None
+            if timed:
+                timings.append(line)
+        elif line.startswith("r=") and not sections:
+            if timed and _REPEAT.fullmatch(line[2:]):
+                timings.append(line)
+        elif line.startswith("m="):
             if len(sections) == MAX_MEDIA:
                 raise SdpError(f"SDP has more than {MAX_MEDIA} media lines")
             sections.append((_media_line(line), []))
@@ -182,8 +201,7 @@ def _parse(body: bytes) -> tuple[tuple[Media, ...], str]:
         raise SdpError("SDP offer has no media line")
     session_direction = next((a for a in session if a in DIRECTIONS), "sendrecv")
     media = tuple(_with_attributes(m, attrs, session_direction) for m, attrs in sections)
-    timing = next((ln[2:] for ln in lines if ln.startswith("t=")), "0 0")
-    return media, timing if _TIMING.fullmatch(timing) else "0 0"
+    return media, tuple(timings) or ("t=0 0",)
 
 
 def _family(address: str) -> str:
@@ -311,7 +329,7 @@ def _refusal(media: tuple[Media, ...]) -> str:
 def make_answer(offer: bytes, *, address: str, port: int) -> SessionBody:
     """The phone's answer to ``offer`` (RFC 3264 6), media on ``address``.
 
-    One ``m=`` line per offered stream, in order, ``t=`` as offered.  The
+    One ``m=`` line per offered stream, in order, the ``t=`` lines as offered.  The
     i-th accepted stream (0-based) is on ``port + 2*i``, offered proto,
     formats of :func:`_choose` with rtpmaps (telephone-event's fmtp if
     offered), direction answering the offered one (6.1).  Any other stream
@@ -320,8 +338,8 @@ def make_answer(offer: bytes, *, address: str, port: int) -> SessionBody:
     """
     if not 0 < port <= 65535:
         raise ValueError(f"media port {port} out of range")
-    media, timing = _parse(offer)
-    out = ["s=-", f"c=IN {_family(address)} {address}", f"t={timing}"]
+    media, timings = _parse(offer)
+    out = ["s=-", f"c=IN {_family(address)} {address}", *timings]
     accepted = 0
     for m in media:
         chosen = _choose(m)
