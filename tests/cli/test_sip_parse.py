@@ -84,3 +84,19 @@ def test_square_brackets_in_a_message_are_text_not_markup(tmp_path: Path) -> Non
     assert refused.exit_code == 1, refused.output
     assert "MarkupError" not in repr(refused.exception)
     assert "garbage [bold]" in refused.output
+
+
+def test_a_start_line_or_an_error_is_one_line_however_long_the_path(tmp_path: Path) -> None:
+    """Piped, rich wraps at 80 columns: a long path split the start line
+    (``...r1.sip: SIP/2.0 200`` then ``OK``) and errors, which tools grep."""
+    deep = tmp_path / ("d" * 60)
+    deep.mkdir()
+    good, bad = deep / "good.sip", deep / "bad.sip"
+    good.write_bytes(
+        b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@h>;tag=1\r\n"
+        b"To: <sip:b@h>\r\nCall-ID: x\r\nCSeq: 1 NOTIFY\r\nContent-Length: 0\r\n\r\n"
+    )
+    bad.write_bytes(b"garbage\r\n\r\n")
+    result = CliRunner().invoke(cli, ["sip", "parse", str(good), str(bad)])
+    assert f"{good}: SIP/2.0 200 OK\n" in result.output, result.output
+    assert any(ln.startswith(f"{bad}") and "error" in ln for ln in result.output.splitlines())

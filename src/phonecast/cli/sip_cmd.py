@@ -108,17 +108,21 @@ def parse_cmd(files: tuple[str, ...], as_json: bool, uas_checks: bool) -> None:
 def _print_human(results: list[dict[str, Any]]) -> None:
     """The results as tables.  What comes from the message is handed to rich
     as ``Text``, never as markup: a reason phrase ``OK [/]`` raised a
-    MarkupError, and ``[bold]`` in a request line was silently eaten."""
+    MarkupError, and ``[bold]`` in a request line was silently eaten.  A
+    file's start line and an error are one line each, never wrapped at the
+    console's width (80 columns when piped), so that tools can grep them."""
     console = Console(highlight=False)
     for r in results:
         if "start_line" in r:
-            console.print(Text.assemble((str(r["file"]), "bold"), f": {r['start_line']}"))
+            console.print(
+                Text.assemble((str(r["file"]), "bold"), f": {r['start_line']}"), soft_wrap=True
+            )
         if not r["ok"]:
             where = f":{r['line']}" if r.get("line") else ""
             header = f" [{r['header']}]" if r.get("header") else ""
             code = f" (a UAS answers {r['status_code']})" if r.get("status_code") else ""
             line = f"{r['file']}{where}: {r['stage']} error{header}: {r['error']}{code}"
-            console.print(Text(line, style="red"))
+            console.print(Text(line, style="red"), soft_wrap=True)
             continue
         table = Table(show_header=True, header_style="bold", box=None)
         table.add_column("header")
