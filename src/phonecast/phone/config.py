@@ -88,6 +88,14 @@ class PhoneSettings:
         return "tcp" if self.tcp else None
 
     def __post_init__(self) -> None:
+        # Expires 0 would be an un-REGISTER (RFC 3261 10.2.2), and a retry
+        # interval near 0 a REGISTER storm against a failing registrar.
+        if not 1 <= self.register_expires <= 0xFFFFFFFF:
+            raise ValueError(
+                f"register_expires {self.register_expires}: not 1 to 4294967295 seconds"
+            )
+        if not self.register_retry >= 0.1:  # also refuses NaN
+            raise ValueError(f"register_retry {self.register_retry}: below 0.1 seconds")
         # The registrar reaches a line over what its Contact names: a line
         # must listen on it (the CLI says the same, in its own words).
         transport = self.register_transport

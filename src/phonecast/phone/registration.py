@@ -30,9 +30,10 @@ REGISTER: retried like any other, its reason in the event.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
 from phonecast.net.endpoint import SipEndpoint
@@ -40,19 +41,25 @@ from phonecast.net.localaddr import local_ip_for
 from phonecast.net.timers import Timer
 from phonecast.net.transport import Address
 from phonecast.phone.events import EventLog
-from phonecast.sip import Request, Response, SipError, SipUri, new_tag
-from phonecast.sip.digest import authorize
+from phonecast.sip import Request, Response, SipError, SipUri, Via, new_tag
+from phonecast.sip.digest import DigestClient, is_stale
 
 if TYPE_CHECKING:
     from phonecast.phone.emulator import LineState
 
 #: Share of the granted expiry after which a line registers again, give or
-#: take JITTER.
+#: take JITTER (so even a grant of 1 s is refreshed before it lapses, and
+#: no sooner than 0.7 s: the line cannot spin).
 REFRESH_AT: Final = 0.8
 JITTER: Final = 0.1
-#: The shortest wait before a refresh, seconds (a registrar granting 1 s
-#: must not make the line spin).
-MIN_REFRESH: Final = 1.0
+#: The longest wait a Retry-After may impose before the next try, seconds
+#: (a day, as MAX_MIN_EXPIRES): past that, the retry interval's spread
+#: still applies, the value is capped.
+MAX_RETRY_AFTER: Final = 86_400
+#: REGISTERs one refresh may send: the first, one answer to each of the
+#: registrar's (401) and a proxy's (407) challenges, and one more answer to
+#: each if it says its nonce went stale.
+MAX_REQUESTS: Final = 5
 
 
 @dataclass(slots=True)
@@ -77,8 +84,17 @@ class Binding:
     min_expires: int = 0
     #: The next refresh or retry.
     timer: Timer | None = None
-    #: Why the last REGISTER got no response, when it could not be sent.
+    #: Why the last REGISTER got no response, when it could not be sent,
+    #: or why a challenge could not be answered.
     failure: str | None = None
+    #: The challenges answered so far, by the header answering them
+    #: (Authorization, Proxy-Authorization): refreshes send credentials
+    #: under their nonces (next nc) up front, RFC 3261 22.1.
+    digest: dict[str, DigestClient] = field(default_factory=dict)
+    #: The refresh under way: a second one waits for it instead of sending
+    #: a REGISTER that would overlap it (10.2: a UA MUST NOT send a new
+    #: registration until the previous one has completed).
+    busy: asyncio.Future[int | None] | None = None
 
 
 class Registrations:
@@ -140,6 +156,19 @@ class Registrations:
                 binding.timer = None
 
     async def _register(self, binding: Binding) -> int | None:
+        if binding.busy is not None:
+            return await asyncio.shield(binding.busy)
+        done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        binding.busy = done
+        code = None
+        try:
+            code = await self._register_now(binding)
+        finally:
+            binding.busy = None
+            done.set_result(code)
+        return code
+
+    async def _register_now(self, binding: Binding) -> int | None:
         line = binding.line
         settings = line.phone.config.settings
         asked = max(settings.register_expires, binding.min_expires)
@@ -160,7 +189,7 @@ class Registrations:
             # At 70-90 % of the grant, not all at 80 %: lines registered
             # together do not refresh in one burst ever after.
             share = REFRESH_AT + self._rng.uniform(-JITTER, JITTER)
-            delay = max(MIN_REFRESH, granted * share)
+            delay = granted * share
             self._events.emit(
                 "registered",
                 phone=line.phone.config.name,
@@ -174,6 +203,9 @@ class Registrations:
             # interval, jittered likewise, not every MIN_REFRESH.
             binding.granted = None
             delay = settings.register_retry * (1 + self._rng.uniform(0, 2 * JITTER))
+            # A registrar saying when to come back (503, 500, 486...): not
+            # before then (RFC 3261 21.5.4, 20.33).
+            delay = max(delay, _retry_after(response))
             self._events.emit(
                 "register_failed",
                 phone=line.phone.config.name,
@@ -189,8 +221,8 @@ class Registrations:
         if binding.timer is not None:
             binding.timer.cancel()
             binding.timer = None
-        if self._closed:
-            return
+        if self._closed or self.bindings.get(binding.local) is not binding:
+            return  # stopping, or the line registers elsewhere now
         endpoint = self._endpoint
 
         def due(_now: float) -> None:
@@ -201,13 +233,25 @@ class Registrations:
         binding.timer = endpoint.call_at(endpoint.now() + delay, due)
 
     async def _exchange(self, binding: Binding, expires: int) -> Response | None:
-        """One REGISTER, and a second with credentials if challenged."""
+        """One REGISTER, sent again with credentials for each challenge.
+
+        The registrar's (401: Authorization) and a proxy's on the way (407:
+        Proxy-Authorization, RFC 3261 22.3) are each answered once, and
+        once more if the new challenge says the nonce went stale: a second
+        challenge without ``stale`` means the password is wrong, and ends
+        the refresh.  The credentials of earlier refreshes go with the first
+        REGISTER (22.1), saving a round trip each time; a registrar that has
+        forgotten their nonce challenges afresh, answered like a first one.
+        """
         line = binding.line
         ep = self._endpoint
         transport = line.phone.config.settings.register_transport
-        authorization: tuple[str, str] | None = None
+        clients = binding.digest
+        authorization = self._credentials_again(binding, clients)
+        answered: set[str] = set()
+        stale_answered: set[str] = set()
         response = None
-        for _attempt in range(2):
+        for _attempt in range(MAX_REQUESTS):
             binding.cseq += 1
             request = self._request(binding, expires, authorization)
             try:
@@ -228,23 +272,64 @@ class Registrations:
             if response is None:
                 binding.failure = _NO_RESPONSE.get(why, why)
                 break
-            if response.status_code not in (401, 407) or authorization:
+            code = response.status_code
+            if code not in (401, 407):
                 break
+            header = "Authorization" if code == 401 else "Proxy-Authorization"
+            if header in answered:
+                if header in stale_answered or not is_stale(response):
+                    clients.pop(header, None)  # refused: no use sending them again
+                    break
+                stale_answered.add(header)
+            answered.add(header)
+            client = clients.get(header) or DigestClient(
+                line.config.digest_user, line.config.password.reveal()
+            )
             try:
-                authorization = authorize(
-                    response, request, line.config.digest_user, line.config.password.reveal()
-                )
-            except SipError:
-                break  # a challenge that cannot be answered: the 401 is the outcome
+                authorization[header] = client.authorize(response, request)[1]
+            except SipError as exc:
+                # A challenge that cannot be answered (an algorithm not
+                # spoken, no nonce): the 401 is the outcome, and this why.
+                # Digest errors never quote credentials.
+                clients.pop(header, None)
+                binding.failure = f"cannot answer the challenge: {exc}"
+                break
+            clients[header] = client
+            # The other one's nonce is answered again with its next nc: the
+            # same credentials twice would be a replay.
+            authorization.update(self._credentials_again(binding, clients, but=header))
         return response
 
-    def _request(
-        self, binding: Binding, expires: int, authorization: tuple[str, str] | None
-    ) -> Request:
+    @staticmethod
+    def _credentials_again(
+        binding: Binding, clients: dict[str, DigestClient], but: str = ""
+    ) -> dict[str, str]:
+        """Credentials for the next REGISTER under each challenge answered
+        before (except ``but``'s), by header; one that cannot be computed
+        any more (its nc exhausted) is forgotten, to be challenged afresh."""
+        found: dict[str, str] = {}
+        for header, client in list(clients.items()):
+            if header == but:
+                continue
+            try:
+                again = client.respond_again(method="REGISTER", uri=str(binding.target))
+            except SipError:
+                del clients[header]
+                continue
+            if again is not None:
+                found[header] = str(again)
+        return found
+
+    def _request(self, binding: Binding, expires: int, authorization: dict[str, str]) -> Request:
         aor = binding.aor
         transport = binding.line.phone.config.settings.register_transport
+        via = self._endpoint.top_via(transport, local=binding.local)
+        if binding.local[0] in ("0.0.0.0", "::"):
+            # Bound to every address: the Via names the address the Contact
+            # does, the one the registrar reaches the line at, not loopback.
+            via = Via(via.transport, binding.contact.host, via.port, via.params)
         headers = [
-            ("Via", self._endpoint.via(transport, local=binding.local)),
+            ("Via", str(via)),
             ("Max-Forwards", "70"),
             ("From", f"<{aor}>;tag={binding.from_tag}"),
             ("To", f"<{aor}>"),
@@ -253,8 +338,7 @@ class Registrations:
             ("Contact", f"<{binding.contact}>"),
             ("Expires", str(expires)),
         ]
-        if authorization is not None:
-            headers.append(authorization)
+        headers.extend(authorization.items())
         return Request("REGISTER", binding.target, headers).with_body(b"")
 
 
@@ -281,14 +365,14 @@ def granted_expiry(response: Response, contact: SipUri, asked: int) -> int:
         bindings = response.contact
     except SipError:
         bindings = ()
+    ours = _with_port(contact)
     for binding in bindings:
         uri = binding.uri
-        if (
-            isinstance(uri, SipUri)
-            and uri.user == contact.user
-            and uri.host.lower() == contact.host.lower()
-            and (uri.port or 5060) == (contact.port or 5060)
-        ):
+        # RFC 3261 19.1.4 (scheme, user, host, transport and the other
+        # parameters both carry), a missing port taken as the transport's
+        # default (a registrar may drop :5060): another binding of this
+        # user, at another port, scheme or transport, is not ours.
+        if isinstance(uri, SipUri) and _with_port(uri) == ours:
             value = binding.param("expires")
             if value is not None and value.isascii() and value.isdigit():
                 return min(int(value), asked)
@@ -297,6 +381,25 @@ def granted_expiry(response: Response, contact: SipUri, asked: int) -> int:
     except SipError:
         header = None
     return asked if header is None else min(header, asked)
+
+
+def _with_port(uri: SipUri) -> SipUri:
+    """``uri`` with its port written out (5061 for sips: or TLS, else 5060)."""
+    if uri.port is not None:
+        return uri
+    return replace(uri, port=5061 if uri.secure or uri.transport == "tls" else 5060)
+
+
+def _retry_after(response: Response | None) -> float:
+    """The seconds a response's Retry-After asks for (0: none, or unreadable),
+    at most :data:`MAX_RETRY_AFTER`."""
+    if response is None:
+        return 0.0
+    try:
+        retry = response.retry_after
+    except SipError:
+        return 0.0
+    return 0.0 if retry is None else float(min(retry.seconds, MAX_RETRY_AFTER))
 
 
 #: Why a REGISTER got no response, as the endpoint says it, in words.

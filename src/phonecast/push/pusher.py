@@ -30,7 +30,7 @@ from phonecast.credentials import Secret
 from phonecast.net.endpoint import SipEndpoint
 from phonecast.push.payload import Payload, PayloadError, check_header_value
 from phonecast.sip import Request, Response, SipError, SipUri, token_hex
-from phonecast.sip.digest import DigestClient
+from phonecast.sip.digest import DigestClient, is_stale
 
 #: RFC 3261 18.1.1: a UDP request within 200 octets of the path MTU (1500)
 #: must go over a congestion-controlled transport instead.
@@ -314,7 +314,7 @@ class Pusher:
                 # no loops (four requests more at most).
                 header = "Authorization" if code == 401 else "Proxy-Authorization"
                 answered = header in authorization
-                retry_stale = answered and header not in stale_retried and _is_stale(response)
+                retry_stale = answered and header not in stale_retried and is_stale(response)
                 if answered and not retry_stale:
                     who = "phone" if code == 401 else "proxy"
                     return _auth_rejected(response, requests, f"the {who} refused the credentials")
@@ -470,16 +470,3 @@ def _route_for(dest: Destination) -> str:
     host = f"[{dest.host}]" if ":" in dest.host else dest.host
     tp = "" if dest.transport == "udp" else f";transport={dest.transport}"
     return f"<sip:{host}:{dest.port}{tp};lr>"
-
-
-def _is_stale(response: Response) -> bool:
-    from phonecast.sip.digest import parse_challenges
-
-    for name in ("WWW-Authenticate", "Proxy-Authenticate"):
-        for value in response.get_all(name):
-            try:
-                if any(c.stale for c in parse_challenges(value, name)):
-                    return True
-            except SipError:
-                continue
-    return False

@@ -49,7 +49,7 @@ from phonecast.sip._digest_core import (
 from phonecast.sip._digest_parse import parse_challenges, parse_credentials
 from phonecast.sip._digest_server import DigestServer, HA1Lookup, PasswordLookup, Reason, Verdict
 from phonecast.sip._random import token_hex
-from phonecast.sip.errors import DigestError, HeaderError
+from phonecast.sip.errors import DigestError, HeaderError, SipError
 
 if TYPE_CHECKING:
     from phonecast.sip.message import Request, Response
@@ -74,6 +74,7 @@ __all__ = [
     "compute_response",
     "compute_userhash",
     "get_algorithm",
+    "is_stale",
     "parse_challenges",
     "parse_credentials",
     "select_challenge",
@@ -310,3 +311,17 @@ def authorize(
     """
     client = DigestClient(user, password, prefer_strongest=prefer_strongest)
     return client.authorize(response, request, cnonce=cnonce)
+
+
+def is_stale(response: Response) -> bool:
+    """Whether a 401/407 says ``stale=true`` (RFC 7616 3.3): the nonce of
+    the credentials sent expired, the password was right, so a client may
+    answer the fresh challenge once more rather than give up."""
+    for name in ("WWW-Authenticate", "Proxy-Authenticate"):
+        for value in response.get_all(name):
+            try:
+                if any(c.stale for c in parse_challenges(value, name)):
+                    return True
+            except SipError:
+                continue
+    return False
