@@ -54,6 +54,10 @@ def test_resolve_errors_name_the_reference(tmp_path: Path, monkeypatch: pytest.M
         ("sip:pbx:5060;transport=tcp", "sip:pbx:5060;transport=tcp"),
         ("sip:[::1]:5070", "sip:[::1]:5070"),
         ("sip:[2001:db8::1]", "sip:[2001:db8::1]"),
+        # Cisco's Notify: carries user:password after the path, with no '@'.
+        ("Notify:http:h:80:p:alice:s3cret", "Notify:http:h:80:p:***"),
+        ("notify:http:h:80:p:alice", "notify:http:h:80:p:***"),
+        ("Notify:http:h:80", "Notify:http:h:80"),
     ],
 )
 def test_redact_uri_hides_the_userinfo_password(text: str, shown: str) -> None:

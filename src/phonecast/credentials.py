@@ -108,6 +108,11 @@ def redact_uri(text: str) -> str:
     """
     at = text.rfind("@")
     scheme, colon, rest = text.partition(":")
+    if scheme.lower() == "notify":
+        # Cisco's Notify:protocol:host:port:path:user:password carries its
+        # credentials after the path, with no '@' to find them by.
+        fields = text.split(":", 5)
+        return ":".join(fields[:5]) + ":***" if len(fields) == 6 else text
     if at < 0:
         # ``sip:1001:secret`` with its ``@host`` forgotten: what follows the
         # second colon is no port, so it may be the password.
