@@ -81,3 +81,18 @@ def test_a_line_s_port_is_one_to_65535_in_ascii_digits(
         phone_options.parse_line(f"1001:secret@{port}")
     assert exit_.value.code == 2
     assert "bad --line" in capsys.readouterr().err
+
+
+def test_notify_types_are_media_types_compared_without_case() -> None:
+    assert phone_options.parse_notify_types(" Text/Plain, application/xml ,") == frozenset(
+        {"text/plain", "application/xml"}
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [(",", "at least one"), ("text", "'text' is not a media type"), ("text/plain;x=1", "not a")],
+)
+def test_notify_types_that_are_not_media_types_are_refused(text: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        phone_options.parse_notify_types(text)

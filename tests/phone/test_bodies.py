@@ -144,3 +144,19 @@ def test_a_page_served_as_anything_else_is_refused_naming_the_type(
 ) -> None:
     refusal = page_refusal(content_type)
     assert refusal is not None and named in refusal and len(refusal) < 200
+
+
+@pytest.mark.parametrize(
+    ("body", "url"),
+    [
+        ("http://h/a.xml?n=ā".encode("iso-8859-4"), "http://h/a.xml?n=%E0"),
+        ("http://h/ü.xml".encode(), "http://h/%C3%BC.xml"),
+        (b"http://h/a.xml?x=\xff\xfe", "http://h/a.xml?x=%FF%FE"),
+    ],
+)
+def test_octets_outside_ascii_in_a_url_body_are_passed_on_percent_encoded(
+    body: bytes, url: str
+) -> None:
+    """Decoded as UTF-8 with replacement, ``?n=ā`` in ISO-8859-4 became
+    ``?n=\\ufffd``: the phone fetched a URL nobody sent."""
+    assert xml_service_items(body) == [(url, 0)]

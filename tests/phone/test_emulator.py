@@ -409,11 +409,11 @@ async def test_what_a_phone_keeps_of_its_pushes_is_bounded(rig: Rig) -> None:
 
     phone = rig.host.phones["desk"]
     for n in range(ACTIONS_KEPT + 10):
-        rig.host._execute_item(phone, f"Key:Line{n}", 0)
+        rig.host._execute_item(phone, "1001", f"Key:Line{n}", 0)
     assert len(phone.actions) == ACTIONS_KEPT and phone.actions[-1] == f"Key:Line{ACTIONS_KEPT + 9}"
     phone.calls.busy_reasons.add("dial")
     for n in range(MAX_DEFERRED + 3):
-        rig.host._execute_item(phone, f"http://127.0.0.1:9/{n}.xml", 1)
+        rig.host._execute_item(phone, "1001", f"http://127.0.0.1:9/{n}.xml", 1)
     assert len(phone.deferred) == MAX_DEFERRED
     too_many = [e for e in rig.kinds("dropped") if e["reason"] == "too many deferred pushes"]
     assert len(too_many) == 3

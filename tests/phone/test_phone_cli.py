@@ -250,6 +250,20 @@ def test_a_nonce_lifetime_reaches_the_phone(monkeypatch: pytest.MonkeyPatch) -> 
     assert served[0][0].settings.nonce_lifetime == 2.5
 
 
+@pytest.mark.parametrize("command", ["phone", "fleet"])
+def test_notify_types_reach_the_phones(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    served: list[Any] = []
+    monkeypatch.setattr(phone_cmd, "_serve", lambda configs, *_, **__: served.append(configs))
+    monkeypatch.setattr(phone_cmd, "run_loop", lambda _: None)
+    where = ["--line", "1001:secret@5070"] if command == "phone" else ["--count", "1"]
+    args = [command, *where, "--notify-types", "text/plain,Application/XML"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert served[0][0].settings.notify_types == frozenset({"text/plain", "application/xml"})
+    line = _refused_here(monkeypatch, command, *where, "--notify-types", "xml")
+    assert line.startswith("phonecast: bad --notify-types 'xml': 'xml' is not a media type")
+
+
 def test_a_busy_port_named_is_the_one_that_is_busy() -> None:
     """With the second line's port taken, the error named the first's."""
     first, second = free_ports(2)

@@ -420,7 +420,7 @@ async def test_the_xml_service_token_is_compared_without_case(
         ("restart_now", "restart_now"),
         ("report", "report"),
         ("check-sync", "check-sync"),
-        ("Check-Sync;reboot=true", "check-sync"),
+        ("Check-Sync;reboot=true", "check-sync;reboot=true"),  # a reboot, not a resync
         ("RESYNC", "resync"),
     ],
 )
@@ -428,7 +428,8 @@ async def test_the_sibling_events_are_challenged_accepted_and_recorded(
     make_phone: PhoneFactory, token: str, action: str
 ) -> None:
     """Auth_Resync-Reboot challenges these as it does XML-Service; accepted,
-    each is recorded as an action naming it (and nothing is fetched)."""
+    each is recorded as an action naming it, with its parameters (and
+    nothing is fetched)."""
     phone = await make_phone()
     challenge, _ = await phone.challenge(event=token, body=b"")
     ok = await phone.answer(
@@ -699,3 +700,37 @@ async def test_tcp_peers_holding_every_connection_do_not_keep_a_push_out(
         writer.close()
         for _, trickle_writer in trickles:
             trickle_writer.close()
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/vnd.example+xml", "text/uri-list"]
+)
+async def test_a_notify_of_any_body_type_is_challenged_and_taken_by_default(
+    make_phone: PhoneFactory, content_type: str
+) -> None:
+    """The phone is not known to check a NOTIFY's Content-Type (field
+    guide): by default the type is not looked at; before, anything outside
+    a fixed list got 415 before any challenge."""
+    phone = await make_phone()
+    challenge, _ = await phone.challenge(content_type=content_type)
+    request = phone.notify(content_type=content_type)
+    ok = await phone.answer(signed(request, challenge, "1001", "secret"))
+    assert ok.status_code == 200
+
+
+async def test_notify_types_refuse_other_bodies_with_415_but_only_once_authenticated(
+    make_phone: PhoneFactory,
+) -> None:
+    """RFC 3261 8.2: authentication before content processing, so an
+    unauthenticated NOTIFY learns nothing about what the phone reads."""
+    phone = await make_phone(PhoneSettings(notify_types=frozenset({"text/plain"})))
+    challenge, _ = await phone.challenge(content_type="application/json")
+    refused = await phone.answer(
+        signed(phone.notify(content_type="application/json"), challenge, "1001", "secret")
+    )
+    assert refused.status_code == 415 and refused.get("Accept") == "text/plain"
+    challenge, _ = await phone.challenge(content_type="Text/Plain; charset=utf-8")
+    taken = await phone.answer(
+        signed(phone.notify(content_type="Text/Plain; charset=utf-8"), challenge, "1001", "secret")
+    )
+    assert taken.status_code == 200

@@ -30,6 +30,7 @@ from phonecast.cli.phone_options import (
     fleet_passwords,
     parse_line,
     parse_nonce_lifetime,
+    parse_notify_types,
     parse_realm,
     parse_registrar,
     parse_ring_seconds,
@@ -123,6 +124,16 @@ def _common(func: F) -> F:
             "--strict-url-body",
             is_flag=True,
             help="Refuse URL bodies with trailing CR/LF (SPA500 7.4.4+).",
+        ),
+        click.option(
+            "--notify-types",
+            metavar="TYPES",
+            callback=parsed_by(parse_notify_types),
+            help=(
+                "Only these body types in a NOTIFY, comma-separated (e.g. "
+                "text/plain,application/xml); others get 415 once authenticated.  "
+                "By default any type, as the phone is not known to check."
+            ),
         ),
         click.option(
             "--restrict-source",
@@ -242,6 +253,7 @@ def phone(
     nonce_lifetime: float,
     strict_uri: bool,
     strict_url_body: bool,
+    notify_types: frozenset[str] | None,
     restrict_source: str | None,
     call_mode: str,
     ring_seconds: float,
@@ -270,7 +282,7 @@ def phone(
         ring_seconds,
     )
     server_ssl = server_tls_context(tls_cert, tls_key)
-    settings = dataclasses.replace(settings, tls=server_ssl is not None)
+    settings = dataclasses.replace(settings, tls=server_ssl is not None, notify_types=notify_types)
     settings, client_ssl = registration_transport(
         settings, register_transport, registrar_ca, registrar_name
     )
@@ -383,6 +395,7 @@ def fleet(
     nonce_lifetime: float,
     strict_uri: bool,
     strict_url_body: bool,
+    notify_types: frozenset[str] | None,
     restrict_source: str | None,
     call_mode: str,
     ring_seconds: float,
@@ -419,7 +432,9 @@ def fleet(
         ring_seconds,
     )
     server_ssl = server_tls_context(tls_cert, tls_key)
-    settings = dataclasses.replace(settings, tcp=tcp, tls=server_ssl is not None)
+    settings = dataclasses.replace(
+        settings, tcp=tcp, tls=server_ssl is not None, notify_types=notify_types
+    )
     settings, client_ssl = registration_transport(
         settings, register_transport, registrar_ca, registrar_name
     )

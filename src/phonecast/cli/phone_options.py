@@ -167,6 +167,23 @@ def parse_ring_seconds(text: str) -> float:
 parse_nonce_lifetime: Final = seconds_up_to(MAX_NONCE_LIFETIME, " (a day)")
 
 
+#: A media type's ``type/subtype`` (RFC 9110 8.3.1: tokens).
+_MEDIA_TYPE: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def parse_notify_types(text: str) -> frozenset[str]:
+    """--notify-types: comma-separated ``type/subtype`` media types, compared
+    without regard to case (a parameter such as ``;charset`` is no part of
+    a type here: the phone compares types, not their parameters)."""
+    types = [part.strip() for part in text.split(",") if part.strip()]
+    if not types:
+        raise ValueError("give at least one media type, e.g. text/plain,application/xml")
+    for media in types:
+        if not _MEDIA_TYPE.fullmatch(media):
+            raise ValueError(f"{media!r} is not a media type (type/subtype, e.g. text/plain)")
+    return frozenset(media.lower() for media in types)
+
+
 def parse_source_address(text: str) -> str:
     """An IPv4 or IPv6 address, spelt as a socket reports a datagram's source
     (``0:0::1`` as ``::1``): the phone compares the two as text."""

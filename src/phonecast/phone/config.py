@@ -61,6 +61,12 @@ class PhoneSettings:
     #: TCP, as an SPA line whose SIP transport is TLS (the host needs a
     #: server certificate: ``PhoneHost(server_ssl=...)``).
     tls: bool = False
+    #: The body types an authenticated NOTIFY may carry, lower-case
+    #: ``type/subtype``; others (and a body without a Content-Type) get 415
+    #: with Accept.  None, the default: any type, as the field guide says
+    #: the phone is not known to check it (its knowledge base's example
+    #: sends a URL as text/html).
+    notify_types: frozenset[str] | None = None
     #: Failure drills: answer every NOTIFY with this code (e.g. 486, 503).
     notify_reject: int | None = None
     #: Register every line at this registrar (``host:port``), as phones do.

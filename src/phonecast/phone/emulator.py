@@ -37,7 +37,7 @@ from phonecast.net.limits import DEFAULT_STREAM_LIMITS, StreamLimits
 from phonecast.net.timers import Timer
 from phonecast.net.transport import Address, Flow
 from phonecast.phone.authorities import DigestAuthorities, credentials_for_realm
-from phonecast.phone.bodies import INTERNAL_SCHEMES, page_refusal, xml_service_items
+from phonecast.phone.bodies import INTERNAL_SCHEMES, page_refusal, read_page, xml_service_items
 from phonecast.phone.call_driver import CallDriver
 from phonecast.phone.calls import ALLOW_HANDLED, CallAgent, CallSettings
 from phonecast.phone.config import (
@@ -50,7 +50,7 @@ from phonecast.phone.config import (
 from phonecast.phone.events import EventLog
 from phonecast.phone.fetcher import Done, Fetcher, FetchResult, PageFetcher
 from phonecast.phone.registration import Registrations
-from phonecast.phone.screen import Screen, screen_for
+from phonecast.phone.screen import Screen
 from phonecast.sip import (
     DEFAULT_TIMERS,
     Request,
@@ -64,9 +64,12 @@ from phonecast.sip import (
 from phonecast.sip.digest import DigestServer, compute_ha1
 
 #: What the emulated phone accepts in requests (bodies it reads, schemes...;
-#: ``replaces``, RFC 3891, which it lists in Supported as the SPA does).
+#: ``replaces``, RFC 3891, which it lists in Supported as the SPA does).  A
+#: NOTIFY's body type is the setting's ``notify_types`` to check, once the
+#: NOTIFY is authenticated: the phone is not known to check it at all.
 PHONE_POLICY: Final = UasPolicy(
     extensions=frozenset({"replaces"}),
+    own_body_methods=frozenset({"NOTIFY"}),
     body_types=frozenset(
         {
             "application/sdp",
@@ -96,6 +99,9 @@ class LineState:
 #: The latest internal URIs a phone ran, kept for tests and tools (a phone
 #: pushed to for days must not grow a list for ever).
 ACTIONS_KEPT: Final = 256
+#: Fetched CiscoIPPhoneExecute pages run one after another (each naming the
+#: next as its URL item) before the phone stops following them.
+MAX_EXECUTE_HOPS: Final = 4
 #: Priority-1 URLs a busy phone keeps for when it is idle again; past this,
 #: a push is dropped (and says so), as anything a peer can make us hold.
 MAX_DEFERRED: Final = 32
@@ -108,7 +114,7 @@ class PhoneState:
     config: PhoneConfig
     calls: CallAgent
     screen: Screen = field(default_factory=Screen)
-    deferred: collections.deque[str] = field(default_factory=collections.deque)
+    deferred: collections.deque[tuple[str, str, int]] = field(default_factory=collections.deque)
     #: True while a deferred URL is being fetched: the rest wait for it (the
     #: phone runs them one at a time, whoever noticed it was idle).
     running_deferred: bool = False
@@ -436,17 +442,25 @@ class PhoneHost:
             return
         if settings.auth_notify and not self._authenticated(line, request, handle):
             return
+        refused = _unlisted_type(request, settings.notify_types)
+        if refused is not None:
+            self._respond(line, handle, refused)
+            return
         self._respond(line, handle, make_response(request, 200, to_tag=new_tag()))
         if package == "xml-service":
             # Answered first, acted on now: a fetch is started, not awaited,
             # so no task or queue stands between the push and the phone.
             try:
-                self._xml_service(phone, request.body)
+                self._xml_service(phone, line.config.user, request.body)
             except Exception as exc:  # the push was accepted: report, go on
                 self._report_fault(exc)
         else:
-            phone.actions.append(package or "")
-            self.events.emit("action", phone=name, line=line.config.user, action=package)
+            # Its parameters too: check-sync;reboot=true is a reboot, not a
+            # resync (the field guide's Yealink and Snom spelling).
+            assert event is not None
+            action = package + str(event)[len(event.package) :]
+            phone.actions.append(action)
+            self.events.emit("action", phone=name, line=line.config.user, action=action)
 
     def _authenticated(self, line: LineState, request: Request, handle: ServerHandle) -> bool:
         assert self.endpoint is not None
@@ -519,44 +533,59 @@ class PhoneHost:
         """A phone's background work failing must not go unnoticed."""
         self.events.emit("internal_error", error=f"{type(exc).__name__}: {exc}"[:300])
 
-    def _xml_service(self, phone: PhoneState, body: bytes) -> None:
-        """Act on an accepted XML-Service body: a URL, or Execute items; any
-        other body is reported as the CiscoIPPhoneError the phone shows."""
+    def _xml_service(self, phone: PhoneState, line: str, body: bytes) -> None:
+        """Act on an XML-Service body accepted on ``line``: a URL, or Execute
+        items; any other body is reported as the CiscoIPPhoneError the
+        phone shows."""
         strict = phone.config.settings.strict_url_body
         try:
             items = xml_service_items(body, strict_url_body=strict)
         except ValueError as exc:
-            number = getattr(exc, "number", 1)
-            detail = str(exc)[:200]
-            self.events.emit("xml_error", phone=phone.config.name, number=number, detail=detail)
+            self._xml_error(phone, line, exc)
             return
         # Cisco: "order of execution is not guaranteed"; a fetch runs on
         # while the next item is taken.
         for uri, priority in items:
-            self._execute_item(phone, uri, priority)
+            self._execute_item(phone, line, uri, priority)
 
-    def _execute_item(self, phone: PhoneState, uri: str, priority: int) -> None:
+    def _xml_error(self, phone: PhoneState, line: str, exc: ValueError) -> None:
+        number = getattr(exc, "number", 1)
+        self.events.emit(
+            "xml_error", phone=phone.config.name, line=line, number=number, detail=str(exc)[:200]
+        )
+
+    def _execute_item(
+        self, phone: PhoneState, line: str, uri: str, priority: int, hops: int = 0
+    ) -> None:
+        """Run one Execute item pushed on ``line`` (``hops``: how many
+        fetched Executes led to it, see MAX_EXECUTE_HOPS)."""
         name = phone.config.name
         lower = uri.lower()
         if lower.startswith(INTERNAL_SCHEMES):
             phone.actions.append(uri)
-            self.events.emit("action", phone=name, action=uri)
+            self.events.emit("action", phone=name, line=line, action=uri)
             if lower.startswith("dial:"):
                 self._dial(phone)
             return
         if priority == 2 and phone.calls.busy:
-            self.events.emit("dropped", phone=name, url=redact_uri(uri), reason="busy (priority 2)")
+            self.events.emit(
+                "dropped", phone=name, line=line, url=redact_uri(uri), reason="busy (priority 2)"
+            )
             return
         if priority == 1 and phone.calls.busy:
             if len(phone.deferred) >= MAX_DEFERRED:
                 self.events.emit(
-                    "dropped", phone=name, url=redact_uri(uri), reason="too many deferred pushes"
+                    "dropped",
+                    phone=name,
+                    line=line,
+                    url=redact_uri(uri),
+                    reason="too many deferred pushes",
                 )
                 return
-            phone.deferred.append(uri)
-            self.events.emit("deferred", phone=name, url=redact_uri(uri))
+            phone.deferred.append((uri, line, hops))
+            self.events.emit("deferred", phone=name, line=line, url=redact_uri(uri))
             return
-        self._fetch_and_show(phone, uri)
+        self._fetch_and_show(phone, line, uri, hops=hops)
 
     def _dial(self, phone: PhoneState) -> None:
         """A Dial: action (or an accepted transfer) places a call: the phone
@@ -583,8 +612,10 @@ class PhoneHost:
         Dial's timer hung up); while one deferred URL is being fetched a
         second call does nothing, the fetch's end takes the next."""
         while phone.deferred and not phone.calls.busy and not phone.running_deferred:
-            url = phone.deferred.popleft()
-            phone.running_deferred = self._fetch_and_show(phone, url, then=self._deferred_shown)
+            url, line, hops = phone.deferred.popleft()
+            phone.running_deferred = self._fetch_and_show(
+                phone, line, url, then=self._deferred_shown, hops=hops
+            )
 
     def _deferred_shown(self, phone: PhoneState) -> None:
         phone.running_deferred = False
@@ -593,8 +624,10 @@ class PhoneHost:
     def _fetch_and_show(
         self,
         phone: PhoneState,
+        line: str,
         url: str,
         then: Callable[[PhoneState], None] | None = None,
+        hops: int = 0,
     ) -> bool:
         """Start fetching ``url`` for ``phone``; show what comes back (then
         call ``then``); False if it was dropped (``then`` is never called).
@@ -604,11 +637,15 @@ class PhoneHost:
         name = phone.config.name
         if self.fetcher.waiting + len(self._to_fetch) >= self.max_pending:
             self.events.emit(
-                "dropped", phone=name, url=redact_uri(url), reason="too many pending fetches"
+                "dropped",
+                phone=name,
+                line=line,
+                url=redact_uri(url),
+                reason="too many pending fetches",
             )
             return False
         if self.events.detailed:
-            self.events.emit("fetch_started", phone=name, url=redact_uri(url))
+            self.events.emit("fetch_started", phone=name, line=line, url=redact_uri(url))
         else:
             self.events.count("fetch_started")
 
@@ -617,7 +654,7 @@ class PhoneHost:
             # runs even after one, or the deferred pushes behind it would wait
             # for ever.
             try:
-                self._show(phone, url, result)
+                self._show(phone, line, url, result, hops)
             except Exception as exc:
                 self._report_fault(exc)
             if then is not None:
@@ -647,7 +684,7 @@ class PhoneHost:
                 # Nor its own follow-up: a deferred push waits on ``done``.
                 done(FetchResult(url, False, error=f"{type(exc).__name__}: {exc}"))
 
-    def _show(self, phone: PhoneState, url: str, result: FetchResult) -> None:
+    def _show(self, phone: PhoneState, line: str, url: str, result: FetchResult, hops: int) -> None:
         name = phone.config.name
         phone.fetches += 1
         # A page served as anything but text/xml is fetched, not shown.
@@ -660,6 +697,7 @@ class PhoneHost:
             events.emit(
                 "fetch_finished",
                 phone=name,
+                line=line,
                 url=redact_uri(url),
                 ok=error is None,
                 status=result.status,
@@ -671,12 +709,36 @@ class PhoneHost:
         if error is not None:
             return
         try:
-            phone.screen = screen_for(result.body)
+            page = read_page(result.body, result.content_type)
         except ValueError as exc:
-            self.events.emit(
-                "xml_error", phone=name, number=getattr(exc, "number", 1), detail=str(exc)[:200]
-            )
+            self._xml_error(phone, line, exc)
             return
-        self.events.emit("screen", phone=name, **phone.screen.summary())
+        if page.screen is None:
+            # A CiscoIPPhoneExecute served as a page is run as if pushed; a
+            # page whose Execute fetches itself must not loop for ever.
+            if hops >= MAX_EXECUTE_HOPS:
+                why = f"an Execute fetched after {hops} others is not run (a loop?)"
+                self._xml_error(phone, line, ValueError(why))
+                return
+            for uri, priority in page.items:
+                self._execute_item(phone, line, uri, priority, hops + 1)
+            return
+        phone.screen = page.screen
+        self.events.emit("screen", phone=name, line=line, **phone.screen.summary())
         if self.on_screen is not None:
             self.on_screen(phone)
+
+
+def _unlisted_type(request: Request, types: frozenset[str] | None) -> Any:
+    """The 415 for a NOTIFY whose body is of a type not in ``types`` (None:
+    any type, as the phone is not known to check), else None."""
+    if types is None or not request.body:
+        return None
+    try:
+        ctype = request.content_type
+    except SipError:
+        ctype = None
+    if ctype is not None and ctype.mime in types:
+        return None
+    accept = [("Accept", ", ".join(sorted(types)))]
+    return make_response(request, 415, to_tag=new_tag(), headers=accept)

@@ -70,6 +70,10 @@ class UasPolicy:
     answer_types: frozenset[str] = frozenset({"application/sdp"})
     #: Methods whose answer carries a body the Accept header must admit.
     answering_methods: frozenset[str] = frozenset({"INVITE", "UPDATE"})
+    #: Methods whose body types the application checks itself, after
+    #: authenticating the request (RFC 3261 8.2: authentication comes
+    #: before content processing), if at all: ``body_types`` is not applied.
+    own_body_methods: frozenset[str] = frozenset()
 
 
 def _bad(message: str) -> ValidationError:
@@ -241,7 +245,11 @@ def check_policy(request: Request, policy: UasPolicy) -> None:
     ):
         replaces_of(request)
     ctype = request.content_type if request.body and "content-type" in fields else None
-    if ctype is not None and ctype.mime not in policy.body_types:
+    if (
+        ctype is not None
+        and ctype.mime not in policy.body_types
+        and request.method not in policy.own_body_methods
+    ):
         raise ValidationError(
             f"body type {ctype.mime} is not supported",
             status_code=415,
