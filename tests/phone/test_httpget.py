@@ -197,3 +197,32 @@ def test_transfer_encoding_fields_are_read_together() -> None:
     result = outcome(URL, exchange)
     assert isinstance(result, FetchResult) and not result.ok
     assert result.error == "unsupported transfer coding 'gzip'"
+
+
+_CHUNKED_200 = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (_CHUNKED_200 + b"4\r\n<a/>\r\n0\r\nContent-Type: text/xml\r\n\r\n",
+         FetchResult(URL, True, 200, "text/html", b"<a/>")),
+        (b"HTTP/1.1 302 Found\r\nTransfer-Encoding: chunked\r\n\r\n"
+         b"0\r\nLocation: http://198.51.100.9/x.xml\r\n\r\n",
+         FetchResult(URL, False, 302, "", b"", "HTTP 302")),
+    ],
+    ids=["content-type", "location"],
+)  # fmt: skip
+def test_trailer_fields_are_not_header_fields(raw: bytes, expected: FetchResult) -> None:
+    """llhttp hands trailers to on_header as it does header fields: a
+    trailer made a page of text/html one of text/xml, and a 302 without a
+    Location followed one sent after its body (RFC 9110 6.5: a trailer is
+    not to be merged into the header section)."""
+    assert outcome(URL, _read(raw)) == expected
+
+
+def test_trailer_fields_count_toward_the_header_cap() -> None:
+    exchange = _read(_CHUNKED_200 + b"0\r\nX-T: " + b"t" * MAX_HEADER_BYTES + b"\r\n\r\n")
+    result = outcome(URL, exchange)
+    assert isinstance(result, FetchResult) and not result.ok
+    assert result.error == f"response header block exceeds {MAX_HEADER_BYTES} bytes"

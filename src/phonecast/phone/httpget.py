@@ -204,6 +204,11 @@ class Exchange:
         self._field_bytes += len(name) + len(value) + 4
         if self._field_bytes > MAX_HEADER_BYTES:
             raise TooBig(f"response header block exceeds {MAX_HEADER_BYTES} bytes")
+        if self._head_done:
+            # A trailer (llhttp reports them here too): counted, not kept.
+            # Merged, it could retype the page or make a 302 a redirect
+            # after its body (RFC 9110 6.5), and a phone needs none.
+            return
         key = name.lower()
         if key == b"transfer-encoding" and key in self.headers:
             # A list header: its fields together name the codings in order.
