@@ -226,3 +226,28 @@ def test_trailer_fields_count_toward_the_header_cap() -> None:
     result = outcome(URL, exchange)
     assert isinstance(result, FetchResult) and not result.ok
     assert result.error == f"response header block exceeds {MAX_HEADER_BYTES} bytes"
+
+
+_PAGE_200 = b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 4\r\n\r\n<a/>"
+
+
+@pytest.mark.parametrize(
+    "interim",
+    [
+        b"HTTP/1.1 199 Odd\r\nContent-Length: 5\r\n\r\nJUNK!",
+        b"HTTP/1.1 150 Odd\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nABC\r\n0\r\n\r\n",
+        b"HTTP/1.1 103 Early Hints\r\nContent-Length: 5\r\n\r\nJUNK!",
+    ],
+    ids=["199-length", "150-chunked", "103-length"],
+)
+def test_an_interim_response_with_content_is_refused(interim: bytes) -> None:
+    """A 1xx ends with its header section (RFC 9110 15.2): llhttp reads the
+    content of one other than 100-103 anyway, and it was put in front of
+    the page's body."""
+    result = outcome(URL, _read(interim + _PAGE_200))
+    assert result == FetchResult(URL, False, error="an interim (1xx) response with content")
+
+
+def test_interim_responses_without_content_are_skipped() -> None:
+    raw = b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 199 Odd\r\n\r\n" + _PAGE_200
+    assert outcome(URL, _read(raw)) == FetchResult(URL, True, 200, "text/xml", b"<a/>")

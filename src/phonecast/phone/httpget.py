@@ -221,6 +221,12 @@ class Exchange:
             return
         status = parser.get_status_code()
         if 100 <= status < 200:  # interim (100 Continue...): the final one follows
+            # It has no content (RFC 9110 15.2), but llhttp reads what one
+            # other than 100-103 declares into the body: the page's, ahead
+            # of the page.
+            length = self.headers.get(b"content-length", b"0")
+            if b"transfer-encoding" in self.headers or length.strip(b"0"):
+                raise BadResponse("an interim (1xx) response with content")
             self.headers = {}
             return
         self.status = status
