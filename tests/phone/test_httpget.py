@@ -251,3 +251,29 @@ def test_an_interim_response_with_content_is_refused(interim: bytes) -> None:
 def test_interim_responses_without_content_are_skipped() -> None:
     raw = b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 199 Odd\r\n\r\n" + _PAGE_200
     assert outcome(URL, _read(raw)) == FetchResult(URL, True, 200, "text/xml", b"<a/>")
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        (b"", None),
+        (b"Content-Encoding: identity\r\n", None),
+        (b"Content-Encoding: gzip\r\n", "unsupported content coding 'gzip'"),
+        (b"Content-Encoding: identity\r\nContent-Encoding: GZip\r\n",
+         "unsupported content coding 'gzip'"),
+    ],
+)  # fmt: skip
+def test_a_page_in_a_content_coding_is_refused_by_name(fields: bytes, error: str | None) -> None:
+    """A gzipped page (sent unasked: the GET has no Accept-Encoding) went
+    to the XML parser still coded, and the phone reported bad XML."""
+    raw = b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n" + fields + b"Content-Length: 4\r\n\r\n"
+    result = outcome(URL, _read(raw + b"<a/>"))
+    assert isinstance(result, FetchResult) and result.ok is (error is None)
+    assert result.error == error and result.status == 200
+
+
+def test_a_content_coding_does_not_stop_a_redirect() -> None:
+    """Only a page's content is shown; a redirect's is not."""
+    raw = b"HTTP/1.1 302 Found\r\nLocation: b.xml\r\nContent-Encoding: gzip\r\n"
+    exchange = _read(raw + b"Content-Length: 0\r\n\r\n")
+    assert exchange.done and outcome(URL, exchange) == "http://192.0.2.7/b.xml"

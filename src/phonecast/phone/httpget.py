@@ -26,9 +26,12 @@ import httptools
 MAX_HEADER_BYTES: Final = 16 * 1024
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 #: Transfer codings a phone reads: ``chunked``, and ``identity`` (no coding,
-#: RFC 2616's name for it).  A page in any other (gzip...) would reach the
-#: XML parser still coded, so it is refused by name instead.
+#: RFC 2616's name for it).  A page in any other (gzip...), or in a content
+#: coding other than identity, would reach the XML parser still coded, so it
+#: is refused by name instead.
 _CODINGS_READ: Final = frozenset({b"chunked", b"identity"})
+#: Fields that are lists of codings: repeated, they are read as one, in order.
+_CODING_LISTS: Final = frozenset({b"transfer-encoding", b"content-encoding"})
 #: What a Host field may hold once the name is IDNA-encoded: a name, an IPv4
 #: address or an IPv6 reference, and a port.
 _HOST_RE: Final = re.compile(rb"[A-Za-z0-9._\-]+(?::[0-9]*)?|\[[0-9A-Fa-f:.]+\](?::[0-9]*)?")
@@ -210,7 +213,7 @@ class Exchange:
             # after its body (RFC 9110 6.5), and a phone needs none.
             return
         key = name.lower()
-        if key == b"transfer-encoding" and key in self.headers:
+        if key in _CODING_LISTS and key in self.headers:
             # A list header: its fields together name the codings in order.
             value = self.headers[key] + b", " + value
         self.headers[key] = value
@@ -231,11 +234,16 @@ class Exchange:
             return
         self.status = status
         self._head_done = True
-        coded = self._codings()
+        coded = self._codings(b"transfer-encoding")
         unread = [c for c in coded if c not in _CODINGS_READ]
         if unread:
             shown = unread[0].decode("latin-1")[:40]
             raise BadResponse(f"unsupported transfer coding {shown!r}")
+        if status < 300:  # a page: a redirect's or an error's content is never shown
+            unread = [c for c in self._codings(b"content-encoding") if c != b"identity"]
+            if unread:
+                shown = unread[0].decode("latin-1")[:40]
+                raise BadResponse(f"unsupported content coding {shown!r}")
         declared = self.headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self._max:
             raise TooBig(f"body of {int(declared)} bytes exceeds {self._max}")
@@ -251,9 +259,9 @@ class Exchange:
         if self._head_done:
             self.finish()
 
-    def _codings(self) -> list[bytes]:
-        """The Transfer-Encoding's codings, lower-cased, in order."""
-        field = self.headers.get(b"transfer-encoding")
+    def _codings(self, name: bytes) -> list[bytes]:
+        """The codings a Transfer- or Content-Encoding names, lower-cased, in order."""
+        field = self.headers.get(name)
         if field is None:
             return []
         return [c.strip().lower() for c in field.split(b",") if c.strip()]
@@ -264,7 +272,7 @@ class Exchange:
         body runs to the close, RFC 9112 6.3 items 4 and 8)."""
         if b"content-length" in self.headers:
             return True
-        codings = self._codings()
+        codings = self._codings(b"transfer-encoding")
         return bool(codings) and codings[-1] == b"chunked"
 
 
