@@ -277,3 +277,33 @@ def test_a_content_coding_does_not_stop_a_redirect() -> None:
     raw = b"HTTP/1.1 302 Found\r\nLocation: b.xml\r\nContent-Encoding: gzip\r\n"
     exchange = _read(raw + b"Content-Length: 0\r\n\r\n")
     assert exchange.done and outcome(URL, exchange) == "http://192.0.2.7/b.xml"
+
+
+@pytest.mark.parametrize(
+    ("second", "expected"),
+    [
+        (b"text/xml", FetchResult(URL, True, 200, "text/xml", b"<a/>")),
+        (b"text/html", FetchResult(URL, False, error="two different Content-Type fields")),
+    ],
+)
+def test_content_type_is_a_singleton(second: bytes, expected: FetchResult) -> None:
+    """RFC 9110 5.3: a repeat saying the same is harmless; two that differ
+    left the last one to decide how the page was taken."""
+    raw = b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Type: " + second
+    assert outcome(URL, _read(raw + b"\r\nContent-Length: 4\r\n\r\n<a/>")) == expected
+
+
+def test_no_content_and_an_unasked_part_are_not_pages() -> None:
+    """A 204 came back as a fetched page, empty; a 206 answers a Range the
+    phone never sent, and its body is a part of something."""
+    empty = _read(b"HTTP/1.1 204 No Content\r\nContent-Type: text/xml\r\n\r\n")
+    assert outcome(URL, empty) == FetchResult(
+        URL, False, 204, "text/xml", error="204 No Content: no page"
+    )
+    part = _read(
+        b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-3/9\r\n"
+        b"Content-Type: text/xml\r\nContent-Length: 4\r\n\r\n<a/>"
+    )
+    assert outcome(URL, part) == FetchResult(
+        URL, False, 206, error="206 Partial Content, not asked for"
+    )

@@ -213,6 +213,9 @@ class Exchange:
             # after its body (RFC 9110 6.5), and a phone needs none.
             return
         key = name.lower()
+        if key == b"content-type" and self.headers.get(key, value) != value:
+            # A singleton (RFC 9110 5.3): which of two the page is, is a guess.
+            raise BadResponse("two different Content-Type fields")
         if key in _CODING_LISTS and key in self.headers:
             # A list header: its fields together name the codings in order.
             value = self.headers[key] + b", " + value
@@ -239,6 +242,8 @@ class Exchange:
         if unread:
             shown = unread[0].decode("latin-1")[:40]
             raise BadResponse(f"unsupported transfer coding {shown!r}")
+        if status == 206:  # answers a Range, which a phone never sends: a part of a page
+            raise BadResponse("206 Partial Content, not asked for")
         if status < 300:  # a page: a redirect's or an error's content is never shown
             unread = [c for c in self._codings(b"content-encoding") if c != b"identity"]
             if unread:
@@ -299,6 +304,9 @@ def outcome(url: str, exchange: Exchange) -> FetchResult | str:
             return urljoin(url, location.decode("latin-1"))
         except ValueError:  # urljoin refuses some, e.g. an unclosed IPv6 bracket
             return FetchResult(url, False, status, error="a redirect to an invalid Location")
+    if status == 204:  # a success, but nothing to show: not a fetched page
+        said = "204 No Content: no page"
+        return FetchResult(url, False, status, exchange.content_type, error=said)
     ok = 200 <= status < 300
     error = None if ok else f"HTTP {status}"
     return FetchResult(url, ok, status, exchange.content_type, bytes(exchange.body), error)
