@@ -753,3 +753,54 @@ async def test_urls_urlsplit_refuses_are_refused_by_name(url: str, error: str) -
     ours, and port 0 is not taken for the default port."""
     result = await Fetcher(timeout=1).fetch(url)
     assert not result.ok and result.error == error
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])  # the two carriers
+async def test_close_leaves_nothing_open_when_a_callback_starts_another_fetch(host: str) -> None:
+    """A fetch's callback may start another (the emulator's do): one run by
+    close() opened a socket or a task close() had already passed, its timer
+    then dropped with the wheel, so it stayed open for good; and start()
+    after close() went on fetching.  Both now end at once, failed."""
+    listener = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
+    url = f"http://{host}:{listener.getsockname()[1]}/x"
+    fetcher = Fetcher(timeout=5)
+    heard: list[tuple[str, str | None]] = []
+
+    def again(result: FetchResult) -> None:
+        heard.append(("first", result.error))
+        fetcher.start(url, lambda second: heard.append(("second", second.error)))
+
+    try:
+        fetcher.start(url, again)
+        await asyncio.sleep(0.2)  # connected, waiting for the answer
+        await asyncio.wait_for(fetcher.close(), 5)
+        assert heard == [
+            ("first", "ConnectionAbortedError: the fetcher was closed"),
+            ("second", "the fetcher is closed"),
+        ]
+        assert not fetcher._sockets and not fetcher._tasks and fetcher._active == 0
+        late: list[FetchResult] = []
+        fetcher.start(url, late.append)
+        assert [r.error for r in late] == ["the fetcher is closed"]  # before start returned
+        assert not fetcher._sockets and not fetcher._tasks and fetcher._active == 0
+    finally:
+        await fetcher.close()
+        listener.close()
+
+
+async def test_a_redirect_ending_after_close_is_not_followed() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    fetcher = Fetcher(timeout=5)
+    told: list[FetchResult] = []
+    try:
+        await fetcher.close()
+        fetcher._active += 1  # as a GET under way holds its turn
+        fetcher._ended(_Fetch("http://127.0.0.1:1/a", 3, told.append),
+                       f"http://127.0.0.1:{listener.getsockname()[1]}/b")  # fmt: skip
+        assert [(r.url, r.error) for r in told] == [
+            ("http://127.0.0.1:1/a", "the fetcher is closed")
+        ]
+        assert not fetcher._sockets and not fetcher._tasks and fetcher._active == 0
+    finally:
+        await fetcher.close()
+        listener.close()
