@@ -335,11 +335,11 @@ async def test_close_ends_fetches_under_way_as_failures(server: str) -> None:
     fetcher = Fetcher(timeout=5, limit=1)
     results: list[FetchResult] = []
     fetcher.start(server + "/slow", results.append)
-    fetcher.start(server + "/ok", results.append)  # waiting for its turn: dropped
+    fetcher.start(server + "/ok", results.append)  # waiting for its turn: told too
     await asyncio.sleep(0.2)
     await fetcher.close()
-    assert len(results) == 1 and not results[0].ok
-    assert "the fetcher was closed" in (results[0].error or "")
+    assert len(results) == 2 and not any(r.ok for r in results)
+    assert all("the fetcher was closed" in (r.error or "") for r in results)
 
 
 async def test_a_fetch_refused_at_once_schedules_no_timer() -> None:
@@ -804,3 +804,36 @@ async def test_a_redirect_ending_after_close_is_not_followed() -> None:
     finally:
         await fetcher.close()
         listener.close()
+
+
+async def test_close_tells_the_fetches_waiting_for_a_turn() -> None:
+    """They were dropped unheard: a coroutine awaiting fetch() never ended."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/x"
+    fetcher = Fetcher(timeout=5, limit=1)
+    try:
+        fetches = [asyncio.ensure_future(fetcher.fetch(url)) for _ in range(3)]
+        await asyncio.sleep(0.1)
+        await fetcher.close()
+        results = await asyncio.wait_for(asyncio.gather(*fetches), 2)
+        assert [r.error for r in results] == [
+            "ConnectionAbortedError: the fetcher was closed",
+            "the fetcher was closed",
+            "the fetcher was closed",
+        ]
+        assert fetcher._active == 0 and fetcher.waiting == 0
+    finally:
+        await fetcher.close()
+        listener.close()
+
+
+async def test_a_fetch_whose_task_never_ran_is_told_at_close() -> None:
+    """A task cancelled before its first step never runs its coroutine, so
+    the fetch it carried ended unheard, holding its turn."""
+    fetcher = Fetcher(timeout=5)
+    told: list[FetchResult] = []
+    fetcher.start("http://localhost:1/x", told.append)
+    assert fetcher._tasks and not told
+    await fetcher.close()  # not in a task of its own: the fetch's task has not run yet
+    assert [r.error for r in told] == ["the fetcher was closed"]
+    assert not fetcher._tasks and fetcher._active == 0

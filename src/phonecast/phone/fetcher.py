@@ -493,7 +493,7 @@ class Fetcher:
         if family is None:
             task = self.loop.create_task(self._carried(fetch, host, port, scheme, request))
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(functools.partial(self._carried_over, fetch))
             return
         spares = self._spares.get(family)
         if spares:
@@ -583,6 +583,14 @@ class Fetcher:
             carrier.close()
         self._ended(fetch, outcome(fetch.url, exchange))
 
+    def _carried_over(self, fetch: _Fetch, task: asyncio.Task[None]) -> None:
+        """The task of a GET through a transport is done."""
+        self._tasks.discard(task)
+        if task.cancelled() and fetch.done is not None:
+            # Cancelled (by close()) before its first step: the coroutine
+            # never ran, so nothing ended the fetch, which holds its turn.
+            self._ended(fetch, FetchResult(fetch.url, False, error="the fetcher was closed"))
+
     def _ended(self, fetch: _Fetch, result: FetchResult | str) -> None:
         """One GET of ``fetch`` is over: follow a redirect, or finish."""
         if isinstance(result, str):
@@ -629,9 +637,8 @@ class Fetcher:
         return self._tls
 
     async def close(self) -> None:
-        """Abandon what is under way: each fetch ends as a failed one, the
-        fetches still waiting for a turn are dropped unheard, and each
-        started after ends at once, failed.
+        """Abandon what is under way: each fetch, under way or waiting for a
+        turn, ends as a failed one, and so does each started after (at once).
 
         A callback run here may start a fetch (the emulator's do): the flag,
         set first, ends it without a socket or a task, which close() would
@@ -639,7 +646,8 @@ class Fetcher:
         until nothing is left."""
         self._closed = True
         while self._waiting or self._sockets or self._tasks:
-            self._waiting.clear()
+            while self._waiting:
+                self._refuse(self._waiting.popleft(), "the fetcher was closed")
             for get in list(self._sockets):
                 get.abort()
             for task in list(self._tasks):
