@@ -216,6 +216,11 @@ async def _canned(
          "response header block exceeds 16384 bytes"),
         (b"HTTP/1.1 200 OK\r\n" + b"X-Pad: pppppppp\r\n" * 1500 + b"\r\n", False, b"",
          "response header block exceeds 16384 bytes"),
+        (b"HTTP/1.1 199 Odd\r\nContent-Length: 1\r\n\r\nxHTTP/1.1 200 OK\r\nContent-Length: 4\r\n"
+         b"\r\n<a/>", False, b"", "an interim (1xx) response with content"),
+        (b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 4\r\n\r\n<a/>", False,
+         b"", "unsupported content coding 'gzip'"),
+        (b"HTTP/1.1 204 No Content\r\n\r\n", False, b"", "204 No Content: no page"),
     ],
 )  # fmt: skip
 async def test_response_framing_and_faults(
