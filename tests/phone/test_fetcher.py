@@ -216,6 +216,11 @@ async def _canned(
          "response header block exceeds 16384 bytes"),
         (b"HTTP/1.1 200 OK\r\n" + b"X-Pad: pppppppp\r\n" * 1500 + b"\r\n", False, b"",
          "response header block exceeds 16384 bytes"),
+        (b"HTTP/1.1 199 Odd\r\nContent-Length: 1\r\n\r\nxHTTP/1.1 200 OK\r\nContent-Length: 4\r\n"
+         b"\r\n<a/>", False, b"", "an interim (1xx) response with content"),
+        (b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 4\r\n\r\n<a/>", False,
+         b"", "unsupported content coding 'gzip'"),
+        (b"HTTP/1.1 204 No Content\r\n\r\n", False, b"", "204 No Content: no page"),
     ],
 )  # fmt: skip
 async def test_response_framing_and_faults(
@@ -335,11 +340,11 @@ async def test_close_ends_fetches_under_way_as_failures(server: str) -> None:
     fetcher = Fetcher(timeout=5, limit=1)
     results: list[FetchResult] = []
     fetcher.start(server + "/slow", results.append)
-    fetcher.start(server + "/ok", results.append)  # waiting for its turn: dropped
+    fetcher.start(server + "/ok", results.append)  # waiting for its turn: told too
     await asyncio.sleep(0.2)
     await fetcher.close()
-    assert len(results) == 1 and not results[0].ok
-    assert "the fetcher was closed" in (results[0].error or "")
+    assert len(results) == 2 and not any(r.ok for r in results)
+    assert all("the fetcher was closed" in (r.error or "") for r in results)
 
 
 async def test_a_fetch_refused_at_once_schedules_no_timer() -> None:
@@ -753,3 +758,87 @@ async def test_urls_urlsplit_refuses_are_refused_by_name(url: str, error: str) -
     ours, and port 0 is not taken for the default port."""
     result = await Fetcher(timeout=1).fetch(url)
     assert not result.ok and result.error == error
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])  # the two carriers
+async def test_close_leaves_nothing_open_when_a_callback_starts_another_fetch(host: str) -> None:
+    """A fetch's callback may start another (the emulator's do): one run by
+    close() opened a socket or a task close() had already passed, its timer
+    then dropped with the wheel, so it stayed open for good; and start()
+    after close() went on fetching.  Both now end at once, failed."""
+    listener = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
+    url = f"http://{host}:{listener.getsockname()[1]}/x"
+    fetcher = Fetcher(timeout=5)
+    heard: list[tuple[str, str | None]] = []
+
+    def again(result: FetchResult) -> None:
+        heard.append(("first", result.error))
+        fetcher.start(url, lambda second: heard.append(("second", second.error)))
+
+    try:
+        fetcher.start(url, again)
+        await asyncio.sleep(0.2)  # connected, waiting for the answer
+        await asyncio.wait_for(fetcher.close(), 5)
+        assert heard == [
+            ("first", "ConnectionAbortedError: the fetcher was closed"),
+            ("second", "the fetcher is closed"),
+        ]
+        assert not fetcher._sockets and not fetcher._tasks and fetcher._active == 0
+        late: list[FetchResult] = []
+        fetcher.start(url, late.append)
+        assert [r.error for r in late] == ["the fetcher is closed"]  # before start returned
+        assert not fetcher._sockets and not fetcher._tasks and fetcher._active == 0
+    finally:
+        await fetcher.close()
+        listener.close()
+
+
+async def test_a_redirect_ending_after_close_is_not_followed() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    fetcher = Fetcher(timeout=5)
+    told: list[FetchResult] = []
+    try:
+        await fetcher.close()
+        fetcher._active += 1  # as a GET under way holds its turn
+        fetcher._ended(_Fetch("http://127.0.0.1:1/a", 3, told.append),
+                       f"http://127.0.0.1:{listener.getsockname()[1]}/b")  # fmt: skip
+        assert [(r.url, r.error) for r in told] == [
+            ("http://127.0.0.1:1/a", "the fetcher is closed")
+        ]
+        assert not fetcher._sockets and not fetcher._tasks and fetcher._active == 0
+    finally:
+        await fetcher.close()
+        listener.close()
+
+
+async def test_close_tells_the_fetches_waiting_for_a_turn() -> None:
+    """They were dropped unheard: a coroutine awaiting fetch() never ended."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/x"
+    fetcher = Fetcher(timeout=5, limit=1)
+    try:
+        fetches = [asyncio.ensure_future(fetcher.fetch(url)) for _ in range(3)]
+        await asyncio.sleep(0.1)
+        await fetcher.close()
+        results = await asyncio.wait_for(asyncio.gather(*fetches), 2)
+        assert [r.error for r in results] == [
+            "ConnectionAbortedError: the fetcher was closed",
+            "the fetcher was closed",
+            "the fetcher was closed",
+        ]
+        assert fetcher._active == 0 and fetcher.waiting == 0
+    finally:
+        await fetcher.close()
+        listener.close()
+
+
+async def test_a_fetch_whose_task_never_ran_is_told_at_close() -> None:
+    """A task cancelled before its first step never runs its coroutine, so
+    the fetch it carried ended unheard, holding its turn."""
+    fetcher = Fetcher(timeout=5)
+    told: list[FetchResult] = []
+    fetcher.start("http://localhost:1/x", told.append)
+    assert fetcher._tasks and not told
+    await fetcher.close()  # not in a task of its own: the fetch's task has not run yet
+    assert [r.error for r in told] == ["the fetcher was closed"]
+    assert not fetcher._tasks and fetcher._active == 0

@@ -197,3 +197,113 @@ def test_transfer_encoding_fields_are_read_together() -> None:
     result = outcome(URL, exchange)
     assert isinstance(result, FetchResult) and not result.ok
     assert result.error == "unsupported transfer coding 'gzip'"
+
+
+_CHUNKED_200 = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (_CHUNKED_200 + b"4\r\n<a/>\r\n0\r\nContent-Type: text/xml\r\n\r\n",
+         FetchResult(URL, True, 200, "text/html", b"<a/>")),
+        (b"HTTP/1.1 302 Found\r\nTransfer-Encoding: chunked\r\n\r\n"
+         b"0\r\nLocation: http://198.51.100.9/x.xml\r\n\r\n",
+         FetchResult(URL, False, 302, "", b"", "HTTP 302")),
+    ],
+    ids=["content-type", "location"],
+)  # fmt: skip
+def test_trailer_fields_are_not_header_fields(raw: bytes, expected: FetchResult) -> None:
+    """llhttp hands trailers to on_header as it does header fields: a
+    trailer made a page of text/html one of text/xml, and a 302 without a
+    Location followed one sent after its body (RFC 9110 6.5: a trailer is
+    not to be merged into the header section)."""
+    assert outcome(URL, _read(raw)) == expected
+
+
+def test_trailer_fields_count_toward_the_header_cap() -> None:
+    exchange = _read(_CHUNKED_200 + b"0\r\nX-T: " + b"t" * MAX_HEADER_BYTES + b"\r\n\r\n")
+    result = outcome(URL, exchange)
+    assert isinstance(result, FetchResult) and not result.ok
+    assert result.error == f"response header block exceeds {MAX_HEADER_BYTES} bytes"
+
+
+_PAGE_200 = b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 4\r\n\r\n<a/>"
+
+
+@pytest.mark.parametrize(
+    "interim",
+    [
+        b"HTTP/1.1 199 Odd\r\nContent-Length: 5\r\n\r\nJUNK!",
+        b"HTTP/1.1 150 Odd\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nABC\r\n0\r\n\r\n",
+        b"HTTP/1.1 103 Early Hints\r\nContent-Length: 5\r\n\r\nJUNK!",
+    ],
+    ids=["199-length", "150-chunked", "103-length"],
+)
+def test_an_interim_response_with_content_is_refused(interim: bytes) -> None:
+    """A 1xx ends with its header section (RFC 9110 15.2): llhttp reads the
+    content of one other than 100-103 anyway, and it was put in front of
+    the page's body."""
+    result = outcome(URL, _read(interim + _PAGE_200))
+    assert result == FetchResult(URL, False, error="an interim (1xx) response with content")
+
+
+def test_interim_responses_without_content_are_skipped() -> None:
+    raw = b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 199 Odd\r\n\r\n" + _PAGE_200
+    assert outcome(URL, _read(raw)) == FetchResult(URL, True, 200, "text/xml", b"<a/>")
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        (b"", None),
+        (b"Content-Encoding: identity\r\n", None),
+        (b"Content-Encoding: gzip\r\n", "unsupported content coding 'gzip'"),
+        (b"Content-Encoding: identity\r\nContent-Encoding: GZip\r\n",
+         "unsupported content coding 'gzip'"),
+    ],
+)  # fmt: skip
+def test_a_page_in_a_content_coding_is_refused_by_name(fields: bytes, error: str | None) -> None:
+    """A gzipped page (sent unasked: the GET has no Accept-Encoding) went
+    to the XML parser still coded, and the phone reported bad XML."""
+    raw = b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n" + fields + b"Content-Length: 4\r\n\r\n"
+    result = outcome(URL, _read(raw + b"<a/>"))
+    assert isinstance(result, FetchResult) and result.ok is (error is None)
+    assert result.error == error and result.status == 200
+
+
+def test_a_content_coding_does_not_stop_a_redirect() -> None:
+    """Only a page's content is shown; a redirect's is not."""
+    raw = b"HTTP/1.1 302 Found\r\nLocation: b.xml\r\nContent-Encoding: gzip\r\n"
+    exchange = _read(raw + b"Content-Length: 0\r\n\r\n")
+    assert exchange.done and outcome(URL, exchange) == "http://192.0.2.7/b.xml"
+
+
+@pytest.mark.parametrize(
+    ("second", "expected"),
+    [
+        (b"text/xml", FetchResult(URL, True, 200, "text/xml", b"<a/>")),
+        (b"text/html", FetchResult(URL, False, error="two different Content-Type fields")),
+    ],
+)
+def test_content_type_is_a_singleton(second: bytes, expected: FetchResult) -> None:
+    """RFC 9110 5.3: a repeat saying the same is harmless; two that differ
+    left the last one to decide how the page was taken."""
+    raw = b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Type: " + second
+    assert outcome(URL, _read(raw + b"\r\nContent-Length: 4\r\n\r\n<a/>")) == expected
+
+
+def test_no_content_and_an_unasked_part_are_not_pages() -> None:
+    """A 204 came back as a fetched page, empty; a 206 answers a Range the
+    phone never sent, and its body is a part of something."""
+    empty = _read(b"HTTP/1.1 204 No Content\r\nContent-Type: text/xml\r\n\r\n")
+    assert outcome(URL, empty) == FetchResult(
+        URL, False, 204, "text/xml", error="204 No Content: no page"
+    )
+    part = _read(
+        b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-3/9\r\n"
+        b"Content-Type: text/xml\r\nContent-Length: 4\r\n\r\n<a/>"
+    )
+    assert outcome(URL, part) == FetchResult(
+        URL, False, 206, error="206 Partial Content, not asked for"
+    )

@@ -84,6 +84,8 @@ _REFUSED_TEXT: Final = f"{type(_REFUSAL).__name__}: {_REFUSAL}"
 #: What a second connect may answer while the first is still under way
 #: (Linux and the BSDs say EALREADY; the others are taken the same way).
 _UNDER_WAY: Final = frozenset({errno.EALREADY, errno.EINPROGRESS, errno.EAGAIN})
+#: What a fetch started after :meth:`Fetcher.close` reports.
+_CLOSED: Final = "the fetcher is closed"
 
 
 class PageFetcher(Protocol):
@@ -403,6 +405,8 @@ class Fetcher:
         self._tls = tls
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wheel: TimerWheel | None = None
+        #: Set by close(): from then on no GET starts (see there).
+        self._closed = False
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -432,7 +436,8 @@ class Fetcher:
     def start(self, url: str, done: Done) -> None:
         """Begin fetching ``url`` (redirects followed up to the cap) and call
         ``done`` with the result, once: later, or before returning when the
-        URL is refused or the connection fails at once."""
+        URL is refused, the connection fails at once or the fetcher is
+        closed."""
         self._waiting.append(_Fetch(url, self._max_redirects, done))
         self._fill()
 
@@ -445,13 +450,18 @@ class Fetcher:
         content server is down: a RecursionError in Python, a crash of the
         stack compiled).  Turns freed while the loop runs are its to give.
         A start that raises ends its fetch as failed, and the loop goes on.
+        Once the fetcher is closed, each ends here as failed, without a
+        turn: in this loop too, as a callback may start another.
         """
         if self._filling:
             return
         self._filling = True
         try:
             waiting = self._waiting
-            while waiting and self._active < self._limit:
+            while waiting and (self._closed or self._active < self._limit):
+                if self._closed:
+                    self._refuse(waiting.popleft(), _CLOSED)
+                    continue
                 self._active += 1
                 self._attempt_safely(waiting.popleft())
         finally:
@@ -483,7 +493,7 @@ class Fetcher:
         if family is None:
             task = self.loop.create_task(self._carried(fetch, host, port, scheme, request))
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(functools.partial(self._carried_over, fetch))
             return
         spares = self._spares.get(family)
         if spares:
@@ -573,24 +583,46 @@ class Fetcher:
             carrier.close()
         self._ended(fetch, outcome(fetch.url, exchange))
 
+    def _carried_over(self, fetch: _Fetch, task: asyncio.Task[None]) -> None:
+        """The task of a GET through a transport is done."""
+        self._tasks.discard(task)
+        if task.cancelled() and fetch.done is not None:
+            # Cancelled (by close()) before its first step: the coroutine
+            # never ran, so nothing ended the fetch, which holds its turn.
+            self._ended(fetch, FetchResult(fetch.url, False, error="the fetcher was closed"))
+
     def _ended(self, fetch: _Fetch, result: FetchResult | str) -> None:
         """One GET of ``fetch`` is over: follow a redirect, or finish."""
         if isinstance(result, str):
-            if fetch.redirects_left > 0:
+            if self._closed:  # no new GET: it would outlive close()
+                result = FetchResult(fetch.url, False, error=_CLOSED)
+            elif fetch.redirects_left > 0:
                 fetch.redirects_left -= 1
                 fetch.url = result
                 self._attempt_safely(fetch)
                 return
-            result = FetchResult(result, False, error=f"more than {self._max_redirects} redirects")
+            else:
+                error = f"more than {self._max_redirects} redirects"
+                result = FetchResult(result, False, error=error)
         done = fetch.done
         if done is None:
             return  # told already (cannot happen: a GET ends once)
         fetch.done = None
-        # The turn passes on before the caller hears, and a caller's
-        # callback that raises is reported as the loop reports a failing
-        # callback: neither may leave the next fetch waiting.
+        # The turn passes on before the caller hears.
         self._active -= 1
         self._fill()
+        self._tell(done, result)
+
+    def _refuse(self, fetch: _Fetch, why: str) -> None:
+        """End ``fetch``, which holds no turn, as failed, saying ``why``."""
+        done = fetch.done
+        fetch.done = None
+        if done is not None:
+            self._tell(done, FetchResult(fetch.url, False, error=why))
+
+    def _tell(self, done: Done, result: FetchResult) -> None:
+        """A caller's callback that raises is reported as the loop reports a
+        failing callback: it may not leave the next fetch waiting."""
         try:
             done(result)
         except Exception as exc:
@@ -605,15 +637,23 @@ class Fetcher:
         return self._tls
 
     async def close(self) -> None:
-        """Abandon what is under way: each fetch ends as a failed one, and
-        the fetches still waiting for a turn are dropped unheard."""
-        self._waiting.clear()
-        for get in list(self._sockets):
-            get.abort()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Abandon what is under way: each fetch, under way or waiting for a
+        turn, ends as a failed one, and so does each started after (at once).
+
+        A callback run here may start a fetch (the emulator's do): the flag,
+        set first, ends it without a socket or a task, which close() would
+        not see and whose timer would go with the wheel; and close() goes on
+        until nothing is left."""
+        self._closed = True
+        while self._waiting or self._sockets or self._tasks:
+            while self._waiting:
+                self._refuse(self._waiting.popleft(), "the fetcher was closed")
+            for get in list(self._sockets):
+                get.abort()
+            for task in list(self._tasks):
+                task.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._wheel is not None:
             self._wheel.close()
         for spares in self._spares.values():

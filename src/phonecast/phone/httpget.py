@@ -26,9 +26,12 @@ import httptools
 MAX_HEADER_BYTES: Final = 16 * 1024
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 #: Transfer codings a phone reads: ``chunked``, and ``identity`` (no coding,
-#: RFC 2616's name for it).  A page in any other (gzip...) would reach the
-#: XML parser still coded, so it is refused by name instead.
+#: RFC 2616's name for it).  A page in any other (gzip...), or in a content
+#: coding other than identity, would reach the XML parser still coded, so it
+#: is refused by name instead.
 _CODINGS_READ: Final = frozenset({b"chunked", b"identity"})
+#: Fields that are lists of codings: repeated, they are read as one, in order.
+_CODING_LISTS: Final = frozenset({b"transfer-encoding", b"content-encoding"})
 #: What a Host field may hold once the name is IDNA-encoded: a name, an IPv4
 #: address or an IPv6 reference, and a port.
 _HOST_RE: Final = re.compile(rb"[A-Za-z0-9._\-]+(?::[0-9]*)?|\[[0-9A-Fa-f:.]+\](?::[0-9]*)?")
@@ -204,8 +207,16 @@ class Exchange:
         self._field_bytes += len(name) + len(value) + 4
         if self._field_bytes > MAX_HEADER_BYTES:
             raise TooBig(f"response header block exceeds {MAX_HEADER_BYTES} bytes")
+        if self._head_done:
+            # A trailer (llhttp reports them here too): counted, not kept.
+            # Merged, it could retype the page or make a 302 a redirect
+            # after its body (RFC 9110 6.5), and a phone needs none.
+            return
         key = name.lower()
-        if key == b"transfer-encoding" and key in self.headers:
+        if key == b"content-type" and self.headers.get(key, value) != value:
+            # A singleton (RFC 9110 5.3): which of two the page is, is a guess.
+            raise BadResponse("two different Content-Type fields")
+        if key in _CODING_LISTS and key in self.headers:
             # A list header: its fields together name the codings in order.
             value = self.headers[key] + b", " + value
         self.headers[key] = value
@@ -216,15 +227,28 @@ class Exchange:
             return
         status = parser.get_status_code()
         if 100 <= status < 200:  # interim (100 Continue...): the final one follows
+            # It has no content (RFC 9110 15.2), but llhttp reads what one
+            # other than 100-103 declares into the body: the page's, ahead
+            # of the page.
+            length = self.headers.get(b"content-length", b"0")
+            if b"transfer-encoding" in self.headers or length.strip(b"0"):
+                raise BadResponse("an interim (1xx) response with content")
             self.headers = {}
             return
         self.status = status
         self._head_done = True
-        coded = self._codings()
+        coded = self._codings(b"transfer-encoding")
         unread = [c for c in coded if c not in _CODINGS_READ]
         if unread:
             shown = unread[0].decode("latin-1")[:40]
             raise BadResponse(f"unsupported transfer coding {shown!r}")
+        if status == 206:  # answers a Range, which a phone never sends: a part of a page
+            raise BadResponse("206 Partial Content, not asked for")
+        if status < 300:  # a page: a redirect's or an error's content is never shown
+            unread = [c for c in self._codings(b"content-encoding") if c != b"identity"]
+            if unread:
+                shown = unread[0].decode("latin-1")[:40]
+                raise BadResponse(f"unsupported content coding {shown!r}")
         declared = self.headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self._max:
             raise TooBig(f"body of {int(declared)} bytes exceeds {self._max}")
@@ -240,9 +264,9 @@ class Exchange:
         if self._head_done:
             self.finish()
 
-    def _codings(self) -> list[bytes]:
-        """The Transfer-Encoding's codings, lower-cased, in order."""
-        field = self.headers.get(b"transfer-encoding")
+    def _codings(self, name: bytes) -> list[bytes]:
+        """The codings a Transfer- or Content-Encoding names, lower-cased, in order."""
+        field = self.headers.get(name)
         if field is None:
             return []
         return [c.strip().lower() for c in field.split(b",") if c.strip()]
@@ -253,7 +277,7 @@ class Exchange:
         body runs to the close, RFC 9112 6.3 items 4 and 8)."""
         if b"content-length" in self.headers:
             return True
-        codings = self._codings()
+        codings = self._codings(b"transfer-encoding")
         return bool(codings) and codings[-1] == b"chunked"
 
 
@@ -280,6 +304,9 @@ def outcome(url: str, exchange: Exchange) -> FetchResult | str:
             return urljoin(url, location.decode("latin-1"))
         except ValueError:  # urljoin refuses some, e.g. an unclosed IPv6 bracket
             return FetchResult(url, False, status, error="a redirect to an invalid Location")
+    if status == 204:  # a success, but nothing to show: not a fetched page
+        said = "204 No Content: no page"
+        return FetchResult(url, False, status, exchange.content_type, error=said)
     ok = 200 <= status < 300
     error = None if ok else f"HTTP {status}"
     return FetchResult(url, ok, status, exchange.content_type, bytes(exchange.body), error)
