@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 # with mypyc by the install (setup.py): a change to any of them installs again.
 CORE := $(wildcard src/phonecast/sip/*.py) src/phonecast/net/endpoint.py src/phonecast/net/limits.py src/phonecast/net/replies.py src/phonecast/net/retired.py src/phonecast/net/timers.py \
 	src/phonecast/net/stream.py src/phonecast/net/stream_room.py src/phonecast/net/tls_session.py src/phonecast/net/transport.py src/phonecast/push/pusher.py \
-	src/phonecast/phone/emulator.py src/phonecast/phone/events.py src/phonecast/phone/fetcher.py src/phonecast/phone/httpget.py
+	src/phonecast/phone/emulator.py src/phonecast/phone/events.py src/phonecast/phone/fetcher.py src/phonecast/phone/httpget.py \
+	src/phonecast/phone/pushes.py src/phonecast/phone/state.py
 
 .PHONY: test demo bench bench-quick bench-peers lint fuzz clean
 

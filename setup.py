@@ -25,7 +25,8 @@ INTERPRETED = {"errors.py"}
 #: measured side by side compiled and interpreted (bench/README.md, sixth
 #: round): the endpoint's glue (matching, pumping transactions, the deadline
 #: heap, the retired transactions) and the UDP drain; the pusher (146 -> 110 us CPU per push); the
-#: emulator's handler, its event log (eight events per call) and its fetcher.
+#: emulator's handler, its event log (eight events per call), its fetcher,
+#: what it does with a push and the phones' state it reads per request.
 #: What stays interpreted does not run per message (CLI, campaign store,
 #: inventory) or is bound by something else (the content server is aiohttp's).
 GLUE = (
@@ -43,6 +44,8 @@ GLUE = (
     "src/phonecast/phone/events.py",
     "src/phonecast/phone/fetcher.py",
     "src/phonecast/phone/httpget.py",
+    "src/phonecast/phone/pushes.py",
+    "src/phonecast/phone/state.py",
 )
 
 

@@ -19,8 +19,8 @@ from phonecast.credentials import Secret
 from phonecast.net.endpoint import SipEndpoint
 from phonecast.phone.calls import CallAgent
 from phonecast.phone.config import LineConfig, PhoneConfig
-from phonecast.phone.emulator import PhoneState
 from phonecast.phone.screen import Screen, screen_for
+from phonecast.phone.state import PhoneState
 from phonecast.push.payload import url_payload
 from phonecast.push.pusher import Destination, Pusher
 from phonecast.sip import SipUri

@@ -359,7 +359,7 @@ async def test_pushes_are_acted_on_without_a_task_and_a_fault_does_not_stop_the_
         )
     )  # fmt: skip
     assert all(o.delivered for o in outcomes)
-    assert not rig.host._tasks and not rig.host.fetcher._tasks  # type: ignore[attr-defined]
+    assert not rig.host._tasks and not rig.host.pushes.fetcher._tasks  # type: ignore[attr-defined]
     await _settle()
     assert [e["error"] for e in rig.kinds("internal_error")] == ["RuntimeError: boom"]
     assert len(rig.kinds("fetch_finished")) == 5
@@ -381,9 +381,9 @@ async def test_fetches_waiting_for_a_turn_are_bounded(rig: Rig) -> None:
 
     server = await asyncio.start_server(stall, "127.0.0.1", 0)
     url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/x"
-    await rig.host.fetcher.close()
-    rig.host.fetcher = Fetcher(limit=1, timeout=5)
-    rig.host.max_pending = 2
+    await rig.host.pushes.fetcher.close()
+    rig.host.pushes.fetcher = Fetcher(limit=1, timeout=5)
+    rig.host.pushes.max_pending = 2
     target = SipUri("127.0.0.1", "1001", port=rig.ports[0])
     try:
         for _ in range(5):
@@ -405,15 +405,15 @@ async def test_what_a_phone_keeps_of_its_pushes_is_bounded(rig: Rig) -> None:
     """A phone pushed to for days keeps its latest actions only, and a busy
     phone defers a bounded number of priority-1 pushes (the rest dropped,
     with an event)."""
-    from phonecast.phone.emulator import ACTIONS_KEPT, MAX_DEFERRED
+    from phonecast.phone.state import ACTIONS_KEPT, MAX_DEFERRED
 
     phone = rig.host.phones["desk"]
     for n in range(ACTIONS_KEPT + 10):
-        rig.host._execute_item(phone, "1001", f"Key:Line{n}", 0)
+        rig.host.pushes.execute_item(phone, "1001", f"Key:Line{n}", 0)
     assert len(phone.actions) == ACTIONS_KEPT and phone.actions[-1] == f"Key:Line{ACTIONS_KEPT + 9}"
     phone.calls.busy_reasons.add("dial")
     for n in range(MAX_DEFERRED + 3):
-        rig.host._execute_item(phone, "1001", f"http://127.0.0.1:9/{n}.xml", 1)
+        rig.host.pushes.execute_item(phone, "1001", f"http://127.0.0.1:9/{n}.xml", 1)
     assert len(phone.deferred) == MAX_DEFERRED
     too_many = [e for e in rig.kinds("dropped") if e["reason"] == "too many deferred pushes"]
     assert len(too_many) == 3
@@ -460,9 +460,9 @@ async def test_fetches_start_together_once_the_burst_of_pushes_is_answered(rig: 
         peer.close()
     assert codes == [200, 200, 200]
     assert rig.kinds("fetch_started") and not rig.kinds("fetch_finished")
-    assert len(rig.host._to_fetch) == 3 and rig.host.fetcher._active == 0
+    assert len(rig.host.pushes._to_fetch) == 3 and rig.host.pushes.fetcher._active == 0
     await asyncio.sleep(0)  # the burst is over
-    assert rig.host._to_fetch == []
+    assert rig.host.pushes._to_fetch == []
     await _settle()
     assert len(rig.kinds("fetch_finished")) == 3
 

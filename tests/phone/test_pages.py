@@ -9,7 +9,7 @@ import pytest
 
 from phonecast.ciscoxml import Execute, Text, to_xml
 from phonecast.phone.bodies import Page, read_page
-from phonecast.phone.emulator import MAX_EXECUTE_HOPS
+from phonecast.phone.pushes import MAX_EXECUTE_HOPS
 from phonecast.push.payload import url_payload
 from tests.phone.test_emulator import Rig, rig
 from tests.waiting import until

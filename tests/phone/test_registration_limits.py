@@ -12,8 +12,9 @@ import pytest
 
 from phonecast.credentials import Secret
 from phonecast.phone.config import LineConfig, PhoneConfig, PhoneSettings
-from phonecast.phone.emulator import PhoneHost, PhoneState
+from phonecast.phone.emulator import PhoneHost
 from phonecast.phone.registration import MAX_MIN_EXPIRES, _min_expires, granted_expiry
+from phonecast.phone.state import PhoneState
 from phonecast.sip import Request, Response, SipUri, make_response, parse_message
 from tests.ports import free_ports
 

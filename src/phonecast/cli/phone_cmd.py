@@ -45,8 +45,9 @@ from phonecast.net.limits import DEFAULT_STREAM_LIMITS, StreamLimits
 from phonecast.net.loop import STREAM_FILES, raise_fd_limit, settle
 from phonecast.net.loop import run as run_loop
 from phonecast.phone.config import LineConfig, PhoneConfig, PhoneSettings
-from phonecast.phone.emulator import PhoneHost, PhoneState
+from phonecast.phone.emulator import PhoneHost
 from phonecast.phone.events import EventLog
+from phonecast.phone.state import PhoneState
 from phonecast.sip import SipUri
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -64,7 +64,7 @@ from phonecast.sip.transaction import (
 )
 
 if TYPE_CHECKING:
-    from phonecast.phone.emulator import LineState, PhoneState
+    from phonecast.phone.state import LineState, PhoneState
 
 #: How the host sends a response through a handle (and logs it).
 Respond = Callable[["LineState", ServerHandle, Response], None]

@@ -24,33 +24,28 @@ absorbs it), so it never fetches twice.
 from __future__ import annotations
 
 import asyncio
-import collections
 import random
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Final
 
-from phonecast.credentials import redact_uri
 from phonecast.net.endpoint import DEFAULT_MAX_SERVER_TRANSACTIONS, ServerHandle, SipEndpoint
 from phonecast.net.limits import DEFAULT_STREAM_LIMITS, StreamLimits
-from phonecast.net.timers import Timer
 from phonecast.net.transport import Address, Flow
 from phonecast.phone.authorities import DigestAuthorities, credentials_for_realm
-from phonecast.phone.bodies import INTERNAL_SCHEMES, page_refusal, read_page, xml_service_items
 from phonecast.phone.call_driver import CallDriver
 from phonecast.phone.calls import ALLOW_HANDLED, CallAgent, CallSettings
 from phonecast.phone.config import (
     ACCEPTED_EVENTS,
     ALLOW_EVENTS,
-    LineConfig,
     PhoneConfig,
     source_spelling,
 )
 from phonecast.phone.events import EventLog
-from phonecast.phone.fetcher import Done, Fetcher, FetchResult, PageFetcher
+from phonecast.phone.fetcher import Fetcher, PageFetcher
+from phonecast.phone.pushes import Pushes
 from phonecast.phone.registration import Registrations
-from phonecast.phone.screen import Screen
+from phonecast.phone.state import LineState, PhoneState
 from phonecast.sip import (
     DEFAULT_TIMERS,
     Request,
@@ -83,50 +78,6 @@ PHONE_POLICY: Final = UasPolicy(
 )
 
 
-@dataclass
-class LineState:
-    """Runtime state of one line of one phone."""
-
-    phone: PhoneState
-    config: LineConfig
-    ha1: str = field(repr=False)
-    #: The authority of the phone's own settings (realm, algorithm, nonce
-    #: lifetime), which ``ha1`` was computed for.
-    digest: DigestServer
-    bind: bytes = b""
-
-
-#: The latest internal URIs a phone ran, kept for tests and tools (a phone
-#: pushed to for days must not grow a list for ever).
-ACTIONS_KEPT: Final = 256
-#: Fetched CiscoIPPhoneExecute pages run one after another (each naming the
-#: next as its URL item) before the phone stops following them.
-MAX_EXECUTE_HOPS: Final = 4
-#: Priority-1 URLs a busy phone keeps for when it is idle again; past this,
-#: a push is dropped (and says so), as anything a peer can make us hold.
-MAX_DEFERRED: Final = 32
-
-
-@dataclass
-class PhoneState:
-    """Runtime state of one phone: screen, calls, deferred pushes."""
-
-    config: PhoneConfig
-    calls: CallAgent
-    screen: Screen = field(default_factory=Screen)
-    deferred: collections.deque[tuple[str, str, int]] = field(default_factory=collections.deque)
-    #: True while a deferred URL is being fetched: the rest wait for it (the
-    #: phone runs them one at a time, whoever noticed it was idle).
-    running_deferred: bool = False
-    #: The hang-up of the call a Dial: (or a transfer) placed: one per phone,
-    #: moved later by each new one.
-    hang_up: Timer | None = None
-    fetches: int = 0
-    actions: collections.deque[str] = field(
-        default_factory=lambda: collections.deque(maxlen=ACTIONS_KEPT)
-    )
-
-
 class PhoneHost:
     """Phones on one endpoint (see the module docstring)."""
 
@@ -156,11 +107,12 @@ class PhoneHost:
         self.call_timers = call_timers
         #: Passed to the endpoint: its bound on live transactions (503 past it).
         self.max_server_transactions = max_server_transactions
-        self.fetcher: PageFetcher = fetcher or Fetcher()
+        #: What the phones do with accepted XML-Service pushes (its fetcher,
+        #: its bound on fetches waiting, its screen callback).
+        self.pushes = Pushes(self.events, fetcher or Fetcher(), self._report_fault, on_screen)
         self._digest = digest
         self._digests = DigestAuthorities()
         self.rng = rng or random.Random()
-        self.on_screen = on_screen
         self.endpoint: SipEndpoint | None = None
         self.lines: dict[Address, LineState] = {}
         self.phones: dict[str, PhoneState] = {}
@@ -174,13 +126,6 @@ class PhoneHost:
         #: two phones of a host share a user (their registrar could not tell
         #: them apart on one connection either).
         self._registered_over: dict[tuple[str, str], LineState] = {}
-        #: Fetches allowed to wait for a turn at the fetcher (which runs at
-        #: most its ``limit`` at once); a push beyond is answered and dropped.
-        self.max_pending = 10_000
-        #: Fetches accepted during this burst of datagrams, started together
-        #: once the burst is answered (see :meth:`_fetch_and_show`).
-        self._to_fetch: list[tuple[str, Done]] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
         """Create the endpoint (call before :meth:`add_phone`)."""
@@ -193,14 +138,14 @@ class PhoneHost:
             stream_limits=self.stream_limits,
         )
         self.endpoint.on_refused = self._on_refused
-        self._loop = asyncio.get_running_loop()
+        self.pushes.start(self.endpoint)
         self._calls = CallDriver(
             self.endpoint,
             self._respond,
             self.events,
             self.call_timers,
-            on_call_over=self._run_deferred,
-            on_call_placed=self._dial,
+            on_call_over=self.pushes.run_deferred,
+            on_call_placed=self.pushes.dial,
         )
         self._registrations = Registrations(
             self.endpoint, self.events, self._spawn, self._registration_call_id, self.rng
@@ -308,7 +253,6 @@ class PhoneHost:
 
     async def close(self) -> None:
         """Stop everything."""
-        self._to_fetch.clear()
         if self._calls is not None:
             self._calls.close()
         if self._registrations is not None:
@@ -317,7 +261,7 @@ class PhoneHost:
             task.cancel()
         if self.endpoint is not None:
             await self.endpoint.close()
-        await self.fetcher.close()
+        await self.pushes.close()
         self.events.close()
 
     # ---------------------------------------------------------------- requests
@@ -451,7 +395,7 @@ class PhoneHost:
             # Answered first, acted on now: a fetch is started, not awaited,
             # so no task or queue stands between the push and the phone.
             try:
-                self._xml_service(phone, line.config.user, request.body)
+                self.pushes.xml_service(phone, line.config.user, request.body)
             except Exception as exc:  # the push was accepted: report, go on
                 self._report_fault(exc)
         else:
@@ -532,201 +476,6 @@ class PhoneHost:
     def _report_fault(self, exc: BaseException) -> None:
         """A phone's background work failing must not go unnoticed."""
         self.events.emit("internal_error", error=f"{type(exc).__name__}: {exc}"[:300])
-
-    def _xml_service(self, phone: PhoneState, line: str, body: bytes) -> None:
-        """Act on an XML-Service body accepted on ``line``: a URL, or Execute
-        items; any other body is reported as the CiscoIPPhoneError the
-        phone shows."""
-        strict = phone.config.settings.strict_url_body
-        try:
-            items = xml_service_items(body, strict_url_body=strict)
-        except ValueError as exc:
-            self._xml_error(phone, line, exc)
-            return
-        # Cisco: "order of execution is not guaranteed"; a fetch runs on
-        # while the next item is taken.
-        for uri, priority in items:
-            self._execute_item(phone, line, uri, priority)
-
-    def _xml_error(self, phone: PhoneState, line: str, exc: ValueError) -> None:
-        number = getattr(exc, "number", 1)
-        self.events.emit(
-            "xml_error", phone=phone.config.name, line=line, number=number, detail=str(exc)[:200]
-        )
-
-    def _execute_item(
-        self, phone: PhoneState, line: str, uri: str, priority: int, hops: int = 0
-    ) -> None:
-        """Run one Execute item pushed on ``line`` (``hops``: how many
-        fetched Executes led to it, see MAX_EXECUTE_HOPS)."""
-        name = phone.config.name
-        lower = uri.lower()
-        if lower.startswith(INTERNAL_SCHEMES):
-            phone.actions.append(uri)
-            self.events.emit("action", phone=name, line=line, action=uri)
-            if lower.startswith("dial:"):
-                self._dial(phone)
-            return
-        if priority == 2 and phone.calls.busy:
-            self.events.emit(
-                "dropped", phone=name, line=line, url=redact_uri(uri), reason="busy (priority 2)"
-            )
-            return
-        if priority == 1 and phone.calls.busy:
-            if len(phone.deferred) >= MAX_DEFERRED:
-                self.events.emit(
-                    "dropped",
-                    phone=name,
-                    line=line,
-                    url=redact_uri(uri),
-                    reason="too many deferred pushes",
-                )
-                return
-            phone.deferred.append((uri, line, hops))
-            self.events.emit("deferred", phone=name, line=line, url=redact_uri(uri))
-            return
-        self._fetch_and_show(phone, line, uri, hops=hops)
-
-    def _dial(self, phone: PhoneState) -> None:
-        """A Dial: action (or an accepted transfer) places a call: the phone
-        is busy until ``dial_seconds`` after the last one placed.  One
-        deadline per phone on the endpoint's wheel, moved by each new call,
-        so that overlapping dials keep the phone busy to the last one's end
-        and a peer's REFERs cost no task each."""
-        assert self.endpoint is not None
-        phone.calls.busy_reasons.add("dial")
-        if phone.hang_up is not None:
-            phone.hang_up.cancel()
-
-        def hang_up(_now: float) -> None:
-            phone.hang_up = None
-            phone.calls.busy_reasons.discard("dial")
-            self._run_deferred(phone)
-
-        deadline = self.endpoint.now() + phone.config.settings.dial_seconds
-        phone.hang_up = self.endpoint.call_at(deadline, hang_up)
-
-    def _run_deferred(self, phone: PhoneState) -> None:
-        """The phone may be idle: fetch what priority 1 deferred, one at a
-        time.  Called whenever something made the phone idle (a call ended,
-        Dial's timer hung up); while one deferred URL is being fetched a
-        second call does nothing, the fetch's end takes the next."""
-        while phone.deferred and not phone.calls.busy and not phone.running_deferred:
-            url, line, hops = phone.deferred.popleft()
-            phone.running_deferred = self._fetch_and_show(
-                phone, line, url, then=self._deferred_shown, hops=hops
-            )
-
-    def _deferred_shown(self, phone: PhoneState) -> None:
-        phone.running_deferred = False
-        self._run_deferred(phone)
-
-    def _fetch_and_show(
-        self,
-        phone: PhoneState,
-        line: str,
-        url: str,
-        then: Callable[[PhoneState], None] | None = None,
-        hops: int = 0,
-    ) -> bool:
-        """Start fetching ``url`` for ``phone``; show what comes back (then
-        call ``then``); False if it was dropped (``then`` is never called).
-        Fetches waiting for a turn are bounded like anything a peer can make
-        the phone hold: past ``max_pending`` the push is dropped, as a phone
-        whose browser is saturated would."""
-        name = phone.config.name
-        if self.fetcher.waiting + len(self._to_fetch) >= self.max_pending:
-            self.events.emit(
-                "dropped",
-                phone=name,
-                line=line,
-                url=redact_uri(url),
-                reason="too many pending fetches",
-            )
-            return False
-        if self.events.detailed:
-            self.events.emit("fetch_started", phone=name, line=line, url=redact_uri(url))
-        else:
-            self.events.count("fetch_started")
-
-        def fetched(result: FetchResult) -> None:
-            # Faults are reported, never raised into the fetcher; ``then``
-            # runs even after one, or the deferred pushes behind it would wait
-            # for ever.
-            try:
-                self._show(phone, line, url, result, hops)
-            except Exception as exc:
-                self._report_fault(exc)
-            if then is not None:
-                try:
-                    then(phone)
-                except Exception as exc:
-                    self._report_fault(exc)
-
-        # Started after the burst of datagrams this push came in, with the
-        # burst's other fetches: a TCP connect between two SIP messages
-        # measured ~30 % dearer per call than the same connects in a row
-        # (the kernel's TCP code and ours evict each other from the caches).
-        if not self._to_fetch:
-            assert self._loop is not None
-            self._loop.call_soon(self._start_fetches)
-        self._to_fetch.append((url, fetched))
-        return True
-
-    def _start_fetches(self) -> None:
-        batch, self._to_fetch = self._to_fetch, []
-        start = self.fetcher.start
-        for url, done in batch:
-            try:
-                start(url, done)
-            except Exception as exc:  # one fault must not lose the others
-                self._report_fault(exc)
-                # Nor its own follow-up: a deferred push waits on ``done``.
-                done(FetchResult(url, False, error=f"{type(exc).__name__}: {exc}"))
-
-    def _show(self, phone: PhoneState, line: str, url: str, result: FetchResult, hops: int) -> None:
-        name = phone.config.name
-        phone.fetches += 1
-        # A page served as anything but text/xml is fetched, not shown.
-        if result.ok:
-            error = page_refusal(result.content_type)
-        else:
-            error = result.error or "the fetch failed"
-        events = self.events
-        if events.detailed:
-            events.emit(
-                "fetch_finished",
-                phone=name,
-                line=line,
-                url=redact_uri(url),
-                ok=error is None,
-                status=result.status,
-                content_type=result.content_type,
-                error=error,
-            )
-        else:
-            events.count("fetch_finished")
-        if error is not None:
-            return
-        try:
-            page = read_page(result.body, result.content_type)
-        except ValueError as exc:
-            self._xml_error(phone, line, exc)
-            return
-        if page.screen is None:
-            # A CiscoIPPhoneExecute served as a page is run as if pushed; a
-            # page whose Execute fetches itself must not loop for ever.
-            if hops >= MAX_EXECUTE_HOPS:
-                why = f"an Execute fetched after {hops} others is not run (a loop?)"
-                self._xml_error(phone, line, ValueError(why))
-                return
-            for uri, priority in page.items:
-                self._execute_item(phone, line, uri, priority, hops + 1)
-            return
-        phone.screen = page.screen
-        self.events.emit("screen", phone=name, line=line, **phone.screen.summary())
-        if self.on_screen is not None:
-            self.on_screen(phone)
 
 
 def _unlisted_type(request: Request, types: frozenset[str] | None) -> Any:

@@ -45,7 +45,7 @@ from phonecast.sip import Request, Response, SipError, SipUri, Via, new_tag
 from phonecast.sip.digest import DigestClient, is_stale
 
 if TYPE_CHECKING:
-    from phonecast.phone.emulator import LineState
+    from phonecast.phone.state import LineState
 
 #: Share of the granted expiry after which a line registers again, give or
 #: take JITTER (so even a grant of 1 s is refreshed before it lapses, and
