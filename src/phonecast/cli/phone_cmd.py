@@ -24,205 +24,28 @@ from rich.text import Text as RichText
 
 from phonecast.campaign.inventory import Phone, write_inventory_csv
 from phonecast.campaign.report import written_in_place
-from phonecast.cli.checks import fail, parse_seconds, parsed_by
+from phonecast.cli.checks import fail
 from phonecast.cli.phone_options import (
+    common_phone_options,
     fleet_addresses,
     fleet_passwords,
     parse_line,
-    parse_nonce_lifetime,
-    parse_notify_types,
-    parse_realm,
-    parse_registrar,
-    parse_ring_seconds,
-    parse_source_address,
     registration_transport,
     server_tls_context,
+    settings_from_options,
     stream_limit_options,
 )
 from phonecast.credentials import Secret
-from phonecast.net.endpoint import DEFAULT_MAX_SERVER_TRANSACTIONS
 from phonecast.net.limits import DEFAULT_STREAM_LIMITS, StreamLimits
 from phonecast.net.loop import STREAM_FILES, raise_fd_limit, settle
 from phonecast.net.loop import run as run_loop
-from phonecast.phone.config import LineConfig, PhoneConfig, PhoneSettings
+from phonecast.phone.config import LineConfig, PhoneConfig
 from phonecast.phone.emulator import PhoneHost
 from phonecast.phone.events import EventLog
 from phonecast.phone.state import PhoneState
 from phonecast.sip import SipUri
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _settings(
-    no_auth: bool,
-    realm: str,
-    algorithm: str,
-    nonce_lifetime: float,
-    strict_uri: bool,
-    restrict_source: str | None,
-    call_mode: str,
-    strict_url_body: bool,
-    registrar: str | None = None,
-    ring_seconds: float = PhoneSettings().ring_seconds,
-) -> PhoneSettings:
-    return PhoneSettings(
-        ring_seconds=ring_seconds,
-        registrar=registrar,
-        auth_notify=not no_auth,
-        restrict_source_ip=restrict_source,
-        realm=realm,
-        algorithm=algorithm,
-        nonce_lifetime=nonce_lifetime,
-        strict_uri=strict_uri,
-        call_mode=call_mode,
-        strict_url_body=strict_url_body,
-    )
-
-
-def _common(func: F) -> F:
-    options = [
-        click.option(
-            "--host", default="127.0.0.1", show_default=True, help="Address to listen on."
-        ),
-        click.option(
-            "--events",
-            "events_path",
-            type=click.Path(dir_okay=False),
-            help=(
-                "Write one JSON object per event to this file.  If writing it fails "
-                "later (disk full), that is said once on stderr and the phones go on "
-                "without it."
-            ),
-        ),
-        click.option(
-            "--no-auth",
-            is_flag=True,
-            help="Accept NOTIFYs without a digest (Auth_Resync-Reboot = no).",
-        ),
-        click.option(
-            "--realm",
-            default="phonecast",
-            show_default=True,
-            callback=parsed_by(parse_realm),
-            help="The digest realm of the challenges (no control characters, '\"' or '\\').",
-        ),
-        click.option(
-            "--algorithm",
-            type=click.Choice(["MD5", "SHA-256", "SHA-512-256"]),
-            default="MD5",
-            show_default=True,
-        ),
-        click.option(
-            "--nonce-lifetime",
-            default="300",
-            show_default=True,
-            metavar="SECONDS",
-            callback=parsed_by(parse_nonce_lifetime),
-            help="How long a challenge's nonce stays good (at most a day).",
-        ),
-        click.option("--strict-uri", is_flag=True, help="Require digest uri == Request-URI."),
-        click.option(
-            "--strict-url-body",
-            is_flag=True,
-            help="Refuse URL bodies with trailing CR/LF (SPA500 7.4.4+).",
-        ),
-        click.option(
-            "--notify-types",
-            metavar="TYPES",
-            callback=parsed_by(parse_notify_types),
-            help=(
-                "Only these body types in a NOTIFY, comma-separated (e.g. "
-                "text/plain,application/xml); others get 415 once authenticated.  "
-                "By default any type, as the phone is not known to check."
-            ),
-        ),
-        click.option(
-            "--restrict-source",
-            metavar="ADDRESS",
-            callback=parsed_by(parse_source_address),
-            help="Only accept SIP from this IP address (a proxy's).",
-        ),
-        click.option(
-            "--call-mode",
-            type=click.Choice(["answer", "busy", "decline"]),
-            default="answer",
-            show_default=True,
-        ),
-        click.option(
-            "--ring-seconds",
-            default=str(PhoneSettings().ring_seconds),
-            show_default=True,
-            metavar="SECONDS",
-            callback=parsed_by(parse_ring_seconds),
-            help="How long an INVITE rings (180, early dialog) before the phone answers 200.",
-        ),
-        click.option(
-            "--duration",
-            metavar="SECONDS",
-            callback=parsed_by(parse_seconds),
-            help="Stop after this many seconds.",
-        ),
-        click.option(
-            "--register",
-            "registrar",
-            metavar="HOST[:PORT]",
-            callback=parsed_by(parse_registrar),
-            help=(
-                "REGISTER every line at this address (port 5060 if none; IPv6 in "
-                "brackets), digest with the line's credentials."
-            ),
-        ),
-        click.option(
-            "--register-transport",
-            type=click.Choice(["udp", "tcp", "tls"]),
-            default="udp",
-            show_default=True,
-            help=(
-                "REGISTER over this transport, as an SPA line whose SIP transport it is; "
-                "the Contact names it, and the line takes it on its port (tls needs "
-                "--tls-cert)."
-            ),
-        ),
-        click.option(
-            "--registrar-ca",
-            type=click.Path(dir_okay=False),
-            help=(
-                "PEM CA certificate(s) that a TLS registrar's certificate must chain to "
-                "(default: the system's trust store)."
-            ),
-        ),
-        click.option(
-            "--registrar-name",
-            metavar="NAME",
-            help=(
-                "The name a TLS registrar's certificate must carry (and the SNI sent); "
-                "by default its address."
-            ),
-        ),
-        click.option(
-            "--tls-cert",
-            type=click.Path(dir_okay=False),
-            help=(
-                "Take SIP over TLS on each line's port instead of plain TCP, presenting "
-                "this PEM certificate (chain), as an SPA line set to TLS."
-            ),
-        ),
-        click.option(
-            "--tls-key",
-            type=click.Path(dir_okay=False),
-            help="The certificate's PEM private key, if not in the --tls-cert file.",
-        ),
-        click.option(
-            "--max-transactions",
-            type=click.IntRange(1),
-            default=DEFAULT_MAX_SERVER_TRANSACTIONS,
-            show_default=True,
-            help="Live SIP transactions (~1 KB each) before new requests are answered 503.",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
 
 
 @click.command("phone")
@@ -240,7 +63,7 @@ def _common(func: F) -> F:
 )
 @click.option("--name", default="phone-1", show_default=True)
 @click.option("--quiet", is_flag=True, help="Do not draw the screen.")
-@_common
+@common_phone_options
 @stream_limit_options
 def phone(
     lines: tuple[str, ...],
@@ -270,7 +93,7 @@ def phone(
 ) -> None:
     """Emulate one SPA phone with one or more lines (one SIP port each)."""
     configs = tuple(parse_line(spec) for spec in lines)
-    settings = _settings(
+    settings = settings_from_options(
         no_auth,
         realm,
         algorithm,
@@ -377,7 +200,7 @@ def screen_printer(console: Console) -> Callable[[PhoneState], None]:
         "without it the phones share --host on consecutive ports."
     ),
 )
-@_common
+@common_phone_options
 @stream_limit_options
 def fleet(
     count: int,
@@ -420,7 +243,7 @@ def fleet(
             fail(f"--base-port {base_port} + --count {count} runs past port 65535")
         hosts = [host] * count
         ports = [base_port + i for i in range(count)]
-    settings = _settings(
+    settings = settings_from_options(
         no_auth,
         realm,
         algorithm,

@@ -3,7 +3,8 @@
 Each reader turns an option's text into what the emulator takes, while the
 command line is read and before any phone starts; bad input is one line
 naming the option and the value (exit 2), never a traceback later, and
-never shows a line's password.
+never shows a line's password.  The options both commands take, and the
+PhoneSettings they amount to, are here too (:func:`common_phone_options`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from phonecast.cli.checks import (
     seconds_up_to,
 )
 from phonecast.credentials import SecretError, resolve_secret
+from phonecast.net.endpoint import DEFAULT_MAX_SERVER_TRANSACTIONS
 from phonecast.net.limits import DEFAULT_MAX_CONNECTIONS, StreamLimits
 from phonecast.phone.config import LineConfig, PhoneSettings, source_spelling
 from phonecast.sip._abnf import USER_RE, small_number
@@ -362,3 +364,181 @@ def stream_limit_options(command: Command) -> Command:
     for option in reversed(options):
         wrapped = option(wrapped)
     return cast(Command, wrapped)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def settings_from_options(
+    no_auth: bool,
+    realm: str,
+    algorithm: str,
+    nonce_lifetime: float,
+    strict_uri: bool,
+    restrict_source: str | None,
+    call_mode: str,
+    strict_url_body: bool,
+    registrar: str | None = None,
+    ring_seconds: float = PhoneSettings().ring_seconds,
+) -> PhoneSettings:
+    """The PhoneSettings the shared options give (see :func:`common_phone_options`)."""
+    return PhoneSettings(
+        ring_seconds=ring_seconds,
+        registrar=registrar,
+        auth_notify=not no_auth,
+        restrict_source_ip=restrict_source,
+        realm=realm,
+        algorithm=algorithm,
+        nonce_lifetime=nonce_lifetime,
+        strict_uri=strict_uri,
+        call_mode=call_mode,
+        strict_url_body=strict_url_body,
+    )
+
+
+def common_phone_options(func: F) -> F:
+    """The options ``phone`` and ``fleet`` share: the SPA's settings, the
+    events file, the registration and TLS, the transaction bound."""
+    options = [
+        click.option(
+            "--host", default="127.0.0.1", show_default=True, help="Address to listen on."
+        ),
+        click.option(
+            "--events",
+            "events_path",
+            type=click.Path(dir_okay=False),
+            help=(
+                "Write one JSON object per event to this file.  If writing it fails "
+                "later (disk full), that is said once on stderr and the phones go on "
+                "without it."
+            ),
+        ),
+        click.option(
+            "--no-auth",
+            is_flag=True,
+            help="Accept NOTIFYs without a digest (Auth_Resync-Reboot = no).",
+        ),
+        click.option(
+            "--realm",
+            default="phonecast",
+            show_default=True,
+            callback=parsed_by(parse_realm),
+            help="The digest realm of the challenges (no control characters, '\"' or '\\').",
+        ),
+        click.option(
+            "--algorithm",
+            type=click.Choice(["MD5", "SHA-256", "SHA-512-256"]),
+            default="MD5",
+            show_default=True,
+        ),
+        click.option(
+            "--nonce-lifetime",
+            default="300",
+            show_default=True,
+            metavar="SECONDS",
+            callback=parsed_by(parse_nonce_lifetime),
+            help="How long a challenge's nonce stays good (at most a day).",
+        ),
+        click.option("--strict-uri", is_flag=True, help="Require digest uri == Request-URI."),
+        click.option(
+            "--strict-url-body",
+            is_flag=True,
+            help="Refuse URL bodies with trailing CR/LF (SPA500 7.4.4+).",
+        ),
+        click.option(
+            "--notify-types",
+            metavar="TYPES",
+            callback=parsed_by(parse_notify_types),
+            help=(
+                "Only these body types in a NOTIFY, comma-separated (e.g. "
+                "text/plain,application/xml); others get 415 once authenticated.  "
+                "By default any type, as the phone is not known to check."
+            ),
+        ),
+        click.option(
+            "--restrict-source",
+            metavar="ADDRESS",
+            callback=parsed_by(parse_source_address),
+            help="Only accept SIP from this IP address (a proxy's).",
+        ),
+        click.option(
+            "--call-mode",
+            type=click.Choice(["answer", "busy", "decline"]),
+            default="answer",
+            show_default=True,
+        ),
+        click.option(
+            "--ring-seconds",
+            default=str(PhoneSettings().ring_seconds),
+            show_default=True,
+            metavar="SECONDS",
+            callback=parsed_by(parse_ring_seconds),
+            help="How long an INVITE rings (180, early dialog) before the phone answers 200.",
+        ),
+        click.option(
+            "--duration",
+            metavar="SECONDS",
+            callback=parsed_by(parse_seconds),
+            help="Stop after this many seconds.",
+        ),
+        click.option(
+            "--register",
+            "registrar",
+            metavar="HOST[:PORT]",
+            callback=parsed_by(parse_registrar),
+            help=(
+                "REGISTER every line at this address (port 5060 if none; IPv6 in "
+                "brackets), digest with the line's credentials."
+            ),
+        ),
+        click.option(
+            "--register-transport",
+            type=click.Choice(["udp", "tcp", "tls"]),
+            default="udp",
+            show_default=True,
+            help=(
+                "REGISTER over this transport, as an SPA line whose SIP transport it is; "
+                "the Contact names it, and the line takes it on its port (tls needs "
+                "--tls-cert)."
+            ),
+        ),
+        click.option(
+            "--registrar-ca",
+            type=click.Path(dir_okay=False),
+            help=(
+                "PEM CA certificate(s) that a TLS registrar's certificate must chain to "
+                "(default: the system's trust store)."
+            ),
+        ),
+        click.option(
+            "--registrar-name",
+            metavar="NAME",
+            help=(
+                "The name a TLS registrar's certificate must carry (and the SNI sent); "
+                "by default its address."
+            ),
+        ),
+        click.option(
+            "--tls-cert",
+            type=click.Path(dir_okay=False),
+            help=(
+                "Take SIP over TLS on each line's port instead of plain TCP, presenting "
+                "this PEM certificate (chain), as an SPA line set to TLS."
+            ),
+        ),
+        click.option(
+            "--tls-key",
+            type=click.Path(dir_okay=False),
+            help="The certificate's PEM private key, if not in the --tls-cert file.",
+        ),
+        click.option(
+            "--max-transactions",
+            type=click.IntRange(1),
+            default=DEFAULT_MAX_SERVER_TRANSACTIONS,
+            show_default=True,
+            help="Live SIP transactions (~1 KB each) before new requests are answered 503.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
