@@ -139,7 +139,12 @@ async def test_past_the_cap_the_least_recently_used_idle_connection_goes() -> No
         await server.close()
 
 
-async def test_past_the_cap_with_every_connection_in_use_a_new_one_is_refused() -> None:
+async def test_past_the_cap_with_every_connection_in_use_a_peer_displaces_the_oldest() -> None:
+    """A peer holding every place with transactions it keeps alive once shut
+    all others out (new connections refused for as long as it liked); now the
+    least recently active connection a peer opened goes, busy or not (its
+    transactions answer over a new connection, RFC 3261 18.2.2).  A dial of
+    our own past its cap still waits for a place, and gives up in its time."""
     server = StreamTransport(
         "tcp", Inbox(), limits=StreamLimits(max_connections=2), in_use=lambda conn: True
     )
@@ -150,10 +155,14 @@ async def test_past_the_cap_with_every_connection_in_use_a_new_one_is_refused() 
     try:
         first = [await _peer(addr) for _ in range(2)]
         await until(lambda: len(server._recent) == 2)
+        first[1][1].write(b"\r\n\r\n")  # the second is the more recently active
+        await first[1][1].drain()
+        await first[1][0].readexactly(2)  # its pong
         third_r, _ = await _peer(addr)
-        assert await _closed_by_server(third_r)
-        assert server.counters.refused == 1 and server.counters.evicted == 0
-        assert not first[0][0].at_eof() and not first[1][0].at_eof()
+        assert await _closed_by_server(first[0][0])
+        assert not await _closed_by_server(third_r, within=0.3)
+        assert not first[1][0].at_eof() and len(server._recent) == 2
+        assert server.counters.displaced == 1 and server.counters.refused == 0
         # A dialling side says so, naming the limit, instead of opening it.
         other = StreamTransport("tcp", Inbox())
         other_addr = await other.listen("127.0.0.1", 0)
@@ -418,7 +427,7 @@ async def test_tls_connections_still_handshaking_count_against_the_cap(
         await server.close()
 
 
-async def test_a_tls_handshake_past_the_cap_with_every_place_in_use_is_refused(
+async def test_a_tls_handshake_past_the_cap_with_every_place_in_use_displaces_the_oldest(
     pki: LoopbackPki,
 ) -> None:
     server = _tls_server(pki, in_use=lambda conn: True, max_connections=1, message_timeout=30)
@@ -427,10 +436,32 @@ async def test_a_tls_handshake_past_the_cap_with_every_place_in_use_is_refused(
         first = await _peer(addr)
         await until(lambda: len(server._recent) == 1)
         second = await _peer(addr)
-        assert await _closed_by_server(second[0])
-        assert server.counters.refused == 1 and not first[0].at_eof()
+        assert await _closed_by_server(first[0])
+        assert not await _closed_by_server(second[0], within=0.3)
+        assert server.counters.displaced == 1 and server.counters.refused == 0
     finally:
         await server.close()
+
+
+async def test_a_connection_the_host_dialled_is_never_displaced() -> None:
+    """Only connections peers opened make way: a registration's or a push's
+    connection (dialled by us, carrying our transactions) stays, and a peer
+    past the cap with nothing else to displace is refused."""
+    remote = StreamTransport("tcp", Inbox())
+    remote_addr = await remote.listen("127.0.0.1", 0)
+    server = StreamTransport(
+        "tcp", Inbox(), limits=StreamLimits(max_connections=1), in_use=lambda conn: True
+    )
+    addr = await server.listen("127.0.0.1", 0)
+    try:
+        ours = await server.connect(remote_addr)
+        peer_r, _ = await _peer(addr)
+        assert await _closed_by_server(peer_r)
+        assert not ours.closed.done() and server.counters.refused == 1
+        assert server.counters.displaced == 0
+    finally:
+        await server.close()
+        await remote.close()
 
 
 async def test_a_crlf_ping_over_tls_gets_its_pong_over_tls(pki: LoopbackPki) -> None:

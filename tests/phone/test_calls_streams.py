@@ -102,3 +102,48 @@ async def test_a_ringing_phone_answers_a_caller_that_closed_its_connection() -> 
         await host.close()
         listener.close()
         await listener.wait_closed()
+
+
+def _options(port: int, n: int) -> bytes:
+    return (
+        f"OPTIONS sip:1001@127.0.0.1:{port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKpinned{n}\r\n"
+        "Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=probe\r\n"
+        f"To: <sip:1001@127.0.0.1:{port}>\r\nCall-ID: probe{n}@127.0.0.1\r\n"
+        "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+
+
+async def test_connections_pinned_by_unanswered_invites_do_not_shut_a_new_peer_out() -> None:
+    """A peer filling the connection cap with INVITEs that ring for ever
+    (each connection then carries a transaction) made every new TCP peer
+    refused; the new one now displaces the least recently active, and its
+    OPTIONS is answered."""
+    from phonecast.net.limits import StreamLimits
+
+    host = PhoneHost(stream_limits=StreamLimits(max_connections=3))
+    await host.start()
+    (port,) = free_ports(1)
+    line = LineConfig("1001", Secret("pw"), port)
+    settings = PhoneSettings(tcp=True, ring_seconds=600)
+    await host.add_phone(PhoneConfig("p", "127.0.0.1", (line,), settings))
+    pinned: list[asyncio.StreamWriter] = []
+    try:
+        for n in range(3):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            invite = _invite(port, 9).replace(b"tcphangup", f"pin{n}".encode())
+            writer.write(invite.replace(b"tcp-hangup", f"pinned{n}".encode()))
+            ringing = await asyncio.wait_for(_read_message(reader), 5)
+            assert ringing.status_code in (100, 180, 486)  # 486: never ACKed, live as long
+            pinned.append(writer)
+        for n in range(3):  # as often as the cap: each displaces a pinned one
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(_options(port, n))
+            answer = await asyncio.wait_for(_read_message(reader), 5)
+            # What an INVITE would get now (RFC 3261 11.2): the phone rings.
+            assert (answer.call_id, answer.status_code) == (f"probe{n}@127.0.0.1", 486)
+            writer.close()
+    finally:
+        for writer in pinned:
+            writer.close()
+        await host.close()

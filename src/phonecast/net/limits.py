@@ -71,4 +71,7 @@ class StreamCounters:
     stalled: int = 0
     unread: int = 0
     evicted: int = 0
+    #: Accepted connections carrying a transaction, closed (least recently
+    #: active first) for a new peer when every place was in use.
+    displaced: int = 0
     refused: int = 0

@@ -5,8 +5,9 @@ peer, bounded as a hardened SIP server bounds what its peers can make it hold
 A connection is pooled under its peer's address (and under the name it was
 dialled as), so a request to a peer reuses one connection, and so does the
 response to a request that came over it (RFC 3261 18.2.2).  Past the cap an
-idle connection is closed to make room, a peer's new connection is refused
-when none is idle, and a dial of ours waits for a place
+idle connection is closed to make room; when none is idle, a peer's new
+connection displaces the least recently active one a peer opened (busy or
+not: see :meth:`StreamTransport._make_room`), and a dial of ours waits for a place
 (:mod:`phonecast.net.stream_room`).
 """
 
@@ -54,7 +55,8 @@ class StreamTransport:
         """``on_lost`` hears of each connection that closes, whichever end
         closed it (what was under way on it can no longer be answered).
         ``in_use`` says whether a connection carries a transaction: such a
-        one is never closed for idleness or to make room (``limits``)."""
+        one is never closed for idleness, nor to make room for a dial; only
+        a peer's new connection displaces one a peer opened (``limits``)."""
         if name not in ("tcp", "tls"):
             raise ValueError(f"unknown stream transport {name!r}")
         self.name = name
@@ -109,7 +111,7 @@ class StreamTransport:
                     # idle one, or pass the cap by this one connection rather
                     # than fail a dial that was let through.
                     self._make_room()
-        elif self._closed or not self._make_room():
+        elif self._closed or not self._make_room(for_peer=True):
             # A peer's connection past the cap (places promised to our dials
             # counted) is refused.
             if not self._closed:
@@ -125,18 +127,46 @@ class StreamTransport:
         if conn.flow is not None:
             self._pool[conn.flow.remote] = conn
 
-    def _make_room(self) -> bool:
+    def _make_room(self, *, for_peer: bool = False) -> bool:
         """Below the cap (counting the places promised to dials under way),
         or brought below it by closing the least recently active connection
-        that carries no transaction and no dial has claimed; False if none can go."""
+        that carries no transaction and no dial has claimed; False if none can go.
+
+        For a peer's new connection, with every place in use, the least
+        recently active connection a peer opened goes even though it carries
+        a transaction: otherwise a peer holding the cap's worth of
+        connections, each with a transaction it keeps alive (an INVITE never
+        ACKed, sent again every 20 s), shut every other peer out for as long
+        as it liked.  Those transactions answer over a new connection to the
+        address their Via names, as when a caller closes its own (RFC 3261
+        18.2.2).  Our dials (a registration, a push) are never displaced."""
         room = self._room
         if room.free():
             return True
         victim = room.idle_one()
+        if victim is None and for_peer:
+            victim = self._displaceable()
+            if victim is not None:
+                self.counters.displaced += 1
+                self._drop(victim)
+                return True
         if victim is None:
             return False
         self._evict(victim)
         return True
+
+    def _displaceable(self) -> StreamConnection | None:
+        """The least recently active connection a peer opened that no dial
+        claimed and no registration keeps (see :meth:`_make_room`)."""
+        kept = self._kept
+        for conn in self._recent:
+            if not conn.inbound or conn.ticket is not None or self._room.claimed(conn):
+                continue
+            flow = conn.flow
+            if kept and ((flow is not None and flow.remote in kept) or conn.dialled_as in kept):
+                continue
+            return conn
+        return None
 
     def _evict(self, conn: StreamConnection) -> None:
         """Close an idle connection to make a place for a new one."""
@@ -281,7 +311,9 @@ class StreamTransport:
         def accepted() -> StreamConnection:
             # Plain TCP, TLS run by the connection (net.tls_session): so the
             # cap counts it from the accept, not only once its handshake is done.
-            return self._factory(bound[0] if bound else None, ssl_ctx)
+            conn = self._factory(bound[0] if bound else None, ssl_ctx)
+            conn.inbound = True
+            return conn
 
         server = await loop.create_server(accepted, host, port)
         self._servers.append(server)

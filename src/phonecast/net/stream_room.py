@@ -86,6 +86,10 @@ class Room:
                 return conn
         return None
 
+    def claimed(self, conn: StreamConnection) -> bool:
+        """Whether a dial let through is to close ``conn`` for its place."""
+        return conn in self._claimed
+
     async def wait(self, timeout: float, wait: bool) -> StreamConnection | None:
         """Reserve a place for a dial, waiting at most ``timeout`` seconds for
         one if ``wait``; returns the idle connection the dial is to close for

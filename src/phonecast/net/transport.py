@@ -384,6 +384,9 @@ class StreamConnection(asyncio.Protocol):
         self.last_active = 0.0
         #: Set when the transport dropped it for a peer that does not read.
         self.unread = False
+        #: Accepted from a peer (not dialled by us): only such a connection
+        #: may be displaced by another peer's (StreamTransport._make_room).
+        self.inbound = False
         #: While a dial of ours makes it: the dial's record of whether the
         #: connection has taken its place under the cap (StreamTransport._dial).
         self.ticket: DialTicket | None = None
