@@ -702,3 +702,33 @@ def test_an_events_fifo_without_a_reader_is_said_and_waited_for(tmp_path: Path) 
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize(("host", "why"), [("", "give an address"), ("  ", "give an address"),
+                                           ("a b", "not an address")])  # fmt: skip
+def test_a_host_that_names_no_address_is_refused(
+    host: str, why: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--host ''`` bound every interface, and said "listening on  ports"."""
+    line = _refused_here(monkeypatch, "phone", "--line", "1001:pw@5070", "--host", host)
+    assert line.startswith("phonecast: bad --host") and why in line
+
+
+def test_a_bracketed_ipv6_host_is_the_address_inside(monkeypatch: pytest.MonkeyPatch) -> None:
+    served: list[Any] = []
+    monkeypatch.setattr(phone_cmd, "_serve", lambda configs, *_, **__: served.append(configs))
+    monkeypatch.setattr(phone_cmd, "run_loop", lambda _: None)
+    result = CliRunner().invoke(cli, ["phone", "--line", "1001:pw@5070", "--host", "[::1]"])
+    assert result.exit_code == 0, result.output
+    assert served[0][0].host == "::1"
+
+
+def test_two_lines_on_one_port_are_refused_naming_both(monkeypatch: pytest.MonkeyPatch) -> None:
+    """They were reported as the port being in use, by the phone itself."""
+    line = _refused_here(
+        monkeypatch, "phone", "--line", "1001:pw@5070", "--line", "1002:other@5070"
+    )
+    assert line == (
+        "phonecast: bad --line: 1001 and 1002 both on port 5070 (each line has its own SIP port)"
+    )
+    assert "pw" not in line and "other" not in line

@@ -26,6 +26,7 @@ from phonecast.campaign.inventory import Phone, write_inventory_csv
 from phonecast.campaign.report import written_in_place
 from phonecast.cli.checks import fail
 from phonecast.cli.phone_options import (
+    check_line_ports,
     common_phone_options,
     fleet_addresses,
     fleet_passwords,
@@ -93,6 +94,7 @@ def phone(
 ) -> None:
     """Emulate one SPA phone with one or more lines (one SIP port each)."""
     configs = tuple(parse_line(spec) for spec in lines)
+    check_line_ports(configs)
     settings = settings_from_options(
         no_auth,
         realm,

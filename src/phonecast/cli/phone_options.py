@@ -186,6 +186,33 @@ def parse_notify_types(text: str) -> frozenset[str]:
     return frozenset(media.lower() for media in types)
 
 
+def parse_host(text: str) -> str:
+    """--host: an address to listen on, ``[::1]`` as ``::1`` (as --register
+    writes it).  An empty one bound every interface, which nobody asks for
+    by leaving the address out; 0.0.0.0 or :: says so."""
+    host = text.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host:
+        raise ValueError("give an address to listen on (0.0.0.0 or :: for every interface)")
+    if any(char.isspace() or char in "[]/@" for char in host):
+        raise ValueError("not an address or host name")
+    return host
+
+
+def check_line_ports(lines: Sequence[LineConfig]) -> None:
+    """Each line of a phone has its own SIP port (field guide): two --line
+    on one port were reported as the port being in use, by the phone itself."""
+    seen: dict[int, LineConfig] = {}
+    for line in lines:
+        first = seen.setdefault(line.port, line)
+        if first is not line:
+            fail(
+                f"bad --line: {first.user} and {line.user} both on port {line.port}"
+                " (each line has its own SIP port)"
+            )
+
+
 def parse_source_address(text: str) -> str:
     """An IPv4 or IPv6 address, spelt as a socket reports a datagram's source
     (``0:0::1`` as ``::1``): the phone compares the two as text."""
@@ -401,7 +428,11 @@ def common_phone_options(func: F) -> F:
     events file, the registration and TLS, the transaction bound."""
     options = [
         click.option(
-            "--host", default="127.0.0.1", show_default=True, help="Address to listen on."
+            "--host",
+            default="127.0.0.1",
+            show_default=True,
+            callback=parsed_by(parse_host),
+            help="Address to listen on (an IPv6 one with or without brackets).",
         ),
         click.option(
             "--events",
