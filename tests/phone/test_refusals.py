@@ -271,3 +271,28 @@ async def test_a_dual_stack_line_takes_its_ipv4_proxy() -> None:
         assert answer is not None and answer.startswith(b"SIP/2.0 200")
     finally:
         await host.close()
+
+
+@pytest.mark.parametrize(
+    ("sent", "named"),
+    [
+        (b"OPTIONS sip:1001@127.0.0.1 SIP/2.0\r\nContent-Length: nope\r\n\r\n", "Content-Length"),
+        (b"OPTIONS sip:1001@127.0.0.1 SIP/2.0\r\nVia: x\r\n\r\n", "Content-Length"),
+        (b"OPTIONS sip:1001@127.0.0.1 SIP/2.0\r\nContent-Length: 100000000\r\n\r\n", ""),
+    ],
+)
+async def test_a_stream_closed_for_its_framing_is_a_dropped_event(
+    open_phone: Phone, sent: bytes, named: str
+) -> None:
+    """Over UDP such a message was a dropped event; over TCP the connection
+    closed and nothing said why."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", open_phone.port)
+    try:
+        writer.write(sent)
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the phone
+        await until(lambda: open_phone.kinds("dropped"), what="the dropped event")
+        (dropped,) = open_phone.kinds("dropped")
+        assert dropped["reason"].startswith("framing: ") and named in dropped["reason"]
+        assert dropped["phone"] == "desk" and dropped["source"].startswith("127.0.0.1:")
+    finally:
+        writer.close()

@@ -1030,6 +1030,9 @@ class SipEndpoint:
         3261 18.2.2, see net.redial); if none can be opened, that is the
         transaction's transport error (a non-INVITE one ends; an INVITE
         one, as RFC 6026 keeps it, waits for a retransmission or Timer H/L)."""
+        if conn.framing_error is not None and conn.flow is not None:
+            # Refused unread like a malformed datagram, and as visible.
+            self._refused(conn.flow, 0, f"framing: {conn.framing_error}")
         carried = self._on_stream.pop(conn, None)
         if carried is None:
             return

@@ -384,6 +384,11 @@ class StreamConnection(asyncio.Protocol):
         self.last_active = 0.0
         #: Set when the transport dropped it for a peer that does not read.
         self.unread = False
+        #: Why the connection was closed for what its peer sent (a message
+        #: without Content-Length, one too large, garbage between messages),
+        #: for the endpoint to report once it is lost (RFC 3261 18.3: the
+        #: framing is gone, so no response can be matched to the stream).
+        self.framing_error: str | None = None
         #: Accepted from a peer (not dialled by us): only such a connection
         #: may be displaced by another peer's (StreamTransport._make_room).
         self.inbound = False
@@ -432,7 +437,8 @@ class StreamConnection(asyncio.Protocol):
                     # The receiver closed it (or it was dropped meanwhile):
                     # the rest of this read would be answered nowhere.
                     return
-        except ParseError:
+        except ParseError as exc:
+            self.framing_error = str(exc)[:200]
             self.close()
             return
         pings = framer.take_pings()
