@@ -328,8 +328,11 @@ def test_restrict_source_lets_the_proxy_in_however_its_address_is_written(
         ("pw{n:>300000000}", "300000000 is wider than a password may be (128)"),
         ("pw{n:x>129}", "129 is wider than a password may be (128)"),
         ("pw{n:>{user}}", "a field's format may not hold another field"),
-        ("{n[0]}", "a field's format does not apply (TypeError)"),
-        ("{n.x}", "a field's format does not apply (AttributeError)"),
+        ("{n[0]}", "a field that is neither {n} nor {user}"),
+        ("{n.x}", "a field that is neither {n} nor {user}"),
+        ("{n.real}", "a field that is neither {n} nor {user}"),  # it was taken
+        ("pw{", "an unmatched '{' or '}' (a literal brace is written {{ or }})"),
+        ("pw}x", "an unmatched '{' or '}' (a literal brace is written {{ or }})"),
         ("{n:s3cret}", "a field's format does not apply (ValueError)"),
         ("{s3cret}", "a field that is neither {n} nor {user}"),
     ],

@@ -245,8 +245,18 @@ def fleet_passwords(pattern: str, users: Sequence[str]) -> list[str]:
     """
     shown = "bad --password-pattern"
     try:
-        for _, field, spec, _ in string.Formatter().parse(pattern):
-            if field is None or not spec:
+        fields = list(string.Formatter().parse(pattern))
+    except ValueError:
+        fail(f"{shown}: an unmatched '{{' or '}}' (a literal brace is written {{{{ or }}}})")
+    try:
+        for _, field, spec, _ in fields:
+            if field is None:
+                continue
+            if field not in ("n", "user"):
+                # {n.real}, {user[0]}: attribute and index lookups are no
+                # part of a pattern (and reach into Python objects).
+                fail(f"{shown}: a field that is neither {{n}} nor {{user}}")
+            if not spec:
                 continue
             if "{" in spec:
                 fail(f"{shown}: a field's format may not hold another field")
