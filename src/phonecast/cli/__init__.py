@@ -14,7 +14,8 @@ import sys
 import click
 
 from phonecast import __version__
-from phonecast.cli.campaign_cmd import alert, campaign
+from phonecast.cli.campaign_cmd import alert
+from phonecast.cli.campaign_group import campaign
 from phonecast.cli.demo_cmd import demo
 from phonecast.cli.phone_cmd import fleet, phone
 from phonecast.cli.push_cmd import push

@@ -20,9 +20,9 @@ import click
 
 from phonecast.campaign.store import CampaignStore
 from phonecast.cli.campaign_cmd import (
-    _content_body,
-    _execute,
-    _load,
+    content_body,
+    execute_campaign,
+    load_phones,
     text_alert_params,
 )
 from phonecast.cli.campaign_views import print_report
@@ -123,7 +123,7 @@ def demo(count: int, keep: str | None) -> None:
         click.echo(f"phonecast demo: starting an emulated fleet of {count} SPA phones ...")
         proc, inventory = start_fleet(workdir, count, events=workdir / "fleet-events.jsonl")
         try:
-            phones = _load(str(inventory), (), (), False, True)
+            phones = load_phones(str(inventory), (), (), False, True)
             params = text_alert_params(
                 inventory,
                 title="Facilities",
@@ -137,7 +137,9 @@ def demo(count: int, keep: str | None) -> None:
             )
             start = time.monotonic()
             report = run_loop(
-                _execute(store, cid, phones, params, _content_body(params), not sys.stderr.isatty())
+                execute_campaign(
+                    store, cid, phones, params, content_body(params), not sys.stderr.isatty()
+                )
             )
             elapsed = time.monotonic() - start
             print_report(report)
