@@ -379,3 +379,30 @@ def test_the_phones_re_offer_in_a_call_keeps_its_streams_in_place() -> None:
     (offer,) = agent.on_invite(_req("INVITE", 2, to_tag=ok.to.tag), 3.0).responses
     assert [m.kind for m in parse_offer(offer.body)] == ["audio", "video"]
     assert parse_offer(offer.body)[1].port == 0
+
+
+def test_an_options_in_a_dialog_has_its_cseq_checked_and_counted() -> None:
+    """RFC 3261 12.2.2: a mid-dialog OPTIONS moved no CSeq, so a later
+    request with a lower one was taken; a To tag naming no dialog is 481,
+    as a re-INVITE there gets (11.2)."""
+    agent = _agent()
+    tag = _call(agent).to.tag
+    assert agent.on_options(_req("OPTIONS", 10, to_tag=tag)).status_code == 200
+    assert agent.on_options(_req("OPTIONS", 5, to_tag=tag)).status_code == 500
+    assert agent.on_info(_req("INFO", 3, to_tag=tag)).status_code == 500
+    assert agent.on_info(_req("INFO", 11, to_tag=tag)).status_code == 200
+    assert agent.on_options(_req("OPTIONS", 12, to_tag="nosuch")).status_code == 481
+
+
+def test_an_info_naming_an_info_package_is_469_legacy_info_200() -> None:
+    """RFC 6086 4.2.2: the phone offered to receive no package (an empty
+    Recv-Info says so); an INFO without Info-Package is legacy, taken."""
+    agent = _agent()
+    tag = _call(agent).to.tag
+    named = _req("INFO", 2, to_tag=tag).with_header("Info-Package", "nosuchpkg")
+    refused = agent.on_info(named)
+    assert (refused.status_code, refused.get("Recv-Info")) == (469, "")
+    dtmf = _req("INFO", 3, to_tag=tag).with_body(
+        b"Signal=5\r\nDuration=160\r\n", "application/dtmf-relay"
+    )
+    assert agent.on_info(dtmf).status_code == 200

@@ -464,12 +464,27 @@ async def test_options_advertises_allow_and_supported_as_the_spa_does(
     for line in (0, 1):
         response = await phone.answer(phone.request("OPTIONS", line, body=b""))
         assert response.status_code == 200
+        assert (response.get("Accept-Encoding"), response.get("Accept-Language")) == (
+            "identity",
+            "en",
+        )  # RFC 3261 11.2 SHOULD
         # The guide gives a set of tokens; order carries no meaning (RFC 3261 20.5).
         assert sorted(_tokens(response, "Allow")) == sorted(GUIDE_ALLOW)
         assert sorted(_tokens(response, "Supported")) == sorted(GUIDE_SUPPORTED)
 
 
-@pytest.mark.parametrize("method", ["SUBSCRIBE", "MESSAGE", "PUBLISH", "PRACK", "FOO"])
+@pytest.mark.parametrize("method", ["FOO", "NEWMETHOD", "Options"])
+async def test_a_method_the_phone_does_not_recognise_is_501(
+    make_phone: PhoneFactory, method: str
+) -> None:
+    """RFC 3261 21.5.2 (501: a method not recognised), 8.2.1 (405 only for
+    one recognised but not supported); methods are case-sensitive."""
+    phone = await make_phone()
+    refused = await phone.answer(phone.request(method, body=b""))
+    assert refused.status_code == 501 and refused.to.tag
+
+
+@pytest.mark.parametrize("method", ["SUBSCRIBE", "MESSAGE", "PUBLISH", "PRACK", "REGISTER"])
 async def test_a_405_allows_only_methods_that_are_not_answered_405(
     make_phone: PhoneFactory, method: str
 ) -> None:
@@ -734,3 +749,14 @@ async def test_notify_types_refuse_other_bodies_with_415_but_only_once_authentic
         signed(phone.notify(content_type="Text/Plain; charset=utf-8"), challenge, "1001", "secret")
     )
     assert taken.status_code == 200
+
+
+async def test_an_info_with_dtmf_is_not_refused_for_its_body_type(
+    make_phone: PhoneFactory,
+) -> None:
+    """application/dtmf-relay was 415 before the phone looked (in a dialog
+    too); outside one it is now what an INFO there is, 481."""
+    phone = await make_phone()
+    for ctype in ("application/dtmf-relay", "application/dtmf"):
+        info = phone.request("INFO", body=b"Signal=5\r\nDuration=160\r\n", content_type=ctype)
+        assert (await phone.answer(info)).status_code == 481

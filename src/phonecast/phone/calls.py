@@ -72,6 +72,10 @@ from phonecast.sip.replaces import Replaces, replaces_of
 ALLOW = "ACK, BYE, CANCEL, INFO, INVITE, NOTIFY, OPTIONS, REFER, UPDATE"
 SUPPORTED = "replaces"
 ACCEPT = "application/sdp"
+#: What an OPTIONS answer says the phone reads besides (RFC 3261 11.2
+#: SHOULD): no content coding, and the SPA's own language.
+ACCEPT_ENCODING = "identity"
+ACCEPT_LANGUAGE = "en"
 #: The methods the emulator answers as the method asks (NOTIFY in the
 #: emulator, REFER in :mod:`phonecast.phone.transfer`, the rest here): every
 #: method the SPA advertises.
@@ -170,11 +174,28 @@ class CallAgent:
         """The capabilities a real SPA advertises, with the code an INVITE
         would get now (RFC 3261 11.2: 486 while busy, 603 declining, else
         200), so that a peer probing the phone learns whether it can call.
-        Inside a dialog (To tag) the INVITE would be a re-INVITE: 200."""
-        code = 200 if request.to.tag else self._refusal_code() or 200
-        return make_response(
-            request, code, to_tag=self._tag(), headers=[*self._headers(), ("Accept", ACCEPT)]
-        )
+        Inside a dialog (To tag) the INVITE would be a re-INVITE: 200 in
+        one of the phone's dialogs, its CSeq checked and counted as any
+        in-dialog request's (12.2.2: 500 for one that went back), and 481
+        for a tag naming none, as a re-INVITE there gets."""
+        code = 200
+        if request.to.tag:
+            dialog = self.dialogs.for_request(request)
+            if dialog is None:
+                return make_response(request, 481, to_tag=self._tag())
+            try:
+                self.dialogs.put(dialog.receive_request(request))
+            except ValidationError as exc:
+                return error_response(request, exc)
+        else:
+            code = self._refusal_code() or 200
+        headers = [
+            *self._headers(),
+            ("Accept", ACCEPT),
+            ("Accept-Encoding", ACCEPT_ENCODING),
+            ("Accept-Language", ACCEPT_LANGUAGE),
+        ]
+        return make_response(request, code, to_tag=self._tag(), headers=headers)
 
     def _refusal_code(self) -> int | None:
         """How a new INVITE is refused now, if it is: busy (486) or declining (603)."""
@@ -448,9 +469,12 @@ class CallAgent:
         return make_response(request, 200)
 
     def on_info(self, request: Request) -> Response:
-        """INFO: 200 in a dialog (early or confirmed; the phone reads no Info
-        Package: RFC 6086's legacy INFO usage), 481 outside any dialog (RFC
-        6086 4.2.2, RFC 3261 12.2.2: a mid-dialog method naming no dialog)."""
+        """INFO: 200 in a dialog (early or confirmed), whatever its body
+        (an SPA takes DTMF as application/dtmf-relay or application/dtmf:
+        RFC 6086's legacy INFO usage), 481 outside any dialog (RFC 6086
+        4.2.2, RFC 3261 12.2.2: a mid-dialog method naming no dialog).  One
+        naming an Info Package is 469 with an empty Recv-Info: the phone
+        offered to receive none (RFC 6086 4.2.2)."""
         dialog = self.dialogs.for_request(request)
         if dialog is None:
             return make_response(request, 481, to_tag=self._tag())
@@ -458,6 +482,8 @@ class CallAgent:
             self.dialogs.put(dialog.receive_request(request))
         except ValidationError as exc:
             return error_response(request, exc)
+        if request.get("Info-Package") is not None:
+            return make_response(request, 469, "Bad Info Package", headers=[("Recv-Info", "")])
         return make_response(request, 200)
 
     def on_refer(self, request: Request) -> tuple[Response, Transfer | None]:

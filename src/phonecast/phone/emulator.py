@@ -61,10 +61,12 @@ from phonecast.sip.digest import DigestServer, compute_ha1
 #: What the emulated phone accepts in requests (bodies it reads, schemes...;
 #: ``replaces``, RFC 3891, which it lists in Supported as the SPA does).  A
 #: NOTIFY's body type is the setting's ``notify_types`` to check, once the
-#: NOTIFY is authenticated: the phone is not known to check it at all.
+#: NOTIFY is authenticated: the phone is not known to check it at all; an
+#: INFO's is not checked (DTMF comes as application/dtmf-relay, and legacy
+#: INFO bodies are whatever the peer's application sends, RFC 6086).
 PHONE_POLICY: Final = UasPolicy(
     extensions=frozenset({"replaces"}),
-    own_body_methods=frozenset({"NOTIFY"}),
+    own_body_methods=frozenset({"NOTIFY", "INFO"}),
     body_types=frozenset(
         {
             "application/sdp",
@@ -76,6 +78,11 @@ PHONE_POLICY: Final = UasPolicy(
         }
     ),
 )
+
+
+#: SIP methods of the IANA registry the phone does not take: 405 with
+#: Allow; any other method it does not handle is not recognised (501).
+KNOWN_METHODS: Final = frozenset({"MESSAGE", "PRACK", "PUBLISH", "REGISTER", "SUBSCRIBE"})
 
 
 class PhoneHost:
@@ -337,10 +344,15 @@ class PhoneHost:
         elif method == "INFO":
             responses = [calls.on_info(request)]
         else:
+            # A method the phone knows of but does not take is 405 with
+            # Allow (RFC 3261 8.2.1), one it does not know of 501 (21.5.2).
             # Outside a dialog it needs a To tag like any final response
-            # (RFC 3261 8.2.6.2); make_response keeps the request's own.
-            allow = [("Allow", ALLOW_HANDLED)]
-            responses = [make_response(request, 405, to_tag=new_tag(), headers=allow)]
+            # (8.2.6.2); make_response keeps the request's own.
+            if method in KNOWN_METHODS:
+                allow = [("Allow", ALLOW_HANDLED)]
+                responses = [make_response(request, 405, to_tag=new_tag(), headers=allow)]
+            else:
+                responses = [make_response(request, 501, to_tag=new_tag())]
         for resp in responses:
             self._respond(line, handle, resp)
 
