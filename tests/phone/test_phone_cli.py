@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import json
@@ -9,8 +10,10 @@ import os
 import re
 import select
 import socket
+import stat
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,6 +24,9 @@ from click.testing import CliRunner
 
 from phonecast.campaign.inventory import Phone
 from phonecast.cli import cli, phone_cmd
+from phonecast.cli.phone_cmd import write_fleet_inventory
+from phonecast.credentials import Secret
+from phonecast.phone.config import LineConfig, PhoneConfig
 from phonecast.phone.events import EventLog
 from phonecast.sip import Request, Response, make_response, parse_message
 from phonecast.sip.digest import authorize
@@ -134,7 +140,13 @@ def test_an_inventory_through_a_symlink_or_into_a_device_is_written_there(
 ) -> None:
     """Renamed over, the link became a file, and /dev/full (as root) would
     have."""
-    monkeypatch.setattr(phone_cmd, "run_loop", lambda coroutine: coroutine.close())
+
+    async def bound_at_once(*_: Any, on_bound: Any = None, **__: Any) -> None:
+        if on_bound is not None:
+            on_bound()
+
+    monkeypatch.setattr(phone_cmd, "_serve", bound_at_once)
+    monkeypatch.setattr(phone_cmd, "run_loop", asyncio.run)
     real = tmp_path / "real.csv"
     real.write_text("")
     link = tmp_path / "link.csv"
@@ -735,3 +747,76 @@ def test_two_lines_on_one_port_are_refused_naming_both(monkeypatch: pytest.Monke
         "phonecast: bad --line: 1001 and 1002 both on port 5070 (each line has its own SIP port)"
     )
     assert "pw" not in line and "other" not in line
+
+
+def test_a_fleet_that_cannot_listen_leaves_the_earlier_inventory_whole(tmp_path: Path) -> None:
+    """Its inventory was renamed into place before the phones bound: a
+    second fleet on a running one's ports overwrote that one's inventory
+    with its own passwords, and then failed to start."""
+    inventory = tmp_path / "phones.csv"
+    inventory.write_text("the running fleet's inventory\n")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        result = phonecast(
+            "fleet", "--count", "1", "--base-port", str(port), "--inventory-out", str(inventory)
+        )
+    assert result.returncode == 2 and "cannot listen" in result.stderr
+    assert inventory.read_text() == "the running fleet's inventory\n"
+    assert sorted(tmp_path.iterdir()) == [inventory]  # no new file left beside it
+
+
+def test_a_plain_file_under_dev_is_replaced_owner_only_not_written_in_place() -> None:
+    """/dev/shm/x.csv counted as a device: written in place it kept 0644,
+    the fleet's passwords readable by every user."""
+    from phonecast.campaign.report import written_in_place
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir():
+        pytest.skip("no /dev/shm on this machine")
+    with tempfile.NamedTemporaryFile(dir=shm, suffix=".csv") as plain:
+        os.chmod(plain.name, 0o644)
+        assert not written_in_place(plain.name)
+        write_fleet_inventory(
+            plain.name, [PhoneConfig("p", "127.0.0.1", (LineConfig("1001", Secret("pw"), 5070),))]
+        )
+        assert stat.S_IMODE(os.stat(plain.name).st_mode) == 0o600
+    assert written_in_place("/dev/null") and written_in_place("/dev/stdout")
+
+
+@pytest.mark.parametrize("name", ["phones.yaml", "phones.toml", "phones.json"])
+def test_an_inventory_named_for_another_format_is_refused(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fleet writes CSV and alert reads a file by its extension."""
+    line = _refused_here(monkeypatch, "fleet", "--count", "1", "--inventory-out", name)
+    assert "name it .csv" in line
+
+
+def test_a_password_that_is_not_utf8_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Undecodable bytes in argv (surrogate escapes) made a traceback later."""
+    bad = "pw\udcff{n}"
+    line = _refused_here(monkeypatch, "fleet", "--count", "1", "--password-pattern", bad)
+    assert line == "phonecast: bad --password-pattern: not valid UTF-8 text"
+    line = _refused_here(monkeypatch, "phone", "--line", "1001:pw\udcff@5070")
+    assert line.endswith("the password is not valid UTF-8 text")
+
+
+def test_a_fleet_the_file_limit_cannot_hold_is_refused_up_front() -> None:
+    """With --tcp past the limit, uvloop handed back a listener without
+    sockets and the fleet died of an IndexError, after writing its inventory."""
+    import resource
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (300, 300))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "phonecast", "fleet", "--count", "200", "--tcp",
+         "--base-port", "30000", "--duration", "1"],  # refused before any bind
+        capture_output=True, text=True, timeout=60, preexec_fn=low_limit,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (
+        "phonecast: --count 200 needs 400 sockets and more, but this process may open "
+        "300 files (raise it with ulimit -n)"
+    )

@@ -760,3 +760,19 @@ async def test_an_info_with_dtmf_is_not_refused_for_its_body_type(
     for ctype in ("application/dtmf-relay", "application/dtmf"):
         info = phone.request("INFO", body=b"Signal=5\r\nDuration=160\r\n", content_type=ctype)
         assert (await phone.answer(info)).status_code == 481
+
+
+async def test_a_password_in_an_event_parameter_is_not_in_the_action(
+    make_phone: PhoneFactory,
+) -> None:
+    """``resync;profile="http://admin:S3CRET@..."`` was recorded as sent."""
+    phone = await make_phone()
+    token = 'resync;profile="http://admin:S3CRET@127.0.0.1:9/p.cfg"'
+    challenge, _ = await phone.challenge(event=token, body=b"")
+    ok = await phone.answer(
+        signed(phone.notify(event=token, body=b""), challenge, "1001", "secret")
+    )
+    assert ok.status_code == 200
+    (action,) = [e["action"] for e in phone.kinds("action")]
+    assert "S3CRET" not in action and action.startswith("resync;profile=")
+    assert "admin:***@127.0.0.1:9/p.cfg" in action

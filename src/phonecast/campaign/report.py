@@ -173,14 +173,19 @@ def check_report_path(path: str | Path) -> None:
 
 def written_in_place(path: str | Path) -> bool:
     """Whether a file written at ``path`` is written into what is there
-    rather than made beside it and renamed over it: a FIFO, a device, and
-    whatever ``/dev`` or ``/proc`` names (``/dev/stdout`` redirected to a
-    file is that file, but renamed over, the shell's descriptor would keep
-    the old one and what else goes to stdout would be lost)."""
+    rather than made beside it and renamed over it: a FIFO, a device, and a
+    descriptor's link under ``/dev`` or ``/proc`` (``/dev/stdout``
+    redirected to a file is that file, but renamed over, the shell's
+    descriptor would keep the old one and what else goes to stdout would
+    be lost).  A plain file that merely lies under ``/dev`` (``/dev/shm``)
+    is replaced as any other, owner-only: written in place, an inventory
+    there kept its 0644 and showed the fleet's passwords to every user."""
     original = Path(path)
     if not original.exists() or original.is_dir():
         return False
-    return not original.is_file() or str(original.absolute()).startswith(("/dev/", "/proc/"))
+    if not original.is_file():
+        return True
+    return original.is_symlink() and str(original.absolute()).startswith(("/dev/", "/proc/"))
 
 
 def _is_stdout(path: str | Path) -> bool:

@@ -272,38 +272,110 @@ def fleet(
     ):
         line = LineConfig(user, Secret(password, "fleet"), port)
         configs.append(PhoneConfig(f"phone-{n}", address, (line,), settings))
-    events = open_event_log(events_path)
-    if inventory_out:
-        try:
-            write_fleet_inventory(inventory_out, configs)
-        except OSError as exc:
-            fail(f"cannot write --inventory-out {inventory_out!r}: {exc.strerror or exc}")
     # A socket per line (two with a stream listener), beside the streams'.
-    raise_fd_limit(count * (2 if tcp or server_ssl else 1) + 256 + STREAM_FILES)
-    run_loop(
-        _serve(
-            configs,
-            events,
-            duration,
-            None,
-            not quiet,
-            max_transactions,
-            server_ssl=server_ssl,
-            client_ssl=client_ssl,
-            stream_limits=stream_limits,
+    sockets = count * (2 if tcp or server_ssl else 1)
+    limit = raise_fd_limit(sockets + 256 + STREAM_FILES)
+    if limit < sockets + 64:
+        fail(
+            f"--count {count} needs {sockets} sockets and more, but this process may open "
+            f"{limit} files (raise it with ulimit -n)"
         )
-    )
+    events = open_event_log(events_path)
+    pending = _inventory_for(inventory_out, configs)
+    try:
+        run_loop(
+            _serve(
+                configs,
+                events,
+                duration,
+                None,
+                not quiet,
+                max_transactions,
+                server_ssl=server_ssl,
+                client_ssl=client_ssl,
+                stream_limits=stream_limits,
+                on_bound=pending.commit if pending is not None else None,
+            )
+        )
+    finally:
+        if pending is not None:
+            pending.discard()
+
+
+def _inventory_for(path: str | None, configs: Sequence[PhoneConfig]) -> PendingInventory | None:
+    """--inventory-out written now (an unwritable path refused before any
+    phone starts), put in place once every phone listens."""
+    if not path:
+        return None
+    if Path(path).suffix.lower() in (".yaml", ".yml", ".toml", ".json"):
+        fail(
+            f"bad --inventory-out {path!r}: the fleet writes CSV, and alert reads a file "
+            "by its extension: name it .csv"
+        )
+    try:
+        return PendingInventory(path, configs)
+    except OSError as exc:
+        fail(f"cannot write --inventory-out {path!r}: {exc.strerror or exc}")
+
+
+class PendingInventory:
+    """The fleet in the inventory format ``phonecast alert`` reads.
+
+    Written before any phone starts, to a new file beside ``path`` that
+    :meth:`commit` renames over it once every phone listens: a write that
+    fails (no such folder, disk full) leaves no half inventory and any
+    earlier one whole, the fleet never runs without the inventory that says
+    how to reach it, and a fleet that cannot start (its ports taken by a
+    running one) leaves that one's inventory as it was, where it once put
+    its own passwords in its place.  The file is the owner's only
+    (``mkstemp``): it holds the fleet's passwords.  A FIFO or a device
+    (``written_in_place``) is written at once, there being nothing to keep.
+    """
+
+    def __init__(self, path: str | Path, configs: Sequence[PhoneConfig]) -> None:
+        phones = _inventory_phones(configs)
+        self._partial: str | None = None
+        # Through a symbolic link to the file it names; into a FIFO or a
+        # device (/dev/stdout) as it is: renamed over, /dev/full became a file.
+        if written_in_place(path):
+            write_inventory_csv(path, phones)
+            return
+        self._final = Path(os.path.realpath(path))
+        fd, partial = tempfile.mkstemp(
+            dir=self._final.parent, prefix=f".{self._final.name}.", suffix=".tmp"
+        )
+        os.close(fd)
+        try:
+            write_inventory_csv(partial, phones)
+        except BaseException:
+            Path(partial).unlink(missing_ok=True)
+            raise
+        self._partial = partial
+
+    def commit(self) -> None:
+        """Put the inventory in place (every phone listens now)."""
+        partial, self._partial = self._partial, None
+        if partial is None:
+            return
+        try:
+            os.replace(partial, self._final)
+        except OSError as exc:
+            Path(partial).unlink(missing_ok=True)
+            fail(f"cannot write --inventory-out {str(self._final)!r}: {exc.strerror or exc}")
+
+    def discard(self) -> None:
+        """Remove the new inventory if it was never put in place."""
+        partial, self._partial = self._partial, None
+        if partial is not None:
+            Path(partial).unlink(missing_ok=True)
 
 
 def write_fleet_inventory(path: str | Path, configs: Sequence[PhoneConfig]) -> None:
-    """The fleet in the inventory format ``phonecast alert`` reads.
+    """:class:`PendingInventory` written and put in place at once."""
+    PendingInventory(path, configs).commit()
 
-    Written before any phone starts, to a new file beside ``path`` that is
-    then renamed over it: a write that fails (no such folder, disk full)
-    leaves no half inventory and any earlier one whole, and the fleet never
-    runs without the inventory that says how to reach it.  The file is the
-    owner's only (``mkstemp``): it holds the fleet's passwords.
-    """
+
+def _inventory_phones(configs: Sequence[PhoneConfig]) -> list[Phone]:
     phones = []
     for i, cfg in enumerate(configs):
         line = cfg.lines[0]
@@ -320,20 +392,7 @@ def write_fleet_inventory(path: str | Path, configs: Sequence[PhoneConfig]) -> N
                 line=i + 2,
             )
         )
-    # Through a symbolic link to the file it names; into a FIFO or a device
-    # (/dev/stdout) as it is: renamed over, /dev/full became a file.
-    if written_in_place(path):
-        write_inventory_csv(path, phones)
-        return
-    final = Path(os.path.realpath(path))
-    fd, partial = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write_inventory_csv(partial, phones)
-        os.replace(partial, final)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
+    return phones
 
 
 def open_event_log(path: str | None) -> EventLog:
@@ -408,8 +467,10 @@ async def _serve(
     server_ssl: ssl.SSLContext | None = None,
     client_ssl: ssl.SSLContext | None = None,
     stream_limits: StreamLimits = DEFAULT_STREAM_LIMITS,
+    on_bound: Callable[[], None] | None = None,
 ) -> None:
-    """Run the phones until ``duration`` ends or a signal comes.
+    """Run the phones until ``duration`` ends or a signal comes
+    (``on_bound``: called once every phone listens).
 
     With ``summary`` (a fleet without --quiet) the counts are shown live on
     a terminal; on anything else (a pipe, a log file, CI) a live table would
@@ -437,6 +498,8 @@ async def _serve(
                     f"cannot listen for {cfg.name} line {line.user} on {cfg.host}:{line.port}: "
                     f"{exc.strerror or exc}"
                 )
+        if on_bound is not None:
+            on_bound()
         first, last = configs[0], configs[-1]
         ports = f"{first.lines[0].port}-{last.lines[-1].port}"
         where = (

@@ -59,6 +59,12 @@ def parse_line(spec: str) -> LineConfig:
         secret = resolve_secret(password)
     except SecretError as exc:
         fail(f"{shown}: {exc}")
+    try:
+        secret.reveal().encode("utf-8")
+    except UnicodeEncodeError:
+        # Bytes the locale could not decode: the digest could not be made
+        # (a traceback once the phone started), nor sent by any client.
+        fail(f"{shown}: the password is not valid UTF-8 text")
     return LineConfig(user, secret, port, auth_id or None)
 
 
@@ -244,6 +250,12 @@ def fleet_passwords(pattern: str, users: Sequence[str]) -> list[str]:
     No error shows the pattern: its literal text may be (part of) a password.
     """
     shown = "bad --password-pattern"
+    try:
+        pattern.encode("utf-8")
+    except UnicodeEncodeError:
+        # Bytes the locale could not decode (argv's surrogate escapes): no
+        # client could send such a password, and writing it failed later.
+        fail(f"{shown}: not valid UTF-8 text")
     try:
         fields = list(string.Formatter().parse(pattern))
     except ValueError:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 import ssl
 from collections.abc import Callable
 from typing import Any, cast
@@ -320,6 +321,11 @@ class StreamTransport:
         # Read as Any: uvloop's Server.sockets is a list where typeshed says
         # tuple, and compiled code checks the declared type.
         listening: Any = cast(Any, server).sockets
+        if not listening:
+            # uvloop hands back a server without sockets when it could open
+            # none (out of file descriptors), where asyncio raises.
+            server.close()
+            raise OSError(errno.EMFILE, f"no {self.name} socket could be opened on {host}:{port}")
         local = sockaddr_address(listening[0].getsockname())
         bound.append(local)
         if self.local is None:

@@ -29,6 +29,7 @@ import ssl
 from collections.abc import Callable
 from typing import Any, Final
 
+from phonecast.credentials import redact_uri
 from phonecast.net.endpoint import DEFAULT_MAX_SERVER_TRANSACTIONS, ServerHandle, SipEndpoint
 from phonecast.net.limits import DEFAULT_STREAM_LIMITS, StreamLimits
 from phonecast.net.transport import Address, Flow
@@ -414,7 +415,10 @@ class PhoneHost:
             # Its parameters too: check-sync;reboot=true is a reboot, not a
             # resync (the field guide's Yealink and Snom spelling).
             assert event is not None
-            action = package + str(event)[len(event.package) :]
+            action = package + "".join(
+                f";{name}" if value is None else f";{name}={_redacted_param(value)}"
+                for name, value in event.params
+            )
             phone.actions.append(action)
             self.events.emit("action", phone=name, line=line.config.user, action=action)
 
@@ -503,3 +507,11 @@ def _unlisted_type(request: Request, types: frozenset[str] | None) -> Any:
         return None
     accept = [("Accept", ", ".join(sorted(types)))]
     return make_response(request, 415, to_tag=new_tag(), headers=accept)
+
+
+def _redacted_param(value: str) -> str:
+    """An Event parameter's value with any URL password in it as ``***``
+    (a quoted one redacted inside its quotes)."""
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return f'"{redact_uri(value[1:-1])}"'
+    return redact_uri(value)

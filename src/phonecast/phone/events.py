@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import stat
 import sys
 import time
 from collections import Counter
@@ -115,7 +117,11 @@ class EventLog:
             with contextlib.suppress(OSError):
                 fh.close()
             # What the buffer held is lost either way; a second close (at
-            # exit) must not try to write it again.
+            # exit) must not try to write it again.  A line cut short (the
+            # disk filled mid-line) goes too: every line of the file stays
+            # JSON, and a later run appends after a whole one.
+            with contextlib.suppress(OSError):
+                _cut_to_last_line(self._path)
         self._fail(exc)
 
     def _fail(self, exc: OSError) -> None:
@@ -126,3 +132,20 @@ class EventLog:
             f"cannot write the events file {self._path!r}: {self.failure}; "
             "the phones go on without the events file"
         )
+
+
+def _cut_to_last_line(path: str) -> None:
+    """Truncate the regular file at ``path`` after its last newline (looked
+    for in its last 64 KiB: an event is far shorter)."""
+    with Path(path).open("rb+") as fh:
+        info = os.fstat(fh.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size == 0:
+            return
+        start = max(0, info.st_size - 65536)
+        fh.seek(start)
+        tail = fh.read()
+        end = tail.rfind(b"\n")
+        if end >= 0:
+            fh.truncate(start + end + 1)
+        elif start == 0:
+            fh.truncate(0)
