@@ -180,13 +180,9 @@ class CallAgent:
         for a tag naming none, as a re-INVITE there gets."""
         code = 200
         if request.to.tag:
-            dialog = self.dialogs.for_request(request)
-            if dialog is None:
-                return make_response(request, 481, to_tag=self._tag())
-            try:
-                self.dialogs.put(dialog.receive_request(request))
-            except ValidationError as exc:
-                return error_response(request, exc)
+            refused = self._counted_in_dialog(request)
+            if refused is not None:
+                return refused
         else:
             code = self._refusal_code() or 200
         headers = [
@@ -196,6 +192,19 @@ class CallAgent:
             ("Accept-Language", ACCEPT_LANGUAGE),
         ]
         return make_response(request, code, to_tag=self._tag(), headers=headers)
+
+    def _counted_in_dialog(self, request: Request) -> Response | None:
+        """None once ``request`` is counted in the dialog it names (its CSeq
+        checked, RFC 3261 12.2.2), else its refusal: 481 for no dialog, 500
+        for a CSeq that went back."""
+        dialog = self.dialogs.for_request(request)
+        if dialog is None:
+            return make_response(request, 481, to_tag=self._tag())
+        try:
+            self.dialogs.put(dialog.receive_request(request))
+        except ValidationError as exc:
+            return error_response(request, exc)
+        return None
 
     def _refusal_code(self) -> int | None:
         """How a new INVITE is refused now, if it is: busy (486) or declining (603)."""
@@ -475,13 +484,9 @@ class CallAgent:
         4.2.2, RFC 3261 12.2.2: a mid-dialog method naming no dialog).  One
         naming an Info Package is 469 with an empty Recv-Info: the phone
         offered to receive none (RFC 6086 4.2.2)."""
-        dialog = self.dialogs.for_request(request)
-        if dialog is None:
-            return make_response(request, 481, to_tag=self._tag())
-        try:
-            self.dialogs.put(dialog.receive_request(request))
-        except ValidationError as exc:
-            return error_response(request, exc)
+        refused = self._counted_in_dialog(request)
+        if refused is not None:
+            return refused
         if request.get("Info-Package") is not None:
             return make_response(request, 469, "Bad Info Package", headers=[("Recv-Info", "")])
         return make_response(request, 200)
