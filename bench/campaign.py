@@ -17,7 +17,12 @@ import time
 from pathlib import Path
 
 from phonecast.campaign.store import CampaignStore
-from phonecast.cli.campaign_cmd import _content_body, _execute, _load, text_alert_params
+from phonecast.cli.campaign_cmd import (
+    content_body,
+    execute_campaign,
+    load_phones,
+    text_alert_params,
+)
 from phonecast.cli.demo_cmd import start_fleet
 from phonecast.net.loop import run
 
@@ -48,7 +53,7 @@ def main() -> None:
         started = time.monotonic() - t0
         fleet_kib = rss_kib(fleet.pid)
         try:
-            phones = _load(str(inventory), (), (), False, True)
+            phones = load_phones(str(inventory), (), (), False, True)
             params = text_alert_params(
                 inventory,
                 title="phonecast",
@@ -61,7 +66,7 @@ def main() -> None:
             cid = store.create(params, [(p.name, str(p.target), None) for p in phones])
             t1, wall1 = time.monotonic(), time.time()
             fleet_cpu0, runner_cpu0 = cpu_seconds(fleet.pid), cpu_seconds()
-            report = run(_execute(store, cid, phones, params, _content_body(params), True))
+            report = run(execute_campaign(store, cid, phones, params, content_body(params), True))
             elapsed = time.monotonic() - t1
             fleet_cpu = cpu_seconds(fleet.pid) - fleet_cpu0
             runner_cpu = cpu_seconds() - runner_cpu0

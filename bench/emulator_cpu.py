@@ -27,7 +27,7 @@ from phonecast.net.transport import Flow
 from phonecast.phone.config import LineConfig, PhoneConfig
 from phonecast.phone.emulator import PhoneHost
 from phonecast.phone.fetcher import Done, FetchResult
-from phonecast.sip import parse_message
+from phonecast.sip import Response, parse_message
 from phonecast.sip.digest import DigestClient
 
 PORT = 25999
@@ -108,7 +108,8 @@ async def run(
         if prof:
             prof.disable()
         cpu_in_emulator += time.process_time() - t0
-        ok += parse_message(peer.recv(65535)).status_code == 200
+        answer = parse_message(peer.recv(65535))
+        ok += isinstance(answer, Response) and answer.status_code == 200
         if n % 256 == 0:
             await asyncio.sleep(0)  # let the fetch tasks run
     await asyncio.sleep(0.1)

@@ -124,8 +124,8 @@ def main() -> None:
                     f"{cpu:.3f} CPU s per 1,000 calls (responder only)",
                     flush=True,
                 )
-    for name, (rate, cpu) in best.items():
-        print(f"{name:<9} sustained {rate:,.0f} calls/s (zero failed), {cpu:.3f} CPU ms a call")
+    for name, (top, cpu) in best.items():
+        print(f"{name:<9} sustained {top:,.0f} calls/s (zero failed), {cpu:.3f} CPU ms a call")
 
 
 if __name__ == "__main__":

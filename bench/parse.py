@@ -108,7 +108,9 @@ def theirs_401() -> None:
     m.via[0].parameters["branch"]
     m.cseq  # noqa: B018
     m.call_id  # noqa: B018
-    m.www_authenticate.parameters["nonce"]
+    challenge = m.www_authenticate
+    assert challenge is not None
+    challenge.parameters["nonce"]
 
 
 def ours_build() -> None:
