@@ -58,6 +58,7 @@ def test_resolve_errors_name_the_reference(tmp_path: Path, monkeypatch: pytest.M
         ("Notify:http:h:80:p:alice:s3cret", "Notify:http:h:80:p:***"),
         ("notify:http:h:80:p:alice", "notify:http:h:80:p:***"),
         ("Notify:http:h:80", "Notify:http:h:80"),
+        (" Notify:http:h:80:p:alice:s3cret", " Notify:http:h:80:p:***"),  # blanks before
     ],
 )
 def test_redact_uri_hides_the_userinfo_password(text: str, shown: str) -> None:

@@ -108,7 +108,7 @@ def redact_uri(text: str) -> str:
     """
     at = text.rfind("@")
     scheme, colon, rest = text.partition(":")
-    if scheme.lower() == "notify":
+    if scheme.strip().lower() == "notify":
         # Cisco's Notify:protocol:host:port:path:user:password carries its
         # credentials after the path, with no '@' to find them by.
         fields = text.split(":", 5)

@@ -443,6 +443,38 @@ async def test_a_tls_handshake_past_the_cap_with_every_place_in_use_displaces_th
         await server.close()
 
 
+async def test_a_peer_keeping_its_connections_active_cannot_displace_a_newcomer() -> None:
+    """By activity alone, a peer pinging its connections (a CRLF is
+    activity) made the newcomer, silent while its INVITE rang, the next to
+    go; the address holding the most places gives one up instead."""
+    server = StreamTransport(
+        "tcp", Inbox(), limits=StreamLimits(max_connections=3), in_use=lambda conn: True
+    )
+    addr = await server.listen("127.0.0.1", 0)
+
+    async def ping(writer: asyncio.StreamWriter, reader: asyncio.StreamReader) -> None:
+        writer.write(b"\r\n\r\n")
+        await writer.drain()
+        await reader.readexactly(2)
+
+    try:
+        hog = [await asyncio.open_connection(*addr, local_addr=("127.0.0.2", 0)) for _ in range(3)]
+        await until(lambda: len(server._recent) == 3)
+        newcomer = await asyncio.open_connection(*addr, local_addr=("127.0.0.3", 0))
+        await until(lambda: server.counters.displaced == 1)
+        for _ in range(2):  # the hog keeps each of its survivors busier than the newcomer
+            for reader, writer in hog:
+                if not reader.at_eof():
+                    with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+                        await ping(writer, reader)
+            hog.append(await asyncio.open_connection(*addr, local_addr=("127.0.0.2", 0)))
+            await until(lambda: server.counters.displaced >= 2)
+        assert not await _closed_by_server(newcomer[0], within=0.3)
+        assert server.counters.refused == 0
+    finally:
+        await server.close()
+
+
 async def test_a_connection_the_host_dialled_is_never_displaced() -> None:
     """Only connections peers opened make way: a registration's or a push's
     connection (dialled by us, carrying our transactions) stays, and a peer

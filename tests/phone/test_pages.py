@@ -104,3 +104,21 @@ def test_a_charset_that_cannot_be_read_is_a_parse_error_naming_it(
 ) -> None:
     with pytest.raises(ValueError, match=why):
         read_page(_TEXT.encode("iso-8859-4"), content_type)
+
+
+def test_a_page_near_the_cap_in_a_single_byte_charset_is_read_whole() -> None:
+    """Transcoded to UTF-8 before the 64 KiB cap applied, a 40 KB Latin-1
+    page grew to 80 and was refused as too large."""
+    text = "é" * 40_000
+    body = f"<CiscoIPPhoneText><Title>t</Title><Text>{text}</Text></CiscoIPPhoneText>"
+    page = read_page(body.encode("iso-8859-1"), "text/xml; charset=ISO-8859-1")
+    assert page.screen is not None and page.screen.text == text
+
+
+@pytest.mark.parametrize("charset", ["undefined", "rot13"])
+def test_a_codec_that_reads_no_text_is_an_unknown_charset(charset: str) -> None:
+    with pytest.raises(ValueError, match=f"unknown charset '{charset}'") as caught:
+        read_page(
+            b"<CiscoIPPhoneText><Text>x</Text></CiscoIPPhoneText>", f"text/xml; charset={charset}"
+        )
+    assert getattr(caught.value, "number", None) == 1

@@ -215,3 +215,18 @@ async def test_a_line_bound_to_every_address_names_its_contact_address_in_the_vi
         binding.contact = SipUri("192.0.2.7", "1001", port=binding.local[1])
         request = registrations._request(binding, 60, {})
         assert (request.top_via.host, request.top_via.port) == ("192.0.2.7", binding.local[1])
+
+
+async def test_a_register_given_up_on_still_leaves_a_refresh_arranged() -> None:
+    """A caller's wait_for round register() cancelled the REGISTER under
+    way, and with it the only thing that would have arranged the next."""
+
+    def silent(request: Request) -> Response:
+        return make_response(request, 100)  # and never a final answer
+
+    async with _registering(silent, register_retry=30) as (host, phone, _, _):
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(host.register(phone), 0.2)
+        assert host._registrations is not None
+        (binding,) = host._registrations.bindings.values()
+        assert binding.timer is not None and binding.busy is None

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import errno
 import os
+import resource
 import signal
 import ssl
 import stat
@@ -275,7 +276,7 @@ def fleet(
     # A socket per line (two with a stream listener), beside the streams'.
     sockets = count * (2 if tcp or server_ssl else 1)
     limit = raise_fd_limit(sockets + 256 + STREAM_FILES)
-    if limit < sockets + 64:
+    if limit != resource.RLIM_INFINITY and limit < sockets + 64:
         fail(
             f"--count {count} needs {sockets} sockets and more, but this process may open "
             f"{limit} files (raise it with ulimit -n)"

@@ -437,6 +437,7 @@ class SipEndpoint:
                 on_lost=self._connection_lost,
                 limits=self._stream_limits,
                 in_use=self._stream_in_use,
+                carries_ours=self._stream_carries_ours,
             )
             self._streams[name] = st
         return st
@@ -1021,6 +1022,11 @@ class SipEndpoint:
         """Whether ``conn`` carries a live transaction (the stream limits
         close no such connection for idleness or to make room)."""
         return conn in self._on_stream
+
+    def _stream_carries_ours(self, conn: StreamConnection) -> bool:
+        """Whether a request of ours (a client transaction) rides ``conn``:
+        such a connection is never displaced for a peer's new one."""
+        return any(entry.destination is not None for entry in self._on_stream.get(conn, ()))
 
     def _connection_lost(self, conn: StreamConnection) -> None:
         """A stream connection closed: its client transactions will get no

@@ -52,12 +52,14 @@ class StreamTransport:
         on_lost: Callable[[StreamConnection], None] | None = None,
         limits: StreamLimits = DEFAULT_STREAM_LIMITS,
         in_use: Callable[[StreamConnection], bool] | None = None,
+        carries_ours: Callable[[StreamConnection], bool] | None = None,
     ) -> None:
         """``on_lost`` hears of each connection that closes, whichever end
         closed it (what was under way on it can no longer be answered).
         ``in_use`` says whether a connection carries a transaction: such a
         one is never closed for idleness, nor to make room for a dial; only
-        a peer's new connection displaces one a peer opened (``limits``)."""
+        a peer's new connection displaces one a peer opened (``limits``),
+        and never one that ``carries_ours`` (a request of ours riding it)."""
         if name not in ("tcp", "tls"):
             raise ValueError(f"unknown stream transport {name!r}")
         self.name = name
@@ -67,6 +69,7 @@ class StreamTransport:
         self._on_lost = on_lost
         self._limits = limits
         self._in_use = in_use
+        self._carries_ours = carries_ours
         self._loop = asyncio.get_running_loop()
         #: Open connections not yet closing, least recently active first:
         #: what the cap counts, idleness is read from and room is made in.
@@ -157,17 +160,37 @@ class StreamTransport:
         return True
 
     def _displaceable(self) -> StreamConnection | None:
-        """The least recently active connection a peer opened that no dial
-        claimed and no registration keeps (see :meth:`_make_room`)."""
+        """A connection a peer opened that no dial claimed, no registration
+        keeps and no request of ours rides (see :meth:`_make_room`): the
+        least recently active one of the address holding the most of them.
+
+        By address first: a peer that holds the places can keep each of its
+        connections more recently active than a newcomer's (a CRLF ping is
+        activity), so by activity alone the newcomer that just got in, its
+        INVITE ringing in silence, would be the next to go.  One address
+        holding the most places is the one making the others wait."""
         kept = self._kept
-        for conn in self._recent:
-            if not conn.inbound or conn.ticket is not None or self._room.claimed(conn):
-                continue
+        carries_ours = self._carries_ours
+        oldest: dict[str, StreamConnection] = {}
+        held: dict[str, int] = {}
+        for conn in self._recent:  # least recently active first
             flow = conn.flow
-            if kept and ((flow is not None and flow.remote in kept) or conn.dialled_as in kept):
+            if not conn.inbound or conn.ticket is not None or flow is None:
                 continue
-            return conn
-        return None
+            if self._room.claimed(conn) or (carries_ours is not None and carries_ours(conn)):
+                continue
+            if kept and (flow.remote in kept or conn.dialled_as in kept):
+                continue
+            host = flow.remote[0]
+            oldest.setdefault(host, conn)
+            held[host] = held.get(host, 0) + 1
+        if not held:
+            return None
+        most = max(held.values())
+        # Among addresses holding as many, the one whose oldest is oldest
+        # (dicts keep the order of first sight: least recently active first).
+        host = next(h for h, n in held.items() if n == most)
+        return oldest[host]
 
     def _evict(self, conn: StreamConnection) -> None:
         """Close an idle connection to make a place for a new one."""

@@ -41,6 +41,7 @@ from phonecast.ciscoxml import (
     parse,
     parse_execute,
 )
+from phonecast.ciscoxml.parser import MAX_BYTES
 from phonecast.ciscoxml.uris import SPA_KINDS
 from phonecast.credentials import redact_uri
 from phonecast.phone.screen import Screen, object_to_screen
@@ -172,13 +173,13 @@ def _in_its_charset(body: bytes, content_type: str | None) -> bytes:
     charset = found.group(1)
     try:
         text = body.decode(charset)
-    except LookupError:
-        raise CiscoXmlError(
-            f"unknown charset {charset!r} in Content-Type", number=PARSE_ERROR
-        ) from None
     except UnicodeDecodeError as exc:
         raise CiscoXmlError(
             f"the page is not {charset}: octet {exc.start} cannot be read", number=PARSE_ERROR
+        ) from None
+    except (LookupError, UnicodeError):  # no such codec, or none for text (idna)
+        raise CiscoXmlError(
+            f"unknown charset {charset!r} in Content-Type", number=PARSE_ERROR
         ) from None
     return text.encode("utf-8")
 
@@ -203,7 +204,11 @@ def _read_small_page(body: bytes, content_type: str | None) -> Page:
 
 
 def _read_page(body: bytes, content_type: str | None) -> Page:
-    obj = parse(_in_its_charset(body, content_type))
+    readable = _in_its_charset(body, content_type)
+    # The size cap is the page's as served: transcoded to UTF-8, a Latin-1
+    # page of 40 KB grows to 80 and was refused as too large.
+    cap = max(MAX_BYTES, len(readable)) if len(body) <= MAX_BYTES else MAX_BYTES
+    obj = parse(readable, max_bytes=cap)
     if isinstance(obj, Execute):
         check_family(obj, "spa")
         return Page(items=tuple((item.url, item.priority) for item in obj.items))

@@ -163,6 +163,14 @@ class Registrations:
         code = None
         try:
             code = await self._register_now(binding)
+        except asyncio.CancelledError:
+            # The caller gave up on it (a wait_for round register()): the
+            # line must not stop refreshing for that, so the next try is
+            # arranged as after a failure, unless the host is closing.
+            if binding.timer is None:
+                settings = binding.line.phone.config.settings
+                self._schedule(binding, settings.register_retry)
+            raise
         finally:
             binding.busy = None
             done.set_result(code)
