@@ -143,7 +143,9 @@ class StreamTransport:
         ACKed, sent again every 20 s), shut every other peer out for as long
         as it liked.  Those transactions answer over a new connection to the
         address their Via names, as when a caller closes its own (RFC 3261
-        18.2.2).  Our dials (a registration, a push) are never displaced."""
+        18.2.2), once a place is free, or end as on a transport error.  Our
+        dials (a registration, a push), and connections a request of ours
+        rides, are never displaced (:meth:`_displaceable` says which goes)."""
         room = self._room
         if room.free():
             return True
