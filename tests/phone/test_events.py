@@ -27,14 +27,45 @@ def test_a_failing_events_file_is_reported_once_and_the_events_go_on() -> None:
 
 def test_a_line_cut_short_when_the_disk_filled_is_taken_off(tmp_path: Path) -> None:
     """The file ended in ``{"`` and a later run appended to that fragment."""
-    from phonecast.phone.events import _cut_to_last_line
+    from phonecast.phone.event_file import cut_to_last_line
 
     path = tmp_path / "events.jsonl"
     path.write_bytes(b'{"event":"a"}\n{"event":"b"}\n{"ev')
-    _cut_to_last_line(str(path))
+    cut_to_last_line(str(path))
     assert path.read_bytes() == b'{"event":"a"}\n{"event":"b"}\n'
-    _cut_to_last_line(str(path))  # whole already: left as it is
+    cut_to_last_line(str(path))  # whole already: left as it is
     assert path.read_bytes() == b'{"event":"a"}\n{"event":"b"}\n'
     path.write_bytes(b'{"ev')
-    _cut_to_last_line(str(path))
+    cut_to_last_line(str(path))
     assert path.read_bytes() == b""
+
+
+def test_a_reader_that_stops_reading_does_not_stop_the_emitter(tmp_path: Path) -> None:
+    """Written on the event loop, a FIFO whose reader stopped blocked the
+    loop in write(): every phone stopped answering, SIGTERM went unheard.
+    Emitting now never blocks; past the bound, lines are lost and said so,
+    and close() gives up waiting after its timeout, saying how many."""
+    import threading
+    import time
+
+    from phonecast.phone.event_file import EventFile
+
+    fifo = tmp_path / "events.fifo"
+    os.mkfifo(fifo)
+    reader_fd: list[int] = []
+    opener = threading.Thread(target=lambda: reader_fd.append(os.open(fifo, os.O_RDONLY)))
+    opener.start()
+    said: list[str] = []
+    events = EventFile(str(fifo), said.append, max_pending=1000)
+    opener.join(5)
+    try:
+        line = '{"event":"request","pad":"' + "x" * 200 + '"}\n'
+        start = time.monotonic()
+        for _ in range(5000):  # far more than the pipe holds: the writer blocks
+            events.write(line)
+        assert time.monotonic() - start < 2.0  # the emitter never waited
+        assert events.lost > 0 and "falls behind" in said[0]
+        events.close(timeout=0.3)
+        assert "not written to the end" in said[-1]
+    finally:
+        os.close(reader_fd[0])  # the writer thread's write fails, it ends

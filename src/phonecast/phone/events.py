@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import stat
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+from phonecast.phone.event_file import EventFile
 
 Listener = Callable[[dict[str, Any]], None]
 
@@ -35,9 +35,11 @@ class EventLog:
 
     A file that cannot be written any more (disk full, a device error) is
     reported once, through ``on_failure``, and dropped: the phones go on
-    without it.  Raised into the phone, the error would make it answer
-    every request with a 500, and the record of events is not worth the
-    phone itself.  :attr:`failure` says what happened, for the caller."""
+    without it.  The file is written by a thread of its own
+    (:mod:`phonecast.phone.event_file`): a reader that stops reading, or a
+    disk that hangs, must not stop the phones.  Raised into the phone, the
+    error would make it answer every request with a 500, and the record of
+    events is not worth the phone itself.  :attr:`failure` says what happened, for the caller."""
 
     def __init__(
         self,
@@ -46,18 +48,21 @@ class EventLog:
         clock: Callable[[], float] = time.time,
         on_failure: Callable[[str], None] = _to_stderr,
     ):
-        self._fh: IO[str] | None = None
+        # Written by a thread of its own (phone.event_file): a reader that
+        # stops reading must not stop the phones.
+        self._fh: EventFile | None = None
         self._path = str(path) if path is not None else ""
-        self._on_failure = on_failure
-        #: Why the file was dropped, if it was ("" while it is written).
-        self.failure = ""
         if path is not None:
-            # Long-lived, line-buffered; closed by close().
-            self._fh = Path(path).open("a", encoding="utf-8", buffering=1)  # noqa: SIM115
+            self._fh = EventFile(str(Path(path)), on_failure)
         self._clock = clock
         self._listeners: list[Listener] = []
         # A plain dict: counting into a Counter costs 2.5x as much per event.
         self._counts: dict[str, int] = {}
+
+    @property
+    def failure(self) -> str:
+        """Why the file was dropped, if it was ("" while it is written)."""
+        return self._fh.failure if self._fh is not None else ""
 
     @property
     def counts(self) -> Counter[str]:
@@ -72,7 +77,8 @@ class EventLog:
         :meth:`emit` and skips making the fields: a phone under load emits
         eight events per push, and their keyword dicts and strings cost
         more than the counting."""
-        return self._fh is not None or bool(self._listeners)
+        fh = self._fh
+        return (fh is not None and not fh.failure) or bool(self._listeners)
 
     def subscribe(self, listener: Listener) -> None:
         """Call ``listener`` with every event (tests, the live summary)."""
@@ -86,66 +92,18 @@ class EventLog:
     def emit(self, kind: str, **fields: Any) -> None:
         """Record one event."""
         self.count(kind)
-        if self._fh is None and not self._listeners:
+        if not self.detailed:
             return  # counted only: a fleet under load must not pay for a dict
         event = {"t": round(self._clock(), 6), "event": kind, **fields}
         fh = self._fh
         if fh is not None:
-            try:
-                fh.write(json.dumps(event, separators=(",", ":"), default=str) + "\n")
-            except OSError as exc:
-                self._drop_file(exc)
+            fh.write(json.dumps(event, separators=(",", ":"), default=str) + "\n")
         for listener in self._listeners:
             listener(event)
 
     def close(self) -> None:
-        """Close the file (a failure to write its last lines is reported
-        like any other, not raised)."""
+        """Write what is queued and close the file (a failure to write its
+        last lines is reported like any other, not raised)."""
         fh = self._fh
         if fh is not None:
-            self._fh = None
-            try:
-                fh.close()
-            except OSError as exc:
-                self._fail(exc)
-
-    def _drop_file(self, exc: OSError) -> None:
-        """Stop writing the file after ``exc``; report it once."""
-        fh = self._fh
-        self._fh = None
-        if fh is not None:
-            with contextlib.suppress(OSError):
-                fh.close()
-            # What the buffer held is lost either way; a second close (at
-            # exit) must not try to write it again.  A line cut short (the
-            # disk filled mid-line) goes too: every line of the file stays
-            # JSON, and a later run appends after a whole one.
-            with contextlib.suppress(OSError):
-                _cut_to_last_line(self._path)
-        self._fail(exc)
-
-    def _fail(self, exc: OSError) -> None:
-        if self.failure:
-            return
-        self.failure = f"{exc.strerror or exc}"
-        self._on_failure(
-            f"cannot write the events file {self._path!r}: {self.failure}; "
-            "the phones go on without the events file"
-        )
-
-
-def _cut_to_last_line(path: str) -> None:
-    """Truncate the regular file at ``path`` after its last newline (looked
-    for in its last 64 KiB: an event is far shorter)."""
-    with Path(path).open("rb+") as fh:
-        info = os.fstat(fh.fileno())
-        if not stat.S_ISREG(info.st_mode) or info.st_size == 0:
-            return
-        start = max(0, info.st_size - 65536)
-        fh.seek(start)
-        tail = fh.read()
-        end = tail.rfind(b"\n")
-        if end >= 0:
-            fh.truncate(start + end + 1)
-        elif start == 0:
-            fh.truncate(0)
+            fh.close()
