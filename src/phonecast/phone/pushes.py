@@ -103,24 +103,22 @@ class Pushes:
                 self.dial(phone)
             return
         if priority == 2 and phone.calls.busy:
-            self.events.emit(
-                "dropped", phone=name, line=line, url=redact_uri(uri), reason="busy (priority 2)"
-            )
+            self._dropped(phone, line, uri, "busy (priority 2)")
             return
         if priority == 1 and phone.calls.busy:
             if len(phone.deferred) >= MAX_DEFERRED:
-                self.events.emit(
-                    "dropped",
-                    phone=name,
-                    line=line,
-                    url=redact_uri(uri),
-                    reason="too many deferred pushes",
-                )
+                self._dropped(phone, line, uri, "too many deferred pushes")
                 return
             phone.deferred.append((uri, line, hops))
             self.events.emit("deferred", phone=name, line=line, url=redact_uri(uri))
             return
         self._fetch_and_show(phone, line, uri, hops=hops)
+
+    def _dropped(self, phone: PhoneState, line: str, url: str, why: str) -> None:
+        """A push the phone will not act on, and why (its URL's password hidden)."""
+        self.events.emit(
+            "dropped", phone=phone.config.name, line=line, url=redact_uri(url), reason=why
+        )
 
     def dial(self, phone: PhoneState) -> None:
         """A Dial: action (or an accepted transfer) places a call: the phone
@@ -171,13 +169,7 @@ class Pushes:
         whose browser is saturated would."""
         name = phone.config.name
         if self.fetcher.waiting + len(self._to_fetch) >= self.max_pending:
-            self.events.emit(
-                "dropped",
-                phone=name,
-                line=line,
-                url=redact_uri(url),
-                reason="too many pending fetches",
-            )
+            self._dropped(phone, line, url, "too many pending fetches")
             return False
         if self.events.detailed:
             self.events.emit("fetch_started", phone=name, line=line, url=redact_uri(url))
