@@ -423,7 +423,8 @@ def test_a_fleet_without_a_terminal_prints_one_summary_line_at_exit() -> None:
     assert "Traceback" not in stderr
     last = stderr.strip().splitlines()[-1]
     assert re.fullmatch(
-        r"phonecast: fleet summary: 2 requests, 1 challenges, 1 verified, \d+ fetches, \d+ screens",
+        r"phonecast: fleet summary: 2 requests, 1 challenges, 1 verified, \d+ fetches, "
+        r"\d+ fetches failed, \d+ screens",
         last,
     ), stderr
     assert stderr.count("fleet summary") == 1
@@ -446,16 +447,18 @@ def test_the_fleet_tally_counts_challenges_and_verified_digests() -> None:
         ("auth", {"ok": False}),
         ("auth", {"ok": True}),
         ("response", {"code": 200}),
-        ("fetch_finished", {"status": 200}),
+        ("fetch_finished", {"status": 200, "ok": True}),
+        ("fetch_finished", {"status": 404, "ok": False}),
         ("screen", {}),
     ]:
         events.emit(kind, **fields)
-    assert tally.values() == (2, 1, 1, 1, 1)
+    assert tally.values() == (2, 1, 1, 2, 1, 1)
     assert tally.line() == (
-        "phonecast: fleet summary: 2 requests, 1 challenges, 1 verified, 1 fetches, 1 screens"
+        "phonecast: fleet summary: 2 requests, 1 challenges, 1 verified, 2 fetches, "
+        "1 fetches failed, 1 screens"
     )
     row = [next(iter(column.cells)) for column in tally.table().columns]
-    assert row == ["2", "1", "1", "1", "1"]
+    assert row == ["2", "1", "1", "2", "1", "1"]
 
 
 @pytest.mark.parametrize(

@@ -495,14 +495,16 @@ async def _serve(
                 await host.add_phone(cfg)
             except OSError as exc:
                 line = _line_not_bound(host, cfg)
+                shown = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
                 fail(
-                    f"cannot listen for {cfg.name} line {line.user} on {cfg.host}:{line.port}: "
+                    f"cannot listen for {cfg.name} line {line.user} on {shown}:{line.port}: "
                     f"{exc.strerror or exc}"
                 )
         if on_bound is not None:
             on_bound()
         first, last = configs[0], configs[-1]
-        ports = f"{first.lines[0].port}-{last.lines[-1].port}"
+        low, high = first.lines[0].port, last.lines[-1].port
+        ports = f"{low}-{high}" if high != low else f"{low}"
         where = (
             f"{first.host} ports {ports}"
             if first.host == last.host
@@ -551,19 +553,32 @@ class FleetTally:
     fields, so the tally listens to every event: the phones then make each
     event's fields (the cost --quiet spares a fleet under load)."""
 
-    COLUMNS: Final = ("requests", "challenges", "verified", "fetches", "screens")
+    #: "fetches failed" of the fetches: a page not fetched, not text/xml or
+    #: not readable shows no screen, which "fetches" alone did not tell.
+    COLUMNS: Final = (
+        "requests",
+        "challenges",
+        "verified",
+        "fetches",
+        "fetches failed",
+        "screens",
+    )
 
     def __init__(self, events: EventLog) -> None:
         self._events = events
         self._challenges = 0
         self._verified = 0
+        self._failed_fetches = 0
         events.subscribe(self._count)
 
     def _count(self, event: dict[str, object]) -> None:
-        if event["event"] == "response" and event.get("code") == 401:
+        kind = event["event"]
+        if kind == "response" and event.get("code") == 401:
             self._challenges += 1
-        elif event["event"] == "auth" and event.get("ok"):
+        elif kind == "auth" and event.get("ok"):
             self._verified += 1
+        elif kind == "fetch_finished" and not event.get("ok"):
+            self._failed_fetches += 1
 
     def values(self) -> tuple[int, ...]:
         """The numbers under :attr:`COLUMNS`, so far."""
@@ -573,6 +588,7 @@ class FleetTally:
             self._challenges,
             self._verified,
             counts["fetch_finished"],
+            self._failed_fetches,
             counts["screen"],
         )
 
