@@ -24,6 +24,7 @@ from phonecast.sip import _digest_core as core
 from phonecast.sip.digest import (
     Challenge,
     Credentials,
+    DigestAnswers,
     DigestClient,
     DigestServer,
     Reason,
@@ -1063,6 +1064,33 @@ def test_authorize_answers_401_and_407() -> None:
         authorize(Response(407, "x", [("WWW-Authenticate", challenge)]), req, "1001", PASSWORD)
     with pytest.raises(HeaderError):
         authorize(Response(401, "x", [("WWW-Authenticate", "Digest !!")]), req, "u", "p")
+
+
+def test_digest_answers_take_a_proxys_and_the_servers_challenges_once_each() -> None:
+    """The pusher and a line's registration share this: 407 then 401 sends
+    both headers, the proxy's nonce with its next nc; a second challenge
+    without stale is a refusal, a stale one is answered once more."""
+    proxy, phone = DigestServer("proxy"), DigestServer("phone")
+    req = _request()
+    answers = DigestAnswers("1001", PASSWORD)
+    assert answers.answer(
+        Response(407, "x", [("Proxy-Authenticate", str(proxy.challenge(NOW)))]), req
+    )
+    assert answers.answer(
+        Response(401, "x", [("WWW-Authenticate", str(phone.challenge(NOW)))]), req
+    )
+    sent = req.with_header("Authorization", answers.headers["Authorization"]).with_header(
+        "Proxy-Authorization", answers.headers["Proxy-Authorization"]
+    )
+    assert (sent.proxy_authorization and sent.proxy_authorization.nc) == "00000002"
+    stale = Response(401, "x", [("WWW-Authenticate", str(phone.challenge(NOW, stale=True)))])
+    assert answers.answer(stale, req)
+    again = Response(401, "x", [("WWW-Authenticate", str(phone.challenge(NOW, stale=True)))])
+    assert not answers.answer(again, req)
+    assert "Authorization" not in answers.clients and PASSWORD not in repr(answers)
+    later = DigestAnswers("1001", PASSWORD, answers.clients)
+    later.resume("NOTIFY", str(req.uri))
+    assert list(later.headers) == ["Proxy-Authorization"]
 
 
 def test_no_secret_in_any_printed_form() -> None:

@@ -42,7 +42,7 @@ from phonecast.net.timers import Timer
 from phonecast.net.transport import Address
 from phonecast.phone.events import EventLog
 from phonecast.sip import Request, Response, SipError, SipUri, Via, new_tag
-from phonecast.sip.digest import DigestClient, is_stale
+from phonecast.sip.digest import DigestAnswers, DigestClient
 
 if TYPE_CHECKING:
     from phonecast.phone.state import LineState
@@ -243,25 +243,25 @@ class Registrations:
     async def _exchange(self, binding: Binding, expires: int) -> Response | None:
         """One REGISTER, sent again with credentials for each challenge.
 
-        The registrar's (401: Authorization) and a proxy's on the way (407:
-        Proxy-Authorization, RFC 3261 22.3) are each answered once, and
-        once more if the new challenge says the nonce went stale: a second
-        challenge without ``stale`` means the password is wrong, and ends
-        the refresh.  The credentials of earlier refreshes go with the first
-        REGISTER (22.1), saving a round trip each time; a registrar that has
+        The registrar's (401) and a proxy's on the way (407) are each
+        answered once, and once more if the nonce went stale
+        (:class:`~phonecast.sip.digest.DigestAnswers`); a second challenge
+        without ``stale`` means the password is wrong, and ends the refresh.
+        The credentials of earlier refreshes go with the first REGISTER
+        (RFC 3261 22.1), saving a round trip each time; a registrar that has
         forgotten their nonce challenges afresh, answered like a first one.
         """
         line = binding.line
         ep = self._endpoint
         transport = line.phone.config.settings.register_transport
-        clients = binding.digest
-        authorization = self._credentials_again(binding, clients)
-        answered: set[str] = set()
-        stale_answered: set[str] = set()
+        answers = DigestAnswers(
+            line.config.digest_user, line.config.password.reveal(), binding.digest
+        )
+        answers.resume("REGISTER", str(binding.target))
         response = None
         for _attempt in range(MAX_REQUESTS):
             binding.cseq += 1
-            request = self._request(binding, expires, authorization)
+            request = self._request(binding, expires, answers.headers)
             try:
                 response, why = await ep.request(
                     request,
@@ -280,53 +280,18 @@ class Registrations:
             if response is None:
                 binding.failure = _NO_RESPONSE.get(why, why)
                 break
-            code = response.status_code
-            if code not in (401, 407):
+            if response.status_code not in (401, 407):
                 break
-            header = "Authorization" if code == 401 else "Proxy-Authorization"
-            if header in answered:
-                if header in stale_answered or not is_stale(response):
-                    clients.pop(header, None)  # refused: no use sending them again
-                    break
-                stale_answered.add(header)
-            answered.add(header)
-            client = clients.get(header) or DigestClient(
-                line.config.digest_user, line.config.password.reveal()
-            )
             try:
-                authorization[header] = client.authorize(response, request)[1]
+                if not answers.answer(response, request):
+                    break  # refused: the challenge is the outcome
             except SipError as exc:
                 # A challenge that cannot be answered (an algorithm not
                 # spoken, no nonce): the 401 is the outcome, and this why.
                 # Digest errors never quote credentials.
-                clients.pop(header, None)
                 binding.failure = f"cannot answer the challenge: {exc}"
                 break
-            clients[header] = client
-            # The other one's nonce is answered again with its next nc: the
-            # same credentials twice would be a replay.
-            authorization.update(self._credentials_again(binding, clients, but=header))
         return response
-
-    @staticmethod
-    def _credentials_again(
-        binding: Binding, clients: dict[str, DigestClient], but: str = ""
-    ) -> dict[str, str]:
-        """Credentials for the next REGISTER under each challenge answered
-        before (except ``but``'s), by header; one that cannot be computed
-        any more (its nc exhausted) is forgotten, to be challenged afresh."""
-        found: dict[str, str] = {}
-        for header, client in list(clients.items()):
-            if header == but:
-                continue
-            try:
-                again = client.respond_again(method="REGISTER", uri=str(binding.target))
-            except SipError:
-                del clients[header]
-                continue
-            if again is not None:
-                found[header] = str(again)
-        return found
 
     def _request(self, binding: Binding, expires: int, authorization: dict[str, str]) -> Request:
         aor = binding.aor

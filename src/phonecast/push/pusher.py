@@ -30,7 +30,7 @@ from phonecast.credentials import Secret
 from phonecast.net.endpoint import SipEndpoint
 from phonecast.push.payload import Payload, PayloadError, check_header_value
 from phonecast.sip import Request, Response, SipError, SipUri, token_hex
-from phonecast.sip.digest import DigestClient, is_stale
+from phonecast.sip.digest import DigestAnswers
 
 #: RFC 3261 18.1.1: a UDP request within 200 octets of the path MTU (1500)
 #: must go over a congestion-controlled transport instead.
@@ -276,12 +276,10 @@ class Pusher:
         # such a proxy answers both, and sends both from then on.  One header
         # once stood for either, and the phone's 401 after the proxy's 407
         # was reported as the phone refusing the credentials.
-        authorization: dict[str, str] = {}
-        clients: dict[str, DigestClient] = {}  # by header: each counts its nc
-        stale_retried: set[str] = set()
+        answers = DigestAnswers(user, password.reveal())
         while True:
             request, transport = self._build(
-                target, dest, payload, opts, call_id, from_tag, cseq, route, authorization
+                target, dest, payload, opts, call_id, from_tag, cseq, route, answers.headers
             )
             try:
                 response, why = await self.endpoint.request(
@@ -309,39 +307,21 @@ class Pusher:
                 )
             code = response.status_code
             if code in (401, 407):
-                # Answer each one's fresh challenge once; answer again only a
-                # stale one (right password, expired nonce), and only once:
-                # no loops (four requests more at most).
-                header = "Authorization" if code == 401 else "Proxy-Authorization"
-                answered = header in authorization
-                retry_stale = answered and header not in stale_retried and is_stale(response)
-                if answered and not retry_stale:
-                    who = "phone" if code == 401 else "proxy"
-                    return _auth_rejected(response, requests, f"the {who} refused the credentials")
-                if retry_stale:
-                    stale_retried.add(header)
-                challenged = True
-                client = clients.get(header)
-                if client is None:
-                    client = clients[header] = DigestClient(user, password.reveal())
+                # Each one's fresh challenge answered once, a stale one once
+                # more: no loops (four requests more at most).
                 try:
-                    authorization[header] = client.authorize(response, request)[1]
-                    # The other one's nonce is answered again, with its next
-                    # nc: the same credentials twice are a replay.
-                    for other, earlier in clients.items():
-                        if other != header:
-                            again = earlier.respond_again(
-                                method=request.method, uri=str(request.uri), body=request.body
-                            )
-                            if again is not None:
-                                authorization[other] = str(again)
+                    taken = answers.answer(response, request)
                 except SipError as exc:
                     return _auth_rejected(response, requests, f"cannot answer the challenge: {exc}")
+                if not taken:
+                    who = "phone" if code == 401 else "proxy"
+                    return _auth_rejected(response, requests, f"the {who} refused the credentials")
+                challenged = True
                 cseq += 1
                 continue
             if 200 <= code < 300:
                 return _Result("final", code, response.reason, "delivered", requests, challenged)
-            status = "auth_rejected" if code == 403 and authorization else "rejected"
+            status = "auth_rejected" if code == 403 and answers.headers else "rejected"
             return _Result("final", code, response.reason, status, requests, challenged)
 
     def _build(

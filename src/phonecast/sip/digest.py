@@ -60,6 +60,7 @@ __all__ = [
     "Algorithm",
     "Challenge",
     "Credentials",
+    "DigestAnswers",
     "DigestClient",
     "DigestServer",
     "HA1Lookup",
@@ -325,3 +326,77 @@ def is_stale(response: Response) -> bool:
             except SipError:
                 continue
     return False
+
+
+class DigestAnswers:
+    """The credentials a client's requests carry, challenge by challenge.
+
+    A request may be challenged by the server (401: Authorization) and by a
+    proxy on the way (407: Proxy-Authorization, RFC 3261 22.3): each is
+    answered in its own header, once, and once more if its new challenge
+    says the nonce went stale; a second challenge without ``stale`` means
+    the password is wrong, and :meth:`answer` says so.  Whenever one is
+    answered, the other's nonce is answered again with its next nc (the
+    same credentials twice would be a replay), and :meth:`resume` puts the
+    credentials of earlier requests on a new one up front (22.1).
+    ``clients`` (one :class:`DigestClient` per header, each counting its nc)
+    may outlive this object, for the next request of a registration.
+    """
+
+    __slots__ = ("_answered", "_password", "_stale", "_user", "clients", "headers")
+
+    def __init__(
+        self, user: str, password: str, clients: dict[str, DigestClient] | None = None
+    ) -> None:
+        self._user = user
+        self._password = password
+        self.clients: dict[str, DigestClient] = {} if clients is None else clients
+        #: The header fields the next request carries, by name.
+        self.headers: dict[str, str] = {}
+        self._answered: set[str] = set()
+        self._stale: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"DigestAnswers(user={self._user!r}, password=<redacted>)"
+
+    def resume(self, method: str, uri: str, body: bytes = b"") -> None:
+        """Credentials for a new request under every challenge answered
+        before; one whose nc ran out is forgotten, to be challenged afresh."""
+        self.headers = self._again(method, uri, body, but="")
+
+    def answer(self, response: Response, request: Request) -> bool:
+        """Take the 401 or 407 that answered ``request``: True when the next
+        request carries its answer, False when the credentials were refused
+        (the header's client is then forgotten).  Raises :class:`SipError`
+        for a challenge that cannot be answered (an algorithm not spoken)."""
+        header = "Proxy-Authorization" if response.status_code == 407 else "Authorization"
+        if header in self._answered:
+            if header in self._stale or not is_stale(response):
+                self.clients.pop(header, None)
+                return False
+            self._stale.add(header)
+        self._answered.add(header)
+        client = self.clients.get(header) or DigestClient(self._user, self._password)
+        try:
+            self.headers[header] = client.authorize(response, request)[1]
+        except SipError:
+            self.clients.pop(header, None)
+            raise
+        self.clients[header] = client
+        self.headers.update(self._again(request.method, str(request.uri), request.body, header))
+        return True
+
+    def _again(self, method: str, uri: str, body: bytes, but: str) -> dict[str, str]:
+        found: dict[str, str] = {}
+        clients = self.clients
+        for header, client in list(clients.items()):
+            if header == but:
+                continue
+            try:
+                again = client.respond_again(method=method, uri=uri, body=body)
+            except SipError:
+                del clients[header]
+                continue
+            if again is not None:
+                found[header] = str(again)
+        return found
