@@ -171,7 +171,6 @@ class StreamTransport:
         activity), so by activity alone the newcomer that just got in, its
         INVITE ringing in silence, would be the next to go.  One address
         holding the most places is the one making the others wait."""
-        kept = self._kept
         carries_ours = self._carries_ours
         oldest: dict[str, StreamConnection] = {}
         held: dict[str, int] = {}
@@ -181,7 +180,7 @@ class StreamTransport:
                 continue
             if self._room.claimed(conn) or (carries_ours is not None and carries_ours(conn)):
                 continue
-            if kept and (flow.remote in kept or conn.dialled_as in kept):
+            if self._kept_open(conn):
                 continue
             host = flow.remote[0]
             oldest.setdefault(host, conn)
@@ -224,6 +223,10 @@ class StreamTransport:
             return True
         if self._in_use is not None and self._in_use(conn):
             return True
+        return self._kept_open(conn)
+
+    def _kept_open(self, conn: StreamConnection) -> bool:
+        """Whether a registration keeps ``conn``'s peer open (keep_open)."""
         kept = self._kept
         if not kept:
             return False

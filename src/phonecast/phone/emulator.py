@@ -54,10 +54,12 @@ from phonecast.sip import (
     SipUri,
     Timers,
     UasPolicy,
+    error_response,
     make_response,
     new_tag,
 )
 from phonecast.sip.digest import DigestServer, compute_ha1
+from phonecast.sip.validate import unsupported_body
 
 #: What the emulated phone accepts in requests (bodies it reads, schemes...;
 #: ``replaces``, RFC 3891, which it lists in Supported as the SPA does).  A
@@ -505,8 +507,8 @@ def _unlisted_type(request: Request, types: frozenset[str] | None) -> Any:
         ctype = None
     if ctype is not None and ctype.mime in types:
         return None
-    accept = [("Accept", ", ".join(sorted(types)))]
-    return make_response(request, 415, to_tag=new_tag(), headers=accept)
+    refusal = unsupported_body(ctype.mime if ctype is not None else None, types)
+    return error_response(request, refusal, to_tag=new_tag())
 
 
 def _redacted_param(value: str) -> str:

@@ -76,6 +76,18 @@ class UasPolicy:
     own_body_methods: frozenset[str] = frozenset()
 
 
+def unsupported_body(mime: str | None, accepted: frozenset[str]) -> ValidationError:
+    """The 415 for a body of type ``mime`` (None: a body without one),
+    with Accept naming the types taken (RFC 3261 21.4.13)."""
+    what = f"body type {mime}" if mime is not None else "a body without a Content-Type"
+    return ValidationError(
+        f"{what} is not supported",
+        status_code=415,
+        reason="Unsupported Media Type",
+        headers=(("Accept", ", ".join(sorted(accepted))),),
+    )
+
+
 def _bad(message: str) -> ValidationError:
     return ValidationError(message, status_code=400, reason="Bad Request")
 
@@ -250,12 +262,7 @@ def check_policy(request: Request, policy: UasPolicy) -> None:
         and ctype.mime not in policy.body_types
         and request.method not in policy.own_body_methods
     ):
-        raise ValidationError(
-            f"body type {ctype.mime} is not supported",
-            status_code=415,
-            reason="Unsupported Media Type",
-            headers=(("Accept", ", ".join(sorted(policy.body_types))),),
-        )
+        raise unsupported_body(ctype.mime, policy.body_types)
     for field in ("authorization", "proxy-authorization"):
         for value in fields.get(field, ()):
             scheme = value.split(None, 1)[0].lower() if value.strip() else ""
